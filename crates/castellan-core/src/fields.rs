@@ -1,0 +1,193 @@
+//! Reads request fields out of a JSON object, collecting every type and rule error at once.
+
+use serde_json::{Map, Value};
+
+use crate::error::{DomainError, Errors};
+
+const REQUIRED: &str = "This field is required.";
+const NOT_NULL: &str = "This field may not be null.";
+
+/// A JSON object being read field by field.
+pub struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    errors: Errors,
+}
+
+impl<'a> Fields<'a> {
+    /// Starts reading `value`, which must be a JSON object.
+    pub fn new(value: &'a Value) -> Result<Self, DomainError> {
+        match value {
+            Value::Object(obj) => Ok(Self { obj, errors: Errors::new() }),
+            _ => Err(DomainError::field("non_field_errors", "Invalid data. Expected a dictionary.")),
+        }
+    }
+
+    /// Whether the field is present (even as null).
+    pub fn has(&self, name: &str) -> bool {
+        self.obj.contains_key(name)
+    }
+
+    /// Records an error about a field.
+    pub fn error(&mut self, name: &str, message: impl Into<String>) {
+        self.errors.add(name, message);
+    }
+
+    /// Records the outcome of a rule check on a field.
+    pub fn check(&mut self, name: &str, result: Result<(), String>) {
+        self.errors.check(name, result);
+    }
+
+    fn present(&mut self, name: &str, required: bool) -> Option<&'a Value> {
+        match self.obj.get(name) {
+            None => {
+                if required {
+                    self.errors.add(name, REQUIRED);
+                }
+                None
+            }
+            Some(v) => Some(v),
+        }
+    }
+
+    /// A string of at most `max` characters; null is refused.
+    pub fn string(&mut self, name: &str, required: bool, max: usize) -> Option<String> {
+        match self.present(name, required)? {
+            Value::String(s) => {
+                self.errors.check(name, crate::validate::max_len(s, max));
+                Some(s.clone())
+            }
+            Value::Null => {
+                self.errors.add(name, NOT_NULL);
+                None
+            }
+            _ => {
+                self.errors.add(name, "Not a valid string.");
+                None
+            }
+        }
+    }
+
+    /// A string or null: `Some(None)` for an explicit null.
+    pub fn nullable_string(&mut self, name: &str, required: bool, max: usize) -> Option<Option<String>> {
+        match self.present(name, required)? {
+            Value::Null => Some(None),
+            _ => self.string(name, required, max).map(Some),
+        }
+    }
+
+    /// A boolean; null is refused.
+    pub fn bool(&mut self, name: &str) -> Option<bool> {
+        match self.present(name, false)? {
+            Value::Bool(b) => Some(*b),
+            _ => {
+                self.errors.add(name, "Must be a valid boolean.");
+                None
+            }
+        }
+    }
+
+    /// A positive integer primary key; null is refused.
+    pub fn pk(&mut self, name: &str, required: bool) -> Option<i64> {
+        let value = self.present(name, required)?;
+        let pk = as_pk(value);
+        if pk.is_none() {
+            self.errors.add(name, "A valid integer is required.");
+        }
+        pk
+    }
+
+    /// A list of distinct positive integer primary keys (at most `max` entries).
+    pub fn pk_list(&mut self, name: &str, required: bool, max: usize) -> Option<Vec<i64>> {
+        let Value::Array(items) = self.present(name, required)? else {
+            self.errors.add(name, "Expected a list of items.");
+            return None;
+        };
+        if items.len() > max {
+            self.errors.add(name, format!("Ensure this field has no more than {max} elements."));
+            return None;
+        }
+        let mut pks = Vec::with_capacity(items.len());
+        for item in items {
+            match as_pk(item) {
+                Some(pk) if !pks.contains(&pk) => pks.push(pk),
+                Some(_) => {}
+                None => {
+                    self.errors.add(name, "Expected a list of integer primary keys.");
+                    return None;
+                }
+            }
+        }
+        Some(pks)
+    }
+
+    /// A nested object, read with its own `Fields`; null is refused.
+    pub fn object(&mut self, name: &str) -> Option<&'a Value> {
+        match self.present(name, false)? {
+            v @ Value::Object(_) => Some(v),
+            _ => {
+                self.errors.add(name, "Invalid data. Expected a dictionary.");
+                None
+            }
+        }
+    }
+
+    /// Adds a nested reader's errors under `prefix.`.
+    pub fn absorb(&mut self, prefix: &str, nested: Fields<'_>) {
+        if let Err(DomainError::Validation(errors)) = nested.finish() {
+            for e in errors {
+                self.errors.add(format!("{prefix}.{}", e.field), e.message);
+            }
+        }
+    }
+
+    /// `Ok(())` when every field read so far was valid.
+    pub fn finish(self) -> Result<(), DomainError> {
+        self.errors.finish()
+    }
+}
+
+fn as_pk(value: &Value) -> Option<i64> {
+    value.as_i64().filter(|pk| *pk > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn collects_every_error() {
+        let v = json!({"username": 5, "groups": "x", "is_active": "yes", "email": null});
+        let mut f = Fields::new(&v).unwrap();
+        assert_eq!(f.string("username", true, 10), None);
+        assert_eq!(f.pk_list("groups", true, 10), None);
+        assert_eq!(f.bool("is_active"), None);
+        assert_eq!(f.string("email", true, 10), None);
+        assert_eq!(f.string("password", true, 10), None);
+        let DomainError::Validation(errors) = f.finish().unwrap_err() else { panic!() };
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["username", "groups", "is_active", "email", "password"]);
+    }
+
+    #[test]
+    fn reads_good_values() {
+        let v = json!({"name": "ab", "ids": [3, 1, 3], "n": null, "sub": {"x": "y"}});
+        let mut f = Fields::new(&v).unwrap();
+        assert_eq!(f.string("name", true, 2).as_deref(), Some("ab"));
+        assert_eq!(f.pk_list("ids", true, 5), Some(vec![3, 1]));
+        assert_eq!(f.nullable_string("n", true, 5), Some(None));
+        assert!(f.object("sub").is_some());
+        assert!(f.finish().is_ok());
+        assert!(Fields::new(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn length_and_pk_rules() {
+        let v = json!({"name": "abc", "ids": [0], "pk": -1});
+        let mut f = Fields::new(&v).unwrap();
+        f.string("name", true, 2);
+        f.pk_list("ids", true, 5);
+        f.pk("pk", true);
+        assert!(f.finish().is_err());
+    }
+}

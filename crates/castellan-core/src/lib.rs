@@ -1,0 +1,10 @@
+//! Castellan's domain: types, validation rules and the authorization rules. No IO, no async, no SQL.
+
+pub mod error;
+pub mod fields;
+pub mod model;
+pub mod password;
+pub mod permission;
+pub mod validate;
+
+pub use error::{DomainError, FieldError};

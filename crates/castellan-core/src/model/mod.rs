@@ -1,0 +1,9 @@
+//! Domain entities, one file each, with the request types that change them.
+
+pub mod credential;
+pub mod org;
+pub mod user;
+
+pub use credential::{ApiToken, Session};
+pub use org::Org;
+pub use user::{NewUser, User, UserChanges, UserInput, WriteMode};

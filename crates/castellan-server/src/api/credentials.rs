@@ -1,0 +1,186 @@
+//! The caller's sessions and personal API tokens (API.md §2): secrets shown once, stored only as keyed hashes.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use castellan_core::fields::Fields;
+use castellan_core::model::{ApiToken, Session};
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::write_ctx;
+use super::{authenticated, timestamp, with_revision};
+use crate::auth::credentials::new_secret;
+use crate::auth::principal::{ClientIp, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, PathPk};
+use crate::links::{Envelope, ListQuery};
+use crate::state::AppState;
+
+/// Longest token name.
+const TOKEN_NAME_MAX: usize = 100;
+/// Characters of the secret kept to recognise a token by.
+const PREFIX_LEN: usize = 10;
+
+/// Routes that need only authentication.
+pub fn router() -> OpenApiRouter<AppState> {
+    authenticated(
+        OpenApiRouter::new()
+            .routes(routes!(list_sessions))
+            .routes(routes!(delete_session))
+            .routes(routes!(list_tokens, create_token))
+            .routes(routes!(delete_token)),
+    )
+}
+
+/// One of the caller's sessions.
+#[derive(Serialize, ToSchema)]
+pub struct SessionOut {
+    /// Primary key.
+    pub pk: i64,
+    /// When it started.
+    pub created_date: String,
+    /// When it was last used (to the minute).
+    pub last_used: String,
+    /// When it ends at the latest.
+    pub expires_at: String,
+    /// Client address at login.
+    pub ip: String,
+    /// Client user agent at login.
+    pub user_agent: String,
+    /// Whether this request uses it.
+    pub current: bool,
+}
+
+fn session_out(s: Session, current: Option<i64>) -> SessionOut {
+    SessionOut {
+        pk: s.pk,
+        created_date: timestamp(s.created),
+        last_used: timestamp(s.last_used),
+        expires_at: timestamp(s.expires_at),
+        ip: s.ip,
+        user_agent: s.user_agent,
+        current: current == Some(s.pk),
+    }
+}
+
+/// A personal API token; `token` (the secret) appears only when it is created.
+#[derive(Serialize, ToSchema)]
+pub struct TokenOut {
+    /// Primary key.
+    pub pk: i64,
+    /// The owner's label.
+    pub name: String,
+    /// The secret's first characters.
+    pub prefix: String,
+    /// When it was created.
+    pub created_date: String,
+    /// When it stops working, if ever.
+    pub expires_at: Option<String>,
+    /// When it was last used (to the minute).
+    pub last_used: Option<String>,
+    /// The secret, only in the creation answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+fn token_out(t: ApiToken, secret: Option<String>) -> TokenOut {
+    TokenOut {
+        pk: t.pk,
+        name: t.name,
+        prefix: t.prefix,
+        created_date: timestamp(t.created_date),
+        expires_at: t.expires_at.map(timestamp),
+        last_used: t.last_used.map(timestamp),
+        token: secret,
+    }
+}
+
+/// Pages an in-memory list with the usual envelope.
+fn page_of<T: Serialize>(q: &ListQuery, items: Vec<T>) -> ApiResult<axum::Json<Envelope<T>>> {
+    let window = q.window()?;
+    let count = items.len() as i64;
+    q.check_page(window, count)?;
+    let page = items.into_iter().skip(window.offset as usize).take(window.limit as usize).collect();
+    Ok(axum::Json(q.envelope(window, count, page)))
+}
+
+/// The caller's sessions, newest first.
+#[utoipa::path(get, path = "/api/v1/active_user/sessions/", tag = "active_user",
+    responses((status = 200, body = Envelope<SessionOut>), (status = 401)))]
+async fn list_sessions(State(state): State<AppState>, caller: Principal, q: ListQuery) -> ApiResult<axum::Json<Envelope<SessionOut>>> {
+    let sessions = state.store.list_sessions(caller.user.pk).await?;
+    page_of(&q, sessions.into_iter().map(|s| session_out(s, caller.session)).collect())
+}
+
+/// End one of the caller's sessions.
+#[utoipa::path(delete, path = "/api/v1/active_user/sessions/{pk}/", tag = "active_user", params(("pk" = i64, Path)),
+    responses((status = 204), (status = 401), (status = 404)))]
+async fn delete_session(State(state): State<AppState>, caller: Principal, PathPk(pk): PathPk) -> ApiResult<Response> {
+    state.store.delete_session(caller.user.pk, pk).await?;
+    state.credentials.invalidate_user(caller.user.pk);
+    Ok(with_revision(state.store.revision().await?, StatusCode::NO_CONTENT))
+}
+
+/// The caller's API tokens, newest first (never their secrets).
+#[utoipa::path(get, path = "/api/v1/active_user/tokens/", tag = "active_user",
+    responses((status = 200, body = Envelope<TokenOut>), (status = 401)))]
+async fn list_tokens(State(state): State<AppState>, caller: Principal, q: ListQuery) -> ApiResult<axum::Json<Envelope<TokenOut>>> {
+    let tokens = state.store.list_tokens(caller.user.pk).await?;
+    page_of(&q, tokens.into_iter().map(|t| token_out(t, None)).collect())
+}
+
+/// Create an API token; its secret is shown in this answer only.
+#[utoipa::path(post, path = "/api/v1/active_user/tokens/", tag = "active_user",
+    request_body(content = Object, description = "`{\"name\", \"expires_at\" (optional, RFC 3339, in the future)}`"),
+    responses((status = 201, body = TokenOut), (status = 400), (status = 401), (status = 403)))]
+async fn create_token(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    if caller.token.is_some() {
+        return Err(ApiError::PermissionDenied("Tokens cannot create tokens.".into()));
+    }
+    let mut f = Fields::new(&body)?;
+    let name = f.string("name", true, TOKEN_NAME_MAX);
+    if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        f.error("name", "This field may not be blank.");
+    }
+    let expires_at = match f.nullable_string("expires_at", false, 64).flatten() {
+        None => None,
+        Some(raw) => match OffsetDateTime::parse(&raw, &Rfc3339) {
+            Ok(t) if t > OffsetDateTime::now_utc() => Some(t),
+            Ok(_) => {
+                f.error("expires_at", "The expiry must be in the future.");
+                None
+            }
+            Err(_) => {
+                f.error("expires_at", "Enter an RFC 3339 date-time.");
+                None
+            }
+        },
+    };
+    f.finish()?;
+    let name = name.unwrap_or_default();
+    let secret = new_secret("ct_");
+    let prefix: String = secret.chars().take(PREFIX_LEN).collect();
+    let hash = state.credentials.hash(&secret);
+    let ctx = write_ctx(Some(&caller), ip);
+    let (token, revision) = state.store.create_token(&ctx, caller.user.pk, &name, &prefix, &hash, expires_at).await?;
+    Ok(with_revision(revision, (StatusCode::CREATED, axum::Json(token_out(token, Some(secret))))))
+}
+
+/// Revoke one of the caller's API tokens.
+#[utoipa::path(delete, path = "/api/v1/active_user/tokens/{pk}/", tag = "active_user", params(("pk" = i64, Path)),
+    responses((status = 204), (status = 401), (status = 404)))]
+async fn delete_token(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk) -> ApiResult<Response> {
+    let revision = state.store.delete_token(&write_ctx(Some(&caller), ip), caller.user.pk, pk).await?;
+    state.credentials.invalidate_user(caller.user.pk);
+    Ok(with_revision(revision, StatusCode::NO_CONTENT))
+}

@@ -1,0 +1,313 @@
+//! Users (seed 000 UserViewSet, seed 004 filters): list, create, read, replace, patch, delete, unlock, revoke sessions.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use castellan_core::model::{NewUser, User, UserChanges, UserInput, WriteMode};
+use castellan_core::password::{self, PasswordPolicy};
+use castellan_core::permission::Action;
+use castellan_store::{UserFilter, UserOrder, UserQuery};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::write_ctx;
+use super::{guarded, with_revision};
+use crate::auth::principal::{ClientIp, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, PathPk};
+use crate::links::{Envelope, ListQuery};
+use crate::repr::{GroupRef, UserOut};
+use crate::state::AppState;
+
+/// Routes of module `users`.
+pub fn router() -> OpenApiRouter<AppState> {
+    guarded("users", None, OpenApiRouter::new().routes(routes!(list_users, create_user)).routes(routes!(
+        get_user,
+        replace_user,
+        patch_user,
+        delete_user
+    )))
+    .merge(guarded("users", Some(Action::Update), OpenApiRouter::new().routes(routes!(unlock)).routes(routes!(revoke_sessions))))
+}
+
+fn filter_from(q: &ListQuery) -> ApiResult<UserFilter> {
+    Ok(UserFilter {
+        ids: q.ints(&["id", "pk"])?,
+        usernames: q.strings(&["username", "login"]),
+        emails: q.strings(&["email"]),
+        first_names: q.strings(&["first_name", "firstname"]),
+        last_names: q.strings(&["last_name", "lastname"]),
+        groups: q.ints(&["group"])?,
+        is_active: q.boolean("is_active")?,
+        is_staff: q.boolean("is_staff")?,
+        is_superuser: q.boolean("is_superuser")?,
+        orgs: q.ints(&["org"])?,
+        search: q.search(),
+    })
+}
+
+fn ordering_from(q: &ListQuery) -> ApiResult<Vec<(UserOrder, bool)>> {
+    q.ordering()?
+        .into_iter()
+        .map(|(name, desc)| {
+            UserOrder::parse(&name)
+                .map(|o| (o, desc))
+                .ok_or_else(|| ApiError::field("ordering", format!("Cannot order by '{name}'.")))
+        })
+        .collect()
+}
+
+/// Expands each user's `groups` into `{pk, name, description, children}` with one store call for the whole page.
+pub async fn expand_groups(state: &AppState, users: &[User], expanded: bool) -> ApiResult<Vec<UserOut<GroupRef>>> {
+    let mut pks: Vec<i64> = users.iter().flat_map(|u| u.groups.iter().copied()).collect();
+    pks.sort_unstable();
+    pks.dedup();
+    let briefs = state.store.groups_brief(&pks).await?;
+    Ok(users
+        .iter()
+        .map(|u| {
+            let refs = briefs
+                .iter()
+                .filter(|g| u.groups.contains(&g.pk))
+                .map(|g| GroupRef::new(g.clone(), expanded))
+                .collect();
+            UserOut::from(u).with_groups(refs)
+        })
+        .collect())
+}
+
+/// List users, filtered, searched, ordered and paged.
+#[utoipa::path(get, path = "/api/v1/users/", tag = "users",
+    params(
+        ("id" = Option<i64>, Query, description = "Filter by key (repeatable)"),
+        ("username" = Option<String>, Query, description = "Filter by username (alias `login`)"),
+        ("email" = Option<String>, Query), ("first_name" = Option<String>, Query), ("last_name" = Option<String>, Query),
+        ("group" = Option<i64>, Query, description = "Members of this group"),
+        ("is_active" = Option<bool>, Query), ("is_staff" = Option<bool>, Query), ("is_superuser" = Option<bool>, Query),
+        ("org" = Option<i64>, Query), ("search" = Option<String>, Query), ("ordering" = Option<String>, Query),
+        ("groups" = Option<bool>, Query, description = "Embed groups as objects"),
+        ("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query),
+    ),
+    responses((status = 200, body = Envelope<UserOut>), (status = 400), (status = 401), (status = 403)))]
+async fn list_users(State(state): State<AppState>, q: ListQuery) -> ApiResult<Response> {
+    let filter = filter_from(&q)?;
+    let ordering = ordering_from(&q)?;
+    let expand = q.boolean("groups")?.unwrap_or(false);
+    let window = q.window()?;
+    let page = state.store.list_users(&UserQuery { filter, ordering, offset: window.offset, limit: window.limit }).await?;
+    q.check_page(window, page.count)?;
+    if expand {
+        let items = expand_groups(&state, &page.items, true).await?;
+        return Ok(axum::Json(q.envelope(window, page.count, items)).into_response());
+    }
+    let items: Vec<UserOut> = page.items.iter().map(UserOut::from).collect();
+    Ok(axum::Json(q.envelope(window, page.count, items)).into_response())
+}
+
+/// Hashes a password on the blocking pool, so logins and checks never stall behind argon2.
+pub async fn hash_password(password: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Refuses a new password that breaks the rule or repeats one of the last `history_count` passwords.
+pub async fn check_new_password(state: &AppState, user: Option<i64>, password: &str, username: &str) -> ApiResult<()> {
+    let policy = PasswordPolicy::default();
+    policy.check(password, username).map_err(|m| ApiError::field("password", m))?;
+    let Some(pk) = user else { return Ok(()) };
+    let recent = state.store.password_hashes(pk, policy.history_count).await?;
+    let candidate = password.to_string();
+    let reused = tokio::task::spawn_blocking(move || password::matches_any(&candidate, recent.iter().map(String::as_str)))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if reused {
+        return Err(ApiError::field("password", policy.reuse_message()));
+    }
+    Ok(())
+}
+
+/// Create a user.
+#[utoipa::path(post, path = "/api/v1/users/", tag = "users",
+    request_body(content = Object, description = "`username, password, email, groups` required; `first_name, last_name, description, is_active, is_staff, is_superuser, org` optional"),
+    responses((status = 201, body = UserOut), (status = 400), (status = 401), (status = 403), (status = 409)))]
+async fn create_user(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let input = UserInput::parse(&body, WriteMode::Create)?;
+    if !caller.user.is_superuser && (input.is_superuser == Some(true) || input.is_staff == Some(true)) {
+        return Err(ApiError::PermissionDenied("Only a superuser can set is_superuser or is_staff.".into()));
+    }
+    let org = input.org.unwrap_or(caller.user.org);
+    if (!caller.user.is_superuser && org != caller.user.org) || state.store.get_org(org).await.is_err() {
+        return Err(ApiError::field("org", "Invalid pk - object does not exist."));
+    }
+    let username = input.username.clone().unwrap_or_default();
+    let password_hash = match input.new_password() {
+        Some(pw) => {
+            check_new_password(&state, None, pw, &username).await?;
+            Some(hash_password(pw.to_string()).await?)
+        }
+        None => None,
+    };
+    let new = NewUser {
+        username,
+        password_hash,
+        email: input.email.unwrap_or_default(),
+        first_name: input.first_name.unwrap_or_default(),
+        last_name: input.last_name.unwrap_or_default(),
+        description: input.description.unwrap_or_default(),
+        is_active: input.is_active.unwrap_or(true),
+        is_staff: input.is_staff.unwrap_or(false),
+        is_superuser: input.is_superuser.unwrap_or(false),
+        org,
+        groups: input.groups.unwrap_or_default(),
+    };
+    let (user, revision) = state.store.create_user(&write_ctx(Some(&caller), ip), new).await?;
+    Ok(with_revision(revision, (StatusCode::CREATED, axum::Json(UserOut::from(&user)))))
+}
+
+/// Retrieve a user.
+#[utoipa::path(get, path = "/api/v1/users/{pk}/", tag = "users", params(("pk" = i64, Path)),
+    responses((status = 200, body = UserOut), (status = 401), (status = 403), (status = 404)))]
+async fn get_user(State(state): State<AppState>, PathPk(pk): PathPk) -> ApiResult<axum::Json<UserOut>> {
+    Ok(axum::Json(UserOut::from(&state.store.get_user(pk).await?)))
+}
+
+/// Replace a user (`username, email, groups` required; `password` optional and write-only).
+#[utoipa::path(put, path = "/api/v1/users/{pk}/", tag = "users", params(("pk" = i64, Path)),
+    request_body(content = Object, description = "The fields of POST; `password` optional"),
+    responses((status = 200, body = UserOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+async fn replace_user(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let input = UserInput::parse(&body, WriteMode::Replace)?;
+    update(&state, ip, &caller, pk, input).await
+}
+
+/// Update some fields of a user.
+#[utoipa::path(patch, path = "/api/v1/users/{pk}/", tag = "users", params(("pk" = i64, Path)),
+    request_body(content = Object, description = "Any fields of POST"),
+    responses((status = 200, body = UserOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+async fn patch_user(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let input = UserInput::parse(&body, WriteMode::Patch)?;
+    update(&state, ip, &caller, pk, input).await
+}
+
+/// Refuses what §10 and §11 forbid: touching superuser flags or superusers without being one, deactivating
+/// oneself, and the last active superuser giving up the role.
+async fn check_update_rules(state: &AppState, caller: &User, target: &User, input: &UserInput) -> ApiResult<()> {
+    let flag_changes = input.is_superuser.is_some_and(|v| v != target.is_superuser)
+        || input.is_staff.is_some_and(|v| v != target.is_staff);
+    if !caller.is_superuser && (flag_changes || target.is_superuser) {
+        return Err(ApiError::PermissionDenied("Only a superuser can modify a superuser or set is_superuser or is_staff.".into()));
+    }
+    let is_self = caller.pk == target.pk;
+    if is_self && input.is_active == Some(false) {
+        return Err(ApiError::PermissionDenied("You cannot deactivate yourself.".into()));
+    }
+    if is_self && target.is_superuser && input.is_superuser == Some(false) && active_superusers(state).await? <= 1 {
+        return Err(ApiError::Conflict("The last active superuser cannot give up superuser status.".into()));
+    }
+    if input.org.is_some_and(|org| org != target.org) {
+        return Err(ApiError::field("org", "A user's organisation cannot be changed."));
+    }
+    Ok(())
+}
+
+async fn active_superusers(state: &AppState) -> ApiResult<i64> {
+    let filter = UserFilter { is_superuser: Some(true), is_active: Some(true), ..Default::default() };
+    Ok(state.store.list_users(&UserQuery { filter, limit: 0, ..Default::default() }).await?.count)
+}
+
+async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: i64, input: UserInput) -> ApiResult<Response> {
+    let target = state.store.get_user(pk).await?;
+    check_update_rules(state, &caller.user, &target, &input).await?;
+    let password_hash = match input.new_password() {
+        Some(pw) => {
+            let username = input.username.as_deref().unwrap_or(&target.username);
+            check_new_password(state, Some(pk), pw, username).await?;
+            Some(hash_password(pw.to_string()).await?)
+        }
+        None => None,
+    };
+    let password_changed = password_hash.is_some();
+    let deactivated = input.is_active == Some(false) && target.is_active;
+    let changes = UserChanges {
+        username: input.username,
+        password_hash,
+        email: input.email,
+        first_name: input.first_name,
+        last_name: input.last_name,
+        description: input.description,
+        is_active: input.is_active,
+        is_staff: input.is_staff,
+        is_superuser: input.is_superuser,
+        groups: input.groups,
+        ..Default::default()
+    };
+    let (user, revision) = state.store.update_user(&write_ctx(Some(caller), ip), pk, changes).await?;
+    if deactivated || password_changed {
+        let keep = if caller.user.pk == pk { caller.session } else { None };
+        state.store.end_credentials(pk, keep, caller.user.pk != pk || deactivated).await?;
+    }
+    state.credentials.invalidate_user(pk);
+    Ok(with_revision(revision, axum::Json(UserOut::from(&user))))
+}
+
+/// Delete a user.
+#[utoipa::path(delete, path = "/api/v1/users/{pk}/", tag = "users", params(("pk" = i64, Path)),
+    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
+async fn delete_user(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+) -> ApiResult<Response> {
+    let target = state.store.get_user(pk).await?;
+    if target.pk == caller.user.pk {
+        return Err(ApiError::PermissionDenied("You cannot delete yourself.".into()));
+    }
+    if target.is_superuser && !caller.user.is_superuser {
+        return Err(ApiError::PermissionDenied("Only a superuser can delete a superuser.".into()));
+    }
+    let revision = state.store.delete_user(&write_ctx(Some(&caller), ip), pk).await?;
+    state.credentials.invalidate_user(pk);
+    Ok(with_revision(revision, StatusCode::NO_CONTENT))
+}
+
+/// Clear a user's login throttle.
+#[utoipa::path(post, path = "/api/v1/users/{pk}/unlock/", tag = "users", params(("pk" = i64, Path)),
+    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
+async fn unlock(State(state): State<AppState>, PathPk(pk): PathPk) -> ApiResult<Response> {
+    let target = state.store.get_user(pk).await?;
+    state.throttle.unlock(&target.username);
+    Ok(with_revision(state.store.revision().await?, StatusCode::NO_CONTENT))
+}
+
+/// End all sessions and tokens of a user.
+#[utoipa::path(post, path = "/api/v1/users/{pk}/revoke_sessions/", tag = "users", params(("pk" = i64, Path)),
+    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
+async fn revoke_sessions(State(state): State<AppState>, caller: Principal, PathPk(pk): PathPk) -> ApiResult<Response> {
+    let target = state.store.get_user(pk).await?;
+    if target.is_superuser && !caller.user.is_superuser {
+        return Err(ApiError::PermissionDenied("Only a superuser can act on a superuser.".into()));
+    }
+    state.store.end_credentials(pk, None, true).await?;
+    state.credentials.invalidate_user(pk);
+    Ok(with_revision(state.store.revision().await?, StatusCode::NO_CONTENT))
+}

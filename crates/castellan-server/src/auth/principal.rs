@@ -1,0 +1,205 @@
+//! Who is calling: credentials from the `Authorization` header or the `sid` + `session_secret` cookies,
+//! resolved once per request by middleware; handlers take a [`Principal`].
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum_extra::extract::CookieJar;
+use castellan_core::model::User;
+use castellan_store::Credential;
+use time::OffsetDateTime;
+
+use super::credentials::Resolved;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Cookie carrying the session's primary key.
+pub const SID_COOKIE: &str = "sid";
+/// Cookie carrying the session secret.
+pub const SECRET_COOKIE: &str = "session_secret";
+/// Script-readable cookie carrying the CSRF token.
+pub const CSRF_COOKIE: &str = "csrftoken";
+/// Header that proves a cookie-authenticated request is not cross-site.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// `last_used` is written at most this often.
+const TOUCH_EVERY: time::Duration = time::Duration::minutes(1);
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The caller's account.
+    pub user: User,
+    /// The session used, if any.
+    pub session: Option<i64>,
+    /// The API token used, if any.
+    pub token: Option<i64>,
+}
+
+/// What authentication concluded, stored in the request's extensions.
+#[derive(Debug, Clone)]
+enum AuthOutcome {
+    Anonymous,
+    Authenticated(Box<Principal>),
+    Failed(&'static str),
+    CsrfFailed,
+}
+
+/// Where a secret came from.
+enum Presented {
+    Header(String),
+    Cookie { sid: String, secret: String },
+}
+
+fn presented(headers: &HeaderMap) -> Option<Presented> {
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let value = value.trim();
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("Token "))
+            .or_else(|| value.strip_prefix("bearer "))
+            .or_else(|| value.strip_prefix("token "))
+            .unwrap_or(value)
+            .trim();
+        return Some(Presented::Header(token.to_string()));
+    }
+    let jar = CookieJar::from_headers(headers);
+    let secret = jar.get(SECRET_COOKIE)?.value().to_string();
+    let sid = jar.get(SID_COOKIE).map(|c| c.value().to_string()).unwrap_or_default();
+    Some(Presented::Cookie { sid, secret })
+}
+
+/// The client's address (the TCP peer; proxies are not trusted by default).
+pub fn client_ip(parts_extensions: &axum::http::Extensions) -> IpAddr {
+    parts_extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ci| ci.0.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+}
+
+/// Looks a secret up, from the cache or the store, and checks that it is still valid.
+async fn resolve(state: &AppState, secret: &str) -> Result<Option<Resolved>, ApiError> {
+    if secret.is_empty() || secret.len() > 256 {
+        return Ok(None);
+    }
+    let hash = state.credentials.hash(secret);
+    let resolved = match state.credentials.get(&hash) {
+        Some(r) => r,
+        None => {
+            let Some(credential) = state.store.credential_by_hash(&hash).await? else { return Ok(None) };
+            let owner = match &credential {
+                Credential::Session(s) => s.user,
+                Credential::Token(t) => t.user,
+            };
+            let user = state.store.get_user(owner).await?;
+            let r = Resolved { credential, user };
+            state.credentials.put(hash, r.clone());
+            r
+        }
+    };
+    let now = OffsetDateTime::now_utc();
+    let idle = time::Duration::try_from(state.config.session_idle).unwrap_or(time::Duration::hours(2));
+    let (valid, last_used) = match &resolved.credential {
+        Credential::Session(s) => (s.expires_at > now && s.last_used + idle > now, Some(s.last_used)),
+        Credential::Token(t) => (t.expires_at.is_none_or(|e| e > now), t.last_used),
+    };
+    if !valid || !resolved.user.is_active {
+        return Ok(None);
+    }
+    if last_used.is_none_or(|t| now - t > TOUCH_EVERY) {
+        state.store.touch_credential(&resolved.credential, now).await?;
+        let mut fresh = resolved.clone();
+        match &mut fresh.credential {
+            Credential::Session(s) => s.last_used = now,
+            Credential::Token(t) => t.last_used = Some(now),
+        }
+        state.credentials.put(hash, fresh);
+    }
+    Ok(Some(resolved))
+}
+
+/// Whether a cookie-authenticated unsafe request proves it is same-origin (§10).
+fn csrf_passes(state: &AppState, headers: &HeaderMap, csrf_token: &str) -> bool {
+    let header_token = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+    if header_token.is_some_and(|t| constant_time_eq(t.as_bytes(), csrf_token.as_bytes())) {
+        return true;
+    }
+    if headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("same-origin") {
+        return true;
+    }
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    origin.is_some_and(|o| o.trim_end_matches('/') == crate::links::origin(state, headers))
+}
+
+/// Compares secrets without an early exit.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn authenticate_parts(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<AuthOutcome, ApiError> {
+    let Some(presented) = presented(headers) else { return Ok(AuthOutcome::Anonymous) };
+    let (secret, cookie_sid) = match &presented {
+        Presented::Header(t) => (t.as_str(), None),
+        Presented::Cookie { sid, secret } => (secret.as_str(), Some(sid.as_str())),
+    };
+    let Some(resolved) = resolve(state, secret).await? else {
+        return Ok(AuthOutcome::Failed("Invalid or expired credentials."));
+    };
+    let (session, token, csrf) = match &resolved.credential {
+        Credential::Session(s) => (Some(s.pk), None, Some(s.csrf_token.clone())),
+        Credential::Token(t) => (None, Some(t.pk), None),
+    };
+    if let Some(sid) = cookie_sid {
+        if session.map(|pk| pk.to_string()).as_deref() != Some(sid) {
+            return Ok(AuthOutcome::Failed("Invalid or expired credentials."));
+        }
+        let unsafe_method = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if unsafe_method && !csrf_passes(state, headers, csrf.as_deref().unwrap_or_default()) {
+            return Ok(AuthOutcome::CsrfFailed);
+        }
+    }
+    Ok(AuthOutcome::Authenticated(Box::new(Principal { user: resolved.user, session, token })))
+}
+
+/// Middleware: resolves the caller's credentials once and records the outcome for extractors.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let outcome = match authenticate_parts(&state, req.method(), req.headers()).await {
+        Ok(outcome) => outcome,
+        Err(e) => return axum::response::IntoResponse::into_response(e),
+    };
+    req.extensions_mut().insert(outcome);
+    next.run(req).await
+}
+
+/// The caller, or the reason there is none.
+pub fn principal_of(extensions: &axum::http::Extensions) -> Result<Principal, ApiError> {
+    match extensions.get::<AuthOutcome>() {
+        Some(AuthOutcome::Authenticated(p)) => Ok((**p).clone()),
+        Some(AuthOutcome::Failed(m)) => Err(ApiError::AuthenticationFailed((*m).to_string())),
+        Some(AuthOutcome::CsrfFailed) => Err(ApiError::Csrf),
+        Some(AuthOutcome::Anonymous) | None => Err(ApiError::AuthenticationRequired),
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        principal_of(&parts.extensions)
+    }
+}
+
+/// The client address, as an extractor.
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(&parts.extensions)))
+    }
+}

@@ -1,0 +1,31 @@
+//! Server settings that are not storage: origin, session lifetimes, limits.
+
+use std::time::Duration;
+
+/// How the HTTP side behaves.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `CASTELLAN_PUBLIC_URL`: the origin for CSRF checks, cookies and `next` links (default: from `Host`).
+    pub public_url: Option<url::Url>,
+    /// A session's absolute lifetime.
+    pub session_ttl: Duration,
+    /// A session's lifetime without use.
+    pub session_idle: Duration,
+    /// Largest accepted request body (avatars have their own limit).
+    pub body_limit: usize,
+    /// Most password hashes computed at once; beyond that logins answer 429.
+    pub max_concurrent_hashes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            public_url: None,
+            session_ttl: Duration::from_secs(12 * 3600),
+            session_idle: Duration::from_secs(2 * 3600),
+            body_limit: 1024 * 1024,
+            max_concurrent_hashes: 2 * cores,
+        }
+    }
+}

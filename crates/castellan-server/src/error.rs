@@ -1,0 +1,183 @@
+//! `ApiError`: the one place that picks status codes and writes the contract's error body.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use castellan_core::{DomainError, FieldError};
+use castellan_store::StoreError;
+use serde_json::json;
+
+tokio::task_local! {
+    /// The id of the request being served, set by the request-id middleware.
+    pub static REQUEST_ID: String;
+}
+
+/// The current request's id (or a fresh one outside a request).
+pub fn request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| uuid::Uuid::new_v4().to_string())
+}
+
+/// Every way a request can fail, mapped to the contract's status and `type`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: malformed or invalid input.
+    #[error("The given data was invalid.")]
+    Validation(Vec<FieldError>),
+    /// 401: no credentials.
+    #[error("Authentication credentials were not provided.")]
+    AuthenticationRequired,
+    /// 401: bad, expired or revoked credentials.
+    #[error("{0}")]
+    AuthenticationFailed(String),
+    /// 403: a missing permission or a forbidden act.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// 403: a cookie-authenticated unsafe request without a CSRF proof.
+    #[error("CSRF check failed.")]
+    Csrf,
+    /// 404.
+    #[error("Not found.")]
+    NotFound,
+    /// 405.
+    #[error("Method not allowed.")]
+    MethodNotAllowed,
+    /// 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 415.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 429 with the seconds to wait.
+    #[error("Request was throttled. Expected available in {0} seconds.")]
+    Throttled(u64),
+    /// 503.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: the cause is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A validation error on one field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    fn status_and_type(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Validation(_) => (StatusCode::BAD_REQUEST, "ValidationError"),
+            Self::AuthenticationRequired => (StatusCode::UNAUTHORIZED, "AuthenticationRequired"),
+            Self::AuthenticationFailed(_) => (StatusCode::UNAUTHORIZED, "AuthenticationFailed"),
+            Self::PermissionDenied(_) => (StatusCode::FORBIDDEN, "PermissionDenied"),
+            Self::Csrf => (StatusCode::FORBIDDEN, "CsrfFailed"),
+            Self::NotFound => (StatusCode::NOT_FOUND, "NotFound"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
+            Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"),
+            Self::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "Throttled"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ServerError"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind) = self.status_and_type();
+        let id = request_id();
+        let detail = match &self {
+            Self::Internal(cause) => {
+                tracing::error!(request_id = %id, %cause, "request failed");
+                "A server error occurred.".to_string()
+            }
+            other => other.to_string(),
+        };
+        if status.is_client_error() {
+            tracing::info!(request_id = %id, status = status.as_u16(), kind, %detail, "request refused");
+        }
+        let errors: Vec<_> = match &self {
+            Self::Validation(errors) => errors.iter().map(|e| json!({"field": e.field, "message": e.message})).collect(),
+            _ => Vec::new(),
+        };
+        let body = json!({"type": kind, "detail": detail, "message": detail, "id": id, "errors": errors});
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Self::Throttled(seconds) = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        response
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Validation(errors) => Self::Validation(errors),
+            DomainError::NotFound => Self::NotFound,
+            DomainError::Conflict(m) => Self::Conflict(m),
+            DomainError::Forbidden(m) => Self::PermissionDenied(m),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound,
+            StoreError::Conflict { constraint } if constraint == "groups" => {
+                Self::field("groups", "Invalid pk - object does not exist.")
+            }
+            StoreError::Conflict { constraint } => Self::Conflict(conflict_message(&constraint)),
+            StoreError::LimitExceeded(m) => Self::PayloadTooLarge(m),
+            StoreError::Backend(m) => Self::Internal(m),
+        }
+    }
+}
+
+fn conflict_message(constraint: &str) -> String {
+    match constraint {
+        "username" => "A user with that username already exists.".into(),
+        "slug" => "An organisation with that slug already exists.".into(),
+        other => format!("The value of {other} is already taken."),
+    }
+}
+
+/// Result of handlers.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        let cases = [
+            (ApiError::field("x", "y"), 400),
+            (ApiError::AuthenticationRequired, 401),
+            (ApiError::AuthenticationFailed("x".into()), 401),
+            (ApiError::PermissionDenied("x".into()), 403),
+            (ApiError::Csrf, 403),
+            (ApiError::NotFound, 404),
+            (ApiError::MethodNotAllowed, 405),
+            (ApiError::Conflict("x".into()), 409),
+            (ApiError::PayloadTooLarge("x".into()), 413),
+            (ApiError::UnsupportedMediaType("x".into()), 415),
+            (ApiError::Throttled(3), 429),
+            (ApiError::Unavailable("x".into()), 503),
+            (ApiError::Internal("secret sql".into()), 500),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.into_response().status().as_u16(), code);
+        }
+    }
+
+    #[test]
+    fn store_errors_map() {
+        assert!(matches!(ApiError::from(StoreError::NotFound), ApiError::NotFound));
+        assert!(matches!(ApiError::from(StoreError::Conflict { constraint: "username".into() }), ApiError::Conflict(_)));
+        assert!(matches!(ApiError::from(StoreError::Conflict { constraint: "groups".into() }), ApiError::Validation(_)));
+    }
+}

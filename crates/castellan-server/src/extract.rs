@@ -1,0 +1,65 @@
+//! Request extractors whose rejections are `ApiError`s in the contract's shape.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+/// A JSON request body as a value, read field by field by the handler so every bad field is reported.
+pub struct JsonBody(pub Value);
+
+/// Whether the request declares a JSON body.
+pub fn is_json(req_headers: &axum::http::HeaderMap) -> bool {
+    req_headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|ct| {
+            let ct = ct.trim();
+            ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json"))
+        })
+}
+
+/// Reads the body, mapping the size limit to 413.
+pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge("Request body is too large.".into())
+        } else {
+            ApiError::field("non_field_errors", "The request body could not be read.")
+        }
+    })
+}
+
+/// Parses JSON text into a value, as a 400 naming the problem when malformed.
+pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::field("non_field_errors", format!("JSON parse error - {e}")))
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType("Unsupported media type in request; expected application/json.".into()));
+        }
+        let bytes = body_bytes(req, state).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// A positive integer path key; anything else is 404 (no such object).
+pub struct PathPk(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathPk {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state).await.map_err(|_| ApiError::NotFound)?;
+        raw.parse::<i64>().ok().filter(|pk| *pk > 0).map(PathPk).ok_or(ApiError::NotFound)
+    }
+}

@@ -1,0 +1,188 @@
+//! List conventions of API.md §1 and §10: paging parameters and their aliases, ordering, search,
+//! multi-valued filters, and the DRF envelope with absolute `next`/`previous` links.
+
+use axum::extract::{FromRequestParts, OriginalUri};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Default page size.
+pub const PAGE_SIZE_DEFAULT: i64 = 50;
+/// Largest page size; larger requests are clamped (DRF's behaviour).
+pub const PAGE_SIZE_MAX: i64 = 1000;
+
+/// The origin the server is reached at: `CASTELLAN_PUBLIC_URL`, else `http://` + `Host`.
+pub fn origin(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.config.public_url {
+        return url.origin().ascii_serialization();
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// The request's query string as ordered key/value pairs, plus what a list needs to build links.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pairs: Vec<(String, String)>,
+    path: String,
+    origin: String,
+}
+
+impl FromRequestParts<AppState> for ListQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let uri = parts.extensions.get::<OriginalUri>().map_or_else(|| parts.uri.clone(), |o| o.0.clone());
+        let pairs = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+        Ok(Self { pairs, path: uri.path().to_string(), origin: origin(state, &parts.headers) })
+    }
+}
+
+/// Where a page starts and how long it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Rows skipped.
+    pub offset: i64,
+    /// Rows returned.
+    pub limit: i64,
+    /// Whether the client paged by `skipCount` rather than `page`.
+    by_offset: bool,
+}
+
+impl ListQuery {
+    /// The origin links are built on.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Every value given for any of `names`.
+    pub fn all(&self, names: &[&str]) -> Vec<&str> {
+        self.pairs.iter().filter(|(k, _)| names.contains(&k.as_str())).map(|(_, v)| v.as_str()).collect()
+    }
+
+    /// The last value given for any of `names`.
+    pub fn one(&self, names: &[&str]) -> Option<&str> {
+        self.all(names).pop()
+    }
+
+    /// Integer values of a multi-valued filter (`?id=1&id=2`, also `?id=1,2`).
+    pub fn ints(&self, names: &[&str]) -> Result<Vec<i64>, ApiError> {
+        let mut out = Vec::new();
+        for raw in self.all(names) {
+            for part in raw.split(',').filter(|p| !p.is_empty()) {
+                out.push(part.trim().parse().map_err(|_| ApiError::field(names[0], "Enter a whole number."))?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// String values of a multi-valued filter.
+    pub fn strings(&self, names: &[&str]) -> Vec<String> {
+        self.all(names).into_iter().map(str::to_string).collect()
+    }
+
+    /// A boolean filter (`true/false/1/0`).
+    pub fn boolean(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.one(&[name]).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("") => Ok(None),
+            Some("true" | "1" | "yes") => Ok(Some(true)),
+            Some("false" | "0" | "no") => Ok(Some(false)),
+            Some(_) => Err(ApiError::field(name, "Must be a valid boolean.")),
+        }
+    }
+
+    /// `search`, or seed 004's `q`.
+    pub fn search(&self) -> Option<String> {
+        self.one(&["search", "q"]).map(str::to_string).filter(|s| !s.trim().is_empty())
+    }
+
+    /// Ordering keys as (field, descending): `ordering=-a,b`, `sort=+a,-b`, or `sortby` + `sortorder`.
+    pub fn ordering(&self) -> Result<Vec<(String, bool)>, ApiError> {
+        let mut keys = Vec::new();
+        if let Some(raw) = self.one(&["ordering", "sort"]) {
+            for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let (name, desc) = match part.strip_prefix('-') {
+                    Some(rest) => (rest, true),
+                    None => (part.strip_prefix('+').unwrap_or(part), false),
+                };
+                keys.push((name.to_string(), desc));
+            }
+        } else if let Some(name) = self.one(&["sortby"]) {
+            let desc = match self.one(&["sortorder"]).map(str::to_ascii_lowercase).as_deref() {
+                None | Some("asc" | "none" | "") => false,
+                Some("desc") => true,
+                Some(_) => return Err(ApiError::field("sortorder", "Must be one of ASC, DESC, NONE.")),
+            };
+            keys.push((name.to_string(), desc));
+        }
+        Ok(keys)
+    }
+
+    /// The page window from `page`, `page_size`/`limit`/`pageSize`/`maxItems` and `skipCount`.
+    pub fn window(&self) -> Result<Window, ApiError> {
+        let limit = match self.one(&["page_size", "limit", "pageSize", "maxItems"]) {
+            None | Some("") => PAGE_SIZE_DEFAULT,
+            Some(raw) => match raw.trim().parse::<i64>() {
+                Ok(-1) => PAGE_SIZE_MAX,
+                Ok(n) if n > 0 => n.min(PAGE_SIZE_MAX),
+                _ => return Err(ApiError::field("page_size", "Enter a positive whole number.")),
+            },
+        };
+        if let Some(raw) = self.one(&["skipCount"]) {
+            let offset = raw.trim().parse::<i64>().ok().filter(|n| *n >= 0);
+            let offset = offset.ok_or_else(|| ApiError::field("skipCount", "Enter a whole number, 0 or more."))?;
+            return Ok(Window { offset, limit, by_offset: true });
+        }
+        let page = match self.one(&["page"]) {
+            None | Some("") => 1,
+            Some(raw) => raw.trim().parse::<i64>().ok().filter(|n| *n > 0).ok_or(ApiError::NotFound)?,
+        };
+        Ok(Window { offset: page.saturating_sub(1).saturating_mul(limit), limit, by_offset: false })
+    }
+
+    /// Refuses a page past the end once the count is known (DRF: 404 "Invalid page.").
+    pub fn check_page(&self, window: Window, count: i64) -> Result<(), ApiError> {
+        if !window.by_offset && window.offset > 0 && window.offset >= count {
+            return Err(ApiError::NotFound);
+        }
+        Ok(())
+    }
+
+    fn link(&self, window: Window, offset: i64) -> String {
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &self.pairs {
+            if !matches!(k.as_str(), "page" | "skipCount" | "cursor") {
+                ser.append_pair(k, v);
+            }
+        }
+        if window.by_offset {
+            ser.append_pair("skipCount", &offset.to_string());
+        } else {
+            ser.append_pair("page", &(offset / window.limit + 1).to_string());
+        }
+        format!("{}{}?{}", self.origin, self.path, ser.finish())
+    }
+
+    /// The DRF envelope for one page.
+    pub fn envelope<T: Serialize>(&self, window: Window, count: i64, results: Vec<T>) -> Envelope<T> {
+        let next = (window.offset + window.limit < count).then(|| self.link(window, window.offset + window.limit));
+        let previous = (window.offset > 0).then(|| self.link(window, (window.offset - window.limit).max(0)));
+        Envelope { count, next, previous, results }
+    }
+}
+
+/// DRF's paginated list body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Envelope<T> {
+    /// Total matching rows.
+    pub count: i64,
+    /// Absolute URL of the next page.
+    pub next: Option<String>,
+    /// Absolute URL of the previous page.
+    pub previous: Option<String>,
+    /// This page.
+    pub results: Vec<T>,
+}

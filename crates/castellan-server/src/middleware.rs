@@ -1,0 +1,60 @@
+//! Layers around the routed application: request ids, metrics and trailing-slash tolerance.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Uri};
+use axum::middleware::{Next, from_fn};
+use axum::response::Response;
+use tower::Layer;
+use tower::util::MapRequestLayer;
+
+use crate::error::REQUEST_ID;
+
+/// Wraps the routed app: the slash is added before routing, so `/api/v1/users` answers like `/api/v1/users/`.
+pub fn outer(routed: Router) -> Router {
+    let slashed = MapRequestLayer::new(add_trailing_slash).layer(routed);
+    Router::new().fallback_service(slashed).layer(from_fn(metrics)).layer(from_fn(request_id))
+}
+
+/// API paths are declared with a trailing slash (seed 000); requests without one are served the same.
+fn add_trailing_slash(mut req: Request) -> Request {
+    let path = req.uri().path();
+    if path.starts_with("/api/v1/") && !path.ends_with('/') {
+        let pq = match req.uri().query() {
+            Some(q) => format!("{path}/?{q}"),
+            None => format!("{path}/"),
+        };
+        let mut parts = req.uri().clone().into_parts();
+        if let Ok(pq) = pq.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    req
+}
+
+/// Gives each request an id, visible to error bodies and logs, and returned as `X-Request-Id`.
+async fn request_id(req: Request, next: Next) -> Response {
+    let id = uuid::Uuid::new_v4().to_string();
+    let header = HeaderValue::from_str(&id).ok();
+    let mut response = REQUEST_ID.scope(id, next.run(req)).await;
+    if let Some(h) = header {
+        response.headers_mut().insert("x-request-id", h);
+    }
+    response
+}
+
+/// Counts requests and their latency by method and status.
+async fn metrics(req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("castellan_http_requests_total", "method" => method.clone(), "status" => status).increment(1);
+    metrics::histogram!("castellan_http_request_duration_seconds", "method" => method).record(start.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,47 @@
+//! Shared state handed to every handler.
+
+use std::sync::Arc;
+
+use castellan_store::Store;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Semaphore;
+
+use crate::auth::credentials::CredentialCache;
+use crate::auth::throttle::LoginThrottle;
+use crate::config::ServerConfig;
+
+/// Everything a request may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Persistence.
+    pub store: Arc<dyn Store>,
+    /// Settings.
+    pub config: Arc<ServerConfig>,
+    /// Credential hashing key and the hash → principal cache.
+    pub credentials: Arc<CredentialCache>,
+    /// Failed-login bookkeeping.
+    pub throttle: Arc<LoginThrottle>,
+    /// Bounds concurrent argon2 work.
+    pub hashing: Arc<Semaphore>,
+    /// Renders `/metrics`.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl AppState {
+    /// Builds the state, loading (or creating) the credential key from the store.
+    pub async fn new(
+        store: Arc<dyn Store>,
+        config: ServerConfig,
+        metrics: Option<PrometheusHandle>,
+    ) -> Result<Self, castellan_store::StoreError> {
+        let key = store.server_key(&crate::auth::credentials::random_bytes::<32>()).await?;
+        Ok(Self {
+            hashing: Arc::new(Semaphore::new(config.max_concurrent_hashes.max(1))),
+            credentials: Arc::new(CredentialCache::new(key)),
+            throttle: Arc::new(LoginThrottle::default()),
+            config: Arc::new(config),
+            store,
+            metrics,
+        })
+    }
+}

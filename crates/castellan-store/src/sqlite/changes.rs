@@ -1,0 +1,50 @@
+//! The change log: every write's row, and audit-only events.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::{SqliteStore, backend, commit, log_change};
+use crate::time_util::from_micros;
+use crate::{AuditEvent, ChangeEntry, ChangeLog, Result, Revision, WriteCtx};
+
+type ChangeRow = (i64, i64, Option<i64>, Option<i64>, Option<String>, String, String, String, String, Option<String>, Option<String>);
+
+#[async_trait]
+impl ChangeLog for SqliteStore {
+    async fn revision(&self) -> Result<Revision> {
+        sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1").fetch_one(&self.pool).await.map_err(backend)
+    }
+
+    async fn audit(&self, ctx: &WriteCtx, event: AuditEvent) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        log_change(&mut tx, ctx, None, event.action, event.target_type, &event.target_pk, &event.changes).await?;
+        commit(tx).await
+    }
+
+    async fn changes(&self, after_pk: i64, limit: i64) -> Result<Vec<ChangeEntry>> {
+        let rows: Vec<ChangeRow> = sqlx::query_as(
+            "SELECT pk, at, revision, actor, actor_username, action, target_type, target_pk, changes, ip, request_id
+             FROM change_log WHERE pk > ? ORDER BY pk LIMIT ?",
+        )
+        .bind(after_pk)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ChangeEntry {
+                pk: r.0,
+                at: from_micros(r.1),
+                revision: r.2,
+                actor: r.3.zip(r.4),
+                action: r.5,
+                target_type: r.6,
+                target_pk: r.7,
+                changes: serde_json::from_str(&r.8).unwrap_or(Value::Null),
+                ip: r.9,
+                request_id: r.10,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,158 @@
+//! The SQLite (WAL) backend: the embedded default.
+
+mod changes;
+mod credentials;
+mod data;
+mod groups;
+mod orgs;
+mod users;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use time::OffsetDateTime;
+
+use crate::time_util::to_micros;
+use crate::{Result, Revision, Store, StoreError, WriteCtx};
+
+/// Castellan's store on one SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+type Tx = Transaction<'static, Sqlite>;
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file at `path`.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new().filename(path);
+        Self::connect(options).await
+    }
+
+    /// Opens a `sqlite:` URL.
+    pub async fn open_url(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url).map_err(backend)?;
+        Self::connect(options).await
+    }
+
+    async fn connect(options: SqliteConnectOptions) -> Result<Self> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-65536");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(backend)?;
+        Ok(Self { pool })
+    }
+
+    /// Starts a write transaction holding the write lock, and advances the revision.
+    async fn begin_write(&self) -> Result<(Tx, Revision)> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+        let revision: i64 = sqlx::query_scalar("UPDATE revision_counter SET value = value + 1 WHERE id = 1 RETURNING value")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+        Ok((tx, revision))
+    }
+}
+
+/// Appends one change-log row inside the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+async fn log_change(
+    tx: &mut Tx,
+    ctx: &WriteCtx,
+    revision: Option<Revision>,
+    action: &str,
+    target_type: &str,
+    target_pk: &str,
+    changes: &Value,
+) -> Result<()> {
+    let (actor, actor_username) = match &ctx.actor {
+        Some((pk, name)) => (Some(*pk), Some(name.as_str())),
+        None => (None, None),
+    };
+    sqlx::query(
+        "INSERT INTO change_log (at, revision, actor, actor_username, action, target_type, target_pk, changes, ip, request_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(to_micros(OffsetDateTime::now_utc()))
+    .bind(revision)
+    .bind(actor)
+    .bind(actor_username)
+    .bind(action)
+    .bind(target_type)
+    .bind(target_pk)
+    .bind(changes.to_string())
+    .bind(ctx.ip.as_deref())
+    .bind(ctx.request_id.as_deref())
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Maps a database error without a more specific meaning.
+fn backend(e: sqlx::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Maps row-not-found and constraint violations to their domain meaning.
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            let column = db.message().rsplit('.').next().unwrap_or("unique");
+            let constraint = match column {
+                "username_lower" => "username",
+                other => other,
+            };
+            StoreError::Conflict { constraint: constraint.to_string() }
+        }
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::Conflict { constraint: "reference".to_string() }
+        }
+        _ => backend(e),
+    }
+}
+
+async fn commit(tx: Tx) -> Result<()> {
+    tx.commit().await.map_err(backend)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/sqlite").run(&self.pool).await.map_err(|e| StoreError::Backend(e.to_string()))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn server_key(&self, candidate: &[u8]) -> Result<Vec<u8>> {
+        sqlx::query("INSERT OR IGNORE INTO server_secrets (name, value) VALUES ('credential_key', ?)")
+            .bind(candidate)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'credential_key'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
+    }
+}

@@ -1,0 +1,174 @@
+//! The `castellan` binary: serve the API, migrate the store, create superusers.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use castellan_core::model::NewUser;
+use castellan_core::password::{self, PasswordPolicy};
+use castellan_server::{AppState, ServerConfig, bootstrap};
+use castellan_store::{SqliteStore, Store, WriteCtx};
+use clap::{Args, Parser, Subcommand};
+
+/// Castellan: users, groups, roles and permissions in one binary.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (migrates the store first).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "CASTELLAN_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Public origin used for CSRF checks, cookies and `next` links (e.g. https://iam.example.com).
+        #[arg(long, env = "CASTELLAN_PUBLIC_URL")]
+        public_url: Option<url::Url>,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Bring the store's schema up to date.
+    Migrate {
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Create a superuser (password from CASTELLAN_SUPERUSER_PASSWORD or the first line of standard input).
+    Createsuperuser {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+        /// Email address.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+#[derive(Args)]
+struct Storage {
+    /// Directory holding the SQLite database (castellan.db).
+    #[arg(long, env = "CASTELLAN_DATA_DIR", default_value = "./castellan-data")]
+    data_dir: PathBuf,
+    /// Database URL (`sqlite://...`); overrides --data-dir.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Storage {
+    async fn open(&self) -> Result<Arc<dyn Store>, AnyError> {
+        let store = match &self.database_url {
+            Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url).await?,
+            Some(url) if url.starts_with("postgres") => {
+                return Err("the PostgreSQL backend is not available in this build yet; use SQLite".into());
+            }
+            Some(url) => return Err(format!("unsupported database URL scheme: {url}").into()),
+            None => {
+                std::fs::create_dir_all(&self.data_dir)?;
+                SqliteStore::open(&self.data_dir.join("castellan.db")).await?
+            }
+        };
+        store.migrate().await?;
+        Ok(Arc::new(store))
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    if let Err(e) = run(Cli::parse()).await {
+        tracing::error!("{e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), AnyError> {
+    match cli.command {
+        Command::Serve { listen, public_url, storage } => serve(&listen, public_url, &storage).await,
+        Command::Migrate { storage } => {
+            storage.open().await?;
+            tracing::info!("store is up to date");
+            Ok(())
+        }
+        Command::Createsuperuser { username, email, storage } => create_superuser(&storage, username, email).await,
+    }
+}
+
+async fn serve(listen: &str, public_url: Option<url::Url>, storage: &Storage) -> Result<(), AnyError> {
+    let store = storage.open().await?;
+    let password_file = storage.data_dir.join("initial-admin-password");
+    if storage.database_url.is_none() {
+        std::fs::create_dir_all(&storage.data_dir)?;
+    }
+    bootstrap::first_start(store.as_ref(), std::env::var("CASTELLAN_ADMIN_PASSWORD").ok(), &password_file).await?;
+    let config = ServerConfig { public_url, ..ServerConfig::default() };
+    let state = AppState::new(store, config, castellan_server::install_metrics()).await?;
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(address = %listener.local_addr()?, "castellan listening");
+    castellan_server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down; finishing in-flight requests");
+}
+
+async fn create_superuser(storage: &Storage, username: String, email: String) -> Result<(), AnyError> {
+    castellan_core::validate::username(&username)?;
+    castellan_core::validate::email(&email)?;
+    let password = match std::env::var("CASTELLAN_SUPERUSER_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => std::io::stdin().lock().lines().next().transpose()?.unwrap_or_default(),
+    };
+    PasswordPolicy::default().check(&password, &username)?;
+    let store = storage.open().await?;
+    let org = store.org_by_slug("default").await;
+    let org = match org {
+        Ok(org) => org,
+        Err(_) => store.create_org(&WriteCtx::default(), "Default", "default", "Created on first start.").await?.0,
+    };
+    let hash = tokio::task::spawn_blocking(move || password::hash(&password)).await??;
+    let user = NewUser {
+        username,
+        password_hash: Some(hash),
+        email,
+        first_name: String::new(),
+        last_name: String::new(),
+        description: String::new(),
+        is_active: true,
+        is_staff: true,
+        is_superuser: true,
+        org: org.pk,
+        groups: Vec::new(),
+    };
+    let (user, _) = store.create_user(&WriteCtx::default(), user).await?;
+    tracing::info!(pk = user.pk, username = %user.username, "superuser created");
+    Ok(())
+}
