@@ -151,6 +151,35 @@ fn like_prefix(term: &str) -> String {
     format!("{escaped}%")
 }
 
+/// A case-insensitive `GLOB` prefix pattern: each letter becomes a class of its case variants.
+///
+/// SQLite's `lower()` and `LIKE` fold ASCII only, so `lower(first_name) LIKE 'él%'` would miss "Élodie";
+/// username and email have Rust-lowercased columns, names do not.
+fn glob_prefix_any_case(term: &str) -> String {
+    let mut pattern = String::new();
+    for c in term.chars() {
+        let mut variants = vec![c];
+        for case in [c.to_lowercase().collect::<Vec<_>>(), c.to_uppercase().collect::<Vec<_>>()] {
+            if let [v] = case[..] {
+                if !variants.contains(&v) {
+                    variants.push(v);
+                }
+            }
+        }
+        match c {
+            '*' | '?' | '[' | ']' => pattern.extend(['[', c, ']']),
+            _ if variants.len() > 1 => {
+                pattern.push('[');
+                pattern.extend(variants);
+                pattern.push(']');
+            }
+            _ => pattern.push(c),
+        }
+    }
+    pattern.push('*');
+    pattern
+}
+
 fn push_in<T>(qb: &mut QueryBuilder<Sqlite>, column: &str, values: &[T])
 where
     T: Clone + for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + Send + 'static,
@@ -194,16 +223,12 @@ fn push_filter(qb: &mut QueryBuilder<Sqlite>, f: &UserFilter) {
             qb.push_bind(format!("\"{}\"", term.replace('"', "\"\"")));
             qb.push(")");
         } else {
-            let pattern = like_prefix(term);
-            qb.push(" AND (");
-            for (i, column) in ["username_lower", "lower(first_name)", "lower(last_name)", "email_lower"].iter().enumerate() {
-                if i > 0 {
-                    qb.push(" OR ");
-                }
-                qb.push(format!("{column} LIKE "));
-                qb.push_bind(pattern.clone());
-                qb.push(" ESCAPE '\\'");
-            }
+            let like = like_prefix(term);
+            let glob = glob_prefix_any_case(term);
+            qb.push(" AND (username_lower LIKE ").push_bind(like.clone()).push(" ESCAPE '\\'");
+            qb.push(" OR email_lower LIKE ").push_bind(like).push(" ESCAPE '\\'");
+            qb.push(" OR first_name GLOB ").push_bind(glob.clone());
+            qb.push(" OR last_name GLOB ").push_bind(glob);
             qb.push(")");
         }
     }

@@ -141,3 +141,27 @@ pub async fn server_key_keeps_first_candidate(store: &dyn Store) {
     assert_eq!(store.server_key(&[]).await.unwrap(), first);
     expect_no_change(store, before).await;
 }
+
+/// Writes racing each other still get distinct, consecutive revisions, one log row each.
+pub async fn concurrent_writes_get_distinct_revisions(store: &dyn Store) {
+    let before = mark(store).await;
+    let ctx = ctx();
+    let org = |slug: &'static str| store.create_org(&ctx, slug, slug, "");
+    let audit = |n: u32| {
+        let event = AuditEvent { action: "login", target_type: "users", target_pk: n.to_string(), changes: json!({}) };
+        store.audit(&ctx, event)
+    };
+    let (a, b, c, d, e, f, g, h) =
+        tokio::join!(org("a-org"), org("b-org"), org("c-org"), org("d-org"), org("e-org"), org("f-org"), audit(1), audit(2));
+    g.unwrap();
+    h.unwrap();
+    let mut revisions: Vec<_> = [a, b, c, d, e, f].into_iter().map(|r| r.unwrap().1).collect();
+    revisions.sort_unstable();
+    assert_eq!(revisions, (1..=6).map(|i| before.revision + i).collect::<Vec<_>>());
+    assert_eq!(store.revision().await.unwrap(), before.revision + 6);
+    let rows = changes_after(store, before.log_pk).await;
+    assert_eq!(rows.len(), 8);
+    let mut logged: Vec<_> = rows.iter().filter_map(|r| r.revision).collect();
+    logged.sort_unstable();
+    assert_eq!(logged, revisions);
+}

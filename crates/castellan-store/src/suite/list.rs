@@ -250,3 +250,29 @@ pub async fn list_users_paging(store: &dyn Store) {
     let p = page(1, 2, searched).await;
     assert_eq!((p.count, names(&p.items)), (4, vec!["bob", "dave"]));
 }
+
+/// Search is case-insensitive beyond ASCII, and query-syntax characters are plain text, never errors.
+pub async fn list_users_search_unicode_and_syntax(store: &dyn Store) {
+    let org = make_org(store, "acme").await.pk;
+    let new = NewUser {
+        first_name: "Élodie".into(),
+        last_name: "Ångström".into(),
+        ..super::new_user(org, "Émile")
+    };
+    make_user(store, new).await;
+    make_user(store, super::new_user(org, "alice")).await;
+
+    assert_eq!(search(store, "ÉMI").await, ["Émile"], "substring of a username, any case");
+    assert_eq!(search(store, "émi").await, ["Émile"]);
+    assert_eq!(search(store, "ÉLO").await, ["Émile"], "substring of a first name, any case");
+    assert_eq!(search(store, "ångs").await, ["Émile"], "substring of a last name, any case");
+    assert_eq!(search(store, "ém").await, ["Émile"], "prefix of a username, any case");
+    assert_eq!(search(store, "él").await, ["Émile"], "prefix of a first name, any case");
+    assert_eq!(search(store, "ÅN").await, ["Émile"], "prefix of a last name, any case");
+
+    for term in ["\"", "a\"", "ali\"ce", "\"ali\"", "ali*", "(ali)", "ali OR bob", "NEAR(ali bob)", "username:ali", "-ali", "^ali", "'", "\\", "a'b"] {
+        let query = UserQuery { filter: UserFilter { search: Some(term.into()), ..Default::default() }, limit: 10, ..Default::default() };
+        let page = store.list_users(&query).await.unwrap_or_else(|e| panic!("search {term:?} failed: {e}"));
+        assert!(page.items.is_empty(), "search {term:?} is literal text, found {:?}", names(&page.items));
+    }
+}

@@ -20,7 +20,7 @@ use castellan_core::model::{NewUser, Org, User, UserChanges};
 use crate::{ChangeEntry, Result, Revision, Store, StoreError, WriteCtx};
 
 pub use changes::{
-    audit_does_not_advance_revision, changes_pages_oldest_first, migrate_is_idempotent, server_key_keeps_first_candidate,
+    audit_does_not_advance_revision, concurrent_writes_get_distinct_revisions, changes_pages_oldest_first, migrate_is_idempotent, server_key_keeps_first_candidate,
     writes_advance_revision_and_log_once,
 };
 pub use credentials::{
@@ -30,7 +30,7 @@ pub use credentials::{
 pub use data::{user_data_limit_refuses_and_changes_nothing, user_data_put_get_delete};
 pub use list::{
     get_users_ascending_skips_unknown, list_users_filters, list_users_ordering, list_users_paging, list_users_search,
-    list_users_search_follows_updates,
+    list_users_search_follows_updates, list_users_search_unicode_and_syntax,
 };
 pub use orgs::{org_create_and_lookup, org_duplicate_slug_conflicts};
 pub use users::{
@@ -80,6 +80,7 @@ macro_rules! store_suite {
             avatar_set_get_clear,
             set_last_login_is_audit_only,
             writes_advance_revision_and_log_once,
+            concurrent_writes_get_distinct_revisions,
             audit_does_not_advance_revision,
             changes_pages_oldest_first,
             server_key_keeps_first_candidate,
@@ -87,6 +88,7 @@ macro_rules! store_suite {
             list_users_filters,
             list_users_search,
             list_users_search_follows_updates,
+            list_users_search_unicode_and_syntax,
             list_users_ordering,
             list_users_paging,
             sessions_create_find_list_delete,
