@@ -74,20 +74,20 @@ impl fmt::Display for Permission {
     }
 }
 
-/// The subject of an authorization decision, as far as the interim rule needs to know it.
+/// The subject of an authorization decision: its flags and the module permissions it holds.
 #[derive(Debug, Clone, Copy)]
-pub struct Subject {
-    /// Active account.
+pub struct Subject<'a> {
+    /// Active account; inactive users hold nothing.
     pub is_active: bool,
     /// Superusers hold everything.
     pub is_superuser: bool,
+    /// Module permissions held through groups.
+    pub held: &'a ModulePermissions,
 }
 
-/// Decides whether `subject` holds `permission`.
-///
-/// Until the grant engine lands, only superusers hold module permissions; the engine replaces this body.
-pub fn holds(subject: Subject, _permission: Permission) -> bool {
-    subject.is_active && subject.is_superuser
+/// Decides whether `subject` holds `permission`: inactive → no; superuser → yes; otherwise what it holds.
+pub fn holds(subject: Subject<'_>, permission: Permission) -> bool {
+    subject.is_active && (subject.is_superuser || subject.held.allows(permission.module, permission.action))
 }
 
 #[cfg(test)]
@@ -110,10 +110,148 @@ mod tests {
     }
 
     #[test]
-    fn interim_rule() {
+    fn precedence() {
         let p = Permission { module: "users", action: Action::Read };
-        assert!(holds(Subject { is_active: true, is_superuser: true }, p));
-        assert!(!holds(Subject { is_active: true, is_superuser: false }, p));
-        assert!(!holds(Subject { is_active: false, is_superuser: true }, p));
+        let none = ModulePermissions::new();
+        let mut some = ModulePermissions::new();
+        some.insert("users", Action::Full);
+        assert!(holds(Subject { is_active: true, is_superuser: true, held: &none }, p));
+        assert!(!holds(Subject { is_active: true, is_superuser: false, held: &none }, p));
+        assert!(holds(Subject { is_active: true, is_superuser: false, held: &some }, p));
+        assert!(!holds(Subject { is_active: false, is_superuser: true, held: &some }, p));
+    }
+}
+
+/// A module id: a lower-case slug of 1–64 characters.
+pub fn valid_module_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+impl Action {
+    /// Parses a standard action's wire name.
+    pub fn parse(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// Module permissions held or conferred: module id → set of actions (a bitset of the standard actions).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModulePermissions(std::collections::BTreeMap<String, u8>);
+
+impl ModulePermissions {
+    /// No permissions.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one action on one module.
+    pub fn insert(&mut self, module: &str, action: Action) {
+        *self.0.entry(module.to_string()).or_default() |= action.bit();
+    }
+
+    /// Adds everything in `other`.
+    pub fn extend(&mut self, other: &ModulePermissions) {
+        for (module, bits) in &other.0 {
+            *self.0.entry(module.clone()).or_default() |= bits;
+        }
+    }
+
+    /// Whether `action` on `module` is held: `full` implies every action, every action implies `access`.
+    pub fn allows(&self, module: &str, action: Action) -> bool {
+        let Some(bits) = self.0.get(module).copied() else { return false };
+        bits & Action::Full.bit() != 0 || bits & action.bit() != 0 || (action == Action::Access && bits != 0)
+    }
+
+    /// Whether every permission in `other` is held here (dominance, API.md §11).
+    pub fn covers(&self, other: &ModulePermissions) -> bool {
+        other.0.iter().all(|(module, bits)| Action::ALL.into_iter().all(|a| bits & a.bit() == 0 || self.allows(module, a)))
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.0.values().all(|b| *b == 0)
+    }
+
+    /// The actions on each module, in the standard order, as the API shows them.
+    pub fn to_map(&self) -> std::collections::BTreeMap<String, Vec<&'static str>> {
+        self.0
+            .iter()
+            .filter(|(_, bits)| **bits != 0)
+            .map(|(m, bits)| (m.clone(), Action::ALL.into_iter().filter(|a| bits & a.bit() != 0).map(Action::as_str).collect()))
+            .collect()
+    }
+
+    /// Reads `{module: [action...]}`; seed 001 levels `"read"` and `"write"` are accepted in place of a list.
+    pub fn parse(value: &serde_json::Value, field: &str) -> Result<Self, crate::DomainError> {
+        let serde_json::Value::Object(map) = value else {
+            return Err(crate::DomainError::field(field, "Expected an object of module ids to lists of actions."));
+        };
+        let mut errors = crate::error::Errors::new();
+        let mut out = Self::new();
+        for (module, actions) in map {
+            let name = format!("{field}.{module}");
+            if !valid_module_id(module) {
+                errors.add(&name, "Module ids are lower-case slugs of 1 to 64 characters.");
+                continue;
+            }
+            let listed: Vec<&str> = match actions {
+                serde_json::Value::String(level) if level == "read" => vec!["read"],
+                serde_json::Value::String(level) if level == "write" => vec!["read", "create", "update", "delete"],
+                serde_json::Value::Array(items) => items.iter().map(|i| i.as_str().unwrap_or("")).collect(),
+                _ => {
+                    errors.add(&name, "Expected a list of actions, \"read\" or \"write\".");
+                    continue;
+                }
+            };
+            for action in listed {
+                match Action::parse(action) {
+                    Some(a) => out.insert(module, a),
+                    None => errors.add(&name, format!("\"{action}\" is not a valid action.")),
+                }
+            }
+            out.0.entry(module.clone()).or_default();
+        }
+        errors.finish()?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod module_permission_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn algebra() {
+        let mut p = ModulePermissions::new();
+        p.insert("users", Action::Read);
+        assert!(p.allows("users", Action::Read));
+        assert!(p.allows("users", Action::Access));
+        assert!(!p.allows("users", Action::Update));
+        assert!(!p.allows("groups", Action::Access));
+        p.insert("groups", Action::Full);
+        assert!(p.allows("groups", Action::Delete));
+        let mut q = ModulePermissions::new();
+        q.insert("groups", Action::Update);
+        q.insert("users", Action::Access);
+        assert!(p.covers(&q));
+        q.insert("users", Action::Delete);
+        assert!(!p.covers(&q));
+    }
+
+    #[test]
+    fn parse_levels_and_lists() {
+        let p = ModulePermissions::parse(&json!({"brands": "write", "users": ["read"], "x": []}), "permissions").unwrap();
+        assert_eq!(p.to_map()["brands"], ["read", "create", "update", "delete"]);
+        assert_eq!(p.to_map()["users"], ["read"]);
+        assert!(!p.to_map().contains_key("x"));
+        assert!(ModulePermissions::parse(&json!({"brands": ["fly"]}), "permissions").is_err());
+        assert!(ModulePermissions::parse(&json!({"Bad Id": ["read"]}), "permissions").is_err());
+        assert!(ModulePermissions::parse(&json!(["read"]), "permissions").is_err());
+        assert!(ModulePermissions::parse(&json!({"a": 5}), "permissions").is_err());
     }
 }

@@ -130,6 +130,15 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { constraint } if constraint == "groups" => {
                 Self::field("groups", "Invalid pk - object does not exist.")
             }
+            StoreError::Conflict { constraint } if constraint == "parent" => {
+                Self::field("parent", "Invalid pk - object does not exist in this organisation.")
+            }
+            StoreError::Conflict { constraint } if constraint == "cycle" => {
+                Self::field("parent", "A group cannot be its own ancestor.")
+            }
+            StoreError::Conflict { constraint } if constraint == "members" => {
+                Self::field("users", "Users must belong to the group's organisation.")
+            }
             StoreError::Conflict { constraint } => Self::Conflict(conflict_message(&constraint)),
             StoreError::LimitExceeded(m) => Self::PayloadTooLarge(m),
             StoreError::Backend(m) => Self::Internal(m),
@@ -141,6 +150,11 @@ fn conflict_message(constraint: &str) -> String {
     match constraint {
         "username" => "A user with that username already exists.".into(),
         "slug" => "An organisation with that slug already exists.".into(),
+        "name" => "A group with that name already exists under this parent.".into(),
+        "children" => "The group has children; delete them first or pass ?cascade=true.".into(),
+        "users" => "The organisation still has users.".into(),
+        "org_groups" | "org_objects" => "The organisation still has groups or objects.".into(),
+        "object" => "The object is already registered.".into(),
         other => format!("The value of {other} is already taken."),
     }
 }

@@ -4,12 +4,14 @@ pub mod api;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod dominance;
 pub mod error;
 pub mod extract;
 pub mod links;
 pub mod middleware;
 pub mod repr;
 pub mod state;
+pub mod visibility;
 
 use std::future::Future;
 use std::net::SocketAddr;

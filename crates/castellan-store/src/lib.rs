@@ -4,6 +4,8 @@
 
 use async_trait::async_trait;
 use castellan_core::model::{ApiToken, NewUser, Org, Session, User, UserChanges};
+use castellan_core::password::PasswordPolicy;
+use castellan_core::permission::ModulePermissions;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -102,8 +104,12 @@ pub struct UserFilter {
     pub first_names: Vec<String>,
     /// By last name (exact).
     pub last_names: Vec<String>,
-    /// Direct members of any of these groups.
+    /// Members of any of these groups (direct members, or of descendants too when `groups_recursive`).
     pub groups: Vec<i64>,
+    /// Whether `groups` includes members of descendant groups.
+    pub groups_recursive: bool,
+    /// Only users visible to this user (seed 004: members of the viewer's groups or their descendants, and the viewer).
+    pub visible_to: Option<i64>,
     /// By active flag.
     pub is_active: Option<bool>,
     /// By staff flag.
@@ -191,6 +197,125 @@ pub enum Credential {
     Token(ApiToken),
 }
 
+/// A group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    /// Primary key.
+    pub pk: i64,
+    /// Name, unique among siblings.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Owning organisation.
+    pub org: i64,
+    /// Parent group.
+    pub parent: Option<i64>,
+    /// Module permissions the group confers on its members (and its descendants' members).
+    pub permissions: ModulePermissions,
+    /// When it was created.
+    pub created_date: OffsetDateTime,
+    /// When it last changed.
+    pub modified_date: OffsetDateTime,
+}
+
+/// A group to insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewGroup {
+    /// Name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Owning organisation.
+    pub org: i64,
+    /// Parent group (same organisation, else `Conflict{parent}`).
+    pub parent: Option<i64>,
+    /// Conferred permissions.
+    pub permissions: ModulePermissions,
+}
+
+/// Changes to a group; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupChanges {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New parent (`Some(None)` makes it a root); a cycle is `Conflict{cycle}`.
+    pub parent: Option<Option<i64>>,
+    /// New permissions.
+    pub permissions: Option<ModulePermissions>,
+}
+
+/// Which groups a list returns.
+#[derive(Debug, Clone, Default)]
+pub struct GroupFilter {
+    /// By key.
+    pub ids: Vec<i64>,
+    /// By exact name.
+    pub names: Vec<String>,
+    /// By organisation.
+    pub orgs: Vec<i64>,
+    /// Children of this group (`Some(None)`: roots).
+    pub parent: Option<Option<i64>>,
+    /// Groups `user` is a direct (unexpired) member of.
+    pub member: Option<i64>,
+    /// Substring (case-insensitive) of name or description.
+    pub search: Option<String>,
+    /// Only groups visible to this user: the user's groups and their descendants.
+    pub visible_to: Option<i64>,
+}
+
+/// A sortable group column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupOrder {
+    /// Primary key.
+    Id,
+    /// Name.
+    Name,
+    /// Creation time.
+    CreatedDate,
+}
+
+impl GroupOrder {
+    /// Parses an `ordering` field name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "id" | "pk" => Self::Id,
+            "name" => Self::Name,
+            "created_date" => Self::CreatedDate,
+            _ => return None,
+        })
+    }
+}
+
+/// A page request for groups.
+#[derive(Debug, Clone, Default)]
+pub struct GroupQuery {
+    /// Which rows.
+    pub filter: GroupFilter,
+    /// Sort keys; a `pk` tiebreak is always appended.
+    pub ordering: Vec<(GroupOrder, bool)>,
+    /// Rows to skip.
+    pub offset: i64,
+    /// Rows to return.
+    pub limit: i64,
+}
+
+/// One user's membership of one group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Membership {
+    /// The member.
+    pub user: i64,
+    /// The group.
+    pub group: i64,
+    /// When it stops counting.
+    pub expires_at: Option<OffsetDateTime>,
+    /// Whether node restrictions apply (even with no nodes left).
+    pub restricted: bool,
+    /// Restricting node object keys, ascending.
+    pub nodes: Vec<i64>,
+}
+
 /// A group as embedded in user representations.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupBrief {
@@ -204,11 +329,61 @@ pub struct GroupBrief {
     pub children: Vec<i64>,
 }
 
-/// Groups, as far as the user side needs them.
+/// Groups, their hierarchy (kept as an ancestor closure) and memberships.
 #[async_trait]
 pub trait GroupStore {
     /// The named groups (unknown keys skipped), ascending by key, each with its direct children.
     async fn groups_brief(&self, pks: &[i64]) -> Result<Vec<GroupBrief>>;
+    /// Creates a group; a sibling with the same name is `Conflict{name}`, a bad parent `Conflict{parent}`.
+    async fn create_group(&self, ctx: &WriteCtx, group: NewGroup) -> Result<(Group, Revision)>;
+    /// One group.
+    async fn get_group(&self, pk: i64) -> Result<Group>;
+    /// A page of groups.
+    async fn list_groups(&self, query: &GroupQuery) -> Result<Page<Group>>;
+    /// Changes a group; moving it updates the closure of its subtree only.
+    async fn update_group(&self, ctx: &WriteCtx, pk: i64, changes: GroupChanges) -> Result<(Group, Revision)>;
+    /// Deletes a group; with children that is `Conflict{children}` unless `cascade`, which deletes the subtree.
+    async fn delete_group(&self, ctx: &WriteCtx, pk: i64, cascade: bool) -> Result<Revision>;
+    /// Adds users to a group (existing memberships get the new expiry); users of another org are `Conflict{members}`.
+    async fn add_members(&self, ctx: &WriteCtx, group: i64, users: &[i64], expires_at: Option<OffsetDateTime>) -> Result<Revision>;
+    /// Removes users from a group (absent ones are ignored).
+    async fn remove_members(&self, ctx: &WriteCtx, group: i64, users: &[i64]) -> Result<Revision>;
+    /// One membership, expired or not.
+    async fn membership(&self, user: i64, group: i64) -> Result<Option<Membership>>;
+    /// Replaces a membership's node restriction: `Some(nodes)` restricts (even to none), `None` lifts it.
+    async fn set_restriction(&self, ctx: &WriteCtx, user: i64, group: i64, nodes: Option<Vec<i64>>) -> Result<Revision>;
+    /// What membership of these groups confers: their permissions and their ancestors'.
+    async fn conferred_by(&self, groups: &[i64]) -> Result<ModulePermissions>;
+    /// What a user holds through unrestricted, unexpired memberships (and ancestor groups).
+    async fn effective_permissions(&self, user: i64) -> Result<ModulePermissions>;
+    /// Whether `ancestor` is `group` or one of its ancestors.
+    async fn is_within(&self, group: i64, ancestor: i64) -> Result<bool>;
+}
+
+/// A node or other registered object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectRecord {
+    /// Primary key.
+    pub pk: i64,
+    /// Module id.
+    pub model: String,
+    /// The application's key.
+    pub object_pk: String,
+    /// Parent object.
+    pub parent: Option<i64>,
+    /// Owning organisation.
+    pub org: i64,
+}
+
+/// Registered objects (nodes for restrictions; parents for grants).
+#[async_trait]
+pub trait ObjectStore {
+    /// Registers an object (`Conflict{object}` when already registered).
+    async fn create_object(&self, ctx: &WriteCtx, model: &str, object_pk: &str, parent: Option<i64>, org: i64) -> Result<(ObjectRecord, Revision)>;
+    /// One object by module and key.
+    async fn find_object(&self, model: &str, object_pk: &str) -> Result<Option<ObjectRecord>>;
+    /// Unregisters an object.
+    async fn delete_object(&self, ctx: &WriteCtx, model: &str, object_pk: &str) -> Result<Revision>;
 }
 
 /// Organisations.
@@ -220,6 +395,16 @@ pub trait OrgStore {
     async fn get_org(&self, pk: i64) -> Result<Org>;
     /// One organisation by slug.
     async fn org_by_slug(&self, slug: &str) -> Result<Org>;
+    /// A page of organisations (only `only` when given), by key.
+    async fn list_orgs(&self, only: Option<i64>, search: Option<&str>, offset: i64, limit: i64) -> Result<Page<Org>>;
+    /// Changes name, slug or description.
+    async fn update_org(&self, ctx: &WriteCtx, pk: i64, name: Option<&str>, slug: Option<&str>, description: Option<&str>) -> Result<(Org, Revision)>;
+    /// Deletes an organisation that has no users (`Conflict{users}`), groups (`Conflict{org_groups}`) or objects (`Conflict{org_objects}`).
+    async fn delete_org(&self, ctx: &WriteCtx, pk: i64) -> Result<Revision>;
+    /// The organisation's password policy (the default when never set).
+    async fn password_policy(&self, org: i64) -> Result<PasswordPolicy>;
+    /// Replaces the organisation's password policy.
+    async fn set_password_policy(&self, ctx: &WriteCtx, org: i64, policy: &PasswordPolicy) -> Result<Revision>;
 }
 
 /// Users, their profile, password history and avatar.
@@ -318,7 +503,7 @@ pub trait ChangeLog {
 
 /// Everything the server persists.
 #[async_trait]
-pub trait Store: OrgStore + GroupStore + UserStore + CredentialStore + UserDataStore + ChangeLog + Send + Sync + 'static {
+pub trait Store: OrgStore + GroupStore + ObjectStore + UserStore + CredentialStore + UserDataStore + ChangeLog + Send + Sync + 'static {
     /// Brings the schema up to date.
     async fn migrate(&self) -> Result<()>;
     /// Whether the database answers.

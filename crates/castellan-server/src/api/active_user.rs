@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use castellan_core::fields::Fields;
 use castellan_core::model::{User, UserChanges};
 use castellan_core::password;
-use castellan_core::permission::{Action, Permission, Subject, holds};
+use castellan_core::permission::{Action, Permission};
 use castellan_core::validate::{self, EMAIL_MAX, NAME_MAX, PASSWORD_MAX, USERNAME_MAX};
 use serde_json::{Map, Value, json};
 use utoipa_axum::router::OpenApiRouter;
@@ -208,7 +208,7 @@ async fn change_password(
     if !old_ok {
         return Err(ApiError::field("old_password", "Wrong password."));
     }
-    check_new_password(&state, Some(caller.user.pk), &new, &caller.user.username).await.map_err(|e| match e {
+    check_new_password(&state, caller.user.org, Some(caller.user.pk), &new, &caller.user.username).await.map_err(|e| match e {
         ApiError::Validation(mut errors) => {
             errors.iter_mut().for_each(|e| e.field = "new_password".into());
             ApiError::Validation(errors)
@@ -226,10 +226,8 @@ async fn change_password(
 #[utoipa::path(get, path = "/api/v1/users/{pk}/avatar/", tag = "users", params(("pk" = i64, Path)),
     responses((status = 200, description = "The image", content_type = "image/*"), (status = 401), (status = 403), (status = 404)))]
 async fn avatar(State(state): State<AppState>, caller: Principal, PathPk(pk): PathPk) -> ApiResult<Response> {
-    let needed = Permission { module: "users", action: Action::Read };
-    let subject = Subject { is_active: caller.user.is_active, is_superuser: caller.user.is_superuser };
-    if pk != caller.user.pk && !holds(subject, needed) {
-        return Err(ApiError::PermissionDenied(needed.denial_detail()));
+    if pk != caller.user.pk {
+        caller.require(Permission { module: "users", action: Action::Read })?;
     }
     let (content_type, bytes) = state.store.get_avatar(pk).await?.ok_or(ApiError::NotFound)?;
     Ok(([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "private, max-age=60".to_string())], bytes).into_response())

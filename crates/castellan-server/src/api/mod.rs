@@ -3,7 +3,11 @@
 pub mod active_user;
 pub mod auth;
 pub mod credentials;
+pub mod groups;
 pub mod health;
+pub mod memberships;
+pub mod objects;
+pub mod orgs;
 pub mod user_data;
 pub mod users;
 
@@ -11,13 +15,12 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
-use castellan_core::permission::{Action, Permission, Subject, holds};
+use castellan_core::permission::{Action, Permission};
 use castellan_store::Revision;
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::principal::principal_of;
-use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Header carrying the store's revision after a successful write.
@@ -54,11 +57,10 @@ async fn require(permission: Permission, req: Request, next: Next) -> Response {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let subject = Subject { is_active: principal.user.is_active, is_superuser: principal.user.is_superuser };
-    if !holds(subject, permission) {
-        return ApiError::PermissionDenied(permission.denial_detail()).into_response();
+    match principal.require(permission) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
     }
-    next.run(req).await
 }
 
 /// Appends the permission sentence to every operation's description.
@@ -91,6 +93,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(active_user::router())
         .merge(credentials::router())
         .merge(user_data::router())
+        .merge(orgs::router())
+        .merge(groups::router())
+        .merge(memberships::router())
+        .merge(objects::router())
 }
 
 /// A user-facing timestamp: RFC 3339 UTC with microseconds.

@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use castellan_core::model::{NewUser, User, UserChanges, UserInput, WriteMode};
-use castellan_core::password::{self, PasswordPolicy};
-use castellan_core::permission::Action;
+use castellan_core::password;
+use castellan_core::permission::{Action, Permission};
 use castellan_store::{UserFilter, UserOrder, UserQuery};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -18,6 +18,8 @@ use crate::extract::{JsonBody, PathPk};
 use crate::links::{Envelope, ListQuery};
 use crate::repr::{GroupRef, UserOut};
 use crate::state::AppState;
+use crate::dominance::{require_confer, require_covers};
+use crate::visibility::{redact_groups, visible_group, visible_user};
 
 /// Routes of module `users`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -30,7 +32,16 @@ pub fn router() -> OpenApiRouter<AppState> {
     .merge(guarded("users", Some(Action::Update), OpenApiRouter::new().routes(routes!(unlock)).routes(routes!(revoke_sessions))))
 }
 
-fn filter_from(q: &ListQuery) -> ApiResult<UserFilter> {
+fn filter_from(q: &ListQuery, caller: &Principal) -> ApiResult<UserFilter> {
+    let mut orgs = q.ints(&["org"])?;
+    if let Some(own) = caller.org_scope() {
+        orgs.retain(|o| *o == own);
+        if orgs.is_empty() && !q.all(&["org"]).is_empty() {
+            orgs.push(0);
+        } else {
+            orgs = vec![own];
+        }
+    }
     Ok(UserFilter {
         ids: q.ints(&["id", "pk"])?,
         usernames: q.strings(&["username", "login"]),
@@ -41,8 +52,10 @@ fn filter_from(q: &ListQuery) -> ApiResult<UserFilter> {
         is_active: q.boolean("is_active")?,
         is_staff: q.boolean("is_staff")?,
         is_superuser: q.boolean("is_superuser")?,
-        orgs: q.ints(&["org"])?,
+        orgs,
         search: q.search(),
+        groups_recursive: q.boolean("recursive")?.unwrap_or(false),
+        visible_to: caller.viewer(),
     })
 }
 
@@ -89,13 +102,14 @@ pub async fn expand_groups(state: &AppState, users: &[User], expanded: bool) -> 
         ("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query),
     ),
     responses((status = 200, body = Envelope<UserOut>), (status = 400), (status = 401), (status = 403)))]
-async fn list_users(State(state): State<AppState>, q: ListQuery) -> ApiResult<Response> {
-    let filter = filter_from(&q)?;
+async fn list_users(State(state): State<AppState>, caller: Principal, q: ListQuery) -> ApiResult<Response> {
+    let filter = filter_from(&q, &caller)?;
     let ordering = ordering_from(&q)?;
     let expand = q.boolean("groups")?.unwrap_or(false);
     let window = q.window()?;
-    let page = state.store.list_users(&UserQuery { filter, ordering, offset: window.offset, limit: window.limit }).await?;
+    let mut page = state.store.list_users(&UserQuery { filter, ordering, offset: window.offset, limit: window.limit }).await?;
     q.check_page(window, page.count)?;
+    redact_groups(&state, &caller, &mut page.items).await?;
     if expand {
         let items = expand_groups(&state, &page.items, true).await?;
         return Ok(axum::Json(q.envelope(window, page.count, items)).into_response());
@@ -113,8 +127,8 @@ pub async fn hash_password(password: String) -> ApiResult<String> {
 }
 
 /// Refuses a new password that breaks the rule or repeats one of the last `history_count` passwords.
-pub async fn check_new_password(state: &AppState, user: Option<i64>, password: &str, username: &str) -> ApiResult<()> {
-    let policy = PasswordPolicy::default();
+pub async fn check_new_password(state: &AppState, org: i64, user: Option<i64>, password: &str, username: &str) -> ApiResult<()> {
+    let policy = state.store.password_policy(org).await?;
     policy.check(password, username).map_err(|m| ApiError::field("password", m))?;
     let Some(pk) = user else { return Ok(()) };
     let recent = state.store.password_hashes(pk, policy.history_count).await?;
@@ -146,10 +160,11 @@ async fn create_user(
     if (!caller.user.is_superuser && org != caller.user.org) || state.store.get_org(org).await.is_err() {
         return Err(ApiError::field("org", "Invalid pk - object does not exist."));
     }
+    check_groups_change(&state, &caller, &[], input.groups.as_deref()).await?;
     let username = input.username.clone().unwrap_or_default();
     let password_hash = match input.new_password() {
         Some(pw) => {
-            check_new_password(&state, None, pw, &username).await?;
+            check_new_password(&state, org, None, pw, &username).await?;
             Some(hash_password(pw.to_string()).await?)
         }
         None => None,
@@ -174,8 +189,8 @@ async fn create_user(
 /// Retrieve a user.
 #[utoipa::path(get, path = "/api/v1/users/{pk}/", tag = "users", params(("pk" = i64, Path)),
     responses((status = 200, body = UserOut), (status = 401), (status = 403), (status = 404)))]
-async fn get_user(State(state): State<AppState>, PathPk(pk): PathPk) -> ApiResult<axum::Json<UserOut>> {
-    Ok(axum::Json(UserOut::from(&state.store.get_user(pk).await?)))
+async fn get_user(State(state): State<AppState>, caller: Principal, PathPk(pk): PathPk) -> ApiResult<axum::Json<UserOut>> {
+    Ok(axum::Json(UserOut::from(&visible_user(&state, &caller, pk).await?)))
 }
 
 /// Replace a user (`username, email, groups` required; `password` optional and write-only).
@@ -235,12 +250,20 @@ async fn active_superusers(state: &AppState) -> ApiResult<i64> {
 }
 
 async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: i64, input: UserInput) -> ApiResult<Response> {
-    let target = state.store.get_user(pk).await?;
+    let target = visible_user(state, caller, pk).await?;
     check_update_rules(state, &caller.user, &target, &input).await?;
+    let stronger_fields = input.password.is_some()
+        || input.username.as_ref().is_some_and(|u| *u != target.username)
+        || input.email.as_ref().is_some_and(|e| *e != target.email)
+        || input.is_active.is_some_and(|a| a != target.is_active);
+    if stronger_fields {
+        require_dominates(state, caller, &target).await?;
+    }
+    check_groups_change(state, caller, &target.groups, input.groups.as_deref()).await?;
     let password_hash = match input.new_password() {
         Some(pw) => {
             let username = input.username.as_deref().unwrap_or(&target.username);
-            check_new_password(state, Some(pk), pw, username).await?;
+            check_new_password(state, target.org, Some(pk), pw, username).await?;
             Some(hash_password(pw.to_string()).await?)
         }
         None => None,
@@ -269,6 +292,30 @@ async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: 
     Ok(with_revision(revision, axum::Json(UserOut::from(&user))))
 }
 
+/// Acting on another user's credentials, identity or activation needs holding everything that user holds (§11).
+async fn require_dominates(state: &AppState, caller: &Principal, target: &User) -> ApiResult<()> {
+    if caller.user.pk == target.pk {
+        return Ok(());
+    }
+    require_covers(caller, &state.store.effective_permissions(target.pk).await?)
+}
+
+/// Changing a user's `groups` needs `groups.update`, visible groups, and holding what the added and removed groups
+/// confer (§11 "the right gate for each field", dominance).
+async fn check_groups_change(state: &AppState, caller: &Principal, current: &[i64], requested: Option<&[i64]>) -> ApiResult<()> {
+    let Some(requested) = requested else { return Ok(()) };
+    let mut changed: Vec<i64> = requested.iter().filter(|g| !current.contains(g)).copied().collect();
+    changed.extend(current.iter().filter(|g| !requested.contains(g)));
+    if changed.is_empty() {
+        return Ok(());
+    }
+    caller.require(Permission { module: "groups", action: Action::Update })?;
+    for group in &changed {
+        visible_group(state, caller, *group).await.map_err(|_| ApiError::field("groups", format!("Invalid pk \"{group}\" - object does not exist.")))?;
+    }
+    require_confer(state, caller, &changed).await
+}
+
 /// Delete a user.
 #[utoipa::path(delete, path = "/api/v1/users/{pk}/", tag = "users", params(("pk" = i64, Path)),
     responses((status = 204), (status = 401), (status = 403), (status = 404)))]
@@ -278,13 +325,14 @@ async fn delete_user(
     caller: Principal,
     PathPk(pk): PathPk,
 ) -> ApiResult<Response> {
-    let target = state.store.get_user(pk).await?;
+    let target = visible_user(&state, &caller, pk).await?;
     if target.pk == caller.user.pk {
         return Err(ApiError::PermissionDenied("You cannot delete yourself.".into()));
     }
     if target.is_superuser && !caller.user.is_superuser {
         return Err(ApiError::PermissionDenied("Only a superuser can delete a superuser.".into()));
     }
+    require_dominates(&state, &caller, &target).await?;
     let revision = state.store.delete_user(&write_ctx(Some(&caller), ip), pk).await?;
     state.credentials.invalidate_user(pk);
     Ok(with_revision(revision, StatusCode::NO_CONTENT))
@@ -293,8 +341,8 @@ async fn delete_user(
 /// Clear a user's login throttle.
 #[utoipa::path(post, path = "/api/v1/users/{pk}/unlock/", tag = "users", params(("pk" = i64, Path)),
     responses((status = 204), (status = 401), (status = 403), (status = 404)))]
-async fn unlock(State(state): State<AppState>, PathPk(pk): PathPk) -> ApiResult<Response> {
-    let target = state.store.get_user(pk).await?;
+async fn unlock(State(state): State<AppState>, caller: Principal, PathPk(pk): PathPk) -> ApiResult<Response> {
+    let target = visible_user(&state, &caller, pk).await?;
     state.throttle.unlock(&target.username);
     Ok(with_revision(state.store.revision().await?, StatusCode::NO_CONTENT))
 }
@@ -303,10 +351,11 @@ async fn unlock(State(state): State<AppState>, PathPk(pk): PathPk) -> ApiResult<
 #[utoipa::path(post, path = "/api/v1/users/{pk}/revoke_sessions/", tag = "users", params(("pk" = i64, Path)),
     responses((status = 204), (status = 401), (status = 403), (status = 404)))]
 async fn revoke_sessions(State(state): State<AppState>, caller: Principal, PathPk(pk): PathPk) -> ApiResult<Response> {
-    let target = state.store.get_user(pk).await?;
+    let target = visible_user(&state, &caller, pk).await?;
     if target.is_superuser && !caller.user.is_superuser {
         return Err(ApiError::PermissionDenied("Only a superuser can act on a superuser.".into()));
     }
+    require_dominates(&state, &caller, &target).await?;
     state.store.end_credentials(pk, None, true).await?;
     state.credentials.invalidate_user(pk);
     Ok(with_revision(state.store.revision().await?, StatusCode::NO_CONTENT))

@@ -2,6 +2,7 @@
 //! resolved once per request by middleware; handlers take a [`Principal`].
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -10,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum_extra::extract::CookieJar;
 use castellan_core::model::User;
+use castellan_core::permission::{ModulePermissions, Permission, Subject, holds};
 use castellan_store::Credential;
 use time::OffsetDateTime;
 
@@ -38,6 +40,30 @@ pub struct Principal {
     pub session: Option<i64>,
     /// The API token used, if any.
     pub token: Option<i64>,
+    /// Module permissions held through groups (empty for superusers, who hold everything).
+    pub held: Arc<ModulePermissions>,
+}
+
+impl Principal {
+    /// Whether the caller holds `permission`.
+    pub fn holds(&self, permission: Permission) -> bool {
+        holds(Subject { is_active: self.user.is_active, is_superuser: self.user.is_superuser, held: &self.held }, permission)
+    }
+
+    /// Refuses with the contract's 403 unless the caller holds `permission`.
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        if self.holds(permission) { Ok(()) } else { Err(ApiError::PermissionDenied(permission.denial_detail())) }
+    }
+
+    /// The caller's organisation, or `None` for superusers who see every organisation.
+    pub fn org_scope(&self) -> Option<i64> {
+        (!self.user.is_superuser).then_some(self.user.org)
+    }
+
+    /// The viewer for seed 004's visibility rule, or `None` for superusers who see everyone.
+    pub fn viewer(&self) -> Option<i64> {
+        (!self.user.is_superuser).then_some(self.user.pk)
+    }
 }
 
 /// What authentication concluded, stored in the request's extensions.
@@ -162,7 +188,12 @@ async fn authenticate_parts(state: &AppState, method: &Method, headers: &HeaderM
             return Ok(AuthOutcome::CsrfFailed);
         }
     }
-    Ok(AuthOutcome::Authenticated(Box::new(Principal { user: resolved.user, session, token })))
+    let held = if resolved.user.is_superuser {
+        ModulePermissions::new()
+    } else {
+        state.store.effective_permissions(resolved.user.pk).await?
+    };
+    Ok(AuthOutcome::Authenticated(Box::new(Principal { user: resolved.user, session, token, held: Arc::new(held) })))
 }
 
 /// Middleware: resolves the caller's credentials once and records the outcome for extractors.

@@ -4,6 +4,7 @@ mod changes;
 mod credentials;
 mod data;
 mod groups;
+mod objects;
 mod orgs;
 mod users;
 

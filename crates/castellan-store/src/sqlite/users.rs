@@ -159,11 +159,13 @@ fn glob_prefix_any_case(term: &str) -> String {
     let mut pattern = String::new();
     for c in term.chars() {
         let mut variants = vec![c];
-        for case in [c.to_lowercase().collect::<Vec<_>>(), c.to_uppercase().collect::<Vec<_>>()] {
-            if let [v] = case[..] {
-                if !variants.contains(&v) {
-                    variants.push(v);
-                }
+        let lower: Vec<char> = c.to_lowercase().collect();
+        let upper: Vec<char> = c.to_uppercase().collect();
+        for case in [lower, upper] {
+            if let [v] = case[..]
+                && !variants.contains(&v)
+            {
+                variants.push(v);
             }
         }
         match c {
@@ -214,8 +216,22 @@ fn push_filter(qb: &mut QueryBuilder<Sqlite>, f: &UserFilter) {
         qb.push(" AND pk IN (SELECT user FROM memberships WHERE (expires_at IS NULL OR expires_at > ");
         qb.push_bind(to_micros(OffsetDateTime::now_utc()));
         qb.push(")");
-        push_in(qb, "grp", &f.groups);
+        if f.groups_recursive {
+            qb.push(" AND grp IN (SELECT descendant FROM group_closure WHERE 1 = 1");
+            push_in(qb, "ancestor", &f.groups);
+            qb.push(")");
+        } else {
+            push_in(qb, "grp", &f.groups);
+        }
         qb.push(")");
+    }
+    if let Some(viewer) = f.visible_to {
+        qb.push(" AND (pk = ").push_bind(viewer);
+        qb.push(" OR pk IN (SELECT user FROM memberships WHERE (expires_at IS NULL OR expires_at > ");
+        qb.push_bind(to_micros(OffsetDateTime::now_utc()));
+        qb.push(") AND grp IN (");
+        super::groups::push_visible_groups(qb, viewer);
+        qb.push(")))");
     }
     if let Some(term) = f.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         if term.chars().count() >= 3 {
@@ -225,10 +241,14 @@ fn push_filter(qb: &mut QueryBuilder<Sqlite>, f: &UserFilter) {
         } else {
             let like = like_prefix(term);
             let glob = glob_prefix_any_case(term);
-            qb.push(" AND (username_lower LIKE ").push_bind(like.clone()).push(" ESCAPE '\\'");
-            qb.push(" OR email_lower LIKE ").push_bind(like).push(" ESCAPE '\\'");
-            qb.push(" OR first_name GLOB ").push_bind(glob.clone());
-            qb.push(" OR last_name GLOB ").push_bind(glob);
+            qb.push(" AND (username_lower LIKE ");
+            qb.push_bind(like.clone());
+            qb.push(" ESCAPE '\\' OR email_lower LIKE ");
+            qb.push_bind(like);
+            qb.push(" ESCAPE '\\' OR first_name GLOB ");
+            qb.push_bind(glob.clone());
+            qb.push(" OR last_name GLOB ");
+            qb.push_bind(glob);
             qb.push(")");
         }
     }

@@ -1,0 +1,217 @@
+//! HTTP load figures for issue 2, measured side by side in one run on this machine:
+//! - logins/s against raw argon2id hashes/s on all cores (same parameters), and `/healthz` latency idle vs during
+//!   a login flood;
+//! - `GET /api/v1/users/?page_size=50` (first and last page) and a `search=` query with 100k users: p50/p99.
+//!
+//! Run: `cargo bench -p castellan-server --bench http` (`USERS=N` and `SECONDS=S` change the dataset and durations).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use castellan_core::model::NewUser;
+use castellan_core::password;
+use castellan_server::{AppState, ServerConfig};
+use castellan_store::{SqliteStore, Store, WriteCtx};
+
+const PASSWORD: &str = "Bench123!";
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Raw argon2id hashes per second with one thread per core, for `secs`.
+fn raw_hash_rate(secs: u64) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..cores)
+        .map(|_| {
+            let (stop, count) = (stop.clone(), count.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    password::hash(PASSWORD).expect("hash");
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(secs));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("thread");
+    }
+    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+struct Server {
+    base: String,
+    store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("castellan.db")).await.expect("open");
+    store.migrate().await.expect("migrate");
+    let store: Arc<dyn Store> = Arc::new(store);
+    castellan_server::bootstrap::first_start(store.as_ref(), Some(PASSWORD.into()), &dir.path().join("pw")).await.expect("bootstrap");
+    let state = AppState::new(store.clone(), ServerConfig::default(), None).await.expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(castellan_server::serve(listener, state, std::future::pending()));
+    Server { base, store, _dir: dir }
+}
+
+async fn timed_get(client: &reqwest::Client, url: &str, token: Option<&str>) -> Duration {
+    let mut req = client.get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let start = Instant::now();
+    let r = req.send().await.expect("request");
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+    r.bytes().await.expect("body");
+    start.elapsed()
+}
+
+async fn healthz_latencies(client: &reqwest::Client, base: &str, secs: u64) -> Vec<Duration> {
+    let url = format!("{base}/healthz");
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut out = Vec::new();
+    while Instant::now() < end {
+        out.push(timed_get(client, &url, None).await);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    out.sort();
+    out
+}
+
+async fn login(client: &reqwest::Client, base: &str) -> (u16, Option<String>) {
+    let r = client
+        .post(format!("{base}/api/v1/auth/login/"))
+        .json(&serde_json::json!({"username": "admin", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login");
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    (status, body["token"].as_str().map(str::to_string))
+}
+
+async fn login_figures(secs: u64) {
+    let server = start().await;
+    let client = reqwest::Client::new();
+    let hashes = tokio::task::spawn_blocking(move || raw_hash_rate(secs)).await.expect("hash rate");
+    let idle = healthz_latencies(&client, &server.base, secs).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let start = Instant::now();
+    let flooders: Vec<_> = (0..cores * 2)
+        .map(|_| {
+            let (stop, ok, refused, client, base) = (stop.clone(), ok.clone(), refused.clone(), client.clone(), server.base.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    match login(&client, &base).await.0 {
+                        200 => ok.fetch_add(1, Ordering::Relaxed),
+                        _ => refused.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let flooded = healthz_latencies(&client, &server.base, secs).await;
+    stop.store(true, Ordering::Relaxed);
+    for f in flooders {
+        f.await.expect("flooder");
+    }
+    let logins = ok.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+    println!("login: raw argon2id hashes/s on {cores} cores = {hashes:.1}; logins/s = {logins:.1}; ratio = {:.2} (target >= 0.9); refused (429) = {}", logins / hashes, refused.load(Ordering::Relaxed));
+    println!(
+        "healthz: idle p50 {:.3} ms p99 {:.3} ms; during login flood p50 {:.3} ms p99 {:.3} ms; p99 ratio = {:.2} (target <= 2)",
+        ms(percentile(&idle, 0.5)),
+        ms(percentile(&idle, 0.99)),
+        ms(percentile(&flooded, 0.5)),
+        ms(percentile(&flooded, 0.99)),
+        percentile(&flooded, 0.99).as_secs_f64() / percentile(&idle, 0.99).as_secs_f64()
+    );
+}
+
+async fn seed_users(store: &dyn Store, n: u64) {
+    let hash = password::hash(PASSWORD).expect("hash");
+    let ctx = WriteCtx::default();
+    for i in 0..n {
+        let user = NewUser {
+            username: format!("user{i:07}"),
+            password_hash: Some(hash.clone()),
+            email: format!("person{i}@domain{}.example.com", i % 97),
+            first_name: format!("First{}", i % 1000),
+            last_name: format!("Last{}", i % 5000),
+            description: String::new(),
+            is_active: true,
+            is_staff: false,
+            is_superuser: false,
+            org: 1,
+            groups: Vec::new(),
+        };
+        store.create_user(&ctx, user).await.expect("seed");
+    }
+}
+
+async fn list_figures(users: u64, rounds: usize) {
+    let server = start().await;
+    let seeding = Instant::now();
+    seed_users(server.store.as_ref(), users).await;
+    println!("seeded {users} users in {:.1} s", seeding.elapsed().as_secs_f64());
+    let client = reqwest::Client::new();
+    let token = login(&client, &server.base).await.1.expect("token");
+    let last_page = (users + 1).div_ceil(50);
+    let cases = [
+        ("first page", "/api/v1/users/?page_size=50".to_string()),
+        ("last page", format!("/api/v1/users/?page_size=50&page={last_page}")),
+        ("search (substring)", "/api/v1/users/?page_size=50&search=domain42".to_string()),
+        ("search (last page)", "/api/v1/users/?page_size=50&search=domain42&page=21".to_string()),
+        ("search (prefix, 2 chars)", "/api/v1/users/?page_size=50&search=us".to_string()),
+    ];
+    for (name, path) in cases {
+        let url = format!("{}{path}", server.base);
+        let mut samples = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            samples.push(timed_get(&client, &url, Some(&token)).await);
+        }
+        samples.sort();
+        println!(
+            "GET users {name} ({users} users): p50 {:.2} ms p99 {:.2} ms (target p99 <= 15 ms)",
+            ms(percentile(&samples, 0.5)),
+            ms(percentile(&samples, 0.99))
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo test --all-targets` runs bench binaries without `--bench`: measure only under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let secs = env_or("SECONDS", 5);
+    let users = env_or("USERS", 100_000);
+    login_figures(secs).await;
+    list_figures(users, env_or("ROUNDS", 300) as usize).await;
+}

@@ -1,0 +1,174 @@
+//! One user's groups and node restrictions (seed 004 `/user/{id}/groups/...`).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use castellan_core::fields::Fields;
+use castellan_core::permission::{Action, Permission};
+use castellan_store::{GroupFilter, Membership};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::write_ctx;
+use super::groups::{GroupOut, parse_expiry};
+use super::{guarded, with_revision};
+use crate::auth::principal::{ClientIp, Principal};
+use crate::dominance::require_confer;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::PathPk;
+use crate::links::{Envelope, ListQuery};
+use crate::state::AppState;
+use crate::visibility::{visible_group, visible_user};
+
+/// Routes of module `groups`.
+pub fn router() -> OpenApiRouter<AppState> {
+    guarded(
+        "groups",
+        None,
+        OpenApiRouter::new()
+            .routes(routes!(user_groups))
+            .routes(routes!(join, leave))
+            .routes(routes!(get_nodes, lift_restriction))
+            .routes(routes!(add_node, remove_node)),
+    )
+}
+
+/// A membership's node restriction as the caller may see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodesOut {
+    /// Restricting node ids the caller may see.
+    pub node_ids: Vec<i64>,
+    /// Restricting nodes the caller may not see (lacking `nodes.read`).
+    pub hidden: usize,
+    /// Whether a restriction applies (with no nodes left, the membership grants nothing).
+    pub restricted: bool,
+}
+
+fn nodes_out(caller: &Principal, m: &Membership) -> NodesOut {
+    if caller.holds(Permission { module: "nodes", action: Action::Read }) {
+        NodesOut { node_ids: m.nodes.clone(), hidden: 0, restricted: m.restricted }
+    } else {
+        NodesOut { node_ids: Vec::new(), hidden: m.nodes.len(), restricted: m.restricted }
+    }
+}
+
+/// The user and group, both visible, and their membership (404 when any is missing).
+async fn membership_of(state: &AppState, caller: &Principal, user: i64, group: i64) -> ApiResult<Membership> {
+    visible_user(state, caller, user).await?;
+    visible_group(state, caller, group).await?;
+    state.store.membership(user, group).await?.ok_or(ApiError::NotFound)
+}
+
+/// Path keys `{pk}` and `{group_pk}` (and `{node_id}`), positive integers or 404.
+fn keys(raw: &[String]) -> ApiResult<Vec<i64>> {
+    raw.iter().map(|k| k.parse::<i64>().ok().filter(|k| *k > 0).ok_or(ApiError::NotFound)).collect()
+}
+
+/// The groups of a user, paged (only groups the caller sees).
+#[utoipa::path(get, path = "/api/v1/users/{pk}/groups/", tag = "groups", params(("pk" = i64, Path)),
+    responses((status = 200, body = Envelope<GroupOut>), (status = 401), (status = 403), (status = 404)))]
+async fn user_groups(State(state): State<AppState>, caller: Principal, PathPk(pk): PathPk, q: ListQuery) -> ApiResult<axum::Json<Envelope<GroupOut>>> {
+    visible_user(&state, &caller, pk).await?;
+    let filter = GroupFilter { member: Some(pk), visible_to: caller.viewer(), ..Default::default() };
+    let window = q.window()?;
+    let query = castellan_store::GroupQuery { filter, ordering: Vec::new(), offset: window.offset, limit: window.limit };
+    let page = state.store.list_groups(&query).await?;
+    q.check_page(window, page.count)?;
+    Ok(axum::Json(q.envelope(window, page.count, page.items.iter().map(GroupOut::from).collect())))
+}
+
+/// Add the user to the group (`expires_at` optional in the body) → the group.
+#[utoipa::path(put, path = "/api/v1/users/{pk}/groups/{group_pk}/", tag = "groups", params(("pk" = i64, Path), ("group_pk" = i64, Path)),
+    request_body(content = Object, description = "Optional `{\"expires_at\": RFC 3339}`"),
+    responses((status = 200, body = GroupOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
+async fn join(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, Path(raw): Path<(String, String)>, body: axum::body::Bytes) -> ApiResult<Response> {
+    let [user, group] = keys(&[raw.0, raw.1])?[..] else { return Err(ApiError::NotFound) };
+    visible_user(&state, &caller, user).await?;
+    let target = visible_group(&state, &caller, group).await?;
+    let body = if body.iter().all(u8::is_ascii_whitespace) { serde_json::json!({}) } else { crate::extract::parse_json(&body)? };
+    let mut f = Fields::new(&body)?;
+    let expires_at = parse_expiry(&mut f);
+    f.finish()?;
+    require_confer(&state, &caller, &[group]).await?;
+    let revision = state.store.add_members(&write_ctx(Some(&caller), ip), group, &[user], expires_at).await?;
+    Ok(with_revision(revision, axum::Json(GroupOut::from(&target))))
+}
+
+/// Remove the user from the group.
+#[utoipa::path(delete, path = "/api/v1/users/{pk}/groups/{group_pk}/", tag = "groups", params(("pk" = i64, Path), ("group_pk" = i64, Path)),
+    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
+async fn leave(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, Path(raw): Path<(String, String)>) -> ApiResult<Response> {
+    let [user, group] = keys(&[raw.0, raw.1])?[..] else { return Err(ApiError::NotFound) };
+    membership_of(&state, &caller, user, group).await?;
+    require_confer(&state, &caller, &[group]).await?;
+    let revision = state.store.remove_members(&write_ctx(Some(&caller), ip), group, &[user]).await?;
+    Ok(with_revision(revision, StatusCode::NO_CONTENT))
+}
+
+/// The node restriction of one membership.
+#[utoipa::path(get, path = "/api/v1/users/{pk}/groups/{group_pk}/nodes/", tag = "groups", params(("pk" = i64, Path), ("group_pk" = i64, Path)),
+    responses((status = 200, body = NodesOut), (status = 401), (status = 403), (status = 404)))]
+async fn get_nodes(State(state): State<AppState>, caller: Principal, Path(raw): Path<(String, String)>) -> ApiResult<axum::Json<NodesOut>> {
+    let [user, group] = keys(&[raw.0, raw.1])?[..] else { return Err(ApiError::NotFound) };
+    let m = membership_of(&state, &caller, user, group).await?;
+    Ok(axum::Json(nodes_out(&caller, &m)))
+}
+
+/// Lift the restriction: the membership carries the group's permissions everywhere again.
+#[utoipa::path(delete, path = "/api/v1/users/{pk}/groups/{group_pk}/nodes/", tag = "groups", params(("pk" = i64, Path), ("group_pk" = i64, Path)),
+    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
+async fn lift_restriction(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, Path(raw): Path<(String, String)>) -> ApiResult<Response> {
+    let [user, group] = keys(&[raw.0, raw.1])?[..] else { return Err(ApiError::NotFound) };
+    membership_of(&state, &caller, user, group).await?;
+    require_confer(&state, &caller, &[group]).await?;
+    let revision = state.store.set_restriction(&write_ctx(Some(&caller), ip), user, group, None).await?;
+    Ok(with_revision(revision, StatusCode::NO_CONTENT))
+}
+
+/// Ensures the node is a registered object of module `nodes` (404 otherwise).
+async fn existing_node(state: &AppState, caller: &Principal, node: i64) -> ApiResult<()> {
+    let object = state.store.find_object("nodes", &node.to_string()).await?.ok_or(ApiError::NotFound)?;
+    if caller.org_scope().is_some_and(|own| own != object.org) {
+        return Err(ApiError::NotFound);
+    }
+    Ok(())
+}
+
+/// Add a node to the membership's restriction (restricting it if it was not).
+#[utoipa::path(put, path = "/api/v1/users/{pk}/groups/{group_pk}/nodes/{node_id}/", tag = "groups",
+    params(("pk" = i64, Path), ("group_pk" = i64, Path), ("node_id" = i64, Path)),
+    responses((status = 200, body = NodesOut), (status = 401), (status = 403), (status = 404)))]
+async fn add_node(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, Path(raw): Path<(String, String, String)>) -> ApiResult<Response> {
+    let [user, group, node] = keys(&[raw.0, raw.1, raw.2])?[..] else { return Err(ApiError::NotFound) };
+    let m = membership_of(&state, &caller, user, group).await?;
+    existing_node(&state, &caller, node).await?;
+    if m.restricted {
+        require_confer(&state, &caller, &[group]).await?;
+    }
+    let mut nodes = m.nodes.clone();
+    if !nodes.contains(&node) {
+        nodes.push(node);
+    }
+    let revision = state.store.set_restriction(&write_ctx(Some(&caller), ip), user, group, Some(nodes)).await?;
+    let m = state.store.membership(user, group).await?.ok_or(ApiError::NotFound)?;
+    Ok(with_revision(revision, axum::Json(nodes_out(&caller, &m))))
+}
+
+/// Remove a node from the membership's restriction (the membership stays restricted, possibly to nothing).
+#[utoipa::path(delete, path = "/api/v1/users/{pk}/groups/{group_pk}/nodes/{node_id}/", tag = "groups",
+    params(("pk" = i64, Path), ("group_pk" = i64, Path), ("node_id" = i64, Path)),
+    responses((status = 200, body = NodesOut), (status = 401), (status = 403), (status = 404)))]
+async fn remove_node(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, Path(raw): Path<(String, String, String)>) -> ApiResult<Response> {
+    let [user, group, node] = keys(&[raw.0, raw.1, raw.2])?[..] else { return Err(ApiError::NotFound) };
+    let m = membership_of(&state, &caller, user, group).await?;
+    existing_node(&state, &caller, node).await?;
+    if !m.nodes.contains(&node) {
+        return Err(ApiError::NotFound);
+    }
+    let nodes = m.nodes.iter().copied().filter(|n| *n != node).collect();
+    let revision = state.store.set_restriction(&write_ctx(Some(&caller), ip), user, group, Some(nodes)).await?;
+    let m = state.store.membership(user, group).await?.ok_or(ApiError::NotFound)?;
+    Ok(with_revision(revision, axum::Json(nodes_out(&caller, &m))))
+}

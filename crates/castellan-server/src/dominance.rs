@@ -1,0 +1,27 @@
+//! No privilege escalation (API.md §11): a write that can make anyone gain a permission needs the caller to hold
+//! everything it confers; revoking needs holding what is revoked. Superusers hold everything.
+
+use castellan_core::permission::ModulePermissions;
+
+use crate::auth::principal::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+const DETAIL: &str = "You cannot confer or revoke permissions you do not hold.";
+
+/// Refuses unless the caller holds every permission in `conferred`.
+pub fn require_covers(caller: &Principal, conferred: &ModulePermissions) -> ApiResult<()> {
+    if caller.user.is_superuser || caller.held.covers(conferred) {
+        Ok(())
+    } else {
+        Err(ApiError::PermissionDenied(DETAIL.into()))
+    }
+}
+
+/// Refuses unless the caller holds everything membership of `groups` confers (their permissions and ancestors').
+pub async fn require_confer(state: &AppState, caller: &Principal, groups: &[i64]) -> ApiResult<()> {
+    if caller.user.is_superuser || groups.is_empty() {
+        return Ok(());
+    }
+    require_covers(caller, &state.store.conferred_by(groups).await?)
+}
