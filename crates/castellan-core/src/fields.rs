@@ -120,6 +120,22 @@ impl<'a> Fields<'a> {
         Some(pks)
     }
 
+    /// An optional RFC 3339 instant that must lie after `now` (null counts as absent).
+    pub fn future_time(&mut self, name: &str, now: time::OffsetDateTime) -> Option<time::OffsetDateTime> {
+        let raw = self.nullable_string(name, false, 64).flatten()?;
+        match time::OffsetDateTime::parse(&raw, &time::format_description::well_known::Rfc3339) {
+            Ok(t) if t > now => Some(t),
+            Ok(_) => {
+                self.errors.add(name, "The time must be in the future.");
+                None
+            }
+            Err(_) => {
+                self.errors.add(name, "Enter an RFC 3339 date-time.");
+                None
+            }
+        }
+    }
+
     /// A nested object, read with its own `Fields`; null is refused.
     pub fn object(&mut self, name: &str) -> Option<&'a Value> {
         match self.present(name, false)? {
@@ -179,6 +195,20 @@ mod tests {
         assert!(f.object("sub").is_some());
         assert!(f.finish().is_ok());
         assert!(Fields::new(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn future_times() {
+        let now = time::macros::datetime!(2026-01-01 00:00 UTC);
+        let v = json!({"a": "2026-06-01T00:00:00Z", "b": "2025-01-01T00:00:00Z", "c": "tomorrow", "d": null});
+        let mut f = Fields::new(&v).unwrap();
+        assert!(f.future_time("a", now).is_some());
+        assert!(f.future_time("d", now).is_none());
+        assert!(f.future_time("missing", now).is_none());
+        f.future_time("b", now);
+        f.future_time("c", now);
+        let DomainError::Validation(errors) = f.finish().unwrap_err() else { panic!() };
+        assert_eq!(errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), ["b", "c"]);
     }
 
     #[test]

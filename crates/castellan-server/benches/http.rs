@@ -3,13 +3,17 @@
 //!   a login flood;
 //! - `GET /api/v1/users/?page_size=50` (first and last page) and a `search=` query with 100k users: p50/p99.
 //!
-//! Run: `cargo bench -p castellan-server --bench http` (`USERS=N` and `SECONDS=S` change the dataset and durations).
+//! - membership writes/s against raw single-row SQLite WAL inserts/s; with a synthetic directory (1M users, 111,110
+//!   groups 5 levels deep): moving a subtree of 1,111 groups, recursive members of a root group, users with
+//!   `groups=true`.
+//!
+//! Run: `cargo bench -p castellan-server --bench http` (`USERS=N`, `DIRECTORY_USERS=N`, `SECONDS=S`, `ROUNDS=N` change
+//! sizes and durations; `ONLY=login|list|directory` runs one section).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use castellan_core::model::NewUser;
 use castellan_core::password;
 use castellan_server::{AppState, ServerConfig};
 use castellan_store::{SqliteStore, Store, WriteCtx};
@@ -60,20 +64,21 @@ fn raw_hash_rate(secs: u64) -> f64 {
 struct Server {
     base: String,
     store: Arc<dyn Store>,
-    _dir: tempfile::TempDir,
+    sqlite: SqliteStore,
+    dir: tempfile::TempDir,
 }
 
 async fn start() -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteStore::open(&dir.path().join("castellan.db")).await.expect("open");
-    store.migrate().await.expect("migrate");
-    let store: Arc<dyn Store> = Arc::new(store);
+    let sqlite = SqliteStore::open(&dir.path().join("castellan.db")).await.expect("open");
+    sqlite.migrate().await.expect("migrate");
+    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
     castellan_server::bootstrap::first_start(store.as_ref(), Some(PASSWORD.into()), &dir.path().join("pw")).await.expect("bootstrap");
     let state = AppState::new(store.clone(), ServerConfig::default(), None).await.expect("state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(castellan_server::serve(listener, state, std::future::pending()));
-    Server { base, store, _dir: dir }
+    Server { base, store, sqlite, dir }
 }
 
 async fn timed_get(client: &reqwest::Client, url: &str, token: Option<&str>) -> Duration {
@@ -153,31 +158,11 @@ async fn login_figures(secs: u64) {
     );
 }
 
-async fn seed_users(store: &dyn Store, n: u64) {
-    let hash = password::hash(PASSWORD).expect("hash");
-    let ctx = WriteCtx::default();
-    for i in 0..n {
-        let user = NewUser {
-            username: format!("user{i:07}"),
-            password_hash: Some(hash.clone()),
-            email: format!("person{i}@domain{}.example.com", i % 97),
-            first_name: format!("First{}", i % 1000),
-            last_name: format!("Last{}", i % 5000),
-            description: String::new(),
-            is_active: true,
-            is_staff: false,
-            is_superuser: false,
-            org: 1,
-            groups: Vec::new(),
-        };
-        store.create_user(&ctx, user).await.expect("seed");
-    }
-}
-
 async fn list_figures(users: u64, rounds: usize) {
     let server = start().await;
     let seeding = Instant::now();
-    seed_users(server.store.as_ref(), users).await;
+    let spec = castellan_store::DatasetSpec { users, roots: 0, fanout: 0, depth: 0, memberships_per_user: 0, org: 1 };
+    server.sqlite.load_dataset(&spec, &password::hash(PASSWORD).expect("hash")).await.expect("dataset");
     println!("seeded {users} users in {:.1} s", seeding.elapsed().as_secs_f64());
     let client = reqwest::Client::new();
     let token = login(&client, &server.base).await.1.expect("token");
@@ -204,6 +189,84 @@ async fn list_figures(users: u64, rounds: usize) {
     }
 }
 
+fn summary(samples: &mut [Duration]) -> String {
+    samples.sort();
+    format!("p50 {:.2} ms p99 {:.2} ms", ms(percentile(samples, 0.5)), ms(percentile(samples, 0.99)))
+}
+
+/// Raw single-row autocommit inserts into a fresh WAL database with the store's pragmas.
+async fn raw_inserts_per_sec(path: &std::path::Path, n: u64) -> f64 {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal);
+    let pool = sqlx::SqlitePool::connect_with(options).await.expect("raw db");
+    sqlx::query("CREATE TABLE t (a INTEGER NOT NULL, b INTEGER NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID").execute(&pool).await.expect("table");
+    let start = Instant::now();
+    for i in 0..n as i64 {
+        sqlx::query("INSERT INTO t (a, b) VALUES (?, ?)").bind(i).bind(i % 7).execute(&pool).await.expect("insert");
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn timed_send(req: reqwest::RequestBuilder) -> Duration {
+    let start = Instant::now();
+    let r = req.send().await.expect("request");
+    assert!(r.status().is_success(), "{}", r.status());
+    r.bytes().await.expect("body");
+    start.elapsed()
+}
+
+async fn directory_figures(users: u64, rounds: usize) {
+    let server = start().await;
+    let spec = castellan_store::DatasetSpec { users, roots: 10, fanout: 10, depth: 5, memberships_per_user: 1, org: 1 };
+    let loading = Instant::now();
+    let info = server.sqlite.load_dataset(&spec, &password::hash(PASSWORD).expect("hash")).await.expect("dataset");
+    let groups: i64 = info.levels.iter().map(|(a, b)| b - a + 1).sum();
+    println!("directory: {users} users, {groups} groups in {} levels, {} memberships loaded in {:.1} s", info.levels.len(), info.memberships, loading.elapsed().as_secs_f64());
+
+    let writes = 2000u64;
+    let ctx = WriteCtx::default();
+    let (leaf_first, leaf_last) = *info.levels.last().expect("levels");
+    let start_writes = Instant::now();
+    for i in 0..writes as i64 {
+        let user = info.users.0 + i;
+        let group = leaf_last - (i % (leaf_last - leaf_first));
+        server.store.add_members(&ctx, group, &[user], None).await.expect("membership");
+    }
+    let membership_rate = writes as f64 / start_writes.elapsed().as_secs_f64();
+    let raw_rate = raw_inserts_per_sec(&server.dir.path().join("raw.db"), writes).await;
+    println!("membership writes/s = {membership_rate:.0}; raw single-row WAL inserts/s = {raw_rate:.0}; ratio = {:.2} (target >= 0.3)", membership_rate / raw_rate);
+
+    let client = reqwest::Client::new();
+    let token = login(&client, &server.base).await.1.expect("token");
+    let (root_a, second_root) = (info.levels[0].0, info.levels[0].0 + 1);
+    let subtree = info.levels[1].0;
+    let mut moves = Vec::new();
+    for i in 0..rounds.min(100) {
+        let parent = if i % 2 == 0 { second_root } else { root_a };
+        let req = client.patch(format!("{}/api/v1/groups/{subtree}/", server.base)).bearer_auth(&token).json(&serde_json::json!({"parent": parent}));
+        moves.push(timed_send(req).await);
+    }
+    println!("PATCH group parent (subtree of 1,111 groups): {}", summary(&mut moves));
+
+    let recursive = format!("{}/api/v1/groups/{}/users/?recursive=true&page_size=50", server.base, info.levels[0].0 + 2);
+    let mut samples = Vec::new();
+    for _ in 0..rounds {
+        samples.push(timed_get(&client, &recursive, Some(&token)).await);
+    }
+    println!("GET recursive members of a root group (~{} members), page of 50: {}", users / 10, summary(&mut samples));
+
+    let expanded = format!("{}/api/v1/users/?page_size=50&groups=true&page=100", server.base);
+    let mut samples = Vec::new();
+    for _ in 0..rounds {
+        samples.push(timed_get(&client, &expanded, Some(&token)).await);
+    }
+    println!("GET 50 users with groups=true: {}", summary(&mut samples));
+}
+
 #[tokio::main]
 async fn main() {
     // `cargo test --all-targets` runs bench binaries without `--bench`: measure only under `cargo bench`.
@@ -211,7 +274,15 @@ async fn main() {
         return;
     }
     let secs = env_or("SECONDS", 5);
-    let users = env_or("USERS", 100_000);
-    login_figures(secs).await;
-    list_figures(users, env_or("ROUNDS", 300) as usize).await;
+    let rounds = env_or("ROUNDS", 300) as usize;
+    let only = std::env::var("ONLY").unwrap_or_default();
+    if only.is_empty() || only == "login" {
+        login_figures(secs).await;
+    }
+    if only.is_empty() || only == "list" {
+        list_figures(env_or("USERS", 100_000), rounds).await;
+    }
+    if only.is_empty() || only == "directory" {
+        directory_figures(env_or("DIRECTORY_USERS", 1_000_000), rounds).await;
+    }
 }

@@ -13,14 +13,11 @@ pub struct JsonBody(pub Value);
 
 /// Whether the request declares a JSON body.
 pub fn is_json(req_headers: &axum::http::HeaderMap) -> bool {
-    req_headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|ct| {
-            let ct = ct.trim();
-            ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json"))
-        })
+    req_headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next()).is_some_and(|ct| {
+        // Media types are case-insensitive (RFC 9110 §8.3.1).
+        let ct = ct.trim().to_ascii_lowercase();
+        ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json"))
+    })
 }
 
 /// Reads the body, mapping the size limit to 413.

@@ -29,10 +29,10 @@ pub async fn visible_user(state: &AppState, caller: &Principal, pk: i64) -> ApiR
 /// The group `pk` if the caller may see it, else 404.
 pub async fn visible_group(state: &AppState, caller: &Principal, pk: i64) -> ApiResult<Group> {
     let group = state.store.get_group(pk).await?;
-    if let Some(viewer) = caller.viewer() {
-        if group.org != caller.user.org || !visible_groups(state, viewer, &[pk]).await?.contains(&pk) {
-            return Err(ApiError::NotFound);
-        }
+    if let Some(viewer) = caller.viewer()
+        && (group.org != caller.user.org || !visible_groups(state, viewer, &[pk]).await?.contains(&pk))
+    {
+        return Err(ApiError::NotFound);
     }
     Ok(group)
 }

@@ -72,10 +72,8 @@ fn set_cookie(resp: &Resp, name: &str) -> Option<SetCookie> {
     resp.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|raw| {
         let mut parts = raw.split(';').map(str::trim);
         let (n, v) = parts.next()?.split_once('=')?;
-        (n == name).then(|| SetCookie {
-            value: v.to_string(),
-            attrs: parts.map(|a| a.to_ascii_lowercase().replace(' ', "")).collect(),
-        })
+        (n == name)
+            .then(|| SetCookie { value: v.to_string(), attrs: parts.map(|a| a.to_ascii_lowercase().replace(' ', "")).collect() })
     })
 }
 
@@ -243,6 +241,7 @@ async fn login_failures_are_indistinguishable() {
     assert_eq!(without_id(&unknown.body), without_id(&inactive_wrong.body));
     assert_eq!(without_id(&unknown.body), without_id(&no_password.body));
     assert_ne!(unknown.body["id"], wrong.body["id"], "every answer has its own request id");
+    assert_eq!(unknown.headers.get("x-request-id").and_then(|v| v.to_str().ok()), unknown.body["id"].as_str());
     let detail = unknown.body["detail"].as_str().unwrap().to_lowercase();
     assert!(!detail.contains("exist") && !detail.contains("inactive"), "{detail}");
 
@@ -320,13 +319,18 @@ async fn login_refuses_bad_input_with_the_error_shape() {
     anon.raw(Method::POST, LOGIN, "text/plain", plain).await.error(415, "UnsupportedMediaType");
 
     // Over 1 MiB: 413, even though it is well-formed JSON.
-    let big = serde_json::to_vec(&json!({"username": "admin", "password": ADMIN_PASSWORD, "pad": "x".repeat(1024 * 1024)})).unwrap();
+    let big =
+        serde_json::to_vec(&json!({"username": "admin", "password": ADMIN_PASSWORD, "pad": "x".repeat(1024 * 1024)})).unwrap();
     anon.raw(Method::POST, LOGIN, "application/json", big).await.error(413, "PayloadTooLarge");
 
     // None of these counted as failed logins: the right password still works at once.
     login_full(&server, "admin", ADMIN_PASSWORD).await;
     // GET is not a login.
     anon.get(LOGIN).await.error(405, "MethodNotAllowed");
+    // Without the trailing slash, the same endpoint answers directly.
+    let r = anon.post("/api/v1/auth/login", json!({"username": "admin", "password": ADMIN_PASSWORD})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body["token"].is_string());
 }
 
 #[tokio::test]
@@ -390,7 +394,9 @@ async fn authorization_header_forms() {
     server.anon().get(TOKENS).await.error(401, "AuthenticationRequired");
     server.anon().post(TOKENS, json!({"name": "x"})).await.error(401, "AuthenticationRequired");
     let long = "x".repeat(300);
-    for garbage in ["Bearer garbage", "Token cs_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "nonsense", "Bearer ", long.as_str()] {
+    for garbage in
+        ["Bearer garbage", "Token cs_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "nonsense", "Bearer ", long.as_str()]
+    {
         get_with_authorization(&server, ME, garbage).await.error(401, "AuthenticationFailed");
     }
     // A secret with a character changed does not authenticate.
@@ -438,11 +444,15 @@ async fn cookie_sessions_and_csrf() {
     }
     let port = server.base.rsplit(':').next().unwrap();
     for origin in [format!("http://127.0.0.1:{port}0"), format!("https://127.0.0.1:{port}"), "null".to_string()] {
-        cookie_send(&server, &cookie, Method::POST, TOKENS, &[("origin", origin.as_str())], body()).await.error(403, "CsrfFailed");
+        cookie_send(&server, &cookie, Method::POST, TOKENS, &[("origin", origin.as_str())], body())
+            .await
+            .error(403, "CsrfFailed");
     }
     // Login's CSRF token from another session is not this session's.
     let other = login_full(&server, "admin", ADMIN_PASSWORD).await;
-    cookie_send(&server, &cookie, Method::POST, TOKENS, &[("x-csrf-token", other.csrf.as_str())], body()).await.error(403, "CsrfFailed");
+    cookie_send(&server, &cookie, Method::POST, TOKENS, &[("x-csrf-token", other.csrf.as_str())], body())
+        .await
+        .error(403, "CsrfFailed");
     // Also DELETE and logout.
     cookie_send(&server, &cookie, Method::DELETE, &format!("{SESSIONS}{}/", other.sid), &[], None).await.error(403, "CsrfFailed");
     cookie_send(&server, &cookie, Method::POST, LOGOUT, &[], None).await.error(403, "CsrfFailed");
@@ -493,7 +503,9 @@ async fn cookie_sid_must_match_the_secret() {
     let bad_secret = format!("sid={}; session_secret=cs_nope", a.sid);
     cookie_send(&server, &bad_secret, Method::GET, ME, &[], None).await.error(401, "AuthenticationFailed");
     // A mismatched sid fails authentication before any CSRF question is asked.
-    cookie_send(&server, &mismatched, Method::POST, TOKENS, &[], Some(json!({"name": "x"}))).await.error(401, "AuthenticationFailed");
+    cookie_send(&server, &mismatched, Method::POST, TOKENS, &[], Some(json!({"name": "x"})))
+        .await
+        .error(401, "AuthenticationFailed");
     // An API token is not a session secret.
     let (token_pk, api_token) = create_token(&with_token(&server, &a.token), "t").await;
     let as_cookie = format!("sid={token_pk}; session_secret={api_token}");
@@ -683,6 +695,12 @@ async fn api_token_lifecycle() {
     assert_eq!(admin.get(TOKENS).await.body["count"], 0);
     admin.delete(&format!("{TOKENS}{pk}/")).await.error(404, "NotFound");
     assert_works(&admin, "admin").await;
+
+    // DELETE on the list endpoints and writes other than DELETE on one item: 405.
+    admin.delete(TOKENS).await.error(405, "MethodNotAllowed");
+    admin.delete(SESSIONS).await.error(405, "MethodNotAllowed");
+    admin.put(&format!("{TOKENS}{pk}/"), json!({"name": "x"})).await.error(405, "MethodNotAllowed");
+    admin.post(SESSIONS, json!({})).await.error(405, "MethodNotAllowed");
 }
 
 #[tokio::test]
@@ -1068,7 +1086,9 @@ async fn public_url_decides_csrf_origin_and_secure_cookies() {
     // The Host-derived origin no longer counts; the public one does.
     let base = server.base.clone();
     cookie_send(&server, &cookie, Method::POST, TOKENS, &[("origin", base.as_str())], body()).await.error(403, "CsrfFailed");
-    cookie_send(&server, &cookie, Method::POST, TOKENS, &[("origin", "http://id.example.com")], body()).await.error(403, "CsrfFailed");
+    cookie_send(&server, &cookie, Method::POST, TOKENS, &[("origin", "http://id.example.com")], body())
+        .await
+        .error(403, "CsrfFailed");
     let r = cookie_send(&server, &cookie, Method::POST, TOKENS, &[("origin", "https://id.example.com")], body()).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 }
@@ -1142,7 +1162,9 @@ async fn token_permissions_restrict_the_token() {
     assert_eq!(listed[0]["permissions"], json!(["users.read"]));
     let ro = with_token(&server, r.body["token"].as_str().unwrap());
     assert_eq!(ro.get("/api/v1/users/").await.status, StatusCode::OK);
-    let r = ro.post("/api/v1/users/", json!({"username": "x", "password": USER_PASSWORD, "email": "x@example.com", "groups": []})).await;
+    let r = ro
+        .post("/api/v1/users/", json!({"username": "x", "password": USER_PASSWORD, "email": "x@example.com", "groups": []}))
+        .await;
     r.error(403, "PermissionDenied");
     assert_eq!(r.body["detail"], "This method needs permission create on users.");
     admin.post(TOKENS, json!({"name": "bad", "permissions": ["no-such-thing"]})).await.error(400, "ValidationError");
@@ -1178,4 +1200,52 @@ async fn odd_credentials_answer_401() {
         assert!(kind == "AuthenticationRequired" || kind == "AuthenticationFailed", "{kind}");
         r.error(401, &kind);
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// revocation racing with requests in flight
+// ---------------------------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn revocation_racing_with_requests_in_flight_sticks() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let pk = server.create_user(&admin, "mia", json!({})).await;
+    let mut resurrected = 0;
+    let rounds = 12;
+    for round in 0..rounds {
+        let session = server.login("mia", USER_PASSWORD).await;
+        let (_, secret) = create_token(&session, "t").await;
+        let api = with_token(&server, &secret);
+        assert_works(&api, "mia").await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Requests with the token keep arriving while the user's cache entries are invalidated and revoked.
+        let spam: Vec<_> = (0..6)
+            .map(|_| {
+                let (api, stop) = (api.clone(), stop.clone());
+                tokio::spawn(async move {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let _ = api.get(ME).await;
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20 + 7 * round)).await;
+        let touch = session.patch("/api/v1/active_user/", json!({"first_name": format!("r{round}")}));
+        let revoke_path = format!("/api/v1/users/{pk}/revoke_sessions/");
+        let revoke = admin.post(&revoke_path, json!({}));
+        let (t, r) = tokio::join!(touch, revoke);
+        assert!(t.status == StatusCode::OK || t.status == StatusCode::UNAUTHORIZED, "{}", t.body);
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for s in spam {
+            s.await.unwrap();
+        }
+        // Every request that was in flight has finished: the revoked token must now be refused.
+        if api.get(ME).await.status != StatusCode::UNAUTHORIZED {
+            resurrected += 1;
+        }
+    }
+    assert_eq!(resurrected, 0, "a revoked token kept working in {resurrected} of {rounds} rounds");
 }

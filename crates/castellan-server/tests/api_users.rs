@@ -63,7 +63,8 @@ fn new_user(username: &str) -> Value {
 
 /// Creates a user without a password (no hashing: fast) through the API and returns its representation.
 async fn quick_user(admin: &Client, username: &str, extra: Value) -> Value {
-    let body = with(json!({"username": username, "password": null, "email": format!("{username}@example.com"), "groups": []}), extra);
+    let body =
+        with(json!({"username": username, "password": null, "email": format!("{username}@example.com"), "groups": []}), extra);
     let r = admin.post("/api/v1/users/", body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     r.body
@@ -156,7 +157,9 @@ async fn create_answers_seed_shape_and_revision() {
     let before = server.revision().await;
 
     // Seed 000's request, verbatim (groups empty: no group exists yet).
-    let r = admin.post("/api/v1/users/", json!({"username": "foo", "password": "Bar123*!", "email": "baz@akinon.com", "groups": []})).await;
+    let r = admin
+        .post("/api/v1/users/", json!({"username": "foo", "password": "Bar123*!", "email": "baz@akinon.com", "groups": []}))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(keys(&r.body), user_keys(), "{}", r.body);
     let u = &r.body;
@@ -213,7 +216,9 @@ async fn create_answers_seed_shape_and_revision() {
 async fn null_password_creates_an_account_that_cannot_log_in() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let r = admin.post("/api/v1/users/", json!({"username": "svc", "password": null, "email": "svc@example.com", "groups": []})).await;
+    let r = admin
+        .post("/api/v1/users/", json!({"username": "svc", "password": null, "email": "svc@example.com", "groups": []}))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let pk = r.body["pk"].as_i64().unwrap();
     assert!(!server.store.get_user(pk).await.unwrap().has_password);
@@ -345,7 +350,8 @@ async fn wrong_types_are_400_naming_each_field() {
         assert_eq!(r.fields(), [field], "{extra}: {}", r.body);
     }
     // Several at once: every bad field is listed.
-    let r = admin.post("/api/v1/users/", with(new_user("typed"), json!({"groups": "x", "is_active": "yes", "username": 5}))).await;
+    let r =
+        admin.post("/api/v1/users/", with(new_user("typed"), json!({"groups": "x", "is_active": "yes", "username": 5}))).await;
     r.error(400, "ValidationError");
     let fields: BTreeSet<String> = r.fields().into_iter().collect();
     assert_eq!(fields, ["groups", "is_active", "username"].into_iter().map(String::from).collect(), "{}", r.body);
@@ -376,7 +382,8 @@ async fn unknown_group_or_org_is_400() {
     let r = admin.patch(&format!("/api/v1/users/{pk}/"), json!({"groups": [999], "first_name": "changed"})).await;
     r.error(400, "ValidationError");
     assert_eq!(r.fields(), ["groups"]);
-    let r = admin.put(&format!("/api/v1/users/{pk}/"), json!({"username": "member", "email": "m@example.com", "groups": [42]})).await;
+    let r =
+        admin.put(&format!("/api/v1/users/{pk}/"), json!({"username": "member", "email": "m@example.com", "groups": [42]})).await;
     r.error(400, "ValidationError");
     assert_eq!(r.fields(), ["groups"]);
     assert_eq!(snapshot(&server, pk).await, snap);
@@ -395,7 +402,9 @@ async fn every_bad_field_is_listed_at_once() {
     let fields: BTreeSet<String> = r.fields().into_iter().collect();
     assert_eq!(fields, ["email", "groups", "password"].into_iter().map(String::from).collect(), "{}", r.body);
     // Password rule and unknown group, everything else valid.
-    let r = admin.post("/api/v1/users/", json!({"username": "many", "password": "weak", "email": "m@example.com", "groups": [999]})).await;
+    let r = admin
+        .post("/api/v1/users/", json!({"username": "many", "password": "weak", "email": "m@example.com", "groups": [999]}))
+        .await;
     r.error(400, "ValidationError");
     let fields: BTreeSet<String> = r.fields().into_iter().collect();
     assert_eq!(fields, ["groups", "password"].into_iter().map(String::from).collect(), "{}", r.body);
@@ -407,9 +416,10 @@ async fn duplicate_username_in_other_case_is_409() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
     server.create_user(&admin, "Carol", json!({})).await;
+    server.create_user(&admin, "Élodie", json!({"email": "elodie@example.com"})).await;
     let (rev, users) = (server.revision().await, server.store.count_users().await.unwrap());
-    for dup in ["carol", "CAROL", "Carol", "ADMIN"] {
-        let r = admin.post("/api/v1/users/", with(new_user(dup), json!({}))).await;
+    for dup in ["carol", "CAROL", "Carol", "ADMIN", "élodie", "ÉLODIE"] {
+        let r = admin.post("/api/v1/users/", with(new_user(dup), json!({"email": "dup@example.com"}))).await;
         r.error(409, "Conflict");
         assert!(r.body["detail"].as_str().unwrap().contains("username"), "{}", r.body);
     }
@@ -441,7 +451,8 @@ async fn x_revision_increments_by_one_per_write() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.revision(), Some(rev + 1));
     rev += 1;
-    let r = admin.put(&format!("/api/v1/users/{pk}/"), json!({"username": "rev", "email": "rev@example.org", "groups": []})).await;
+    let r =
+        admin.put(&format!("/api/v1/users/{pk}/"), json!({"username": "rev", "email": "rev@example.org", "groups": []})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.revision(), Some(rev + 1));
     rev += 1;
@@ -457,7 +468,10 @@ async fn x_revision_increments_by_one_per_write() {
     // Each write is in the change log at its revision.
     let log = server.store.changes(0, 1000).await.unwrap();
     let user_log: Vec<_> = log.iter().filter(|c| c.target_type == "users" && c.target_pk == pk.to_string()).collect();
-    assert_eq!(user_log.iter().map(|c| c.action.as_str()).collect::<Vec<_>>(), ["create", "update", "update", "update", "delete"]);
+    assert_eq!(
+        user_log.iter().map(|c| c.action.as_str()).collect::<Vec<_>>(),
+        ["create", "update", "update", "update", "delete"]
+    );
     assert_eq!(user_log.iter().map(|c| c.revision.unwrap()).collect::<Vec<_>>(), (rev - 4..=rev).collect::<Vec<_>>());
     assert!(user_log.iter().all(|c| !c.changes.to_string().contains("An0ther") && !c.changes.to_string().contains("argon2")));
 }
@@ -490,7 +504,9 @@ async fn get_one_and_not_found() {
         let r = admin.send(method, "/api/v1/users/999/", Some(json!({"first_name": "x"}))).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
     }
-    let r = admin.send(Method::PUT, "/api/v1/users/999/", Some(json!({"username": "x", "email": "x@example.com", "groups": []}))).await;
+    let r = admin
+        .send(Method::PUT, "/api/v1/users/999/", Some(json!({"username": "x", "email": "x@example.com", "groups": []})))
+        .await;
     r.error(404, "NotFound");
     admin.delete("/api/v1/users/abc/").await.error(404, "NotFound");
 }
@@ -518,9 +534,12 @@ async fn put_requires_username_email_groups() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(keys(&r.body), user_keys());
-    assert_eq!((&r.body["username"], &r.body["first_name"], &r.body["email"]), (&json!("foo"), &json!("qux"), &json!("baz@akinon.com")));
+    assert_eq!(
+        (&r.body["username"], &r.body["first_name"], &r.body["email"]),
+        (&json!("foo"), &json!("qux"), &json!("baz@akinon.com"))
+    );
     assert_eq!(r.body["pk"], pk);
-    assert_eq!(r.body["date_joined"].as_str(), Some(super_ts(&snap.1).as_str()), "date_joined never changes");
+    assert_eq!(r.body["date_joined"].as_str(), Some(api_timestamp(&snap.1).as_str()), "date_joined never changes");
     assert!(can_log_in(&server, "foo", "Bar123*!").await);
     assert!(!can_log_in(&server, "putter", PW).await);
     let r = admin.put(&format!("/api/v1/users/{pk}/"), json!({"username": "foo", "email": "baz@akinon.com", "groups": []})).await;
@@ -529,7 +548,7 @@ async fn put_requires_username_email_groups() {
 }
 
 /// The API rendering of a stored user's join time.
-fn super_ts(u: &User) -> String {
+fn api_timestamp(u: &User) -> String {
     let t = u.date_joined.to_offset(time::UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
@@ -547,8 +566,10 @@ fn super_ts(u: &User) -> String {
 async fn patch_changes_only_given_fields() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let created =
-        admin.post("/api/v1/users/", with(new_user("patchy"), json!({"first_name": "A", "last_name": "B", "description": "C"}))).await.body;
+    let created = admin
+        .post("/api/v1/users/", with(new_user("patchy"), json!({"first_name": "A", "last_name": "B", "description": "C"})))
+        .await
+        .body;
     let pk = created["pk"].as_i64().unwrap();
     let r = admin.patch(&format!("/api/v1/users/{pk}/"), json!({"first_name": "Very Very New"})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -666,7 +687,10 @@ async fn nobody_deletes_or_deactivates_themselves() {
     let r = admin.patch("/api/v1/users/1/", json!({"is_active": false})).await;
     r.error(403, "PermissionDenied");
     let r = admin
-        .put("/api/v1/users/1/", json!({"username": "admin", "email": "admin@localhost.localdomain", "groups": [], "is_active": false}))
+        .put(
+            "/api/v1/users/1/",
+            json!({"username": "admin", "email": "admin@localhost.localdomain", "groups": [], "is_active": false}),
+        )
         .await;
     r.error(403, "PermissionDenied");
     let r = admin.patch("/api/v1/users/1/", json!({"is_active": false, "first_name": "sneaky"})).await;
@@ -691,7 +715,9 @@ async fn last_active_superuser_cannot_give_up_the_role() {
     let snap = snapshot(&server, 1).await;
     let r = admin.patch("/api/v1/users/1/", json!({"is_superuser": false})).await;
     r.error(409, "Conflict");
-    let r = admin.put("/api/v1/users/1/", json!({"username": "admin", "email": "a@example.com", "groups": [], "is_superuser": false})).await;
+    let r = admin
+        .put("/api/v1/users/1/", json!({"username": "admin", "email": "a@example.com", "groups": [], "is_superuser": false}))
+        .await;
     r.error(409, "Conflict");
     assert_eq!(snapshot(&server, 1).await, snap);
     // With another active superuser, giving it up works; then that one is the last.
@@ -733,7 +759,12 @@ async fn non_superusers_get_403_naming_the_permission() {
         (Method::GET, format!("/api/v1/users/{bob_pk}/"), None, "read"),
         (Method::GET, "/api/v1/users/9999/".into(), None, "read"),
         (Method::GET, "/api/v1/users/abc/".into(), None, "read"),
-        (Method::PUT, format!("/api/v1/users/{target}/"), Some(json!({"username": "t", "email": "t@example.com", "groups": []})), "update"),
+        (
+            Method::PUT,
+            format!("/api/v1/users/{target}/"),
+            Some(json!({"username": "t", "email": "t@example.com", "groups": []})),
+            "update",
+        ),
         (Method::PATCH, format!("/api/v1/users/{target}/"), Some(json!({"first_name": "x"})), "update"),
         (Method::PATCH, format!("/api/v1/users/{bob_pk}/"), Some(json!({"is_superuser": true})), "update"),
         (Method::PATCH, "/api/v1/users/9999/".into(), Some(json!({"first_name": "x"})), "update"),
@@ -743,6 +774,7 @@ async fn non_superusers_get_403_naming_the_permission() {
     for (method, path, body, action) in &cases {
         let r = bob.send(method.clone(), path, body.clone()).await;
         r.error(403, "PermissionDenied");
+        assert!(r.revision().is_none(), "a refused request carries no X-Revision");
         assert_eq!(r.body["detail"], need(action), "{method} {path}");
         assert_eq!(r.body["message"], need(action));
     }
@@ -802,7 +834,10 @@ async fn list_is_a_drf_envelope_with_default_page_size_and_working_links() {
     assert_eq!(r.body["results"].as_array().unwrap().len(), 20);
     let (next, previous) = (r.body["next"].as_str().unwrap().to_string(), r.body["previous"].as_str().unwrap().to_string());
     for link in [&next, &previous] {
-        assert!(link.contains("page_size=20") && link.contains("is_active=true") && link.contains("ordering=-username"), "{link}");
+        assert!(
+            link.contains("page_size=20") && link.contains("is_active=true") && link.contains("ordering=-username"),
+            "{link}"
+        );
     }
     let n = get_url(&admin, &next).await;
     assert_eq!(n.body["results"].as_array().unwrap().len(), 15);
@@ -814,7 +849,7 @@ async fn list_is_a_drf_envelope_with_default_page_size_and_working_links() {
     assert_eq!(all.len(), 55);
     let expected = {
         let mut v = all.clone();
-        v.sort_by(|a, b| b.to_lowercase().cmp(&a.to_lowercase()));
+        v.sort_by_key(|s| std::cmp::Reverse(s.to_lowercase()));
         v
     };
     assert_eq!(all, expected, "pages follow the ordering without overlap");
@@ -865,7 +900,9 @@ async fn page_size_is_clamped_and_seed_004_aliases_work() {
         };
         server.store.create_user(&WriteCtx::default(), new).await.unwrap();
     }
-    for query in ["page_size=5000", "page_size=1001", "limit=100000", "pageSize=-1", "maxItems=-1", "page_size=-1", "pageSize=2000"] {
+    for query in
+        ["page_size=5000", "page_size=1001", "limit=100000", "pageSize=-1", "maxItems=-1", "page_size=-1", "pageSize=2000"]
+    {
         let r = admin.get(&format!("/api/v1/users/?{query}")).await;
         assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.body);
         assert_eq!(r.body["count"], 1005, "{query}");
@@ -903,7 +940,12 @@ async fn page_size_is_clamped_and_seed_004_aliases_work() {
 async fn filters_match_any_of_several_values() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let ann = quick_user(&admin, "ann", json!({"first_name": "Ann", "last_name": "Able", "is_staff": true, "email": "Ann.Able@Example.com"})).await;
+    let ann = quick_user(
+        &admin,
+        "ann",
+        json!({"first_name": "Ann", "last_name": "Able", "is_staff": true, "email": "Ann.Able@Example.com"}),
+    )
+    .await;
     let ben = quick_user(&admin, "Ben", json!({"first_name": "Ben", "last_name": "Baker", "is_active": false})).await;
     let cid = quick_user(&admin, "cid", json!({"first_name": "Ann", "last_name": "Cole", "is_superuser": true})).await;
     let (org2, _) = server.store.create_org(&WriteCtx::default(), "Second", "second", "").await.unwrap();
@@ -957,7 +999,8 @@ async fn filters_match_any_of_several_values() {
 async fn search_matches_substrings_and_short_prefixes() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    quick_user(&admin, "alice", json!({"email": "alice.wonder@example.com", "first_name": "Alice", "last_name": "Liddell"})).await;
+    quick_user(&admin, "alice", json!({"email": "alice.wonder@example.com", "first_name": "Alice", "last_name": "Liddell"}))
+        .await;
     quick_user(&admin, "bobby", json!({"email": "rob.quux@mailhost.org", "first_name": "Robert", "last_name": "Builder"})).await;
     quick_user(&admin, "Élodie", json!({"email": "elo@example.com", "first_name": "Élodie", "last_name": "Zola"})).await;
     let find = |q: &str| {
@@ -1009,7 +1052,9 @@ async fn search_matches_substrings_and_short_prefixes() {
 async fn ordering_and_its_seed_004_spellings() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    for (u, first, last) in [("mike", "Zed", "Adams"), ("Bravo", "Amy", "Cole"), ("xray", "Amy", "Baker"), ("alpha", "Bob", "Cole")] {
+    for (u, first, last) in
+        [("mike", "Zed", "Adams"), ("Bravo", "Amy", "Cole"), ("xray", "Amy", "Baker"), ("alpha", "Bob", "Cole")]
+    {
         quick_user(&admin, u, json!({"first_name": first, "last_name": last})).await;
     }
     let list = |q: &str| {
@@ -1043,7 +1088,8 @@ async fn ordering_and_its_seed_004_spellings() {
     assert_eq!(usernames(&list("sort=%2Blast_name,-first_name").await), ["admin", "mike", "xray", "alpha", "Bravo"]);
     // An unencoded '+' arrives as a space; it is still understood.
     assert_eq!(usernames(&list("sort=+last_name,-first_name").await), ["admin", "mike", "xray", "alpha", "Bravo"]);
-    assert_eq!(usernames(&list("ordering=-last_name,first_name").await), expected);
+    // Ties of the last key fall back to pk (Bravo 3 before alpha 5, both Cole).
+    assert_eq!(usernames(&list("sortby=last_name&sortorder=DESC").await), expected);
     assert_eq!(usernames(&list("ordering=first_name,-username").await), ["admin", "xray", "Bravo", "alpha", "mike"]);
 
     // -date_joined,username: newest first.
@@ -1061,7 +1107,14 @@ async fn ordering_and_its_seed_004_spellings() {
     assert_eq!(usernames(&list("ordering=date_joined").await), ["admin", "mike", "Bravo", "xray", "alpha"]);
 
     // Unknown fields, or fields that are not sortable, are refused.
-    for bad in ["ordering=password", "ordering=username,nope", "ordering=-password_hash", "sortby=secret", "sort=+groups", "ordering=is_superuser"] {
+    for bad in [
+        "ordering=password",
+        "ordering=username,nope",
+        "ordering=-password_hash",
+        "sortby=secret",
+        "sort=+groups",
+        "ordering=is_superuser",
+    ] {
         let r = admin.get(&format!("/api/v1/users/?{bad}")).await;
         r.error(400, "ValidationError");
         assert_eq!(r.fields(), ["ordering"], "{bad}: {}", r.body);
@@ -1116,6 +1169,8 @@ async fn method_not_allowed_and_unknown_paths() {
     ] {
         let r = admin.send(method.clone(), path, Some(json!({}))).await;
         r.error(405, "MethodNotAllowed");
+        let allow = r.headers.get("allow").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        assert!(allow.contains("GET") && !allow.contains(method.as_str()), "{method} {path}: Allow {allow:?}");
     }
     assert_eq!(server.store.count_users().await.unwrap(), 1);
     assert_eq!(server.revision().await, rev);
@@ -1163,16 +1218,21 @@ async fn malformed_bodies_are_refused_without_changes() {
             } else {
                 "x".repeat(len)
             };
-            let body = json!({"username": "body2", "email": "b2@example.com", "groups": [], "password": "Bar123*!", field: value});
+            let body =
+                json!({"username": "body2", "email": "b2@example.com", "groups": [], "password": "Bar123*!", field: value});
             let r = admin.send(method.clone(), p, Some(body)).await;
             r.error(400, "ValidationError");
             assert!(r.fields().contains(&field.to_string()), "{field}: {}", r.body);
         }
     }
-    // A JSON content type with parameters is still JSON.
-    let r = admin.raw(Method::PATCH, &path, "application/json; charset=utf-8", br#"{"first_name": "ok"}"#.to_vec()).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let snap = (snap.0 + 1, User { first_name: "ok".into(), ..snap.1 });
+    // A JSON content type with parameters, or in another case (media types are case-insensitive), is still JSON.
+    for ct in
+        ["application/json; charset=utf-8", "Application/JSON", "APPLICATION/JSON; Charset=UTF-8", "application/merge-patch+json"]
+    {
+        let r = admin.raw(Method::PATCH, &path, ct, br#"{"first_name": "ok"}"#.to_vec()).await;
+        assert_eq!(r.status, StatusCode::OK, "{ct}: {}", r.body);
+    }
+    let snap = (snap.0 + 4, User { first_name: "ok".into(), ..snap.1 });
     assert_eq!(snapshot(&server, pk).await, snap);
     assert_eq!(server.store.count_users().await.unwrap(), users);
     // Maximum lengths are inclusive.
@@ -1187,4 +1247,130 @@ async fn admin_password_is_not_in_any_answer() {
     let r = admin.get("/api/v1/users/?page_size=1000").await;
     let text = r.body.to_string();
     assert!(!text.contains(ADMIN_PASSWORD) && !text.contains("argon2") && !text.contains("password"), "{text}");
+}
+
+#[tokio::test]
+async fn users_carry_groups_and_can_be_filtered_and_expanded_by_them() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let group = |name: &str, parent: Option<i64>| {
+        let admin = admin.clone();
+        let body = json!({"name": name, "description": format!("{name} desc"), "parent": parent});
+        async move {
+            let r = admin.post("/api/v1/groups/", body).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            r.body["pk"].as_i64().unwrap()
+        }
+    };
+    let sales = group("Sales", None).await;
+    let eu = group("EU sales", Some(sales)).await;
+    let ops = group("Ops", None).await;
+    let ann = quick_user(&admin, "ann", json!({"groups": [sales, ops]})).await;
+    assert_eq!(ann["groups"], json!([sales, ops]));
+    quick_user(&admin, "ben", json!({"groups": [eu]})).await;
+    quick_user(&admin, "cid", json!({})).await;
+    let ann_pk = ann["pk"].as_i64().unwrap();
+
+    let names = |q: &str| {
+        let admin = admin.clone();
+        let q = q.to_string();
+        async move {
+            let r = admin.get(&format!("/api/v1/users/?{q}")).await;
+            assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.body);
+            sorted(usernames(&r))
+        }
+    };
+    assert_eq!(names(&format!("group={sales}")).await, ["ann"]);
+    assert_eq!(names(&format!("group={eu}")).await, ["ben"]);
+    assert_eq!(names(&format!("group={sales}&group={eu}")).await, ["ann", "ben"]);
+    assert_eq!(names(&format!("group={ops}&username=ann")).await, ["ann"]);
+    assert_eq!(names("group=9999").await, Vec::<String>::new());
+
+    // groups=true embeds {pk, name, description, children} (seed 004).
+    let r = admin.get(&format!("/api/v1/users/?groups=true&id={ann_pk}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body["results"][0]["groups"],
+        json!([
+            {"pk": sales, "name": "Sales", "description": "Sales desc", "children": [eu]},
+            {"pk": ops, "name": "Ops", "description": "Ops desc", "children": []},
+        ])
+    );
+    // Without it, groups stay keys.
+    assert_eq!(admin.get(&format!("/api/v1/users/{ann_pk}/")).await.body["groups"], json!([sales, ops]));
+    // PATCH replaces the whole set; [] empties it.
+    let r = admin.patch(&format!("/api/v1/users/{ann_pk}/"), json!({"groups": [eu, eu]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["groups"], json!([eu]));
+    let r = admin.patch(&format!("/api/v1/users/{ann_pk}/"), json!({"groups": []})).await;
+    assert_eq!(r.body["groups"], json!([]));
+    assert_eq!(names(&format!("group={sales}")).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn users_permissions_do_not_reach_superusers_or_privileged_flags() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let g = admin
+        .post("/api/v1/groups/", json!({"name": "Managers", "permissions": {"users": ["read", "create", "update", "delete"]}}))
+        .await;
+    assert_eq!(g.status, StatusCode::CREATED, "{}", g.body);
+    let g = g.body["pk"].as_i64().unwrap();
+    let manager_pk = server.create_user(&admin, "manager", json!({"groups": [g]})).await;
+    let peer = server.create_user(&admin, "peer", json!({"groups": [g]})).await;
+    let root2 = server.create_user(&admin, "root2", json!({"groups": [g], "is_superuser": true})).await;
+    let manager = server.login("manager", PW).await;
+
+    // Seed 004 visibility: members of the caller's groups and the caller; others answer 404.
+    let r = manager.get("/api/v1/users/").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(sorted(usernames(&r)), ["manager", "peer", "root2"]);
+    assert_eq!(r.body["count"], 3);
+    manager.get("/api/v1/users/1/").await.error(404, "NotFound");
+    manager.patch("/api/v1/users/1/", json!({"first_name": "x"})).await.error(404, "NotFound");
+    manager.delete("/api/v1/users/1/").await.error(404, "NotFound");
+
+    let r = manager.patch(&format!("/api/v1/users/{peer}/"), json!({"first_name": "Pete"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let rev = server.revision().await;
+    let before: Vec<User> = stored_users(&server, &[manager_pk, peer, root2, 1]).await;
+    let users = server.store.count_users().await.unwrap();
+    let refused: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::PATCH, format!("/api/v1/users/{peer}/"), Some(json!({"is_staff": true}))),
+        (Method::PATCH, format!("/api/v1/users/{peer}/"), Some(json!({"is_superuser": true}))),
+        (Method::PATCH, format!("/api/v1/users/{manager_pk}/"), Some(json!({"is_staff": true}))),
+        (Method::PATCH, format!("/api/v1/users/{root2}/"), Some(json!({"first_name": "x"}))),
+        (
+            Method::PUT,
+            format!("/api/v1/users/{root2}/"),
+            Some(json!({"username": "root2", "email": "r@example.com", "groups": [g]})),
+        ),
+        (Method::DELETE, format!("/api/v1/users/{root2}/"), None),
+        (Method::DELETE, format!("/api/v1/users/{manager_pk}/"), None),
+        (Method::PATCH, format!("/api/v1/users/{manager_pk}/"), Some(json!({"is_active": false}))),
+        (Method::POST, "/api/v1/users/".into(), Some(with(new_user("boss"), json!({"is_superuser": true})))),
+        (Method::POST, "/api/v1/users/".into(), Some(with(new_user("staffer"), json!({"is_staff": true})))),
+    ];
+    for (method, path, body) in refused {
+        let r = manager.send(method.clone(), &path, body.clone()).await;
+        r.error(403, "PermissionDenied");
+        assert!(r.revision().is_none());
+    }
+    assert_eq!(server.revision().await, rev);
+    assert_eq!(stored_users(&server, &[manager_pk, peer, root2, 1]).await, before);
+    assert_eq!(server.store.count_users().await.unwrap(), users);
+    // A plain user can be created with users.create.
+    let r = manager.post("/api/v1/users/", new_user("plain")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!((&r.body["is_superuser"], &r.body["is_staff"], &r.body["org"]), (&json!(false), &json!(false), &json!(1)));
+}
+
+/// The stored users, in the given order.
+async fn stored_users(server: &TestServer, pks: &[i64]) -> Vec<User> {
+    let mut out = Vec::new();
+    for pk in pks {
+        out.push(server.store.get_user(*pk).await.unwrap());
+    }
+    out
 }

@@ -15,6 +15,7 @@ pub mod suite;
 mod time_util;
 
 pub use sqlite::SqliteStore;
+pub use sqlite::dataset::{DatasetInfo, DatasetSpec};
 
 /// The store's monotonic counter of directory and permission-model changes.
 pub type Revision = i64;

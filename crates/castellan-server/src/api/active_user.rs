@@ -51,7 +51,11 @@ async fn active_user_out(state: &AppState, q: &ListQuery, user: &User) -> ApiRes
 #[utoipa::path(get, path = "/api/v1/active_user/", tag = "active_user",
     params(("groups" = Option<bool>, Query, description = "Add `description` and `children` to each group")),
     responses((status = 200, body = Envelope<ActiveUserOut>), (status = 401)))]
-async fn get_active_user(State(state): State<AppState>, caller: Principal, q: ListQuery) -> ApiResult<axum::Json<Envelope<ActiveUserOut>>> {
+async fn get_active_user(
+    State(state): State<AppState>,
+    caller: Principal,
+    q: ListQuery,
+) -> ApiResult<axum::Json<Envelope<ActiveUserOut>>> {
     let user = state.store.get_user(caller.user.pk).await?;
     let out = active_user_out(&state, &q, &user).await?;
     Ok(axum::Json(Envelope { count: 1, next: None, previous: None, results: vec![out] }))
@@ -81,7 +85,7 @@ async fn read_profile_body(state: &AppState, req: Request) -> ApiResult<ProfileB
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
     if !multipart_type {
         return Err(ApiError::UnsupportedMediaType("Expected application/json or multipart/form-data.".into()));
     }
@@ -161,7 +165,14 @@ fn profile_changes(body: ProfileBody, replace: bool) -> ApiResult<UserChanges> {
     Ok(changes)
 }
 
-async fn update_profile(state: AppState, ip: std::net::IpAddr, caller: Principal, q: ListQuery, req: Request, replace: bool) -> ApiResult<Response> {
+async fn update_profile(
+    state: AppState,
+    ip: std::net::IpAddr,
+    caller: Principal,
+    q: ListQuery,
+    req: Request,
+    replace: bool,
+) -> ApiResult<Response> {
     let body = read_profile_body(&state, req).await?;
     let changes = profile_changes(body, replace)?;
     let (user, revision) = state.store.update_user(&write_ctx(Some(&caller), ip), caller.user.pk, changes).await?;
@@ -174,7 +185,13 @@ async fn update_profile(state: AppState, ip: std::net::IpAddr, caller: Principal
 #[utoipa::path(put, path = "/api/v1/active_user/", tag = "active_user",
     request_body(content = Object, description = "`username, email, first_name, last_name, userprofile {avatar, phone_number}`"),
     responses((status = 200, body = ActiveUserOut), (status = 400), (status = 401), (status = 409), (status = 413), (status = 415)))]
-async fn replace_active_user(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, q: ListQuery, req: Request) -> ApiResult<Response> {
+async fn replace_active_user(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    q: ListQuery,
+    req: Request,
+) -> ApiResult<Response> {
     update_profile(state, ip, caller, q, req, true).await
 }
 
@@ -182,7 +199,13 @@ async fn replace_active_user(State(state): State<AppState>, ClientIp(ip): Client
 #[utoipa::path(patch, path = "/api/v1/active_user/", tag = "active_user",
     request_body(content = Object, description = "Any of `username, email, first_name, last_name, userprofile {avatar, phone_number}`"),
     responses((status = 200, body = ActiveUserOut), (status = 400), (status = 401), (status = 409), (status = 413), (status = 415)))]
-async fn patch_active_user(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, q: ListQuery, req: Request) -> ApiResult<Response> {
+async fn patch_active_user(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    q: ListQuery,
+    req: Request,
+) -> ApiResult<Response> {
     update_profile(state, ip, caller, q, req, false).await
 }
 
@@ -208,13 +231,15 @@ async fn change_password(
     if !old_ok {
         return Err(ApiError::field("old_password", "Wrong password."));
     }
-    check_new_password(&state, caller.user.org, Some(caller.user.pk), &new, &caller.user.username).await.map_err(|e| match e {
-        ApiError::Validation(mut errors) => {
-            errors.iter_mut().for_each(|e| e.field = "new_password".into());
-            ApiError::Validation(errors)
-        }
-        other => other,
-    })?;
+    check_new_password(&state, caller.user.org, Some(caller.user.pk), &new, &caller.user.username).await.map_err(
+        |e| match e {
+            ApiError::Validation(mut errors) => {
+                errors.iter_mut().for_each(|e| e.field = "new_password".into());
+                ApiError::Validation(errors)
+            }
+            other => other,
+        },
+    )?;
     let changes = UserChanges { password_hash: Some(hash_password(new).await?), ..Default::default() };
     let (_, revision) = state.store.update_user(&write_ctx(Some(&caller), ip), caller.user.pk, changes).await?;
     state.store.end_credentials(caller.user.pk, caller.session, false).await?;
@@ -230,5 +255,6 @@ async fn avatar(State(state): State<AppState>, caller: Principal, PathPk(pk): Pa
         caller.require(Permission { module: "users", action: Action::Read })?;
     }
     let (content_type, bytes) = state.store.get_avatar(pk).await?.ok_or(ApiError::NotFound)?;
-    Ok(([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "private, max-age=60".to_string())], bytes).into_response())
+    Ok(([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "private, max-age=60".to_string())], bytes)
+        .into_response())
 }

@@ -7,7 +7,6 @@ use castellan_core::fields::Fields;
 use castellan_core::model::{ApiToken, Session};
 use serde::Serialize;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -152,20 +151,7 @@ async fn create_token(
     if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         f.error("name", "This field may not be blank.");
     }
-    let expires_at = match f.nullable_string("expires_at", false, 64).flatten() {
-        None => None,
-        Some(raw) => match OffsetDateTime::parse(&raw, &Rfc3339) {
-            Ok(t) if t > OffsetDateTime::now_utc() => Some(t),
-            Ok(_) => {
-                f.error("expires_at", "The expiry must be in the future.");
-                None
-            }
-            Err(_) => {
-                f.error("expires_at", "Enter an RFC 3339 date-time.");
-                None
-            }
-        },
-    };
+    let expires_at = f.future_time("expires_at", OffsetDateTime::now_utc());
     f.finish()?;
     let name = name.unwrap_or_default();
     let secret = new_secret("ct_");

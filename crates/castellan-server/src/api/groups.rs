@@ -11,7 +11,6 @@ use castellan_store::{Group, GroupChanges, GroupFilter, GroupOrder, GroupQuery, 
 use serde::Serialize;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -100,12 +99,19 @@ fn ordering_from(q: &ListQuery) -> ApiResult<Vec<(GroupOrder, bool)>> {
     q.ordering()?
         .into_iter()
         .map(|(name, desc)| {
-            GroupOrder::parse(&name).map(|o| (o, desc)).ok_or_else(|| ApiError::field("ordering", format!("Cannot order by '{name}'.")))
+            GroupOrder::parse(&name)
+                .map(|o| (o, desc))
+                .ok_or_else(|| ApiError::field("ordering", format!("Cannot order by '{name}'.")))
         })
         .collect()
 }
 
-async fn group_page(state: &AppState, caller: &Principal, q: &ListQuery, mut filter: GroupFilter) -> ApiResult<Envelope<GroupOut>> {
+async fn group_page(
+    state: &AppState,
+    caller: &Principal,
+    q: &ListQuery,
+    mut filter: GroupFilter,
+) -> ApiResult<Envelope<GroupOut>> {
     if let Some(own) = caller.org_scope() {
         filter.orgs.retain(|o| *o == own);
         if filter.orgs.is_empty() {
@@ -126,35 +132,55 @@ async fn group_page(state: &AppState, caller: &Principal, q: &ListQuery, mut fil
         ("parent" = Option<String>, Query, description = "A group key, or `null` for roots"),
         ("search" = Option<String>, Query), ("ordering" = Option<String>, Query), ("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query)),
     responses((status = 200, body = Envelope<GroupOut>), (status = 400), (status = 401), (status = 403)))]
-async fn list_groups(State(state): State<AppState>, caller: Principal, q: ListQuery) -> ApiResult<axum::Json<Envelope<GroupOut>>> {
+async fn list_groups(
+    State(state): State<AppState>,
+    caller: Principal,
+    q: ListQuery,
+) -> ApiResult<axum::Json<Envelope<GroupOut>>> {
     let parent = match q.one(&["parent"]) {
         None | Some("") => None,
         Some("null") | Some("none") => Some(None),
         Some(raw) => Some(Some(raw.parse::<i64>().map_err(|_| ApiError::field("parent", "Enter a whole number or null."))?)),
     };
-    let filter = GroupFilter { ids: q.ints(&["id", "pk"])?, names: q.strings(&["name"]), orgs: q.ints(&["org"])?, parent, search: q.search(), ..Default::default() };
+    let filter = GroupFilter {
+        ids: q.ints(&["id", "pk"])?,
+        names: q.strings(&["name"]),
+        orgs: q.ints(&["org"])?,
+        parent,
+        search: q.search(),
+        ..Default::default()
+    };
     Ok(axum::Json(group_page(&state, &caller, &q, filter).await?))
 }
 
 /// Checks the parts of a group write that depend on the caller: the gate for `permissions`, dominance, and a
 /// visible parent.
 async fn check_group_write(state: &AppState, caller: &Principal, input: &GroupInput, current: Option<&Group>) -> ApiResult<()> {
-    if let Some(p) = &input.permissions {
-        if current.is_none_or(|g| g.permissions != *p) {
-            caller.require(Permission { module: "permissions", action: Action::Update })?;
-            require_covers(caller, p)?;
-            if let Some(g) = current {
-                require_covers(caller, &g.permissions)?;
-            }
+    if let Some(p) = &input.permissions
+        && current.is_none_or(|g| g.permissions != *p)
+    {
+        caller.require(Permission { module: "permissions", action: Action::Update })?;
+        require_covers(caller, p)?;
+        if let Some(g) = current {
+            require_covers(caller, &g.permissions)?;
         }
     }
-    if let Some(Some(parent)) = input.parent {
-        if current.is_none_or(|g| g.parent != Some(parent)) {
-            visible_group(state, caller, parent).await.map_err(|_| ApiError::field("parent", "Invalid pk - object does not exist."))?;
-            if current.is_some() {
-                require_confer(state, caller, &[parent]).await?;
-            }
+    if let Some(Some(parent)) = input.parent
+        && current.is_none_or(|g| g.parent != Some(parent))
+    {
+        visible_group(state, caller, parent)
+            .await
+            .map_err(|_| ApiError::field("parent", "Invalid pk - object does not exist."))?;
+        if current.is_some() {
+            require_confer(state, caller, &[parent]).await?;
         }
+    }
+    // Moving a group away from its parent takes what the old parent chain confers from the subtree's members (§11).
+    if let (Some(new_parent), Some(g)) = (input.parent, current)
+        && let Some(old_parent) = g.parent
+        && new_parent != Some(old_parent)
+    {
+        require_confer(state, caller, &[old_parent]).await?;
     }
     Ok(())
 }
@@ -163,7 +189,12 @@ async fn check_group_write(state: &AppState, caller: &Principal, input: &GroupIn
 #[utoipa::path(post, path = "/api/v1/groups/", tag = "groups",
     request_body(content = Object, description = "`{\"name\", \"description\", \"org\", \"parent\", \"permissions\": {module: [action...] | \"read\" | \"write\"}}`"),
     responses((status = 201, body = GroupOut), (status = 400), (status = 401), (status = 403), (status = 409)))]
-async fn create_group(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn create_group(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     let input = GroupInput::parse(&body, WriteMode::Create)?;
     let org = input.org.unwrap_or(caller.user.org);
     if (caller.org_scope().is_some_and(|own| own != org)) || state.store.get_org(org).await.is_err() {
@@ -194,7 +225,8 @@ async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: 
         return Err(ApiError::field("org", "A group's organisation cannot be changed."));
     }
     check_group_write(state, caller, &input, Some(&current)).await?;
-    let changes = GroupChanges { name: input.name, description: input.description, parent: input.parent, permissions: input.permissions };
+    let changes =
+        GroupChanges { name: input.name, description: input.description, parent: input.parent, permissions: input.permissions };
     let (group, revision) = state.store.update_group(&write_ctx(Some(caller), ip), pk, changes).await?;
     Ok(with_revision(revision, axum::Json(GroupOut::from(&group))))
 }
@@ -202,24 +234,64 @@ async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: 
 /// Replace a group (`name` required).
 #[utoipa::path(put, path = "/api/v1/groups/{pk}/", tag = "groups", params(("pk" = i64, Path)), request_body(content = Object),
     responses((status = 200, body = GroupOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
-async fn replace_group(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn replace_group(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     update(&state, ip, &caller, pk, GroupInput::parse(&body, WriteMode::Replace)?).await
 }
 
 /// Update some fields of a group; moving it (`parent`) re-links its whole subtree.
 #[utoipa::path(patch, path = "/api/v1/groups/{pk}/", tag = "groups", params(("pk" = i64, Path)), request_body(content = Object),
     responses((status = 200, body = GroupOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
-async fn patch_group(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn patch_group(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     update(&state, ip, &caller, pk, GroupInput::parse(&body, WriteMode::Patch)?).await
+}
+
+/// The keys of `pk` and all its descendants.
+async fn subtree(state: &AppState, pk: i64) -> ApiResult<Vec<i64>> {
+    let mut all = vec![pk];
+    let mut next = 0;
+    while next < all.len() {
+        let filter = GroupFilter { parent: Some(Some(all[next])), ..Default::default() };
+        let mut query = GroupQuery { filter, limit: 1000, ..Default::default() };
+        loop {
+            let page = state.store.list_groups(&query).await?;
+            all.extend(page.items.iter().map(|g| g.pk));
+            query.offset += page.items.len() as i64;
+            if page.items.is_empty() || query.offset >= page.count {
+                break;
+            }
+        }
+        next += 1;
+    }
+    Ok(all)
 }
 
 /// Delete a group; one with children needs `?cascade=true`, which deletes the subtree.
 #[utoipa::path(delete, path = "/api/v1/groups/{pk}/", tag = "groups", params(("pk" = i64, Path), ("cascade" = Option<bool>, Query)),
     responses((status = 204), (status = 401), (status = 403), (status = 404), (status = 409)))]
-async fn delete_group(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, q: ListQuery) -> ApiResult<Response> {
+async fn delete_group(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    q: ListQuery,
+) -> ApiResult<Response> {
     let group = visible_group(&state, &caller, pk).await?;
-    require_covers(&caller, &state.store.conferred_by(&[group.pk]).await?)?;
     let cascade = q.boolean("cascade")?.unwrap_or(false);
+    // A cascade revokes what every group of the subtree confers on its members (§11).
+    let doomed = if cascade && !caller.user.is_superuser { subtree(&state, group.pk).await? } else { vec![group.pk] };
+    require_covers(&caller, &state.store.conferred_by(&doomed).await?)?;
     let revision = state.store.delete_group(&write_ctx(Some(&caller), ip), pk, cascade).await?;
     Ok(with_revision(revision, StatusCode::NO_CONTENT))
 }
@@ -227,7 +299,12 @@ async fn delete_group(State(state): State<AppState>, ClientIp(ip): ClientIp, cal
 /// A group's direct children, paged.
 #[utoipa::path(get, path = "/api/v1/groups/{pk}/children/", tag = "groups", params(("pk" = i64, Path)),
     responses((status = 200, body = Envelope<GroupOut>), (status = 401), (status = 403), (status = 404)))]
-async fn children(State(state): State<AppState>, caller: Principal, PathPk(pk): PathPk, q: ListQuery) -> ApiResult<axum::Json<Envelope<GroupOut>>> {
+async fn children(
+    State(state): State<AppState>,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    q: ListQuery,
+) -> ApiResult<axum::Json<Envelope<GroupOut>>> {
     visible_group(&state, &caller, pk).await?;
     let filter = GroupFilter { parent: Some(Some(pk)), ..Default::default() };
     Ok(axum::Json(group_page(&state, &caller, &q, filter).await?))
@@ -236,7 +313,12 @@ async fn children(State(state): State<AppState>, caller: Principal, PathPk(pk): 
 /// A group's members, paged; `?recursive=true` includes members of descendant groups.
 #[utoipa::path(get, path = "/api/v1/groups/{pk}/users/", tag = "groups", params(("pk" = i64, Path), ("recursive" = Option<bool>, Query)),
     responses((status = 200, body = Envelope<UserOut>), (status = 401), (status = 403), (status = 404)))]
-async fn members(State(state): State<AppState>, caller: Principal, PathPk(pk): PathPk, q: ListQuery) -> ApiResult<axum::Json<Envelope<UserOut>>> {
+async fn members(
+    State(state): State<AppState>,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    q: ListQuery,
+) -> ApiResult<axum::Json<Envelope<UserOut>>> {
     visible_group(&state, &caller, pk).await?;
     let filter = UserFilter {
         groups: vec![pk],
@@ -246,57 +328,59 @@ async fn members(State(state): State<AppState>, caller: Principal, PathPk(pk): P
         ..Default::default()
     };
     let window = q.window()?;
-    let mut page = state.store.list_users(&UserQuery { filter, ordering: Vec::new(), offset: window.offset, limit: window.limit }).await?;
+    let mut page =
+        state.store.list_users(&UserQuery { filter, ordering: Vec::new(), offset: window.offset, limit: window.limit }).await?;
     q.check_page(window, page.count)?;
     redact_groups(&state, &caller, &mut page.items).await?;
     Ok(axum::Json(q.envelope(window, page.count, page.items.iter().map(UserOut::from).collect())))
 }
 
 /// Reads `{"users": [pk...], "expires_at"?}` and checks each user is visible (404 otherwise).
-async fn member_body(state: &AppState, caller: &Principal, body: &serde_json::Value, with_expiry: bool) -> ApiResult<(Vec<i64>, Option<OffsetDateTime>)> {
+async fn member_body(
+    state: &AppState,
+    caller: &Principal,
+    body: &serde_json::Value,
+    with_expiry: bool,
+) -> ApiResult<(Vec<i64>, Option<OffsetDateTime>)> {
     let mut f = Fields::new(body)?;
     let users = f.pk_list("users", true, MEMBERS_MAX);
-    let expires_at = if with_expiry { parse_expiry(&mut f) } else { None };
+    let expires_at = if with_expiry { f.future_time("expires_at", OffsetDateTime::now_utc()) } else { None };
     f.finish()?;
     let users = users.unwrap_or_default();
     for user in &users {
         let visible = visible_user(state, caller, *user).await;
         match visible {
             Ok(_) => {}
-            Err(ApiError::NotFound) if caller.user.is_superuser => return Err(ApiError::field("users", format!("Invalid pk \"{user}\" - object does not exist."))),
+            Err(ApiError::NotFound) if caller.user.is_superuser => {
+                return Err(ApiError::field("users", format!("Invalid pk \"{user}\" - object does not exist.")));
+            }
             Err(e) => return Err(e),
         }
     }
     Ok((users, expires_at))
 }
 
-/// Reads an optional `expires_at` (RFC 3339, in the future).
-pub fn parse_expiry(f: &mut Fields<'_>) -> Option<OffsetDateTime> {
-    let raw = f.nullable_string("expires_at", false, 64).flatten()?;
-    match OffsetDateTime::parse(&raw, &Rfc3339) {
-        Ok(t) if t > OffsetDateTime::now_utc() => Some(t),
-        Ok(_) => {
-            f.error("expires_at", "The expiry must be in the future.");
-            None
-        }
-        Err(_) => {
-            f.error("expires_at", "Enter an RFC 3339 date-time.");
-            None
-        }
-    }
-}
-
 async fn members_out(state: &AppState, caller: &Principal, group: &Group) -> ApiResult<GroupMembersOut> {
     let filter = UserFilter { groups: vec![group.pk], visible_to: caller.viewer(), ..Default::default() };
     let page = state.store.list_users(&UserQuery { filter, limit: MEMBERS_MAX as i64, ..Default::default() }).await?;
-    Ok(GroupMembersOut { group: GroupOut::from(group), users: page.items.iter().map(|u| u.pk).collect(), users_count: page.count })
+    Ok(GroupMembersOut {
+        group: GroupOut::from(group),
+        users: page.items.iter().map(|u| u.pk).collect(),
+        users_count: page.count,
+    })
 }
 
 /// Add users to a group (`expires_at` optional); the caller must hold what the group confers.
 #[utoipa::path(patch, path = "/api/v1/groups/{pk}/assign-users/", tag = "groups", params(("pk" = i64, Path)),
     request_body(content = Object, description = "`{\"users\": [pk...], \"expires_at\": RFC 3339 (optional)}`"),
     responses((status = 200, body = GroupMembersOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
-async fn assign_users(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn assign_users(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     let group = visible_group(&state, &caller, pk).await?;
     let (users, expires_at) = member_body(&state, &caller, &body, true).await?;
     require_confer(&state, &caller, &[pk]).await?;
@@ -308,7 +392,13 @@ async fn assign_users(State(state): State<AppState>, ClientIp(ip): ClientIp, cal
 #[utoipa::path(patch, path = "/api/v1/groups/{pk}/remove-users/", tag = "groups", params(("pk" = i64, Path)),
     request_body(content = Object, description = "`{\"users\": [pk...]}`"),
     responses((status = 200, body = GroupMembersOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
-async fn remove_users(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn remove_users(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     let group = visible_group(&state, &caller, pk).await?;
     let (users, _) = member_body(&state, &caller, &body, false).await?;
     require_confer(&state, &caller, &[pk]).await?;

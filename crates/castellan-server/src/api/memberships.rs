@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::write_ctx;
-use super::groups::{GroupOut, parse_expiry};
+use super::groups::GroupOut;
 use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::dominance::require_confer;
@@ -89,7 +89,7 @@ async fn join(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Pri
     let target = visible_group(&state, &caller, group).await?;
     let body = if body.iter().all(u8::is_ascii_whitespace) { serde_json::json!({}) } else { crate::extract::parse_json(&body)? };
     let mut f = Fields::new(&body)?;
-    let expires_at = parse_expiry(&mut f);
+    let expires_at = f.future_time("expires_at", time::OffsetDateTime::now_utc());
     f.finish()?;
     require_confer(&state, &caller, &[group]).await?;
     let revision = state.store.add_members(&write_ctx(Some(&caller), ip), group, &[user], expires_at).await?;

@@ -68,7 +68,13 @@ async fn store_value(state: AppState, ip: std::net::IpAddr, caller: Principal, k
 #[utoipa::path(put, path = "/api/v1/active_user/data/{key}/", tag = "active_user", params(("key" = String, Path)),
     request_body(content = Object, description = "Any JSON value"),
     responses((status = 200), (status = 201), (status = 400), (status = 401), (status = 413)))]
-async fn put_value(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, Path(key): Path<String>, JsonBody(value): JsonBody) -> ApiResult<Response> {
+async fn put_value(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    Path(key): Path<String>,
+    JsonBody(value): JsonBody,
+) -> ApiResult<Response> {
     store_value(state, ip, caller, key, value).await
 }
 
@@ -76,17 +82,33 @@ async fn put_value(State(state): State<AppState>, ClientIp(ip): ClientIp, caller
 #[utoipa::path(post, path = "/api/v1/active_user/data/{key}/", tag = "active_user", params(("key" = String, Path)),
     request_body(content = Object, description = "Any JSON value"),
     responses((status = 200), (status = 201), (status = 400), (status = 401), (status = 413)))]
-async fn post_value(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, Path(key): Path<String>, JsonBody(value): JsonBody) -> ApiResult<Response> {
+async fn post_value(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    Path(key): Path<String>,
+    JsonBody(value): JsonBody,
+) -> ApiResult<Response> {
     store_value(state, ip, caller, key, value).await
 }
 
 /// Remove a value.
 #[utoipa::path(delete, path = "/api/v1/active_user/data/{key}/", tag = "active_user", params(("key" = String, Path)),
     responses((status = 204), (status = 401), (status = 404)))]
-async fn delete_value(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, Path(key): Path<String>) -> ApiResult<Response> {
+async fn delete_value(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    Path(key): Path<String>,
+) -> ApiResult<Response> {
     checked_key(&key).map_err(|_| ApiError::NotFound)?;
     state.store.data_delete(caller.user.pk, &key).await?;
-    let event = AuditEvent { action: "delete", target_type: "user_data", target_pk: format!("{}:{key}", caller.user.pk), changes: json!({"key": key}) };
+    let event = AuditEvent {
+        action: "delete",
+        target_type: "user_data",
+        target_pk: format!("{}:{key}", caller.user.pk),
+        changes: json!({"key": key}),
+    };
     state.store.audit(&write_ctx(Some(&caller), ip), event).await?;
     Ok(with_revision(state.store.revision().await?, StatusCode::NO_CONTENT))
 }

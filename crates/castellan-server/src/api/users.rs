@@ -6,30 +6,40 @@ use axum::response::{IntoResponse, Response};
 use castellan_core::model::{NewUser, User, UserChanges, UserInput, WriteMode};
 use castellan_core::password;
 use castellan_core::permission::{Action, Permission};
+use castellan_core::{DomainError, FieldError};
 use castellan_store::{UserFilter, UserOrder, UserQuery};
+use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::write_ctx;
 use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
+use crate::dominance::{require_confer, require_covers};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, PathPk};
 use crate::links::{Envelope, ListQuery};
 use crate::repr::{GroupRef, UserOut};
 use crate::state::AppState;
-use crate::dominance::{require_confer, require_covers};
 use crate::visibility::{redact_groups, visible_group, visible_user};
 
 /// Routes of module `users`.
 pub fn router() -> OpenApiRouter<AppState> {
-    guarded("users", None, OpenApiRouter::new().routes(routes!(list_users, create_user)).routes(routes!(
-        get_user,
-        replace_user,
-        patch_user,
-        delete_user
-    )))
-    .merge(guarded("users", Some(Action::Update), OpenApiRouter::new().routes(routes!(unlock)).routes(routes!(revoke_sessions))))
+    guarded(
+        "users",
+        None,
+        OpenApiRouter::new().routes(routes!(list_users, create_user)).routes(routes!(
+            get_user,
+            replace_user,
+            patch_user,
+            delete_user
+        )),
+    )
+    .merge(guarded(
+        "users",
+        Some(Action::Update),
+        OpenApiRouter::new().routes(routes!(unlock)).routes(routes!(revoke_sessions)),
+    ))
 }
 
 fn filter_from(q: &ListQuery, caller: &Principal) -> ApiResult<UserFilter> {
@@ -79,11 +89,7 @@ pub async fn expand_groups(state: &AppState, users: &[User], expanded: bool) -> 
     Ok(users
         .iter()
         .map(|u| {
-            let refs = briefs
-                .iter()
-                .filter(|g| u.groups.contains(&g.pk))
-                .map(|g| GroupRef::new(g.clone(), expanded))
-                .collect();
+            let refs = briefs.iter().filter(|g| u.groups.contains(&g.pk)).map(|g| GroupRef::new(g.clone(), expanded)).collect();
             UserOut::from(u).with_groups(refs)
         })
         .collect())
@@ -142,6 +148,54 @@ pub async fn check_new_password(state: &AppState, org: i64, user: Option<i64>, p
     Ok(())
 }
 
+/// Reads a user body like `UserInput::parse`, and also checks what the body alone cannot tell (the password rule,
+/// the org on create, unknown groups), so that one 400 names every bad field (API.md §1).
+async fn parse_user(
+    state: &AppState,
+    caller: &Principal,
+    body: &Value,
+    mode: WriteMode,
+    target: Option<&User>,
+) -> ApiResult<UserInput> {
+    let parsed = UserInput::parse(body, mode);
+    let mut errors = match &parsed {
+        Ok(_) => Vec::new(),
+        Err(DomainError::Validation(errors)) => errors.clone(),
+        Err(other) => return Err(other.clone().into()),
+    };
+    let refused = |errors: &[FieldError], field: &str| errors.iter().any(|e| e.field == field);
+    let mut org = target.map_or(caller.user.org, |t| t.org);
+    if target.is_none()
+        && !refused(&errors, "org")
+        && let Some(given) = body.get("org").and_then(Value::as_i64)
+    {
+        if (!caller.user.is_superuser && given != caller.user.org) || state.store.get_org(given).await.is_err() {
+            errors.push(FieldError::new("org", "Invalid pk - object does not exist."));
+        } else {
+            org = given;
+        }
+    }
+    if let (false, Some(pw)) = (refused(&errors, "password"), body.get("password").and_then(Value::as_str)) {
+        let username = body.get("username").and_then(Value::as_str).unwrap_or(target.map_or("", |t| t.username.as_str()));
+        if let Err(m) = state.store.password_policy(org).await?.check(pw, username) {
+            errors.push(FieldError::new("password", m));
+        }
+    }
+    if let (false, Some(groups)) = (refused(&errors, "groups"), body.get("groups").and_then(Value::as_array)) {
+        for group in groups.iter().filter_map(Value::as_i64) {
+            let current = target.is_some_and(|t| t.groups.contains(&group));
+            if !current && visible_group(state, caller, group).await.is_err() {
+                errors.push(FieldError::new("groups", format!("Invalid pk \"{group}\" - object does not exist.")));
+                break;
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    Ok(parsed?)
+}
+
 /// Create a user.
 #[utoipa::path(post, path = "/api/v1/users/", tag = "users",
     request_body(content = Object, description = "`username, password, email, groups` required; `first_name, last_name, description, is_active, is_staff, is_superuser, org` optional"),
@@ -152,7 +206,7 @@ async fn create_user(
     caller: Principal,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let input = UserInput::parse(&body, WriteMode::Create)?;
+    let input = parse_user(&state, &caller, &body, WriteMode::Create, None).await?;
     if !caller.user.is_superuser && (input.is_superuser == Some(true) || input.is_staff == Some(true)) {
         return Err(ApiError::PermissionDenied("Only a superuser can set is_superuser or is_staff.".into()));
     }
@@ -204,7 +258,8 @@ async fn replace_user(
     PathPk(pk): PathPk,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let input = UserInput::parse(&body, WriteMode::Replace)?;
+    let target = visible_user(&state, &caller, pk).await?;
+    let input = parse_user(&state, &caller, &body, WriteMode::Replace, Some(&target)).await?;
     update(&state, ip, &caller, pk, input).await
 }
 
@@ -219,17 +274,20 @@ async fn patch_user(
     PathPk(pk): PathPk,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let input = UserInput::parse(&body, WriteMode::Patch)?;
+    let target = visible_user(&state, &caller, pk).await?;
+    let input = parse_user(&state, &caller, &body, WriteMode::Patch, Some(&target)).await?;
     update(&state, ip, &caller, pk, input).await
 }
 
 /// Refuses what §10 and §11 forbid: touching superuser flags or superusers without being one, deactivating
 /// oneself, and the last active superuser giving up the role.
 async fn check_update_rules(state: &AppState, caller: &User, target: &User, input: &UserInput) -> ApiResult<()> {
-    let flag_changes = input.is_superuser.is_some_and(|v| v != target.is_superuser)
-        || input.is_staff.is_some_and(|v| v != target.is_staff);
+    let flag_changes =
+        input.is_superuser.is_some_and(|v| v != target.is_superuser) || input.is_staff.is_some_and(|v| v != target.is_staff);
     if !caller.is_superuser && (flag_changes || target.is_superuser) {
-        return Err(ApiError::PermissionDenied("Only a superuser can modify a superuser or set is_superuser or is_staff.".into()));
+        return Err(ApiError::PermissionDenied(
+            "Only a superuser can modify a superuser or set is_superuser or is_staff.".into(),
+        ));
     }
     let is_self = caller.pk == target.pk;
     if is_self && input.is_active == Some(false) {
@@ -311,7 +369,9 @@ async fn check_groups_change(state: &AppState, caller: &Principal, current: &[i6
     }
     caller.require(Permission { module: "groups", action: Action::Update })?;
     for group in &changed {
-        visible_group(state, caller, *group).await.map_err(|_| ApiError::field("groups", format!("Invalid pk \"{group}\" - object does not exist.")))?;
+        visible_group(state, caller, *group)
+            .await
+            .map_err(|_| ApiError::field("groups", format!("Invalid pk \"{group}\" - object does not exist.")))?;
     }
     require_confer(state, caller, &changed).await
 }

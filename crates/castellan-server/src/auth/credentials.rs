@@ -4,6 +4,7 @@
 //! small in-memory cache that writes to a user invalidate.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -34,6 +35,9 @@ pub struct Resolved {
 pub struct CredentialCache {
     key: Vec<u8>,
     entries: RwLock<HashMap<[u8; 32], (Resolved, Instant)>>,
+    /// Bumped by every invalidation: a resolution read before one must not be cached after it, or a credential
+    /// revoked while a request was resolving it would live on in the cache.
+    generation: AtomicU64,
 }
 
 /// `N` bytes from the operating system's generator.
@@ -51,7 +55,7 @@ pub fn new_secret(prefix: &str) -> String {
 impl CredentialCache {
     /// A cache hashing under `key`.
     pub fn new(key: Vec<u8>) -> Self {
-        Self { key, entries: RwLock::new(HashMap::new()) }
+        Self { key, entries: RwLock::new(HashMap::new()), generation: AtomicU64::new(0) }
     }
 
     /// The keyed hash of a secret.
@@ -68,9 +72,17 @@ impl CredentialCache {
         (at.elapsed() < CACHE_TTL).then(|| resolved.clone())
     }
 
-    /// Remembers a resolution.
-    pub fn put(&self, hash: [u8; 32], resolved: Resolved) {
+    /// The current generation; read it before looking a credential up in the store, and hand it to [`Self::put`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Remembers a resolution read at `generation`, unless an invalidation has happened since.
+    pub fn put(&self, hash: [u8; 32], resolved: Resolved, generation: u64) {
         let mut entries = self.entries.write();
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
         if entries.len() >= CACHE_MAX {
             entries.clear();
         }
@@ -79,7 +91,9 @@ impl CredentialCache {
 
     /// Forgets every cached credential of `user` (after any change to the user or its credentials).
     pub fn invalidate_user(&self, user: i64) {
-        self.entries.write().retain(|_, (r, _)| r.user.pk != user);
+        let mut entries = self.entries.write();
+        entries.retain(|_, (r, _)| r.user.pk != user);
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 }
 

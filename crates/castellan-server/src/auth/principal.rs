@@ -12,7 +12,7 @@ use axum::response::Response;
 use axum_extra::extract::CookieJar;
 use castellan_core::model::User;
 use castellan_core::permission::{ModulePermissions, Permission, Subject, holds};
-use castellan_store::Credential;
+use castellan_store::{Credential, StoreError};
 use time::OffsetDateTime;
 
 use super::credentials::Resolved;
@@ -101,10 +101,7 @@ fn presented(headers: &HeaderMap) -> Option<Presented> {
 
 /// The client's address (the TCP peer; proxies are not trusted by default).
 pub fn client_ip(parts_extensions: &axum::http::Extensions) -> IpAddr {
-    parts_extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ci| ci.0.ip())
-        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+    parts_extensions.get::<ConnectInfo<SocketAddr>>().map(|ci| ci.0.ip()).unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
 }
 
 /// Looks a secret up, from the cache or the store, and checks that it is still valid.
@@ -113,6 +110,8 @@ async fn resolve(state: &AppState, secret: &str) -> Result<Option<Resolved>, Api
         return Ok(None);
     }
     let hash = state.credentials.hash(secret);
+    // Read before the store, so that a revocation racing with this lookup keeps the result out of the cache.
+    let generation = state.credentials.generation();
     let resolved = match state.credentials.get(&hash) {
         Some(r) => r,
         None => {
@@ -121,9 +120,14 @@ async fn resolve(state: &AppState, secret: &str) -> Result<Option<Resolved>, Api
                 Credential::Session(s) => s.user,
                 Credential::Token(t) => t.user,
             };
-            let user = state.store.get_user(owner).await?;
+            let user = match state.store.get_user(owner).await {
+                Ok(user) => user,
+                // The owner was deleted since the credential was read: the credential is gone too.
+                Err(StoreError::NotFound) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
             let r = Resolved { credential, user };
-            state.credentials.put(hash, r.clone());
+            state.credentials.put(hash, r.clone(), generation);
             r
         }
     };
@@ -143,7 +147,7 @@ async fn resolve(state: &AppState, secret: &str) -> Result<Option<Resolved>, Api
             Credential::Session(s) => s.last_used = now,
             Credential::Token(t) => t.last_used = Some(now),
         }
-        state.credentials.put(hash, fresh);
+        state.credentials.put(hash, fresh, generation);
     }
     Ok(Some(resolved))
 }

@@ -18,7 +18,7 @@ const FIRST_LOCK: Duration = Duration::from_secs(30);
 const MAX_LOCK: Duration = Duration::from_secs(15 * 60);
 /// Failures of one account across all networks within the window before it locks.
 const GLOBAL_ACCOUNT_FAILURES: usize = 100;
-/// Failures from one address per minute before it locks.
+/// Failures from one address per minute that are still answered; one more locks it (§10: "more than 100").
 const ADDRESS_FAILURES: usize = 100;
 /// Window for address failures.
 const ADDRESS_WINDOW: Duration = Duration::from_secs(60);
@@ -114,7 +114,7 @@ impl LoginThrottle {
         let user = normalise(username);
         t.account_network.entry((user.clone(), network_of(ip))).or_default().fail(now, ACCOUNT_WINDOW, ACCOUNT_FAILURES, true);
         t.account.entry(user).or_default().fail(now, ACCOUNT_WINDOW, GLOBAL_ACCOUNT_FAILURES, true);
-        t.address.entry(ip).or_default().fail(now, ADDRESS_WINDOW, ADDRESS_FAILURES, false);
+        t.address.entry(ip).or_default().fail(now, ADDRESS_WINDOW, ADDRESS_FAILURES + 1, false);
     }
 
     /// A successful login resets the account's counters from that network.
@@ -171,6 +171,18 @@ mod tests {
         c.locks = 20;
         c.fail(now, ACCOUNT_WINDOW, 1, true);
         assert_eq!(c.retry_after(now), Some(MAX_LOCK));
+    }
+
+    #[test]
+    fn address_locks_after_more_than_the_limit() {
+        let t = LoginThrottle::default();
+        for i in 0..ADDRESS_FAILURES {
+            t.failure(&format!("user{i}"), ip("10.9.9.9"));
+        }
+        assert!(t.retry_after("anyone", ip("10.9.9.9")).is_none());
+        t.failure("one-more", ip("10.9.9.9"));
+        assert!(t.retry_after("anyone", ip("10.9.9.9")).is_some());
+        assert!(t.retry_after("anyone", ip("10.9.9.10")).is_none());
     }
 
     #[test]

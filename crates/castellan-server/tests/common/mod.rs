@@ -67,7 +67,8 @@ impl TestServer {
 
     /// Creates a user through the API as admin and returns its pk.
     pub async fn create_user(&self, admin: &Client, username: &str, extra: Value) -> i64 {
-        let mut body = json!({"username": username, "password": "Passw0rd!", "email": format!("{username}@example.com"), "groups": []});
+        let mut body =
+            json!({"username": username, "password": "Passw0rd!", "email": format!("{username}@example.com"), "groups": []});
         if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
             b.extend(e);
         }
@@ -104,7 +105,9 @@ impl Resp {
 
     /// The field names listed in a validation error.
     pub fn fields(&self) -> Vec<String> {
-        self.body["errors"].as_array().map_or(Vec::new(), |e| e.iter().map(|x| x["field"].as_str().unwrap_or("").to_string()).collect())
+        self.body["errors"]
+            .as_array()
+            .map_or(Vec::new(), |e| e.iter().map(|x| x["field"].as_str().unwrap_or("").to_string()).collect())
     }
 
     /// The `X-Revision` header.

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
-use super::{SqliteStore, Tx, backend, commit, log_change, map_err};
+use super::{SqliteStore, Tx, backend, commit, like_escape, log_change, map_err};
 use crate::time_util::{from_micros, to_micros};
 use crate::{
     Group, GroupBrief, GroupChanges, GroupFilter, GroupOrder, GroupQuery, GroupStore, Membership, NewGroup, Page, Result,
@@ -155,7 +155,7 @@ fn push_group_filter(qb: &mut QueryBuilder<Sqlite>, f: &GroupFilter) {
         qb.push(" AND (expires_at IS NULL OR expires_at > ").push_bind(now_micros()).push("))");
     }
     if let Some(term) = f.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        let pattern = format!("%{}%", term.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let pattern = format!("%{}%", like_escape(term));
         qb.push(" AND (lower(name) LIKE ").push_bind(pattern.clone()).push(" ESCAPE '\\' OR lower(description) LIKE ");
         qb.push_bind(pattern).push(" ESCAPE '\\')");
     }
@@ -179,12 +179,13 @@ async fn check_users(conn: &mut SqliteConnection, org: i64, users: &[i64]) -> Re
 }
 
 async fn fetch_membership(conn: &mut SqliteConnection, user: i64, group: i64) -> Result<Option<Membership>> {
-    let row: Option<(Option<i64>, bool)> = sqlx::query_as("SELECT expires_at, restricted FROM memberships WHERE user = ? AND grp = ?")
-        .bind(user)
-        .bind(group)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(backend)?;
+    let row: Option<(Option<i64>, bool)> =
+        sqlx::query_as("SELECT expires_at, restricted FROM memberships WHERE user = ? AND grp = ?")
+            .bind(user)
+            .bind(group)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?;
     let Some((expires_at, restricted)) = row else { return Ok(None) };
     let nodes: Vec<i64> = sqlx::query_scalar("SELECT node FROM membership_nodes WHERE user = ? AND grp = ? ORDER BY node")
         .bind(user)
@@ -214,7 +215,8 @@ async fn conferred(conn: &mut SqliteConnection, groups: &[i64]) -> Result<Module
     push_keys(&mut qb, groups);
     let rows: Vec<String> = qb.build_query_scalar().fetch_all(&mut *conn).await.map_err(backend)?;
     for text in rows {
-        if let Some(p) = serde_json::from_str::<Value>(&text).ok().and_then(|v| ModulePermissions::parse(&v, "permissions").ok()) {
+        if let Some(p) = serde_json::from_str::<Value>(&text).ok().and_then(|v| ModulePermissions::parse(&v, "permissions").ok())
+        {
             out.extend(&p);
         }
     }
@@ -274,7 +276,16 @@ impl GroupStore for SqliteStore {
             .await
             .map_err(backend)?;
         move_subtree(&mut tx, group.pk, group.parent).await?;
-        log_change(&mut tx, ctx, Some(revision), "create", "groups", &group.pk.to_string(), &json!({"after": group_json(&group)})).await?;
+        log_change(
+            &mut tx,
+            ctx,
+            Some(revision),
+            "create",
+            "groups",
+            &group.pk.to_string(),
+            &json!({"after": group_json(&group)}),
+        )
+        .await?;
         commit(tx).await?;
         Ok((group, revision))
     }
@@ -366,7 +377,21 @@ impl GroupStore for SqliteStore {
         Ok(revision)
     }
 
-    async fn add_members(&self, ctx: &WriteCtx, group: i64, users: &[i64], expires_at: Option<OffsetDateTime>) -> Result<Revision> {
+    async fn add_members(
+        &self,
+        ctx: &WriteCtx,
+        group: i64,
+        users: &[i64],
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<Revision> {
+        // A user named twice is one member (not a user of another org).
+        let mut distinct: Vec<i64> = Vec::with_capacity(users.len());
+        for user in users {
+            if !distinct.contains(user) {
+                distinct.push(*user);
+            }
+        }
+        let users = &distinct[..];
         let (mut tx, revision) = self.begin_write().await?;
         let g = fetch_group(&mut tx, group).await?;
         check_users(&mut tx, g.org, users).await?;

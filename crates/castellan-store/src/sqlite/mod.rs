@@ -3,6 +3,7 @@
 mod changes;
 mod credentials;
 mod data;
+pub mod dataset;
 mod groups;
 mod objects;
 mod orgs;
@@ -104,6 +105,11 @@ async fn log_change(
     .await
     .map_err(map_err)?;
     Ok(())
+}
+
+/// Lower-cases `term` and escapes `LIKE` wildcards (with `\\` as the escape character).
+fn like_escape(term: &str) -> String {
+    term.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 /// Maps a database error without a more specific meaning.

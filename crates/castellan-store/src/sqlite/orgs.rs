@@ -7,7 +7,7 @@ use serde_json::json;
 use sqlx::{QueryBuilder, Sqlite};
 use time::OffsetDateTime;
 
-use super::{SqliteStore, backend, commit, log_change, map_err};
+use super::{SqliteStore, backend, commit, like_escape, log_change, map_err};
 use crate::time_util::{from_micros, to_micros};
 use crate::{OrgStore, Page, Result, Revision, StoreError, WriteCtx};
 
@@ -67,7 +67,7 @@ impl OrgStore for SqliteStore {
                 qb.push(" AND pk = ").push_bind(pk);
             }
             if let Some(term) = search.map(str::trim).filter(|t| !t.is_empty()) {
-                let pattern = format!("%{}%", term.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+                let pattern = format!("%{}%", like_escape(term));
                 qb.push(" AND (lower(name) LIKE ").push_bind(pattern.clone()).push(" ESCAPE '\\' OR slug LIKE ");
                 qb.push_bind(pattern).push(" ESCAPE '\\')");
             }

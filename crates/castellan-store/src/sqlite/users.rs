@@ -146,9 +146,7 @@ async fn set_groups(tx: &mut Tx, user: i64, groups: &[i64]) -> Result<()> {
 }
 
 fn like_prefix(term: &str) -> String {
-    let escaped: String =
-        term.to_lowercase().chars().flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] }).collect();
-    format!("{escaped}%")
+    format!("{}%", super::like_escape(term))
 }
 
 /// A case-insensitive `GLOB` prefix pattern: each letter becomes a class of its case variants.

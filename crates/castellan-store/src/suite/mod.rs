@@ -9,6 +9,7 @@
 mod changes;
 mod credentials;
 mod data;
+mod groups;
 mod list;
 mod orgs;
 mod users;
@@ -29,6 +30,12 @@ pub use credentials::{
     sessions_do_not_advance_revision, tokens_create_find_list_delete,
 };
 pub use data::{user_data_limit_refuses_and_changes_nothing, user_data_put_get_delete};
+pub use groups::{
+    conferred_by_includes_ancestors, group_cycles_are_refused, group_delete_children_and_cascade,
+    group_move_updates_closure, groups_create_with_parents_and_sibling_names, memberships_add_remove_and_expiry,
+    objects_create_find_delete, org_list_update_delete, password_policy_default_and_set,
+    restrictions_exclude_permissions, visible_to_filters_groups_and_users,
+};
 pub use list::{
     get_users_ascending_skips_unknown, list_users_filters, list_users_ordering, list_users_paging,
     list_users_search, list_users_search_follows_updates, list_users_search_unicode_and_syntax,
@@ -99,6 +106,17 @@ macro_rules! store_suite {
             tokens_create_find_list_delete,
             user_data_put_get_delete,
             user_data_limit_refuses_and_changes_nothing,
+            groups_create_with_parents_and_sibling_names,
+            group_move_updates_closure,
+            group_cycles_are_refused,
+            group_delete_children_and_cascade,
+            memberships_add_remove_and_expiry,
+            restrictions_exclude_permissions,
+            conferred_by_includes_ancestors,
+            visible_to_filters_groups_and_users,
+            org_list_update_delete,
+            password_policy_default_and_set,
+            objects_create_find_delete,
         );
     };
     (@tests $fresh:expr; $($name:ident),* $(,)?) => {

@@ -1,0 +1,328 @@
+//! Check and explain: one walk over the routes by which a user can hold something, evaluated without allocation
+//! for checks and recorded for explanations.
+
+use std::ops::ControlFlow;
+
+use super::facts::ObjectKey;
+use super::index::{GrantSet, Index, Subj, UserEntry, standard_bit};
+use crate::permission::Action;
+
+/// Why a check was denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// No such user.
+    UnknownUser,
+    /// Inactive users hold nothing.
+    InactiveUser,
+    /// No such module.
+    UnknownModule,
+    /// Inactive modules grant nothing.
+    InactiveModule,
+    /// The module has no such action.
+    UnknownAction,
+    /// No grant reaches the user.
+    NoGrant,
+}
+
+/// The answer to a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the permission is held.
+    pub allowed: bool,
+    /// When the decision stops holding because an expiry on every granting path passes (µs), if ever.
+    pub valid_until: Option<i64>,
+    /// Why not, when denied.
+    pub denial: Option<Denial>,
+}
+
+impl Decision {
+    fn deny(why: Denial) -> Self {
+        Self { allowed: false, valid_until: None, denial: Some(why) }
+    }
+}
+
+/// One step of a granting path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The user (superuser when `superuser`).
+    User {
+        /// Primary key.
+        pk: i64,
+        /// Whether the user is a superuser (the whole path).
+        superuser: bool,
+    },
+    /// A direct membership, restricted to nodes when `restricted`.
+    Member {
+        /// Group key.
+        group: i64,
+        /// Whether the membership is node-restricted.
+        restricted: bool,
+    },
+    /// An ancestor of the previous group.
+    Ancestor {
+        /// Group key.
+        group: i64,
+    },
+    /// A role assigned to the previous subject.
+    Role {
+        /// Role key.
+        role: i64,
+    },
+    /// The grant that decides: `module.action`, globally or on an object.
+    Grant {
+        /// Module id.
+        module: String,
+        /// The granted action (may be `full`).
+        action: String,
+        /// The object granted on.
+        object: Option<ObjectKey>,
+    },
+    /// The checked object, below the granted one.
+    Covers {
+        /// The checked object.
+        object: ObjectKey,
+    },
+}
+
+/// One way the user holds the permission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    /// From the user to the grant.
+    pub steps: Vec<Step>,
+    /// When this path expires (µs), if ever.
+    pub valid_until: Option<i64>,
+}
+
+/// A way a grant can reach the user: the subject holding it and what narrows it.
+#[derive(Debug, Clone, Copy)]
+struct Route<'a> {
+    subject: Subj,
+    restriction: Option<&'a [u32]>,
+    member: Option<u32>,
+    ancestor: Option<u32>,
+    role: Option<u32>,
+    expires_at: Option<i64>,
+}
+
+/// The permission being checked, resolved to dense ids.
+#[derive(Clone, Copy)]
+struct Target {
+    module: u16,
+    bit: u32,
+    object: Option<u32>,
+    user_org: i64,
+}
+
+const ACCESS: u32 = 0;
+
+fn covers(mask: u64, bit: u32) -> bool {
+    let full = 1u64 << standard_bit(Action::Full);
+    mask & (1 << bit) != 0 || mask & full != 0 || (bit == ACCESS && mask != 0)
+}
+
+fn alive(expires_at: Option<i64>, now: i64) -> bool {
+    expires_at.is_none_or(|e| e > now)
+}
+
+/// The earlier of two expiries (`None` is never).
+fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (None, x) | (x, None) => x,
+        (Some(a), Some(b)) => Some(a.min(b)),
+    }
+}
+
+/// The later of two validities (`None` is forever).
+fn latest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (None, _) | (_, None) => None,
+        (Some(a), Some(b)) => Some(a.max(b)),
+    }
+}
+
+/// A user resolved for a check.
+enum Resolved<'a> {
+    /// Superusers hold everything.
+    Superuser(&'a UserEntry),
+    /// Everyone else holds what the routes bring.
+    Checked(&'a UserEntry, Target),
+}
+
+/// A grant found on a route: the action mask that matched, the object it is on, and the path's expiry.
+#[derive(Clone, Copy)]
+struct Hit {
+    mask: u64,
+    object: Option<u32>,
+    valid_until: Option<i64>,
+}
+
+impl Index {
+    /// Whether `user` holds `module.action`, globally or on the object `(model, key)`, at `now` (µs).
+    pub fn check(&self, user: i64, module: &str, action: &str, object: Option<(&str, &str)>, now: i64) -> Decision {
+        let (entry, target) = match self.resolve(user, module, action, object) {
+            Ok(Resolved::Checked(entry, target)) => (entry, target),
+            Ok(Resolved::Superuser(_)) => return Decision { allowed: true, valid_until: None, denial: None },
+            Err(why) => return Decision::deny(why),
+        };
+        let mut best: Option<Option<i64>> = None;
+        let _ = self.walk(entry, now, &mut |route| {
+            self.hits(route, target, now, &mut |hit| {
+                best = Some(match best {
+                    None => hit.valid_until,
+                    Some(v) => latest(v, hit.valid_until),
+                });
+                if hit.valid_until.is_none() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+            })
+        });
+        match best {
+            Some(valid_until) => Decision { allowed: true, valid_until, denial: None },
+            None => Decision::deny(Denial::NoGrant),
+        }
+    }
+
+    /// The decision with every granting path (at most `limit`) and their total.
+    pub fn explain(&self, user: i64, module: &str, action: &str, object: Option<(&str, &str)>, now: i64, limit: usize) -> (Decision, Vec<Path>, usize) {
+        let decision = self.check(user, module, action, object, now);
+        let (entry, target) = match self.resolve(user, module, action, object) {
+            Ok(Resolved::Checked(entry, target)) => (entry, target),
+            Ok(Resolved::Superuser(entry)) => {
+                let steps = vec![Step::User { pk: entry.pk, superuser: true }];
+                return (decision, vec![Path { steps, valid_until: None }], 1);
+            }
+            Err(_) => return (decision, Vec::new(), 0),
+        };
+        let mut paths = Vec::new();
+        let mut total = 0;
+        let _ = self.walk(entry, now, &mut |route| {
+            self.hits(route, target, now, &mut |hit| {
+                total += 1;
+                if paths.len() < limit {
+                    paths.push(self.path(entry, route, target, hit));
+                }
+                ControlFlow::Continue(())
+            })
+        });
+        (decision, paths, total)
+    }
+
+    /// Resolves names to ids, applying the precedence: inactive user → deny, superuser → allow, inactive module → deny.
+    fn resolve(&self, user: i64, module: &str, action: &str, object: Option<(&str, &str)>) -> Result<Resolved<'_>, Denial> {
+        let entry = self.users.get(&user).map(|&u| &self.user_entries[u as usize]).ok_or(Denial::UnknownUser)?;
+        if !entry.is_active {
+            return Err(Denial::InactiveUser);
+        }
+        if entry.is_superuser {
+            return Ok(Resolved::Superuser(entry));
+        }
+        let &m = self.modules.get(module).ok_or(Denial::UnknownModule)?;
+        let me = &self.module_entries[m as usize];
+        if !me.is_active {
+            return Err(Denial::InactiveModule);
+        }
+        let bit = me.actions.iter().position(|a| a == action).ok_or(Denial::UnknownAction)? as u32;
+        let object = object.and_then(|(model, key)| self.object(model, key));
+        Ok(Resolved::Checked(entry, Target { module: m, bit, object, user_org: entry.org }))
+    }
+
+    /// Visits every unexpired route by which grants reach the user.
+    fn walk<'a>(&'a self, entry: &'a UserEntry, now: i64, visit: &mut dyn FnMut(Route<'a>) -> ControlFlow<()>) -> ControlFlow<()> {
+        let user = self.users[&entry.pk];
+        visit(Route { subject: Subj::User(user), restriction: None, member: None, ancestor: None, role: None, expires_at: None })?;
+        for &(role, expires_at) in &entry.roles {
+            if alive(expires_at, now) {
+                visit(Route { subject: Subj::Role(role), restriction: None, member: None, ancestor: None, role: Some(role), expires_at })?;
+            }
+        }
+        for m in &entry.memberships {
+            if !alive(m.expires_at, now) {
+                continue;
+            }
+            for &g in self.group_chains[m.group as usize].iter() {
+                let ancestor = (g != m.group).then_some(g);
+                let route = Route {
+                    subject: Subj::Group(g),
+                    restriction: m.restriction.as_deref(),
+                    member: Some(m.group),
+                    ancestor,
+                    role: None,
+                    expires_at: m.expires_at,
+                };
+                visit(route)?;
+                for &(role, expires_at) in &self.group_roles[g as usize] {
+                    if alive(expires_at, now) {
+                        visit(Route { subject: Subj::Role(role), role: Some(role), expires_at: earliest(m.expires_at, expires_at), ..route })?;
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Visits every grant of the route's subject that decides the target.
+    fn hits(&self, route: Route<'_>, target: Target, now: i64, visit: &mut dyn FnMut(Hit) -> ControlFlow<()>) -> ControlFlow<()> {
+        let Some(set) = self.grants.get(&(route.subject, target.module)) else { return ControlFlow::Continue(()) };
+        if let Some(nodes) = route.restriction {
+            let inside = target.object.is_some_and(|o| nodes.iter().any(|&n| self.reaches(o, n)));
+            if !inside {
+                return ControlFlow::Continue(());
+            }
+        }
+        self.global_hits(set, route, target, now, visit)?;
+        let mut at = target.object;
+        let mut steps = 0;
+        while let Some(o) = at {
+            if let Some(list) = set.objects.get(&o) {
+                for &(mask, expires_at) in list {
+                    if covers(mask, target.bit) && alive(expires_at, now) {
+                        visit(Hit { mask, object: Some(o), valid_until: earliest(route.expires_at, expires_at) })?;
+                    }
+                }
+            }
+            steps += 1;
+            if steps > self.object_parent.len() {
+                break;
+            }
+            at = self.object_parent[o as usize];
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn global_hits(&self, set: &GrantSet, route: Route<'_>, target: Target, now: i64, visit: &mut dyn FnMut(Hit) -> ControlFlow<()>) -> ControlFlow<()> {
+        let in_org = target.object.and_then(|o| self.object_org[o as usize]).is_none_or(|org| org == target.user_org);
+        if !in_org {
+            return ControlFlow::Continue(());
+        }
+        for &(mask, expires_at) in &set.global {
+            if covers(mask, target.bit) && alive(expires_at, now) {
+                visit(Hit { mask, object: None, valid_until: earliest(route.expires_at, expires_at) })?;
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn path(&self, entry: &UserEntry, route: Route<'_>, target: Target, hit: Hit) -> Path {
+        let mut steps = vec![Step::User { pk: entry.pk, superuser: false }];
+        if let Some(g) = route.member {
+            steps.push(Step::Member { group: self.group_pks[g as usize], restricted: route.restriction.is_some() });
+        }
+        if let Some(g) = route.ancestor {
+            steps.push(Step::Ancestor { group: self.group_pks[g as usize] });
+        }
+        if let Some(r) = route.role {
+            steps.push(Step::Role { role: self.role_pks[r as usize] });
+        }
+        let module = &self.module_entries[target.module as usize];
+        let bit = (0..64).find(|b| hit.mask & (1 << b) != 0).unwrap_or(0);
+        steps.push(Step::Grant {
+            module: module.id.clone(),
+            action: module.actions.get(bit).cloned().unwrap_or_default(),
+            object: hit.object.map(|o| self.object_keys[o as usize].clone()),
+        });
+        if let (Some(granted), Some(checked)) = (hit.object, target.object)
+            && granted != checked
+        {
+            steps.push(Step::Covers { object: self.object_keys[checked as usize].clone() });
+        }
+        Path { steps, valid_until: hit.valid_until }
+    }
+}

@@ -1,0 +1,18 @@
+//! The authorization engine: an in-memory index of everything a decision needs, with dense integer ids, and the
+//! questions asked of it (check, explain). Pure: no IO, no clock (time is a parameter, microseconds since the epoch).
+//!
+//! A user's permissions = grants to the user ∪ grants to each group the user is in and each ancestor of it ∪ grants
+//! to every role assigned to the user or to those groups. Node restrictions narrow what one membership carries;
+//! inactive modules and inactive users grant nothing; superusers hold everything. A grant on an object covers the
+//! object's descendants, for the permission granted only.
+
+mod check;
+mod facts;
+mod index;
+
+pub use check::{Decision, Denial, Path, Step};
+pub use facts::{Facts, GrantFact, MembershipFact, ModuleFact, ObjectFact, ObjectKey, RoleAssignmentFact, SubjectFact, UserFact};
+pub use index::Index;
+
+#[cfg(test)]
+mod tests;

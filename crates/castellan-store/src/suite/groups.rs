@@ -1,0 +1,792 @@
+//! Groups, the ancestor closure, memberships with expiry, node restrictions, conferred permissions, visibility,
+//! organisations (list, update, delete, password policy) and registered objects.
+
+use std::collections::BTreeSet;
+
+use castellan_core::model::UserChanges;
+use castellan_core::password::PasswordPolicy;
+use castellan_core::permission::{Action, ModulePermissions};
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime};
+
+use super::{
+    assert_any_conflict, assert_conflict, assert_not_found, ctx, expect_no_change, expect_one_change, make_org, make_user, mark,
+    new_user,
+};
+use crate::{Group, GroupChanges, GroupFilter, GroupQuery, NewGroup, Store, UserFilter, UserQuery};
+
+/// Module permissions from their wire form (`{"users": ["read"], "groups": "write"}`).
+fn perms(value: Value) -> ModulePermissions {
+    ModulePermissions::parse(&value, "permissions").unwrap()
+}
+
+/// A group to insert with no description and no permissions.
+fn new_group(org: i64, name: &str, parent: Option<i64>) -> NewGroup {
+    NewGroup { name: name.to_string(), description: String::new(), org, parent, permissions: ModulePermissions::new() }
+}
+
+/// Creates a group and returns it.
+async fn make_group(store: &dyn Store, org: i64, name: &str, parent: Option<i64>) -> Group {
+    store.create_group(&ctx(), new_group(org, name, parent)).await.unwrap().0
+}
+
+/// Creates a group conferring `permissions` and returns it.
+async fn make_group_with(store: &dyn Store, org: i64, name: &str, parent: Option<i64>, permissions: Value) -> Group {
+    let new = NewGroup { permissions: perms(permissions), ..new_group(org, name, parent) };
+    store.create_group(&ctx(), new).await.unwrap().0
+}
+
+/// Creates a user of `org` who is a direct member of `groups` and returns its key.
+async fn member(store: &dyn Store, org: i64, username: &str, groups: &[i64]) -> i64 {
+    let user = make_user(store, new_user(org, username)).await;
+    for g in groups {
+        store.add_members(&ctx(), *g, &[user.pk], None).await.unwrap();
+    }
+    user.pk
+}
+
+/// Moves `group` under `parent` (`None`: to the roots).
+async fn move_group(store: &dyn Store, group: i64, parent: Option<i64>) {
+    let changes = GroupChanges { parent: Some(parent), ..Default::default() };
+    store.update_group(&ctx(), group, changes).await.unwrap();
+}
+
+/// The keys of the users matching `filter`, ascending; the count must equal the rows.
+async fn user_keys(store: &dyn Store, filter: UserFilter) -> BTreeSet<i64> {
+    let page = store.list_users(&UserQuery { filter, limit: 1000, ..Default::default() }).await.unwrap();
+    assert_eq!(page.count as usize, page.items.len(), "count agrees with the rows");
+    page.items.iter().map(|u| u.pk).collect()
+}
+
+/// Members of `group`, with descendants' members when `recursive`.
+async fn members_of(store: &dyn Store, group: i64, recursive: bool) -> BTreeSet<i64> {
+    user_keys(store, UserFilter { groups: vec![group], groups_recursive: recursive, ..Default::default() }).await
+}
+
+/// The keys of the groups matching `filter`, in the store's order; the count must equal the rows.
+async fn group_keys(store: &dyn Store, filter: GroupFilter) -> Vec<i64> {
+    let page = store.list_groups(&GroupQuery { filter, limit: 1000, ..Default::default() }).await.unwrap();
+    assert_eq!(page.count as usize, page.items.len(), "count agrees with the rows");
+    page.items.iter().map(|g| g.pk).collect()
+}
+
+fn set(keys: &[i64]) -> BTreeSet<i64> {
+    keys.iter().copied().collect()
+}
+
+/// Whether `user` holds `action` on `module` through their groups.
+async fn holds(store: &dyn Store, user: i64, module: &str, action: Action) -> bool {
+    store.effective_permissions(user).await.unwrap().allows(module, action)
+}
+
+/// Groups are created under parents; names are unique among siblings only; a parent must exist in the same org.
+pub async fn groups_create_with_parents_and_sibling_names(store: &dyn Store) {
+    let acme = make_org(store, "acme").await.pk;
+    let globex = make_org(store, "globex").await.pk;
+
+    let before = mark(store).await;
+    let new = NewGroup {
+        description: "Everyone who sells".into(),
+        permissions: perms(json!({"users": ["read"], "groups": "write"})),
+        ..new_group(acme, "Sales", None)
+    };
+    let (sales, revision) = store.create_group(&ctx(), new).await.unwrap();
+    let row = expect_one_change(store, before, revision).await;
+    assert_eq!((row.action.as_str(), row.target_type.as_str()), ("create", "groups"));
+    assert_eq!(row.target_pk, sales.pk.to_string());
+    assert_eq!(row.changes["after"]["name"], "Sales");
+    assert_eq!(row.changes["after"]["parent"], Value::Null);
+    assert_eq!(row.changes["after"]["permissions"]["groups"], json!(["read", "create", "update", "delete"]));
+
+    assert_eq!(sales.name, "Sales");
+    assert_eq!(sales.description, "Everyone who sells");
+    assert_eq!(sales.org, acme);
+    assert_eq!(sales.parent, None);
+    assert!(sales.permissions.allows("users", Action::Read));
+    assert!(!sales.permissions.allows("users", Action::Update));
+    assert!(sales.permissions.allows("groups", Action::Delete));
+    assert!((OffsetDateTime::now_utc() - sales.created_date).abs() < Duration::minutes(1));
+    assert_eq!(store.get_group(sales.pk).await.unwrap(), sales);
+
+    let before = mark(store).await;
+    let (eu, revision) = store.create_group(&ctx(), new_group(acme, "EU", Some(sales.pk))).await.unwrap();
+    let row = expect_one_change(store, before, revision).await;
+    assert_eq!(row.changes["after"]["parent"], sales.pk);
+    assert_eq!(eu.parent, Some(sales.pk));
+    let us = make_group(store, acme, "US", Some(sales.pk)).await;
+    assert_eq!(store.get_group(eu.pk).await.unwrap(), eu);
+
+    // A sibling with a taken name, at the root or under a parent, is refused and changes nothing.
+    let before = mark(store).await;
+    assert_conflict(store.create_group(&ctx(), new_group(acme, "EU", Some(sales.pk))).await, "name");
+    assert_conflict(store.create_group(&ctx(), new_group(acme, "Sales", None)).await, "name");
+    expect_no_change(store, before).await;
+
+    // The same name under another parent, or at the root of another org, is fine.
+    let us_eu = make_group(store, acme, "EU", Some(us.pk)).await;
+    assert_eq!(us_eu.parent, Some(us.pk));
+    let eu_root = make_group(store, acme, "EU", None).await;
+    assert_eq!(eu_root.parent, None);
+    let globex_sales = make_group(store, globex, "Sales", None).await;
+    assert_eq!(globex_sales.org, globex);
+
+    // A parent in another org, or one that does not exist, is `Conflict{parent}`.
+    let before = mark(store).await;
+    assert_conflict(store.create_group(&ctx(), new_group(globex, "Inside", Some(sales.pk))).await, "parent");
+    assert_conflict(store.create_group(&ctx(), new_group(acme, "Orphan", Some(sales.pk + 1000))).await, "parent");
+    // Renaming onto a sibling's name, or moving next to a sibling with the same name, is `Conflict{name}`.
+    let rename = GroupChanges { name: Some("US".into()), ..Default::default() };
+    assert_conflict(store.update_group(&ctx(), eu.pk, rename).await, "name");
+    let onto = GroupChanges { parent: Some(Some(sales.pk)), ..Default::default() };
+    assert_conflict(store.update_group(&ctx(), us_eu.pk, onto).await, "name");
+    let away = GroupChanges { parent: Some(Some(globex_sales.pk)), ..Default::default() };
+    assert_conflict(store.update_group(&ctx(), eu.pk, away).await, "parent");
+    expect_no_change(store, before).await;
+    assert_eq!(store.get_group(eu.pk).await.unwrap(), eu);
+    assert_eq!(store.get_group(us_eu.pk).await.unwrap(), us_eu);
+
+    // Listing by parent, roots, names and org.
+    let children = group_keys(store, GroupFilter { parent: Some(Some(sales.pk)), ..Default::default() }).await;
+    assert_eq!(children, [eu.pk, us.pk]);
+    let roots = group_keys(store, GroupFilter { parent: Some(None), orgs: vec![acme], ..Default::default() }).await;
+    assert_eq!(roots, [sales.pk, eu_root.pk]);
+    let named = group_keys(store, GroupFilter { names: vec!["EU".into()], ..Default::default() }).await;
+    assert_eq!(named, [eu.pk, us_eu.pk, eu_root.pk]);
+    let in_globex = group_keys(store, GroupFilter { orgs: vec![globex], ..Default::default() }).await;
+    assert_eq!(in_globex, [globex_sales.pk]);
+    let briefs = store.groups_brief(&[us.pk, sales.pk, 9999]).await.unwrap();
+    assert_eq!(
+        briefs.iter().map(|b| (b.pk, b.children.clone())).collect::<Vec<_>>(),
+        [(sales.pk, vec![eu.pk, us.pk]), (us.pk, vec![us_eu.pk])]
+    );
+
+    assert!(store.is_within(eu.pk, sales.pk).await.unwrap());
+    assert!(store.is_within(eu.pk, eu.pk).await.unwrap(), "a group is within itself");
+    assert!(store.is_within(us_eu.pk, sales.pk).await.unwrap());
+    assert!(!store.is_within(sales.pk, eu.pk).await.unwrap());
+    assert!(!store.is_within(us_eu.pk, eu.pk).await.unwrap());
+    assert_not_found(store.get_group(9999).await);
+}
+
+/// Moving a subtree re-links the closure: members of the moved subtree leave the old ancestors and join the new.
+pub async fn group_move_updates_closure(store: &dyn Store) {
+    let org = make_org(store, "acme").await.pk;
+    let a = make_group(store, org, "A", None).await;
+    let b = make_group(store, org, "B", Some(a.pk)).await;
+    let c = make_group(store, org, "C", Some(b.pk)).await;
+    let d = make_group_with(store, org, "D", None, json!({"audit": ["read"]})).await;
+    let ua = member(store, org, "ua", &[a.pk]).await;
+    let ub = member(store, org, "ub", &[b.pk]).await;
+    let uc = member(store, org, "uc", &[c.pk]).await;
+    let ud = member(store, org, "ud", &[d.pk]).await;
+
+    assert_eq!(members_of(store, a.pk, true).await, set(&[ua, ub, uc]));
+    assert_eq!(members_of(store, a.pk, false).await, set(&[ua]));
+    assert_eq!(members_of(store, d.pk, true).await, set(&[ud]));
+    assert!(!holds(store, uc, "audit", Action::Read).await);
+
+    // B (with C) moves under D.
+    let before = mark(store).await;
+    let changes = GroupChanges { parent: Some(Some(d.pk)), ..Default::default() };
+    let (moved, revision) = store.update_group(&ctx(), b.pk, changes).await.unwrap();
+    let row = expect_one_change(store, before, revision).await;
+    assert_eq!((row.action.as_str(), row.target_type.as_str()), ("update", "groups"));
+    assert_eq!(row.target_pk, b.pk.to_string());
+    assert_eq!(row.changes["before"]["parent"], a.pk);
+    assert_eq!(row.changes["after"]["parent"], d.pk);
+    assert_eq!(moved.parent, Some(d.pk));
+    assert_eq!(moved.name, "B");
+    assert_eq!(store.get_group(b.pk).await.unwrap(), moved);
+
+    assert_eq!(members_of(store, a.pk, true).await, set(&[ua]), "the moved subtree left A");
+    assert_eq!(members_of(store, d.pk, true).await, set(&[ud, ub, uc]), "the moved subtree joined D");
+    assert_eq!(members_of(store, b.pk, true).await, set(&[ub, uc]), "the subtree itself is intact");
+    assert!(store.is_within(c.pk, d.pk).await.unwrap());
+    assert!(store.is_within(c.pk, b.pk).await.unwrap());
+    assert!(store.is_within(b.pk, d.pk).await.unwrap());
+    assert!(!store.is_within(c.pk, a.pk).await.unwrap());
+    assert!(!store.is_within(b.pk, a.pk).await.unwrap());
+    assert!(holds(store, uc, "audit", Action::Read).await, "C's members now inherit D's permissions");
+    assert!(store.conferred_by(&[c.pk]).await.unwrap().allows("audit", Action::Read));
+
+    // B becomes a root: D keeps only its own members.
+    move_group(store, b.pk, None).await;
+    assert_eq!(store.get_group(b.pk).await.unwrap().parent, None);
+    assert_eq!(members_of(store, d.pk, true).await, set(&[ud]));
+    assert_eq!(members_of(store, b.pk, true).await, set(&[ub, uc]));
+    assert!(!store.is_within(c.pk, d.pk).await.unwrap());
+    assert!(!holds(store, uc, "audit", Action::Read).await);
+
+    // A (a former ancestor) moves below C: B ⊃ C ⊃ A.
+    move_group(store, a.pk, Some(c.pk)).await;
+    assert_eq!(members_of(store, b.pk, true).await, set(&[ub, uc, ua]));
+    assert_eq!(members_of(store, c.pk, true).await, set(&[uc, ua]));
+    assert!(store.is_within(a.pk, b.pk).await.unwrap());
+    assert!(!store.is_within(b.pk, a.pk).await.unwrap());
+
+    // A user filter with descendants follows the closure, and other groups are unaffected.
+    let both = user_keys(store, UserFilter { groups: vec![c.pk, d.pk], groups_recursive: true, ..Default::default() }).await;
+    assert_eq!(both, set(&[uc, ua, ud]));
+
+    // Renaming, describing and setting permissions without a parent change leave the closure alone.
+    let changes = GroupChanges {
+        name: Some("B2".into()),
+        description: Some("renamed".into()),
+        permissions: Some(perms(json!({"users": ["read"]}))),
+        ..Default::default()
+    };
+    let before = mark(store).await;
+    let (renamed, revision) = store.update_group(&ctx(), b.pk, changes).await.unwrap();
+    let row = expect_one_change(store, before, revision).await;
+    assert_eq!(row.changes["before"]["name"], "B");
+    assert_eq!(row.changes["after"]["name"], "B2");
+    assert_eq!(row.changes["before"]["permissions"], json!({}));
+    assert_eq!(row.changes["after"]["permissions"], json!({"users": ["read"]}));
+    assert_eq!(renamed.description, "renamed");
+    assert!(renamed.modified_date >= renamed.created_date);
+    assert_eq!(members_of(store, b.pk, true).await, set(&[ub, uc, ua]));
+    assert!(holds(store, ua, "users", Action::Read).await, "A's members inherit B2's permissions");
+}
+
+/// A parent that would form a cycle (itself, a child, a deeper descendant) is `Conflict{cycle}` and changes nothing.
+pub async fn group_cycles_are_refused(store: &dyn Store) {
+    let org = make_org(store, "acme").await.pk;
+    let a = make_group(store, org, "A", None).await;
+    let b = make_group(store, org, "B", Some(a.pk)).await;
+    let c = make_group(store, org, "C", Some(b.pk)).await;
+    let ua = member(store, org, "ua", &[a.pk]).await;
+    let uc = member(store, org, "uc", &[c.pk]).await;
+
+    let before = mark(store).await;
+    for parent in [a.pk, b.pk, c.pk] {
+        let changes = GroupChanges { parent: Some(Some(parent)), name: Some("renamed".into()), ..Default::default() };
+        assert_conflict(store.update_group(&ctx(), a.pk, changes).await, "cycle");
+    }
+    let changes = GroupChanges { parent: Some(Some(b.pk)), ..Default::default() };
+    assert_conflict(store.update_group(&ctx(), b.pk, changes).await, "cycle");
+    let changes = GroupChanges { parent: Some(Some(c.pk)), ..Default::default() };
+    assert_conflict(store.update_group(&ctx(), b.pk, changes).await, "cycle");
+    assert_not_found(store.update_group(&ctx(), 9999, GroupChanges::default()).await);
+    expect_no_change(store, before).await;
+
+    assert_eq!(store.get_group(a.pk).await.unwrap(), a, "a refused move changes nothing");
+    assert_eq!(store.get_group(b.pk).await.unwrap(), b);
+    assert!(store.is_within(c.pk, a.pk).await.unwrap());
+    assert!(!store.is_within(a.pk, c.pk).await.unwrap());
+    assert!(!store.is_within(a.pk, b.pk).await.unwrap());
+    assert_eq!(members_of(store, a.pk, true).await, set(&[ua, uc]));
+    assert_eq!(members_of(store, c.pk, true).await, set(&[uc]));
+}
+
+/// Deleting a group with children is `Conflict{children}`; `cascade` deletes the subtree and its memberships.
+pub async fn group_delete_children_and_cascade(store: &dyn Store) {
+    let org = make_org(store, "acme").await.pk;
+    let a = make_group(store, org, "A", None).await;
+    let b = make_group(store, org, "B", Some(a.pk)).await;
+    let c = make_group_with(store, org, "C", Some(b.pk), json!({"users": ["read"]})).await;
+    let other = make_group(store, org, "Other", None).await;
+    let ua = member(store, org, "ua", &[a.pk]).await;
+    let ub = member(store, org, "ub", &[b.pk, other.pk]).await;
+    let uc = member(store, org, "uc", &[c.pk]).await;
+    store.set_restriction(&ctx(), ub, b.pk, Some(vec![7])).await.unwrap();
+
+    let before = mark(store).await;
+    assert_conflict(store.delete_group(&ctx(), a.pk, false).await, "children");
+    assert_conflict(store.delete_group(&ctx(), b.pk, false).await, "children");
+    assert_not_found(store.delete_group(&ctx(), 9999, true).await);
+    expect_no_change(store, before).await;
+    assert_eq!(store.get_group(a.pk).await.unwrap(), a);
+    assert_eq!(members_of(store, a.pk, true).await, set(&[ua, ub, uc]));
+
+    // A leaf goes without cascade, with its memberships.
+    let before = mark(store).await;
+    let revision = store.delete_group(&ctx(), c.pk, false).await.unwrap();
+    let row = expect_one_change(store, before, revision).await;
+    assert_eq!((row.action.as_str(), row.target_type.as_str()), ("delete", "groups"));
+    assert_eq!(row.target_pk, c.pk.to_string());
+    assert_eq!(row.changes["before"]["name"], "C");
+    assert_not_found(store.get_group(c.pk).await);
+    assert_eq!(store.membership(uc, c.pk).await.unwrap(), None);
+    assert!(store.get_user(uc).await.unwrap().groups.is_empty());
+    assert!(!holds(store, uc, "users", Action::Read).await);
+    assert_eq!(store.groups_brief(&[b.pk]).await.unwrap()[0].children, Vec::<i64>::new());
+
+    // The subtree goes with cascade.
+    let c2 = make_group(store, org, "C", Some(b.pk)).await;
+    assert_ne!(c2.pk, c.pk, "keys are never reused");
+    store.add_members(&ctx(), c2.pk, &[uc], None).await.unwrap();
+    let before = mark(store).await;
+    let revision = store.delete_group(&ctx(), a.pk, true).await.unwrap();
+    let row = expect_one_change(store, before, revision).await;
+    assert_eq!(row.action, "delete");
+    assert_eq!(row.target_pk, a.pk.to_string());
+    assert_eq!(row.changes["before"]["name"], "A");
+    for g in [a.pk, b.pk, c2.pk] {
+        assert_not_found(store.get_group(g).await);
+        assert!(members_of(store, g, true).await.is_empty());
+    }
+    for (u, g) in [(ua, a.pk), (ub, b.pk), (uc, c2.pk)] {
+        assert_eq!(store.membership(u, g).await.unwrap(), None, "membership of {u} in {g} is gone");
+    }
+    assert!(store.get_user(ua).await.unwrap().groups.is_empty());
+    assert_eq!(store.get_user(ub).await.unwrap().groups, [other.pk], "memberships elsewhere stay");
+    assert!(store.get_user(uc).await.unwrap().groups.is_empty());
+    assert_eq!(store.count_users().await.unwrap(), 3, "users are not deleted with their groups");
+    assert_eq!(group_keys(store, GroupFilter { orgs: vec![org], ..Default::default() }).await, [other.pk]);
+}
+
+/// Members come and go; an expired membership no longer counts anywhere, with no sweeper.
+pub async fn memberships_add_remove_and_expiry(store: &dyn Store) {
+    let org = make_org(store, "acme").await.pk;
+    let globex = make_org(store, "globex").await.pk;
+    let parent = make_group_with(store, org, "Parent", None, json!({"groups": ["read"]})).await;
+    let g = make_group_with(store, org, "G", Some(parent.pk), json!({"users": ["read"]})).await;
+    let u1 = make_user(store, new_user(org, "u1")).await.pk;
+    let u2 = make_user(store, new_user(org, "u2")).await.pk;
+    let u3 = make_user(store, new_user(org, "u3")).await.pk;
+    let foreign = make_user(store, new_user(globex, "foreign")).await.pk;
+
+    let before = mark(store).await;
+    let revision = store.add_members(&ctx(), g.pk, &[u1, u2], None).await.unwrap();
+    let row = expect_one_change(store, before, revision).await;
+    assert_eq!((row.action.as_str(), row.target_type.as_str()), ("assign", "groups"));
+    assert_eq!(row.target_pk, g.pk.to_string());
+    let logged = row.changes["members"].as_array().expect("members");
+    assert_eq!(logged.len(), 2);
+    assert_eq!(logged[0]["user"], u1);
+    assert_eq!(logged[0]["before"], Value::Null);
+    assert_eq!(logged[0]["after"]["restricted"], false);
+
+    let m = store.membership(u1, g.pk).await.unwrap().expect("a membership");
+    assert_eq!((m.user, m.group, m.expires_at, m.restricted, m.nodes.clone()), (u1, g.pk, None, false, Vec::new()));
+    assert_eq!(store.get_user(u1).await.unwrap().groups, [g.pk]);
+    assert_eq!(members_of(store, g.pk, false).await, set(&[u1, u2]));
+    assert_eq!(members_of(store, parent.pk, true).await, set(&[u1, u2]));
+    assert!(members_of(store, parent.pk, false).await.is_empty());
+    assert!(holds(store, u1, "users", Action::Read).await);
+    assert!(holds(store, u1, "groups", Action::Read).await, "ancestors' permissions come along");
+    assert!(!holds(store, u1, "users", Action::Update).await);
+    let member_of = group_keys(store, GroupFilter { member: Some(u1), ..Default::default() }).await;
+    assert_eq!(member_of, [g.pk]);
+
+    // A future expiry counts until it passes.
+    let later = OffsetDateTime::now_utc() + Duration::hours(1);
+    let before = mark(store).await;
+    let revision = store.add_members(&ctx(), g.pk, &[u3], Some(later)).await.unwrap();
+    expect_one_change(store, before, revision).await;
+    let m = store.membership(u3, g.pk).await.unwrap().unwrap();
+    assert!((m.expires_at.expect("an expiry") - later).abs() < Duration::milliseconds(1));
+    assert_eq!(members_of(store, g.pk, false).await, set(&[u1, u2, u3]));
+    assert!(holds(store, u3, "users", Action::Read).await);
+
+    // Re-adding an existing member replaces the expiry: a past one makes the membership stop counting at once.
+    let earlier = OffsetDateTime::now_utc() - Duration::minutes(1);
+    let before = mark(store).await;
+    let revision = store.add_members(&ctx(), g.pk, &[u2], Some(earlier)).await.unwrap();
+    let row = expect_one_change(store, before, revision).await;
+    assert!(row.changes["members"][0]["before"].is_object(), "the old membership is logged: {}", row.changes);
+    assert!(store.membership(u2, g.pk).await.unwrap().is_some(), "an expired membership still exists");
+    assert_eq!(members_of(store, g.pk, false).await, set(&[u1, u3]), "expired members are not counted");
+    assert_eq!(members_of(store, parent.pk, true).await, set(&[u1, u3]));
+    assert!(store.get_user(u2).await.unwrap().groups.is_empty(), "an expired membership is not in `groups`");
+    assert_eq!(store.get_users(&[u2]).await.unwrap()[0].groups, Vec::<i64>::new());
+    assert!(store.effective_permissions(u2).await.unwrap().is_empty(), "an expired membership confers nothing");
+    assert!(group_keys(store, GroupFilter { member: Some(u2), ..Default::default() }).await.is_empty());
+
+    // An expiry passes by the clock alone.
+    let soon = OffsetDateTime::now_utc() + Duration::milliseconds(400);
+    store.add_members(&ctx(), g.pk, &[u3], Some(soon)).await.unwrap();
+    assert!(holds(store, u3, "users", Action::Read).await);
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert!(!holds(store, u3, "users", Action::Read).await, "the expiry has passed");
+    assert_eq!(members_of(store, g.pk, false).await, set(&[u1]));
+
+    // Re-adding without an expiry makes it permanent again.
+    store.add_members(&ctx(), g.pk, &[u2, u3], None).await.unwrap();
+    assert_eq!(store.membership(u2, g.pk).await.unwrap().unwrap().expires_at, None);
+    assert_eq!(members_of(store, g.pk, false).await, set(&[u1, u2, u3]));
+
+    // Users of another org, unknown users and unknown groups are refused and change nothing.
+    let before = mark(store).await;
+    assert_conflict(store.add_members(&ctx(), g.pk, &[u1, foreign], None).await, "members");
+    assert_conflict(store.add_members(&ctx(), g.pk, &[u1 + 1000], None).await, "members");
+    assert_not_found(store.add_members(&ctx(), 9999, &[u1], None).await);
+    assert_not_found(store.remove_members(&ctx(), 9999, &[u1]).await);
+    expect_no_change(store, before).await;
+    assert!(store.get_user(foreign).await.unwrap().groups.is_empty());
+
+    // Naming a member twice is not an org conflict.
+    let before = mark(store).await;
+    let revision = store.add_members(&ctx(), g.pk, &[u1, u1], None).await.unwrap();
+    expect_one_change(store, before, revision).await;
+    assert_eq!(members_of(store, g.pk, false).await, set(&[u1, u2, u3]));
+
+    // Removing: absent users are ignored; the removed lose the group and what it confers.
+    let before = mark(store).await;
+    let revision = store.remove_members(&ctx(), g.pk, &[u1, foreign, u1 + 1000]).await.unwrap();
+    let row = expect_one_change(store, before, revision).await;
+    assert_eq!((row.action.as_str(), row.target_type.as_str()), ("unassign", "groups"));
+    let logged = row.changes["members"].as_array().unwrap();
+    assert_eq!(logged.len(), 1, "only the removed member is logged: {}", row.changes);
+    assert_eq!(logged[0]["user"], u1);
+    assert!(logged[0]["before"].is_object());
+    assert_eq!(logged[0]["after"], Value::Null);
+    assert_eq!(store.membership(u1, g.pk).await.unwrap(), None);
+    assert!(store.get_user(u1).await.unwrap().groups.is_empty());
+    assert!(store.effective_permissions(u1).await.unwrap().is_empty());
+    assert_eq!(members_of(store, g.pk, false).await, set(&[u2, u3]));
+}
+
+/// `Some(nodes)` restricts a membership (even to none) so it confers nothing through `effective_permissions`;
+/// `None` lifts the restriction. Restrictions do not change membership itself.
+pub async fn restrictions_exclude_permissions(store: &dyn Store) {
+    let org = make_org(store, "acme").await.pk;
+    let parent = make_group_with(store, org, "Parent", None, json!({"groups": ["read"]})).await;
+    let g = make_group_with(store, org, "G", Some(parent.pk), json!({"users": ["read", "update"]})).await;
+    let u = member(store, org, "u", &[g.pk]).await;
+    assert!(holds(store, u, "users", Action::Update).await);
+    assert!(holds(store, u, "groups", Action::Read).await);
+
+    let before = mark(store).await;
+    let revision = store.set_restriction(&ctx(), u, g.pk, Some(Vec::new())).await.unwrap();
+    let row = expect_one_change(store, before, revision).await;
+    assert_eq!(row.target_type, "groups");
+    assert_eq!(row.target_pk, g.pk.to_string());
+    assert_eq!(row.changes["before"]["restricted"], false);
+    assert_eq!(row.changes["after"]["restricted"], true);
+    assert_eq!(row.changes["after"]["nodes"], json!([]));
+
+    let m = store.membership(u, g.pk).await.unwrap().unwrap();
+    assert!(m.restricted);
+    assert!(m.nodes.is_empty());
+    assert!(store.effective_permissions(u).await.unwrap().is_empty(), "a restricted membership confers nothing globally");
+    assert_eq!(store.get_user(u).await.unwrap().groups, [g.pk], "restrictions do not change membership");
+    assert_eq!(members_of(store, g.pk, false).await, set(&[u]));
+    assert_eq!(user_keys(store, UserFilter { visible_to: Some(u), ..Default::default() }).await, set(&[u]));
+    assert_eq!(group_keys(store, GroupFilter { visible_to: Some(u), ..Default::default() }).await, [g.pk]);
+
+    // Nodes are kept ascending and without repeats.
+    let before = mark(store).await;
+    let revision = store.set_restriction(&ctx(), u, g.pk, Some(vec![9, 7, 9])).await.unwrap();
+    let row = expect_one_change(store, before, revision).await;
+    assert_eq!(row.changes["before"]["nodes"], json!([]));
+    assert_eq!(row.changes["after"]["nodes"], json!([7, 9]));
+    let m = store.membership(u, g.pk).await.unwrap().unwrap();
+    assert_eq!((m.restricted, m.nodes.clone()), (true, vec![7, 9]));
+    assert!(store.effective_permissions(u).await.unwrap().is_empty());
+
+    // An unrestricted path to the same ancestor wins for what it confers.
+    store.add_members(&ctx(), parent.pk, &[u], None).await.unwrap();
+    assert!(holds(store, u, "groups", Action::Read).await);
+    assert!(!holds(store, u, "users", Action::Read).await);
+    store.remove_members(&ctx(), parent.pk, &[u]).await.unwrap();
+
+    // Lifting.
+    let before = mark(store).await;
+    let revision = store.set_restriction(&ctx(), u, g.pk, None).await.unwrap();
+    let row = expect_one_change(store, before, revision).await;
+    assert_eq!(row.changes["before"]["restricted"], true);
+    assert_eq!(row.changes["after"]["restricted"], false);
+    let m = store.membership(u, g.pk).await.unwrap().unwrap();
+    assert_eq!((m.restricted, m.nodes.clone()), (false, Vec::new()));
+    assert!(holds(store, u, "users", Action::Update).await);
+    assert!(holds(store, u, "groups", Action::Read).await);
+
+    // Re-adding a restricted member keeps the restriction (only the expiry changes).
+    store.set_restriction(&ctx(), u, g.pk, Some(vec![3])).await.unwrap();
+    store.add_members(&ctx(), g.pk, &[u], None).await.unwrap();
+    let m = store.membership(u, g.pk).await.unwrap().unwrap();
+    assert_eq!((m.restricted, m.nodes.clone()), (true, vec![3]));
+
+    // Removing the member removes its restriction; joining again starts unrestricted.
+    store.remove_members(&ctx(), g.pk, &[u]).await.unwrap();
+    store.add_members(&ctx(), g.pk, &[u], None).await.unwrap();
+    let m = store.membership(u, g.pk).await.unwrap().unwrap();
+    assert_eq!((m.restricted, m.nodes.clone()), (false, Vec::new()));
+
+    // No membership, nothing to restrict.
+    let other = make_group(store, org, "Other", None).await;
+    let before = mark(store).await;
+    assert_not_found(store.set_restriction(&ctx(), u, other.pk, Some(vec![1])).await);
+    assert_not_found(store.set_restriction(&ctx(), u, other.pk, None).await);
+    assert_not_found(store.set_restriction(&ctx(), u + 1000, g.pk, Some(Vec::new())).await);
+    expect_no_change(store, before).await;
+    assert_eq!(store.membership(u, other.pk).await.unwrap(), None);
+}
+
+/// `conferred_by` merges the groups' own permissions with all their ancestors'.
+pub async fn conferred_by_includes_ancestors(store: &dyn Store) {
+    let org = make_org(store, "acme").await.pk;
+    let root = make_group_with(store, org, "Root", None, json!({"orgs": ["read"]})).await;
+    let mid = make_group_with(store, org, "Mid", Some(root.pk), json!({"groups": ["read", "update"]})).await;
+    let leaf = make_group_with(store, org, "Leaf", Some(mid.pk), json!({"users": ["full"]})).await;
+    let other = make_group_with(store, org, "Other", None, json!({"audit": "read"})).await;
+
+    let p = store.conferred_by(&[leaf.pk]).await.unwrap();
+    let map = p.to_map();
+    assert_eq!(map.keys().map(String::as_str).collect::<Vec<_>>(), ["groups", "orgs", "users"]);
+    assert_eq!(map["users"], ["full"]);
+    assert_eq!(map["groups"], ["read", "update"]);
+    assert_eq!(map["orgs"], ["read"]);
+    assert!(p.allows("users", Action::Delete));
+
+    let p = store.conferred_by(&[mid.pk]).await.unwrap();
+    assert!(!p.allows("users", Action::Access), "a descendant's permissions do not flow up");
+    assert!(p.allows("groups", Action::Update));
+    assert!(p.allows("orgs", Action::Read));
+
+    let p = store.conferred_by(&[mid.pk, other.pk]).await.unwrap();
+    assert!(p.allows("audit", Action::Read));
+    assert!(p.allows("groups", Action::Update));
+    assert!(store.conferred_by(&[]).await.unwrap().is_empty());
+    assert!(store.conferred_by(&[9999]).await.unwrap().is_empty());
+
+    // Changing an ancestor's permissions changes what the leaf confers.
+    let before = mark(store).await;
+    let changes = GroupChanges { permissions: Some(perms(json!({"modules": ["read"]}))), ..Default::default() };
+    let (updated, revision) = store.update_group(&ctx(), root.pk, changes).await.unwrap();
+    let row = expect_one_change(store, before, revision).await;
+    assert_eq!(row.changes["before"]["permissions"], json!({"orgs": ["read"]}));
+    assert_eq!(row.changes["after"]["permissions"], json!({"modules": ["read"]}));
+    assert_eq!(updated.permissions, perms(json!({"modules": ["read"]})));
+    let p = store.conferred_by(&[leaf.pk]).await.unwrap();
+    assert!(p.allows("modules", Action::Read));
+    assert!(!p.allows("orgs", Action::Read));
+
+    // Members hold what the leaf confers.
+    let u = member(store, org, "u", &[leaf.pk]).await;
+    assert_eq!(store.effective_permissions(u).await.unwrap(), store.conferred_by(&[leaf.pk]).await.unwrap());
+    let nobody = make_user(store, new_user(org, "nobody")).await.pk;
+    assert!(store.effective_permissions(nobody).await.unwrap().is_empty());
+}
+
+/// `visible_to` (seed 004): a viewer sees their groups and descendants, and the members of those plus themselves.
+pub async fn visible_to_filters_groups_and_users(store: &dyn Store) {
+    let acme = make_org(store, "acme").await.pk;
+    let globex = make_org(store, "globex").await.pk;
+    let sales = make_group(store, acme, "Sales", None).await.pk;
+    let eu = make_group(store, acme, "EU sales", Some(sales)).await.pk;
+    let north = make_group(store, acme, "EU north", Some(eu)).await.pk;
+    let us = make_group(store, acme, "US sales", Some(sales)).await.pk;
+    let ops = make_group(store, acme, "Ops", None).await.pk;
+    let far = make_group(store, globex, "Far", None).await.pk;
+
+    let u_eu = member(store, acme, "eu", &[eu]).await;
+    let u_north = member(store, acme, "north", &[north]).await;
+    let u_us = member(store, acme, "us", &[us]).await;
+    let u_sales = member(store, acme, "sales", &[sales]).await;
+    let u_ops = member(store, acme, "ops", &[ops]).await;
+    let u_both = member(store, acme, "both", &[eu, us]).await;
+    let loner = member(store, acme, "loner", &[]).await;
+    let u_far = member(store, globex, "far", &[far]).await;
+
+    let groups_of = |viewer: i64| GroupFilter { visible_to: Some(viewer), ..Default::default() };
+    assert_eq!(group_keys(store, groups_of(u_eu)).await, [eu, north]);
+    assert_eq!(group_keys(store, groups_of(u_north)).await, [north]);
+    assert_eq!(group_keys(store, groups_of(u_sales)).await, [sales, eu, north, us]);
+    assert_eq!(group_keys(store, groups_of(u_both)).await, [eu, north, us]);
+    assert_eq!(group_keys(store, groups_of(u_ops)).await, [ops]);
+    assert!(group_keys(store, groups_of(loner)).await.is_empty());
+    assert_eq!(group_keys(store, groups_of(u_far)).await, [far]);
+    let filtered = GroupFilter { visible_to: Some(u_eu), ids: vec![eu, us, sales], ..Default::default() };
+    assert_eq!(group_keys(store, filtered).await, [eu]);
+
+    let users_of = |viewer: i64| UserFilter { visible_to: Some(viewer), ..Default::default() };
+    assert_eq!(user_keys(store, users_of(u_eu)).await, set(&[u_eu, u_north, u_both]));
+    assert_eq!(user_keys(store, users_of(u_north)).await, set(&[u_north]));
+    assert_eq!(user_keys(store, users_of(u_us)).await, set(&[u_us, u_both]));
+    assert_eq!(user_keys(store, users_of(u_sales)).await, set(&[u_sales, u_eu, u_north, u_us, u_both]));
+    assert_eq!(user_keys(store, users_of(loner)).await, set(&[loner]), "everyone sees themselves");
+    assert_eq!(user_keys(store, users_of(u_far)).await, set(&[u_far]));
+
+    // Combined with other filters.
+    let f = UserFilter { visible_to: Some(u_eu), groups: vec![us], ..Default::default() };
+    assert_eq!(user_keys(store, f).await, set(&[u_both]));
+    let f = UserFilter { visible_to: Some(u_eu), groups: vec![sales], groups_recursive: true, ..Default::default() };
+    assert_eq!(user_keys(store, f).await, set(&[u_eu, u_north, u_both]));
+    let f = UserFilter { visible_to: Some(u_eu), ids: vec![u_us, u_north], ..Default::default() };
+    assert_eq!(user_keys(store, f).await, set(&[u_north]));
+
+    // An expired membership gives no visibility.
+    store.add_members(&ctx(), ops, &[u_eu], Some(OffsetDateTime::now_utc() - Duration::seconds(1))).await.unwrap();
+    assert_eq!(group_keys(store, groups_of(u_eu)).await, [eu, north]);
+    assert_eq!(user_keys(store, users_of(u_eu)).await, set(&[u_eu, u_north, u_both]));
+    assert_eq!(user_keys(store, users_of(u_ops)).await, set(&[u_ops]), "an expired member is not seen either");
+
+    // Moving a group moves who sees it.
+    move_group(store, ops, Some(north)).await;
+    assert_eq!(group_keys(store, groups_of(u_eu)).await, [eu, north, ops]);
+    assert_eq!(user_keys(store, users_of(u_eu)).await, set(&[u_eu, u_north, u_both, u_ops]));
+    let page = store.list_users(&UserQuery { filter: users_of(u_eu), limit: 2, offset: 2, ..Default::default() }).await.unwrap();
+    assert_eq!(page.count, 4, "the count covers only visible users");
+    assert_eq!(page.items.len(), 2);
+}
+
+/// Organisations list by key (optionally one only, or searched), update with a log row, and delete only when empty.
+pub async fn org_list_update_delete(store: &dyn Store) {
+    let acme = make_org(store, "acme").await;
+    let globex = make_org(store, "globex").await;
+    let initech = make_org(store, "initech").await;
+
+    let page = store.list_orgs(None, None, 0, 10).await.unwrap();
+    assert_eq!(page.count, 3);
+    assert_eq!(page.items, [acme.clone(), globex.clone(), initech.clone()]);
+    let page = store.list_orgs(None, None, 1, 1).await.unwrap();
+    assert_eq!((page.count, page.items.clone()), (3, vec![globex.clone()]));
+    let page = store.list_orgs(Some(globex.pk), None, 0, 10).await.unwrap();
+    assert_eq!((page.count, page.items.clone()), (1, vec![globex.clone()]));
+    let page = store.list_orgs(None, Some("GLOB"), 0, 10).await.unwrap();
+    assert_eq!((page.count, page.items.clone()), (1, vec![globex.clone()]));
+    let page = store.list_orgs(Some(acme.pk), Some("glob"), 0, 10).await.unwrap();
+    assert_eq!(page.count, 0);
+
+    // Update: only the given fields change.
+    let before = mark(store).await;
+    let (updated, revision) = store.update_org(&ctx(), globex.pk, Some("Globex Corp"), None, Some("Evil")).await.unwrap();
+    let row = expect_one_change(store, before, revision).await;
+    assert_eq!((row.action.as_str(), row.target_type.as_str()), ("update", "orgs"));
+    assert_eq!(row.target_pk, globex.pk.to_string());
+    assert_eq!(row.changes["before"]["name"], "Org globex");
+    assert_eq!(row.changes["after"]["name"], "Globex Corp");
+    assert_eq!(row.changes["after"]["slug"], "globex");
+    assert_eq!(row.changes["after"]["description"], "Evil");
+    assert_eq!((updated.name.as_str(), updated.slug.as_str(), updated.description.as_str()), ("Globex Corp", "globex", "Evil"));
+    assert_eq!(updated.created_date, globex.created_date);
+    assert!(updated.modified_date >= globex.modified_date);
+    assert_eq!(store.get_org(globex.pk).await.unwrap(), updated);
+
+    let (reslugged, _) = store.update_org(&ctx(), globex.pk, None, Some("globex-corp"), None).await.unwrap();
+    assert_eq!(reslugged.slug, "globex-corp");
+    assert_eq!(reslugged.name, "Globex Corp");
+    assert_eq!(store.org_by_slug("globex-corp").await.unwrap().pk, globex.pk);
+    assert_not_found(store.org_by_slug("globex").await);
+
+    let before = mark(store).await;
+    assert_conflict(store.update_org(&ctx(), globex.pk, Some("x"), Some("acme"), None).await, "slug");
+    assert_not_found(store.update_org(&ctx(), 9999, Some("x"), None, None).await);
+    expect_no_change(store, before).await;
+    assert_eq!(store.get_org(globex.pk).await.unwrap(), reslugged);
+
+    // Delete: refused while the org holds users, groups or objects.
+    let user = make_user(store, new_user(acme.pk, "alice")).await;
+    let group = make_group(store, globex.pk, "G", None).await;
+    store.create_object(&ctx(), "nodes", "1", None, initech.pk).await.unwrap();
+    let before = mark(store).await;
+    assert_conflict(store.delete_org(&ctx(), acme.pk).await, "users");
+    assert_conflict(store.delete_org(&ctx(), globex.pk).await, "org_groups");
+    assert_conflict(store.delete_org(&ctx(), initech.pk).await, "org_objects");
+    assert_not_found(store.delete_org(&ctx(), 9999).await);
+    expect_no_change(store, before).await;
+    assert_eq!(store.list_orgs(None, None, 0, 10).await.unwrap().count, 3);
+    assert_eq!(store.get_user(user.pk).await.unwrap().org, acme.pk);
+
+    store.delete_user(&ctx(), user.pk).await.unwrap();
+    store.set_password_policy(&ctx(), acme.pk, &PasswordPolicy { min_length: 10, ..Default::default() }).await.unwrap();
+    let before = mark(store).await;
+    let revision = store.delete_org(&ctx(), acme.pk).await.unwrap();
+    let row = expect_one_change(store, before, revision).await;
+    assert_eq!((row.action.as_str(), row.target_type.as_str()), ("delete", "orgs"));
+    assert_eq!(row.target_pk, acme.pk.to_string());
+    assert_eq!(row.changes["before"]["slug"], "acme");
+    assert_not_found(store.get_org(acme.pk).await);
+    assert_not_found(store.org_by_slug("acme").await);
+    let page = store.list_orgs(None, None, 0, 10).await.unwrap();
+    assert_eq!(page.items.iter().map(|o| o.pk).collect::<Vec<_>>(), [globex.pk, initech.pk]);
+
+    store.delete_group(&ctx(), group.pk, false).await.unwrap();
+    store.delete_org(&ctx(), globex.pk).await.unwrap();
+    assert_eq!(store.list_orgs(None, None, 0, 10).await.unwrap().count, 1);
+}
+
+/// An org's password policy is the default until set; setting it is one logged write and affects only that org.
+pub async fn password_policy_default_and_set(store: &dyn Store) {
+    let acme = make_org(store, "acme").await.pk;
+    let globex = make_org(store, "globex").await.pk;
+    let default = store.password_policy(acme).await.unwrap();
+    assert_eq!(default, PasswordPolicy::default());
+    assert_eq!(
+        (default.min_length, default.require_upper, default.require_digit, default.require_special, default.history_count),
+        (8, true, true, true, 2)
+    );
+
+    let policy =
+        PasswordPolicy { min_length: 12, require_upper: false, require_digit: true, require_special: false, history_count: 5 };
+    let before = mark(store).await;
+    let revision = store.set_password_policy(&ctx(), acme, &policy).await.unwrap();
+    let row = expect_one_change(store, before, revision).await;
+    assert_eq!((row.action.as_str(), row.target_type.as_str()), ("update", "orgs"));
+    assert_eq!(row.target_pk, acme.to_string());
+    assert_eq!(row.changes["before"]["password_policy"]["min_length"], 8);
+    assert_eq!(row.changes["after"]["password_policy"]["min_length"], 12);
+    assert_eq!(row.changes["after"]["password_policy"]["history_count"], 5);
+    assert_eq!(store.password_policy(acme).await.unwrap(), policy);
+    assert_eq!(store.password_policy(globex).await.unwrap(), PasswordPolicy::default(), "other orgs keep the default");
+
+    let replaced = PasswordPolicy { min_length: 9, history_count: 0, ..PasswordPolicy::default() };
+    let before = mark(store).await;
+    let revision = store.set_password_policy(&ctx(), acme, &replaced).await.unwrap();
+    let row = expect_one_change(store, before, revision).await;
+    assert_eq!(row.changes["before"]["password_policy"]["min_length"], 12);
+    assert_eq!(row.changes["after"]["password_policy"]["min_length"], 9);
+    assert_eq!(store.password_policy(acme).await.unwrap(), replaced);
+
+    // A user update does not touch the policy.
+    let user = make_user(store, new_user(acme, "alice")).await;
+    store.update_user(&ctx(), user.pk, UserChanges { first_name: Some("A".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(store.password_policy(acme).await.unwrap(), replaced);
+}
+
+/// Objects are registered once per (model, key), found, and unregistered; parents may be deleted under children.
+pub async fn objects_create_find_delete(store: &dyn Store) {
+    let org = make_org(store, "acme").await.pk;
+    let globex = make_org(store, "globex").await.pk;
+
+    let before = mark(store).await;
+    let (node, revision) = store.create_object(&ctx(), "nodes", "7", None, org).await.unwrap();
+    let row = expect_one_change(store, before, revision).await;
+    assert_eq!((row.action.as_str(), row.target_type.as_str(), row.target_pk.as_str()), ("create", "nodes", "7"));
+    assert_eq!(row.changes["after"]["model"], "nodes");
+    assert_eq!(row.changes["after"]["object_pk"], "7");
+    assert_eq!(row.changes["after"]["org"], org);
+    assert_eq!((node.model.as_str(), node.object_pk.as_str(), node.parent, node.org), ("nodes", "7", None, org));
+    assert_eq!(store.find_object("nodes", "7").await.unwrap(), Some(node.clone()));
+    assert_eq!(store.find_object("nodes", "8").await.unwrap(), None);
+    assert_eq!(store.find_object("catalogs", "7").await.unwrap(), None);
+
+    let (catalog, _) = store.create_object(&ctx(), "catalogs", "9", None, globex).await.unwrap();
+    let (product, _) = store.create_object(&ctx(), "products", "42", Some(catalog.pk), globex).await.unwrap();
+    assert_eq!(product.parent, Some(catalog.pk));
+    assert_eq!(store.find_object("products", "42").await.unwrap(), Some(product.clone()));
+    let (same_key, _) = store.create_object(&ctx(), "catalogs", "7", None, org).await.unwrap();
+    assert_ne!(same_key.pk, node.pk, "the same key in another model is another object");
+
+    let before = mark(store).await;
+    assert_conflict(store.create_object(&ctx(), "nodes", "7", None, org).await, "object");
+    assert_conflict(store.create_object(&ctx(), "nodes", "7", None, globex).await, "object");
+    assert_any_conflict(store.create_object(&ctx(), "nodes", "8", Some(9999), org).await);
+    assert_any_conflict(store.create_object(&ctx(), "nodes", "8", None, 9999).await);
+    expect_no_change(store, before).await;
+    assert_eq!(store.find_object("nodes", "7").await.unwrap(), Some(node.clone()));
+    assert_eq!(store.find_object("nodes", "8").await.unwrap(), None);
+
+    let before = mark(store).await;
+    let revision = store.delete_object(&ctx(), "nodes", "7").await.unwrap();
+    let row = expect_one_change(store, before, revision).await;
+    assert_eq!((row.action.as_str(), row.target_type.as_str(), row.target_pk.as_str()), ("delete", "nodes", "7"));
+    assert!(row.changes["before"].is_object());
+    assert_eq!(store.find_object("nodes", "7").await.unwrap(), None);
+    assert_eq!(store.find_object("catalogs", "7").await.unwrap(), Some(same_key));
+
+    let before = mark(store).await;
+    assert_not_found(store.delete_object(&ctx(), "nodes", "7").await);
+    assert_not_found(store.delete_object(&ctx(), "nodes", "nope").await);
+    expect_no_change(store, before).await;
+
+    // Deleting a parent leaves the child registered, without a parent.
+    store.delete_object(&ctx(), "catalogs", "9").await.unwrap();
+    assert_eq!(store.find_object("products", "42").await.unwrap().expect("the child stays").parent, None);
+
+    // A key can be registered again once unregistered, under a new primary key.
+    let (again, _) = store.create_object(&ctx(), "nodes", "7", None, org).await.unwrap();
+    assert_ne!(again.pk, node.pk, "keys are never reused");
+}
