@@ -7,6 +7,7 @@ pub mod config;
 pub mod dominance;
 pub mod error;
 pub mod extract;
+pub mod hashing;
 pub mod links;
 pub mod middleware;
 pub mod repr;

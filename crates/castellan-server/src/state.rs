@@ -4,11 +4,15 @@ use std::sync::Arc;
 
 use castellan_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::sync::Semaphore;
 
 use crate::auth::credentials::CredentialCache;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::ServerConfig;
+use crate::hashing::HashPool;
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
 
 /// Everything a request may need; cheap to clone.
 #[derive(Clone)]
@@ -21,8 +25,8 @@ pub struct AppState {
     pub credentials: Arc<CredentialCache>,
     /// Failed-login bookkeeping.
     pub throttle: Arc<LoginThrottle>,
-    /// Bounds concurrent argon2 work.
-    pub hashing: Arc<Semaphore>,
+    /// Runs argon2 work off the async workers, bounded.
+    pub hashing: Arc<HashPool>,
     /// Renders `/metrics`.
     pub metrics: Option<PrometheusHandle>,
 }
@@ -36,7 +40,7 @@ impl AppState {
     ) -> Result<Self, castellan_store::StoreError> {
         let key = store.server_key(&crate::auth::credentials::random_bytes::<32>()).await?;
         Ok(Self {
-            hashing: Arc::new(Semaphore::new(config.max_concurrent_hashes.max(1))),
+            hashing: Arc::new(HashPool::new(cores(), config.max_concurrent_hashes)),
             credentials: Arc::new(CredentialCache::new(key)),
             throttle: Arc::new(LoginThrottle::default()),
             config: Arc::new(config),

@@ -225,9 +225,7 @@ async fn change_password(
     f.finish()?;
     let (Some(old), Some(new)) = (old, new) else { return Err(ApiError::field("new_password", "This field is required.")) };
     let current = state.store.password_hashes(caller.user.pk, 1).await?.into_iter().next();
-    let old_ok = tokio::task::spawn_blocking(move || current.is_some_and(|h| password::verify(&old, &h)))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let old_ok = state.hashing.run(move || current.is_some_and(|h| password::verify(&old, &h))).await?;
     if !old_ok {
         return Err(ApiError::field("old_password", "Wrong password."));
     }
@@ -240,7 +238,7 @@ async fn change_password(
             other => other,
         },
     )?;
-    let changes = UserChanges { password_hash: Some(hash_password(new).await?), ..Default::default() };
+    let changes = UserChanges { password_hash: Some(hash_password(&state, new).await?), ..Default::default() };
     let (_, revision) = state.store.update_user(&write_ctx(Some(&caller), ip), caller.user.pk, changes).await?;
     state.store.end_credentials(caller.user.pk, caller.session, false).await?;
     state.credentials.invalidate_user(caller.user.pk);

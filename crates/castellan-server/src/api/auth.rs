@@ -73,21 +73,18 @@ async fn login(
     if let Some(wait) = state.throttle.retry_after(&username, ip) {
         return Err(ApiError::Throttled(wait.as_secs().max(1)));
     }
-    let permit = state.hashing.clone().try_acquire_owned().map_err(|_| ApiError::Throttled(1))?;
     let record = state.store.login_record(&username).await?;
     let hash = record.as_ref().and_then(|r| r.password_hash.clone());
-    let verified = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        match hash {
+    let verified = state
+        .hashing
+        .try_run(move || match hash {
             Some(h) => password::verify(&password, &h),
             None => {
                 password::verify_dummy(&password);
                 false
             }
-        }
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+        })
+        .await?;
     let ctx = WriteCtx { actor: None, ip: Some(ip.to_string()), request_id: Some(request_id()) };
     let user = match record {
         Some(r) if verified && r.user.is_active => r.user,

@@ -124,12 +124,9 @@ async fn list_users(State(state): State<AppState>, caller: Principal, q: ListQue
     Ok(axum::Json(q.envelope(window, page.count, items)).into_response())
 }
 
-/// Hashes a password on the blocking pool, so logins and checks never stall behind argon2.
-pub async fn hash_password(password: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || password::hash(&password))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(e.to_string()))
+/// Hashes a password on the hashing pool, so logins and checks never stall behind argon2.
+pub async fn hash_password(state: &AppState, password: String) -> ApiResult<String> {
+    state.hashing.run(move || password::hash(&password)).await?.map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// Refuses a new password that breaks the rule or repeats one of the last `history_count` passwords.
@@ -139,9 +136,7 @@ pub async fn check_new_password(state: &AppState, org: i64, user: Option<i64>, p
     let Some(pk) = user else { return Ok(()) };
     let recent = state.store.password_hashes(pk, policy.history_count).await?;
     let candidate = password.to_string();
-    let reused = tokio::task::spawn_blocking(move || password::matches_any(&candidate, recent.iter().map(String::as_str)))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let reused = state.hashing.run(move || password::matches_any(&candidate, recent.iter().map(String::as_str))).await?;
     if reused {
         return Err(ApiError::field("password", policy.reuse_message()));
     }
@@ -219,7 +214,7 @@ async fn create_user(
     let password_hash = match input.new_password() {
         Some(pw) => {
             check_new_password(&state, org, None, pw, &username).await?;
-            Some(hash_password(pw.to_string()).await?)
+            Some(hash_password(&state, pw.to_string()).await?)
         }
         None => None,
     };
@@ -322,7 +317,7 @@ async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: 
         Some(pw) => {
             let username = input.username.as_deref().unwrap_or(&target.username);
             check_new_password(state, target.org, Some(pk), pw, username).await?;
-            Some(hash_password(pw.to_string()).await?)
+            Some(hash_password(&state, pw.to_string()).await?)
         }
         None => None,
     };
