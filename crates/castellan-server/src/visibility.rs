@@ -55,7 +55,7 @@ pub async fn redact_groups(state: &AppState, caller: &Principal, users: &mut [Us
     pks.dedup();
     let seen = visible_groups(state, viewer, &pks).await?;
     for u in users {
-        u.groups.retain(|g| seen.binary_search(g).is_ok() || true);
+        u.groups.retain(|g| seen.binary_search(g).is_ok());
     }
     Ok(())
 }
