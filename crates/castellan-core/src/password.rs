@@ -73,10 +73,7 @@ pub struct HashError(String);
 
 /// Hashes a password with argon2id and OWASP parameters (m=19 MiB, t=2, p=1), in PHC string form.
 pub fn hash(password: &str) -> Result<String, HashError> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| HashError(e.to_string()))
+    Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(|e| HashError(e.to_string()))
 }
 
 /// Whether `password` matches the PHC `stored` hash; a malformed hash never matches.
@@ -84,8 +81,7 @@ pub fn verify(password: &str, stored: &str) -> bool {
     Argon2::default().verify_password(password.as_bytes(), stored).is_ok()
 }
 
-static DUMMY_HASH: LazyLock<String> =
-    LazyLock::new(|| hash("castellan-timing-equaliser").unwrap_or_default());
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| hash("castellan-timing-equaliser").unwrap_or_default());
 
 /// Spends the same time as a real verification, so unknown users answer as slowly as wrong passwords.
 pub fn verify_dummy(password: &str) {

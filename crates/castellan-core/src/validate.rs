@@ -25,11 +25,7 @@ static DATA_KEY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._-]
 
 /// A string no longer than `max` characters.
 pub fn max_len(value: &str, max: usize) -> Result<(), String> {
-    if value.chars().count() > max {
-        Err(format!("Ensure this field has no more than {max} characters."))
-    } else {
-        Ok(())
-    }
+    if value.chars().count() > max { Err(format!("Ensure this field has no more than {max} characters.")) } else { Ok(()) }
 }
 
 /// Django's username rule: 1–150 of letters, digits and `@.+-_`.
@@ -58,11 +54,7 @@ pub fn email(value: &str) -> Result<(), String> {
 
 /// An E.164 phone number: `+` then 8–15 digits.
 pub fn phone_number(value: &str) -> Result<(), String> {
-    if PHONE.is_match(value) {
-        Ok(())
-    } else {
-        Err("Enter a valid phone number: '+' followed by 8 to 15 digits.".into())
-    }
+    if PHONE.is_match(value) { Ok(()) } else { Err("Enter a valid phone number: '+' followed by 8 to 15 digits.".into()) }
 }
 
 /// A user data store key: 1–128 of `[A-Za-z0-9._-]`.

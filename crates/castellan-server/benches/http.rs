@@ -73,7 +73,9 @@ async fn start() -> Server {
     let sqlite = SqliteStore::open(&dir.path().join("castellan.db")).await.expect("open");
     sqlite.migrate().await.expect("migrate");
     let store: Arc<dyn Store> = Arc::new(sqlite.clone());
-    castellan_server::bootstrap::first_start(store.as_ref(), Some(PASSWORD.into()), &dir.path().join("pw")).await.expect("bootstrap");
+    castellan_server::bootstrap::first_start(store.as_ref(), Some(PASSWORD.into()), &dir.path().join("pw"))
+        .await
+        .expect("bootstrap");
     let state = AppState::new(store.clone(), ServerConfig::default(), None).await.expect("state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -129,7 +131,8 @@ async fn login_figures(secs: u64) {
     let start = Instant::now();
     let flooders: Vec<_> = (0..cores * 2)
         .map(|_| {
-            let (stop, ok, refused, client, base) = (stop.clone(), ok.clone(), refused.clone(), client.clone(), server.base.clone());
+            let (stop, ok, refused, client, base) =
+                (stop.clone(), ok.clone(), refused.clone(), client.clone(), server.base.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     match login(&client, &base).await.0 {
@@ -147,7 +150,11 @@ async fn login_figures(secs: u64) {
         f.await.expect("flooder");
     }
     let logins = ok.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
-    println!("login: raw argon2id hashes/s on {cores} cores = {hashes:.1}; logins/s = {logins:.1}; ratio = {:.2} (target >= 0.9); refused (429) = {}", logins / hashes, refused.load(Ordering::Relaxed));
+    println!(
+        "login: raw argon2id hashes/s on {cores} cores = {hashes:.1}; logins/s = {logins:.1}; ratio = {:.2} (target >= 0.9); refused (429) = {}",
+        logins / hashes,
+        refused.load(Ordering::Relaxed)
+    );
     println!(
         "healthz: idle p50 {:.3} ms p99 {:.3} ms; during login flood p50 {:.3} ms p99 {:.3} ms; p99 ratio = {:.2} (target <= 2)",
         ms(percentile(&idle, 0.5)),
@@ -203,7 +210,10 @@ async fn raw_inserts_per_sec(path: &std::path::Path, n: u64) -> f64 {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal);
     let pool = sqlx::SqlitePool::connect_with(options).await.expect("raw db");
-    sqlx::query("CREATE TABLE t (a INTEGER NOT NULL, b INTEGER NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID").execute(&pool).await.expect("table");
+    sqlx::query("CREATE TABLE t (a INTEGER NOT NULL, b INTEGER NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID")
+        .execute(&pool)
+        .await
+        .expect("table");
     let start = Instant::now();
     for i in 0..n as i64 {
         sqlx::query("INSERT INTO t (a, b) VALUES (?, ?)").bind(i).bind(i % 7).execute(&pool).await.expect("insert");
@@ -225,7 +235,12 @@ async fn directory_figures(users: u64, rounds: usize) {
     let loading = Instant::now();
     let info = server.sqlite.load_dataset(&spec, &password::hash(PASSWORD).expect("hash")).await.expect("dataset");
     let groups: i64 = info.levels.iter().map(|(a, b)| b - a + 1).sum();
-    println!("directory: {users} users, {groups} groups in {} levels, {} memberships loaded in {:.1} s", info.levels.len(), info.memberships, loading.elapsed().as_secs_f64());
+    println!(
+        "directory: {users} users, {groups} groups in {} levels, {} memberships loaded in {:.1} s",
+        info.levels.len(),
+        info.memberships,
+        loading.elapsed().as_secs_f64()
+    );
 
     let writes = 2000u64;
     let ctx = WriteCtx::default();
@@ -238,7 +253,10 @@ async fn directory_figures(users: u64, rounds: usize) {
     }
     let membership_rate = writes as f64 / start_writes.elapsed().as_secs_f64();
     let raw_rate = raw_inserts_per_sec(&server.dir.path().join("raw.db"), writes).await;
-    println!("membership writes/s = {membership_rate:.0}; raw single-row WAL inserts/s = {raw_rate:.0}; ratio = {:.2} (target >= 0.3)", membership_rate / raw_rate);
+    println!(
+        "membership writes/s = {membership_rate:.0}; raw single-row WAL inserts/s = {raw_rate:.0}; ratio = {:.2} (target >= 0.3)",
+        membership_rate / raw_rate
+    );
 
     let client = reqwest::Client::new();
     let token = login(&client, &server.base).await.1.expect("token");
@@ -247,7 +265,10 @@ async fn directory_figures(users: u64, rounds: usize) {
     let mut moves = Vec::new();
     for i in 0..rounds.min(100) {
         let parent = if i % 2 == 0 { second_root } else { root_a };
-        let req = client.patch(format!("{}/api/v1/groups/{subtree}/", server.base)).bearer_auth(&token).json(&serde_json::json!({"parent": parent}));
+        let req = client
+            .patch(format!("{}/api/v1/groups/{subtree}/", server.base))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"parent": parent}));
         moves.push(timed_send(req).await);
     }
     println!("PATCH group parent (subtree of 1,111 groups): {}", summary(&mut moves));

@@ -55,7 +55,11 @@ impl HashPool {
         Self { jobs: Mutex::new(tx), in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))) }
     }
 
-    async fn submit<T: Send + 'static>(&self, permit: OwnedSemaphorePermit, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    async fn submit<T: Send + 'static>(
+        &self,
+        permit: OwnedSemaphorePermit,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move || {
             let result = f();
@@ -63,13 +67,18 @@ impl HashPool {
             drop(permit);
             let _ = tx.send(result);
         });
-        self.jobs.lock().map_err(|_| ApiError::Internal("hashing pool poisoned".into()))?.send(job).map_err(|_| ApiError::Internal("hashing pool stopped".into()))?;
+        self.jobs
+            .lock()
+            .map_err(|_| ApiError::Internal("hashing pool poisoned".into()))?
+            .send(job)
+            .map_err(|_| ApiError::Internal("hashing pool stopped".into()))?;
         rx.await.map_err(|_| ApiError::Internal("hashing job dropped".into()))
     }
 
     /// Runs `f`, waiting for room in the pool.
     pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-        let permit = self.in_flight.clone().acquire_owned().await.map_err(|_| ApiError::Internal("hashing pool closed".into()))?;
+        let permit =
+            self.in_flight.clone().acquire_owned().await.map_err(|_| ApiError::Internal("hashing pool closed".into()))?;
         self.submit(permit, f).await
     }
 

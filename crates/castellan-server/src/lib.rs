@@ -44,7 +44,8 @@ pub fn app(state: AppState) -> Router {
     let (api_routes, api) = api::router().split_for_parts();
     let mut doc = ApiDoc::openapi();
     doc.merge(api);
-    let docs = SwaggerUi::new("/api/docs").url("/api/v1/schema/", doc).config(Config::from("/api/v1/schema/").validator_url("none"));
+    let docs =
+        SwaggerUi::new("/api/docs").url("/api/v1/schema/", doc).config(Config::from("/api/v1/schema/").validator_url("none"));
     let routed = Router::new()
         .merge(api_routes)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::principal::authenticate))

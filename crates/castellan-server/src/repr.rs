@@ -97,12 +97,7 @@ pub struct GroupRef {
 impl GroupRef {
     /// The short form `{pk, name}`, or the expanded one with description and children.
     pub fn new(g: GroupBrief, expanded: bool) -> Self {
-        Self {
-            pk: g.pk,
-            name: g.name,
-            description: expanded.then_some(g.description),
-            children: expanded.then_some(g.children),
-        }
+        Self { pk: g.pk, name: g.name, description: expanded.then_some(g.description), children: expanded.then_some(g.children) }
     }
 }
 

@@ -37,6 +37,14 @@ pub async fn visible_group(state: &AppState, caller: &Principal, pk: i64) -> Api
     Ok(group)
 }
 
+/// Which of the groups `pks` the caller sees (all of them for superusers), ascending.
+pub async fn visible_subset(state: &AppState, caller: &Principal, pks: &[i64]) -> ApiResult<Vec<i64>> {
+    match caller.viewer() {
+        Some(viewer) => visible_groups(state, viewer, pks).await,
+        None => Ok(pks.to_vec()),
+    }
+}
+
 /// Which of `pks` the viewer sees.
 async fn visible_groups(state: &AppState, viewer: i64, pks: &[i64]) -> ApiResult<Vec<i64>> {
     if pks.is_empty() {

@@ -863,8 +863,7 @@ async fn members_of_a_group_see_only_its_subtree() {
     assert!(pks(&r).iter().all(|pk| visible.contains(pk)), "{}", r.body);
     assert_eq!(r.body["count"].as_i64().unwrap() as usize, pks(&r).len(), "the count covers only what is listed");
     let r = c.get(&format!("/api/v1/users/?group={}&recursive=true", t.sales)).await;
-    assert_eq!(sorted(pks(&r)), visible);
-    assert_eq!(r.body["count"], 3);
+    assert_eq!(r.body["count"], 0, "a group the caller cannot see matches nobody: {}", r.body);
     let r = c.get(&format!("/api/v1/users/?id={}&id={}&id={}", t.us_user, t.north_user, t.lead)).await;
     assert_eq!(pks(&r), [t.north_user]);
     let r = c.get("/api/v1/users/?username=vis-us").await;
@@ -929,7 +928,6 @@ async fn embedded_groups_show_only_visible_groups() {
 }
 
 #[tokio::test]
-#[ignore = "users.rs (not ours to fix): PATCH/PUT /api/v1/users/{pk}/ answer UserOut::from(&user) without redact_groups, leaking invisible group keys"]
 async fn write_answers_show_only_visible_groups() {
     let server = TestServer::start().await;
     let admin = server.admin().await;

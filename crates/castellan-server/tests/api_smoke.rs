@@ -15,7 +15,9 @@ async fn readme_walkthrough() {
     assert_eq!(list.status, StatusCode::OK);
     assert_eq!(list.body["count"], 2);
     let foo = server.login("foo", "Passw0rd!").await;
-    let r = foo.put("/api/v1/active_user/change_password/", json!({"old_password": "Passw0rd!", "new_password": "N3w-Passw0rd"})).await;
+    let r = foo
+        .put("/api/v1/active_user/change_password/", json!({"old_password": "Passw0rd!", "new_password": "N3w-Passw0rd"}))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body, json!({"detail": "Password changed."}));
     server.login("foo", "N3w-Passw0rd").await;

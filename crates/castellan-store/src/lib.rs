@@ -346,7 +346,13 @@ pub trait GroupStore {
     /// Deletes a group; with children that is `Conflict{children}` unless `cascade`, which deletes the subtree.
     async fn delete_group(&self, ctx: &WriteCtx, pk: i64, cascade: bool) -> Result<Revision>;
     /// Adds users to a group (existing memberships get the new expiry); users of another org are `Conflict{members}`.
-    async fn add_members(&self, ctx: &WriteCtx, group: i64, users: &[i64], expires_at: Option<OffsetDateTime>) -> Result<Revision>;
+    async fn add_members(
+        &self,
+        ctx: &WriteCtx,
+        group: i64,
+        users: &[i64],
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<Revision>;
     /// Removes users from a group (absent ones are ignored).
     async fn remove_members(&self, ctx: &WriteCtx, group: i64, users: &[i64]) -> Result<Revision>;
     /// One membership, expired or not.
@@ -380,7 +386,14 @@ pub struct ObjectRecord {
 #[async_trait]
 pub trait ObjectStore {
     /// Registers an object (`Conflict{object}` when already registered).
-    async fn create_object(&self, ctx: &WriteCtx, model: &str, object_pk: &str, parent: Option<i64>, org: i64) -> Result<(ObjectRecord, Revision)>;
+    async fn create_object(
+        &self,
+        ctx: &WriteCtx,
+        model: &str,
+        object_pk: &str,
+        parent: Option<i64>,
+        org: i64,
+    ) -> Result<(ObjectRecord, Revision)>;
     /// One object by module and key.
     async fn find_object(&self, model: &str, object_pk: &str) -> Result<Option<ObjectRecord>>;
     /// Unregisters an object.
@@ -399,7 +412,14 @@ pub trait OrgStore {
     /// A page of organisations (only `only` when given), by key.
     async fn list_orgs(&self, only: Option<i64>, search: Option<&str>, offset: i64, limit: i64) -> Result<Page<Org>>;
     /// Changes name, slug or description.
-    async fn update_org(&self, ctx: &WriteCtx, pk: i64, name: Option<&str>, slug: Option<&str>, description: Option<&str>) -> Result<(Org, Revision)>;
+    async fn update_org(
+        &self,
+        ctx: &WriteCtx,
+        pk: i64,
+        name: Option<&str>,
+        slug: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<(Org, Revision)>;
     /// Deletes an organisation that has no users (`Conflict{users}`), groups (`Conflict{org_groups}`) or objects (`Conflict{org_objects}`).
     async fn delete_org(&self, ctx: &WriteCtx, pk: i64) -> Result<Revision>;
     /// The organisation's password policy (the default when never set).
@@ -504,7 +524,9 @@ pub trait ChangeLog {
 
 /// Everything the server persists.
 #[async_trait]
-pub trait Store: OrgStore + GroupStore + ObjectStore + UserStore + CredentialStore + UserDataStore + ChangeLog + Send + Sync + 'static {
+pub trait Store:
+    OrgStore + GroupStore + ObjectStore + UserStore + CredentialStore + UserDataStore + ChangeLog + Send + Sync + 'static
+{
     /// Brings the schema up to date.
     async fn migrate(&self) -> Result<()>;
     /// Whether the database answers.

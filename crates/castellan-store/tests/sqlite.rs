@@ -6,9 +6,7 @@ use tempfile::TempDir;
 /// A migrated, empty store, with the directory that holds its file (dropped, and deleted, after the store).
 async fn fresh() -> (SqliteStore, TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("castellan.db"))
-        .await
-        .unwrap();
+    let store = SqliteStore::open(&dir.path().join("castellan.db")).await.unwrap();
     store.migrate().await.unwrap();
     (store, dir)
 }

@@ -181,7 +181,15 @@ impl Index {
     }
 
     /// The decision with every granting path (at most `limit`) and their total.
-    pub fn explain(&self, user: i64, module: &str, action: &str, object: Option<(&str, &str)>, now: i64, limit: usize) -> (Decision, Vec<Path>, usize) {
+    pub fn explain(
+        &self,
+        user: i64,
+        module: &str,
+        action: &str,
+        object: Option<(&str, &str)>,
+        now: i64,
+        limit: usize,
+    ) -> (Decision, Vec<Path>, usize) {
         let decision = self.check(user, module, action, object, now);
         let (entry, target) = match self.resolve(user, module, action, object) {
             Ok(Resolved::Checked(entry, target)) => (entry, target),
@@ -225,12 +233,31 @@ impl Index {
     }
 
     /// Visits every unexpired route by which grants reach the user.
-    fn walk<'a>(&'a self, entry: &'a UserEntry, now: i64, visit: &mut dyn FnMut(Route<'a>) -> ControlFlow<()>) -> ControlFlow<()> {
+    fn walk<'a>(
+        &'a self,
+        entry: &'a UserEntry,
+        now: i64,
+        visit: &mut dyn FnMut(Route<'a>) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
         let user = self.users[&entry.pk];
-        visit(Route { subject: Subj::User(user), restriction: None, member: None, ancestor: None, role: None, expires_at: None })?;
+        visit(Route {
+            subject: Subj::User(user),
+            restriction: None,
+            member: None,
+            ancestor: None,
+            role: None,
+            expires_at: None,
+        })?;
         for &(role, expires_at) in &entry.roles {
             if alive(expires_at, now) {
-                visit(Route { subject: Subj::Role(role), restriction: None, member: None, ancestor: None, role: Some(role), expires_at })?;
+                visit(Route {
+                    subject: Subj::Role(role),
+                    restriction: None,
+                    member: None,
+                    ancestor: None,
+                    role: Some(role),
+                    expires_at,
+                })?;
             }
         }
         for m in &entry.memberships {
@@ -250,7 +277,12 @@ impl Index {
                 visit(route)?;
                 for &(role, expires_at) in &self.group_roles[g as usize] {
                     if alive(expires_at, now) {
-                        visit(Route { subject: Subj::Role(role), role: Some(role), expires_at: earliest(m.expires_at, expires_at), ..route })?;
+                        visit(Route {
+                            subject: Subj::Role(role),
+                            role: Some(role),
+                            expires_at: earliest(m.expires_at, expires_at),
+                            ..route
+                        })?;
                     }
                 }
             }
@@ -287,7 +319,14 @@ impl Index {
         ControlFlow::Continue(())
     }
 
-    fn global_hits(&self, set: &GrantSet, route: Route<'_>, target: Target, now: i64, visit: &mut dyn FnMut(Hit) -> ControlFlow<()>) -> ControlFlow<()> {
+    fn global_hits(
+        &self,
+        set: &GrantSet,
+        route: Route<'_>,
+        target: Target,
+        now: i64,
+        visit: &mut dyn FnMut(Hit) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
         let in_org = target.object.and_then(|o| self.object_org[o as usize]).is_none_or(|org| org == target.user_org);
         if !in_org {
             return ControlFlow::Continue(());

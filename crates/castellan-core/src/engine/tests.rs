@@ -15,7 +15,13 @@ fn module(id: &str) -> ModuleFact {
 }
 
 fn grant(subject: SubjectFact, module: &str, action: &str, object: Option<(&str, &str)>) -> GrantFact {
-    GrantFact { subject, module: module.into(), action: action.into(), object: object.map(|(m, k)| (m.into(), k.into())), expires_at: None }
+    GrantFact {
+        subject,
+        module: module.into(),
+        action: action.into(),
+        object: object.map(|(m, k)| (m.into(), k.into())),
+        expires_at: None,
+    }
 }
 
 fn member(user: i64, group: i64) -> MembershipFact {
@@ -29,10 +35,22 @@ fn object(model: &str, key: &str, parent: Option<(&str, &str)>) -> ObjectFact {
 /// Users 1–4 (4 inactive, 3 superuser), groups Sales(10) ⊃ EU(11) ⊃ DE(12), US(13) under Sales; role 7.
 fn base() -> Facts {
     Facts {
-        users: vec![user(1), user(2), UserFact { is_superuser: true, ..user(3) }, UserFact { is_active: false, ..user(4) }, UserFact { org: 2, ..user(5) }],
+        users: vec![
+            user(1),
+            user(2),
+            UserFact { is_superuser: true, ..user(3) },
+            UserFact { is_active: false, ..user(4) },
+            UserFact { org: 2, ..user(5) },
+        ],
         groups: vec![(10, 1, None), (11, 1, Some(10)), (12, 1, Some(11)), (13, 1, Some(10))],
         roles: vec![(7, 1)],
-        modules: vec![module("catalogs"), module("users"), ModuleFact { is_active: false, ..module("brands") }, module("nodes"), module("products")],
+        modules: vec![
+            module("catalogs"),
+            module("users"),
+            ModuleFact { is_active: false, ..module("brands") },
+            module("nodes"),
+            module("products"),
+        ],
         objects: vec![
             object("catalogs", "9", None),
             object("products", "42", Some(("catalogs", "9"))),
@@ -55,88 +73,305 @@ fn semantic_table() {
     type Case = (&'static str, fn(&mut Facts), i64, &'static str, Option<(&'static str, &'static str)>, bool);
     let cases: Vec<Case> = vec![
         ("nothing granted", |_| {}, 1, "catalogs.read", None, false),
-        ("direct global grant", |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "read", None)), 1, "catalogs.read", None, true),
-        ("other action not implied", |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "read", None)), 1, "catalogs.update", None, false),
-        ("every action implies access", |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "delete", None)), 1, "catalogs.access", None, true),
-        ("full implies all", |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "full", None)), 1, "catalogs.update", None, true),
-        ("full implies custom", |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "full", None)), 1, "catalogs.reset_password", None, true),
-        ("unknown action", |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "full", None)), 1, "catalogs.fly", None, false),
+        (
+            "direct global grant",
+            |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "read", None)),
+            1,
+            "catalogs.read",
+            None,
+            true,
+        ),
+        (
+            "other action not implied",
+            |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "read", None)),
+            1,
+            "catalogs.update",
+            None,
+            false,
+        ),
+        (
+            "every action implies access",
+            |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "delete", None)),
+            1,
+            "catalogs.access",
+            None,
+            true,
+        ),
+        (
+            "full implies all",
+            |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "full", None)),
+            1,
+            "catalogs.update",
+            None,
+            true,
+        ),
+        (
+            "full implies custom",
+            |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "full", None)),
+            1,
+            "catalogs.reset_password",
+            None,
+            true,
+        ),
+        (
+            "unknown action",
+            |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "full", None)),
+            1,
+            "catalogs.fly",
+            None,
+            false,
+        ),
         ("other user", |f| f.grants.push(grant(SubjectFact::User(2), "catalogs", "read", None)), 1, "catalogs.read", None, false),
         ("superuser", |_| {}, 3, "catalogs.delete", None, true),
         ("superuser on inactive module", |_| {}, 3, "brands.read", None, true),
-        ("inactive user", |f| f.grants.push(grant(SubjectFact::User(4), "catalogs", "read", None)), 4, "catalogs.read", None, false),
-        ("inactive module", |f| f.grants.push(grant(SubjectFact::User(1), "brands", "read", None)), 1, "brands.read", None, false),
-        ("group grant", |f| {
-            f.memberships.push(member(1, 11));
-            f.grants.push(grant(SubjectFact::Group(11), "catalogs", "read", None));
-        }, 1, "catalogs.read", None, true),
-        ("ancestor group grant", |f| {
-            f.memberships.push(member(1, 12));
-            f.grants.push(grant(SubjectFact::Group(10), "catalogs", "read", None));
-        }, 1, "catalogs.read", None, true),
-        ("sibling group grant does not flow", |f| {
-            f.memberships.push(member(1, 11));
-            f.grants.push(grant(SubjectFact::Group(13), "catalogs", "read", None));
-        }, 1, "catalogs.read", None, false),
-        ("descendant grant does not flow up", |f| {
-            f.memberships.push(member(1, 10));
-            f.grants.push(grant(SubjectFact::Group(11), "catalogs", "read", None));
-        }, 1, "catalogs.read", None, false),
-        ("expired membership", |f| {
-            f.memberships.push(MembershipFact { expires_at: Some(NOW), ..member(1, 11) });
-            f.grants.push(grant(SubjectFact::Group(11), "catalogs", "read", None));
-        }, 1, "catalogs.read", None, false),
-        ("expired grant", |f| f.grants.push(GrantFact { expires_at: Some(NOW - 1), ..grant(SubjectFact::User(1), "catalogs", "read", None) }), 1, "catalogs.read", None, false),
-        ("role of user", |f| {
-            f.role_assignments.push(RoleAssignmentFact { role: 7, subject: SubjectFact::User(1), expires_at: None });
-            f.grants.push(grant(SubjectFact::Role(7), "catalogs", "update", None));
-        }, 1, "catalogs.update", None, true),
-        ("role of ancestor group", |f| {
-            f.memberships.push(member(1, 12));
-            f.role_assignments.push(RoleAssignmentFact { role: 7, subject: SubjectFact::Group(10), expires_at: None });
-            f.grants.push(grant(SubjectFact::Role(7), "catalogs", "update", None));
-        }, 1, "catalogs.update", None, true),
-        ("expired role assignment", |f| {
-            f.role_assignments.push(RoleAssignmentFact { role: 7, subject: SubjectFact::User(1), expires_at: Some(1) });
-            f.grants.push(grant(SubjectFact::Role(7), "catalogs", "update", None));
-        }, 1, "catalogs.update", None, false),
-        ("object grant on the object", |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "read", Some(("catalogs", "9")))), 1, "catalogs.read", Some(("catalogs", "9")), true),
-        ("object grant is not global", |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "read", Some(("catalogs", "9")))), 1, "catalogs.read", None, false),
-        ("object grant flows to children", |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "read", Some(("catalogs", "9")))), 1, "catalogs.read", Some(("products", "42")), true),
-        ("object grant not to unrelated", |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "read", Some(("catalogs", "9")))), 1, "catalogs.read", Some(("products", "43")), false),
-        ("object grant only for that permission", |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "read", Some(("catalogs", "9")))), 1, "products.read", Some(("products", "42")), false),
-        ("global grant covers objects", |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "read", None)), 1, "catalogs.read", Some(("products", "42")), true),
-        ("global grant covers unregistered objects", |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "read", None)), 1, "catalogs.read", Some(("catalogs", "nope")), true),
-        ("global grant not across orgs", |f| {
-            f.objects.push(ObjectFact { org: 2, ..object("catalogs", "77", None) });
-            f.grants.push(grant(SubjectFact::User(1), "catalogs", "read", None));
-        }, 1, "catalogs.read", Some(("catalogs", "77")), false),
-        ("restricted membership: nothing globally", |f| {
-            f.memberships.push(MembershipFact { restriction: Some(vec![100]), ..member(1, 11) });
-            f.grants.push(grant(SubjectFact::Group(11), "catalogs", "read", None));
-        }, 1, "catalogs.read", None, false),
-        ("restricted membership: inside the node", |f| {
-            f.memberships.push(MembershipFact { restriction: Some(vec![100]), ..member(1, 11) });
-            f.grants.push(grant(SubjectFact::Group(10), "catalogs", "read", None));
-        }, 1, "catalogs.read", Some(("products", "80")), true),
-        ("restricted membership: outside the node", |f| {
-            f.memberships.push(MembershipFact { restriction: Some(vec![100]), ..member(1, 11) });
-            f.grants.push(grant(SubjectFact::Group(11), "catalogs", "read", None));
-        }, 1, "catalogs.read", Some(("products", "42")), false),
-        ("restricted to no nodes grants nothing", |f| {
-            f.memberships.push(MembershipFact { restriction: Some(vec![]), ..member(1, 11) });
-            f.grants.push(grant(SubjectFact::Group(11), "catalogs", "read", None));
-        }, 1, "catalogs.read", Some(("products", "80")), false),
-        ("unrestricted path wins", |f| {
-            f.memberships.push(MembershipFact { restriction: Some(vec![]), ..member(1, 11) });
-            f.memberships.push(member(1, 13));
-            f.grants.push(grant(SubjectFact::Group(10), "catalogs", "read", None));
-        }, 1, "catalogs.read", None, true),
-        ("restriction covers roles through the membership", |f| {
-            f.memberships.push(MembershipFact { restriction: Some(vec![100]), ..member(1, 11) });
-            f.role_assignments.push(RoleAssignmentFact { role: 7, subject: SubjectFact::Group(11), expires_at: None });
-            f.grants.push(grant(SubjectFact::Role(7), "catalogs", "read", None));
-        }, 1, "catalogs.read", Some(("products", "42")), false),
+        (
+            "inactive user",
+            |f| f.grants.push(grant(SubjectFact::User(4), "catalogs", "read", None)),
+            4,
+            "catalogs.read",
+            None,
+            false,
+        ),
+        (
+            "inactive module",
+            |f| f.grants.push(grant(SubjectFact::User(1), "brands", "read", None)),
+            1,
+            "brands.read",
+            None,
+            false,
+        ),
+        (
+            "group grant",
+            |f| {
+                f.memberships.push(member(1, 11));
+                f.grants.push(grant(SubjectFact::Group(11), "catalogs", "read", None));
+            },
+            1,
+            "catalogs.read",
+            None,
+            true,
+        ),
+        (
+            "ancestor group grant",
+            |f| {
+                f.memberships.push(member(1, 12));
+                f.grants.push(grant(SubjectFact::Group(10), "catalogs", "read", None));
+            },
+            1,
+            "catalogs.read",
+            None,
+            true,
+        ),
+        (
+            "sibling group grant does not flow",
+            |f| {
+                f.memberships.push(member(1, 11));
+                f.grants.push(grant(SubjectFact::Group(13), "catalogs", "read", None));
+            },
+            1,
+            "catalogs.read",
+            None,
+            false,
+        ),
+        (
+            "descendant grant does not flow up",
+            |f| {
+                f.memberships.push(member(1, 10));
+                f.grants.push(grant(SubjectFact::Group(11), "catalogs", "read", None));
+            },
+            1,
+            "catalogs.read",
+            None,
+            false,
+        ),
+        (
+            "expired membership",
+            |f| {
+                f.memberships.push(MembershipFact { expires_at: Some(NOW), ..member(1, 11) });
+                f.grants.push(grant(SubjectFact::Group(11), "catalogs", "read", None));
+            },
+            1,
+            "catalogs.read",
+            None,
+            false,
+        ),
+        (
+            "expired grant",
+            |f| f.grants.push(GrantFact { expires_at: Some(NOW - 1), ..grant(SubjectFact::User(1), "catalogs", "read", None) }),
+            1,
+            "catalogs.read",
+            None,
+            false,
+        ),
+        (
+            "role of user",
+            |f| {
+                f.role_assignments.push(RoleAssignmentFact { role: 7, subject: SubjectFact::User(1), expires_at: None });
+                f.grants.push(grant(SubjectFact::Role(7), "catalogs", "update", None));
+            },
+            1,
+            "catalogs.update",
+            None,
+            true,
+        ),
+        (
+            "role of ancestor group",
+            |f| {
+                f.memberships.push(member(1, 12));
+                f.role_assignments.push(RoleAssignmentFact { role: 7, subject: SubjectFact::Group(10), expires_at: None });
+                f.grants.push(grant(SubjectFact::Role(7), "catalogs", "update", None));
+            },
+            1,
+            "catalogs.update",
+            None,
+            true,
+        ),
+        (
+            "expired role assignment",
+            |f| {
+                f.role_assignments.push(RoleAssignmentFact { role: 7, subject: SubjectFact::User(1), expires_at: Some(1) });
+                f.grants.push(grant(SubjectFact::Role(7), "catalogs", "update", None));
+            },
+            1,
+            "catalogs.update",
+            None,
+            false,
+        ),
+        (
+            "object grant on the object",
+            |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "read", Some(("catalogs", "9")))),
+            1,
+            "catalogs.read",
+            Some(("catalogs", "9")),
+            true,
+        ),
+        (
+            "object grant is not global",
+            |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "read", Some(("catalogs", "9")))),
+            1,
+            "catalogs.read",
+            None,
+            false,
+        ),
+        (
+            "object grant flows to children",
+            |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "read", Some(("catalogs", "9")))),
+            1,
+            "catalogs.read",
+            Some(("products", "42")),
+            true,
+        ),
+        (
+            "object grant not to unrelated",
+            |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "read", Some(("catalogs", "9")))),
+            1,
+            "catalogs.read",
+            Some(("products", "43")),
+            false,
+        ),
+        (
+            "object grant only for that permission",
+            |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "read", Some(("catalogs", "9")))),
+            1,
+            "products.read",
+            Some(("products", "42")),
+            false,
+        ),
+        (
+            "global grant covers objects",
+            |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "read", None)),
+            1,
+            "catalogs.read",
+            Some(("products", "42")),
+            true,
+        ),
+        (
+            "global grant covers unregistered objects",
+            |f| f.grants.push(grant(SubjectFact::User(1), "catalogs", "read", None)),
+            1,
+            "catalogs.read",
+            Some(("catalogs", "nope")),
+            true,
+        ),
+        (
+            "global grant not across orgs",
+            |f| {
+                f.objects.push(ObjectFact { org: 2, ..object("catalogs", "77", None) });
+                f.grants.push(grant(SubjectFact::User(1), "catalogs", "read", None));
+            },
+            1,
+            "catalogs.read",
+            Some(("catalogs", "77")),
+            false,
+        ),
+        (
+            "restricted membership: nothing globally",
+            |f| {
+                f.memberships.push(MembershipFact { restriction: Some(vec![100]), ..member(1, 11) });
+                f.grants.push(grant(SubjectFact::Group(11), "catalogs", "read", None));
+            },
+            1,
+            "catalogs.read",
+            None,
+            false,
+        ),
+        (
+            "restricted membership: inside the node",
+            |f| {
+                f.memberships.push(MembershipFact { restriction: Some(vec![100]), ..member(1, 11) });
+                f.grants.push(grant(SubjectFact::Group(10), "catalogs", "read", None));
+            },
+            1,
+            "catalogs.read",
+            Some(("products", "80")),
+            true,
+        ),
+        (
+            "restricted membership: outside the node",
+            |f| {
+                f.memberships.push(MembershipFact { restriction: Some(vec![100]), ..member(1, 11) });
+                f.grants.push(grant(SubjectFact::Group(11), "catalogs", "read", None));
+            },
+            1,
+            "catalogs.read",
+            Some(("products", "42")),
+            false,
+        ),
+        (
+            "restricted to no nodes grants nothing",
+            |f| {
+                f.memberships.push(MembershipFact { restriction: Some(vec![]), ..member(1, 11) });
+                f.grants.push(grant(SubjectFact::Group(11), "catalogs", "read", None));
+            },
+            1,
+            "catalogs.read",
+            Some(("products", "80")),
+            false,
+        ),
+        (
+            "unrestricted path wins",
+            |f| {
+                f.memberships.push(MembershipFact { restriction: Some(vec![]), ..member(1, 11) });
+                f.memberships.push(member(1, 13));
+                f.grants.push(grant(SubjectFact::Group(10), "catalogs", "read", None));
+            },
+            1,
+            "catalogs.read",
+            None,
+            true,
+        ),
+        (
+            "restriction covers roles through the membership",
+            |f| {
+                f.memberships.push(MembershipFact { restriction: Some(vec![100]), ..member(1, 11) });
+                f.role_assignments.push(RoleAssignmentFact { role: 7, subject: SubjectFact::Group(11), expires_at: None });
+                f.grants.push(grant(SubjectFact::Role(7), "catalogs", "read", None));
+            },
+            1,
+            "catalogs.read",
+            Some(("products", "42")),
+            false,
+        ),
         ("unknown user", |_| {}, 99, "catalogs.read", None, false),
         ("unknown module", |_| {}, 1, "nope.read", None, false),
     ];
@@ -204,7 +439,11 @@ fn naive(f: &Facts, user: i64, module: &str, action: &str, object: Option<(&str,
         return true;
     }
     let Some(m) = f.modules.iter().find(|m| m.id == module) else { return false };
-    let actions: Vec<String> = ["access", "read", "create", "update", "delete", "full"].iter().map(|s| s.to_string()).chain(m.custom_actions.iter().cloned()).collect();
+    let actions: Vec<String> = ["access", "read", "create", "update", "delete", "full"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(m.custom_actions.iter().cloned())
+        .collect();
     if !m.is_active || !actions.iter().any(|a| a == action) {
         return false;
     }
@@ -270,54 +509,88 @@ fn facts_strategy() -> impl Strategy<Value = Facts> {
     let users = prop::collection::vec((any::<bool>(), prop::bool::weighted(0.1), 1i64..=2), 1..6);
     let groups = prop::collection::vec(prop::option::of(0usize..8), 1..8);
     let objects = prop::collection::vec((0usize..3, prop::option::of(0usize..10), 1i64..=2), 0..10);
-    let memberships = prop::collection::vec((0usize..6, 0usize..8, prop::option::of(0i64..20), prop::option::of(prop::collection::vec(0usize..10, 0..3))), 0..10);
+    let memberships = prop::collection::vec(
+        (0usize..6, 0usize..8, prop::option::of(0i64..20), prop::option::of(prop::collection::vec(0usize..10, 0..3))),
+        0..10,
+    );
     let roles = prop::collection::vec((0usize..3, 0usize..8, any::<bool>(), prop::option::of(0i64..20)), 0..6);
-    let grants = prop::collection::vec((0usize..3, 0usize..8, 0usize..3, 0usize..7, prop::option::of(0usize..10), prop::option::of(0i64..20)), 0..14);
+    let grants = prop::collection::vec(
+        (0usize..3, 0usize..8, 0usize..3, 0usize..7, prop::option::of(0usize..10), prop::option::of(0i64..20)),
+        0..14,
+    );
     let modules = prop::collection::vec(prop::bool::weighted(0.85), 3);
-    (users, groups, objects, memberships, roles, grants, modules).prop_map(|(users, groups, objects, memberships, roles, grants, modules)| {
-        let users: Vec<UserFact> = users.iter().enumerate().map(|(i, (a, s, org))| UserFact { pk: i as i64 + 1, org: *org, is_active: *a, is_superuser: *s }).collect();
-        let groups: Vec<(i64, i64, Option<i64>)> = groups.iter().enumerate().map(|(i, p)| (i as i64 + 10, 1, p.filter(|p| *p < i).map(|p| p as i64 + 10))).collect();
-        let object_key = |i: usize, objs: &[(usize, Option<usize>, i64)]| -> ObjectKey {
-            let model = MODELS[objs.get(i).map_or(i % 3, |o| o.0)];
-            (model.to_string(), if model == "nodes" { (100 + i).to_string() } else { i.to_string() })
-        };
-        let objects_f: Vec<ObjectFact> = objects
-            .iter()
-            .enumerate()
-            .map(|(i, (_, parent, org))| ObjectFact { key: object_key(i, &objects), parent: parent.filter(|p| *p < i).map(|p| object_key(p, &objects)), org: *org })
-            .collect();
-        let node_ids: Vec<i64> = (0..10).map(|i| 100 + i as i64).collect();
-        Facts {
-            memberships: memberships
+    (users, groups, objects, memberships, roles, grants, modules).prop_map(
+        |(users, groups, objects, memberships, roles, grants, modules)| {
+            let users: Vec<UserFact> = users
                 .iter()
-                .filter(|(u, g, _, _)| *u < users.len() && *g < groups.len())
-                .map(|(u, g, e, r)| MembershipFact { user: *u as i64 + 1, group: *g as i64 + 10, expires_at: *e, restriction: r.as_ref().map(|r| r.iter().map(|n| node_ids[*n]).collect()) })
-                .collect(),
-            role_assignments: roles
+                .enumerate()
+                .map(|(i, (a, s, org))| UserFact { pk: i as i64 + 1, org: *org, is_active: *a, is_superuser: *s })
+                .collect();
+            let groups: Vec<(i64, i64, Option<i64>)> =
+                groups.iter().enumerate().map(|(i, p)| (i as i64 + 10, 1, p.filter(|p| *p < i).map(|p| p as i64 + 10))).collect();
+            let object_key = |i: usize, objs: &[(usize, Option<usize>, i64)]| -> ObjectKey {
+                let model = MODELS[objs.get(i).map_or(i % 3, |o| o.0)];
+                (model.to_string(), if model == "nodes" { (100 + i).to_string() } else { i.to_string() })
+            };
+            let objects_f: Vec<ObjectFact> = objects
                 .iter()
-                .map(|(r, s, to_user, e)| RoleAssignmentFact { role: *r as i64 + 50, subject: if *to_user { SubjectFact::User(*s as i64 % 6 + 1) } else { SubjectFact::Group(*s as i64 + 10) }, expires_at: *e })
-                .collect(),
-            grants: grants
-                .iter()
-                .map(|(kind, s, m, a, o, e)| GrantFact {
-                    subject: match kind {
-                        0 => SubjectFact::User(*s as i64 % 6 + 1),
-                        1 => SubjectFact::Group(*s as i64 + 10),
-                        _ => SubjectFact::Role(*s as i64 % 3 + 50),
-                    },
-                    module: MODELS[*m].to_string(),
-                    action: ACTIONS[*a].to_string(),
-                    object: o.map(|o| object_key(o, &objects)),
-                    expires_at: *e,
+                .enumerate()
+                .map(|(i, (_, parent, org))| ObjectFact {
+                    key: object_key(i, &objects),
+                    parent: parent.filter(|p| *p < i).map(|p| object_key(p, &objects)),
+                    org: *org,
                 })
-                .collect(),
-            modules: MODELS.iter().zip(&modules).map(|(id, active)| ModuleFact { id: id.to_string(), is_active: *active, custom_actions: vec!["reset_password".into()] }).collect(),
-            roles: (0..3).map(|r| (r as i64 + 50, 1)).collect(),
-            users,
-            groups,
-            objects: objects_f,
-        }
-    })
+                .collect();
+            let node_ids: Vec<i64> = (0..10).map(|i| 100 + i as i64).collect();
+            Facts {
+                memberships: memberships
+                    .iter()
+                    .filter(|(u, g, _, _)| *u < users.len() && *g < groups.len())
+                    .map(|(u, g, e, r)| MembershipFact {
+                        user: *u as i64 + 1,
+                        group: *g as i64 + 10,
+                        expires_at: *e,
+                        restriction: r.as_ref().map(|r| r.iter().map(|n| node_ids[*n]).collect()),
+                    })
+                    .collect(),
+                role_assignments: roles
+                    .iter()
+                    .map(|(r, s, to_user, e)| RoleAssignmentFact {
+                        role: *r as i64 + 50,
+                        subject: if *to_user { SubjectFact::User(*s as i64 % 6 + 1) } else { SubjectFact::Group(*s as i64 + 10) },
+                        expires_at: *e,
+                    })
+                    .collect(),
+                grants: grants
+                    .iter()
+                    .map(|(kind, s, m, a, o, e)| GrantFact {
+                        subject: match kind {
+                            0 => SubjectFact::User(*s as i64 % 6 + 1),
+                            1 => SubjectFact::Group(*s as i64 + 10),
+                            _ => SubjectFact::Role(*s as i64 % 3 + 50),
+                        },
+                        module: MODELS[*m].to_string(),
+                        action: ACTIONS[*a].to_string(),
+                        object: o.map(|o| object_key(o, &objects)),
+                        expires_at: *e,
+                    })
+                    .collect(),
+                modules: MODELS
+                    .iter()
+                    .zip(&modules)
+                    .map(|(id, active)| ModuleFact {
+                        id: id.to_string(),
+                        is_active: *active,
+                        custom_actions: vec!["reset_password".into()],
+                    })
+                    .collect(),
+                roles: (0..3).map(|r| (r as i64 + 50, 1)).collect(),
+                users,
+                groups,
+                objects: objects_f,
+            }
+        },
+    )
 }
 
 proptest! {

@@ -180,7 +180,10 @@ mod tests {
         .unwrap();
         assert_eq!(p.min_length, 12);
         assert_eq!(p.history_count, 5);
-        assert!(parse_policy(&json!({"min_length": 0, "require_upper": true, "require_digit": true, "require_special": true})).is_err());
+        assert!(
+            parse_policy(&json!({"min_length": 0, "require_upper": true, "require_digit": true, "require_special": true}))
+                .is_err()
+        );
         assert!(parse_policy(&json!({"min_length": 8})).is_err());
     }
 }

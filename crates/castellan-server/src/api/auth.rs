@@ -90,7 +90,12 @@ async fn login(
         Some(r) if verified && r.user.is_active => r.user,
         _ => {
             state.throttle.failure(&username, ip);
-            let event = AuditEvent { action: "login_failed", target_type: "users", target_pk: String::new(), changes: json!({"username": username}) };
+            let event = AuditEvent {
+                action: "login_failed",
+                target_type: "users",
+                target_pk: String::new(),
+                changes: json!({"username": username}),
+            };
             state.store.audit(&ctx, event).await?;
             return Err(ApiError::AuthenticationFailed(BAD_LOGIN.into()));
         }
@@ -113,11 +118,15 @@ async fn start_session(
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let user_agent: String = user_agent.chars().take(512).collect();
     let hash = state.credentials.hash(&secret);
-    let session =
-        state.store.create_session(user.pk, &hash, &csrf_token, now, now + ttl, &ip.to_string(), &user_agent).await?;
+    let session = state.store.create_session(user.pk, &hash, &csrf_token, now, now + ttl, &ip.to_string(), &user_agent).await?;
     state.store.set_last_login(user.pk, now).await?;
     ctx.actor = Some((user.pk, user.username.clone()));
-    let event = AuditEvent { action: "login", target_type: "users", target_pk: user.pk.to_string(), changes: json!({"session": session.pk}) };
+    let event = AuditEvent {
+        action: "login",
+        target_type: "users",
+        target_pk: user.pk.to_string(),
+        changes: json!({"session": session.pk}),
+    };
     state.store.audit(&ctx, event).await?;
     let mut user = user;
     user.last_login = Some(now);
@@ -148,7 +157,8 @@ async fn logout(State(state): State<AppState>, ClientIp(ip): ClientIp, principal
     }
     state.credentials.invalidate_user(principal.user.pk);
     let ctx = write_ctx(Some(&principal), ip);
-    let event = AuditEvent { action: "logout", target_type: "users", target_pk: principal.user.pk.to_string(), changes: json!({}) };
+    let event =
+        AuditEvent { action: "logout", target_type: "users", target_pk: principal.user.pk.to_string(), changes: json!({}) };
     state.store.audit(&ctx, event).await?;
     let cookies = [expired_cookie(SID_COOKIE), expired_cookie(SECRET_COOKIE), expired_cookie(CSRF_COOKIE)];
     let revision = state.store.revision().await?;

@@ -111,7 +111,11 @@ fn page_of<T: Serialize>(q: &ListQuery, items: Vec<T>) -> ApiResult<axum::Json<E
 /// The caller's sessions, newest first.
 #[utoipa::path(get, path = "/api/v1/active_user/sessions/", tag = "active_user",
     responses((status = 200, body = Envelope<SessionOut>), (status = 401)))]
-async fn list_sessions(State(state): State<AppState>, caller: Principal, q: ListQuery) -> ApiResult<axum::Json<Envelope<SessionOut>>> {
+async fn list_sessions(
+    State(state): State<AppState>,
+    caller: Principal,
+    q: ListQuery,
+) -> ApiResult<axum::Json<Envelope<SessionOut>>> {
     let sessions = state.store.list_sessions(caller.user.pk).await?;
     page_of(&q, sessions.into_iter().map(|s| session_out(s, caller.session)).collect())
 }
@@ -128,7 +132,11 @@ async fn delete_session(State(state): State<AppState>, caller: Principal, PathPk
 /// The caller's API tokens, newest first (never their secrets).
 #[utoipa::path(get, path = "/api/v1/active_user/tokens/", tag = "active_user",
     responses((status = 200, body = Envelope<TokenOut>), (status = 401)))]
-async fn list_tokens(State(state): State<AppState>, caller: Principal, q: ListQuery) -> ApiResult<axum::Json<Envelope<TokenOut>>> {
+async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Principal,
+    q: ListQuery,
+) -> ApiResult<axum::Json<Envelope<TokenOut>>> {
     let tokens = state.store.list_tokens(caller.user.pk).await?;
     page_of(&q, tokens.into_iter().map(|t| token_out(t, None)).collect())
 }
@@ -165,7 +173,12 @@ async fn create_token(
 /// Revoke one of the caller's API tokens.
 #[utoipa::path(delete, path = "/api/v1/active_user/tokens/{pk}/", tag = "active_user", params(("pk" = i64, Path)),
     responses((status = 204), (status = 401), (status = 404)))]
-async fn delete_token(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk) -> ApiResult<Response> {
+async fn delete_token(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+) -> ApiResult<Response> {
     let revision = state.store.delete_token(&write_ctx(Some(&caller), ip), caller.user.pk, pk).await?;
     state.credentials.invalidate_user(caller.user.pk);
     Ok(with_revision(revision, StatusCode::NO_CONTENT))

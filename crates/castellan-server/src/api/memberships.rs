@@ -69,7 +69,12 @@ fn keys(raw: &[String]) -> ApiResult<Vec<i64>> {
 /// The groups of a user, paged (only groups the caller sees).
 #[utoipa::path(get, path = "/api/v1/users/{pk}/groups/", tag = "groups", params(("pk" = i64, Path)),
     responses((status = 200, body = Envelope<GroupOut>), (status = 401), (status = 403), (status = 404)))]
-async fn user_groups(State(state): State<AppState>, caller: Principal, PathPk(pk): PathPk, q: ListQuery) -> ApiResult<axum::Json<Envelope<GroupOut>>> {
+async fn user_groups(
+    State(state): State<AppState>,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    q: ListQuery,
+) -> ApiResult<axum::Json<Envelope<GroupOut>>> {
     visible_user(&state, &caller, pk).await?;
     let filter = GroupFilter { member: Some(pk), visible_to: caller.viewer(), ..Default::default() };
     let window = q.window()?;
@@ -83,7 +88,13 @@ async fn user_groups(State(state): State<AppState>, caller: Principal, PathPk(pk
 #[utoipa::path(put, path = "/api/v1/users/{pk}/groups/{group_pk}/", tag = "groups", params(("pk" = i64, Path), ("group_pk" = i64, Path)),
     request_body(content = Object, description = "Optional `{\"expires_at\": RFC 3339}`"),
     responses((status = 200, body = GroupOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
-async fn join(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, Path(raw): Path<(String, String)>, body: axum::body::Bytes) -> ApiResult<Response> {
+async fn join(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    Path(raw): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
     let [user, group] = keys(&[raw.0, raw.1])?[..] else { return Err(ApiError::NotFound) };
     visible_user(&state, &caller, user).await?;
     let target = visible_group(&state, &caller, group).await?;
@@ -99,7 +110,12 @@ async fn join(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Pri
 /// Remove the user from the group.
 #[utoipa::path(delete, path = "/api/v1/users/{pk}/groups/{group_pk}/", tag = "groups", params(("pk" = i64, Path), ("group_pk" = i64, Path)),
     responses((status = 204), (status = 401), (status = 403), (status = 404)))]
-async fn leave(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, Path(raw): Path<(String, String)>) -> ApiResult<Response> {
+async fn leave(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    Path(raw): Path<(String, String)>,
+) -> ApiResult<Response> {
     let [user, group] = keys(&[raw.0, raw.1])?[..] else { return Err(ApiError::NotFound) };
     membership_of(&state, &caller, user, group).await?;
     require_confer(&state, &caller, &[group]).await?;
@@ -110,7 +126,11 @@ async fn leave(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Pr
 /// The node restriction of one membership.
 #[utoipa::path(get, path = "/api/v1/users/{pk}/groups/{group_pk}/nodes/", tag = "groups", params(("pk" = i64, Path), ("group_pk" = i64, Path)),
     responses((status = 200, body = NodesOut), (status = 401), (status = 403), (status = 404)))]
-async fn get_nodes(State(state): State<AppState>, caller: Principal, Path(raw): Path<(String, String)>) -> ApiResult<axum::Json<NodesOut>> {
+async fn get_nodes(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(raw): Path<(String, String)>,
+) -> ApiResult<axum::Json<NodesOut>> {
     let [user, group] = keys(&[raw.0, raw.1])?[..] else { return Err(ApiError::NotFound) };
     let m = membership_of(&state, &caller, user, group).await?;
     Ok(axum::Json(nodes_out(&caller, &m)))
@@ -119,7 +139,12 @@ async fn get_nodes(State(state): State<AppState>, caller: Principal, Path(raw): 
 /// Lift the restriction: the membership carries the group's permissions everywhere again.
 #[utoipa::path(delete, path = "/api/v1/users/{pk}/groups/{group_pk}/nodes/", tag = "groups", params(("pk" = i64, Path), ("group_pk" = i64, Path)),
     responses((status = 204), (status = 401), (status = 403), (status = 404)))]
-async fn lift_restriction(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, Path(raw): Path<(String, String)>) -> ApiResult<Response> {
+async fn lift_restriction(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    Path(raw): Path<(String, String)>,
+) -> ApiResult<Response> {
     let [user, group] = keys(&[raw.0, raw.1])?[..] else { return Err(ApiError::NotFound) };
     membership_of(&state, &caller, user, group).await?;
     require_confer(&state, &caller, &[group]).await?;
@@ -140,7 +165,12 @@ async fn existing_node(state: &AppState, caller: &Principal, node: i64) -> ApiRe
 #[utoipa::path(put, path = "/api/v1/users/{pk}/groups/{group_pk}/nodes/{node_id}/", tag = "groups",
     params(("pk" = i64, Path), ("group_pk" = i64, Path), ("node_id" = i64, Path)),
     responses((status = 200, body = NodesOut), (status = 401), (status = 403), (status = 404)))]
-async fn add_node(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, Path(raw): Path<(String, String, String)>) -> ApiResult<Response> {
+async fn add_node(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    Path(raw): Path<(String, String, String)>,
+) -> ApiResult<Response> {
     let [user, group, node] = keys(&[raw.0, raw.1, raw.2])?[..] else { return Err(ApiError::NotFound) };
     let m = membership_of(&state, &caller, user, group).await?;
     existing_node(&state, &caller, node).await?;
@@ -160,7 +190,12 @@ async fn add_node(State(state): State<AppState>, ClientIp(ip): ClientIp, caller:
 #[utoipa::path(delete, path = "/api/v1/users/{pk}/groups/{group_pk}/nodes/{node_id}/", tag = "groups",
     params(("pk" = i64, Path), ("group_pk" = i64, Path), ("node_id" = i64, Path)),
     responses((status = 200, body = NodesOut), (status = 401), (status = 403), (status = 404)))]
-async fn remove_node(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, Path(raw): Path<(String, String, String)>) -> ApiResult<Response> {
+async fn remove_node(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    Path(raw): Path<(String, String, String)>,
+) -> ApiResult<Response> {
     let [user, group, node] = keys(&[raw.0, raw.1, raw.2])?[..] else { return Err(ApiError::NotFound) };
     let m = membership_of(&state, &caller, user, group).await?;
     existing_node(&state, &caller, node).await?;

@@ -41,7 +41,8 @@ fn needed(module: &'static str, action: Option<Action>, method: &str) -> Permiss
 /// Requires `module` permissions on every route of `router` (401, then 403 before any lookup), and states the
 /// permission in each OpenAPI operation so documentation and enforcement come from one declaration.
 pub fn guarded(module: &'static str, action: Option<Action>, router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
-    let mut router = router.layer(from_fn(move |req: Request, next: Next| require(needed(module, action, req.method().as_str()), req, next)));
+    let mut router =
+        router.layer(from_fn(move |req: Request, next: Next| require(needed(module, action, req.method().as_str()), req, next)));
     describe(router.get_openapi_mut(), |method| needed(module, action, method).denial_detail());
     router
 }

@@ -45,7 +45,12 @@ pub struct ObjectOut {
 #[utoipa::path(post, path = "/api/v1/objects/", tag = "objects",
     request_body(content = Object, description = "`{\"model\", \"object_pk\", \"parent_model\", \"parent_pk\"}`"),
     responses((status = 201, body = ObjectOut), (status = 400), (status = 401), (status = 403), (status = 409)))]
-async fn create_object(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn create_object(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     let mut f = Fields::new(&body)?;
     let model = f.string("model", true, 64);
     let object_pk = f.string("object_pk", true, OBJECT_PK_MAX);
@@ -81,7 +86,12 @@ async fn create_object(State(state): State<AppState>, ClientIp(ip): ClientIp, ca
 /// Unregister an object.
 #[utoipa::path(delete, path = "/api/v1/objects/{model}/{object_pk}/", tag = "objects", params(("model" = String, Path), ("object_pk" = String, Path)),
     responses((status = 204), (status = 401), (status = 403), (status = 404)))]
-async fn delete_object(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, Path((model, object_pk)): Path<(String, String)>) -> ApiResult<Response> {
+async fn delete_object(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    Path((model, object_pk)): Path<(String, String)>,
+) -> ApiResult<Response> {
     let object = state.store.find_object(&model, &object_pk).await?.ok_or(ApiError::NotFound)?;
     if caller.org_scope().is_some_and(|own| own != object.org) {
         return Err(ApiError::NotFound);

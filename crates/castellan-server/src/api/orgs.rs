@@ -79,7 +79,13 @@ pub struct PolicyOut {
 
 impl From<PasswordPolicy> for PolicyOut {
     fn from(p: PasswordPolicy) -> Self {
-        Self { min_length: p.min_length, require_upper: p.require_upper, require_digit: p.require_digit, require_special: p.require_special, history_count: p.history_count }
+        Self {
+            min_length: p.min_length,
+            require_upper: p.require_upper,
+            require_digit: p.require_digit,
+            require_special: p.require_special,
+            history_count: p.history_count,
+        }
     }
 }
 
@@ -109,12 +115,18 @@ async fn list_orgs(State(state): State<AppState>, caller: Principal, q: ListQuer
 /// Create an organisation (superusers only).
 #[utoipa::path(post, path = "/api/v1/orgs/", tag = "orgs", request_body(content = Object, description = "`{\"name\", \"slug\" (optional), \"description\"}`"),
     responses((status = 201, body = OrgOut), (status = 400), (status = 401), (status = 403), (status = 409)))]
-async fn create_org(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn create_org(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     require_superuser(&caller, "create organisations")?;
     let input = OrgInput::parse(&body, WriteMode::Create)?;
     let name = input.name.unwrap_or_default();
     let slug = input.slug.unwrap_or_else(|| slugify(&name));
-    let (org, revision) = state.store.create_org(&write_ctx(Some(&caller), ip), &name, &slug, &input.description.unwrap_or_default()).await?;
+    let (org, revision) =
+        state.store.create_org(&write_ctx(Some(&caller), ip), &name, &slug, &input.description.unwrap_or_default()).await?;
     Ok(with_revision(revision, (StatusCode::CREATED, axum::Json(OrgOut::from(&org)))))
 }
 
@@ -128,28 +140,46 @@ async fn get_org(State(state): State<AppState>, caller: Principal, PathPk(pk): P
 async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: i64, input: OrgInput) -> ApiResult<Response> {
     visible_org(state, caller, pk).await?;
     let ctx = write_ctx(Some(caller), ip);
-    let (org, revision) = state.store.update_org(&ctx, pk, input.name.as_deref(), input.slug.as_deref(), input.description.as_deref()).await?;
+    let (org, revision) =
+        state.store.update_org(&ctx, pk, input.name.as_deref(), input.slug.as_deref(), input.description.as_deref()).await?;
     Ok(with_revision(revision, axum::Json(OrgOut::from(&org))))
 }
 
 /// Replace an organisation (`name` required).
 #[utoipa::path(put, path = "/api/v1/orgs/{pk}/", tag = "orgs", params(("pk" = i64, Path)), request_body(content = Object),
     responses((status = 200, body = OrgOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
-async fn replace_org(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn replace_org(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     update(&state, ip, &caller, pk, OrgInput::parse(&body, WriteMode::Replace)?).await
 }
 
 /// Update some fields of an organisation.
 #[utoipa::path(patch, path = "/api/v1/orgs/{pk}/", tag = "orgs", params(("pk" = i64, Path)), request_body(content = Object),
     responses((status = 200, body = OrgOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
-async fn patch_org(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn patch_org(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     update(&state, ip, &caller, pk, OrgInput::parse(&body, WriteMode::Patch)?).await
 }
 
 /// Delete an organisation without users, groups or objects (superusers only; 409 otherwise).
 #[utoipa::path(delete, path = "/api/v1/orgs/{pk}/", tag = "orgs", params(("pk" = i64, Path)),
     responses((status = 204), (status = 401), (status = 403), (status = 404), (status = 409)))]
-async fn delete_org(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk) -> ApiResult<Response> {
+async fn delete_org(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+) -> ApiResult<Response> {
     visible_org(&state, &caller, pk).await?;
     require_superuser(&caller, "delete organisations")?;
     let revision = state.store.delete_org(&write_ctx(Some(&caller), ip), pk).await?;
@@ -168,7 +198,13 @@ async fn get_policy(State(state): State<AppState>, caller: Principal, PathPk(pk)
 #[utoipa::path(put, path = "/api/v1/orgs/{pk}/password_policy/", tag = "orgs", params(("pk" = i64, Path)),
     request_body(content = Object, description = "`{\"min_length\", \"require_upper\", \"require_digit\", \"require_special\", \"history_count\" (default 2)}`"),
     responses((status = 200, body = PolicyOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
-async fn put_policy(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn put_policy(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     visible_org(&state, &caller, pk).await?;
     let policy = parse_policy(&body)?;
     let revision = state.store.set_password_policy(&write_ctx(Some(&caller), ip), pk, &policy).await?;

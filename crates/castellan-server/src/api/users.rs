@@ -21,7 +21,7 @@ use crate::extract::{JsonBody, PathPk};
 use crate::links::{Envelope, ListQuery};
 use crate::repr::{GroupRef, UserOut};
 use crate::state::AppState;
-use crate::visibility::{redact_groups, visible_group, visible_user};
+use crate::visibility::{redact_groups, visible_group, visible_subset, visible_user};
 
 /// Routes of module `users`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -109,7 +109,14 @@ pub async fn expand_groups(state: &AppState, users: &[User], expanded: bool) -> 
     ),
     responses((status = 200, body = Envelope<UserOut>), (status = 400), (status = 401), (status = 403)))]
 async fn list_users(State(state): State<AppState>, caller: Principal, q: ListQuery) -> ApiResult<Response> {
-    let filter = filter_from(&q, &caller)?;
+    let mut filter = filter_from(&q, &caller)?;
+    if !filter.groups.is_empty() && caller.viewer().is_some() {
+        // Filtering by a group the caller cannot see would reveal who is in it: such groups match nobody.
+        filter.groups = visible_subset(&state, &caller, &filter.groups).await?;
+        if filter.groups.is_empty() {
+            filter.groups.push(0);
+        }
+    }
     let ordering = ordering_from(&q)?;
     let expand = q.boolean("groups")?.unwrap_or(false);
     let window = q.window()?;
@@ -231,7 +238,8 @@ async fn create_user(
         org,
         groups: input.groups.unwrap_or_default(),
     };
-    let (user, revision) = state.store.create_user(&write_ctx(Some(&caller), ip), new).await?;
+    let (mut user, revision) = state.store.create_user(&write_ctx(Some(&caller), ip), new).await?;
+    redact_groups(&state, &caller, std::slice::from_mut(&mut user)).await?;
     Ok(with_revision(revision, (StatusCode::CREATED, axum::Json(UserOut::from(&user)))))
 }
 
@@ -317,7 +325,7 @@ async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: 
         Some(pw) => {
             let username = input.username.as_deref().unwrap_or(&target.username);
             check_new_password(state, target.org, Some(pk), pw, username).await?;
-            Some(hash_password(&state, pw.to_string()).await?)
+            Some(hash_password(state, pw.to_string()).await?)
         }
         None => None,
     };
@@ -336,7 +344,8 @@ async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: 
         groups: input.groups,
         ..Default::default()
     };
-    let (user, revision) = state.store.update_user(&write_ctx(Some(caller), ip), pk, changes).await?;
+    let (mut user, revision) = state.store.update_user(&write_ctx(Some(caller), ip), pk, changes).await?;
+    redact_groups(state, caller, std::slice::from_mut(&mut user)).await?;
     if deactivated || password_changed {
         let keep = if caller.user.pk == pk { caller.session } else { None };
         state.store.end_credentials(pk, keep, caller.user.pk != pk || deactivated).await?;

@@ -7,7 +7,8 @@ use super::{SqliteStore, backend, commit, log_change};
 use crate::time_util::from_micros;
 use crate::{AuditEvent, ChangeEntry, ChangeLog, Result, Revision, WriteCtx};
 
-type ChangeRow = (i64, i64, Option<i64>, Option<i64>, Option<String>, String, String, String, String, Option<String>, Option<String>);
+type ChangeRow =
+    (i64, i64, Option<i64>, Option<i64>, Option<String>, String, String, String, String, Option<String>, Option<String>);
 
 #[async_trait]
 impl ChangeLog for SqliteStore {

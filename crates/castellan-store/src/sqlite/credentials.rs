@@ -171,8 +171,7 @@ impl CredentialStore for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        log_change(&mut tx, ctx, Some(revision), "delete", "tokens", &pk.to_string(), &json!({"before": {"user": user}}))
-            .await?;
+        log_change(&mut tx, ctx, Some(revision), "delete", "tokens", &pk.to_string(), &json!({"before": {"user": user}})).await?;
         commit(tx).await?;
         Ok(revision)
     }

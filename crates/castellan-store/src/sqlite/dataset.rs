@@ -73,7 +73,8 @@ impl SqliteStore {
     }
 
     async fn load_groups(&self, spec: &DatasetSpec, now: i64) -> Result<Vec<(i64, i64)>> {
-        let base: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(pk), 0) FROM groups").fetch_one(&self.pool).await.map_err(backend)?;
+        let base: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(pk), 0) FROM groups").fetch_one(&self.pool).await.map_err(backend)?;
         let mut levels = Vec::new();
         let mut groups: Vec<(i64, Option<i64>)> = Vec::new();
         let mut next = base + 1;
@@ -81,7 +82,11 @@ impl SqliteStore {
         for level in 0..spec.depth {
             let start = next;
             let mut current = Vec::new();
-            let parents: Vec<Option<i64>> = if level == 0 { vec![None; spec.roots as usize] } else { previous.iter().flat_map(|p| std::iter::repeat_n(Some(*p), spec.fanout as usize)).collect() };
+            let parents: Vec<Option<i64>> = if level == 0 {
+                vec![None; spec.roots as usize]
+            } else {
+                previous.iter().flat_map(|p| std::iter::repeat_n(Some(*p), spec.fanout as usize)).collect()
+            };
             for parent in parents {
                 groups.push((next, parent));
                 current.push(next);
@@ -95,7 +100,11 @@ impl SqliteStore {
             let parent = parent.map_or("NULL".to_string(), |p| p.to_string());
             rows.push(format!("({pk}, 'g{pk}', '', {}, {parent}, '{{}}', {now}, {now})", spec.org));
         }
-        self.insert_literal("INSERT INTO groups (pk, name, description, org, parent, permissions, created_date, modified_date) VALUES ", &rows).await?;
+        self.insert_literal(
+            "INSERT INTO groups (pk, name, description, org, parent, permissions, created_date, modified_date) VALUES ",
+            &rows,
+        )
+        .await?;
         let parent_of: std::collections::HashMap<i64, Option<i64>> = groups.iter().copied().collect();
         let mut closure = Vec::new();
         for (pk, _) in &groups {
@@ -112,7 +121,8 @@ impl SqliteStore {
     }
 
     async fn load_users(&self, spec: &DatasetSpec, password_hash: &str, now: i64) -> Result<i64> {
-        let base: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(pk), 0) FROM users").fetch_one(&self.pool).await.map_err(backend)?;
+        let base: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(pk), 0) FROM users").fetch_one(&self.pool).await.map_err(backend)?;
         let hash = password_hash.replace('\'', "''");
         let mut rows = Vec::with_capacity(BATCH);
         let mut tx = self.pool.begin().await.map_err(backend)?;
@@ -148,7 +158,8 @@ impl SqliteStore {
     }
 
     async fn insert_rows(&self, head: &str, width: usize, values: &[i64]) -> Result<u64> {
-        let rows: Vec<String> = values.chunks(width).map(|c| format!("({})", c.iter().map(i64::to_string).collect::<Vec<_>>().join(", "))).collect();
+        let rows: Vec<String> =
+            values.chunks(width).map(|c| format!("({})", c.iter().map(i64::to_string).collect::<Vec<_>>().join(", "))).collect();
         self.insert_literal(head, &rows).await?;
         Ok(rows.len() as u64)
     }

@@ -33,7 +33,9 @@ impl ObjectStore for SqliteStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| match map_err(e) {
-            StoreError::Conflict { constraint } if constraint != "reference" => StoreError::Conflict { constraint: "object".into() },
+            StoreError::Conflict { constraint } if constraint != "reference" => {
+                StoreError::Conflict { constraint: "object".into() }
+            }
             other => other,
         })?;
         let object = object_from(row);

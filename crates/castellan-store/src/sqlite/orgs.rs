@@ -91,7 +91,9 @@ impl OrgStore for SqliteStore {
         description: Option<&str>,
     ) -> Result<(Org, Revision)> {
         let (mut tx, revision) = self.begin_write().await?;
-        let fetch = |pk: i64| sqlx::query_as::<_, OrgRow>(sqlx::AssertSqlSafe(format!("SELECT {ORG_COLUMNS} FROM orgs WHERE pk = ?"))).bind(pk);
+        let fetch = |pk: i64| {
+            sqlx::query_as::<_, OrgRow>(sqlx::AssertSqlSafe(format!("SELECT {ORG_COLUMNS} FROM orgs WHERE pk = ?"))).bind(pk)
+        };
         let before = org_from(fetch(pk).fetch_one(&mut *tx).await.map_err(map_err)?);
         let mut qb = QueryBuilder::<Sqlite>::new("UPDATE orgs SET modified_date = ");
         qb.push_bind(to_micros(OffsetDateTime::now_utc()));
@@ -120,11 +122,12 @@ impl OrgStore for SqliteStore {
             .await
             .map_err(map_err)?;
         for (table, constraint) in [("users", "users"), ("groups", "org_groups"), ("objects", "org_objects")] {
-            let used: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT 1 FROM {table} WHERE org = ? LIMIT 1")))
-                .bind(pk)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend)?;
+            let used: Option<i64> =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT 1 FROM {table} WHERE org = ? LIMIT 1")))
+                    .bind(pk)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend)?;
             if used.is_some() {
                 return Err(StoreError::Conflict { constraint: constraint.into() });
             }
@@ -155,12 +158,14 @@ impl OrgStore for SqliteStore {
             .map_err(backend)?;
         let before: PasswordPolicy = before.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
         let text = serde_json::to_string(policy).map_err(|e| StoreError::Backend(e.to_string()))?;
-        sqlx::query("INSERT INTO password_policies (org, policy) VALUES (?, ?) ON CONFLICT (org) DO UPDATE SET policy = excluded.policy")
-            .bind(org)
-            .bind(text)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO password_policies (org, policy) VALUES (?, ?) ON CONFLICT (org) DO UPDATE SET policy = excluded.policy",
+        )
+        .bind(org)
+        .bind(text)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         let changes = json!({"before": {"password_policy": before}, "after": {"password_policy": policy}});
         log_change(&mut tx, ctx, Some(revision), "update", "orgs", &org.to_string(), &changes).await?;
         commit(tx).await?;

@@ -330,12 +330,11 @@ impl UserStore for SqliteStore {
 
     async fn login_record(&self, username: &str) -> Result<Option<LoginRecord>> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
-        let row: Option<(i64, Option<String>)> =
-            sqlx::query_as("SELECT pk, password_hash FROM users WHERE username_lower = ?")
-                .bind(username.to_lowercase())
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(backend)?;
+        let row: Option<(i64, Option<String>)> = sqlx::query_as("SELECT pk, password_hash FROM users WHERE username_lower = ?")
+            .bind(username.to_lowercase())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?;
         let Some((pk, password_hash)) = row else { return Ok(None) };
         let user = fetch_user(&mut conn, pk).await?;
         Ok(Some(LoginRecord { user, password_hash }))
@@ -414,7 +413,8 @@ impl UserStore for SqliteStore {
         let (mut tx, revision) = self.begin_write().await?;
         let before = fetch_user(&mut tx, pk).await?;
         sqlx::query("DELETE FROM users WHERE pk = ?").bind(pk).execute(&mut *tx).await.map_err(map_err)?;
-        log_change(&mut tx, ctx, Some(revision), "delete", "users", &pk.to_string(), &json!({"before": user_json(&before)})).await?;
+        log_change(&mut tx, ctx, Some(revision), "delete", "users", &pk.to_string(), &json!({"before": user_json(&before)}))
+            .await?;
         commit(tx).await?;
         Ok(revision)
     }
@@ -445,12 +445,11 @@ impl UserStore for SqliteStore {
     }
 
     async fn get_avatar(&self, pk: i64) -> Result<Option<(String, Vec<u8>)>> {
-        let row: Option<(Option<String>, Option<Vec<u8>>)> =
-            sqlx::query_as("SELECT avatar_type, avatar FROM users WHERE pk = ?")
-                .bind(pk)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(backend)?;
+        let row: Option<(Option<String>, Option<Vec<u8>>)> = sqlx::query_as("SELECT avatar_type, avatar FROM users WHERE pk = ?")
+            .bind(pk)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
         match row {
             None => Err(StoreError::NotFound),
             Some((Some(t), Some(b))) => Ok(Some((t, b))),

@@ -4,10 +4,7 @@ use castellan_core::model::UserChanges;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
-use super::{
-    changes_after, ctx, expect_no_change, expect_one_change, make_org, make_user, mark, new_user,
-    set_avatar,
-};
+use super::{changes_after, ctx, expect_no_change, expect_one_change, make_org, make_user, mark, new_user, set_avatar};
 use crate::{AuditEvent, Store, WriteCtx};
 
 /// Migrating an up-to-date store again changes nothing and leaves it usable.
@@ -31,85 +28,35 @@ pub async fn writes_advance_revision_and_log_once(store: &dyn Store) {
     let m = mark(store).await;
     let (org, rev) = store.create_org(&ctx(), "Acme", "acme", "").await.unwrap();
     let row = expect_one_change(store, m, rev).await;
-    assert_eq!(
-        (
-            row.action.as_str(),
-            row.target_type.as_str(),
-            row.target_pk.clone()
-        ),
-        ("create", "orgs", org.pk.to_string())
-    );
-    assert!(
-        row.at >= started - Duration::seconds(5)
-            && row.at <= OffsetDateTime::now_utc() + Duration::seconds(5)
-    );
+    assert_eq!((row.action.as_str(), row.target_type.as_str(), row.target_pk.clone()), ("create", "orgs", org.pk.to_string()));
+    assert!(row.at >= started - Duration::seconds(5) && row.at <= OffsetDateTime::now_utc() + Duration::seconds(5));
 
     let m = mark(store).await;
-    let (user, rev) = store
-        .create_user(&ctx(), new_user(org.pk, "alice"))
-        .await
-        .unwrap();
+    let (user, rev) = store.create_user(&ctx(), new_user(org.pk, "alice")).await.unwrap();
     let row = expect_one_change(store, m, rev).await;
-    assert_eq!(
-        (
-            row.action.as_str(),
-            row.target_type.as_str(),
-            row.target_pk.clone()
-        ),
-        ("create", "users", user.pk.to_string())
-    );
+    assert_eq!((row.action.as_str(), row.target_type.as_str(), row.target_pk.clone()), ("create", "users", user.pk.to_string()));
     assert_eq!(row.changes["after"]["username"], "alice");
     assert_eq!(row.changes["after"]["email"], "alice@example.test");
 
     let m = mark(store).await;
-    let changes = UserChanges {
-        first_name: Some("Alicia".into()),
-        ..Default::default()
-    };
+    let changes = UserChanges { first_name: Some("Alicia".into()), ..Default::default() };
     let (_, rev) = store.update_user(&ctx(), user.pk, changes).await.unwrap();
     let row = expect_one_change(store, m, rev).await;
-    assert_eq!(
-        (
-            row.action.as_str(),
-            row.target_type.as_str(),
-            row.target_pk.clone()
-        ),
-        ("update", "users", user.pk.to_string())
-    );
+    assert_eq!((row.action.as_str(), row.target_type.as_str(), row.target_pk.clone()), ("update", "users", user.pk.to_string()));
     assert_eq!(row.changes["before"]["first_name"], "");
     assert_eq!(row.changes["after"]["first_name"], "Alicia");
-    assert!(
-        row.changes["after"].get("username").is_none(),
-        "unchanged fields are not logged: {}",
-        row.changes
-    );
+    assert!(row.changes["after"].get("username").is_none(), "unchanged fields are not logged: {}", row.changes);
 
     let m = mark(store).await;
-    let rev = set_avatar(store, user.pk, Some(("image/png".into(), vec![1, 2, 3])))
-        .await
-        .unwrap();
+    let rev = set_avatar(store, user.pk, Some(("image/png".into(), vec![1, 2, 3]))).await.unwrap();
     let row = expect_one_change(store, m, rev).await;
-    assert_eq!(
-        (
-            row.action.as_str(),
-            row.target_type.as_str(),
-            row.target_pk.clone()
-        ),
-        ("update", "users", user.pk.to_string())
-    );
+    assert_eq!((row.action.as_str(), row.target_type.as_str(), row.target_pk.clone()), ("update", "users", user.pk.to_string()));
 
     let m = mark(store).await;
-    let (token, rev) = store
-        .create_token(&ctx(), user.pk, "ci", "cst_ab12", b"token-hash-1", None)
-        .await
-        .unwrap();
+    let (token, rev) = store.create_token(&ctx(), user.pk, "ci", "cst_ab12", b"token-hash-1", None).await.unwrap();
     let row = expect_one_change(store, m, rev).await;
     assert_eq!(
-        (
-            row.action.as_str(),
-            row.target_type.as_str(),
-            row.target_pk.clone()
-        ),
+        (row.action.as_str(), row.target_type.as_str(), row.target_pk.clone()),
         ("create", "tokens", token.pk.to_string())
     );
     assert_eq!(row.changes["after"]["name"], "ci");
@@ -118,44 +65,23 @@ pub async fn writes_advance_revision_and_log_once(store: &dyn Store) {
     let rev = store.delete_token(&ctx(), user.pk, token.pk).await.unwrap();
     let row = expect_one_change(store, m, rev).await;
     assert_eq!(
-        (
-            row.action.as_str(),
-            row.target_type.as_str(),
-            row.target_pk.clone()
-        ),
+        (row.action.as_str(), row.target_type.as_str(), row.target_pk.clone()),
         ("delete", "tokens", token.pk.to_string())
     );
 
     let m = mark(store).await;
     let rev = store.delete_user(&ctx(), user.pk).await.unwrap();
     let row = expect_one_change(store, m, rev).await;
-    assert_eq!(
-        (
-            row.action.as_str(),
-            row.target_type.as_str(),
-            row.target_pk.clone()
-        ),
-        ("delete", "users", user.pk.to_string())
-    );
+    assert_eq!((row.action.as_str(), row.target_type.as_str(), row.target_pk.clone()), ("delete", "users", user.pk.to_string()));
     assert_eq!(row.changes["before"]["username"], "alice");
 
     // A write by the server itself has no actor.
     let m = mark(store).await;
-    let (_, rev) = store
-        .create_org(&WriteCtx::default(), "Globex", "globex", "")
-        .await
-        .unwrap();
+    let (_, rev) = store.create_org(&WriteCtx::default(), "Globex", "globex", "").await.unwrap();
     assert_eq!(rev, m.revision + 1);
     let rows = changes_after(store, m.log_pk).await;
     assert_eq!(rows.len(), 1);
-    assert_eq!(
-        (
-            rows[0].actor.clone(),
-            rows[0].ip.clone(),
-            rows[0].request_id.clone()
-        ),
-        (None, None, None)
-    );
+    assert_eq!((rows[0].actor.clone(), rows[0].ip.clone(), rows[0].request_id.clone()), (None, None, None));
     assert_eq!(rows[0].revision, Some(rev));
 }
 
@@ -176,22 +102,13 @@ pub async fn audit_does_not_advance_revision(store: &dyn Store) {
     assert_eq!(rows.len(), 1);
     let row = &rows[0];
     assert_eq!(row.revision, None);
-    assert_eq!(
-        (row.action.as_str(), row.target_type.as_str()),
-        ("login", "users")
-    );
+    assert_eq!((row.action.as_str(), row.target_type.as_str()), ("login", "users"));
     assert_eq!(row.target_pk, user.pk.to_string());
     assert_eq!(row.changes, json!({"method": "password"}));
-    assert_eq!(
-        (row.actor.clone(), row.ip.clone(), row.request_id.clone()),
-        (ctx().actor, ctx().ip, ctx().request_id)
-    );
+    assert_eq!((row.actor.clone(), row.ip.clone(), row.request_id.clone()), (ctx().actor, ctx().ip, ctx().request_id));
 
     // The next directory write gets the next revision: audits leave no gap.
-    let (_, rev) = store
-        .create_org(&ctx(), "Globex", "globex", "")
-        .await
-        .unwrap();
+    let (_, rev) = store.create_org(&ctx(), "Globex", "globex", "").await.unwrap();
     assert_eq!(rev, before.revision + 1);
 }
 
@@ -204,18 +121,9 @@ pub async fn changes_pages_oldest_first(store: &dyn Store) {
     }
     let all = changes_after(store, start.log_pk).await;
     assert_eq!(all.len(), 5);
-    assert!(
-        all.windows(2).all(|w| w[0].pk < w[1].pk),
-        "rows come in key order"
-    );
-    assert_eq!(
-        all.iter().map(|c| c.revision).collect::<Vec<_>>(),
-        revisions.iter().map(|r| Some(*r)).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        revisions,
-        (1..=5).map(|i| start.revision + i).collect::<Vec<_>>()
-    );
+    assert!(all.windows(2).all(|w| w[0].pk < w[1].pk), "rows come in key order");
+    assert_eq!(all.iter().map(|c| c.revision).collect::<Vec<_>>(), revisions.iter().map(|r| Some(*r)).collect::<Vec<_>>());
+    assert_eq!(revisions, (1..=5).map(|i| start.revision + i).collect::<Vec<_>>());
 
     let first = store.changes(start.log_pk, 2).await.unwrap();
     assert_eq!(first, all[..2].to_vec());
@@ -246,35 +154,16 @@ pub async fn concurrent_writes_get_distinct_revisions(store: &dyn Store) {
     let ctx = ctx();
     let org = |slug: &'static str| store.create_org(&ctx, slug, slug, "");
     let audit = |n: u32| {
-        let event = AuditEvent {
-            action: "login",
-            target_type: "users",
-            target_pk: n.to_string(),
-            changes: json!({}),
-        };
+        let event = AuditEvent { action: "login", target_type: "users", target_pk: n.to_string(), changes: json!({}) };
         store.audit(&ctx, event)
     };
-    let (a, b, c, d, e, f, g, h) = tokio::join!(
-        org("a-org"),
-        org("b-org"),
-        org("c-org"),
-        org("d-org"),
-        org("e-org"),
-        org("f-org"),
-        audit(1),
-        audit(2)
-    );
+    let (a, b, c, d, e, f, g, h) =
+        tokio::join!(org("a-org"), org("b-org"), org("c-org"), org("d-org"), org("e-org"), org("f-org"), audit(1), audit(2));
     g.unwrap();
     h.unwrap();
-    let mut revisions: Vec<_> = [a, b, c, d, e, f]
-        .into_iter()
-        .map(|r| r.unwrap().1)
-        .collect();
+    let mut revisions: Vec<_> = [a, b, c, d, e, f].into_iter().map(|r| r.unwrap().1).collect();
     revisions.sort_unstable();
-    assert_eq!(
-        revisions,
-        (1..=6).map(|i| before.revision + i).collect::<Vec<_>>()
-    );
+    assert_eq!(revisions, (1..=6).map(|i| before.revision + i).collect::<Vec<_>>());
     assert_eq!(store.revision().await.unwrap(), before.revision + 6);
     let rows = changes_after(store, before.log_pk).await;
     assert_eq!(rows.len(), 8);

@@ -25,66 +25,12 @@ async fn people(store: &dyn Store) -> People {
     let mut made = Vec::new();
     // (username, first, last, email, active, staff, superuser, org)
     let rows = [
-        (
-            "alice",
-            "Alice",
-            "Liddell",
-            "alice@acme.test",
-            true,
-            true,
-            true,
-            acme,
-        ),
-        (
-            "bob",
-            "Robert",
-            "Smith",
-            "bob@acme.test",
-            true,
-            false,
-            false,
-            acme,
-        ),
-        (
-            "Carol",
-            "Carol",
-            "Smith",
-            "Carol@Globex.test",
-            false,
-            false,
-            false,
-            globex,
-        ),
-        (
-            "dave",
-            "David",
-            "Jones",
-            "dave_x@acme.test",
-            true,
-            true,
-            false,
-            acme,
-        ),
-        (
-            "erin",
-            "Erin",
-            "Smith",
-            "erin@globex.test",
-            true,
-            false,
-            false,
-            globex,
-        ),
-        (
-            "mallory",
-            "Mallory",
-            "Brown",
-            "mallory@acme.test",
-            false,
-            false,
-            false,
-            acme,
-        ),
+        ("alice", "Alice", "Liddell", "alice@acme.test", true, true, true, acme),
+        ("bob", "Robert", "Smith", "bob@acme.test", true, false, false, acme),
+        ("Carol", "Carol", "Smith", "Carol@Globex.test", false, false, false, globex),
+        ("dave", "David", "Jones", "dave_x@acme.test", true, true, false, acme),
+        ("erin", "Erin", "Smith", "erin@globex.test", true, false, false, globex),
+        ("mallory", "Mallory", "Brown", "mallory@acme.test", false, false, false, acme),
     ];
     for (username, first, last, email, is_active, is_staff, is_superuser, org) in rows {
         let new = NewUser {
@@ -103,28 +49,12 @@ async fn people(store: &dyn Store) -> People {
         made.push(make_user(store, new).await);
     }
     let [alice, bob, carol, dave, erin, mallory]: [User; 6] = made.try_into().unwrap();
-    People {
-        acme,
-        globex,
-        alice,
-        bob,
-        carol,
-        dave,
-        erin,
-        mallory,
-    }
+    People { acme, globex, alice, bob, carol, dave, erin, mallory }
 }
 
 /// Lists with a filter, default ordering and a large page.
 async fn find(store: &dyn Store, filter: UserFilter) -> Page<User> {
-    store
-        .list_users(&UserQuery {
-            filter,
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
+    store.list_users(&UserQuery { filter, limit: 1000, ..Default::default() }).await.unwrap()
 }
 
 /// The usernames matched by `filter`, in key order, after checking the count agrees.
@@ -136,45 +66,22 @@ async fn found(store: &dyn Store, filter: UserFilter) -> Vec<String> {
 
 /// The usernames matched by a search term.
 async fn search(store: &dyn Store, term: &str) -> Vec<String> {
-    found(
-        store,
-        UserFilter {
-            search: Some(term.into()),
-            ..Default::default()
-        },
-    )
-    .await
+    found(store, UserFilter { search: Some(term.into()), ..Default::default() }).await
 }
 
 /// Usernames in the order given by `ordering`.
 async fn ordered(store: &dyn Store, ordering: &[(UserOrder, bool)]) -> Vec<String> {
-    let query = UserQuery {
-        ordering: ordering.to_vec(),
-        limit: 1000,
-        ..Default::default()
-    };
-    names(&store.list_users(&query).await.unwrap().items)
-        .into_iter()
-        .map(String::from)
-        .collect()
+    let query = UserQuery { ordering: ordering.to_vec(), limit: 1000, ..Default::default() };
+    names(&store.list_users(&query).await.unwrap().items).into_iter().map(String::from).collect()
 }
 
 /// `get_users` returns known keys in ascending order and skips unknown ones.
 pub async fn get_users_ascending_skips_unknown(store: &dyn Store) {
     let p = people(store).await;
-    let got = store
-        .get_users(&[p.erin.pk, p.alice.pk, p.erin.pk + 1000, p.carol.pk])
-        .await
-        .unwrap();
+    let got = store.get_users(&[p.erin.pk, p.alice.pk, p.erin.pk + 1000, p.carol.pk]).await.unwrap();
     assert_eq!(got, vec![p.alice.clone(), p.carol.clone(), p.erin.clone()]);
     assert!(store.get_users(&[]).await.unwrap().is_empty());
-    assert!(
-        store
-            .get_users(&[p.mallory.pk + 1000])
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.get_users(&[p.mallory.pk + 1000]).await.unwrap().is_empty());
     assert_eq!(store.count_users().await.unwrap(), 6);
 }
 
@@ -185,14 +92,7 @@ pub async fn list_users_filters(store: &dyn Store) {
     assert_eq!(all.count, 6);
     assert_eq!(
         all.items,
-        vec![
-            p.alice.clone(),
-            p.bob.clone(),
-            p.carol.clone(),
-            p.dave.clone(),
-            p.erin.clone(),
-            p.mallory.clone()
-        ]
+        vec![p.alice.clone(), p.bob.clone(), p.carol.clone(), p.dave.clone(), p.erin.clone(), p.mallory.clone()]
     );
 
     let f = |build: fn(&mut UserFilter)| {
@@ -200,124 +100,32 @@ pub async fn list_users_filters(store: &dyn Store) {
         build(&mut filter);
         filter
     };
-    let ids = UserFilter {
-        ids: vec![p.bob.pk, p.dave.pk, p.mallory.pk + 1000],
-        ..Default::default()
-    };
+    let ids = UserFilter { ids: vec![p.bob.pk, p.dave.pk, p.mallory.pk + 1000], ..Default::default() };
     assert_eq!(found(store, ids).await, ["bob", "dave"]);
     assert_eq!(
-        found(
-            store,
-            f(|f| f.usernames = vec!["ALICE".into(), "carol".into(), "nobody".into()])
-        )
-        .await,
+        found(store, f(|f| f.usernames = vec!["ALICE".into(), "carol".into(), "nobody".into()])).await,
         ["alice", "Carol"]
     );
-    assert_eq!(
-        found(
-            store,
-            f(|f| f.emails = vec!["BOB@ACME.TEST".into(), "carol@globex.test".into()])
-        )
-        .await,
-        ["bob", "Carol"]
-    );
-    assert_eq!(
-        found(
-            store,
-            f(|f| f.first_names = vec!["Robert".into(), "Erin".into()])
-        )
-        .await,
-        ["bob", "erin"]
-    );
-    assert!(
-        found(store, f(|f| f.first_names = vec!["robert".into()]))
-            .await
-            .is_empty(),
-        "first names match exactly"
-    );
-    assert_eq!(
-        found(store, f(|f| f.last_names = vec!["Smith".into()])).await,
-        ["bob", "Carol", "erin"]
-    );
-    assert_eq!(
-        found(store, f(|f| f.is_active = Some(false))).await,
-        ["Carol", "mallory"]
-    );
-    assert_eq!(
-        found(store, f(|f| f.is_active = Some(true))).await,
-        ["alice", "bob", "dave", "erin"]
-    );
-    assert_eq!(
-        found(store, f(|f| f.is_staff = Some(true))).await,
-        ["alice", "dave"]
-    );
-    assert_eq!(
-        found(store, f(|f| f.is_superuser = Some(true))).await,
-        ["alice"]
-    );
-    assert_eq!(
-        found(store, f(|f| f.is_superuser = Some(false)))
-            .await
-            .len(),
-        5
-    );
-    assert_eq!(
-        found(
-            store,
-            UserFilter {
-                orgs: vec![p.globex],
-                ..Default::default()
-            }
-        )
-        .await,
-        ["Carol", "erin"]
-    );
-    assert_eq!(
-        found(
-            store,
-            UserFilter {
-                orgs: vec![p.acme, p.globex],
-                ..Default::default()
-            }
-        )
-        .await
-        .len(),
-        6
-    );
-    assert!(
-        found(
-            store,
-            UserFilter {
-                orgs: vec![p.globex + 1000],
-                ..Default::default()
-            }
-        )
-        .await
-        .is_empty()
-    );
-    assert!(
-        found(store, f(|f| f.groups = vec![4242])).await.is_empty(),
-        "no one is in an unknown group"
-    );
+    assert_eq!(found(store, f(|f| f.emails = vec!["BOB@ACME.TEST".into(), "carol@globex.test".into()])).await, ["bob", "Carol"]);
+    assert_eq!(found(store, f(|f| f.first_names = vec!["Robert".into(), "Erin".into()])).await, ["bob", "erin"]);
+    assert!(found(store, f(|f| f.first_names = vec!["robert".into()])).await.is_empty(), "first names match exactly");
+    assert_eq!(found(store, f(|f| f.last_names = vec!["Smith".into()])).await, ["bob", "Carol", "erin"]);
+    assert_eq!(found(store, f(|f| f.is_active = Some(false))).await, ["Carol", "mallory"]);
+    assert_eq!(found(store, f(|f| f.is_active = Some(true))).await, ["alice", "bob", "dave", "erin"]);
+    assert_eq!(found(store, f(|f| f.is_staff = Some(true))).await, ["alice", "dave"]);
+    assert_eq!(found(store, f(|f| f.is_superuser = Some(true))).await, ["alice"]);
+    assert_eq!(found(store, f(|f| f.is_superuser = Some(false))).await.len(), 5);
+    assert_eq!(found(store, UserFilter { orgs: vec![p.globex], ..Default::default() }).await, ["Carol", "erin"]);
+    assert_eq!(found(store, UserFilter { orgs: vec![p.acme, p.globex], ..Default::default() }).await.len(), 6);
+    assert!(found(store, UserFilter { orgs: vec![p.globex + 1000], ..Default::default() }).await.is_empty());
+    assert!(found(store, f(|f| f.groups = vec![4242])).await.is_empty(), "no one is in an unknown group");
 
-    let combined = UserFilter {
-        last_names: vec!["Smith".into()],
-        orgs: vec![p.globex],
-        is_active: Some(true),
-        ..Default::default()
-    };
+    let combined =
+        UserFilter { last_names: vec!["Smith".into()], orgs: vec![p.globex], is_active: Some(true), ..Default::default() };
     assert_eq!(found(store, combined).await, ["erin"]);
-    let combined = UserFilter {
-        ids: vec![p.alice.pk, p.bob.pk],
-        is_staff: Some(true),
-        ..Default::default()
-    };
+    let combined = UserFilter { ids: vec![p.alice.pk, p.bob.pk], is_staff: Some(true), ..Default::default() };
     assert_eq!(found(store, combined).await, ["alice"]);
-    let nothing = UserFilter {
-        usernames: vec!["alice".into()],
-        orgs: vec![p.globex],
-        ..Default::default()
-    };
+    let nothing = UserFilter { usernames: vec!["alice".into()], orgs: vec![p.globex], ..Default::default() };
     let page = find(store, nothing).await;
     assert_eq!((page.count, page.items.len()), (0, 0));
 }
@@ -325,117 +133,46 @@ pub async fn list_users_filters(store: &dyn Store) {
 /// Search: 3+ characters match any substring (any case) of username, names or email; shorter terms match prefixes.
 pub async fn list_users_search(store: &dyn Store) {
     let p = people(store).await;
-    assert_eq!(
-        search(store, "lid").await,
-        ["alice"],
-        "substring of a last name"
-    );
-    assert_eq!(
-        search(store, "SMI").await,
-        ["bob", "Carol", "erin"],
-        "case-insensitive"
-    );
-    assert_eq!(
-        search(store, "ober").await,
-        ["bob"],
-        "substring of a first name"
-    );
-    assert_eq!(
-        search(store, "allor").await,
-        ["mallory"],
-        "substring of a username"
-    );
-    assert_eq!(
-        search(store, "globex").await,
-        ["Carol", "erin"],
-        "substring of an email"
-    );
-    assert_eq!(
-        search(store, "acme.test").await,
-        ["alice", "bob", "dave", "mallory"]
-    );
-    assert_eq!(
-        search(store, "e_x").await,
-        ["dave"],
-        "underscore is literal"
-    );
-    assert_eq!(
-        search(store, "  lid  ").await,
-        ["alice"],
-        "the term is trimmed"
-    );
+    assert_eq!(search(store, "lid").await, ["alice"], "substring of a last name");
+    assert_eq!(search(store, "SMI").await, ["bob", "Carol", "erin"], "case-insensitive");
+    assert_eq!(search(store, "ober").await, ["bob"], "substring of a first name");
+    assert_eq!(search(store, "allor").await, ["mallory"], "substring of a username");
+    assert_eq!(search(store, "globex").await, ["Carol", "erin"], "substring of an email");
+    assert_eq!(search(store, "acme.test").await, ["alice", "bob", "dave", "mallory"]);
+    assert_eq!(search(store, "e_x").await, ["dave"], "underscore is literal");
+    assert_eq!(search(store, "  lid  ").await, ["alice"], "the term is trimmed");
     assert!(search(store, "zzz").await.is_empty());
     assert!(search(store, "a%c").await.is_empty(), "percent is literal");
 
-    assert_eq!(
-        search(store, "al").await,
-        ["alice"],
-        "short terms match prefixes only (not m-al-lory)"
-    );
+    assert_eq!(search(store, "al").await, ["alice"], "short terms match prefixes only (not m-al-lory)");
     assert_eq!(search(store, "AL").await, ["alice"]);
-    assert_eq!(
-        search(store, "sm").await,
-        ["bob", "Carol", "erin"],
-        "prefix of a last name"
-    );
+    assert_eq!(search(store, "sm").await, ["bob", "Carol", "erin"], "prefix of a last name");
     assert_eq!(search(store, "ro").await, ["bob"], "prefix of a first name");
     assert_eq!(search(store, "e").await, ["erin"]);
-    assert!(
-        search(store, "ll").await.is_empty(),
-        "a short infix is not a prefix"
-    );
-    assert!(
-        search(store, "d_").await.is_empty(),
-        "underscore is literal in prefixes too"
-    );
-    assert!(
-        search(store, "%").await.is_empty(),
-        "percent is literal in prefixes too"
-    );
+    assert!(search(store, "ll").await.is_empty(), "a short infix is not a prefix");
+    assert!(search(store, "d_").await.is_empty(), "underscore is literal in prefixes too");
+    assert!(search(store, "%").await.is_empty(), "percent is literal in prefixes too");
 
-    assert_eq!(
-        search(store, "").await.len(),
-        6,
-        "an empty term does not filter"
-    );
-    assert_eq!(
-        search(store, "   ").await.len(),
-        6,
-        "a blank term does not filter"
-    );
+    assert_eq!(search(store, "").await.len(), 6, "an empty term does not filter");
+    assert_eq!(search(store, "   ").await.len(), 6, "a blank term does not filter");
 
-    let combined = UserFilter {
-        search: Some("smi".into()),
-        orgs: vec![p.globex],
-        ..Default::default()
-    };
+    let combined = UserFilter { search: Some("smi".into()), orgs: vec![p.globex], ..Default::default() };
     assert_eq!(found(store, combined).await, ["Carol", "erin"]);
-    let combined = UserFilter {
-        search: Some("s".into()),
-        is_active: Some(true),
-        ..Default::default()
-    };
+    let combined = UserFilter { search: Some("s".into()), is_active: Some(true), ..Default::default() };
     assert_eq!(found(store, combined).await, ["bob", "erin"]);
 }
 
 /// Search sees renames and deletions.
 pub async fn list_users_search_follows_updates(store: &dyn Store) {
     let p = people(store).await;
-    let changes = UserChanges {
-        last_name: Some("Taylor".into()),
-        username: Some("bobby".into()),
-        ..Default::default()
-    };
+    let changes = UserChanges { last_name: Some("Taylor".into()), username: Some("bobby".into()), ..Default::default() };
     store.update_user(&ctx(), p.bob.pk, changes).await.unwrap();
     assert_eq!(search(store, "smi").await, ["Carol", "erin"]);
     assert_eq!(search(store, "tay").await, ["bobby"]);
     assert_eq!(search(store, "ta").await, ["bobby"]);
     assert_eq!(search(store, "obb").await, ["bobby"]);
 
-    let changes = UserChanges {
-        email: Some("erin@initech.test".into()),
-        ..Default::default()
-    };
+    let changes = UserChanges { email: Some("erin@initech.test".into()), ..Default::default() };
     store.update_user(&ctx(), p.erin.pk, changes).await.unwrap();
     assert_eq!(search(store, "globex").await, ["Carol"]);
     assert_eq!(search(store, "initech").await, ["erin"]);
@@ -470,45 +207,22 @@ pub async fn list_users_ordering(store: &dyn Store) {
     assert_eq!(ordered(store, &[(FirstName, true)]).await, rev(&by_first));
 
     // Three Smiths tie: the key breaks the tie, ascending, whichever way the column sorts.
-    assert_eq!(
-        ordered(store, &[(LastName, false)]).await,
-        ["mallory", "dave", "alice", "bob", "Carol", "erin"]
-    );
-    assert_eq!(
-        ordered(store, &[(LastName, true)]).await,
-        ["bob", "Carol", "erin", "alice", "dave", "mallory"]
-    );
+    assert_eq!(ordered(store, &[(LastName, false)]).await, ["mallory", "dave", "alice", "bob", "Carol", "erin"]);
+    assert_eq!(ordered(store, &[(LastName, true)]).await, ["bob", "Carol", "erin", "alice", "dave", "mallory"]);
     // A second key orders within the tie.
     assert_eq!(
         ordered(store, &[(LastName, false), (FirstName, true)]).await,
         ["mallory", "dave", "alice", "bob", "erin", "Carol"]
     );
-    assert_eq!(
-        ordered(store, &[(LastName, true), (Id, true)]).await,
-        ["erin", "Carol", "bob", "alice", "dave", "mallory"]
-    );
+    assert_eq!(ordered(store, &[(LastName, true), (Id, true)]).await, ["erin", "Carol", "bob", "alice", "dave", "mallory"]);
 
-    assert_eq!(
-        ordered(store, &[(DateJoined, false)]).await,
-        by_key,
-        "joined in creation order"
-    );
+    assert_eq!(ordered(store, &[(DateJoined, false)]).await, by_key, "joined in creation order");
     assert_eq!(ordered(store, &[(DateJoined, true)]).await, rev(&by_key));
 
     // Every user gets a distinct login time (NULL placement differs between databases, so none is left NULL).
     let base = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
-    for (user, minutes) in [
-        (&p.alice, 5),
-        (&p.bob, 1),
-        (&p.carol, 3),
-        (&p.dave, 2),
-        (&p.erin, 6),
-        (&p.mallory, 4),
-    ] {
-        store
-            .set_last_login(user.pk, base + Duration::minutes(minutes))
-            .await
-            .unwrap();
+    for (user, minutes) in [(&p.alice, 5), (&p.bob, 1), (&p.carol, 3), (&p.dave, 2), (&p.erin, 6), (&p.mallory, 4)] {
+        store.set_last_login(user.pk, base + Duration::minutes(minutes)).await.unwrap();
     }
     let by_login = ["bob", "dave", "Carol", "mallory", "alice", "erin"];
     assert_eq!(ordered(store, &[(LastLogin, false)]).await, by_login);
@@ -519,12 +233,7 @@ pub async fn list_users_ordering(store: &dyn Store) {
 pub async fn list_users_paging(store: &dyn Store) {
     people(store).await;
     let page = |offset: i64, limit: i64, filter: UserFilter| {
-        let query = UserQuery {
-            filter,
-            ordering: vec![(UserOrder::Username, false)],
-            offset,
-            limit,
-        };
+        let query = UserQuery { filter, ordering: vec![(UserOrder::Username, false)], offset, limit };
         async move { store.list_users(&query).await.unwrap() }
     };
     let p = page(0, 2, UserFilter::default()).await;
@@ -542,21 +251,12 @@ pub async fn list_users_paging(store: &dyn Store) {
     let p = page(0, 0, UserFilter::default()).await;
     assert_eq!((p.count, p.items.len()), (6, 0));
 
-    let smiths = || UserFilter {
-        last_names: vec!["Smith".into()],
-        ..Default::default()
-    };
+    let smiths = || UserFilter { last_names: vec!["Smith".into()], ..Default::default() };
     let p = page(1, 1, smiths()).await;
     assert_eq!((p.count, names(&p.items)), (3, vec!["Carol"]));
     let p = page(0, 100, smiths()).await;
-    assert_eq!(
-        (p.count, names(&p.items)),
-        (3, vec!["bob", "Carol", "erin"])
-    );
-    let searched = UserFilter {
-        search: Some("acme".into()),
-        ..Default::default()
-    };
+    assert_eq!((p.count, names(&p.items)), (3, vec!["bob", "Carol", "erin"]));
+    let searched = UserFilter { search: Some("acme".into()), ..Default::default() };
     let p = page(1, 2, searched).await;
     assert_eq!((p.count, names(&p.items)), (4, vec!["bob", "dave"]));
 }
@@ -564,73 +264,25 @@ pub async fn list_users_paging(store: &dyn Store) {
 /// Search is case-insensitive beyond ASCII, and query-syntax characters are plain text, never errors.
 pub async fn list_users_search_unicode_and_syntax(store: &dyn Store) {
     let org = make_org(store, "acme").await.pk;
-    let new = NewUser {
-        first_name: "Élodie".into(),
-        last_name: "Ångström".into(),
-        ..super::new_user(org, "Émile")
-    };
+    let new = NewUser { first_name: "Élodie".into(), last_name: "Ångström".into(), ..super::new_user(org, "Émile") };
     make_user(store, new).await;
     make_user(store, super::new_user(org, "alice")).await;
-    make_user(
-        store,
-        NewUser {
-            first_name: "?x".into(),
-            last_name: "*Star[1]".into(),
-            ..super::new_user(org, "sym")
-        },
-    )
-    .await;
+    make_user(store, NewUser { first_name: "?x".into(), last_name: "*Star[1]".into(), ..super::new_user(org, "sym") }).await;
 
-    assert_eq!(
-        search(store, "*s").await,
-        ["sym"],
-        "an asterisk is literal in a short search"
-    );
+    assert_eq!(search(store, "*s").await, ["sym"], "an asterisk is literal in a short search");
     assert_eq!(search(store, "*").await, ["sym"]);
-    assert_eq!(
-        search(store, "?x").await,
-        ["sym"],
-        "a question mark is literal"
-    );
+    assert_eq!(search(store, "?x").await, ["sym"], "a question mark is literal");
     assert_eq!(search(store, "?").await, ["sym"]);
     assert!(search(store, "[").await.is_empty(), "a bracket is literal");
     assert!(search(store, "]").await.is_empty());
-    assert_eq!(
-        search(store, "r[1]").await,
-        ["sym"],
-        "brackets are literal in a long search"
-    );
-    assert_eq!(
-        search(store, "ÉMI").await,
-        ["Émile"],
-        "substring of a username, any case"
-    );
+    assert_eq!(search(store, "r[1]").await, ["sym"], "brackets are literal in a long search");
+    assert_eq!(search(store, "ÉMI").await, ["Émile"], "substring of a username, any case");
     assert_eq!(search(store, "émi").await, ["Émile"]);
-    assert_eq!(
-        search(store, "ÉLO").await,
-        ["Émile"],
-        "substring of a first name, any case"
-    );
-    assert_eq!(
-        search(store, "ångs").await,
-        ["Émile"],
-        "substring of a last name, any case"
-    );
-    assert_eq!(
-        search(store, "ém").await,
-        ["Émile"],
-        "prefix of a username, any case"
-    );
-    assert_eq!(
-        search(store, "él").await,
-        ["Émile"],
-        "prefix of a first name, any case"
-    );
-    assert_eq!(
-        search(store, "ÅN").await,
-        ["Émile"],
-        "prefix of a last name, any case"
-    );
+    assert_eq!(search(store, "ÉLO").await, ["Émile"], "substring of a first name, any case");
+    assert_eq!(search(store, "ångs").await, ["Émile"], "substring of a last name, any case");
+    assert_eq!(search(store, "ém").await, ["Émile"], "prefix of a username, any case");
+    assert_eq!(search(store, "él").await, ["Émile"], "prefix of a first name, any case");
+    assert_eq!(search(store, "ÅN").await, ["Émile"], "prefix of a last name, any case");
 
     for term in [
         "\"",
@@ -648,22 +300,9 @@ pub async fn list_users_search_unicode_and_syntax(store: &dyn Store) {
         "\\",
         "a'b",
     ] {
-        let query = UserQuery {
-            filter: UserFilter {
-                search: Some(term.into()),
-                ..Default::default()
-            },
-            limit: 10,
-            ..Default::default()
-        };
-        let page = store
-            .list_users(&query)
-            .await
-            .unwrap_or_else(|e| panic!("search {term:?} failed: {e}"));
-        assert!(
-            page.items.is_empty(),
-            "search {term:?} is literal text, found {:?}",
-            names(&page.items)
-        );
+        let query =
+            UserQuery { filter: UserFilter { search: Some(term.into()), ..Default::default() }, limit: 10, ..Default::default() };
+        let page = store.list_users(&query).await.unwrap_or_else(|e| panic!("search {term:?} failed: {e}"));
+        assert!(page.items.is_empty(), "search {term:?} is literal text, found {:?}", names(&page.items));
     }
 }

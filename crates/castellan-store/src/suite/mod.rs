@@ -21,31 +21,29 @@ use castellan_core::model::{NewUser, Org, User, UserChanges};
 use crate::{ChangeEntry, Result, Revision, Store, StoreError, WriteCtx};
 
 pub use changes::{
-    audit_does_not_advance_revision, changes_pages_oldest_first,
-    concurrent_writes_get_distinct_revisions, migrate_is_idempotent,
+    audit_does_not_advance_revision, changes_pages_oldest_first, concurrent_writes_get_distinct_revisions, migrate_is_idempotent,
     server_key_keeps_first_candidate, writes_advance_revision_and_log_once,
 };
 pub use credentials::{
-    end_credentials_keeps_the_kept_session, sessions_create_find_list_delete,
-    sessions_do_not_advance_revision, tokens_create_find_list_delete,
+    end_credentials_keeps_the_kept_session, sessions_create_find_list_delete, sessions_do_not_advance_revision,
+    tokens_create_find_list_delete,
 };
 pub use data::{user_data_limit_refuses_and_changes_nothing, user_data_put_get_delete};
 pub use groups::{
-    conferred_by_includes_ancestors, group_cycles_are_refused, group_delete_children_and_cascade,
-    group_move_updates_closure, groups_create_with_parents_and_sibling_names, memberships_add_remove_and_expiry,
-    objects_create_find_delete, org_list_update_delete, password_policy_default_and_set,
-    restrictions_exclude_permissions, visible_to_filters_groups_and_users,
+    conferred_by_includes_ancestors, group_cycles_are_refused, group_delete_children_and_cascade, group_move_updates_closure,
+    groups_create_with_parents_and_sibling_names, memberships_add_remove_and_expiry, objects_create_find_delete,
+    org_list_update_delete, password_policy_default_and_set, restrictions_exclude_permissions,
+    visible_to_filters_groups_and_users,
 };
 pub use list::{
-    get_users_ascending_skips_unknown, list_users_filters, list_users_ordering, list_users_paging,
-    list_users_search, list_users_search_follows_updates, list_users_search_unicode_and_syntax,
+    get_users_ascending_skips_unknown, list_users_filters, list_users_ordering, list_users_paging, list_users_search,
+    list_users_search_follows_updates, list_users_search_unicode_and_syntax,
 };
 pub use orgs::{org_create_and_lookup, org_duplicate_slug_conflicts};
 pub use users::{
-    avatar_set_get_clear, change_log_holds_no_secrets, delete_user_removes_everything,
-    password_history_newest_first, set_last_login_is_audit_only, unknown_groups_are_refused,
-    unknown_org_is_refused, update_user_partial, user_round_trip, user_without_password,
-    username_unique_case_insensitive,
+    avatar_set_get_clear, change_log_holds_no_secrets, delete_user_removes_everything, password_history_newest_first,
+    set_last_login_is_audit_only, unknown_groups_are_refused, unknown_org_is_refused, update_user_partial, user_round_trip,
+    user_without_password, username_unique_case_insensitive,
 };
 
 /// What a backend's constructor yields: a store, or a `(store, guard)` pair whose guard must live as long as the store.
@@ -163,11 +161,7 @@ fn new_user(org: i64, username: &str) -> NewUser {
 
 /// Creates an organisation with the given slug.
 async fn make_org(store: &dyn Store, slug: &str) -> Org {
-    store
-        .create_org(&ctx(), &format!("Org {slug}"), slug, "")
-        .await
-        .unwrap()
-        .0
+    store.create_org(&ctx(), &format!("Org {slug}"), slug, "").await.unwrap().0
 }
 
 /// Creates a user from `new`.
@@ -176,19 +170,9 @@ async fn make_user(store: &dyn Store, new: NewUser) -> User {
 }
 
 /// Stores or clears a user's avatar (an `update_user` with only the avatar changed).
-async fn set_avatar(
-    store: &dyn Store,
-    pk: i64,
-    image: Option<(String, Vec<u8>)>,
-) -> Result<Revision> {
-    let changes = UserChanges {
-        avatar: Some(image),
-        ..Default::default()
-    };
-    store
-        .update_user(&ctx(), pk, changes)
-        .await
-        .map(|(_, revision)| revision)
+async fn set_avatar(store: &dyn Store, pk: i64, image: Option<(String, Vec<u8>)>) -> Result<Revision> {
+    let changes = UserChanges { avatar: Some(image), ..Default::default() };
+    store.update_user(&ctx(), pk, changes).await.map(|(_, revision)| revision)
 }
 
 /// Where the revision and the change log stand before a write.
@@ -213,21 +197,10 @@ async fn mark(store: &dyn Store) -> Mark {
 /// Asserts a write advanced the revision by exactly one, returned it, and logged exactly one row with the suite's context.
 async fn expect_one_change(store: &dyn Store, before: Mark, returned: Revision) -> ChangeEntry {
     let revision = store.revision().await.unwrap();
-    assert_eq!(
-        revision,
-        before.revision + 1,
-        "a write advances the revision by exactly one"
-    );
-    assert_eq!(
-        returned, revision,
-        "a write returns the revision it produced"
-    );
+    assert_eq!(revision, before.revision + 1, "a write advances the revision by exactly one");
+    assert_eq!(returned, revision, "a write returns the revision it produced");
     let mut rows = changes_after(store, before.log_pk).await;
-    assert_eq!(
-        rows.len(),
-        1,
-        "a write appends exactly one change-log row: {rows:#?}"
-    );
+    assert_eq!(rows.len(), 1, "a write appends exactly one change-log row: {rows:#?}");
     let row = rows.remove(0);
     let ctx = ctx();
     assert_eq!(row.revision, Some(revision));
@@ -239,11 +212,7 @@ async fn expect_one_change(store: &dyn Store, before: Mark, returned: Revision) 
 
 /// Asserts nothing advanced the revision or reached the change log since `before`.
 async fn expect_no_change(store: &dyn Store, before: Mark) {
-    assert_eq!(
-        store.revision().await.unwrap(),
-        before.revision,
-        "revision must not move"
-    );
+    assert_eq!(store.revision().await.unwrap(), before.revision, "revision must not move");
     let rows = changes_after(store, before.log_pk).await;
     assert!(rows.is_empty(), "no change-log row expected: {rows:#?}");
 }
