@@ -17,7 +17,7 @@ pub struct HashPool {
 }
 
 /// How much lower than normal the hashing threads run (Unix nice value).
-const NICENESS: i32 = 10;
+const NICENESS: i32 = 19;
 
 fn lower_priority() {
     #[cfg(target_os = "linux")]

@@ -4,6 +4,7 @@ pub mod api;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod directory;
 pub mod dominance;
 pub mod error;
 pub mod extract;
@@ -48,6 +49,7 @@ pub fn app(state: AppState) -> Router {
         SwaggerUi::new("/api/docs").url("/api/v1/schema/", doc).config(Config::from("/api/v1/schema/").validator_url("none"));
     let routed = Router::new()
         .merge(api_routes)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::follow_writes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::principal::authenticate))
         .merge(api::health::router())
         .merge(docs)

@@ -3,14 +3,15 @@
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderValue, Uri};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, Uri};
 use axum::middleware::{Next, from_fn};
 use axum::response::Response;
 use tower::Layer;
 use tower::util::MapRequestLayer;
 
 use crate::error::REQUEST_ID;
+use crate::state::AppState;
 
 /// Wraps the routed app: the slash is added before routing, so `/api/v1/users` answers like `/api/v1/users/`.
 pub fn outer(routed: Router) -> Router {
@@ -35,6 +36,20 @@ fn add_trailing_slash(mut req: Request) -> Request {
         }
     }
     req
+}
+
+/// After a successful write, brings the in-memory directory up to date with the change log before answering, so the
+/// writer's next read sees its write.
+pub async fn follow_writes(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let response = next.run(req).await;
+    if write
+        && response.status().is_success()
+        && let Err(e) = state.directory.sync(state.store.as_ref()).await
+    {
+        tracing::error!("cannot follow the change log: {e}");
+    }
+    response
 }
 
 /// Gives each request an id, visible to error bodies and logs, and returned as `X-Request-Id`.

@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::auth::credentials::CredentialCache;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::ServerConfig;
+use crate::directory::DirectoryView;
 use crate::hashing::HashPool;
 
 fn cores() -> usize {
@@ -27,6 +28,8 @@ pub struct AppState {
     pub throttle: Arc<LoginThrottle>,
     /// Runs argon2 work off the async workers, bounded.
     pub hashing: Arc<HashPool>,
+    /// The group tree and memberships in memory, following the change log.
+    pub directory: Arc<DirectoryView>,
     /// Renders `/metrics`.
     pub metrics: Option<PrometheusHandle>,
 }
@@ -39,7 +42,9 @@ impl AppState {
         metrics: Option<PrometheusHandle>,
     ) -> Result<Self, castellan_store::StoreError> {
         let key = store.server_key(&crate::auth::credentials::random_bytes::<32>()).await?;
+        let directory = Arc::new(DirectoryView::load(store.as_ref()).await?);
         Ok(Self {
+            directory,
             hashing: Arc::new(HashPool::new(cores(), config.max_concurrent_hashes)),
             credentials: Arc::new(CredentialCache::new(key)),
             throttle: Arc::new(LoginThrottle::default()),

@@ -23,3 +23,53 @@ async fn readme_walkthrough() {
     server.login("foo", "N3w-Passw0rd").await;
     assert_eq!(admin.get(&format!("/api/v1/users/{pk}/")).await.body["first_name"], "bar");
 }
+
+#[tokio::test]
+async fn health_metrics_schema_and_docs_need_no_credentials() {
+    let server = TestServer::start().await;
+    let anon = server.anon();
+    assert_eq!(anon.get("/healthz").await.body["status"], "ok");
+    assert_eq!(anon.get("/readyz").await.body["status"], "ready");
+    let metrics = anon.http.get(format!("{}/metrics", server.base)).send().await.unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+
+    let schema = anon.get("/api/v1/schema/").await;
+    assert_eq!(schema.status, StatusCode::OK);
+    assert_eq!(schema.body["openapi"], "3.1.0");
+    let users = &schema.body["paths"]["/api/v1/users/"];
+    assert!(users["get"]["description"].as_str().unwrap().contains("This method needs permission read on users."));
+    assert!(users["post"]["description"].as_str().unwrap().contains("This method needs permission create on users."));
+    let me = &schema.body["paths"]["/api/v1/active_user/"]["get"]["description"];
+    assert!(me.as_str().unwrap().contains("only authentication"));
+    let unlock = &schema.body["paths"]["/api/v1/users/{pk}/unlock/"]["post"]["description"];
+    assert!(unlock.as_str().unwrap().contains("This method needs permission update on users."));
+    let without_slash = anon.get("/api/v1/schema").await;
+    assert_eq!(without_slash.body["openapi"], "3.1.0");
+
+    let docs = anon.http.get(format!("{}/api/docs/", server.base)).send().await.unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
+    let html = docs.text().await.unwrap();
+    assert!(!html.contains("https://") && !html.contains("http://"), "the docs page loads nothing from elsewhere");
+    let asset = anon.http.get(format!("{}/api/docs/swagger-ui-bundle.js", server.base)).send().await.unwrap();
+    assert_eq!(asset.status(), StatusCode::OK, "swagger assets are embedded in the binary");
+}
+
+#[tokio::test]
+async fn every_api_operation_states_its_permission() {
+    let server = TestServer::start().await;
+    let schema = server.anon().get("/api/v1/schema/").await.body;
+    let paths = schema["paths"].as_object().unwrap();
+    assert!(paths.len() > 20);
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let text = op["description"].as_str().unwrap_or("");
+            assert!(
+                text.contains("This method needs permission")
+                    || text.contains("only authentication")
+                    || path.ends_with("/auth/login/"),
+                "{method} {path} does not state its permission"
+            );
+        }
+    }
+}

@@ -317,6 +317,9 @@ pub struct Membership {
     pub nodes: Vec<i64>,
 }
 
+/// The whole group forest and membership table, for building the in-memory directory.
+pub type DirectorySnapshot = (Vec<(i64, Option<i64>)>, Vec<(i64, i64, Option<i64>)>);
+
 /// A group as embedded in user representations.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupBrief {
@@ -365,6 +368,12 @@ pub trait GroupStore {
     async fn effective_permissions(&self, user: i64) -> Result<ModulePermissions>;
     /// Whether `ancestor` is `group` or one of its ancestors.
     async fn is_within(&self, group: i64, ancestor: i64) -> Result<bool>;
+    /// Every group as (pk, parent) and every membership as (user, group, expires_at in µs since the epoch).
+    async fn directory_snapshot(&self) -> Result<DirectorySnapshot>;
+    /// A user's memberships as (group, expires_at µs).
+    async fn memberships_of_user(&self, user: i64) -> Result<Vec<(i64, Option<i64>)>>;
+    /// A group's members as (user, expires_at µs).
+    async fn members_of_group(&self, group: i64) -> Result<Vec<(i64, Option<i64>)>>;
 }
 
 /// A node or other registered object.
@@ -518,6 +527,8 @@ pub trait ChangeLog {
     async fn revision(&self) -> Result<Revision>;
     /// Appends an audit-only event.
     async fn audit(&self, ctx: &WriteCtx, event: AuditEvent) -> Result<()>;
+    /// The key of the newest change-log row (0 when empty).
+    async fn last_change_pk(&self) -> Result<i64>;
     /// Change-log rows after `after_pk`, oldest first, at most `limit`.
     async fn changes(&self, after_pk: i64, limit: i64) -> Result<Vec<ChangeEntry>>;
 }

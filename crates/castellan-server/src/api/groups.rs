@@ -320,14 +320,23 @@ async fn members(
     q: ListQuery,
 ) -> ApiResult<axum::Json<Envelope<UserOut>>> {
     visible_group(&state, &caller, pk).await?;
-    let filter = UserFilter {
-        groups: vec![pk],
-        groups_recursive: q.boolean("recursive")?.unwrap_or(false),
-        visible_to: caller.viewer(),
-        search: q.search(),
-        ..Default::default()
-    };
+    let recursive = q.boolean("recursive")?.unwrap_or(false);
     let window = q.window()?;
+    let search = q.search();
+    if recursive && search.is_none() {
+        // Counted and paged in memory: recursive membership at scale never runs recursive SQL.
+        state.directory.sync(state.store.as_ref()).await?;
+        let now = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64;
+        let members = state.directory.recursive_members(pk, caller.viewer(), now);
+        let count = members.count() as i64;
+        q.check_page(window, count)?;
+        let pks = members.page(window.offset as usize, window.limit as usize);
+        let mut users = state.store.get_users(&pks).await?;
+        redact_groups(&state, &caller, &mut users).await?;
+        return Ok(axum::Json(q.envelope(window, count, users.iter().map(UserOut::from).collect())));
+    }
+    let filter =
+        UserFilter { groups: vec![pk], groups_recursive: recursive, visible_to: caller.viewer(), search, ..Default::default() };
     let mut page =
         state.store.list_users(&UserQuery { filter, ordering: Vec::new(), offset: window.offset, limit: window.limit }).await?;
     q.check_page(window, page.count)?;

@@ -18,8 +18,12 @@ impl ChangeLog for SqliteStore {
 
     async fn audit(&self, ctx: &WriteCtx, event: AuditEvent) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        log_change(&mut tx, ctx, None, event.action, event.target_type, &event.target_pk, &event.changes).await?;
+        log_change(&mut tx, ctx, false, event.action, event.target_type, &event.target_pk, &event.changes).await?;
         commit(tx).await
+    }
+
+    async fn last_change_pk(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(pk), 0) FROM change_log").fetch_one(&self.pool).await.map_err(backend)
     }
 
     async fn changes(&self, after_pk: i64, limit: i64) -> Result<Vec<ChangeEntry>> {

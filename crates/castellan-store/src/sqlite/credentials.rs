@@ -5,7 +5,7 @@ use castellan_core::model::{ApiToken, Session};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{SqliteStore, backend, commit, log_change, map_err};
+use super::{SqliteStore, backend, commit, log_write, map_err};
 use crate::time_util::{from_micros, to_micros};
 use crate::{Credential, CredentialStore, Result, Revision, StoreError, WriteCtx};
 
@@ -79,7 +79,7 @@ impl CredentialStore for SqliteStore {
         secret_hash: &[u8],
         expires_at: Option<OffsetDateTime>,
     ) -> Result<(ApiToken, Revision)> {
-        let (mut tx, revision) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let row: TokenRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "INSERT INTO api_tokens (user, name, prefix, secret_hash, created_date, expires_at)
              VALUES (?, ?, ?, ?, ?, ?) RETURNING {TOKEN_COLUMNS}"
@@ -95,7 +95,7 @@ impl CredentialStore for SqliteStore {
         .map_err(map_err)?;
         let token = token_from(row);
         let changes = json!({"after": {"user": user, "name": name, "prefix": prefix}});
-        log_change(&mut tx, ctx, Some(revision), "create", "tokens", &token.pk.to_string(), &changes).await?;
+        let revision = log_write(&mut tx, ctx, "create", "tokens", &token.pk.to_string(), &changes).await?;
         commit(tx).await?;
         Ok((token, revision))
     }
@@ -161,7 +161,7 @@ impl CredentialStore for SqliteStore {
     }
 
     async fn delete_token(&self, ctx: &WriteCtx, user: i64, pk: i64) -> Result<Revision> {
-        let (mut tx, revision) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM api_tokens WHERE user = ? AND pk = ?")
             .bind(user)
             .bind(pk)
@@ -171,7 +171,7 @@ impl CredentialStore for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        log_change(&mut tx, ctx, Some(revision), "delete", "tokens", &pk.to_string(), &json!({"before": {"user": user}})).await?;
+        let revision = log_write(&mut tx, ctx, "delete", "tokens", &pk.to_string(), &json!({"before": {"user": user}})).await?;
         commit(tx).await?;
         Ok(revision)
     }

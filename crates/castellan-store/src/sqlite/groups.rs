@@ -9,11 +9,11 @@ use serde_json::{Value, json};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
-use super::{SqliteStore, Tx, backend, commit, like_escape, log_change, map_err};
+use super::{SqliteStore, Tx, backend, commit, like_escape, log_write, map_err};
 use crate::time_util::{from_micros, to_micros};
 use crate::{
-    Group, GroupBrief, GroupChanges, GroupFilter, GroupOrder, GroupQuery, GroupStore, Membership, NewGroup, Page, Result,
-    Revision, StoreError, WriteCtx,
+    DirectorySnapshot, Group, GroupBrief, GroupChanges, GroupFilter, GroupOrder, GroupQuery, GroupStore, Membership, NewGroup,
+    Page, Result, Revision, StoreError, WriteCtx,
 };
 
 const GROUP_COLUMNS: &str = "pk, name, description, org, parent, permissions, created_date, modified_date";
@@ -166,18 +166,6 @@ fn push_group_filter(qb: &mut QueryBuilder<Sqlite>, f: &GroupFilter) {
     }
 }
 
-/// Fails with `Conflict{users}` unless every user exists in `org`.
-async fn check_users(conn: &mut SqliteConnection, org: i64, users: &[i64]) -> Result<()> {
-    if users.is_empty() {
-        return Ok(());
-    }
-    let mut qb = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM users WHERE org = ");
-    qb.push_bind(org).push(" AND pk IN (");
-    push_keys(&mut qb, users);
-    let found: i64 = qb.build_query_scalar().fetch_one(&mut *conn).await.map_err(backend)?;
-    if found as usize == users.len() { Ok(()) } else { Err(StoreError::Conflict { constraint: "members".into() }) }
-}
-
 async fn fetch_membership(conn: &mut SqliteConnection, user: i64, group: i64) -> Result<Option<Membership>> {
     let row: Option<(Option<i64>, bool)> =
         sqlx::query_as("SELECT expires_at, restricted FROM memberships WHERE user = ? AND grp = ?")
@@ -201,6 +189,30 @@ fn membership_json(m: &Option<Membership>) -> Value {
         None => Value::Null,
         Some(m) => json!({"expires_at": m.expires_at.map(to_micros), "restricted": m.restricted, "nodes": m.nodes}),
     }
+}
+
+/// In one query: checks the group exists (`NotFound`) and every user belongs to its org (`Conflict{members}`), and
+/// reads the users' current memberships of it (node lists only for restricted ones).
+async fn members_before(tx: &mut Tx, group: i64, users: &[i64]) -> Result<Vec<Membership>> {
+    let mut qb = QueryBuilder::<Sqlite>::new("SELECT (SELECT count(*) FROM users u WHERE u.org = g.org AND u.pk IN (");
+    push_keys(&mut qb, if users.is_empty() { &[0] } else { users });
+    qb.push("), (SELECT json_group_array(json_array(m.user, m.expires_at, m.restricted)) FROM memberships m WHERE m.grp = g.pk AND m.user IN (");
+    push_keys(&mut qb, if users.is_empty() { &[0] } else { users });
+    qb.push(") FROM groups g WHERE g.pk = ").push_bind(group);
+    let row: Option<(i64, String)> = qb.build_query_as().fetch_optional(&mut **tx).await.map_err(backend)?;
+    let (found, existing) = row.ok_or(StoreError::NotFound)?;
+    if found as usize != users.len() {
+        return Err(StoreError::Conflict { constraint: "members".into() });
+    }
+    let rows: Vec<(i64, Option<i64>, i64)> = serde_json::from_str(&existing).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (user, expires_at, restricted) in rows {
+        let restricted = restricted != 0;
+        let nodes =
+            if restricted { fetch_membership(tx, user, group).await?.map(|m| m.nodes).unwrap_or_default() } else { Vec::new() };
+        out.push(Membership { user, group, expires_at: expires_at.map(from_micros), restricted, nodes });
+    }
+    Ok(out)
 }
 
 /// The permissions stored on `groups` and all their ancestors, merged.
@@ -250,7 +262,7 @@ impl GroupStore for SqliteStore {
     }
 
     async fn create_group(&self, ctx: &WriteCtx, new: NewGroup) -> Result<(Group, Revision)> {
-        let (mut tx, revision) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         if let Some(parent) = new.parent {
             check_parent(&mut tx, new.org, parent).await?;
         }
@@ -276,16 +288,8 @@ impl GroupStore for SqliteStore {
             .await
             .map_err(backend)?;
         move_subtree(&mut tx, group.pk, group.parent).await?;
-        log_change(
-            &mut tx,
-            ctx,
-            Some(revision),
-            "create",
-            "groups",
-            &group.pk.to_string(),
-            &json!({"after": group_json(&group)}),
-        )
-        .await?;
+        let revision =
+            log_write(&mut tx, ctx, "create", "groups", &group.pk.to_string(), &json!({"after": group_json(&group)})).await?;
         commit(tx).await?;
         Ok((group, revision))
     }
@@ -317,7 +321,7 @@ impl GroupStore for SqliteStore {
     }
 
     async fn update_group(&self, ctx: &WriteCtx, pk: i64, c: GroupChanges) -> Result<(Group, Revision)> {
-        let (mut tx, revision) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let before = fetch_group(&mut tx, pk).await?;
         if let Some(Some(parent)) = c.parent {
             check_parent(&mut tx, before.org, parent).await?;
@@ -352,13 +356,13 @@ impl GroupStore for SqliteStore {
         }
         let after = fetch_group(&mut tx, pk).await?;
         let changes = json!({"before": group_json(&before), "after": group_json(&after)});
-        log_change(&mut tx, ctx, Some(revision), "update", "groups", &pk.to_string(), &changes).await?;
+        let revision = log_write(&mut tx, ctx, "update", "groups", &pk.to_string(), &changes).await?;
         commit(tx).await?;
         Ok((after, revision))
     }
 
     async fn delete_group(&self, ctx: &WriteCtx, pk: i64, cascade: bool) -> Result<Revision> {
-        let (mut tx, revision) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let before = fetch_group(&mut tx, pk).await?;
         let subtree: Vec<i64> = sqlx::query_scalar("SELECT descendant FROM group_closure WHERE ancestor = ? ORDER BY depth DESC")
             .bind(pk)
@@ -372,7 +376,7 @@ impl GroupStore for SqliteStore {
             sqlx::query("DELETE FROM groups WHERE pk = ?").bind(*g).execute(&mut *tx).await.map_err(map_err)?;
         }
         let changes = json!({"before": group_json(&before), "deleted": subtree});
-        log_change(&mut tx, ctx, Some(revision), "delete", "groups", &pk.to_string(), &changes).await?;
+        let revision = log_write(&mut tx, ctx, "delete", "groups", &pk.to_string(), &changes).await?;
         commit(tx).await?;
         Ok(revision)
     }
@@ -392,32 +396,33 @@ impl GroupStore for SqliteStore {
             }
         }
         let users = &distinct[..];
-        let (mut tx, revision) = self.begin_write().await?;
-        let g = fetch_group(&mut tx, group).await?;
-        check_users(&mut tx, g.org, users).await?;
+        let mut tx = self.begin_write().await?;
+        let before = members_before(&mut tx, group, users).await?;
+        let expires = expires_at.map(to_micros);
+        if !users.is_empty() {
+            let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO memberships (user, grp, expires_at) ");
+            qb.push_values(users, |mut row, user| {
+                row.push_bind(*user).push_bind(group).push_bind(expires);
+            });
+            qb.push(" ON CONFLICT (user, grp) DO UPDATE SET expires_at = excluded.expires_at");
+            qb.build().execute(&mut *tx).await.map_err(map_err)?;
+        }
         let mut changes = Vec::with_capacity(users.len());
         for user in users {
-            let before = fetch_membership(&mut tx, *user, group).await?;
-            sqlx::query(
-                "INSERT INTO memberships (user, grp, expires_at) VALUES (?, ?, ?)
-                 ON CONFLICT (user, grp) DO UPDATE SET expires_at = excluded.expires_at",
-            )
-            .bind(*user)
-            .bind(group)
-            .bind(expires_at.map(to_micros))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            let after = fetch_membership(&mut tx, *user, group).await?;
-            changes.push(json!({"user": user, "before": membership_json(&before), "after": membership_json(&after)}));
+            let old = before.iter().find(|m| m.user == *user).cloned();
+            let new = match &old {
+                Some(m) => Membership { expires_at, ..m.clone() },
+                None => Membership { user: *user, group, expires_at, restricted: false, nodes: Vec::new() },
+            };
+            changes.push(json!({"user": user, "before": membership_json(&old), "after": membership_json(&Some(new))}));
         }
-        log_change(&mut tx, ctx, Some(revision), "assign", "groups", &group.to_string(), &json!({"members": changes})).await?;
+        let revision = log_write(&mut tx, ctx, "assign", "groups", &group.to_string(), &json!({"members": changes})).await?;
         commit(tx).await?;
         Ok(revision)
     }
 
     async fn remove_members(&self, ctx: &WriteCtx, group: i64, users: &[i64]) -> Result<Revision> {
-        let (mut tx, revision) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         fetch_group(&mut tx, group).await?;
         let mut changes = Vec::with_capacity(users.len());
         for user in users {
@@ -433,7 +438,7 @@ impl GroupStore for SqliteStore {
                 .map_err(map_err)?;
             changes.push(json!({"user": user, "before": membership_json(&before), "after": null}));
         }
-        log_change(&mut tx, ctx, Some(revision), "unassign", "groups", &group.to_string(), &json!({"members": changes})).await?;
+        let revision = log_write(&mut tx, ctx, "unassign", "groups", &group.to_string(), &json!({"members": changes})).await?;
         commit(tx).await?;
         Ok(revision)
     }
@@ -444,7 +449,7 @@ impl GroupStore for SqliteStore {
     }
 
     async fn set_restriction(&self, ctx: &WriteCtx, user: i64, group: i64, nodes: Option<Vec<i64>>) -> Result<Revision> {
-        let (mut tx, revision) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let before = fetch_membership(&mut tx, user, group).await?;
         if before.is_none() {
             return Err(StoreError::NotFound);
@@ -473,7 +478,7 @@ impl GroupStore for SqliteStore {
             .map_err(backend)?;
         let after = fetch_membership(&mut tx, user, group).await?;
         let changes = json!({"user": user, "before": membership_json(&before), "after": membership_json(&after)});
-        log_change(&mut tx, ctx, Some(revision), "update", "groups", &group.to_string(), &changes).await?;
+        let revision = log_write(&mut tx, ctx, "update", "groups", &group.to_string(), &changes).await?;
         commit(tx).await?;
         Ok(revision)
     }
@@ -504,5 +509,28 @@ impl GroupStore for SqliteStore {
             .await
             .map_err(backend)?;
         Ok(found.is_some())
+    }
+
+    async fn directory_snapshot(&self) -> Result<DirectorySnapshot> {
+        let groups = sqlx::query_as("SELECT pk, parent FROM groups ORDER BY pk").fetch_all(&self.pool).await.map_err(backend)?;
+        let memberships =
+            sqlx::query_as("SELECT user, grp, expires_at FROM memberships").fetch_all(&self.pool).await.map_err(backend)?;
+        Ok((groups, memberships))
+    }
+
+    async fn memberships_of_user(&self, user: i64) -> Result<Vec<(i64, Option<i64>)>> {
+        sqlx::query_as("SELECT grp, expires_at FROM memberships WHERE user = ?")
+            .bind(user)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn members_of_group(&self, group: i64) -> Result<Vec<(i64, Option<i64>)>> {
+        sqlx::query_as("SELECT user, expires_at FROM memberships WHERE grp = ?")
+            .bind(group)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)
     }
 }

@@ -56,15 +56,24 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
-    /// Starts a write transaction holding the write lock, and advances the revision.
-    async fn begin_write(&self) -> Result<(Tx, Revision)> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
-        let revision: i64 = sqlx::query_scalar("UPDATE revision_counter SET value = value + 1 WHERE id = 1 RETURNING value")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend)?;
-        Ok((tx, revision))
+    /// Starts a write transaction holding the write lock and advances the revision, in one round trip; the new
+    /// revision is read back by [`log_write`].
+    async fn begin_write(&self) -> Result<Tx> {
+        self.pool.begin_with("BEGIN IMMEDIATE; UPDATE revision_counter SET value = value + 1 WHERE id = 1").await.map_err(backend)
     }
+}
+
+/// Appends the change-log row of a write begun with `begin_write` and returns the write's revision.
+async fn log_write(
+    tx: &mut Tx,
+    ctx: &WriteCtx,
+    action: &str,
+    target_type: &str,
+    target_pk: &str,
+    changes: &Value,
+) -> Result<Revision> {
+    let revision = log_change(tx, ctx, true, action, target_type, target_pk, changes).await?;
+    revision.ok_or_else(|| StoreError::Backend("the revision counter is missing".into()))
 }
 
 /// Appends one change-log row inside the caller's transaction.
@@ -72,22 +81,23 @@ impl SqliteStore {
 async fn log_change(
     tx: &mut Tx,
     ctx: &WriteCtx,
-    revision: Option<Revision>,
+    advances: bool,
     action: &str,
     target_type: &str,
     target_pk: &str,
     changes: &Value,
-) -> Result<()> {
+) -> Result<Option<Revision>> {
     let (actor, actor_username) = match &ctx.actor {
         Some((pk, name)) => (Some(*pk), Some(name.as_str())),
         None => (None, None),
     };
-    sqlx::query(
+    sqlx::query_scalar(
         "INSERT INTO change_log (at, revision, actor, actor_username, action, target_type, target_pk, changes, ip, request_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, CASE WHEN ? THEN (SELECT value FROM revision_counter WHERE id = 1) END, ?, ?, ?, ?, ?, ?, ?, ?)
+         RETURNING revision",
     )
     .bind(to_micros(OffsetDateTime::now_utc()))
-    .bind(revision)
+    .bind(advances)
     .bind(actor)
     .bind(actor_username)
     .bind(action)
@@ -96,10 +106,9 @@ async fn log_change(
     .bind(changes.to_string())
     .bind(ctx.ip.as_deref())
     .bind(ctx.request_id.as_deref())
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await
-    .map_err(map_err)?;
-    Ok(())
+    .map_err(map_err)
 }
 
 /// Lower-cases `term` and escapes `LIKE` wildcards (with `\\` as the escape character).

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{SqliteStore, backend, commit, log_change, map_err};
+use super::{SqliteStore, backend, commit, log_write, map_err};
 use crate::{ObjectRecord, ObjectStore, Result, Revision, StoreError, WriteCtx};
 
 type ObjectRow = (i64, String, String, Option<i64>, i64);
@@ -22,7 +22,7 @@ impl ObjectStore for SqliteStore {
         parent: Option<i64>,
         org: i64,
     ) -> Result<(ObjectRecord, Revision)> {
-        let (mut tx, revision) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let row: ObjectRow = sqlx::query_as(
             "INSERT INTO objects (model, object_pk, parent, org) VALUES (?, ?, ?, ?) RETURNING pk, model, object_pk, parent, org",
         )
@@ -40,7 +40,7 @@ impl ObjectStore for SqliteStore {
         })?;
         let object = object_from(row);
         let changes = json!({"after": {"model": model, "object_pk": object_pk, "parent": parent, "org": org}});
-        log_change(&mut tx, ctx, Some(revision), "create", model, object_pk, &changes).await?;
+        let revision = log_write(&mut tx, ctx, "create", model, object_pk, &changes).await?;
         commit(tx).await?;
         Ok((object, revision))
     }
@@ -57,7 +57,7 @@ impl ObjectStore for SqliteStore {
     }
 
     async fn delete_object(&self, ctx: &WriteCtx, model: &str, object_pk: &str) -> Result<Revision> {
-        let (mut tx, revision) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM objects WHERE model = ? AND object_pk = ?")
             .bind(model)
             .bind(object_pk)
@@ -67,7 +67,7 @@ impl ObjectStore for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        log_change(&mut tx, ctx, Some(revision), "delete", model, object_pk, &json!({"before": {"model": model}})).await?;
+        let revision = log_write(&mut tx, ctx, "delete", model, object_pk, &json!({"before": {"model": model}})).await?;
         commit(tx).await?;
         Ok(revision)
     }

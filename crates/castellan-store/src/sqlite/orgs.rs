@@ -7,7 +7,7 @@ use serde_json::json;
 use sqlx::{QueryBuilder, Sqlite};
 use time::OffsetDateTime;
 
-use super::{SqliteStore, backend, commit, like_escape, log_change, map_err};
+use super::{SqliteStore, backend, commit, like_escape, log_write, map_err};
 use crate::time_util::{from_micros, to_micros};
 use crate::{OrgStore, Page, Result, Revision, StoreError, WriteCtx};
 
@@ -22,7 +22,7 @@ const ORG_COLUMNS: &str = "pk, name, slug, description, created_date, modified_d
 #[async_trait]
 impl OrgStore for SqliteStore {
     async fn create_org(&self, ctx: &WriteCtx, name: &str, slug: &str, description: &str) -> Result<(Org, Revision)> {
-        let (mut tx, revision) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let now = to_micros(OffsetDateTime::now_utc());
         let row: OrgRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "INSERT INTO orgs (name, slug, description, created_date, modified_date) VALUES (?, ?, ?, ?, ?) RETURNING {ORG_COLUMNS}"
@@ -37,7 +37,7 @@ impl OrgStore for SqliteStore {
         .map_err(map_err)?;
         let org = org_from(row);
         let after = json!({"after": {"name": name, "slug": slug, "description": description}});
-        log_change(&mut tx, ctx, Some(revision), "create", "orgs", &org.pk.to_string(), &after).await?;
+        let revision = log_write(&mut tx, ctx, "create", "orgs", &org.pk.to_string(), &after).await?;
         commit(tx).await?;
         Ok((org, revision))
     }
@@ -90,7 +90,7 @@ impl OrgStore for SqliteStore {
         slug: Option<&str>,
         description: Option<&str>,
     ) -> Result<(Org, Revision)> {
-        let (mut tx, revision) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let fetch = |pk: i64| {
             sqlx::query_as::<_, OrgRow>(sqlx::AssertSqlSafe(format!("SELECT {ORG_COLUMNS} FROM orgs WHERE pk = ?"))).bind(pk)
         };
@@ -109,13 +109,13 @@ impl OrgStore for SqliteStore {
             "before": {"name": before.name, "slug": before.slug, "description": before.description},
             "after": {"name": after.name, "slug": after.slug, "description": after.description},
         });
-        log_change(&mut tx, ctx, Some(revision), "update", "orgs", &pk.to_string(), &changes).await?;
+        let revision = log_write(&mut tx, ctx, "update", "orgs", &pk.to_string(), &changes).await?;
         commit(tx).await?;
         Ok((after, revision))
     }
 
     async fn delete_org(&self, ctx: &WriteCtx, pk: i64) -> Result<Revision> {
-        let (mut tx, revision) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let before: OrgRow = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {ORG_COLUMNS} FROM orgs WHERE pk = ?")))
             .bind(pk)
             .fetch_one(&mut *tx)
@@ -135,7 +135,7 @@ impl OrgStore for SqliteStore {
         sqlx::query("DELETE FROM orgs WHERE pk = ?").bind(pk).execute(&mut *tx).await.map_err(map_err)?;
         let org = org_from(before);
         let changes = json!({"before": {"name": org.name, "slug": org.slug, "description": org.description}});
-        log_change(&mut tx, ctx, Some(revision), "delete", "orgs", &pk.to_string(), &changes).await?;
+        let revision = log_write(&mut tx, ctx, "delete", "orgs", &pk.to_string(), &changes).await?;
         commit(tx).await?;
         Ok(revision)
     }
@@ -150,7 +150,7 @@ impl OrgStore for SqliteStore {
     }
 
     async fn set_password_policy(&self, ctx: &WriteCtx, org: i64, policy: &PasswordPolicy) -> Result<Revision> {
-        let (mut tx, revision) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let before: Option<String> = sqlx::query_scalar("SELECT policy FROM password_policies WHERE org = ?")
             .bind(org)
             .fetch_optional(&mut *tx)
@@ -167,7 +167,7 @@ impl OrgStore for SqliteStore {
         .await
         .map_err(map_err)?;
         let changes = json!({"before": {"password_policy": before}, "after": {"password_policy": policy}});
-        log_change(&mut tx, ctx, Some(revision), "update", "orgs", &org.to_string(), &changes).await?;
+        let revision = log_write(&mut tx, ctx, "update", "orgs", &org.to_string(), &changes).await?;
         commit(tx).await?;
         Ok(revision)
     }

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
-use super::{SqliteStore, Tx, backend, commit, log_change, map_err};
+use super::{SqliteStore, Tx, backend, commit, log_write, map_err};
 use crate::time_util::{from_micros, to_micros};
 use crate::{LoginRecord, Page, Result, Revision, StoreError, UserFilter, UserOrder, UserQuery, UserStore, WriteCtx};
 
@@ -252,6 +252,36 @@ fn push_filter(qb: &mut QueryBuilder<Sqlite>, f: &UserFilter) {
     }
 }
 
+/// Whether the filter restricts nothing but the organisation.
+fn only_orgs(f: &UserFilter) -> bool {
+    let UserFilter {
+        ids,
+        usernames,
+        emails,
+        first_names,
+        last_names,
+        groups,
+        groups_recursive: _,
+        visible_to,
+        is_active,
+        is_staff,
+        is_superuser,
+        orgs: _,
+        search,
+    } = f;
+    ids.is_empty()
+        && usernames.is_empty()
+        && emails.is_empty()
+        && first_names.is_empty()
+        && last_names.is_empty()
+        && groups.is_empty()
+        && visible_to.is_none()
+        && is_active.is_none()
+        && is_staff.is_none()
+        && is_superuser.is_none()
+        && search.as_deref().is_none_or(|s| s.trim().is_empty())
+}
+
 fn order_column(o: UserOrder) -> &'static str {
     match o {
         UserOrder::Id => "pk",
@@ -280,7 +310,7 @@ fn push_order(qb: &mut QueryBuilder<Sqlite>, ordering: &[(UserOrder, bool)]) {
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn create_user(&self, ctx: &WriteCtx, new: NewUser) -> Result<(User, Revision)> {
-        let (mut tx, revision) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         ensure_groups(&mut tx, new.org, &new.groups).await?;
         let now = to_micros(OffsetDateTime::now_utc());
         let pk: i64 = sqlx::query_scalar(
@@ -306,7 +336,7 @@ impl UserStore for SqliteStore {
         .map_err(map_err)?;
         set_groups(&mut tx, pk, &new.groups).await?;
         let user = fetch_user(&mut tx, pk).await?;
-        log_change(&mut tx, ctx, Some(revision), "create", "users", &pk.to_string(), &json!({"after": user_json(&user)})).await?;
+        let revision = log_write(&mut tx, ctx, "create", "users", &pk.to_string(), &json!({"after": user_json(&user)})).await?;
         commit(tx).await?;
         Ok((user, revision))
     }
@@ -342,8 +372,16 @@ impl UserStore for SqliteStore {
 
     async fn list_users(&self, query: &UserQuery) -> Result<Page<User>> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
-        let mut count_qb = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM users");
-        push_filter(&mut count_qb, &query.filter);
+        let mut count_qb = if only_orgs(&query.filter) {
+            // Unfiltered but for the organisation: read the maintained counters instead of counting rows.
+            let mut qb = QueryBuilder::<Sqlite>::new("SELECT COALESCE(SUM(n), 0) FROM user_counts WHERE 1 = 1");
+            push_in(&mut qb, "org", &query.filter.orgs);
+            qb
+        } else {
+            let mut qb = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM users");
+            push_filter(&mut qb, &query.filter);
+            qb
+        };
         let count: i64 = count_qb.build_query_scalar().fetch_one(&mut *conn).await.map_err(backend)?;
         let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {USER_COLUMNS} FROM users"));
         push_filter(&mut qb, &query.filter);
@@ -363,7 +401,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn update_user(&self, ctx: &WriteCtx, pk: i64, c: UserChanges) -> Result<(User, Revision)> {
-        let (mut tx, revision) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let before = fetch_user(&mut tx, pk).await?;
         let mut qb = QueryBuilder::<Sqlite>::new("UPDATE users SET pk = pk");
         if let Some(v) = &c.username {
@@ -404,17 +442,17 @@ impl UserStore for SqliteStore {
             set_groups(&mut tx, pk, groups).await?;
         }
         let after = fetch_user(&mut tx, pk).await?;
-        log_change(&mut tx, ctx, Some(revision), "update", "users", &pk.to_string(), &diff(&before, &after, &c)).await?;
+        let revision = log_write(&mut tx, ctx, "update", "users", &pk.to_string(), &diff(&before, &after, &c)).await?;
         commit(tx).await?;
         Ok((after, revision))
     }
 
     async fn delete_user(&self, ctx: &WriteCtx, pk: i64) -> Result<Revision> {
-        let (mut tx, revision) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let before = fetch_user(&mut tx, pk).await?;
         sqlx::query("DELETE FROM users WHERE pk = ?").bind(pk).execute(&mut *tx).await.map_err(map_err)?;
-        log_change(&mut tx, ctx, Some(revision), "delete", "users", &pk.to_string(), &json!({"before": user_json(&before)}))
-            .await?;
+        let revision =
+            log_write(&mut tx, ctx, "delete", "users", &pk.to_string(), &json!({"before": user_json(&before)})).await?;
         commit(tx).await?;
         Ok(revision)
     }

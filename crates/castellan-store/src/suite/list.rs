@@ -306,3 +306,22 @@ pub async fn list_users_search_unicode_and_syntax(store: &dyn Store) {
         assert!(page.items.is_empty(), "search {term:?} is literal text, found {:?}", names(&page.items));
     }
 }
+
+/// Unfiltered and per-organisation counts stay exact through creates and deletes (they come from counters).
+pub async fn list_users_counts_follow_writes(store: &dyn Store) {
+    let p = people(store).await;
+    let count = |orgs: Vec<i64>| {
+        let query = UserQuery { filter: UserFilter { orgs, ..Default::default() }, limit: 0, ..Default::default() };
+        async move { store.list_users(&query).await.unwrap().count }
+    };
+    assert_eq!(count(vec![]).await, 6);
+    assert_eq!(count(vec![p.acme]).await, 4);
+    assert_eq!(count(vec![p.globex]).await, 2);
+    assert_eq!(count(vec![p.acme, p.globex]).await, 6);
+    store.delete_user(&crate::WriteCtx::default(), p.bob.pk).await.unwrap();
+    store.delete_user(&crate::WriteCtx::default(), p.erin.pk).await.unwrap();
+    assert_eq!(count(vec![]).await, 4);
+    assert_eq!(count(vec![p.acme]).await, 3);
+    assert_eq!(count(vec![p.globex]).await, 1);
+    assert_eq!(count(vec![9999]).await, 0);
+}

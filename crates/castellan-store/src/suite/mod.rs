@@ -36,8 +36,8 @@ pub use groups::{
     visible_to_filters_groups_and_users,
 };
 pub use list::{
-    get_users_ascending_skips_unknown, list_users_filters, list_users_ordering, list_users_paging, list_users_search,
-    list_users_search_follows_updates, list_users_search_unicode_and_syntax,
+    get_users_ascending_skips_unknown, list_users_counts_follow_writes, list_users_filters, list_users_ordering,
+    list_users_paging, list_users_search, list_users_search_follows_updates, list_users_search_unicode_and_syntax,
 };
 pub use orgs::{org_create_and_lookup, org_duplicate_slug_conflicts};
 pub use users::{
@@ -98,6 +98,7 @@ macro_rules! store_suite {
             list_users_search_unicode_and_syntax,
             list_users_ordering,
             list_users_paging,
+            list_users_counts_follow_writes,
             sessions_create_find_list_delete,
             sessions_do_not_advance_revision,
             end_credentials_keeps_the_kept_session,
