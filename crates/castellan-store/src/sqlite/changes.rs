@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{SqliteStore, backend, commit, log_change};
+use super::{SqliteStore, backend, log_change};
 use crate::time_util::from_micros;
 use crate::{AuditEvent, ChangeEntry, ChangeLog, Result, Revision, WriteCtx};
 
@@ -17,9 +17,9 @@ impl ChangeLog for SqliteStore {
     }
 
     async fn audit(&self, ctx: &WriteCtx, event: AuditEvent) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        log_change(&mut tx, ctx, false, event.action, event.target_type, &event.target_pk, &event.changes).await?;
-        commit(tx).await
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        log_change(&mut conn, ctx, event.action, event.target_type, &event.target_pk, &event.changes).await?;
+        Ok(())
     }
 
     async fn last_change_pk(&self) -> Result<i64> {

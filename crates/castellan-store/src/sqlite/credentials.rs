@@ -5,7 +5,7 @@ use castellan_core::model::{ApiToken, Session};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{SqliteStore, backend, commit, log_write, map_err};
+use super::{SqliteStore, backend, log_write, map_err};
 use crate::time_util::{from_micros, to_micros};
 use crate::{Credential, CredentialStore, Result, Revision, StoreError, WriteCtx};
 
@@ -95,8 +95,7 @@ impl CredentialStore for SqliteStore {
         .map_err(map_err)?;
         let token = token_from(row);
         let changes = json!({"after": {"user": user, "name": name, "prefix": prefix}});
-        let revision = log_write(&mut tx, ctx, "create", "tokens", &token.pk.to_string(), &changes).await?;
-        commit(tx).await?;
+        let revision = log_write(tx, ctx, "create", "tokens", &token.pk.to_string(), &changes).await?;
         Ok((token, revision))
     }
 
@@ -171,8 +170,7 @@ impl CredentialStore for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        let revision = log_write(&mut tx, ctx, "delete", "tokens", &pk.to_string(), &json!({"before": {"user": user}})).await?;
-        commit(tx).await?;
+        let revision = log_write(tx, ctx, "delete", "tokens", &pk.to_string(), &json!({"before": {"user": user}})).await?;
         Ok(revision)
     }
 

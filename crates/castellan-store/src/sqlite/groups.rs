@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
-use super::{SqliteStore, Tx, backend, commit, like_escape, log_write, map_err};
+use super::{SqliteStore, Tx, backend, like_escape, log_write, log_write_after, map_err, write_read};
 use crate::time_util::{from_micros, to_micros};
 use crate::{
     DirectorySnapshot, Group, GroupBrief, GroupChanges, GroupFilter, GroupOrder, GroupQuery, GroupStore, Membership, NewGroup,
@@ -191,16 +191,22 @@ fn membership_json(m: &Option<Membership>) -> Value {
     }
 }
 
-/// In one query: checks the group exists (`NotFound`) and every user belongs to its org (`Conflict{members}`), and
-/// reads the users' current memberships of it (node lists only for restricted ones).
-async fn members_before(tx: &mut Tx, group: i64, users: &[i64]) -> Result<Vec<Membership>> {
-    let mut qb = QueryBuilder::<Sqlite>::new("SELECT (SELECT count(*) FROM users u WHERE u.org = g.org AND u.pk IN (");
-    push_keys(&mut qb, if users.is_empty() { &[0] } else { users });
+/// The write's first read, riding on its `BEGIN`: whether the group exists and every user belongs to its org, and the
+/// users' current memberships of it.
+fn members_before_query(group: i64, users: &[i64]) -> QueryBuilder<Sqlite> {
+    let users = if users.is_empty() { &[0][..] } else { users };
+    let mut qb = write_read("SELECT (SELECT count(*) FROM users u WHERE u.org = g.org AND u.pk IN (");
+    push_keys(&mut qb, users);
     qb.push("), (SELECT json_group_array(json_array(m.user, m.expires_at, m.restricted)) FROM memberships m WHERE m.grp = g.pk AND m.user IN (");
-    push_keys(&mut qb, if users.is_empty() { &[0] } else { users });
+    push_keys(&mut qb, users);
     qb.push(") FROM groups g WHERE g.pk = ").push_bind(group);
-    let row: Option<(i64, String)> = qb.build_query_as().fetch_optional(&mut **tx).await.map_err(backend)?;
-    let (found, existing) = row.ok_or(StoreError::NotFound)?;
+    qb
+}
+
+/// Checks the read of [`members_before_query`] (`NotFound`, `Conflict{members}`) and turns it into memberships (node
+/// lists only for restricted ones).
+async fn members_before(tx: &mut Tx, group: i64, users: &[i64], read: Vec<(i64, String)>) -> Result<Vec<Membership>> {
+    let (found, existing) = read.into_iter().next().ok_or(StoreError::NotFound)?;
     if found as usize != users.len() {
         return Err(StoreError::Conflict { constraint: "members".into() });
     }
@@ -289,8 +295,7 @@ impl GroupStore for SqliteStore {
             .map_err(backend)?;
         move_subtree(&mut tx, group.pk, group.parent).await?;
         let revision =
-            log_write(&mut tx, ctx, "create", "groups", &group.pk.to_string(), &json!({"after": group_json(&group)})).await?;
-        commit(tx).await?;
+            log_write(tx, ctx, "create", "groups", &group.pk.to_string(), &json!({"after": group_json(&group)})).await?;
         Ok((group, revision))
     }
 
@@ -356,8 +361,7 @@ impl GroupStore for SqliteStore {
         }
         let after = fetch_group(&mut tx, pk).await?;
         let changes = json!({"before": group_json(&before), "after": group_json(&after)});
-        let revision = log_write(&mut tx, ctx, "update", "groups", &pk.to_string(), &changes).await?;
-        commit(tx).await?;
+        let revision = log_write(tx, ctx, "update", "groups", &pk.to_string(), &changes).await?;
         Ok((after, revision))
     }
 
@@ -376,8 +380,7 @@ impl GroupStore for SqliteStore {
             sqlx::query("DELETE FROM groups WHERE pk = ?").bind(*g).execute(&mut *tx).await.map_err(map_err)?;
         }
         let changes = json!({"before": group_json(&before), "deleted": subtree});
-        let revision = log_write(&mut tx, ctx, "delete", "groups", &pk.to_string(), &changes).await?;
-        commit(tx).await?;
+        let revision = log_write(tx, ctx, "delete", "groups", &pk.to_string(), &changes).await?;
         Ok(revision)
     }
 
@@ -396,17 +399,14 @@ impl GroupStore for SqliteStore {
             }
         }
         let users = &distinct[..];
-        let mut tx = self.begin_write().await?;
-        let before = members_before(&mut tx, group, users).await?;
+        let (mut tx, read) = self.begin_write_reading(members_before_query(group, users)).await?;
+        let before = members_before(&mut tx, group, users, read).await?;
         let expires = expires_at.map(to_micros);
-        if !users.is_empty() {
-            let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO memberships (user, grp, expires_at) ");
-            qb.push_values(users, |mut row, user| {
-                row.push_bind(*user).push_bind(group).push_bind(expires);
-            });
-            qb.push(" ON CONFLICT (user, grp) DO UPDATE SET expires_at = excluded.expires_at");
-            qb.build().execute(&mut *tx).await.map_err(map_err)?;
-        }
+        let mut upsert = QueryBuilder::<Sqlite>::new("INSERT INTO memberships (user, grp, expires_at) ");
+        upsert.push_values(users, |mut row, user| {
+            row.push_bind(*user).push_bind(group).push_bind(expires);
+        });
+        upsert.push(" ON CONFLICT (user, grp) DO UPDATE SET expires_at = excluded.expires_at");
         let mut changes = Vec::with_capacity(users.len());
         for user in users {
             let old = before.iter().find(|m| m.user == *user).cloned();
@@ -416,8 +416,12 @@ impl GroupStore for SqliteStore {
             };
             changes.push(json!({"user": user, "before": membership_json(&old), "after": membership_json(&Some(new))}));
         }
-        let revision = log_write(&mut tx, ctx, "assign", "groups", &group.to_string(), &json!({"members": changes})).await?;
-        commit(tx).await?;
+        let changes = json!({"members": changes});
+        let revision = if users.is_empty() {
+            log_write(tx, ctx, "assign", "groups", &group.to_string(), &changes).await?
+        } else {
+            log_write_after(tx, upsert, ctx, "assign", "groups", &group.to_string(), &changes).await?
+        };
         Ok(revision)
     }
 
@@ -438,8 +442,7 @@ impl GroupStore for SqliteStore {
                 .map_err(map_err)?;
             changes.push(json!({"user": user, "before": membership_json(&before), "after": null}));
         }
-        let revision = log_write(&mut tx, ctx, "unassign", "groups", &group.to_string(), &json!({"members": changes})).await?;
-        commit(tx).await?;
+        let revision = log_write(tx, ctx, "unassign", "groups", &group.to_string(), &json!({"members": changes})).await?;
         Ok(revision)
     }
 
@@ -478,8 +481,7 @@ impl GroupStore for SqliteStore {
             .map_err(backend)?;
         let after = fetch_membership(&mut tx, user, group).await?;
         let changes = json!({"user": user, "before": membership_json(&before), "after": membership_json(&after)});
-        let revision = log_write(&mut tx, ctx, "update", "groups", &group.to_string(), &changes).await?;
-        commit(tx).await?;
+        let revision = log_write(tx, ctx, "update", "groups", &group.to_string(), &changes).await?;
         Ok(revision)
     }
 

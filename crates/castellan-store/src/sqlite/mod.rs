@@ -9,14 +9,16 @@ mod objects;
 mod orgs;
 mod users;
 
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use time::OffsetDateTime;
 
 use crate::time_util::to_micros;
@@ -28,7 +30,42 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-type Tx = Transaction<'static, Sqlite>;
+/// A write transaction: `BEGIN IMMEDIATE` and the revision bump in one round trip, the change-log row and `COMMIT` in
+/// another. Dropped unfinished (an error on the way), its connection is closed rather than reused, which rolls back.
+struct Tx {
+    conn: PoolConnection<Sqlite>,
+    finished: bool,
+}
+
+impl Deref for Tx {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// Opens a write: takes the write lock and advances the revision.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE; UPDATE revision_counter SET value = value + 1 WHERE id = 1;";
+
+/// A query builder for a write's first read, to pass to `begin_write_reading`.
+fn write_read(select: &str) -> QueryBuilder<Sqlite> {
+    QueryBuilder::new(format!("{BEGIN_WRITE} {select}"))
+}
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file at `path`.
@@ -59,56 +96,112 @@ impl SqliteStore {
     /// Starts a write transaction holding the write lock and advances the revision, in one round trip; the new
     /// revision is read back by [`log_write`].
     async fn begin_write(&self) -> Result<Tx> {
-        self.pool.begin_with("BEGIN IMMEDIATE; UPDATE revision_counter SET value = value + 1 WHERE id = 1").await.map_err(backend)
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        sqlx::raw_sql(BEGIN_WRITE).execute(&mut *conn).await.map_err(backend)?;
+        Ok(Tx { conn, finished: false })
+    }
+
+    /// Like [`begin_write`](Self::begin_write), with the write's first read riding on the same round trip: `read`
+    /// must be a query builder started with [`write_read`].
+    async fn begin_write_reading<R>(&self, mut read: QueryBuilder<Sqlite>) -> Result<(Tx, Vec<R>)>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        let rows = read.build_query_as::<R>().fetch_all(&mut *conn).await;
+        let tx = Tx { conn, finished: false };
+        Ok((tx, rows.map_err(backend)?))
     }
 }
 
-/// Appends the change-log row of a write begun with `begin_write` and returns the write's revision.
+/// Appends the change-log row of a write begun with `begin_write` and commits, in one round trip; returns the
+/// write's revision.
 async fn log_write(
-    tx: &mut Tx,
+    tx: Tx,
     ctx: &WriteCtx,
     action: &str,
     target_type: &str,
     target_pk: &str,
     changes: &Value,
 ) -> Result<Revision> {
-    let revision = log_change(tx, ctx, true, action, target_type, target_pk, changes).await?;
-    revision.ok_or_else(|| StoreError::Backend("the revision counter is missing".into()))
+    finish_write(tx, QueryBuilder::new(""), ctx, action, target_type, target_pk, changes).await
 }
 
-/// Appends one change-log row inside the caller's transaction.
-#[allow(clippy::too_many_arguments)]
+/// Like [`log_write`], with the write's last statement riding on the same round trip.
+async fn log_write_after(
+    tx: Tx,
+    mut last: QueryBuilder<Sqlite>,
+    ctx: &WriteCtx,
+    action: &str,
+    target_type: &str,
+    target_pk: &str,
+    changes: &Value,
+) -> Result<Revision> {
+    last.push("; ");
+    finish_write(tx, last, ctx, action, target_type, target_pk, changes).await
+}
+
+async fn finish_write(
+    mut tx: Tx,
+    mut qb: QueryBuilder<Sqlite>,
+    ctx: &WriteCtx,
+    action: &str,
+    target_type: &str,
+    target_pk: &str,
+    changes: &Value,
+) -> Result<Revision> {
+    push_log(&mut qb, ctx, true, action, target_type, target_pk, changes);
+    qb.push("; COMMIT");
+    let rows: Vec<Option<Revision>> = qb.build_query_scalar().fetch_all(&mut *tx.conn).await.map_err(map_err)?;
+    tx.finished = true;
+    rows.into_iter().flatten().next().ok_or_else(|| StoreError::Backend("the revision counter is missing".into()))
+}
+
+/// Appends one audit-only change-log row (it advances nothing) on `conn`.
 async fn log_change(
-    tx: &mut Tx,
+    conn: &mut SqliteConnection,
+    ctx: &WriteCtx,
+    action: &str,
+    target_type: &str,
+    target_pk: &str,
+    changes: &Value,
+) -> Result<()> {
+    let mut qb = QueryBuilder::new("");
+    push_log(&mut qb, ctx, false, action, target_type, target_pk, changes);
+    qb.build().execute(conn).await.map_err(map_err)?;
+    Ok(())
+}
+
+/// Pushes the change-log insert; the revision is the counter's value when the row `advances` it.
+fn push_log(
+    qb: &mut QueryBuilder<Sqlite>,
     ctx: &WriteCtx,
     advances: bool,
     action: &str,
     target_type: &str,
     target_pk: &str,
     changes: &Value,
-) -> Result<Option<Revision>> {
+) {
     let (actor, actor_username) = match &ctx.actor {
-        Some((pk, name)) => (Some(*pk), Some(name.as_str())),
+        Some((pk, name)) => (Some(*pk), Some(name.clone())),
         None => (None, None),
     };
-    sqlx::query_scalar(
+    qb.push(
         "INSERT INTO change_log (at, revision, actor, actor_username, action, target_type, target_pk, changes, ip, request_id)
-         VALUES (?, CASE WHEN ? THEN (SELECT value FROM revision_counter WHERE id = 1) END, ?, ?, ?, ?, ?, ?, ?, ?)
-         RETURNING revision",
-    )
-    .bind(to_micros(OffsetDateTime::now_utc()))
-    .bind(advances)
-    .bind(actor)
-    .bind(actor_username)
-    .bind(action)
-    .bind(target_type)
-    .bind(target_pk)
-    .bind(changes.to_string())
-    .bind(ctx.ip.as_deref())
-    .bind(ctx.request_id.as_deref())
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(map_err)
+         VALUES (",
+    );
+    let mut values = qb.separated(", ");
+    values.push_bind(to_micros(OffsetDateTime::now_utc()));
+    values.push(if advances { "(SELECT value FROM revision_counter WHERE id = 1)" } else { "NULL" });
+    values.push_bind(actor);
+    values.push_bind(actor_username);
+    values.push_bind(action.to_string());
+    values.push_bind(target_type.to_string());
+    values.push_bind(target_pk.to_string());
+    values.push_bind(changes.to_string());
+    values.push_bind(ctx.ip.clone());
+    values.push_bind(ctx.request_id.clone());
+    qb.push(") RETURNING revision");
 }
 
 /// Lower-cases `term` and escapes `LIKE` wildcards (with `\\` as the escape character).
@@ -140,7 +233,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-async fn commit(tx: Tx) -> Result<()> {
+async fn commit(tx: Transaction<'static, Sqlite>) -> Result<()> {
     tx.commit().await.map_err(backend)
 }
 

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{SqliteStore, backend, commit, log_write, map_err};
+use super::{SqliteStore, backend, log_write, map_err};
 use crate::{ObjectRecord, ObjectStore, Result, Revision, StoreError, WriteCtx};
 
 type ObjectRow = (i64, String, String, Option<i64>, i64);
@@ -40,8 +40,7 @@ impl ObjectStore for SqliteStore {
         })?;
         let object = object_from(row);
         let changes = json!({"after": {"model": model, "object_pk": object_pk, "parent": parent, "org": org}});
-        let revision = log_write(&mut tx, ctx, "create", model, object_pk, &changes).await?;
-        commit(tx).await?;
+        let revision = log_write(tx, ctx, "create", model, object_pk, &changes).await?;
         Ok((object, revision))
     }
 
@@ -67,8 +66,7 @@ impl ObjectStore for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        let revision = log_write(&mut tx, ctx, "delete", model, object_pk, &json!({"before": {"model": model}})).await?;
-        commit(tx).await?;
+        let revision = log_write(tx, ctx, "delete", model, object_pk, &json!({"before": {"model": model}})).await?;
         Ok(revision)
     }
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use sqlx::{QueryBuilder, Sqlite};
 use time::OffsetDateTime;
 
-use super::{SqliteStore, backend, commit, like_escape, log_write, map_err};
+use super::{SqliteStore, backend, like_escape, log_write, map_err};
 use crate::time_util::{from_micros, to_micros};
 use crate::{OrgStore, Page, Result, Revision, StoreError, WriteCtx};
 
@@ -37,8 +37,7 @@ impl OrgStore for SqliteStore {
         .map_err(map_err)?;
         let org = org_from(row);
         let after = json!({"after": {"name": name, "slug": slug, "description": description}});
-        let revision = log_write(&mut tx, ctx, "create", "orgs", &org.pk.to_string(), &after).await?;
-        commit(tx).await?;
+        let revision = log_write(tx, ctx, "create", "orgs", &org.pk.to_string(), &after).await?;
         Ok((org, revision))
     }
 
@@ -109,8 +108,7 @@ impl OrgStore for SqliteStore {
             "before": {"name": before.name, "slug": before.slug, "description": before.description},
             "after": {"name": after.name, "slug": after.slug, "description": after.description},
         });
-        let revision = log_write(&mut tx, ctx, "update", "orgs", &pk.to_string(), &changes).await?;
-        commit(tx).await?;
+        let revision = log_write(tx, ctx, "update", "orgs", &pk.to_string(), &changes).await?;
         Ok((after, revision))
     }
 
@@ -135,8 +133,7 @@ impl OrgStore for SqliteStore {
         sqlx::query("DELETE FROM orgs WHERE pk = ?").bind(pk).execute(&mut *tx).await.map_err(map_err)?;
         let org = org_from(before);
         let changes = json!({"before": {"name": org.name, "slug": org.slug, "description": org.description}});
-        let revision = log_write(&mut tx, ctx, "delete", "orgs", &pk.to_string(), &changes).await?;
-        commit(tx).await?;
+        let revision = log_write(tx, ctx, "delete", "orgs", &pk.to_string(), &changes).await?;
         Ok(revision)
     }
 
@@ -167,8 +164,7 @@ impl OrgStore for SqliteStore {
         .await
         .map_err(map_err)?;
         let changes = json!({"before": {"password_policy": before}, "after": {"password_policy": policy}});
-        let revision = log_write(&mut tx, ctx, "update", "orgs", &org.to_string(), &changes).await?;
-        commit(tx).await?;
+        let revision = log_write(tx, ctx, "update", "orgs", &org.to_string(), &changes).await?;
         Ok(revision)
     }
 }

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
-use super::{SqliteStore, Tx, backend, commit, log_write, map_err};
+use super::{SqliteStore, Tx, backend, log_write, map_err};
 use crate::time_util::{from_micros, to_micros};
 use crate::{LoginRecord, Page, Result, Revision, StoreError, UserFilter, UserOrder, UserQuery, UserStore, WriteCtx};
 
@@ -336,8 +336,7 @@ impl UserStore for SqliteStore {
         .map_err(map_err)?;
         set_groups(&mut tx, pk, &new.groups).await?;
         let user = fetch_user(&mut tx, pk).await?;
-        let revision = log_write(&mut tx, ctx, "create", "users", &pk.to_string(), &json!({"after": user_json(&user)})).await?;
-        commit(tx).await?;
+        let revision = log_write(tx, ctx, "create", "users", &pk.to_string(), &json!({"after": user_json(&user)})).await?;
         Ok((user, revision))
     }
 
@@ -442,8 +441,7 @@ impl UserStore for SqliteStore {
             set_groups(&mut tx, pk, groups).await?;
         }
         let after = fetch_user(&mut tx, pk).await?;
-        let revision = log_write(&mut tx, ctx, "update", "users", &pk.to_string(), &diff(&before, &after, &c)).await?;
-        commit(tx).await?;
+        let revision = log_write(tx, ctx, "update", "users", &pk.to_string(), &diff(&before, &after, &c)).await?;
         Ok((after, revision))
     }
 
@@ -451,9 +449,7 @@ impl UserStore for SqliteStore {
         let mut tx = self.begin_write().await?;
         let before = fetch_user(&mut tx, pk).await?;
         sqlx::query("DELETE FROM users WHERE pk = ?").bind(pk).execute(&mut *tx).await.map_err(map_err)?;
-        let revision =
-            log_write(&mut tx, ctx, "delete", "users", &pk.to_string(), &json!({"before": user_json(&before)})).await?;
-        commit(tx).await?;
+        let revision = log_write(tx, ctx, "delete", "users", &pk.to_string(), &json!({"before": user_json(&before)})).await?;
         Ok(revision)
     }
 
