@@ -133,14 +133,11 @@ impl Action {
         Action::ALL.into_iter().find(|a| a.as_str() == name)
     }
 
-    fn bit(self) -> u8 {
-        1 << (self as u8)
-    }
 }
 
-/// Module permissions held or conferred: module id → set of actions (a bitset of the standard actions).
+/// Module permissions held or conferred: module id → action names (standard and custom).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ModulePermissions(std::collections::BTreeMap<String, u8>);
+pub struct ModulePermissions(std::collections::BTreeMap<String, std::collections::BTreeSet<String>>);
 
 impl ModulePermissions {
     /// No permissions.
@@ -148,41 +145,69 @@ impl ModulePermissions {
         Self::default()
     }
 
-    /// Adds one action on one module.
+    /// Adds one standard action on one module.
     pub fn insert(&mut self, module: &str, action: Action) {
-        *self.0.entry(module.to_string()).or_default() |= action.bit();
+        self.insert_named(module, action.as_str());
+    }
+
+    /// Adds one action, standard or custom, on one module.
+    pub fn insert_named(&mut self, module: &str, action: &str) {
+        self.0.entry(module.to_string()).or_default().insert(action.to_string());
+    }
+
+    /// Replaces the actions on one module (`[]` removes the module).
+    pub fn set(&mut self, module: &str, actions: &[String]) {
+        if actions.is_empty() {
+            self.0.remove(module);
+        } else {
+            self.0.insert(module.to_string(), actions.iter().cloned().collect());
+        }
     }
 
     /// Adds everything in `other`.
     pub fn extend(&mut self, other: &ModulePermissions) {
-        for (module, bits) in &other.0 {
-            *self.0.entry(module.clone()).or_default() |= bits;
+        for (module, actions) in &other.0 {
+            self.0.entry(module.clone()).or_default().extend(actions.iter().cloned());
         }
     }
 
     /// Whether `action` on `module` is held: `full` implies every action, every action implies `access`.
     pub fn allows(&self, module: &str, action: Action) -> bool {
-        let Some(bits) = self.0.get(module).copied() else { return false };
-        bits & Action::Full.bit() != 0 || bits & action.bit() != 0 || (action == Action::Access && bits != 0)
+        self.allows_named(module, action.as_str())
+    }
+
+    /// Like [`allows`](Self::allows) for an action name, custom ones included.
+    pub fn allows_named(&self, module: &str, action: &str) -> bool {
+        let Some(held) = self.0.get(module) else { return false };
+        held.contains(action) || held.contains("full") || (action == "access" && !held.is_empty())
     }
 
     /// Whether every permission in `other` is held here (dominance, API.md §11).
     pub fn covers(&self, other: &ModulePermissions) -> bool {
-        other.0.iter().all(|(module, bits)| Action::ALL.into_iter().all(|a| bits & a.bit() == 0 || self.allows(module, a)))
+        other.0.iter().all(|(module, actions)| actions.iter().all(|a| self.allows_named(module, a)))
     }
 
     /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
-        self.0.values().all(|b| *b == 0)
+        self.0.values().all(|a| a.is_empty())
     }
 
-    /// The actions on each module, in the standard order, as the API shows them.
-    pub fn to_map(&self) -> std::collections::BTreeMap<String, Vec<&'static str>> {
-        self.0
-            .iter()
-            .filter(|(_, bits)| **bits != 0)
-            .map(|(m, bits)| (m.clone(), Action::ALL.into_iter().filter(|a| bits & a.bit() != 0).map(Action::as_str).collect()))
-            .collect()
+    /// The actions on one module, standard ones first in the contract's order, then custom ones by name.
+    pub fn actions(&self, module: &str) -> Vec<String> {
+        let Some(held) = self.0.get(module) else { return Vec::new() };
+        let standard = Action::ALL.iter().map(|a| a.as_str()).filter(|a| held.contains(*a)).map(str::to_string);
+        let custom = held.iter().filter(|a| Action::parse(a).is_none()).cloned();
+        standard.chain(custom).collect()
+    }
+
+    /// Every (module, action) pair held.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().flat_map(|(m, actions)| actions.iter().map(move |a| (m.as_str(), a.as_str())))
+    }
+
+    /// The actions on each module as the API shows them.
+    pub fn to_map(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        self.0.keys().filter_map(|m| Some((m.clone(), self.actions(m))).filter(|(_, a)| !a.is_empty())).collect()
     }
 
     /// Reads `{module: [action...]}`; seed 001 levels `"read"` and `"write"` are accepted in place of a list.
@@ -210,10 +235,10 @@ impl ModulePermissions {
             for action in listed {
                 match Action::parse(action) {
                     Some(a) => out.insert(module, a),
+                    None if valid_module_id(action) => out.insert_named(module, action),
                     None => errors.add(&name, format!("\"{action}\" is not a valid action.")),
                 }
             }
-            out.0.entry(module.clone()).or_default();
         }
         errors.finish()?;
         Ok(out)
@@ -249,7 +274,8 @@ mod module_permission_tests {
         assert_eq!(p.to_map()["brands"], ["read", "create", "update", "delete"]);
         assert_eq!(p.to_map()["users"], ["read"]);
         assert!(!p.to_map().contains_key("x"));
-        assert!(ModulePermissions::parse(&json!({"brands": ["fly"]}), "permissions").is_err());
+        assert_eq!(ModulePermissions::parse(&json!({"brands": ["fly"]}), "permissions").unwrap().actions("brands"), ["fly"]);
+        assert!(ModulePermissions::parse(&json!({"brands": ["Not An Action"]}), "permissions").is_err());
         assert!(ModulePermissions::parse(&json!({"Bad Id": ["read"]}), "permissions").is_err());
         assert!(ModulePermissions::parse(&json!(["read"]), "permissions").is_err());
         assert!(ModulePermissions::parse(&json!({"a": 5}), "permissions").is_err());

@@ -155,6 +155,9 @@ fn conflict_message(constraint: &str) -> String {
         "users" => "The organisation still has users.".into(),
         "org_groups" | "org_objects" => "The organisation still has groups or objects.".into(),
         "object" => "The object is already registered.".into(),
+        "module" => "A module with that id already exists.".into(),
+        "builtin" => "Built-in modules cannot be deleted.".into(),
+        "role" => "A role with that name already exists in this organisation.".into(),
         other => format!("The value of {other} is already taken."),
     }
 }

@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod directory;
 pub mod dominance;
+pub mod engine;
 pub mod error;
 pub mod extract;
 pub mod hashing;

@@ -43,11 +43,11 @@ fn add_trailing_slash(mut req: Request) -> Request {
 pub async fn follow_writes(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let response = next.run(req).await;
-    if write
-        && response.status().is_success()
-        && let Err(e) = state.directory.sync(state.store.as_ref()).await
-    {
-        tracing::error!("cannot follow the change log: {e}");
+    if write && response.status().is_success() {
+        state.engine.mark_stale();
+        if let Err(e) = state.directory.sync(state.store.as_ref()).await {
+            tracing::error!("cannot follow the change log: {e}");
+        }
     }
     response
 }

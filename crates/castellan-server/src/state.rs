@@ -9,6 +9,7 @@ use crate::auth::credentials::CredentialCache;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::ServerConfig;
 use crate::directory::DirectoryView;
+use crate::engine::EngineView;
 use crate::hashing::HashPool;
 
 fn cores() -> usize {
@@ -30,6 +31,8 @@ pub struct AppState {
     pub hashing: Arc<HashPool>,
     /// The group tree and memberships in memory, following the change log.
     pub directory: Arc<DirectoryView>,
+    /// The authorization engine's index.
+    pub engine: Arc<EngineView>,
     /// Renders `/metrics`.
     pub metrics: Option<PrometheusHandle>,
 }
@@ -43,8 +46,10 @@ impl AppState {
     ) -> Result<Self, castellan_store::StoreError> {
         let key = store.server_key(&crate::auth::credentials::random_bytes::<32>()).await?;
         let directory = Arc::new(DirectoryView::load(store.as_ref()).await?);
+        let engine = EngineView::start(store.clone()).await?;
         Ok(Self {
             directory,
+            engine,
             hashing: Arc::new(HashPool::new(cores(), config.max_concurrent_hashes)),
             credentials: Arc::new(CredentialCache::new(key)),
             throttle: Arc::new(LoginThrottle::default()),

@@ -9,11 +9,13 @@ use castellan_core::permission::ModulePermissions;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+pub mod permissions;
 pub mod sqlite;
 #[cfg(feature = "testsuite")]
 pub mod suite;
 mod time_util;
 
+pub use permissions::{Module, PermissionStore, Role};
 pub use sqlite::SqliteStore;
 pub use sqlite::dataset::{DatasetInfo, DatasetSpec};
 
@@ -533,10 +535,69 @@ pub trait ChangeLog {
     async fn changes(&self, after_pk: i64, limit: i64) -> Result<Vec<ChangeEntry>>;
 }
 
+/// A sortable change-log column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOrder {
+    /// Primary key: the order rows were written in.
+    Pk,
+    /// When the change happened.
+    At,
+    /// The revision it produced (audit-only rows have none and come first ascending).
+    Revision,
+}
+
+impl ChangeOrder {
+    /// Parses an `ordering` field name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "pk" | "id" => Self::Pk,
+            "at" => Self::At,
+            "revision" => Self::Revision,
+            _ => return None,
+        })
+    }
+}
+
+/// An audit-log page request: empty vectors mean "no filter", several values match any, filters combine with AND.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeQuery {
+    /// Rows written by any of these users.
+    pub actors: Vec<i64>,
+    /// Rows on any of these target types (module ids).
+    pub target_types: Vec<String>,
+    /// Rows on any of these target keys.
+    pub target_pks: Vec<String>,
+    /// Rows with any of these actions.
+    pub actions: Vec<String>,
+    /// Rows at or after this instant.
+    pub since: Option<OffsetDateTime>,
+    /// Rows strictly before this instant.
+    pub until: Option<OffsetDateTime>,
+    /// Rows whose target is any of these subjects, as (target_type, target_pk).
+    pub subjects: Vec<(String, String)>,
+    /// Rows whose target is any of these objects, as (target_type, target_pk).
+    pub objects: Vec<(String, String)>,
+    /// Rows of this organisation only (the actor's at write time); `None` for every row.
+    pub org: Option<i64>,
+    /// Sort keys; empty means newest first. A `pk` tiebreak in the first key's direction is always appended.
+    pub ordering: Vec<(ChangeOrder, bool)>,
+    /// Rows to skip.
+    pub offset: i64,
+    /// Rows to return.
+    pub limit: i64,
+}
+
+/// The audit log: filtered, ordered pages of the change log.
+#[async_trait]
+pub trait AuditStore {
+    /// A page of change-log rows matching `query`, with the total count.
+    async fn list_changes(&self, query: &ChangeQuery) -> Result<Page<ChangeEntry>>;
+}
+
 /// Everything the server persists.
 #[async_trait]
 pub trait Store:
-    OrgStore + GroupStore + ObjectStore + UserStore + CredentialStore + UserDataStore + ChangeLog + Send + Sync + 'static
+    OrgStore + GroupStore + ObjectStore + PermissionStore + UserStore + CredentialStore + UserDataStore + ChangeLog + AuditStore + Send + Sync + 'static
 {
     /// Brings the schema up to date.
     async fn migrate(&self) -> Result<()>;

@@ -58,7 +58,7 @@ pub struct GroupOut {
     /// Parent group, or null for a root.
     pub parent: Option<i64>,
     /// Conferred module permissions `{module_id: [action...]}`.
-    pub permissions: BTreeMap<String, Vec<&'static str>>,
+    pub permissions: BTreeMap<String, Vec<String>>,
     /// Roles assigned to the group.
     pub roles: Vec<i64>,
     /// When it was created.

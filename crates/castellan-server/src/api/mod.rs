@@ -1,13 +1,18 @@
 //! The HTTP API: one module per resource, each declaring the permission its routes need where they are registered.
 
 pub mod active_user;
+pub mod audit;
 pub mod auth;
+pub mod check;
 pub mod credentials;
 pub mod groups;
 pub mod health;
 pub mod memberships;
+pub mod module_permissions;
+pub mod modules;
 pub mod objects;
 pub mod orgs;
+pub mod roles;
 pub mod user_data;
 pub mod users;
 
@@ -98,6 +103,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(groups::router())
         .merge(memberships::router())
         .merge(objects::router())
+        .merge(audit::router())
+        .merge(check::router())
+        .merge(modules::router())
+        .merge(roles::router())
+        .merge(module_permissions::router())
 }
 
 /// A user-facing timestamp: RFC 3339 UTC with microseconds.

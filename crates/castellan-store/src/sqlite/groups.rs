@@ -500,7 +500,31 @@ impl GroupStore for SqliteStore {
         .fetch_all(&mut *conn)
         .await
         .map_err(backend)?;
-        conferred(&mut conn, &groups).await
+        let mut held = conferred(&mut conn, &groups).await?;
+        // Global grants to the user, to the user's roles and to the roles of the user's groups and their ancestors.
+        let now = now_micros();
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "SELECT module, action FROM grants WHERE object_model = '' AND (expires_at IS NULL OR expires_at > ",
+        );
+        qb.push_bind(now).push(") AND ((subject_type = 'user' AND subject_pk = ").push_bind(user);
+        qb.push(") OR (subject_type = 'role' AND subject_pk IN (SELECT role FROM role_assignments WHERE (expires_at IS NULL OR expires_at > ");
+        qb.push_bind(now).push(") AND ((subject_type = 'user' AND subject_pk = ").push_bind(user).push(")");
+        if !groups.is_empty() {
+            qb.push(" OR (subject_type = 'group' AND subject_pk IN (SELECT ancestor FROM group_closure WHERE descendant IN (");
+            push_keys(&mut qb, &groups);
+            qb.push("))");
+        }
+        qb.push("))))");
+        let rows: Vec<(String, String)> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(backend)?;
+        for (module, action) in &rows {
+            held.insert_named(module, action);
+        }
+        let inactive: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM modules WHERE is_active = 0").fetch_all(&mut *conn).await.map_err(backend)?;
+        for module in inactive {
+            held.set(&module, &[]);
+        }
+        Ok(held)
     }
 
     async fn is_within(&self, group: i64, ancestor: i64) -> Result<bool> {

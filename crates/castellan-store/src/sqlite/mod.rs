@@ -1,5 +1,6 @@
 //! The SQLite (WAL) backend: the embedded default.
 
+mod audit;
 mod changes;
 mod credentials;
 mod data;
@@ -7,6 +8,7 @@ pub mod dataset;
 mod groups;
 mod objects;
 mod orgs;
+mod permissions;
 mod users;
 
 use std::ops::{Deref, DerefMut};
@@ -187,7 +189,7 @@ fn push_log(
         None => (None, None),
     };
     qb.push(
-        "INSERT INTO change_log (at, revision, actor, actor_username, action, target_type, target_pk, changes, ip, request_id)
+        "INSERT INTO change_log (at, revision, actor, actor_username, action, target_type, target_pk, changes, ip, request_id, org)
          VALUES (",
     );
     let mut values = qb.separated(", ");
@@ -201,6 +203,7 @@ fn push_log(
     values.push_bind(changes.to_string());
     values.push_bind(ctx.ip.clone());
     values.push_bind(ctx.request_id.clone());
+    values.push("(SELECT org FROM users WHERE pk = ").push_bind_unseparated(actor).push_unseparated(")");
     qb.push(") RETURNING revision");
 }
 

@@ -6,6 +6,7 @@
 //!
 //! Every function listed in `store_suite!` must be re-exported here; a new test is added in both places.
 
+mod audit;
 mod changes;
 mod credentials;
 mod data;
@@ -20,6 +21,7 @@ use castellan_core::model::{NewUser, Org, User, UserChanges};
 
 use crate::{ChangeEntry, Result, Revision, Store, StoreError, WriteCtx};
 
+pub use audit::{audit_filters_and_org, audit_ordering_and_paging, audit_since_until_bounds};
 pub use changes::{
     audit_does_not_advance_revision, changes_pages_oldest_first, concurrent_writes_get_distinct_revisions, migrate_is_idempotent,
     server_key_keeps_first_candidate, writes_advance_revision_and_log_once,
@@ -90,6 +92,9 @@ macro_rules! store_suite {
             concurrent_writes_get_distinct_revisions,
             audit_does_not_advance_revision,
             changes_pages_oldest_first,
+            audit_filters_and_org,
+            audit_since_until_bounds,
+            audit_ordering_and_paging,
             server_key_keeps_first_candidate,
             get_users_ascending_skips_unknown,
             list_users_filters,

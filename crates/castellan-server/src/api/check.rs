@@ -1,0 +1,259 @@
+//! Checks (API.md §6): "may this user do this here?", one at a time or up to 10,000 per request, answered from the
+//! in-memory index, with the revision it reflects and, on request, every granting path.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use castellan_core::engine::{Denial, Path, Step};
+use castellan_core::fields::Fields;
+use castellan_core::permission::{Action, Permission, valid_module_id};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::authenticated;
+use crate::auth::principal::Principal;
+use crate::engine::Snapshot;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::JsonBody;
+use crate::state::AppState;
+use crate::visibility::visible_user;
+
+/// Most checks in one bulk request.
+pub const BULK_MAX: usize = 10_000;
+/// Most granting paths an explanation lists.
+const PATHS_MAX: usize = 10;
+/// How long a check waits for the index to reach `at_least_revision`.
+const CATCH_UP: Duration = Duration::from_secs(5);
+
+/// Checks about oneself need only authentication; about others `permissions.check` (handler-enforced).
+pub fn router() -> OpenApiRouter<AppState> {
+    authenticated(OpenApiRouter::new().routes(routes!(check)).routes(routes!(bulk_check)))
+}
+
+/// One parsed check.
+struct Query {
+    user: Option<i64>,
+    module: String,
+    action: String,
+    object: Option<(String, String)>,
+}
+
+fn parse_query(f: &mut Fields<'_>, body: &Value) -> Option<Query> {
+    let permission = f.string("permission", true, 130);
+    let user = f.pk("user", false);
+    let model = f.string("model", false, 64);
+    let object_pk = match body.get("object_pk") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 255 => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(_) => {
+            f.error("object_pk", "Expected a non-empty string of at most 255 characters.");
+            None
+        }
+    };
+    let (module, action) = match permission.as_deref().and_then(|p| p.split_once('.')) {
+        Some((m, a)) if valid_module_id(m) && valid_module_id(a) => (m.to_string(), a.to_string()),
+        _ => {
+            if permission.is_some() {
+                f.error("permission", "Expected \"module.action\".");
+            }
+            return None;
+        }
+    };
+    if model.as_deref().is_some_and(|m| !valid_module_id(m)) {
+        f.error("model", "Module ids are lower-case slugs of 1 to 64 characters.");
+    }
+    let object = object_pk.map(|pk| (model.unwrap_or_else(|| module.clone()), pk));
+    Some(Query { user, module, action, object })
+}
+
+/// The user a check is about; others need `permissions.check` (implied by `permissions.read`) and must be visible.
+async fn subject(state: &AppState, caller: &Principal, user: Option<i64>) -> ApiResult<i64> {
+    match user {
+        None => Ok(caller.user.pk),
+        Some(pk) if pk == caller.user.pk => Ok(pk),
+        Some(pk) => {
+            let read = Permission { module: "permissions", action: Action::Read };
+            if !caller.holds(read) && !caller.held.allows_named("permissions", "check") && !caller.user.is_superuser {
+                return Err(ApiError::PermissionDenied("This method needs permission check on permissions.".into()));
+            }
+            visible_user(state, caller, pk).await?;
+            Ok(pk)
+        }
+    }
+}
+
+/// The snapshot to answer from: current, or at least `at_least_revision` (400 beyond the newest, 503 on timeout).
+async fn snapshot_for(state: &AppState, body: &Value) -> ApiResult<std::sync::Arc<Snapshot>> {
+    let Some(raw) = body.get("at_least_revision") else { return Ok(state.engine.snapshot()) };
+    let Some(wanted) = raw.as_i64().filter(|r| *r >= 0) else {
+        return Err(ApiError::field("at_least_revision", "A valid integer is required."));
+    };
+    if wanted > state.store.revision().await? {
+        return Err(ApiError::field("at_least_revision", "No such revision has been committed."));
+    }
+    state.engine.at_least(wanted, CATCH_UP).await.ok_or_else(|| ApiError::Unavailable("The index has not caught up yet.".into()))
+}
+
+fn now_micros() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64
+}
+
+fn object_text(o: &(String, String)) -> String {
+    format!("{} {}", o.0, o.1)
+}
+
+/// One granting path as text: `user 5 ∈ group 3 ⊂ group 1 → role 7 → catalogs.full on catalogs 9 ⊃ products 42`.
+fn render(path: &Path) -> String {
+    let mut out = String::new();
+    for step in &path.steps {
+        let part = match step {
+            Step::User { pk, superuser: true } => format!("user {pk} is a superuser"),
+            Step::User { pk, .. } => format!("user {pk}"),
+            Step::Member { group, restricted } => {
+                format!(" ∈ group {group}{}", if *restricted { " (node-restricted)" } else { "" })
+            }
+            Step::Ancestor { group } => format!(" ⊂ group {group}"),
+            Step::Role { role } => format!(" → role {role}"),
+            Step::Grant { module, action, object } => {
+                let on = object.as_ref().map(|o| format!(" on {}", object_text(o))).unwrap_or_default();
+                format!(" → {module}.{action}{on}")
+            }
+            Step::Covers { object } => format!(" ⊃ {}", object_text(object)),
+        };
+        out.push_str(&part);
+    }
+    out
+}
+
+fn denial_text(denial: Option<Denial>, user: i64, module: &str, action: &str) -> String {
+    match denial {
+        Some(Denial::UnknownUser) => format!("user {user} does not exist"),
+        Some(Denial::InactiveUser) => format!("user {user} is inactive"),
+        Some(Denial::UnknownModule) => format!("module {module} does not exist"),
+        Some(Denial::InactiveModule) => format!("module {module} is inactive"),
+        Some(Denial::UnknownAction) => format!("module {module} has no action {action}"),
+        Some(Denial::NoGrant) | None => format!("no grant of {module}.{action} reaches user {user} (node restrictions included)"),
+    }
+}
+
+/// A check's answer.
+#[derive(Serialize, ToSchema)]
+pub struct CheckOut {
+    /// Whether the permission is held.
+    pub allowed: bool,
+    /// The revision the answer reflects.
+    pub revision: i64,
+    /// Granting paths (at most 10) or why not, when `explain` was asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Vec<String>>,
+    /// How many granting paths exist, when `explain` was asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paths_total: Option<usize>,
+    /// When the answer stops holding because a grant, membership or role assignment expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<String>,
+}
+
+/// Check one permission for a user (default: the caller), globally or on an object.
+#[utoipa::path(post, path = "/api/v1/check/", tag = "check",
+    request_body(content = Object, description = "`{\"user\", \"permission\": \"module.action\", \"object_pk\", \"model\", \"at_least_revision\", \"explain\"}`"),
+    responses((status = 200, body = CheckOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 503)))]
+async fn check(State(state): State<AppState>, caller: Principal, JsonBody(body): JsonBody) -> ApiResult<axum::Json<CheckOut>> {
+    let mut f = Fields::new(&body)?;
+    let query = parse_query(&mut f, &body);
+    let explain = f.bool("explain").unwrap_or(false);
+    f.finish()?;
+    let Some(q) = query else { return Err(ApiError::field("permission", "This field is required.")) };
+    if explain {
+        caller.require(Permission { module: "permissions", action: Action::Read })?;
+    }
+    let user = subject(&state, &caller, q.user).await?;
+    let snapshot = snapshot_for(&state, &body).await?;
+    let object = q.object.as_ref().map(|(m, k)| (m.as_str(), k.as_str()));
+    let now = now_micros();
+    let decision = snapshot.index.check(user, &q.module, &q.action, object, now);
+    let (explanation, paths_total) = if explain {
+        let (_, paths, total) = snapshot.index.explain(user, &q.module, &q.action, object, now, PATHS_MAX);
+        let lines = if decision.allowed {
+            paths.iter().map(render).collect()
+        } else {
+            vec![denial_text(decision.denial, user, &q.module, &q.action)]
+        };
+        (Some(lines), Some(total))
+    } else {
+        (None, None)
+    };
+    let valid_until = decision.valid_until.and_then(|us| time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).ok()).map(super::timestamp);
+    Ok(axum::Json(CheckOut { allowed: decision.allowed, revision: snapshot.revision, explanation, paths_total, valid_until }))
+}
+
+/// One bulk answer.
+#[derive(Serialize, ToSchema)]
+pub struct BulkItem {
+    /// Whether the permission is held.
+    pub allowed: bool,
+}
+
+/// Bulk answers, in the order asked.
+#[derive(Serialize, ToSchema)]
+pub struct BulkOut {
+    /// One per check.
+    pub results: Vec<BulkItem>,
+    /// The revision the answers reflect.
+    pub revision: i64,
+}
+
+/// Check up to 10,000 permissions in one request; answers keep the order of the checks.
+#[utoipa::path(post, path = "/api/v1/check/bulk/", tag = "check",
+    request_body(content = Object, description = "`{\"checks\": [{\"user\", \"permission\", \"object_pk\", \"model\"}...], \"at_least_revision\"}`"),
+    responses((status = 200, body = BulkOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 503)))]
+async fn bulk_check(State(state): State<AppState>, caller: Principal, JsonBody(body): JsonBody) -> ApiResult<axum::Json<BulkOut>> {
+    let Some(items) = body.get("checks").and_then(Value::as_array) else {
+        return Err(ApiError::field("checks", "Expected a list of checks."));
+    };
+    if items.len() > BULK_MAX {
+        return Err(ApiError::field("checks", format!("Ensure this field has no more than {BULK_MAX} elements.")));
+    }
+    let mut errors = Vec::new();
+    let mut queries = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let prefix = format!("checks[{i}].");
+        match Fields::new(item) {
+            Ok(mut f) => {
+                let q = parse_query(&mut f, item);
+                match (q, f.finish()) {
+                    (Some(q), Ok(())) => queries.push(q),
+                    (_, Err(castellan_core::DomainError::Validation(e))) => {
+                        errors.extend(e.into_iter().map(|e| castellan_core::FieldError::new(format!("{prefix}{}", e.field), e.message)))
+                    }
+                    (_, Err(other)) => return Err(other.into()),
+                    (None, Ok(())) => errors.push(castellan_core::FieldError::new(format!("{prefix}permission"), "This field is required.")),
+                }
+            }
+            Err(_) => errors.push(castellan_core::FieldError::new(format!("checks[{i}]"), "Invalid data. Expected a dictionary.")),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let mut users: Vec<Option<i64>> = queries.iter().map(|q| q.user).collect();
+    users.sort_unstable();
+    users.dedup();
+    for user in users {
+        subject(&state, &caller, user).await?;
+    }
+    let snapshot = snapshot_for(&state, &body).await?;
+    let now = now_micros();
+    let results = queries
+        .iter()
+        .map(|q| {
+            let object = q.object.as_ref().map(|(m, k)| (m.as_str(), k.as_str()));
+            BulkItem { allowed: snapshot.index.check(q.user.unwrap_or(caller.user.pk), &q.module, &q.action, object, now).allowed }
+        })
+        .collect();
+    Ok(axum::Json(BulkOut { results, revision: snapshot.revision }))
+}

@@ -1,0 +1,250 @@
+//! Roles (API.md §5, seed 002): named sets of module permissions, assigned to users and groups of their organisation.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use castellan_core::engine::SubjectFact;
+use castellan_core::fields::Fields;
+use castellan_core::model::group::GROUP_NAME_MAX;
+use castellan_core::permission::ModulePermissions;
+use castellan_core::validate::DESCRIPTION_MAX;
+use castellan_store::Role;
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::write_ctx;
+use super::{guarded, timestamp, with_revision};
+use crate::auth::principal::{ClientIp, Principal};
+use crate::dominance::require_covers;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, PathPk};
+use crate::links::{Envelope, ListQuery};
+use crate::state::AppState;
+use crate::visibility::{visible_group, visible_user};
+
+/// Most users or groups one assign/remove request may name.
+const SUBJECTS_MAX: usize = 1000;
+
+/// Routes of module `roles`.
+pub fn router() -> OpenApiRouter<AppState> {
+    guarded(
+        "roles",
+        None,
+        OpenApiRouter::new()
+            .routes(routes!(list_roles, create_role))
+            .routes(routes!(get_role, replace_role, patch_role, delete_role))
+            .routes(routes!(assign_users))
+            .routes(routes!(remove_users))
+            .routes(routes!(assign_groups))
+            .routes(routes!(remove_groups)),
+    )
+}
+
+/// A role as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleOut {
+    /// Primary key.
+    pub pk: i64,
+    /// Name, unique in its organisation.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Owning organisation.
+    pub org: i64,
+    /// Users it is assigned to.
+    pub users: Vec<i64>,
+    /// Groups it is assigned to.
+    pub groups: Vec<i64>,
+    /// When it was created.
+    pub created_date: String,
+    /// When it last changed.
+    pub modified_date: String,
+}
+
+impl From<&Role> for RoleOut {
+    fn from(r: &Role) -> Self {
+        Self {
+            pk: r.pk,
+            name: r.name.clone(),
+            description: r.description.clone(),
+            org: r.org,
+            users: r.users.clone(),
+            groups: r.groups.clone(),
+            created_date: timestamp(r.created_date),
+            modified_date: timestamp(r.modified_date),
+        }
+    }
+}
+
+/// The role if the caller may see it (its organisation), else 404.
+pub async fn visible_role(state: &AppState, caller: &Principal, pk: i64) -> ApiResult<Role> {
+    let role = state.store.get_role(pk).await?;
+    if caller.org_scope().is_some_and(|own| own != role.org) {
+        return Err(ApiError::NotFound);
+    }
+    Ok(role)
+}
+
+/// What holding a role confers: its global module grants.
+pub async fn role_permissions(state: &AppState, role: i64) -> ApiResult<ModulePermissions> {
+    let mut held = ModulePermissions::new();
+    for (module, actions) in state.store.module_grants(SubjectFact::Role(role)).await? {
+        held.set(&module, &actions);
+    }
+    Ok(held)
+}
+
+/// List roles of the caller's organisation (all for superusers).
+#[utoipa::path(get, path = "/api/v1/roles/", tag = "roles", params(("search" = Option<String>, Query), ("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query)),
+    responses((status = 200, body = Envelope<RoleOut>), (status = 401), (status = 403)))]
+async fn list_roles(State(state): State<AppState>, caller: Principal, q: ListQuery) -> ApiResult<axum::Json<Envelope<RoleOut>>> {
+    let window = q.window()?;
+    let search = q.search();
+    let page = state.store.list_roles(caller.org_scope(), search.as_deref(), window.offset, window.limit).await?;
+    q.check_page(window, page.count)?;
+    Ok(axum::Json(q.envelope(window, page.count, page.items.iter().map(RoleOut::from).collect())))
+}
+
+fn read_role(body: &serde_json::Value, required: bool) -> ApiResult<(Option<String>, Option<String>, Option<i64>)> {
+    let mut f = Fields::new(body)?;
+    let name = f.string("name", required, GROUP_NAME_MAX);
+    if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        f.error("name", "This field may not be blank.");
+    }
+    let description = f.string("description", false, DESCRIPTION_MAX);
+    let org = f.pk("org", false);
+    f.finish()?;
+    Ok((name, description, org))
+}
+
+/// Create a role.
+#[utoipa::path(post, path = "/api/v1/roles/", tag = "roles", request_body(content = Object, description = "`{\"name\", \"description\", \"org\"}`"),
+    responses((status = 201, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 409)))]
+async fn create_role(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, JsonBody(body): JsonBody) -> ApiResult<Response> {
+    let (name, description, org) = read_role(&body, true)?;
+    let org = org.unwrap_or(caller.user.org);
+    if caller.org_scope().is_some_and(|own| own != org) || state.store.get_org(org).await.is_err() {
+        return Err(ApiError::field("org", "Invalid pk - object does not exist."));
+    }
+    let ctx = write_ctx(Some(&caller), ip);
+    let (role, revision) = state.store.create_role(&ctx, &name.unwrap_or_default(), &description.unwrap_or_default(), org).await?;
+    Ok(with_revision(revision, (StatusCode::CREATED, axum::Json(RoleOut::from(&role)))))
+}
+
+/// One role.
+#[utoipa::path(get, path = "/api/v1/roles/{pk}/", tag = "roles", params(("pk" = i64, Path)),
+    responses((status = 200, body = RoleOut), (status = 401), (status = 403), (status = 404)))]
+async fn get_role(State(state): State<AppState>, caller: Principal, PathPk(pk): PathPk) -> ApiResult<axum::Json<RoleOut>> {
+    Ok(axum::Json(RoleOut::from(&visible_role(&state, &caller, pk).await?)))
+}
+
+async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: i64, body: &serde_json::Value, replace: bool) -> ApiResult<Response> {
+    let role = visible_role(state, caller, pk).await?;
+    let (name, description, org) = read_role(body, replace)?;
+    if org.is_some_and(|o| o != role.org) {
+        return Err(ApiError::field("org", "A role's organisation cannot be changed."));
+    }
+    let (role, revision) = state.store.update_role(&write_ctx(Some(caller), ip), pk, name.as_deref(), description.as_deref()).await?;
+    Ok(with_revision(revision, axum::Json(RoleOut::from(&role))))
+}
+
+/// Replace a role (`name` required).
+#[utoipa::path(put, path = "/api/v1/roles/{pk}/", tag = "roles", params(("pk" = i64, Path)), request_body(content = Object),
+    responses((status = 200, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+async fn replace_role(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+    update(&state, ip, &caller, pk, &body, true).await
+}
+
+/// Update some fields of a role.
+#[utoipa::path(patch, path = "/api/v1/roles/{pk}/", tag = "roles", params(("pk" = i64, Path)), request_body(content = Object),
+    responses((status = 200, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+async fn patch_role(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+    update(&state, ip, &caller, pk, &body, false).await
+}
+
+/// Delete a role with its assignments and grants; the caller must hold what it confers.
+#[utoipa::path(delete, path = "/api/v1/roles/{pk}/", tag = "roles", params(("pk" = i64, Path)),
+    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
+async fn delete_role(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk) -> ApiResult<Response> {
+    visible_role(&state, &caller, pk).await?;
+    require_covers(&caller, &role_permissions(&state, pk).await?)?;
+    let revision = state.store.delete_role(&write_ctx(Some(&caller), ip), pk).await?;
+    Ok(with_revision(revision, StatusCode::NO_CONTENT))
+}
+
+/// Which kind of subject an assign/remove request names.
+#[derive(Clone, Copy)]
+enum Kind {
+    Users,
+    Groups,
+}
+
+/// Reads `{"users"|"groups": [pk...], "expires_at"?}`, checks each is visible (404 otherwise) and that the caller
+/// holds what the role confers (§11), then assigns or removes.
+async fn change(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: i64, body: &serde_json::Value, kind: Kind, assign: bool) -> ApiResult<Response> {
+    visible_role(state, caller, pk).await?;
+    let field = match kind {
+        Kind::Users => "users",
+        Kind::Groups => "groups",
+    };
+    let mut f = Fields::new(body)?;
+    let pks = f.pk_list(field, true, SUBJECTS_MAX).unwrap_or_default();
+    let expires_at = if assign { f.future_time("expires_at", OffsetDateTime::now_utc()) } else { None };
+    f.finish()?;
+    let mut subjects = Vec::with_capacity(pks.len());
+    for subject in pks {
+        match kind {
+            Kind::Users => {
+                visible_user(state, caller, subject).await?;
+                subjects.push(SubjectFact::User(subject));
+            }
+            Kind::Groups => {
+                visible_group(state, caller, subject).await?;
+                subjects.push(SubjectFact::Group(subject));
+            }
+        }
+    }
+    require_covers(caller, &role_permissions(state, pk).await?)?;
+    let ctx = write_ctx(Some(caller), ip);
+    let revision = if assign {
+        state.store.assign_role(&ctx, pk, &subjects, expires_at).await.map_err(|e| match ApiError::from(e) {
+            ApiError::Validation(_) => ApiError::field(field, "Subjects must belong to the role's organisation."),
+            other => other,
+        })?
+    } else {
+        state.store.unassign_role(&ctx, pk, &subjects).await?
+    };
+    let role = state.store.get_role(pk).await?;
+    Ok(with_revision(revision, axum::Json(RoleOut::from(&role))))
+}
+
+/// Assign the role to users (`expires_at` optional).
+#[utoipa::path(patch, path = "/api/v1/roles/{pk}/assign-users/", tag = "roles", params(("pk" = i64, Path)), request_body(content = Object, description = "`{\"users\": [pk...], \"expires_at\"}`"),
+    responses((status = 200, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
+async fn assign_users(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+    change(&state, ip, &caller, pk, &body, Kind::Users, true).await
+}
+
+/// Remove the role from users.
+#[utoipa::path(patch, path = "/api/v1/roles/{pk}/remove-users/", tag = "roles", params(("pk" = i64, Path)), request_body(content = Object, description = "`{\"users\": [pk...]}`"),
+    responses((status = 200, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
+async fn remove_users(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+    change(&state, ip, &caller, pk, &body, Kind::Users, false).await
+}
+
+/// Assign the role to groups (`expires_at` optional).
+#[utoipa::path(patch, path = "/api/v1/roles/{pk}/assign-groups/", tag = "roles", params(("pk" = i64, Path)), request_body(content = Object, description = "`{\"groups\": [pk...], \"expires_at\"}`"),
+    responses((status = 200, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
+async fn assign_groups(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+    change(&state, ip, &caller, pk, &body, Kind::Groups, true).await
+}
+
+/// Remove the role from groups.
+#[utoipa::path(patch, path = "/api/v1/roles/{pk}/remove-groups/", tag = "roles", params(("pk" = i64, Path)), request_body(content = Object, description = "`{\"groups\": [pk...]}`"),
+    responses((status = 200, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
+async fn remove_groups(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+    change(&state, ip, &caller, pk, &body, Kind::Groups, false).await
+}

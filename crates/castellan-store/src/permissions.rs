@@ -1,0 +1,79 @@
+//! The permission model's storage contract: modules, roles and their assignments, grants, and the facts the
+//! authorization engine is built from.
+
+use async_trait::async_trait;
+use castellan_core::engine::{Facts, SubjectFact};
+use time::OffsetDateTime;
+
+use crate::{Page, Result, Revision, WriteCtx};
+
+/// A module: a resource type with actions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Module {
+    /// Slug id.
+    pub id: String,
+    /// Free text.
+    pub description: String,
+    /// Inactive modules grant nothing.
+    pub is_active: bool,
+    /// Actions beyond the standard six.
+    pub custom_actions: Vec<String>,
+    /// The server's own modules cannot be deleted or deactivated.
+    pub builtin: bool,
+}
+
+/// A role: a named set of module permissions, assigned to users and groups.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Role {
+    /// Primary key.
+    pub pk: i64,
+    /// Name, unique in its organisation.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Owning organisation.
+    pub org: i64,
+    /// Users it is assigned to (unexpired).
+    pub users: Vec<i64>,
+    /// Groups it is assigned to (unexpired).
+    pub groups: Vec<i64>,
+    /// When it was created.
+    pub created_date: OffsetDateTime,
+    /// When it last changed.
+    pub modified_date: OffsetDateTime,
+}
+
+/// Modules, roles and grants.
+#[async_trait]
+pub trait PermissionStore {
+    /// Every module, by id.
+    async fn list_modules(&self) -> Result<Vec<Module>>;
+    /// One module.
+    async fn get_module(&self, id: &str) -> Result<Module>;
+    /// Registers a module (`Conflict{module}` when the id is taken).
+    async fn create_module(&self, ctx: &WriteCtx, module: &Module) -> Result<(Module, Revision)>;
+    /// Replaces a module's description, activity and custom actions.
+    async fn update_module(&self, ctx: &WriteCtx, module: &Module) -> Result<(Module, Revision)>;
+    /// Deletes a module and its grants (`Conflict{builtin}` for built-in ones).
+    async fn delete_module(&self, ctx: &WriteCtx, id: &str) -> Result<Revision>;
+    /// Creates a role (`Conflict{role}` when the name is taken in the org).
+    async fn create_role(&self, ctx: &WriteCtx, name: &str, description: &str, org: i64) -> Result<(Role, Revision)>;
+    /// One role.
+    async fn get_role(&self, pk: i64) -> Result<Role>;
+    /// A page of roles, by key (only `org` when given).
+    async fn list_roles(&self, org: Option<i64>, search: Option<&str>, offset: i64, limit: i64) -> Result<Page<Role>>;
+    /// Renames or redescribes a role.
+    async fn update_role(&self, ctx: &WriteCtx, pk: i64, name: Option<&str>, description: Option<&str>) -> Result<(Role, Revision)>;
+    /// Deletes a role, its assignments and grants.
+    async fn delete_role(&self, ctx: &WriteCtx, pk: i64) -> Result<Revision>;
+    /// Assigns a role to users or groups of its org (`Conflict{members}` otherwise).
+    async fn assign_role(&self, ctx: &WriteCtx, role: i64, subjects: &[SubjectFact], expires_at: Option<OffsetDateTime>) -> Result<Revision>;
+    /// Removes assignments (absent ones are ignored).
+    async fn unassign_role(&self, ctx: &WriteCtx, role: i64, subjects: &[SubjectFact]) -> Result<Revision>;
+    /// A user's or role's global module grants as (module, actions).
+    async fn module_grants(&self, subject: SubjectFact) -> Result<Vec<(String, Vec<String>)>>;
+    /// Replaces a user's or role's global grants on one module (`[]` revokes them all).
+    async fn set_module_grants(&self, ctx: &WriteCtx, subject: SubjectFact, module: &str, actions: &[String]) -> Result<Revision>;
+    /// Everything the authorization engine is built from, with the revision it reflects.
+    async fn engine_facts(&self) -> Result<(Facts, Revision)>;
+}

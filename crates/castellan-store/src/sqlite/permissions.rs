@@ -1,0 +1,409 @@
+//! Modules, roles, role assignments, grants, and the engine's facts.
+
+use async_trait::async_trait;
+use castellan_core::engine::{Facts, GrantFact, MembershipFact, ModuleFact, ObjectFact, RoleAssignmentFact, SubjectFact, UserFact};
+use castellan_core::permission::ModulePermissions;
+use serde_json::{Value, json};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use time::OffsetDateTime;
+
+use super::{SqliteStore, backend, like_escape, log_write, map_err};
+use crate::time_util::{from_micros, to_micros};
+use crate::{Module, Page, PermissionStore, Result, Revision, Role, StoreError, WriteCtx};
+
+type ModuleRow = (String, String, bool, String, bool);
+
+fn module_from(r: ModuleRow) -> Module {
+    Module { id: r.0, description: r.1, is_active: r.2, custom_actions: serde_json::from_str(&r.3).unwrap_or_default(), builtin: r.4 }
+}
+
+fn module_json(m: &Module) -> Value {
+    json!({"description": m.description, "is_active": m.is_active, "actions": m.custom_actions})
+}
+
+const MODULE_COLUMNS: &str = "id, description, is_active, custom_actions, builtin";
+
+fn subject_key(subject: SubjectFact) -> (&'static str, i64) {
+    match subject {
+        SubjectFact::User(pk) => ("user", pk),
+        SubjectFact::Group(pk) => ("group", pk),
+        SubjectFact::Role(pk) => ("role", pk),
+    }
+}
+
+fn subject_of(kind: &str, pk: i64) -> SubjectFact {
+    match kind {
+        "user" => SubjectFact::User(pk),
+        "group" => SubjectFact::Group(pk),
+        _ => SubjectFact::Role(pk),
+    }
+}
+
+fn now_micros() -> i64 {
+    to_micros(OffsetDateTime::now_utc())
+}
+
+async fn fetch_module(conn: &mut SqliteConnection, id: &str) -> Result<Module> {
+    let row: ModuleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {MODULE_COLUMNS} FROM modules WHERE id = ?")))
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok(module_from(row))
+}
+
+async fn fetch_role(conn: &mut SqliteConnection, pk: i64) -> Result<Role> {
+    let row: (i64, String, String, i64, i64, i64) =
+        sqlx::query_as("SELECT pk, name, description, org, created_date, modified_date FROM roles WHERE pk = ?")
+            .bind(pk)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    let assigned: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT subject_type, subject_pk FROM role_assignments WHERE role = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY subject_pk",
+    )
+    .bind(pk)
+    .bind(now_micros())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    let of = |kind: &str| assigned.iter().filter(|(k, _)| k == kind).map(|(_, pk)| *pk).collect();
+    Ok(Role {
+        pk: row.0,
+        name: row.1,
+        description: row.2,
+        org: row.3,
+        users: of("user"),
+        groups: of("group"),
+        created_date: from_micros(row.4),
+        modified_date: from_micros(row.5),
+    })
+}
+
+fn role_json(r: &Role) -> Value {
+    json!({"name": r.name, "description": r.description, "org": r.org, "users": r.users, "groups": r.groups})
+}
+
+fn role_conflict(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Conflict { constraint } if constraint != "reference" => StoreError::Conflict { constraint: "role".into() },
+        other => other,
+    }
+}
+
+#[async_trait]
+impl PermissionStore for SqliteStore {
+    async fn list_modules(&self) -> Result<Vec<Module>> {
+        let rows: Vec<ModuleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {MODULE_COLUMNS} FROM modules ORDER BY id")))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(rows.into_iter().map(module_from).collect())
+    }
+
+    async fn get_module(&self, id: &str) -> Result<Module> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        fetch_module(&mut conn, id).await
+    }
+
+    async fn create_module(&self, ctx: &WriteCtx, m: &Module) -> Result<(Module, Revision)> {
+        let mut tx = self.begin_write().await?;
+        let now = now_micros();
+        sqlx::query("INSERT INTO modules (id, description, is_active, custom_actions, builtin, created_date, modified_date) VALUES (?, ?, ?, ?, 0, ?, ?)")
+            .bind(&m.id)
+            .bind(&m.description)
+            .bind(m.is_active)
+            .bind(json!(m.custom_actions).to_string())
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match map_err(e) {
+                StoreError::Conflict { .. } => StoreError::Conflict { constraint: "module".into() },
+                other => other,
+            })?;
+        let module = fetch_module(&mut tx, &m.id).await?;
+        let revision = log_write(tx, ctx, "create", "modules", &m.id, &json!({"after": module_json(&module)})).await?;
+        Ok((module, revision))
+    }
+
+    async fn update_module(&self, ctx: &WriteCtx, m: &Module) -> Result<(Module, Revision)> {
+        let mut tx = self.begin_write().await?;
+        let before = fetch_module(&mut tx, &m.id).await?;
+        sqlx::query("UPDATE modules SET description = ?, is_active = ?, custom_actions = ?, modified_date = ? WHERE id = ?")
+            .bind(&m.description)
+            .bind(m.is_active)
+            .bind(json!(m.custom_actions).to_string())
+            .bind(now_micros())
+            .bind(&m.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let after = fetch_module(&mut tx, &m.id).await?;
+        let changes = json!({"before": module_json(&before), "after": module_json(&after)});
+        let revision = log_write(tx, ctx, "update", "modules", &m.id, &changes).await?;
+        Ok((after, revision))
+    }
+
+    async fn delete_module(&self, ctx: &WriteCtx, id: &str) -> Result<Revision> {
+        let mut tx = self.begin_write().await?;
+        let before = fetch_module(&mut tx, id).await?;
+        if before.builtin {
+            return Err(StoreError::Conflict { constraint: "builtin".into() });
+        }
+        sqlx::query("DELETE FROM modules WHERE id = ?").bind(id).execute(&mut *tx).await.map_err(map_err)?;
+        log_write(tx, ctx, "delete", "modules", id, &json!({"before": module_json(&before)})).await
+    }
+
+    async fn create_role(&self, ctx: &WriteCtx, name: &str, description: &str, org: i64) -> Result<(Role, Revision)> {
+        let mut tx = self.begin_write().await?;
+        let now = now_micros();
+        let pk: i64 = sqlx::query_scalar(
+            "INSERT INTO roles (name, description, org, created_date, modified_date) VALUES (?, ?, ?, ?, ?) RETURNING pk",
+        )
+        .bind(name)
+        .bind(description)
+        .bind(org)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| role_conflict(map_err(e)))?;
+        let role = fetch_role(&mut tx, pk).await?;
+        let revision = log_write(tx, ctx, "create", "roles", &pk.to_string(), &json!({"after": role_json(&role)})).await?;
+        Ok((role, revision))
+    }
+
+    async fn get_role(&self, pk: i64) -> Result<Role> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        fetch_role(&mut conn, pk).await
+    }
+
+    async fn list_roles(&self, org: Option<i64>, search: Option<&str>, offset: i64, limit: i64) -> Result<Page<Role>> {
+        let filter = |qb: &mut QueryBuilder<Sqlite>| {
+            qb.push(" WHERE 1 = 1");
+            if let Some(org) = org {
+                qb.push(" AND org = ").push_bind(org);
+            }
+            if let Some(term) = search.map(str::trim).filter(|t| !t.is_empty()) {
+                qb.push(" AND lower(name) LIKE ").push_bind(format!("%{}%", like_escape(term))).push(" ESCAPE '\\'");
+            }
+        };
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        let mut count_qb = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM roles");
+        filter(&mut count_qb);
+        let count: i64 = count_qb.build_query_scalar().fetch_one(&mut *conn).await.map_err(backend)?;
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT pk FROM roles");
+        filter(&mut qb);
+        qb.push(" ORDER BY pk LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+        let pks: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *conn).await.map_err(backend)?;
+        let mut items = Vec::with_capacity(pks.len());
+        for pk in pks {
+            items.push(fetch_role(&mut conn, pk).await?);
+        }
+        Ok(Page { count, items })
+    }
+
+    async fn update_role(&self, ctx: &WriteCtx, pk: i64, name: Option<&str>, description: Option<&str>) -> Result<(Role, Revision)> {
+        let mut tx = self.begin_write().await?;
+        let before = fetch_role(&mut tx, pk).await?;
+        let mut qb = QueryBuilder::<Sqlite>::new("UPDATE roles SET modified_date = ");
+        qb.push_bind(now_micros());
+        if let Some(v) = name {
+            qb.push(", name = ").push_bind(v.to_string());
+        }
+        if let Some(v) = description {
+            qb.push(", description = ").push_bind(v.to_string());
+        }
+        qb.push(" WHERE pk = ").push_bind(pk);
+        qb.build().execute(&mut *tx).await.map_err(|e| role_conflict(map_err(e)))?;
+        let after = fetch_role(&mut tx, pk).await?;
+        let changes = json!({"before": role_json(&before), "after": role_json(&after)});
+        let revision = log_write(tx, ctx, "update", "roles", &pk.to_string(), &changes).await?;
+        Ok((after, revision))
+    }
+
+    async fn delete_role(&self, ctx: &WriteCtx, pk: i64) -> Result<Revision> {
+        let mut tx = self.begin_write().await?;
+        let before = fetch_role(&mut tx, pk).await?;
+        sqlx::query("DELETE FROM roles WHERE pk = ?").bind(pk).execute(&mut *tx).await.map_err(map_err)?;
+        log_write(tx, ctx, "delete", "roles", &pk.to_string(), &json!({"before": role_json(&before)})).await
+    }
+
+    async fn assign_role(&self, ctx: &WriteCtx, role: i64, subjects: &[SubjectFact], expires_at: Option<OffsetDateTime>) -> Result<Revision> {
+        let mut tx = self.begin_write().await?;
+        let before = fetch_role(&mut tx, role).await?;
+        for subject in subjects {
+            let (kind, pk) = subject_key(*subject);
+            let table = if kind == "user" { "users" } else { "groups" };
+            let org: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT org FROM {table} WHERE pk = ?")))
+                .bind(pk)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+            if kind == "role" || org != Some(before.org) {
+                return Err(StoreError::Conflict { constraint: "members".into() });
+            }
+            sqlx::query(
+                "INSERT INTO role_assignments (role, subject_type, subject_pk, expires_at) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (role, subject_type, subject_pk) DO UPDATE SET expires_at = excluded.expires_at",
+            )
+            .bind(role)
+            .bind(kind)
+            .bind(pk)
+            .bind(expires_at.map(to_micros))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        let after = fetch_role(&mut tx, role).await?;
+        let changes = json!({"before": role_json(&before), "after": role_json(&after), "expires_at": expires_at.map(to_micros)});
+        log_write(tx, ctx, "assign", "roles", &role.to_string(), &changes).await
+    }
+
+    async fn unassign_role(&self, ctx: &WriteCtx, role: i64, subjects: &[SubjectFact]) -> Result<Revision> {
+        let mut tx = self.begin_write().await?;
+        let before = fetch_role(&mut tx, role).await?;
+        for subject in subjects {
+            let (kind, pk) = subject_key(*subject);
+            sqlx::query("DELETE FROM role_assignments WHERE role = ? AND subject_type = ? AND subject_pk = ?")
+                .bind(role)
+                .bind(kind)
+                .bind(pk)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        let after = fetch_role(&mut tx, role).await?;
+        let changes = json!({"before": role_json(&before), "after": role_json(&after)});
+        log_write(tx, ctx, "unassign", "roles", &role.to_string(), &changes).await
+    }
+
+    async fn module_grants(&self, subject: SubjectFact) -> Result<Vec<(String, Vec<String>)>> {
+        let (kind, pk) = subject_key(subject);
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT module, action FROM grants WHERE subject_type = ? AND subject_pk = ? AND object_model = ''
+             AND (expires_at IS NULL OR expires_at > ?) ORDER BY module",
+        )
+        .bind(kind)
+        .bind(pk)
+        .bind(now_micros())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let mut held = ModulePermissions::new();
+        for (module, action) in &rows {
+            held.insert_named(module, action);
+        }
+        Ok(held.to_map().into_iter().collect())
+    }
+
+    async fn set_module_grants(&self, ctx: &WriteCtx, subject: SubjectFact, module: &str, actions: &[String]) -> Result<Revision> {
+        let (kind, pk) = subject_key(subject);
+        let mut tx = self.begin_write().await?;
+        let before: Vec<String> = sqlx::query_scalar(
+            "SELECT action FROM grants WHERE subject_type = ? AND subject_pk = ? AND module = ? AND object_model = '' ORDER BY action",
+        )
+        .bind(kind)
+        .bind(pk)
+        .bind(module)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query("DELETE FROM grants WHERE subject_type = ? AND subject_pk = ? AND module = ? AND object_model = ''")
+            .bind(kind)
+            .bind(pk)
+            .bind(module)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        for action in actions {
+            sqlx::query("INSERT INTO grants (subject_type, subject_pk, module, action) VALUES (?, ?, ?, ?)")
+                .bind(kind)
+                .bind(pk)
+                .bind(module)
+                .bind(action)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        let changes = json!({"subject": format!("{kind}:{pk}"), "module": module, "before": before, "after": actions});
+        let action = if actions.is_empty() { "unassign" } else { "assign" };
+        let target_type = if kind == "user" { "users" } else { "roles" };
+        log_write(tx, ctx, action, target_type, &pk.to_string(), &changes).await
+    }
+
+    async fn engine_facts(&self) -> Result<(Facts, Revision)> {
+        // One read transaction: every table as of the same revision.
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let revision: i64 = sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1").fetch_one(&mut *tx).await.map_err(backend)?;
+        let users: Vec<(i64, i64, bool, bool)> =
+            sqlx::query_as("SELECT pk, org, is_active, is_superuser FROM users").fetch_all(&mut *tx).await.map_err(backend)?;
+        let groups: Vec<(i64, i64, Option<i64>, String)> =
+            sqlx::query_as("SELECT pk, org, parent, permissions FROM groups").fetch_all(&mut *tx).await.map_err(backend)?;
+        let roles: Vec<(i64, i64)> = sqlx::query_as("SELECT pk, org FROM roles").fetch_all(&mut *tx).await.map_err(backend)?;
+        let modules: Vec<(String, bool, String)> =
+            sqlx::query_as("SELECT id, is_active, custom_actions FROM modules").fetch_all(&mut *tx).await.map_err(backend)?;
+        let memberships: Vec<(i64, i64, Option<i64>, bool)> =
+            sqlx::query_as("SELECT user, grp, expires_at, restricted FROM memberships").fetch_all(&mut *tx).await.map_err(backend)?;
+        let nodes: Vec<(i64, i64, i64)> =
+            sqlx::query_as("SELECT user, grp, node FROM membership_nodes").fetch_all(&mut *tx).await.map_err(backend)?;
+        let assignments: Vec<(i64, String, i64, Option<i64>)> =
+            sqlx::query_as("SELECT role, subject_type, subject_pk, expires_at FROM role_assignments").fetch_all(&mut *tx).await.map_err(backend)?;
+        let grants: Vec<(String, i64, String, String, String, String, Option<i64>)> = sqlx::query_as(
+            "SELECT subject_type, subject_pk, module, action, object_model, object_pk, expires_at FROM grants",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let objects: Vec<(String, String, Option<String>, Option<String>, i64)> = sqlx::query_as(
+            "SELECT o.model, o.object_pk, p.model, p.object_pk, o.org FROM objects o LEFT JOIN objects p ON p.pk = o.parent",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+
+        let mut facts = Facts {
+            users: users.into_iter().map(|(pk, org, is_active, is_superuser)| UserFact { pk, org, is_active, is_superuser }).collect(),
+            roles,
+            modules: modules
+                .into_iter()
+                .map(|(id, is_active, custom)| ModuleFact { id, is_active, custom_actions: serde_json::from_str(&custom).unwrap_or_default() })
+                .collect(),
+            ..Facts::default()
+        };
+        for (pk, org, parent, permissions) in groups {
+            facts.groups.push((pk, org, parent));
+            let held = serde_json::from_str::<Value>(&permissions).ok().and_then(|v| ModulePermissions::parse(&v, "permissions").ok());
+            for (module, action) in held.iter().flat_map(|h| h.pairs()) {
+                facts.grants.push(GrantFact { subject: SubjectFact::Group(pk), module: module.into(), action: action.into(), object: None, expires_at: None });
+            }
+        }
+        facts.memberships = memberships
+            .into_iter()
+            .map(|(user, group, expires_at, restricted)| MembershipFact {
+                user,
+                group,
+                expires_at,
+                restriction: restricted.then(|| nodes.iter().filter(|n| n.0 == user && n.1 == group).map(|n| n.2).collect()),
+            })
+            .collect();
+        facts.role_assignments = assignments
+            .into_iter()
+            .map(|(role, kind, pk, expires_at)| RoleAssignmentFact { role, subject: subject_of(&kind, pk), expires_at })
+            .collect();
+        facts.grants.extend(grants.into_iter().map(|(kind, pk, module, action, model, object_pk, expires_at)| GrantFact {
+            subject: subject_of(&kind, pk),
+            module,
+            action,
+            object: (!model.is_empty()).then_some((model, object_pk)),
+            expires_at,
+        }));
+        facts.objects = objects
+            .into_iter()
+            .map(|(model, key, pm, pk, org)| ObjectFact { key: (model, key), parent: pm.zip(pk), org })
+            .collect();
+        Ok((facts, revision))
+    }
+}
