@@ -150,7 +150,8 @@ async fn entries_have_the_contract_shape_newest_first() {
     assert_eq!(schema.status, StatusCode::OK);
     let get = &schema.body["paths"]["/api/v1/audit/"]["get"];
     assert!(get["description"].as_str().is_some_and(|d| d.contains("This method needs permission read on audit.")), "{get}");
-    let params: BTreeSet<String> = get["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
+    let params: BTreeSet<String> =
+        get["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
     for name in ["actor", "target_type", "target_pk", "action", "since", "until", "subject", "object", "ordering"] {
         assert!(params.contains(name), "{name} documented");
     }
@@ -308,10 +309,8 @@ async fn ordering_and_paging() {
     assert_eq!(pks(&audit(&w.admin, "ordering=pk").await), oldest_first);
     assert_eq!(pks(&audit(&w.admin, "ordering=-pk").await), newest_first);
     let by_at = pks(&audit(&w.admin, "ordering=at").await);
-    let ats: Vec<String> = by_at
-        .iter()
-        .map(|pk| entries.iter().find(|e| e["pk"] == *pk).unwrap()["at"].as_str().unwrap().to_string())
-        .collect();
+    let ats: Vec<String> =
+        by_at.iter().map(|pk| entries.iter().find(|e| e["pk"] == *pk).unwrap()["at"].as_str().unwrap().to_string()).collect();
     assert!(ats.windows(2).all(|p| p[0] <= p[1]), "{ats:?}");
     let by_at_desc = pks(&audit(&w.admin, "ordering=-at").await);
     assert_eq!(by_at_desc, by_at.iter().rev().copied().collect::<Vec<_>>());
@@ -321,8 +320,7 @@ async fn ordering_and_paging() {
     assert!(revisions[..first_number].iter().all(Value::is_null), "entries without a revision first");
     let numbers: Vec<i64> = revisions[first_number..].iter().map(|v| v.as_i64().unwrap()).collect();
     assert!(numbers.windows(2).all(|p| p[0] < p[1]), "{numbers:?}");
-    let desc: Vec<Value> =
-        results(&audit(&w.admin, "ordering=-revision").await).iter().map(|e| e["revision"].clone()).collect();
+    let desc: Vec<Value> = results(&audit(&w.admin, "ordering=-revision").await).iter().map(|e| e["revision"].clone()).collect();
     assert_eq!(desc, revisions.iter().rev().cloned().collect::<Vec<_>>());
 
     // Pages of 3 with absolute links; every entry once; past the end is 404.

@@ -196,9 +196,10 @@ fn audit_query(q: &ListQuery) -> ApiResult<(ChangeQuery, Window)> {
     let target_types = parsed(&mut errors, "target_type", values(q, "target_type", true), "Enter a module id.", |v| {
         valid_module_id(v).then(|| v.to_string())
     });
-    let target_pks = parsed(&mut errors, "target_pk", values(q, "target_pk", false), "Enter a key of at most 255 characters.", |v| {
-        (v.len() <= KEY_MAX).then(|| v.to_string())
-    });
+    let target_pks =
+        parsed(&mut errors, "target_pk", values(q, "target_pk", false), "Enter a key of at most 255 characters.", |v| {
+            (v.len() <= KEY_MAX).then(|| v.to_string())
+        });
     let expected_action = format!("Must be one of {}.", ACTIONS.join(", "));
     let actions = parsed(&mut errors, "action", values(q, "action", true), &expected_action, |v| {
         ACTIONS.contains(&v).then(|| v.to_string())
@@ -207,8 +208,13 @@ fn audit_query(q: &ListQuery) -> ApiResult<(ChangeQuery, Window)> {
     let until = instant(&mut errors, q, "until");
     let subjects =
         parsed(&mut errors, "subject", values(q, "subject", true), "Expected user:<pk>, group:<pk> or role:<pk>.", parse_subject);
-    let objects =
-        parsed(&mut errors, "object", values(q, "object", false), "Expected <module>:<object_pk>, e.g. catalogs:42.", parse_object);
+    let objects = parsed(
+        &mut errors,
+        "object",
+        values(q, "object", false),
+        "Expected <module>:<object_pk>, e.g. catalogs:42.",
+        parse_object,
+    );
     let mut ordering = Vec::new();
     match q.ordering() {
         Ok(keys) => {

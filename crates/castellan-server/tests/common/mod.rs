@@ -171,3 +171,10 @@ impl Client {
         self.send(Method::DELETE, path, None).await
     }
 }
+
+impl TestServer {
+    /// The SQLite file behind the server, for tests that plant rows no endpoint writes yet (object grants).
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("castellan.db")
+    }
+}

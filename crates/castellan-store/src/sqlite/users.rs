@@ -252,6 +252,40 @@ fn push_filter(qb: &mut QueryBuilder<Sqlite>, f: &UserFilter) {
     }
 }
 
+/// A user row with the total count of the rows matching its query.
+#[derive(sqlx::FromRow)]
+struct CountedRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    total: i64,
+}
+
+/// Whether the filter's search goes through the trigram index (terms of 3+ characters).
+fn uses_text_index(f: &UserFilter) -> bool {
+    f.search.as_deref().map(str::trim).is_some_and(|t| t.chars().count() >= 3)
+}
+
+/// Filter, ordering and window of a page query.
+fn push_page(qb: &mut QueryBuilder<Sqlite>, query: &UserQuery) {
+    push_filter(qb, &query.filter);
+    push_order(qb, &query.ordering);
+    qb.push(" LIMIT ").push_bind(query.limit).push(" OFFSET ").push_bind(query.offset);
+}
+
+/// How many users match: from the maintained counters when only the organisation is filtered, else counted.
+async fn count_matching(conn: &mut SqliteConnection, filter: &UserFilter) -> Result<i64> {
+    let mut qb = if only_orgs(filter) {
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT COALESCE(SUM(n), 0) FROM user_counts WHERE 1 = 1");
+        push_in(&mut qb, "org", &filter.orgs);
+        qb
+    } else {
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM users");
+        push_filter(&mut qb, filter);
+        qb
+    };
+    qb.build_query_scalar().fetch_one(&mut *conn).await.map_err(backend)
+}
+
 /// Whether the filter restricts nothing but the organisation.
 fn only_orgs(f: &UserFilter) -> bool {
     let UserFilter {
@@ -371,25 +405,24 @@ impl UserStore for SqliteStore {
 
     async fn list_users(&self, query: &UserQuery) -> Result<Page<User>> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
-        let mut count_qb = if only_orgs(&query.filter) {
-            // Unfiltered but for the organisation: read the maintained counters instead of counting rows.
-            let mut qb = QueryBuilder::<Sqlite>::new("SELECT COALESCE(SUM(n), 0) FROM user_counts WHERE 1 = 1");
-            push_in(&mut qb, "org", &query.filter.orgs);
-            qb
+        let (count, rows) = if uses_text_index(&query.filter) {
+            // The text search is the expensive part: run it once for the page and the total together.
+            let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {USER_COLUMNS}, count(*) OVER () AS total FROM users"));
+            push_page(&mut qb, query);
+            let rows: Vec<CountedRow> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(backend)?;
+            let count = match rows.first() {
+                Some(row) => row.total,
+                None if query.offset == 0 => 0,
+                None => count_matching(&mut conn, &query.filter).await?,
+            };
+            (count, rows.into_iter().map(|r| r.user).collect())
         } else {
-            let mut qb = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM users");
-            push_filter(&mut qb, &query.filter);
-            qb
+            let count = count_matching(&mut conn, &query.filter).await?;
+            let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {USER_COLUMNS} FROM users"));
+            push_page(&mut qb, query);
+            let rows: Vec<UserRow> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(backend)?;
+            (count, rows)
         };
-        let count: i64 = count_qb.build_query_scalar().fetch_one(&mut *conn).await.map_err(backend)?;
-        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {USER_COLUMNS} FROM users"));
-        push_filter(&mut qb, &query.filter);
-        push_order(&mut qb, &query.ordering);
-        qb.push(" LIMIT ");
-        qb.push_bind(query.limit);
-        qb.push(" OFFSET ");
-        qb.push_bind(query.offset);
-        let rows: Vec<UserRow> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(backend)?;
         let mut items: Vec<User> = rows.into_iter().map(User::from).collect();
         attach_groups(&mut conn, &mut items).await?;
         Ok(Page { count, items })
