@@ -70,6 +70,14 @@ impl DirectoryView {
         Ok(())
     }
 
+    /// The users `viewer` sees: members of the viewer's groups and of every group below them, and the viewer.
+    pub fn visible_users(&self, viewer: i64, now: i64) -> UserSet {
+        let directory = self.directory.read();
+        let mut visible = directory.members(&directory.active_groups_of(viewer, now), true, now);
+        visible.insert(viewer);
+        visible
+    }
+
     /// Unexpired members of `group` and every group below it, seen by `viewer` (all when `None`).
     pub fn recursive_members(&self, group: i64, viewer: Option<i64>, now: i64) -> UserSet {
         let directory = self.directory.read();

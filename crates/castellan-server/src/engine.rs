@@ -66,6 +66,11 @@ impl EngineView {
         self.current.read().clone()
     }
 
+    /// Whether writes happened since the current snapshot was built.
+    pub fn is_stale(&self) -> bool {
+        self.dirty.load(Ordering::SeqCst)
+    }
+
     /// Notes that the store changed (writes call this); the next reader triggers one rebuild for all of them.
     pub fn mark_stale(&self) {
         self.dirty.store(true, Ordering::SeqCst);

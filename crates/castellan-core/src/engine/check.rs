@@ -365,3 +365,126 @@ impl Index {
         Path { steps, valid_until: hit.valid_until }
     }
 }
+
+/// What a user holds: global permissions and permissions on objects (API.md §6 effective permissions).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Effective {
+    /// Superusers hold everything (nothing else is listed).
+    pub superuser: bool,
+    /// `module.action` held globally, sorted.
+    pub global: Vec<String>,
+    /// Object grants: (model, object key, action), sorted; descendants are covered implicitly.
+    pub objects: Vec<(String, String, String)>,
+}
+
+impl Index {
+    /// Everything `user` holds at `now` through unrestricted routes (restricted memberships only narrow, so what
+    /// they carry shows in checks on objects inside their nodes, not here).
+    pub fn effective(&self, user: i64, now: i64) -> Effective {
+        let Some(entry) = self.users.get(&user).map(|&u| &self.user_entries[u as usize]) else { return Effective::default() };
+        if !entry.is_active {
+            return Effective::default();
+        }
+        if entry.is_superuser {
+            return Effective { superuser: true, ..Effective::default() };
+        }
+        let mut out = Effective::default();
+        let _ = self.walk(entry, now, &mut |route| {
+            if route.restriction.is_some() {
+                return ControlFlow::Continue(());
+            }
+            for (m, me) in self.module_entries.iter().enumerate() {
+                if !me.is_active {
+                    continue;
+                }
+                let Some(set) = self.grants.get(&(route.subject, m as u16)) else { continue };
+                for &(mask, expires_at) in &set.global {
+                    if alive(expires_at, now) {
+                        out.global.extend(actions_of(mask, &me.actions).map(|a| format!("{}.{a}", me.id)));
+                    }
+                }
+                for (&o, list) in &set.objects {
+                    let key = &self.object_keys[o as usize];
+                    for &(mask, expires_at) in list {
+                        if alive(expires_at, now) {
+                            out.objects.extend(actions_of(mask, &me.actions).map(|a| (key.0.clone(), key.1.clone(), a.to_string())));
+                        }
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        out.global.sort();
+        out.global.dedup();
+        out.objects.sort();
+        out.objects.dedup();
+        out
+    }
+
+    /// Keys of the objects of `model` on which `user` holds `module.action`, or `None` when it is held globally
+    /// (every object of the user's org). Objects only count when registered (or granted on directly).
+    pub fn lookup_objects(&self, user: i64, module: &str, action: &str, model: &str, now: i64) -> Option<Vec<String>> {
+        if self.check(user, module, action, None, now).allowed {
+            return None;
+        }
+        let Ok(Resolved::Checked(entry, target)) = self.resolve(user, module, action, None) else { return Some(Vec::new()) };
+        let mut found = vec![false; self.object_keys.len()];
+        let _ = self.walk(entry, now, &mut |route| {
+            let Some(set) = self.grants.get(&(route.subject, target.module)) else { return ControlFlow::Continue(()) };
+            // A global grant through a restricted membership covers what lies inside its nodes, in the user's org.
+            if let Some(nodes) = route.restriction
+                && set.global.iter().any(|&(mask, e)| covers(mask, target.bit) && alive(e, now))
+            {
+                for &node in nodes {
+                    self.mark_subtree(node, route.restriction, Some(target.user_org), &mut found);
+                }
+            }
+            for (&o, list) in &set.objects {
+                if list.iter().any(|&(mask, e)| covers(mask, target.bit) && alive(e, now)) {
+                    self.mark_subtree(o, route.restriction, None, &mut found);
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        let mut keys: Vec<String> = found
+            .iter()
+            .enumerate()
+            .filter(|(o, hit)| **hit && self.object_keys[*o].0 == model)
+            .map(|(o, _)| self.object_keys[o].1.clone())
+            .collect();
+        keys.sort();
+        Some(keys)
+    }
+
+    /// Marks `root` and its descendants, keeping only those inside `nodes` when restricted and in `org` when given.
+    fn mark_subtree(&self, root: u32, nodes: Option<&[u32]>, org: Option<i64>, found: &mut [bool]) {
+        let mut stack = vec![root];
+        let mut steps = 0;
+        while let Some(o) = stack.pop() {
+            steps += 1;
+            if steps > found.len() {
+                break;
+            }
+            let in_org = org.is_none_or(|org| self.object_org[o as usize].is_none_or(|o| o == org));
+            if in_org && nodes.is_none_or(|nodes| nodes.iter().any(|&n| self.reaches(o, n))) {
+                found[o as usize] = true;
+            }
+            stack.extend(self.object_children[o as usize].iter().copied());
+        }
+    }
+}
+
+/// The action names set in a mask.
+fn actions_of<'a>(mask: u64, actions: &'a [String]) -> impl Iterator<Item = &'a str> {
+    actions.iter().enumerate().filter(move |(b, _)| mask & (1 << b) != 0).map(|(_, a)| a.as_str())
+}
+
+impl Index {
+    /// Keys of every user holding `module.action` (on the object, when given) at `now`, ascending.
+    pub fn lookup_users(&self, module: &str, action: &str, object: Option<(&str, &str)>, now: i64) -> Vec<i64> {
+        let mut users: Vec<i64> =
+            self.user_entries.iter().filter(|u| self.check(u.pk, module, action, object, now).allowed).map(|u| u.pk).collect();
+        users.sort_unstable();
+        users
+    }
+}

@@ -65,6 +65,8 @@ pub struct Index {
     pub(crate) object_keys: Vec<ObjectKey>,
     pub(crate) object_parent: Vec<Option<u32>>,
     pub(crate) object_org: Vec<Option<i64>>,
+    /// Each object's children (the inverse of `object_parent`).
+    pub(crate) object_children: Vec<Vec<u32>>,
     pub(crate) grants: HashMap<(Subj, u16), GrantSet>,
 }
 
@@ -172,6 +174,12 @@ impl Index {
             match object {
                 None => set.global.push(timed),
                 Some(o) => set.objects.entry(o).or_default().push(timed),
+            }
+        }
+        ix.object_children = vec![Vec::new(); ix.object_keys.len()];
+        for (child, parent) in ix.object_parent.iter().enumerate() {
+            if let Some(p) = parent {
+                ix.object_children[*p as usize].push(child as u32);
             }
         }
         ix

@@ -10,7 +10,7 @@ mod check;
 mod facts;
 mod index;
 
-pub use check::{Decision, Denial, Path, Step};
+pub use check::{Decision, Denial, Effective, Path, Step};
 pub use facts::{Facts, GrantFact, MembershipFact, ModuleFact, ObjectFact, ObjectKey, RoleAssignmentFact, SubjectFact, UserFact};
 pub use index::Index;
 

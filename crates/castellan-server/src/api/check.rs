@@ -30,7 +30,14 @@ const CATCH_UP: Duration = Duration::from_secs(5);
 
 /// Checks about oneself need only authentication; about others `permissions.check` (handler-enforced).
 pub fn router() -> OpenApiRouter<AppState> {
-    authenticated(OpenApiRouter::new().routes(routes!(check)).routes(routes!(bulk_check)))
+    authenticated(
+        OpenApiRouter::new()
+            .routes(routes!(check))
+            .routes(routes!(bulk_check))
+            .routes(routes!(effective_permissions))
+            .routes(routes!(lookup_objects))
+            .routes(routes!(lookup_users)),
+    )
 }
 
 /// One parsed check.
@@ -54,6 +61,9 @@ fn parse_query(f: &mut Fields<'_>, body: &Value) -> Option<Query> {
             None
         }
     };
+    if model.as_deref().is_some_and(|m| !valid_module_id(m)) {
+        f.error("model", "Module ids are lower-case slugs of 1 to 64 characters.");
+    }
     let (module, action) = match permission.as_deref().and_then(|p| p.split_once('.')) {
         Some((m, a)) if valid_module_id(m) && valid_module_id(a) => (m.to_string(), a.to_string()),
         _ => {
@@ -63,9 +73,6 @@ fn parse_query(f: &mut Fields<'_>, body: &Value) -> Option<Query> {
             return None;
         }
     };
-    if model.as_deref().is_some_and(|m| !valid_module_id(m)) {
-        f.error("model", "Module ids are lower-case slugs of 1 to 64 characters.");
-    }
     let object = object_pk.map(|pk| (model.unwrap_or_else(|| module.clone()), pk));
     Some(Query { user, module, action, object })
 }
@@ -86,9 +93,16 @@ async fn subject(state: &AppState, caller: &Principal, user: Option<i64>) -> Api
     }
 }
 
-/// The snapshot to answer from: current, or at least `at_least_revision` (400 beyond the newest, 503 on timeout).
+/// The snapshot to answer from: at least `at_least_revision` (400 beyond the newest, 503 on timeout), or — when
+/// writes happened since the index was built — the newest revision, so a caller's own writes are always seen.
 async fn snapshot_for(state: &AppState, body: &Value) -> ApiResult<std::sync::Arc<Snapshot>> {
-    let Some(raw) = body.get("at_least_revision") else { return Ok(state.engine.snapshot()) };
+    let Some(raw) = body.get("at_least_revision") else {
+        if !state.engine.is_stale() {
+            return Ok(state.engine.snapshot());
+        }
+        let newest = state.store.revision().await?;
+        return state.engine.at_least(newest, CATCH_UP).await.ok_or_else(|| ApiError::Unavailable("The index has not caught up yet.".into()));
+    };
     let Some(wanted) = raw.as_i64().filter(|r| *r >= 0) else {
         return Err(ApiError::field("at_least_revision", "A valid integer is required."));
     };
@@ -256,4 +270,110 @@ async fn bulk_check(State(state): State<AppState>, caller: Principal, JsonBody(b
         })
         .collect();
     Ok(axum::Json(BulkOut { results, revision: snapshot.revision }))
+}
+
+/// Effective permissions (superusers answer `{"superuser": true}`).
+#[derive(Serialize, ToSchema)]
+pub struct EffectiveOut {
+    /// Present and true for superusers.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub superuser: bool,
+    /// `module.action` held globally.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global: Option<Vec<String>>,
+    /// `{model: {object_pk: [action...]}}` held on objects (and so on their descendants).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objects: Option<std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>>>,
+    /// The revision the answer reflects.
+    pub revision: i64,
+}
+
+/// Everything a user holds (oneself: authentication only; others: `permissions.check`).
+#[utoipa::path(get, path = "/api/v1/users/{pk}/effective_permissions/", tag = "check", params(("pk" = i64, Path)),
+    responses((status = 200, body = EffectiveOut), (status = 401), (status = 403), (status = 404)))]
+async fn effective_permissions(State(state): State<AppState>, caller: Principal, crate::extract::PathPk(pk): crate::extract::PathPk) -> ApiResult<axum::Json<EffectiveOut>> {
+    let user = subject(&state, &caller, Some(pk)).await?;
+    let snapshot = snapshot_for(&state, &Value::Null).await?;
+    let eff = snapshot.index.effective(user, now_micros());
+    if eff.superuser {
+        return Ok(axum::Json(EffectiveOut { superuser: true, global: None, objects: None, revision: snapshot.revision }));
+    }
+    let mut objects: std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>> = Default::default();
+    for (model, key, action) in eff.objects {
+        objects.entry(model).or_default().entry(key).or_default().push(action);
+    }
+    Ok(axum::Json(EffectiveOut { superuser: false, global: Some(eff.global), objects: Some(objects), revision: snapshot.revision }))
+}
+
+/// Objects a user may act on, paged.
+#[derive(Serialize, ToSchema)]
+pub struct LookupObjectsOut {
+    /// Granted globally: every object of the user's organisation (then `results` is empty).
+    pub all: bool,
+    /// Number of objects listed over all pages.
+    pub count: i64,
+    /// Absolute URL of the next page.
+    pub next: Option<String>,
+    /// Absolute URL of the previous page.
+    pub previous: Option<String>,
+    /// Object keys.
+    pub results: Vec<String>,
+}
+
+/// Which objects of `model` a user (default: the caller) holds `permission` on.
+#[utoipa::path(post, path = "/api/v1/lookup/objects/", tag = "check",
+    request_body(content = Object, description = "`{\"user\", \"permission\", \"model\", \"at_least_revision\"}`"),
+    responses((status = 200, body = LookupObjectsOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 503)))]
+async fn lookup_objects(State(state): State<AppState>, caller: Principal, q: crate::links::ListQuery, JsonBody(body): JsonBody) -> ApiResult<axum::Json<LookupObjectsOut>> {
+    let mut f = Fields::new(&body)?;
+    let query = parse_query(&mut f, &body);
+    if !f.has("model") {
+        f.error("model", "This field is required.");
+    }
+    f.finish()?;
+    let Some(query) = query else { return Err(ApiError::field("permission", "This field is required.")) };
+    let user = subject(&state, &caller, query.user).await?;
+    let model = body.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
+    let window = q.window()?;
+    let snapshot = snapshot_for(&state, &body).await?;
+    let found = snapshot.index.lookup_objects(user, &query.module, &query.action, &model, now_micros());
+    let (all, keys) = match found {
+        None => (true, Vec::new()),
+        Some(keys) => (false, keys),
+    };
+    let count = keys.len() as i64;
+    q.check_page(window, count)?;
+    let page = keys.into_iter().skip(window.offset as usize).take(window.limit as usize).collect();
+    let envelope = q.envelope(window, count, page);
+    Ok(axum::Json(LookupObjectsOut { all, count, next: envelope.next, previous: envelope.previous, results: envelope.results }))
+}
+
+/// Which users hold `permission` (on the object, when given), paged; only users the caller sees are listed.
+#[utoipa::path(post, path = "/api/v1/lookup/users/", tag = "check",
+    request_body(content = Object, description = "`{\"permission\", \"object_pk\", \"model\", \"at_least_revision\"}`"),
+    responses((status = 200, body = crate::links::Envelope<crate::repr::UserOut>), (status = 400), (status = 401), (status = 403), (status = 503)))]
+async fn lookup_users(State(state): State<AppState>, caller: Principal, q: crate::links::ListQuery, JsonBody(body): JsonBody) -> ApiResult<axum::Json<crate::links::Envelope<crate::repr::UserOut>>> {
+    let mut f = Fields::new(&body)?;
+    let query = parse_query(&mut f, &body);
+    f.finish()?;
+    let Some(query) = query else { return Err(ApiError::field("permission", "This field is required.")) };
+    let read = Permission { module: "permissions", action: Action::Read };
+    if !caller.holds(read) && !caller.held.allows_named("permissions", "check") && !caller.user.is_superuser {
+        return Err(ApiError::PermissionDenied("This method needs permission check on permissions.".into()));
+    }
+    let window = q.window()?;
+    let snapshot = snapshot_for(&state, &body).await?;
+    let now = now_micros();
+    let object = query.object.as_ref().map(|(m, k)| (m.as_str(), k.as_str()));
+    let mut users = snapshot.index.lookup_users(&query.module, &query.action, object, now);
+    if let Some(viewer) = caller.viewer() {
+        let visible = state.directory.visible_users(viewer, now);
+        users.retain(|pk| visible.contains(*pk));
+    }
+    let count = users.len() as i64;
+    q.check_page(window, count)?;
+    let pks: Vec<i64> = users.into_iter().skip(window.offset as usize).take(window.limit as usize).collect();
+    let mut page = state.store.get_users(&pks).await?;
+    crate::visibility::redact_groups(&state, &caller, &mut page).await?;
+    Ok(axum::Json(q.envelope(window, count, page.iter().map(crate::repr::UserOut::from).collect())))
 }

@@ -54,6 +54,9 @@ impl From<&Module> for ModuleOut {
     }
 }
 
+/// Custom actions of built-in modules that the server itself relies on (§11: `permissions.check`).
+const BUILTIN_ACTIONS: &[(&str, &str)] = &[("permissions", "check")];
+
 fn require_superuser(caller: &Principal) -> ApiResult<()> {
     if caller.user.is_superuser { Ok(()) } else { Err(ApiError::PermissionDenied("Only a superuser can change modules.".into())) }
 }
@@ -134,6 +137,9 @@ async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, id: 
     read_module(body, &mut module, false, replace)?;
     if module.builtin && !module.is_active {
         return Err(ApiError::Conflict("Built-in modules cannot be deactivated.".into()));
+    }
+    if BUILTIN_ACTIONS.iter().any(|(m, a)| module.builtin && *m == module.id && !module.custom_actions.iter().any(|c| c == a)) {
+        return Err(ApiError::Conflict("Built-in actions cannot be removed.".into()));
     }
     let (module, revision) = state.store.update_module(&write_ctx(Some(caller), ip), &module).await?;
     Ok(with_revision(revision, axum::Json(ModuleOut::from(&module))))

@@ -152,6 +152,13 @@ impl PermissionStore for SqliteStore {
             return Err(StoreError::Conflict { constraint: "builtin".into() });
         }
         sqlx::query("DELETE FROM modules WHERE id = ?").bind(id).execute(&mut *tx).await.map_err(map_err)?;
+        // Group permissions live in the groups themselves; the grants trigger does not reach them.
+        let key = format!("$.\"{id}\"");
+        sqlx::query("UPDATE groups SET permissions = json_remove(permissions, ?1) WHERE json_type(permissions, ?1) IS NOT NULL")
+            .bind(&key)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         log_write(tx, ctx, "delete", "modules", id, &json!({"before": module_json(&before)})).await
     }
 
