@@ -270,6 +270,7 @@ async fn module_create_validates_and_answers_201() {
         (json!({"id": "m6", "description": 5}), "description"),
         (json!({"id": "m7", "is_active": "yes"}), "is_active"),
         (json!({"id": "m8", "description": "x".repeat(100_000)}), "description"),
+        (json!({"id": "m9", "actions": (0..59).map(|i| format!("act{i}")).collect::<Vec<_>>()}), "actions"),
     ];
     for (body, field) in cases {
         let r = admin.post("/api/v1/modules/", body.clone()).await;
@@ -280,7 +281,7 @@ async fn module_create_validates_and_answers_201() {
     let r = admin.raw(reqwest::Method::POST, "/api/v1/modules/", "application/json", b"{\"id\": ".to_vec()).await;
     r.error(400, "ValidationError");
     assert_eq!(server.revision().await, before, "refused creations change nothing");
-    for id in ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8"] {
+    for id in ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"] {
         admin.get(&format!("/api/v1/modules/{id}/")).await.error(404, "NotFound");
     }
 }
@@ -435,6 +436,8 @@ async fn roles_crud_with_org_scoping() {
     let list = admin.get("/api/v1/roles/").await;
     assert_eq!(keys(ok(&list)), strings(&["count", "next", "previous", "results"]));
     assert!(list.body["results"].as_array().unwrap().contains(&r.body));
+    let r58 = admin.post("/api/v1/modules/", json!({"id": "wide", "actions": (0..58).map(|i| format!("act{i}")).collect::<Vec<_>>()})).await;
+    assert_eq!(r58.body["actions"].as_array().map(Vec::len), Some(64), "64 actions fit: {}", r58.body);
 
     let before = server.revision().await;
     admin.post("/api/v1/roles/", json!({"name": "Editors"})).await.error(409, "Conflict");
@@ -452,6 +455,9 @@ async fn roles_crud_with_org_scoping() {
     let foreign = r.body["pk"].as_i64().unwrap();
 
     let viewers = role_pk(&admin, "Viewers").await;
+    let found = admin.get("/api/v1/roles/?search=view").await;
+    assert_eq!(ok(&found)["count"], 1, "{}", found.body);
+    assert_eq!(found.body["results"][0]["pk"], viewers);
     let before = server.revision().await;
     admin.patch(&format!("/api/v1/roles/{viewers}/"), json!({"name": "Editors"})).await.error(409, "Conflict");
     bad_field(&admin.put(&format!("/api/v1/roles/{viewers}/"), json!({"description": "x"})).await, "name");
