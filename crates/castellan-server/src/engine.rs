@@ -4,7 +4,7 @@
 //! writes with no checks between them costs no rebuilds.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use castellan_core::engine::Index;
@@ -23,7 +23,11 @@ pub struct Snapshot {
 /// The current snapshot and the machinery that keeps it fresh.
 pub struct EngineView {
     current: RwLock<Arc<Snapshot>>,
-    dirty: AtomicBool,
+    /// Writes noted so far.
+    written: AtomicU64,
+    /// How many writes the current snapshot reflects (`written` when its build began). Set only after the snapshot
+    /// is in place, so a rebuild in progress never makes the index look fresh.
+    covered: AtomicU64,
     stale: Notify,
     built: watch::Sender<Revision>,
 }
@@ -34,7 +38,8 @@ impl EngineView {
         let (facts, revision) = store.engine_facts().await?;
         let view = Arc::new(Self {
             current: RwLock::new(Arc::new(Snapshot { index: Index::build(&facts), revision })),
-            dirty: AtomicBool::new(false),
+            written: AtomicU64::new(0),
+            covered: AtomicU64::new(0),
             stale: Notify::new(),
             built: watch::channel(revision).0,
         });
@@ -42,12 +47,17 @@ impl EngineView {
         tokio::spawn(async move {
             while let Some(view) = weak.upgrade() {
                 view.stale.notified().await;
-                view.dirty.store(false, Ordering::SeqCst);
+                // Every write counted here committed before it was counted, so the facts read next include it.
+                let generation = view.written.load(Ordering::SeqCst);
+                if generation == view.covered.load(Ordering::SeqCst) {
+                    continue;
+                }
                 match store.engine_facts().await {
                     Ok((facts, revision)) => {
                         let index = tokio::task::spawn_blocking(move || Index::build(&facts)).await;
                         if let Ok(index) = index {
                             *view.current.write() = Arc::new(Snapshot { index, revision });
+                            view.covered.store(generation, Ordering::SeqCst);
                             view.built.send_replace(revision);
                         }
                     }
@@ -60,7 +70,7 @@ impl EngineView {
 
     /// The current snapshot; if writes happened since it was built, a rebuild starts in the background.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        if self.dirty.load(Ordering::SeqCst) {
+        if self.is_stale() {
             self.stale.notify_one();
         }
         self.current.read().clone()
@@ -68,12 +78,12 @@ impl EngineView {
 
     /// Whether writes happened since the current snapshot was built.
     pub fn is_stale(&self) -> bool {
-        self.dirty.load(Ordering::SeqCst)
+        self.written.load(Ordering::SeqCst) != self.covered.load(Ordering::SeqCst)
     }
 
     /// Notes that the store changed (writes call this); the next reader triggers one rebuild for all of them.
     pub fn mark_stale(&self) {
-        self.dirty.store(true, Ordering::SeqCst);
+        self.written.fetch_add(1, Ordering::SeqCst);
     }
 
     /// A snapshot at `revision` or newer, waiting up to `timeout`; `None` if none arrives in time.
@@ -82,6 +92,8 @@ impl EngineView {
         if current.revision >= revision {
             return Some(current);
         }
+        // Whatever brought that revision about, the index must be rebuilt to reach it.
+        self.mark_stale();
         self.stale.notify_one();
         let mut built = self.built.subscribe();
         let reached = tokio::time::timeout(timeout, built.wait_for(|r| *r >= revision)).await;

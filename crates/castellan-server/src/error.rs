@@ -103,7 +103,11 @@ impl IntoResponse for ApiError {
             Self::Validation(errors) => errors.iter().map(|e| json!({"field": e.field, "message": e.message})).collect(),
             _ => Vec::new(),
         };
-        let body = json!({"type": kind, "detail": detail, "message": detail, "id": id, "errors": errors});
+        let mut body = json!({"type": kind, "detail": detail, "message": detail, "id": id, "errors": errors});
+        if status == StatusCode::FORBIDDEN {
+            // seed 003's clients read a machine code beside the detail.
+            body["code"] = json!(if matches!(self, Self::Csrf) { "csrf_failed" } else { "permission_denied" });
+        }
         let mut response = (status, axum::Json(body)).into_response();
         if let Self::Throttled(seconds) = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));

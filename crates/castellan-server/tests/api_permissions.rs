@@ -159,7 +159,15 @@ async fn object(c: &Client, model: &str, key: &str, parent: Option<(&str, &str)>
 
 /// Plants a grant on one object straight into the store (no endpoint writes object grants yet), then makes an
 /// unrelated write so the index is rebuilt; returns that write's revision.
-async fn plant_object_grant(server: &TestServer, admin: &Client, user: i64, module: &str, action: &str, model: &str, key: &str) -> i64 {
+async fn plant_object_grant(
+    server: &TestServer,
+    admin: &Client,
+    user: i64,
+    module: &str,
+    action: &str,
+    model: &str,
+    key: &str,
+) -> i64 {
     use sqlx::Connection;
     let url = format!("sqlite://{}", server.db_path().display());
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
@@ -324,7 +332,10 @@ async fn builtin_modules_cannot_be_deactivated_or_deleted() {
     for id in BUILTINS {
         admin.delete(&format!("/api/v1/modules/{id}/")).await.error(409, "Conflict");
         admin.patch(&format!("/api/v1/modules/{id}/"), json!({"is_active": false})).await.error(409, "Conflict");
-        admin.put(&format!("/api/v1/modules/{id}/"), json!({"description": "x", "is_active": false})).await.error(409, "Conflict");
+        admin
+            .put(&format!("/api/v1/modules/{id}/"), json!({"description": "x", "is_active": false}))
+            .await
+            .error(409, "Conflict");
         let r = admin.get(&format!("/api/v1/modules/{id}/")).await;
         assert_eq!(ok(&r)["is_active"], true);
     }
@@ -359,10 +370,15 @@ async fn module_update_validates_and_custom_modules_deactivate() {
 
     let r = admin.patch("/api/v1/modules/catalogs/", json!({"is_active": false})).await;
     assert_eq!(ok(&r)["is_active"], false);
-    assert_eq!(r.body["actions"], json!(["access", "read", "create", "update", "delete", "full", "publish"]), "PATCH keeps actions");
+    assert_eq!(
+        r.body["actions"],
+        json!(["access", "read", "create", "update", "delete", "full", "publish"]),
+        "PATCH keeps actions"
+    );
     assert!(x_rev(&r) > before);
     let r = admin.patch("/api/v1/modules/catalogs/", json!({"actions": ["publish", "archive"]})).await;
-    let actions: BTreeSet<String> = ok(&r)["actions"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+    let actions: BTreeSet<String> =
+        ok(&r)["actions"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
     assert!(actions.contains("archive") && actions.contains("publish"), "{}", r.body);
     assert_eq!(r.body["is_active"], false);
     let r = admin.put("/api/v1/modules/catalogs/", json!({"description": "Product catalogs", "is_active": true})).await;
@@ -436,7 +452,9 @@ async fn roles_crud_with_org_scoping() {
     let list = admin.get("/api/v1/roles/").await;
     assert_eq!(keys(ok(&list)), strings(&["count", "next", "previous", "results"]));
     assert!(list.body["results"].as_array().unwrap().contains(&r.body));
-    let r58 = admin.post("/api/v1/modules/", json!({"id": "wide", "actions": (0..58).map(|i| format!("act{i}")).collect::<Vec<_>>()})).await;
+    let r58 = admin
+        .post("/api/v1/modules/", json!({"id": "wide", "actions": (0..58).map(|i| format!("act{i}")).collect::<Vec<_>>()}))
+        .await;
     assert_eq!(r58.body["actions"].as_array().map(Vec::len), Some(64), "64 actions fit: {}", r58.body);
 
     let before = server.revision().await;
@@ -574,7 +592,9 @@ async fn role_assignments() {
     assert_eq!(server.revision().await, before, "refused assignments change nothing");
     assert_eq!(ok(&admin.get(&format!("/api/v1/roles/{role}/")).await)["users"], json!([u1]));
 
-    let r = admin.patch(&format!("/api/v1/roles/{role}/assign-users/"), json!({"users": [u2], "expires_at": "2999-01-01T00:00:00Z"})).await;
+    let r = admin
+        .patch(&format!("/api/v1/roles/{role}/assign-users/"), json!({"users": [u2], "expires_at": "2999-01-01T00:00:00Z"}))
+        .await;
     assert_eq!(ok(&r)["users"], json!([u1, u2]), "an assignment that expires later counts now");
 
     // Deleting a role deletes its assignments and its grants.
@@ -615,7 +635,10 @@ async fn role_assignment_needs_what_the_role_confers() {
     // Revoking needs holding what is revoked.
     role_change(&admin, strong, "assign-users", "users", &[target]).await;
     let before = server.revision().await;
-    caller.patch(&format!("/api/v1/roles/{strong}/remove-users/"), json!({"users": [target]})).await.error(403, "PermissionDenied");
+    caller
+        .patch(&format!("/api/v1/roles/{strong}/remove-users/"), json!({"users": [target]}))
+        .await
+        .error(403, "PermissionDenied");
     assert_eq!(server.revision().await, before);
     assert_eq!(ok(&admin.get(&format!("/api/v1/roles/{strong}/")).await)["users"], json!([target]));
     let r = caller.patch(&format!("/api/v1/roles/{weak}/remove-users/"), json!({"users": [target]})).await;
@@ -735,13 +758,23 @@ async fn group_and_user_permissions_have_the_same_shape() {
     let users_description = description(&admin, "users").await;
     let g = group_pk(&admin, "Brand team", None, json!({"users": ["read"]})).await;
     let list = admin.get(&format!("/api/v1/groups/{g}/permissions/")).await;
-    assert_eq!(ok(&list), &json!({"items": [item("users", &users_description, true, &["read"])]}), "POSTed permissions are listed");
+    assert_eq!(
+        ok(&list),
+        &json!({"items": [item("users", &users_description, true, &["read"])]}),
+        "POSTed permissions are listed"
+    );
 
-    let r = admin.put(&format!("/api/v1/groups/{g}/permissions/brands/"), json!({"permissions": ["update", "read", "publish"]})).await;
+    let r = admin
+        .put(&format!("/api/v1/groups/{g}/permissions/brands/"), json!({"permissions": ["update", "read", "publish"]}))
+        .await;
     assert_eq!(ok(&r), &item("brands", "Brands", true, &["read", "update", "publish"]));
     assert!(x_rev(&r) > 0);
     let group = admin.get(&format!("/api/v1/groups/{g}/")).await;
-    assert_eq!(ok(&group)["permissions"], json!({"brands": ["read", "update", "publish"], "users": ["read"]}), "the group's own field");
+    assert_eq!(
+        ok(&group)["permissions"],
+        json!({"brands": ["read", "update", "publish"], "users": ["read"]}),
+        "the group's own field"
+    );
     let list = admin.get(&format!("/api/v1/groups/{g}/permissions/")).await;
     assert_eq!(
         ok(&list),
@@ -751,12 +784,21 @@ async fn group_and_user_permissions_have_the_same_shape() {
     assert_eq!(ok(&one), &item("brands", "Brands", true, &["read", "update", "publish"]));
     let r = admin.put(&format!("/api/v1/groups/{g}/permissions/users/"), json!({"permissions": []})).await;
     assert_eq!(ok(&r), &item("users", &users_description, true, &[]));
-    assert_eq!(ok(&admin.get(&format!("/api/v1/groups/{g}/")).await)["permissions"], json!({"brands": ["read", "update", "publish"]}));
+    assert_eq!(
+        ok(&admin.get(&format!("/api/v1/groups/{g}/")).await)["permissions"],
+        json!({"brands": ["read", "update", "publish"]})
+    );
 
     let before = server.revision().await;
     bad_field(&admin.put(&format!("/api/v1/groups/{g}/permissions/brands/"), json!({})).await, "permissions");
-    bad_field(&admin.put(&format!("/api/v1/groups/{g}/permissions/brands/"), json!({"permissions": ["read", "read"]})).await, "permissions");
-    bad_field(&admin.put(&format!("/api/v1/groups/{g}/permissions/users/"), json!({"permissions": ["publish"]})).await, "permissions");
+    bad_field(
+        &admin.put(&format!("/api/v1/groups/{g}/permissions/brands/"), json!({"permissions": ["read", "read"]})).await,
+        "permissions",
+    );
+    bad_field(
+        &admin.put(&format!("/api/v1/groups/{g}/permissions/users/"), json!({"permissions": ["publish"]})).await,
+        "permissions",
+    );
     admin.get("/api/v1/groups/99999/permissions/").await.error(404, "NotFound");
     admin.get(&format!("/api/v1/groups/{g}/permissions/nope/")).await.error(404, "NotFound");
     admin.put("/api/v1/groups/99999/permissions/brands/", json!({"permissions": []})).await.error(404, "NotFound");
@@ -767,10 +809,19 @@ async fn group_and_user_permissions_have_the_same_shape() {
     assert_eq!(ok(&admin.get(&format!("/api/v1/users/{u}/permissions/")).await), &json!({"items": []}), "only direct grants");
     let r = admin.put(&format!("/api/v1/users/{u}/permissions/brands/"), json!({"permissions": ["delete"]})).await;
     assert_eq!(ok(&r), &item("brands", "Brands", true, &["delete"]));
-    assert_eq!(ok(&admin.get(&format!("/api/v1/users/{u}/permissions/")).await), &json!({"items": [item("brands", "Brands", true, &["delete"])]}));
-    assert_eq!(ok(&admin.get(&format!("/api/v1/users/{u}/permissions/brands/")).await), &item("brands", "Brands", true, &["delete"]));
+    assert_eq!(
+        ok(&admin.get(&format!("/api/v1/users/{u}/permissions/")).await),
+        &json!({"items": [item("brands", "Brands", true, &["delete"])]})
+    );
+    assert_eq!(
+        ok(&admin.get(&format!("/api/v1/users/{u}/permissions/brands/")).await),
+        &item("brands", "Brands", true, &["delete"])
+    );
     let before = server.revision().await;
-    bad_field(&admin.put(&format!("/api/v1/users/{u}/permissions/brands/"), json!({"permission": ["read"]})).await, "permissions");
+    bad_field(
+        &admin.put(&format!("/api/v1/users/{u}/permissions/brands/"), json!({"permission": ["read"]})).await,
+        "permissions",
+    );
     admin.get("/api/v1/users/99999/permissions/").await.error(404, "NotFound");
     admin.get(&format!("/api/v1/users/{u}/permissions/nope/")).await.error(404, "NotFound");
     admin.put("/api/v1/users/99999/permissions/brands/", json!({"permissions": []})).await.error(404, "NotFound");
@@ -795,15 +846,25 @@ async fn permission_endpoints_need_permissions_read_and_update() {
     for s in &subjects {
         denied(&nobody.get(&format!("/api/v1/{s}/permissions/")).await, NEEDS_PERMISSIONS_READ);
         denied(&nobody.get(&format!("/api/v1/{s}/permissions/users/")).await, NEEDS_PERMISSIONS_READ);
-        denied(&nobody.put(&format!("/api/v1/{s}/permissions/users/"), json!({"permissions": []})).await, NEEDS_PERMISSIONS_UPDATE);
+        denied(
+            &nobody.put(&format!("/api/v1/{s}/permissions/users/"), json!({"permissions": []})).await,
+            NEEDS_PERMISSIONS_UPDATE,
+        );
         // The endpoint's permission is decided before any lookup.
         denied(&nobody.put(&format!("/api/v1/{s}/permissions/nope/"), json!({})).await, NEEDS_PERMISSIONS_UPDATE);
         server.anon().get(&format!("/api/v1/{s}/permissions/")).await.error(401, "AuthenticationRequired");
-        server.anon().put(&format!("/api/v1/{s}/permissions/users/"), json!({"permissions": []})).await.error(401, "AuthenticationRequired");
+        server
+            .anon()
+            .put(&format!("/api/v1/{s}/permissions/users/"), json!({"permissions": []}))
+            .await
+            .error(401, "AuthenticationRequired");
 
         assert_eq!(ok(&reader.get(&format!("/api/v1/{s}/permissions/")).await), &json!({"items": []}));
         assert_eq!(ok(&reader.get(&format!("/api/v1/{s}/permissions/users/")).await)["permissions"], json!([]));
-        denied(&reader.put(&format!("/api/v1/{s}/permissions/users/"), json!({"permissions": []})).await, NEEDS_PERMISSIONS_UPDATE);
+        denied(
+            &reader.put(&format!("/api/v1/{s}/permissions/users/"), json!({"permissions": []})).await,
+            NEEDS_PERMISSIONS_UPDATE,
+        );
     }
     denied(&nobody.get("/api/v1/roles/99999/permissions/").await, NEEDS_PERMISSIONS_READ);
     assert_eq!(server.revision().await, before, "refused writes change nothing");
@@ -843,7 +904,10 @@ async fn permission_puts_are_dominance_checked_and_scoped() {
     }
     assert_eq!(server.revision().await, before, "refused grants change nothing");
     assert_eq!(ok(&admin.get(&format!("/api/v1/roles/{role}/permissions/groups/")).await)["permissions"], json!(["delete"]));
-    assert_eq!(ok(&admin.get(&format!("/api/v1/groups/{g}/")).await)["permissions"], json!({"permissions": ["read", "update"], "users": ["read"]}));
+    assert_eq!(
+        ok(&admin.get(&format!("/api/v1/groups/{g}/")).await)["permissions"],
+        json!({"permissions": ["read", "update"], "users": ["read"]})
+    );
 
     // Another organisation's and invisible subjects answer 404.
     let org2 = second_org(&admin).await;
@@ -853,7 +917,12 @@ async fn permission_puts_are_dominance_checked_and_scoped() {
     let outsider = quick_user(&admin, "outsider", json!({})).await;
     let hidden_group = group_pk(&admin, "Hidden", None, json!({})).await;
     let before = server.revision().await;
-    for s in [format!("roles/{foreign_role}"), format!("users/{foreign_user}"), format!("users/{outsider}"), format!("groups/{hidden_group}")] {
+    for s in [
+        format!("roles/{foreign_role}"),
+        format!("users/{foreign_user}"),
+        format!("users/{outsider}"),
+        format!("groups/{hidden_group}"),
+    ] {
         caller.get(&format!("/api/v1/{s}/permissions/")).await.error(404, "NotFound");
         caller.get(&format!("/api/v1/{s}/permissions/users/")).await.error(404, "NotFound");
         caller.put(&format!("/api/v1/{s}/permissions/users/"), json!({"permissions": ["read"]})).await.error(404, "NotFound");
@@ -1035,7 +1104,9 @@ async fn checks_cover_objects_through_parents_and_orgs() {
 
     // Objects of another organisation are outside global grants.
     let org2 = second_org(&admin).await;
-    let og = admin.post("/api/v1/groups/", json!({"name": "Registrars", "org": org2, "permissions": {"permissions": ["create"]}})).await;
+    let og = admin
+        .post("/api/v1/groups/", json!({"name": "Registrars", "org": org2, "permissions": {"permissions": ["create"]}}))
+        .await;
     assert_eq!(og.status, StatusCode::CREATED, "{}", og.body);
     server.create_user(&admin, "registrar", json!({"org": org2, "groups": [og.body["pk"]]})).await;
     let registrar = server.login("registrar", PW).await;
@@ -1072,14 +1143,18 @@ async fn explanations_list_paths_and_reasons() {
     let r = check(&admin, json!({"user": u, "permission": "catalogs.publish", "explain": true, "at_least_revision": rev})).await;
     assert_eq!(keys(ok(&r)), strings(&["allowed", "revision", "explanation", "paths_total"]), "{}", r.body);
     assert_eq!(r.body["allowed"], true);
-    assert_eq!(r.body["explanation"], json!([format!("user {u} ∈ group {child} ⊂ group {parent} → role {role} → catalogs.full")]));
+    assert_eq!(
+        r.body["explanation"],
+        json!([format!("user {u} ∈ group {child} ⊂ group {parent} → role {role} → catalogs.full")])
+    );
     assert_eq!(r.body["paths_total"], 1);
     assert_eq!(r.body["revision"], rev);
 
     let rev = grant(&admin, &format!("users/{u}"), "catalogs", &["publish"]).await;
     let r = check(&admin, json!({"user": u, "permission": "catalogs.publish", "explain": true, "at_least_revision": rev})).await;
     assert_eq!(ok(&r)["paths_total"], 2);
-    let paths: BTreeSet<String> = r.body["explanation"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect();
+    let paths: BTreeSet<String> =
+        r.body["explanation"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect();
     assert!(paths.contains(&format!("user {u} → catalogs.publish")), "{}", r.body);
     assert!(paths.contains(&format!("user {u} ∈ group {child} ⊂ group {parent} → role {role} → catalogs.full")), "{}", r.body);
 
@@ -1091,7 +1166,12 @@ async fn explanations_list_paths_and_reasons() {
         rev = role_change(&admin, extra, "assign-users", "users", &[u]).await;
     }
     let r = check(&admin, json!({"user": u, "permission": "catalogs.read", "explain": true, "at_least_revision": rev})).await;
-    assert_eq!(ok(&r)["paths_total"], 12, "11 roles and the group's full role; the user's publish grant does not give read: {}", r.body);
+    assert_eq!(
+        ok(&r)["paths_total"],
+        12,
+        "11 roles and the group's full role; the user's publish grant does not give read: {}",
+        r.body
+    );
     assert_eq!(r.body["explanation"].as_array().unwrap().len(), 10);
 
     // explain needs permissions.read, even about oneself; the plain check does not.
@@ -1245,12 +1325,17 @@ async fn bulk_checks() {
         )
         .await;
     assert_eq!(keys(ok(&r)), strings(&["results", "revision"]), "{}", r.body);
-    assert_eq!(r.body["results"], json!([{"allowed": true}, {"allowed": false}, {"allowed": true}, {"allowed": true}, {"allowed": false}]));
+    assert_eq!(
+        r.body["results"],
+        json!([{"allowed": true}, {"allowed": false}, {"allowed": true}, {"allowed": true}, {"allowed": false}])
+    );
     assert_eq!(r.body["revision"], rev);
 
     // Other users need permissions.check.
     let before = server.revision().await;
-    let r = u.post("/api/v1/check/bulk/", json!({"checks": [{"permission": "users.read"}, {"permission": "users.read", "user": v}]})).await;
+    let r = u
+        .post("/api/v1/check/bulk/", json!({"checks": [{"permission": "users.read"}, {"permission": "users.read", "user": v}]}))
+        .await;
     denied(&r, NEEDS_CHECK);
     assert_eq!(server.revision().await, before);
 
@@ -1272,11 +1357,15 @@ async fn bulk_checks() {
         ok(&r)["results"],
         json!([{"allowed": true}, {"allowed": true}, {"allowed": false}, {"allowed": false}, {"allowed": true}, {"allowed": true}])
     );
-    admin.post("/api/v1/check/bulk/", json!({"checks": [{"permission": "users.read", "user": 99_999}]})).await.error(404, "NotFound");
+    admin
+        .post("/api/v1/check/bulk/", json!({"checks": [{"permission": "users.read", "user": 99_999}]}))
+        .await
+        .error(404, "NotFound");
 
     // Up to 10,000 checks, answered in order.
-    let checks: Vec<Value> =
-        (0..10_000).map(|i| json!({"permission": if i % 3 == 0 { "users.delete" } else { "users.read" }, "user": u_pk})).collect();
+    let checks: Vec<Value> = (0..10_000)
+        .map(|i| json!({"permission": if i % 3 == 0 { "users.delete" } else { "users.read" }, "user": u_pk}))
+        .collect();
     let r = admin.post("/api/v1/check/bulk/", json!({"checks": checks})).await;
     let results = ok(&r)["results"].as_array().unwrap();
     assert_eq!(results.len(), 10_000);
@@ -1309,7 +1398,9 @@ async fn bulk_checks() {
     assert!(!fields.iter().any(|x| x.starts_with("checks[0]")), "{}", r.body);
     bad_field(&admin.post("/api/v1/check/bulk/", json!({})).await, "checks");
     bad_field(&admin.post("/api/v1/check/bulk/", json!({"checks": "users.read"})).await, "checks");
-    let r = admin.post("/api/v1/check/bulk/", json!({"checks": [{"permission": "users.read"}], "at_least_revision": rev + 1000})).await;
+    let r = admin
+        .post("/api/v1/check/bulk/", json!({"checks": [{"permission": "users.read"}], "at_least_revision": rev + 1000}))
+        .await;
     bad_field(&r, "at_least_revision");
     server.anon().post("/api/v1/check/bulk/", json!({"checks": []})).await.error(401, "AuthenticationRequired");
 }
@@ -1345,4 +1436,45 @@ async fn joining_a_group_confers_its_roles_so_needs_them() {
     let r = caller.put(&format!("/api/v1/users/{peer}/groups/{sub}/"), json!({})).await;
     r.error(403, "PermissionDenied");
     assert_eq!(server.revision().await, before);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Read-your-writes under concurrency
+// ---------------------------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_see_the_callers_own_writes_while_others_check() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let v = quick_user(&admin, "toggled", json!({})).await;
+    for i in 0..200 {
+        quick_user(&admin, &format!("filler{i}"), json!({})).await;
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        let (other, stop) = (admin.clone(), stop.clone());
+        others.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = check(&other, json!({"permission": "users.read"})).await;
+                assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            }
+        }));
+    }
+    let mut stale = Vec::new();
+    for i in 0..150 {
+        let actions: &[&str] = if i % 2 == 0 { &["read"] } else { &[] };
+        let rev = grant(&admin, &format!("users/{v}"), "users", actions).await;
+        // No at_least_revision: a check sees the newest revision by default.
+        let r = check(&admin, json!({"user": v, "permission": "users.read"})).await;
+        let body = ok(&r);
+        if body["revision"].as_i64().unwrap() < rev || body["allowed"] != (i % 2 == 0) {
+            stale.push((i, rev, body.clone()));
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for o in others {
+        o.await.unwrap();
+    }
+    assert!(stale.is_empty(), "{} checks missed the caller's own write, e.g. {:?}", stale.len(), stale.first());
 }

@@ -74,6 +74,22 @@ pub trait PermissionStore {
     async fn module_grants(&self, subject: SubjectFact) -> Result<Vec<(String, Vec<String>)>>;
     /// Replaces a user's or role's global grants on one module (`[]` revokes them all).
     async fn set_module_grants(&self, ctx: &WriteCtx, subject: SubjectFact, module: &str, actions: &[String]) -> Result<Revision>;
+    /// The grants in force for a subject at one scope (`None`: global), as (module, action).
+    async fn grants_at(&self, subject: SubjectFact, object: Option<(&str, &str)>) -> Result<Vec<(String, String)>>;
+    /// Adds grants of (module, action) to a subject at one scope, with an optional expiry.
+    async fn assign_grants(
+        &self,
+        ctx: &WriteCtx,
+        subject: SubjectFact,
+        grants: &[(String, String)],
+        object: Option<(&str, &str)>,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<Revision>;
+    /// Removes grants of (module, action) from a subject at one scope (absent ones are ignored).
+    async fn unassign_grants(&self, ctx: &WriteCtx, subject: SubjectFact, grants: &[(String, String)], object: Option<(&str, &str)>) -> Result<Revision>;
+    /// Subjects of one kind (`SubjectFact` variant by name: user, group, role) holding grants at one scope, paged by key,
+    /// each with its (module, action) pairs there.
+    async fn holders_at(&self, kind: &str, object: Option<(&str, &str)>, offset: i64, limit: i64) -> Result<Page<(i64, Vec<(String, String)>)>>;
     /// Everything the authorization engine is built from, with the revision it reflects.
     async fn engine_facts(&self) -> Result<(Facts, Revision)>;
 }

@@ -95,7 +95,7 @@ async fn subject(state: &AppState, caller: &Principal, user: Option<i64>) -> Api
 
 /// The snapshot to answer from: at least `at_least_revision` (400 beyond the newest, 503 on timeout), or — when
 /// writes happened since the index was built — the newest revision, so a caller's own writes are always seen.
-async fn snapshot_for(state: &AppState, body: &Value) -> ApiResult<std::sync::Arc<Snapshot>> {
+pub(crate) async fn snapshot_for(state: &AppState, body: &Value) -> ApiResult<std::sync::Arc<Snapshot>> {
     let Some(raw) = body.get("at_least_revision") else {
         if !state.engine.is_stale() {
             return Ok(state.engine.snapshot());
@@ -112,7 +112,7 @@ async fn snapshot_for(state: &AppState, body: &Value) -> ApiResult<std::sync::Ar
     state.engine.at_least(wanted, CATCH_UP).await.ok_or_else(|| ApiError::Unavailable("The index has not caught up yet.".into()))
 }
 
-fn now_micros() -> i64 {
+pub(crate) fn now_micros() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64
 }
 

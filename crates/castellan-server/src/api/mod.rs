@@ -12,6 +12,7 @@ pub mod module_permissions;
 pub mod modules;
 pub mod objects;
 pub mod orgs;
+pub mod rbac;
 pub mod roles;
 pub mod user_data;
 pub mod users;
@@ -108,6 +109,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(modules::router())
         .merge(roles::router())
         .merge(module_permissions::router())
+        .merge(rbac::router())
 }
 
 /// A user-facing timestamp: RFC 3339 UTC with microseconds.

@@ -80,6 +80,22 @@ async fn fetch_role(conn: &mut SqliteConnection, pk: i64) -> Result<Role> {
     })
 }
 
+/// Where a grant change is filed in the change log: on the object (found by the audit's `object=model:key`) or,
+/// for global grants, on the subject.
+fn grant_target(kind: &str, pk: i64, object: Option<(&str, &str)>) -> (String, String) {
+    match object {
+        Some((model, key)) => (model.to_string(), key.to_string()),
+        None => {
+            let table = match kind {
+                "user" => "users",
+                "group" => "groups",
+                _ => "roles",
+            };
+            (table.to_string(), pk.to_string())
+        }
+    }
+}
+
 fn role_json(r: &Role) -> Value {
     json!({"name": r.name, "description": r.description, "org": r.org, "users": r.users, "groups": r.groups})
 }
@@ -338,6 +354,117 @@ impl PermissionStore for SqliteStore {
         let action = if actions.is_empty() { "unassign" } else { "assign" };
         let target_type = if kind == "user" { "users" } else { "roles" };
         log_write(tx, ctx, action, target_type, &pk.to_string(), &changes).await
+    }
+
+    async fn grants_at(&self, subject: SubjectFact, object: Option<(&str, &str)>) -> Result<Vec<(String, String)>> {
+        let (kind, pk) = subject_key(subject);
+        let (model, key) = object.unwrap_or(("", ""));
+        sqlx::query_as(
+            "SELECT module, action FROM grants WHERE subject_type = ? AND subject_pk = ? AND object_model = ? AND object_pk = ?
+             AND (expires_at IS NULL OR expires_at > ?) ORDER BY module, action",
+        )
+        .bind(kind)
+        .bind(pk)
+        .bind(model)
+        .bind(key)
+        .bind(now_micros())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)
+    }
+
+    async fn assign_grants(
+        &self,
+        ctx: &WriteCtx,
+        subject: SubjectFact,
+        grants: &[(String, String)],
+        object: Option<(&str, &str)>,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<Revision> {
+        let (kind, pk) = subject_key(subject);
+        let (model, key) = object.unwrap_or(("", ""));
+        let mut tx = self.begin_write().await?;
+        for (module, action) in grants {
+            sqlx::query(
+                "INSERT INTO grants (subject_type, subject_pk, module, action, object_model, object_pk, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (subject_type, subject_pk, module, action, object_model, object_pk) DO UPDATE SET expires_at = excluded.expires_at",
+            )
+            .bind(kind)
+            .bind(pk)
+            .bind(module)
+            .bind(action)
+            .bind(model)
+            .bind(key)
+            .bind(expires_at.map(to_micros))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        let codenames: Vec<String> = grants.iter().map(|(m, a)| format!("{m}.{a}")).collect();
+        let changes = json!({"subject": format!("{kind}:{pk}"), "object": object.map(|(m, k)| format!("{m}:{k}")), "after": codenames, "expires_at": expires_at.map(to_micros)});
+        let (target_type, target_pk) = grant_target(kind, pk, object);
+        log_write(tx, ctx, "assign", &target_type, &target_pk, &changes).await
+    }
+
+    async fn unassign_grants(&self, ctx: &WriteCtx, subject: SubjectFact, grants: &[(String, String)], object: Option<(&str, &str)>) -> Result<Revision> {
+        let (kind, pk) = subject_key(subject);
+        let (model, key) = object.unwrap_or(("", ""));
+        let mut tx = self.begin_write().await?;
+        for (module, action) in grants {
+            sqlx::query("DELETE FROM grants WHERE subject_type = ? AND subject_pk = ? AND module = ? AND action = ? AND object_model = ? AND object_pk = ?")
+                .bind(kind)
+                .bind(pk)
+                .bind(module)
+                .bind(action)
+                .bind(model)
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        let codenames: Vec<String> = grants.iter().map(|(m, a)| format!("{m}.{a}")).collect();
+        let changes = json!({"subject": format!("{kind}:{pk}"), "object": object.map(|(m, k)| format!("{m}:{k}")), "before": codenames});
+        let (target_type, target_pk) = grant_target(kind, pk, object);
+        log_write(tx, ctx, "unassign", &target_type, &target_pk, &changes).await
+    }
+
+    async fn holders_at(&self, kind: &str, object: Option<(&str, &str)>, offset: i64, limit: i64) -> Result<Page<(i64, Vec<(String, String)>)>> {
+        let (model, key) = object.unwrap_or(("", ""));
+        let now = now_micros();
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(DISTINCT subject_pk) FROM grants WHERE subject_type = ? AND object_model = ? AND object_pk = ? AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(kind)
+        .bind(model)
+        .bind(key)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT subject_pk, module, action FROM grants WHERE subject_type = ?1 AND object_model = ?2 AND object_pk = ?3
+             AND (expires_at IS NULL OR expires_at > ?4) AND subject_pk IN (
+                 SELECT DISTINCT subject_pk FROM grants WHERE subject_type = ?1 AND object_model = ?2 AND object_pk = ?3
+                 AND (expires_at IS NULL OR expires_at > ?4) ORDER BY subject_pk LIMIT ?5 OFFSET ?6)
+             ORDER BY subject_pk, module, action",
+        )
+        .bind(kind)
+        .bind(model)
+        .bind(key)
+        .bind(now)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let mut items: Vec<(i64, Vec<(String, String)>)> = Vec::new();
+        for (pk, module, action) in rows {
+            match items.last_mut() {
+                Some((last, grants)) if *last == pk => grants.push((module, action)),
+                _ => items.push((pk, vec![(module, action)])),
+            }
+        }
+        Ok(Page { count, items })
     }
 
     async fn engine_facts(&self) -> Result<(Facts, Revision)> {
