@@ -107,3 +107,28 @@ async fn user_lookups_are_paged_and_need_permission() {
     let denied = nobody.post("/api/v1/lookup/users/", json!({"permission": "products.read"})).await;
     assert_eq!(denied.error(403, "PermissionDenied")["detail"], "This method needs permission check on permissions.");
 }
+
+#[tokio::test]
+async fn capabilities_describe_the_caller() {
+    let server = TestServer::start().await;
+    let admin = catalog(&server).await;
+    let pk = server.create_user(&admin, "ed", json!({})).await;
+    let r = admin.put(&format!("/api/v1/users/{pk}/permissions/catalogs/"), json!({"permissions": ["read"]})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = admin
+        .post(
+            &format!("/api/v1/rbac/permissions/assigned_by_users/{pk}/assign/"),
+            json!({"permissions": ["products.update"], "model": "products", "object_pk": "42"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let ed = server.login("ed", "Passw0rd!").await;
+    let caps = ed.get("/api/v1/active_user/capabilities/").await;
+    assert_eq!(caps.status, StatusCode::OK, "{}", caps.body);
+    assert_eq!(caps.body["global"], json!(["catalogs.read"]));
+    assert_eq!(caps.body["objects"], json!({"products": {"42": ["update"]}}));
+    assert_eq!(caps.body["fe_permissions"], json!([]));
+    let all = admin.get("/api/v1/active_user/capabilities/").await;
+    assert!(all.body["global"].as_array().unwrap().iter().any(|p| p == "users.full"));
+    server.anon().get("/api/v1/active_user/capabilities/").await.error(401, "AuthenticationRequired");
+}

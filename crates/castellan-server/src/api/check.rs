@@ -36,7 +36,8 @@ pub fn router() -> OpenApiRouter<AppState> {
             .routes(routes!(bulk_check))
             .routes(routes!(effective_permissions))
             .routes(routes!(lookup_objects))
-            .routes(routes!(lookup_users)),
+            .routes(routes!(lookup_users))
+            .routes(routes!(capabilities)),
     )
 }
 
@@ -303,6 +304,39 @@ async fn effective_permissions(State(state): State<AppState>, caller: Principal,
         objects.entry(model).or_default().entry(key).or_default().push(action);
     }
     Ok(axum::Json(EffectiveOut { superuser: false, global: Some(eff.global), objects: Some(objects), revision: snapshot.revision }))
+}
+
+/// Everything a front end needs about the caller in one answer.
+#[derive(Serialize, ToSchema)]
+pub struct CapabilitiesOut {
+    /// `module.action` held globally (every registered module's actions for superusers).
+    pub global: Vec<String>,
+    /// `{model: {object_pk: [action...]}}` held on objects.
+    pub objects: std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>>,
+    /// Front-end permission slugs (the FE catalog is not served yet: always empty).
+    pub fe_permissions: Vec<String>,
+    /// Back-end permissions as `{action, path}` (the BE catalog is not served yet: always empty).
+    pub be_permissions: Vec<Value>,
+    /// The revision the answer reflects.
+    pub revision: i64,
+}
+
+/// The caller's capabilities (API.md §8).
+#[utoipa::path(get, path = "/api/v1/active_user/capabilities/", tag = "active_user", responses((status = 200, body = CapabilitiesOut), (status = 401)))]
+async fn capabilities(State(state): State<AppState>, caller: Principal) -> ApiResult<axum::Json<CapabilitiesOut>> {
+    let snapshot = snapshot_for(&state, &Value::Null).await?;
+    let eff = snapshot.index.effective(caller.user.pk, now_micros());
+    let global = if eff.superuser {
+        let modules = state.store.list_modules().await?;
+        modules.iter().flat_map(|m| super::modules::module_actions(m).into_iter().map(move |a| format!("{}.{a}", m.id))).collect()
+    } else {
+        eff.global
+    };
+    let mut objects: std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>> = Default::default();
+    for (model, key, action) in eff.objects {
+        objects.entry(model).or_default().entry(key).or_default().push(action);
+    }
+    Ok(axum::Json(CapabilitiesOut { global, objects, fe_permissions: Vec::new(), be_permissions: Vec::new(), revision: snapshot.revision }))
 }
 
 /// Objects a user may act on, paged.
