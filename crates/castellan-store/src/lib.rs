@@ -529,6 +529,8 @@ pub trait ChangeLog {
     async fn revision(&self) -> Result<Revision>;
     /// Appends an audit-only event.
     async fn audit(&self, ctx: &WriteCtx, event: AuditEvent) -> Result<()>;
+    /// The key of the newest change-log row at or before `revision` (0 when none).
+    async fn change_pk_at_revision(&self, revision: Revision) -> Result<i64>;
     /// The key of the newest change-log row (0 when empty).
     async fn last_change_pk(&self) -> Result<i64>;
     /// Change-log rows after `after_pk`, oldest first, at most `limit`.
@@ -579,6 +581,8 @@ pub struct ChangeQuery {
     pub objects: Vec<(String, String)>,
     /// Rows of this organisation only (the actor's at write time); `None` for every row.
     pub org: Option<i64>,
+    /// Rows after this change-log key (to follow the log).
+    pub after: Option<i64>,
     /// Sort keys; empty means newest first. A `pk` tiebreak in the first key's direction is always appended.
     pub ordering: Vec<(ChangeOrder, bool)>,
     /// Rows to skip.

@@ -254,6 +254,7 @@ fn audit_query(q: &ListQuery) -> ApiResult<(ChangeQuery, Window)> {
         subjects,
         objects,
         org: None,
+        after: None,
         ordering,
         offset: window.offset,
         limit: window.limit,

@@ -16,6 +16,7 @@ pub mod rbac;
 pub mod roles;
 pub mod user_data;
 pub mod users;
+pub mod watch;
 
 use axum::extract::Request;
 use axum::http::HeaderValue;
@@ -110,6 +111,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(roles::router())
         .merge(module_permissions::router())
         .merge(rbac::router())
+        .merge(watch::router())
 }
 
 /// A user-facing timestamp: RFC 3339 UTC with microseconds.

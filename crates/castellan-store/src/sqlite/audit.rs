@@ -84,6 +84,9 @@ fn push_targets(qb: &mut QueryBuilder<Sqlite>, targets: &[(String, String)]) {
 
 fn push_filter(qb: &mut QueryBuilder<Sqlite>, q: &ChangeQuery) {
     qb.push(" WHERE 1 = 1");
+    if let Some(after) = q.after {
+        qb.push(" AND pk > ").push_bind(after);
+    }
     if let Some(org) = q.org {
         qb.push(" AND org = ").push_bind(org);
     }

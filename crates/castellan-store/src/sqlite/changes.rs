@@ -22,6 +22,14 @@ impl ChangeLog for SqliteStore {
         Ok(())
     }
 
+    async fn change_pk_at_revision(&self, revision: Revision) -> Result<i64> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(pk), 0) FROM change_log WHERE revision IS NOT NULL AND revision <= ?")
+            .bind(revision)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
     async fn last_change_pk(&self) -> Result<i64> {
         sqlx::query_scalar("SELECT COALESCE(MAX(pk), 0) FROM change_log").fetch_one(&self.pool).await.map_err(backend)
     }
