@@ -132,7 +132,6 @@ impl Action {
     pub fn parse(name: &str) -> Option<Action> {
         Action::ALL.into_iter().find(|a| a.as_str() == name)
     }
-
 }
 
 /// Module permissions held or conferred: module id → action names (standard and custom).

@@ -98,7 +98,14 @@ async fn user_lookups_are_paged_and_need_permission() {
     assert_eq!(r.body["results"].as_array().unwrap().len(), 2);
     let next = r.body["next"].as_str().unwrap().to_string();
     let page2 = common::Client::read(
-        admin.http.post(next).bearer_auth(admin.token.clone().unwrap()).json(&json!({"permission": "products.read", "object_pk": "42"})).send().await.unwrap(),
+        admin
+            .http
+            .post(next)
+            .bearer_auth(admin.token.clone().unwrap())
+            .json(&json!({"permission": "products.read", "object_pk": "42"}))
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     let listed: Vec<i64> = page2.body["results"].as_array().unwrap().iter().map(|u| u["pk"].as_i64().unwrap()).collect();

@@ -1410,7 +1410,6 @@ async fn bulk_checks() {
 // ---------------------------------------------------------------------------------------------------------------
 
 #[tokio::test]
-#[ignore = "bug in api/groups.rs (not owned here): GroupOut.roles is always [] instead of the roles assigned to the group (§4)"]
 async fn group_representation_lists_its_roles() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
@@ -1421,7 +1420,6 @@ async fn group_representation_lists_its_roles() {
 }
 
 #[tokio::test]
-#[ignore = "bug in castellan-store sqlite/groups.rs `conferred` (not owned here): membership dominance ignores roles assigned to the group and its ancestors, so joining a group escalates (§11)"]
 async fn joining_a_group_confers_its_roles_so_needs_them() {
     let server = TestServer::start().await;
     let admin = server.admin().await;

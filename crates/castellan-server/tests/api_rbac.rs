@@ -12,7 +12,9 @@ async fn setup(server: &TestServer) -> (common::Client, i64) {
         assert_eq!(admin.post("/api/v1/modules/", json!({"id": id})).await.status, StatusCode::CREATED);
     }
     admin.post("/api/v1/objects/", json!({"model": "catalogs", "object_pk": "9"})).await;
-    admin.post("/api/v1/objects/", json!({"model": "products", "object_pk": "42", "parent_model": "catalogs", "parent_pk": "9"})).await;
+    admin
+        .post("/api/v1/objects/", json!({"model": "products", "object_pk": "42", "parent_model": "catalogs", "parent_pk": "9"}))
+        .await;
     let ed = server.create_user(&admin, "ed", json!({})).await;
     (admin, ed)
 }
@@ -55,7 +57,10 @@ async fn assign_on_an_object_covers_descendants_and_unassign_revokes() {
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let after = admin
-        .post("/api/v1/check/", json!({"user": ed, "permission": "catalogs.update", "object_pk": "9", "at_least_revision": r.revision().unwrap()}))
+        .post(
+            "/api/v1/check/",
+            json!({"user": ed, "permission": "catalogs.update", "object_pk": "9", "at_least_revision": r.revision().unwrap()}),
+        )
         .await;
     assert_eq!(after.body["allowed"], false);
 }
@@ -65,11 +70,15 @@ async fn global_assignments_to_roles_and_groups() {
     let server = TestServer::start().await;
     let (admin, ed) = setup(&server).await;
     let role = admin.post("/api/v1/roles/", json!({"name": "Readers"})).await.body["pk"].as_i64().unwrap();
-    let r = admin.post(&format!("/api/v1/rbac/permissions/assigned_by_roles/{role}/assign/"), json!({"permissions": ["products.read"]})).await;
+    let r = admin
+        .post(&format!("/api/v1/rbac/permissions/assigned_by_roles/{role}/assign/"), json!({"permissions": ["products.read"]}))
+        .await;
     assert_eq!(r.body, json!([{"codename": "products.read", "model": null, "object_pk": null}]));
     admin.patch(&format!("/api/v1/roles/{role}/assign-users/"), json!({"users": [ed]})).await;
     let group = admin.post("/api/v1/groups/", json!({"name": "Sales"})).await.body["pk"].as_i64().unwrap();
-    let r = admin.post(&format!("/api/v1/rbac/permissions/assigned_by_groups/{group}/assign/"), json!({"permissions": ["catalogs.read"]})).await;
+    let r = admin
+        .post(&format!("/api/v1/rbac/permissions/assigned_by_groups/{group}/assign/"), json!({"permissions": ["catalogs.read"]}))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let r = admin.put(&format!("/api/v1/users/{ed}/groups/{group}/"), json!({})).await;
     let revision = r.revision().unwrap();
@@ -102,16 +111,29 @@ async fn bad_input_and_escalation_are_refused_without_changes() {
         let r = admin.post(&url, body.clone()).await;
         assert_eq!(r.error(400, "ValidationError")["errors"][0]["field"], field, "{body}");
     }
-    admin.post("/api/v1/rbac/permissions/assigned_by_users/999/assign/", json!({"permissions": ["catalogs.read"]})).await.error(404, "NotFound");
+    admin
+        .post("/api/v1/rbac/permissions/assigned_by_users/999/assign/", json!({"permissions": ["catalogs.read"]}))
+        .await
+        .error(404, "NotFound");
 
     // A user who may assign (permissions.create) but does not hold catalogs.delete cannot grant it.
-    let group = admin.post("/api/v1/groups/", json!({"name": "Granters", "permissions": {"permissions": ["create", "update"], "users": ["read"]}})).await;
+    let group = admin
+        .post(
+            "/api/v1/groups/",
+            json!({"name": "Granters", "permissions": {"permissions": ["create", "update"], "users": ["read"]}}),
+        )
+        .await;
     let group = group.body["pk"].as_i64().unwrap();
     server.create_user(&admin, "granter", json!({"groups": [group]})).await;
     let target = server.create_user(&admin, "target", json!({"groups": [group]})).await;
     let g = server.login("granter", "Passw0rd!").await;
     let before_escalation = server.revision().await;
-    let r = g.post(&format!("/api/v1/rbac/permissions/assigned_by_users/{target}/assign/"), json!({"permissions": ["catalogs.delete"]})).await;
+    let r = g
+        .post(
+            &format!("/api/v1/rbac/permissions/assigned_by_users/{target}/assign/"),
+            json!({"permissions": ["catalogs.delete"]}),
+        )
+        .await;
     let body = r.error(403, "PermissionDenied");
     assert_eq!(body["code"], "permission_denied");
     assert_eq!(server.revision().await, before_escalation);

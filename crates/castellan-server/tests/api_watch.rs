@@ -13,7 +13,8 @@ async fn read_until(mut response: reqwest::Response, needle: &str) -> String {
     let mut text = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !text.contains(needle) {
-        let chunk = tokio::time::timeout_at(deadline, response.chunk()).await.expect("event in time").unwrap().expect("stream open");
+        let chunk =
+            tokio::time::timeout_at(deadline, response.chunk()).await.expect("event in time").unwrap().expect("stream open");
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
     text

@@ -215,6 +215,8 @@ pub struct Group {
     pub parent: Option<i64>,
     /// Module permissions the group confers on its members (and its descendants' members).
     pub permissions: ModulePermissions,
+    /// Roles assigned to the group (unexpired), ascending.
+    pub roles: Vec<i64>,
     /// When it was created.
     pub created_date: OffsetDateTime,
     /// When it last changed.
@@ -601,7 +603,18 @@ pub trait AuditStore {
 /// Everything the server persists.
 #[async_trait]
 pub trait Store:
-    OrgStore + GroupStore + ObjectStore + PermissionStore + UserStore + CredentialStore + UserDataStore + ChangeLog + AuditStore + Send + Sync + 'static
+    OrgStore
+    + GroupStore
+    + ObjectStore
+    + PermissionStore
+    + UserStore
+    + CredentialStore
+    + UserDataStore
+    + ChangeLog
+    + AuditStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Brings the schema up to date.
     async fn migrate(&self) -> Result<()>;

@@ -63,17 +63,30 @@ pub trait PermissionStore {
     /// A page of roles, by key (only `org` when given).
     async fn list_roles(&self, org: Option<i64>, search: Option<&str>, offset: i64, limit: i64) -> Result<Page<Role>>;
     /// Renames or redescribes a role.
-    async fn update_role(&self, ctx: &WriteCtx, pk: i64, name: Option<&str>, description: Option<&str>) -> Result<(Role, Revision)>;
+    async fn update_role(
+        &self,
+        ctx: &WriteCtx,
+        pk: i64,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<(Role, Revision)>;
     /// Deletes a role, its assignments and grants.
     async fn delete_role(&self, ctx: &WriteCtx, pk: i64) -> Result<Revision>;
     /// Assigns a role to users or groups of its org (`Conflict{members}` otherwise).
-    async fn assign_role(&self, ctx: &WriteCtx, role: i64, subjects: &[SubjectFact], expires_at: Option<OffsetDateTime>) -> Result<Revision>;
+    async fn assign_role(
+        &self,
+        ctx: &WriteCtx,
+        role: i64,
+        subjects: &[SubjectFact],
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<Revision>;
     /// Removes assignments (absent ones are ignored).
     async fn unassign_role(&self, ctx: &WriteCtx, role: i64, subjects: &[SubjectFact]) -> Result<Revision>;
     /// A user's or role's global module grants as (module, actions).
     async fn module_grants(&self, subject: SubjectFact) -> Result<Vec<(String, Vec<String>)>>;
     /// Replaces a user's or role's global grants on one module (`[]` revokes them all).
-    async fn set_module_grants(&self, ctx: &WriteCtx, subject: SubjectFact, module: &str, actions: &[String]) -> Result<Revision>;
+    async fn set_module_grants(&self, ctx: &WriteCtx, subject: SubjectFact, module: &str, actions: &[String])
+    -> Result<Revision>;
     /// The grants in force for a subject at one scope (`None`: global), as (module, action).
     async fn grants_at(&self, subject: SubjectFact, object: Option<(&str, &str)>) -> Result<Vec<(String, String)>>;
     /// Adds grants of (module, action) to a subject at one scope, with an optional expiry.
@@ -86,10 +99,22 @@ pub trait PermissionStore {
         expires_at: Option<OffsetDateTime>,
     ) -> Result<Revision>;
     /// Removes grants of (module, action) from a subject at one scope (absent ones are ignored).
-    async fn unassign_grants(&self, ctx: &WriteCtx, subject: SubjectFact, grants: &[(String, String)], object: Option<(&str, &str)>) -> Result<Revision>;
+    async fn unassign_grants(
+        &self,
+        ctx: &WriteCtx,
+        subject: SubjectFact,
+        grants: &[(String, String)],
+        object: Option<(&str, &str)>,
+    ) -> Result<Revision>;
     /// Subjects of one kind (`SubjectFact` variant by name: user, group, role) holding grants at one scope, paged by key,
     /// each with its (module, action) pairs there.
-    async fn holders_at(&self, kind: &str, object: Option<(&str, &str)>, offset: i64, limit: i64) -> Result<Page<(i64, Vec<(String, String)>)>>;
+    async fn holders_at(
+        &self,
+        kind: &str,
+        object: Option<(&str, &str)>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Page<(i64, Vec<(String, String)>)>>;
     /// Everything the authorization engine is built from, with the revision it reflects.
     async fn engine_facts(&self) -> Result<(Facts, Revision)>;
 }

@@ -407,7 +407,8 @@ impl Index {
                     let key = &self.object_keys[o as usize];
                     for &(mask, expires_at) in list {
                         if alive(expires_at, now) {
-                            out.objects.extend(actions_of(mask, &me.actions).map(|a| (key.0.clone(), key.1.clone(), a.to_string())));
+                            out.objects
+                                .extend(actions_of(mask, &me.actions).map(|a| (key.0.clone(), key.1.clone(), a.to_string())));
                         }
                     }
                 }
@@ -475,7 +476,7 @@ impl Index {
 }
 
 /// The action names set in a mask.
-fn actions_of<'a>(mask: u64, actions: &'a [String]) -> impl Iterator<Item = &'a str> {
+fn actions_of(mask: u64, actions: &[String]) -> impl Iterator<Item = &str> {
     actions.iter().enumerate().filter(move |(b, _)| mask & (1 << b) != 0).map(|(_, a)| a.as_str())
 }
 

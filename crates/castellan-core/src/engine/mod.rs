@@ -9,6 +9,7 @@
 mod check;
 mod facts;
 mod index;
+pub mod synthetic;
 
 pub use check::{Decision, Denial, Effective, Path, Step};
 pub use facts::{Facts, GrantFact, MembershipFact, ModuleFact, ObjectFact, ObjectKey, RoleAssignmentFact, SubjectFact, UserFact};

@@ -156,7 +156,8 @@ mod tests {
         assert_eq!(g.parent, Some(None));
         assert_eq!(g.permissions.unwrap().to_map()["brands"], ["read", "create", "update", "delete"]);
         let DomainError::Validation(e) =
-            GroupInput::parse(&json!({"name": "", "parent": "x", "permissions": {"b": ["no way"]}}), WriteMode::Patch).unwrap_err()
+            GroupInput::parse(&json!({"name": "", "parent": "x", "permissions": {"b": ["no way"]}}), WriteMode::Patch)
+                .unwrap_err()
         else {
             panic!()
         };

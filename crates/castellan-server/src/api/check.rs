@@ -102,7 +102,11 @@ pub(crate) async fn snapshot_for(state: &AppState, body: &Value) -> ApiResult<st
             return Ok(state.engine.snapshot());
         }
         let newest = state.store.revision().await?;
-        return state.engine.at_least(newest, CATCH_UP).await.ok_or_else(|| ApiError::Unavailable("The index has not caught up yet.".into()));
+        return state
+            .engine
+            .at_least(newest, CATCH_UP)
+            .await
+            .ok_or_else(|| ApiError::Unavailable("The index has not caught up yet.".into()));
     };
     let Some(wanted) = raw.as_i64().filter(|r| *r >= 0) else {
         return Err(ApiError::field("at_least_revision", "A valid integer is required."));
@@ -202,7 +206,10 @@ async fn check(State(state): State<AppState>, caller: Principal, JsonBody(body):
     } else {
         (None, None)
     };
-    let valid_until = decision.valid_until.and_then(|us| time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).ok()).map(super::timestamp);
+    let valid_until = decision
+        .valid_until
+        .and_then(|us| time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).ok())
+        .map(super::timestamp);
     Ok(axum::Json(CheckOut { allowed: decision.allowed, revision: snapshot.revision, explanation, paths_total, valid_until }))
 }
 
@@ -226,7 +233,11 @@ pub struct BulkOut {
 #[utoipa::path(post, path = "/api/v1/check/bulk/", tag = "check",
     request_body(content = Object, description = "`{\"checks\": [{\"user\", \"permission\", \"object_pk\", \"model\"}...], \"at_least_revision\"}`"),
     responses((status = 200, body = BulkOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 503)))]
-async fn bulk_check(State(state): State<AppState>, caller: Principal, JsonBody(body): JsonBody) -> ApiResult<axum::Json<BulkOut>> {
+async fn bulk_check(
+    State(state): State<AppState>,
+    caller: Principal,
+    JsonBody(body): JsonBody,
+) -> ApiResult<axum::Json<BulkOut>> {
     let Some(items) = body.get("checks").and_then(Value::as_array) else {
         return Err(ApiError::field("checks", "Expected a list of checks."));
     };
@@ -242,14 +253,18 @@ async fn bulk_check(State(state): State<AppState>, caller: Principal, JsonBody(b
                 let q = parse_query(&mut f, item);
                 match (q, f.finish()) {
                     (Some(q), Ok(())) => queries.push(q),
-                    (_, Err(castellan_core::DomainError::Validation(e))) => {
-                        errors.extend(e.into_iter().map(|e| castellan_core::FieldError::new(format!("{prefix}{}", e.field), e.message)))
-                    }
+                    (_, Err(castellan_core::DomainError::Validation(e))) => errors.extend(
+                        e.into_iter().map(|e| castellan_core::FieldError::new(format!("{prefix}{}", e.field), e.message)),
+                    ),
                     (_, Err(other)) => return Err(other.into()),
-                    (None, Ok(())) => errors.push(castellan_core::FieldError::new(format!("{prefix}permission"), "This field is required.")),
+                    (None, Ok(())) => {
+                        errors.push(castellan_core::FieldError::new(format!("{prefix}permission"), "This field is required."))
+                    }
                 }
             }
-            Err(_) => errors.push(castellan_core::FieldError::new(format!("checks[{i}]"), "Invalid data. Expected a dictionary.")),
+            Err(_) => {
+                errors.push(castellan_core::FieldError::new(format!("checks[{i}]"), "Invalid data. Expected a dictionary."))
+            }
         }
     }
     if !errors.is_empty() {
@@ -267,7 +282,9 @@ async fn bulk_check(State(state): State<AppState>, caller: Principal, JsonBody(b
         .iter()
         .map(|q| {
             let object = q.object.as_ref().map(|(m, k)| (m.as_str(), k.as_str()));
-            BulkItem { allowed: snapshot.index.check(q.user.unwrap_or(caller.user.pk), &q.module, &q.action, object, now).allowed }
+            BulkItem {
+                allowed: snapshot.index.check(q.user.unwrap_or(caller.user.pk), &q.module, &q.action, object, now).allowed,
+            }
         })
         .collect();
     Ok(axum::Json(BulkOut { results, revision: snapshot.revision }))
@@ -292,7 +309,11 @@ pub struct EffectiveOut {
 /// Everything a user holds (oneself: authentication only; others: `permissions.check`).
 #[utoipa::path(get, path = "/api/v1/users/{pk}/effective_permissions/", tag = "check", params(("pk" = i64, Path)),
     responses((status = 200, body = EffectiveOut), (status = 401), (status = 403), (status = 404)))]
-async fn effective_permissions(State(state): State<AppState>, caller: Principal, crate::extract::PathPk(pk): crate::extract::PathPk) -> ApiResult<axum::Json<EffectiveOut>> {
+async fn effective_permissions(
+    State(state): State<AppState>,
+    caller: Principal,
+    crate::extract::PathPk(pk): crate::extract::PathPk,
+) -> ApiResult<axum::Json<EffectiveOut>> {
     let user = subject(&state, &caller, Some(pk)).await?;
     let snapshot = snapshot_for(&state, &Value::Null).await?;
     let eff = snapshot.index.effective(user, now_micros());
@@ -303,7 +324,12 @@ async fn effective_permissions(State(state): State<AppState>, caller: Principal,
     for (model, key, action) in eff.objects {
         objects.entry(model).or_default().entry(key).or_default().push(action);
     }
-    Ok(axum::Json(EffectiveOut { superuser: false, global: Some(eff.global), objects: Some(objects), revision: snapshot.revision }))
+    Ok(axum::Json(EffectiveOut {
+        superuser: false,
+        global: Some(eff.global),
+        objects: Some(objects),
+        revision: snapshot.revision,
+    }))
 }
 
 /// Everything a front end needs about the caller in one answer.
@@ -336,7 +362,13 @@ async fn capabilities(State(state): State<AppState>, caller: Principal) -> ApiRe
     for (model, key, action) in eff.objects {
         objects.entry(model).or_default().entry(key).or_default().push(action);
     }
-    Ok(axum::Json(CapabilitiesOut { global, objects, fe_permissions: Vec::new(), be_permissions: Vec::new(), revision: snapshot.revision }))
+    Ok(axum::Json(CapabilitiesOut {
+        global,
+        objects,
+        fe_permissions: Vec::new(),
+        be_permissions: Vec::new(),
+        revision: snapshot.revision,
+    }))
 }
 
 /// Objects a user may act on, paged.
@@ -358,7 +390,12 @@ pub struct LookupObjectsOut {
 #[utoipa::path(post, path = "/api/v1/lookup/objects/", tag = "check",
     request_body(content = Object, description = "`{\"user\", \"permission\", \"model\", \"at_least_revision\"}`"),
     responses((status = 200, body = LookupObjectsOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 503)))]
-async fn lookup_objects(State(state): State<AppState>, caller: Principal, q: crate::links::ListQuery, JsonBody(body): JsonBody) -> ApiResult<axum::Json<LookupObjectsOut>> {
+async fn lookup_objects(
+    State(state): State<AppState>,
+    caller: Principal,
+    q: crate::links::ListQuery,
+    JsonBody(body): JsonBody,
+) -> ApiResult<axum::Json<LookupObjectsOut>> {
     let mut f = Fields::new(&body)?;
     let query = parse_query(&mut f, &body);
     if !f.has("model") {
@@ -386,7 +423,12 @@ async fn lookup_objects(State(state): State<AppState>, caller: Principal, q: cra
 #[utoipa::path(post, path = "/api/v1/lookup/users/", tag = "check",
     request_body(content = Object, description = "`{\"permission\", \"object_pk\", \"model\", \"at_least_revision\"}`"),
     responses((status = 200, body = crate::links::Envelope<crate::repr::UserOut>), (status = 400), (status = 401), (status = 403), (status = 503)))]
-async fn lookup_users(State(state): State<AppState>, caller: Principal, q: crate::links::ListQuery, JsonBody(body): JsonBody) -> ApiResult<axum::Json<crate::links::Envelope<crate::repr::UserOut>>> {
+async fn lookup_users(
+    State(state): State<AppState>,
+    caller: Principal,
+    q: crate::links::ListQuery,
+    JsonBody(body): JsonBody,
+) -> ApiResult<axum::Json<crate::links::Envelope<crate::repr::UserOut>>> {
     let mut f = Fields::new(&body)?;
     let query = parse_query(&mut f, &body);
     f.finish()?;

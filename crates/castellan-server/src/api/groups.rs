@@ -76,7 +76,7 @@ impl From<&Group> for GroupOut {
             org: g.org,
             parent: g.parent,
             permissions: g.permissions.to_map(),
-            roles: Vec::new(),
+            roles: g.roles.clone(),
             created_date: timestamp(g.created_date),
             modified_date: timestamp(g.modified_date),
         }
@@ -156,6 +156,9 @@ async fn list_groups(
 /// Checks the parts of a group write that depend on the caller: the gate for `permissions`, dominance, and a
 /// visible parent.
 async fn check_group_write(state: &AppState, caller: &Principal, input: &GroupInput, current: Option<&Group>) -> ApiResult<()> {
+    if let Some(p) = &input.permissions {
+        check_known_actions(state, p).await?;
+    }
     if let Some(p) = &input.permissions
         && current.is_none_or(|g| g.permissions != *p)
     {
@@ -183,6 +186,28 @@ async fn check_group_write(state: &AppState, caller: &Principal, input: &GroupIn
         require_confer(state, caller, &[old_parent]).await?;
     }
     Ok(())
+}
+
+/// Every action must be one of its module's: registered modules name theirs, unregistered ones have the standard six.
+async fn check_known_actions(state: &AppState, permissions: &castellan_core::permission::ModulePermissions) -> ApiResult<()> {
+    let modules = state.store.list_modules().await?;
+    let mut errors = Vec::new();
+    for (module, actions) in permissions.to_map() {
+        let known = modules.iter().find(|m| m.id == module).map(super::modules::module_actions);
+        for action in actions {
+            let valid = match &known {
+                Some(list) => list.contains(&action),
+                None => castellan_core::permission::Action::parse(&action).is_some(),
+            };
+            if !valid {
+                errors.push(castellan_core::FieldError::new(
+                    format!("permissions.{module}"),
+                    format!("\"{action}\" is not a valid action."),
+                ));
+            }
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(errors)) }
 }
 
 /// Create a group (`name` is enough, seed 000).

@@ -143,7 +143,14 @@ fn read_actions(body: &Value, module: &Module) -> ApiResult<Vec<String>> {
     Ok(actions)
 }
 
-async fn put(state: &AppState, ip: std::net::IpAddr, caller: &Principal, subject: SubjectFact, module_id: &str, body: &Value) -> ApiResult<Response> {
+async fn put(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    caller: &Principal,
+    subject: SubjectFact,
+    module_id: &str,
+    body: &Value,
+) -> ApiResult<Response> {
     let mut held = held_by(state, caller, subject).await?;
     let module = state.store.get_module(module_id).await?;
     let actions = read_actions(body, &module)?;
@@ -176,7 +183,11 @@ async fn role_items(State(state): State<AppState>, caller: Principal, PathPk(pk)
 /// A role's permissions on one module.
 #[utoipa::path(get, path = "/api/v1/roles/{pk}/permissions/{module_id}/", tag = "permissions", params(("pk" = i64, Path), ("module_id" = String, Path)),
     responses((status = 200, body = Item), (status = 401), (status = 403), (status = 404)))]
-async fn role_item(State(state): State<AppState>, caller: Principal, Path((pk, module)): Path<(String, String)>) -> ApiResult<axum::Json<Item>> {
+async fn role_item(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path((pk, module)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Item>> {
     one(&state, &caller, SubjectFact::Role(key(&pk)?), &module).await
 }
 
@@ -184,7 +195,13 @@ async fn role_item(State(state): State<AppState>, caller: Principal, Path((pk, m
 #[utoipa::path(put, path = "/api/v1/roles/{pk}/permissions/{module_id}/", tag = "permissions", params(("pk" = i64, Path), ("module_id" = String, Path)),
     request_body(content = Object, description = "`{\"permissions\": [action...]}`"),
     responses((status = 200, body = Item), (status = 400), (status = 401), (status = 403), (status = 404)))]
-async fn put_role_item(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, Path((pk, module)): Path<(String, String)>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn put_role_item(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    Path((pk, module)): Path<(String, String)>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     put(&state, ip, &caller, SubjectFact::Role(key(&pk)?), &module, &body).await
 }
 
@@ -198,7 +215,11 @@ async fn group_items(State(state): State<AppState>, caller: Principal, PathPk(pk
 /// A group's permissions on one module.
 #[utoipa::path(get, path = "/api/v1/groups/{pk}/permissions/{module_id}/", tag = "permissions", params(("pk" = i64, Path), ("module_id" = String, Path)),
     responses((status = 200, body = Item), (status = 401), (status = 403), (status = 404)))]
-async fn group_item(State(state): State<AppState>, caller: Principal, Path((pk, module)): Path<(String, String)>) -> ApiResult<axum::Json<Item>> {
+async fn group_item(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path((pk, module)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Item>> {
     one(&state, &caller, SubjectFact::Group(key(&pk)?), &module).await
 }
 
@@ -206,7 +227,13 @@ async fn group_item(State(state): State<AppState>, caller: Principal, Path((pk, 
 #[utoipa::path(put, path = "/api/v1/groups/{pk}/permissions/{module_id}/", tag = "permissions", params(("pk" = i64, Path), ("module_id" = String, Path)),
     request_body(content = Object, description = "`{\"permissions\": [action...]}`"),
     responses((status = 200, body = Item), (status = 400), (status = 401), (status = 403), (status = 404)))]
-async fn put_group_item(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, Path((pk, module)): Path<(String, String)>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn put_group_item(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    Path((pk, module)): Path<(String, String)>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     put(&state, ip, &caller, SubjectFact::Group(key(&pk)?), &module, &body).await
 }
 
@@ -220,7 +247,11 @@ async fn user_items(State(state): State<AppState>, caller: Principal, PathPk(pk)
 /// A user's direct permissions on one module.
 #[utoipa::path(get, path = "/api/v1/users/{pk}/permissions/{module_id}/", tag = "permissions", params(("pk" = i64, Path), ("module_id" = String, Path)),
     responses((status = 200, body = Item), (status = 401), (status = 403), (status = 404)))]
-async fn user_item(State(state): State<AppState>, caller: Principal, Path((pk, module)): Path<(String, String)>) -> ApiResult<axum::Json<Item>> {
+async fn user_item(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path((pk, module)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Item>> {
     one(&state, &caller, SubjectFact::User(key(&pk)?), &module).await
 }
 
@@ -228,6 +259,12 @@ async fn user_item(State(state): State<AppState>, caller: Principal, Path((pk, m
 #[utoipa::path(put, path = "/api/v1/users/{pk}/permissions/{module_id}/", tag = "permissions", params(("pk" = i64, Path), ("module_id" = String, Path)),
     request_body(content = Object, description = "`{\"permissions\": [action...]}`"),
     responses((status = 200, body = Item), (status = 400), (status = 401), (status = 403), (status = 404)))]
-async fn put_user_item(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, Path((pk, module)): Path<(String, String)>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn put_user_item(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    Path((pk, module)): Path<(String, String)>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     put(&state, ip, &caller, SubjectFact::User(key(&pk)?), &module, &body).await
 }

@@ -26,7 +26,12 @@ pub fn router() -> OpenApiRouter<AppState> {
     guarded(
         "modules",
         None,
-        OpenApiRouter::new().routes(routes!(list_modules, create_module)).routes(routes!(get_module, replace_module, patch_module, delete_module)),
+        OpenApiRouter::new().routes(routes!(list_modules, create_module)).routes(routes!(
+            get_module,
+            replace_module,
+            patch_module,
+            delete_module
+        )),
     )
 }
 
@@ -79,7 +84,9 @@ fn read_module(body: &serde_json::Value, module: &mut Module, creating: bool, re
     }
     if body.get("actions").is_some() || (replace && !creating) {
         let listed = match body.get("actions") {
-            Some(serde_json::Value::Array(items)) => items.iter().map(|i| i.as_str().unwrap_or("").to_string()).collect::<Vec<_>>(),
+            Some(serde_json::Value::Array(items)) => {
+                items.iter().map(|i| i.as_str().unwrap_or("").to_string()).collect::<Vec<_>>()
+            }
             None => Vec::new(),
             Some(_) => {
                 f.error("actions", "Expected a list of action names.");
@@ -116,9 +123,15 @@ async fn list_modules(State(state): State<AppState>, q: ListQuery) -> ApiResult<
 #[utoipa::path(post, path = "/api/v1/modules/", tag = "modules",
     request_body(content = Object, description = "`{\"id\", \"description\", \"is_active\", \"actions\": [custom action...]}`"),
     responses((status = 201, body = ModuleOut), (status = 400), (status = 401), (status = 403), (status = 409)))]
-async fn create_module(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn create_module(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     require_superuser(&caller)?;
-    let mut module = Module { id: String::new(), description: String::new(), is_active: true, custom_actions: Vec::new(), builtin: false };
+    let mut module =
+        Module { id: String::new(), description: String::new(), is_active: true, custom_actions: Vec::new(), builtin: false };
     read_module(&body, &mut module, true, false)?;
     let (module, revision) = state.store.create_module(&write_ctx(Some(&caller), ip), &module).await?;
     Ok(with_revision(revision, (StatusCode::CREATED, axum::Json(ModuleOut::from(&module)))))
@@ -131,7 +144,14 @@ async fn get_module(State(state): State<AppState>, Path(id): Path<String>) -> Ap
     Ok(axum::Json(ModuleOut::from(&state.store.get_module(&id).await?)))
 }
 
-async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, id: &str, body: &serde_json::Value, replace: bool) -> ApiResult<Response> {
+async fn update(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    caller: &Principal,
+    id: &str,
+    body: &serde_json::Value,
+    replace: bool,
+) -> ApiResult<Response> {
     let mut module = state.store.get_module(id).await?;
     require_superuser(caller)?;
     read_module(body, &mut module, false, replace)?;
@@ -148,21 +168,38 @@ async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, id: 
 /// Replace a module's description, activity and custom actions (superusers only).
 #[utoipa::path(put, path = "/api/v1/modules/{id}/", tag = "modules", params(("id" = String, Path)), request_body(content = Object),
     responses((status = 200, body = ModuleOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
-async fn replace_module(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, Path(id): Path<String>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn replace_module(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     update(&state, ip, &caller, &id, &body, true).await
 }
 
 /// Update some fields of a module (superusers only).
 #[utoipa::path(patch, path = "/api/v1/modules/{id}/", tag = "modules", params(("id" = String, Path)), request_body(content = Object),
     responses((status = 200, body = ModuleOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
-async fn patch_module(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, Path(id): Path<String>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn patch_module(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     update(&state, ip, &caller, &id, &body, false).await
 }
 
 /// Delete a module and its grants (superusers only; built-in modules answer 409).
 #[utoipa::path(delete, path = "/api/v1/modules/{id}/", tag = "modules", params(("id" = String, Path)),
     responses((status = 204), (status = 401), (status = 403), (status = 404), (status = 409)))]
-async fn delete_module(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, Path(id): Path<String>) -> ApiResult<Response> {
+async fn delete_module(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     state.store.get_module(&id).await?;
     require_superuser(&caller)?;
     let revision = state.store.delete_module(&write_ctx(Some(&caller), ip), &id).await?;

@@ -69,7 +69,12 @@ async fn list_permissions(State(state): State<AppState>, q: ListQuery) -> ApiRes
         .iter()
         .flat_map(|m| module_actions(m).into_iter().map(move |a| (m.id.clone(), a)))
         .enumerate()
-        .map(|(i, (model, action))| PermissionOut { id: i as i64 + 1, codename: format!("{model}.{action}"), name: format!("Can {action} {model}"), model })
+        .map(|(i, (model, action))| PermissionOut {
+            id: i as i64 + 1,
+            codename: format!("{model}.{action}"),
+            name: format!("Can {action} {model}"),
+            model,
+        })
         .collect();
     let window = q.window()?;
     let count = all.len() as i64;
@@ -145,7 +150,11 @@ async fn holders(state: &AppState, caller: &Principal, q: &ListQuery, kind: Kind
     }
     let count = visible.len() as i64;
     q.check_page(window, count)?;
-    Ok(axum::Json(q.envelope(window, count, visible.into_iter().skip(window.offset as usize).take(window.limit as usize).collect())))
+    Ok(axum::Json(q.envelope(
+        window,
+        count,
+        visible.into_iter().skip(window.offset as usize).take(window.limit as usize).collect(),
+    )))
 }
 
 /// Users holding permissions globally, or on `?model=&object_pk=`.
@@ -214,7 +223,10 @@ async fn read_assignment(state: &AppState, body: &Value, with_expiry: bool) -> A
             return Err(ApiError::field("permissions", format!("\"{codename}\" is not \"module.action\".")));
         };
         if model.as_deref().is_some_and(|model| model != m) {
-            return Err(ApiError::field("permissions", format!("\"{codename}\" does not belong to model {}.", model.as_deref().unwrap_or(""))));
+            return Err(ApiError::field(
+                "permissions",
+                format!("\"{codename}\" does not belong to model {}.", model.as_deref().unwrap_or("")),
+            ));
         }
         let known = modules.iter().find(|x| x.id == m).is_some_and(|x| module_actions(x).iter().any(|x| x == a));
         if !known {
@@ -243,7 +255,9 @@ async fn check_grantable(state: &AppState, caller: &Principal, subject_org: i64,
     let now = now_micros();
     for (module, action) in &a.grants {
         if !snapshot.index.check(caller.user.pk, module, action, object, now).allowed {
-            return Err(ApiError::PermissionDenied(format!("You cannot grant or revoke {module}.{action} here: you do not hold it.")));
+            return Err(ApiError::PermissionDenied(format!(
+                "You cannot grant or revoke {module}.{action} here: you do not hold it."
+            )));
         }
     }
     Ok(())
@@ -260,21 +274,40 @@ pub struct AssignmentOut {
     pub object_pk: Option<String>,
 }
 
-async fn assign(state: &AppState, ip: std::net::IpAddr, caller: &Principal, kind: Kind, pk: i64, body: &Value) -> ApiResult<Response> {
+async fn assign(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    caller: &Principal,
+    kind: Kind,
+    pk: i64,
+    body: &Value,
+) -> ApiResult<Response> {
     let (_, org) = visible_subject(state, caller, kind, pk).await?;
     let a = read_assignment(state, body, true).await?;
     check_grantable(state, caller, org, &a).await?;
     let object = a.object.as_ref().map(|(m, k)| (m.as_str(), k.as_str()));
-    let revision = state.store.assign_grants(&write_ctx(Some(caller), ip), kind.subject(pk), &a.grants, object, a.expires_at).await?;
+    let revision =
+        state.store.assign_grants(&write_ctx(Some(caller), ip), kind.subject(pk), &a.grants, object, a.expires_at).await?;
     let in_force = state.store.grants_at(kind.subject(pk), object).await?;
     let out: Vec<AssignmentOut> = in_force
         .into_iter()
-        .map(|(m, act)| AssignmentOut { codename: format!("{m}.{act}"), model: a.object.as_ref().map(|o| o.0.clone()), object_pk: a.object.as_ref().map(|o| o.1.clone()) })
+        .map(|(m, act)| AssignmentOut {
+            codename: format!("{m}.{act}"),
+            model: a.object.as_ref().map(|o| o.0.clone()),
+            object_pk: a.object.as_ref().map(|o| o.1.clone()),
+        })
         .collect();
     Ok(with_revision(revision, axum::Json(out)))
 }
 
-async fn unassign(state: &AppState, ip: std::net::IpAddr, caller: &Principal, kind: Kind, pk: i64, body: &Value) -> ApiResult<Response> {
+async fn unassign(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    caller: &Principal,
+    kind: Kind,
+    pk: i64,
+    body: &Value,
+) -> ApiResult<Response> {
     let (_, org) = visible_subject(state, caller, kind, pk).await?;
     let a = read_assignment(state, body, false).await?;
     check_grantable(state, caller, org, &a).await?;
@@ -287,7 +320,13 @@ async fn unassign(state: &AppState, ip: std::net::IpAddr, caller: &Principal, ki
 #[utoipa::path(post, path = "/api/v1/rbac/permissions/assigned_by_users/{pk}/assign/", tag = "rbac", params(("pk" = i64, Path)),
     request_body(content = Object, description = "`{\"permissions\": [\"module.action\"...], \"model\", \"object_pk\", \"expires_at\"}`"),
     responses((status = 200, body = Vec<AssignmentOut>), (status = 400), (status = 401), (status = 403), (status = 404)))]
-async fn assign_user(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn assign_user(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     assign(&state, ip, &caller, Kind::User, pk, &body).await
 }
 
@@ -295,7 +334,13 @@ async fn assign_user(State(state): State<AppState>, ClientIp(ip): ClientIp, call
 #[utoipa::path(patch, path = "/api/v1/rbac/permissions/assigned_by_users/{pk}/unassign/", tag = "rbac", params(("pk" = i64, Path)),
     request_body(content = Object, description = "`{\"permissions\": [...], \"model\", \"object_pk\"}`"),
     responses((status = 204), (status = 400), (status = 401), (status = 403), (status = 404)))]
-async fn unassign_user(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn unassign_user(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     unassign(&state, ip, &caller, Kind::User, pk, &body).await
 }
 
@@ -303,7 +348,13 @@ async fn unassign_user(State(state): State<AppState>, ClientIp(ip): ClientIp, ca
 #[utoipa::path(post, path = "/api/v1/rbac/permissions/assigned_by_roles/{pk}/assign/", tag = "rbac", params(("pk" = i64, Path)),
     request_body(content = Object, description = "`{\"permissions\": [\"module.action\"...], \"model\", \"object_pk\", \"expires_at\"}`"),
     responses((status = 200, body = Vec<AssignmentOut>), (status = 400), (status = 401), (status = 403), (status = 404)))]
-async fn assign_role(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn assign_role(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     assign(&state, ip, &caller, Kind::Role, pk, &body).await
 }
 
@@ -311,7 +362,13 @@ async fn assign_role(State(state): State<AppState>, ClientIp(ip): ClientIp, call
 #[utoipa::path(patch, path = "/api/v1/rbac/permissions/assigned_by_roles/{pk}/unassign/", tag = "rbac", params(("pk" = i64, Path)),
     request_body(content = Object, description = "`{\"permissions\": [...], \"model\", \"object_pk\"}`"),
     responses((status = 204), (status = 400), (status = 401), (status = 403), (status = 404)))]
-async fn unassign_role(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn unassign_role(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     unassign(&state, ip, &caller, Kind::Role, pk, &body).await
 }
 
@@ -319,7 +376,13 @@ async fn unassign_role(State(state): State<AppState>, ClientIp(ip): ClientIp, ca
 #[utoipa::path(post, path = "/api/v1/rbac/permissions/assigned_by_groups/{pk}/assign/", tag = "rbac", params(("pk" = i64, Path)),
     request_body(content = Object, description = "`{\"permissions\": [\"module.action\"...], \"model\", \"object_pk\", \"expires_at\"}`"),
     responses((status = 200, body = Vec<AssignmentOut>), (status = 400), (status = 401), (status = 403), (status = 404)))]
-async fn assign_group(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn assign_group(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     assign(&state, ip, &caller, Kind::Group, pk, &body).await
 }
 
@@ -327,6 +390,12 @@ async fn assign_group(State(state): State<AppState>, ClientIp(ip): ClientIp, cal
 #[utoipa::path(patch, path = "/api/v1/rbac/permissions/assigned_by_groups/{pk}/unassign/", tag = "rbac", params(("pk" = i64, Path)),
     request_body(content = Object, description = "`{\"permissions\": [...], \"model\", \"object_pk\"}`"),
     responses((status = 204), (status = 400), (status = 401), (status = 403), (status = 404)))]
-async fn unassign_group(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn unassign_group(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     unassign(&state, ip, &caller, Kind::Group, pk, &body).await
 }

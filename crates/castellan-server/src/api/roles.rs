@@ -123,14 +123,20 @@ fn read_role(body: &serde_json::Value, required: bool) -> ApiResult<(Option<Stri
 /// Create a role.
 #[utoipa::path(post, path = "/api/v1/roles/", tag = "roles", request_body(content = Object, description = "`{\"name\", \"description\", \"org\"}`"),
     responses((status = 201, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 409)))]
-async fn create_role(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn create_role(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     let (name, description, org) = read_role(&body, true)?;
     let org = org.unwrap_or(caller.user.org);
     if caller.org_scope().is_some_and(|own| own != org) || state.store.get_org(org).await.is_err() {
         return Err(ApiError::field("org", "Invalid pk - object does not exist."));
     }
     let ctx = write_ctx(Some(&caller), ip);
-    let (role, revision) = state.store.create_role(&ctx, &name.unwrap_or_default(), &description.unwrap_or_default(), org).await?;
+    let (role, revision) =
+        state.store.create_role(&ctx, &name.unwrap_or_default(), &description.unwrap_or_default(), org).await?;
     Ok(with_revision(revision, (StatusCode::CREATED, axum::Json(RoleOut::from(&role)))))
 }
 
@@ -141,34 +147,59 @@ async fn get_role(State(state): State<AppState>, caller: Principal, PathPk(pk): 
     Ok(axum::Json(RoleOut::from(&visible_role(&state, &caller, pk).await?)))
 }
 
-async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: i64, body: &serde_json::Value, replace: bool) -> ApiResult<Response> {
+async fn update(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    caller: &Principal,
+    pk: i64,
+    body: &serde_json::Value,
+    replace: bool,
+) -> ApiResult<Response> {
     let role = visible_role(state, caller, pk).await?;
     let (name, description, org) = read_role(body, replace)?;
     if org.is_some_and(|o| o != role.org) {
         return Err(ApiError::field("org", "A role's organisation cannot be changed."));
     }
-    let (role, revision) = state.store.update_role(&write_ctx(Some(caller), ip), pk, name.as_deref(), description.as_deref()).await?;
+    let (role, revision) =
+        state.store.update_role(&write_ctx(Some(caller), ip), pk, name.as_deref(), description.as_deref()).await?;
     Ok(with_revision(revision, axum::Json(RoleOut::from(&role))))
 }
 
 /// Replace a role (`name` required).
 #[utoipa::path(put, path = "/api/v1/roles/{pk}/", tag = "roles", params(("pk" = i64, Path)), request_body(content = Object),
     responses((status = 200, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
-async fn replace_role(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn replace_role(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     update(&state, ip, &caller, pk, &body, true).await
 }
 
 /// Update some fields of a role.
 #[utoipa::path(patch, path = "/api/v1/roles/{pk}/", tag = "roles", params(("pk" = i64, Path)), request_body(content = Object),
     responses((status = 200, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
-async fn patch_role(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn patch_role(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     update(&state, ip, &caller, pk, &body, false).await
 }
 
 /// Delete a role with its assignments and grants; the caller must hold what it confers.
 #[utoipa::path(delete, path = "/api/v1/roles/{pk}/", tag = "roles", params(("pk" = i64, Path)),
     responses((status = 204), (status = 401), (status = 403), (status = 404)))]
-async fn delete_role(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk) -> ApiResult<Response> {
+async fn delete_role(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+) -> ApiResult<Response> {
     visible_role(&state, &caller, pk).await?;
     require_covers(&caller, &role_permissions(&state, pk).await?)?;
     let revision = state.store.delete_role(&write_ctx(Some(&caller), ip), pk).await?;
@@ -184,7 +215,15 @@ enum Kind {
 
 /// Reads `{"users"|"groups": [pk...], "expires_at"?}`, checks each is visible (404 otherwise) and that the caller
 /// holds what the role confers (§11), then assigns or removes.
-async fn change(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: i64, body: &serde_json::Value, kind: Kind, assign: bool) -> ApiResult<Response> {
+async fn change(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    caller: &Principal,
+    pk: i64,
+    body: &serde_json::Value,
+    kind: Kind,
+    assign: bool,
+) -> ApiResult<Response> {
     visible_role(state, caller, pk).await?;
     let field = match kind {
         Kind::Users => "users",
@@ -224,27 +263,51 @@ async fn change(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: 
 /// Assign the role to users (`expires_at` optional).
 #[utoipa::path(patch, path = "/api/v1/roles/{pk}/assign-users/", tag = "roles", params(("pk" = i64, Path)), request_body(content = Object, description = "`{\"users\": [pk...], \"expires_at\"}`"),
     responses((status = 200, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
-async fn assign_users(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn assign_users(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     change(&state, ip, &caller, pk, &body, Kind::Users, true).await
 }
 
 /// Remove the role from users.
 #[utoipa::path(patch, path = "/api/v1/roles/{pk}/remove-users/", tag = "roles", params(("pk" = i64, Path)), request_body(content = Object, description = "`{\"users\": [pk...]}`"),
     responses((status = 200, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
-async fn remove_users(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn remove_users(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     change(&state, ip, &caller, pk, &body, Kind::Users, false).await
 }
 
 /// Assign the role to groups (`expires_at` optional).
 #[utoipa::path(patch, path = "/api/v1/roles/{pk}/assign-groups/", tag = "roles", params(("pk" = i64, Path)), request_body(content = Object, description = "`{\"groups\": [pk...], \"expires_at\"}`"),
     responses((status = 200, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
-async fn assign_groups(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn assign_groups(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     change(&state, ip, &caller, pk, &body, Kind::Groups, true).await
 }
 
 /// Remove the role from groups.
 #[utoipa::path(patch, path = "/api/v1/roles/{pk}/remove-groups/", tag = "roles", params(("pk" = i64, Path)), request_body(content = Object, description = "`{\"groups\": [pk...]}`"),
     responses((status = 200, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
-async fn remove_groups(State(state): State<AppState>, ClientIp(ip): ClientIp, caller: Principal, PathPk(pk): PathPk, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn remove_groups(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     change(&state, ip, &caller, pk, &body, Kind::Groups, false).await
 }

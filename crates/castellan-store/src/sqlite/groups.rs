@@ -32,6 +32,7 @@ fn group_from(r: GroupRow) -> Group {
         org: r.3,
         parent: r.4,
         permissions,
+        roles: Vec::new(),
         created_date: from_micros(r.6),
         modified_date: from_micros(r.7),
     }
@@ -58,7 +59,31 @@ async fn fetch_group(conn: &mut SqliteConnection, pk: i64) -> Result<Group> {
         .fetch_one(&mut *conn)
         .await
         .map_err(map_err)?;
-    Ok(group_from(row))
+    let mut groups = [group_from(row)];
+    attach_roles(conn, &mut groups).await?;
+    let [group] = groups;
+    Ok(group)
+}
+
+/// Loads the unexpired roles of each group with one query.
+async fn attach_roles(conn: &mut SqliteConnection, groups: &mut [Group]) -> Result<()> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let pks: Vec<i64> = groups.iter().map(|g| g.pk).collect();
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "SELECT subject_pk, role FROM role_assignments WHERE subject_type = 'group' AND (expires_at IS NULL OR expires_at > ",
+    );
+    qb.push_bind(now_micros()).push(") AND subject_pk IN (");
+    push_keys(&mut qb, &pks);
+    qb.push(" ORDER BY role");
+    let rows: Vec<(i64, i64)> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(backend)?;
+    for (group, role) in rows {
+        if let Some(g) = groups.iter_mut().find(|g| g.pk == group) {
+            g.roles.push(role);
+        }
+    }
+    Ok(())
 }
 
 /// Fails with `Conflict{parent}` unless `parent` exists in `org`.
@@ -238,6 +263,22 @@ async fn conferred(conn: &mut SqliteConnection, groups: &[i64]) -> Result<Module
             out.extend(&p);
         }
     }
+    // Global grants to those groups and their ancestors, and to the roles assigned to any of them.
+    let now = now_micros();
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "SELECT module, action FROM grants WHERE object_model = '' AND (expires_at IS NULL OR expires_at > ",
+    );
+    qb.push_bind(now)
+        .push(") AND ((subject_type = 'group' AND subject_pk IN (SELECT ancestor FROM group_closure WHERE descendant IN (");
+    push_keys(&mut qb, groups);
+    qb.push(")) OR (subject_type = 'role' AND subject_pk IN (SELECT role FROM role_assignments WHERE subject_type = 'group' AND (expires_at IS NULL OR expires_at > ");
+    qb.push_bind(now).push(") AND subject_pk IN (SELECT ancestor FROM group_closure WHERE descendant IN (");
+    push_keys(&mut qb, groups);
+    qb.push("))))");
+    let rows: Vec<(String, String)> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(backend)?;
+    for (module, action) in &rows {
+        out.insert_named(module, action);
+    }
     Ok(out)
 }
 
@@ -322,7 +363,9 @@ impl GroupStore for SqliteStore {
         }
         qb.push("pk ASC LIMIT ").push_bind(query.limit).push(" OFFSET ").push_bind(query.offset);
         let rows: Vec<GroupRow> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(backend)?;
-        Ok(Page { count, items: rows.into_iter().map(group_from).collect() })
+        let mut items: Vec<Group> = rows.into_iter().map(group_from).collect();
+        attach_roles(&mut conn, &mut items).await?;
+        Ok(Page { count, items })
     }
 
     async fn update_group(&self, ctx: &WriteCtx, pk: i64, c: GroupChanges) -> Result<(Group, Revision)> {
@@ -501,20 +544,14 @@ impl GroupStore for SqliteStore {
         .await
         .map_err(backend)?;
         let mut held = conferred(&mut conn, &groups).await?;
-        // Global grants to the user, to the user's roles and to the roles of the user's groups and their ancestors.
+        // Global grants to the user and to the roles assigned to the user.
         let now = now_micros();
         let mut qb = QueryBuilder::<Sqlite>::new(
             "SELECT module, action FROM grants WHERE object_model = '' AND (expires_at IS NULL OR expires_at > ",
         );
         qb.push_bind(now).push(") AND ((subject_type = 'user' AND subject_pk = ").push_bind(user);
-        qb.push(") OR (subject_type = 'role' AND subject_pk IN (SELECT role FROM role_assignments WHERE (expires_at IS NULL OR expires_at > ");
-        qb.push_bind(now).push(") AND ((subject_type = 'user' AND subject_pk = ").push_bind(user).push(")");
-        if !groups.is_empty() {
-            qb.push(" OR (subject_type = 'group' AND subject_pk IN (SELECT ancestor FROM group_closure WHERE descendant IN (");
-            push_keys(&mut qb, &groups);
-            qb.push("))");
-        }
-        qb.push("))))");
+        qb.push(") OR (subject_type = 'role' AND subject_pk IN (SELECT role FROM role_assignments WHERE subject_type = 'user' AND subject_pk = ");
+        qb.push_bind(user).push(" AND (expires_at IS NULL OR expires_at > ").push_bind(now).push(")))) ");
         let rows: Vec<(String, String)> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(backend)?;
         for (module, action) in &rows {
             held.insert_named(module, action);

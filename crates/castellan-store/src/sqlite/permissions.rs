@@ -1,7 +1,9 @@
 //! Modules, roles, role assignments, grants, and the engine's facts.
 
 use async_trait::async_trait;
-use castellan_core::engine::{Facts, GrantFact, MembershipFact, ModuleFact, ObjectFact, RoleAssignmentFact, SubjectFact, UserFact};
+use castellan_core::engine::{
+    Facts, GrantFact, MembershipFact, ModuleFact, ObjectFact, RoleAssignmentFact, SubjectFact, UserFact,
+};
 use castellan_core::permission::ModulePermissions;
 use serde_json::{Value, json};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
@@ -14,7 +16,13 @@ use crate::{Module, Page, PermissionStore, Result, Revision, Role, StoreError, W
 type ModuleRow = (String, String, bool, String, bool);
 
 fn module_from(r: ModuleRow) -> Module {
-    Module { id: r.0, description: r.1, is_active: r.2, custom_actions: serde_json::from_str(&r.3).unwrap_or_default(), builtin: r.4 }
+    Module {
+        id: r.0,
+        description: r.1,
+        is_active: r.2,
+        custom_actions: serde_json::from_str(&r.3).unwrap_or_default(),
+        builtin: r.4,
+    }
 }
 
 fn module_json(m: &Module) -> Value {
@@ -110,10 +118,11 @@ fn role_conflict(e: StoreError) -> StoreError {
 #[async_trait]
 impl PermissionStore for SqliteStore {
     async fn list_modules(&self) -> Result<Vec<Module>> {
-        let rows: Vec<ModuleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {MODULE_COLUMNS} FROM modules ORDER BY id")))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
+        let rows: Vec<ModuleRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {MODULE_COLUMNS} FROM modules ORDER BY id")))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
         Ok(rows.into_iter().map(module_from).collect())
     }
 
@@ -227,7 +236,13 @@ impl PermissionStore for SqliteStore {
         Ok(Page { count, items })
     }
 
-    async fn update_role(&self, ctx: &WriteCtx, pk: i64, name: Option<&str>, description: Option<&str>) -> Result<(Role, Revision)> {
+    async fn update_role(
+        &self,
+        ctx: &WriteCtx,
+        pk: i64,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<(Role, Revision)> {
         let mut tx = self.begin_write().await?;
         let before = fetch_role(&mut tx, pk).await?;
         let mut qb = QueryBuilder::<Sqlite>::new("UPDATE roles SET modified_date = ");
@@ -253,7 +268,13 @@ impl PermissionStore for SqliteStore {
         log_write(tx, ctx, "delete", "roles", &pk.to_string(), &json!({"before": role_json(&before)})).await
     }
 
-    async fn assign_role(&self, ctx: &WriteCtx, role: i64, subjects: &[SubjectFact], expires_at: Option<OffsetDateTime>) -> Result<Revision> {
+    async fn assign_role(
+        &self,
+        ctx: &WriteCtx,
+        role: i64,
+        subjects: &[SubjectFact],
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<Revision> {
         let mut tx = self.begin_write().await?;
         let before = fetch_role(&mut tx, role).await?;
         for subject in subjects {
@@ -321,7 +342,13 @@ impl PermissionStore for SqliteStore {
         Ok(held.to_map().into_iter().collect())
     }
 
-    async fn set_module_grants(&self, ctx: &WriteCtx, subject: SubjectFact, module: &str, actions: &[String]) -> Result<Revision> {
+    async fn set_module_grants(
+        &self,
+        ctx: &WriteCtx,
+        subject: SubjectFact,
+        module: &str,
+        actions: &[String],
+    ) -> Result<Revision> {
         let (kind, pk) = subject_key(subject);
         let mut tx = self.begin_write().await?;
         let before: Vec<String> = sqlx::query_scalar(
@@ -406,7 +433,13 @@ impl PermissionStore for SqliteStore {
         log_write(tx, ctx, "assign", &target_type, &target_pk, &changes).await
     }
 
-    async fn unassign_grants(&self, ctx: &WriteCtx, subject: SubjectFact, grants: &[(String, String)], object: Option<(&str, &str)>) -> Result<Revision> {
+    async fn unassign_grants(
+        &self,
+        ctx: &WriteCtx,
+        subject: SubjectFact,
+        grants: &[(String, String)],
+        object: Option<(&str, &str)>,
+    ) -> Result<Revision> {
         let (kind, pk) = subject_key(subject);
         let (model, key) = object.unwrap_or(("", ""));
         let mut tx = self.begin_write().await?;
@@ -423,12 +456,19 @@ impl PermissionStore for SqliteStore {
                 .map_err(map_err)?;
         }
         let codenames: Vec<String> = grants.iter().map(|(m, a)| format!("{m}.{a}")).collect();
-        let changes = json!({"subject": format!("{kind}:{pk}"), "object": object.map(|(m, k)| format!("{m}:{k}")), "before": codenames});
+        let changes =
+            json!({"subject": format!("{kind}:{pk}"), "object": object.map(|(m, k)| format!("{m}:{k}")), "before": codenames});
         let (target_type, target_pk) = grant_target(kind, pk, object);
         log_write(tx, ctx, "unassign", &target_type, &target_pk, &changes).await
     }
 
-    async fn holders_at(&self, kind: &str, object: Option<(&str, &str)>, offset: i64, limit: i64) -> Result<Page<(i64, Vec<(String, String)>)>> {
+    async fn holders_at(
+        &self,
+        kind: &str,
+        object: Option<(&str, &str)>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Page<(i64, Vec<(String, String)>)>> {
         let (model, key) = object.unwrap_or(("", ""));
         let now = now_micros();
         let count: i64 = sqlx::query_scalar(
@@ -470,7 +510,8 @@ impl PermissionStore for SqliteStore {
     async fn engine_facts(&self) -> Result<(Facts, Revision)> {
         // One read transaction: every table as of the same revision.
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        let revision: i64 = sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1").fetch_one(&mut *tx).await.map_err(backend)?;
+        let revision: i64 =
+            sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1").fetch_one(&mut *tx).await.map_err(backend)?;
         let users: Vec<(i64, i64, bool, bool)> =
             sqlx::query_as("SELECT pk, org, is_active, is_superuser FROM users").fetch_all(&mut *tx).await.map_err(backend)?;
         let groups: Vec<(i64, i64, Option<i64>, String)> =
@@ -479,17 +520,22 @@ impl PermissionStore for SqliteStore {
         let modules: Vec<(String, bool, String)> =
             sqlx::query_as("SELECT id, is_active, custom_actions FROM modules").fetch_all(&mut *tx).await.map_err(backend)?;
         let memberships: Vec<(i64, i64, Option<i64>, bool)> =
-            sqlx::query_as("SELECT user, grp, expires_at, restricted FROM memberships").fetch_all(&mut *tx).await.map_err(backend)?;
+            sqlx::query_as("SELECT user, grp, expires_at, restricted FROM memberships")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
         let nodes: Vec<(i64, i64, i64)> =
             sqlx::query_as("SELECT user, grp, node FROM membership_nodes").fetch_all(&mut *tx).await.map_err(backend)?;
         let assignments: Vec<(i64, String, i64, Option<i64>)> =
-            sqlx::query_as("SELECT role, subject_type, subject_pk, expires_at FROM role_assignments").fetch_all(&mut *tx).await.map_err(backend)?;
-        let grants: Vec<(String, i64, String, String, String, String, Option<i64>)> = sqlx::query_as(
-            "SELECT subject_type, subject_pk, module, action, object_model, object_pk, expires_at FROM grants",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(backend)?;
+            sqlx::query_as("SELECT role, subject_type, subject_pk, expires_at FROM role_assignments")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
+        let grants: Vec<(String, i64, String, String, String, String, Option<i64>)> =
+            sqlx::query_as("SELECT subject_type, subject_pk, module, action, object_model, object_pk, expires_at FROM grants")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
         let objects: Vec<(String, String, Option<String>, Option<String>, i64)> = sqlx::query_as(
             "SELECT o.model, o.object_pk, p.model, p.object_pk, o.org FROM objects o LEFT JOIN objects p ON p.pk = o.parent",
         )
@@ -499,19 +545,33 @@ impl PermissionStore for SqliteStore {
         tx.commit().await.map_err(backend)?;
 
         let mut facts = Facts {
-            users: users.into_iter().map(|(pk, org, is_active, is_superuser)| UserFact { pk, org, is_active, is_superuser }).collect(),
+            users: users
+                .into_iter()
+                .map(|(pk, org, is_active, is_superuser)| UserFact { pk, org, is_active, is_superuser })
+                .collect(),
             roles,
             modules: modules
                 .into_iter()
-                .map(|(id, is_active, custom)| ModuleFact { id, is_active, custom_actions: serde_json::from_str(&custom).unwrap_or_default() })
+                .map(|(id, is_active, custom)| ModuleFact {
+                    id,
+                    is_active,
+                    custom_actions: serde_json::from_str(&custom).unwrap_or_default(),
+                })
                 .collect(),
             ..Facts::default()
         };
         for (pk, org, parent, permissions) in groups {
             facts.groups.push((pk, org, parent));
-            let held = serde_json::from_str::<Value>(&permissions).ok().and_then(|v| ModulePermissions::parse(&v, "permissions").ok());
+            let held =
+                serde_json::from_str::<Value>(&permissions).ok().and_then(|v| ModulePermissions::parse(&v, "permissions").ok());
             for (module, action) in held.iter().flat_map(|h| h.pairs()) {
-                facts.grants.push(GrantFact { subject: SubjectFact::Group(pk), module: module.into(), action: action.into(), object: None, expires_at: None });
+                facts.grants.push(GrantFact {
+                    subject: SubjectFact::Group(pk),
+                    module: module.into(),
+                    action: action.into(),
+                    object: None,
+                    expires_at: None,
+                });
             }
         }
         facts.memberships = memberships
