@@ -1,6 +1,6 @@
 //! The index: dense ids, group ancestor chains, per-subject grant sets, object parent chains.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::facts::{Facts, ObjectKey, SubjectFact};
 use crate::permission::Action;
