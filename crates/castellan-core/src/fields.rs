@@ -136,6 +136,19 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An object key: a non-empty string of at most 255 characters, or an integer (null counts as absent).
+    pub fn object_key(&mut self, name: &str) -> Option<String> {
+        match self.obj.get(name) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 255 => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(_) => {
+                self.errors.add(name, "Expected a non-empty string of at most 255 characters.");
+                None
+            }
+        }
+    }
+
     /// A nested object, read with its own `Fields`; null is refused.
     pub fn object(&mut self, name: &str) -> Option<&'a Value> {
         match self.present(name, false)? {

@@ -49,19 +49,11 @@ struct Query {
     object: Option<(String, String)>,
 }
 
-fn parse_query(f: &mut Fields<'_>, body: &Value) -> Option<Query> {
+fn parse_query(f: &mut Fields<'_>) -> Option<Query> {
     let permission = f.string("permission", true, 130);
     let user = f.pk("user", false);
     let model = f.string("model", false, 64);
-    let object_pk = match body.get("object_pk") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= 255 => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(_) => {
-            f.error("object_pk", "Expected a non-empty string of at most 255 characters.");
-            None
-        }
-    };
+    let object_pk = f.object_key("object_pk");
     if model.as_deref().is_some_and(|m| !valid_module_id(m)) {
         f.error("model", "Module ids are lower-case slugs of 1 to 64 characters.");
     }
@@ -183,7 +175,7 @@ pub struct CheckOut {
     responses((status = 200, body = CheckOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 503)))]
 async fn check(State(state): State<AppState>, caller: Principal, JsonBody(body): JsonBody) -> ApiResult<axum::Json<CheckOut>> {
     let mut f = Fields::new(&body)?;
-    let query = parse_query(&mut f, &body);
+    let query = parse_query(&mut f);
     let explain = f.bool("explain").unwrap_or(false);
     f.finish()?;
     let Some(q) = query else { return Err(ApiError::field("permission", "This field is required.")) };
@@ -250,7 +242,7 @@ async fn bulk_check(
         let prefix = format!("checks[{i}].");
         match Fields::new(item) {
             Ok(mut f) => {
-                let q = parse_query(&mut f, item);
+                let q = parse_query(&mut f);
                 match (q, f.finish()) {
                     (Some(q), Ok(())) => queries.push(q),
                     (_, Err(castellan_core::DomainError::Validation(e))) => errors.extend(
@@ -397,7 +389,7 @@ async fn lookup_objects(
     JsonBody(body): JsonBody,
 ) -> ApiResult<axum::Json<LookupObjectsOut>> {
     let mut f = Fields::new(&body)?;
-    let query = parse_query(&mut f, &body);
+    let query = parse_query(&mut f);
     if !f.has("model") {
         f.error("model", "This field is required.");
     }
@@ -430,7 +422,7 @@ async fn lookup_users(
     JsonBody(body): JsonBody,
 ) -> ApiResult<axum::Json<crate::links::Envelope<crate::repr::UserOut>>> {
     let mut f = Fields::new(&body)?;
-    let query = parse_query(&mut f, &body);
+    let query = parse_query(&mut f);
     f.finish()?;
     let Some(query) = query else { return Err(ApiError::field("permission", "This field is required.")) };
     let read = Permission { module: "permissions", action: Action::Read };

@@ -202,15 +202,7 @@ async fn read_assignment(state: &AppState, body: &Value, with_expiry: bool) -> A
         }
     };
     let model = f.string("model", false, 64);
-    let object_pk = match body.get("object_pk") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= 255 => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(_) => {
-            f.error("object_pk", "Expected a non-empty string of at most 255 characters.");
-            None
-        }
-    };
+    let object_pk = f.object_key("object_pk");
     let expires_at = if with_expiry { f.future_time("expires_at", OffsetDateTime::now_utc()) } else { None };
     if object_pk.is_some() && model.is_none() {
         f.error("model", "This field is required with object_pk.");

@@ -5,7 +5,7 @@ use serde_json::Value;
 use sqlx::{QueryBuilder, Sqlite};
 use time::OffsetDateTime;
 
-use super::{SqliteStore, backend};
+use super::{SqliteStore, backend, push_in};
 use crate::time_util::from_micros;
 use crate::{AuditStore, ChangeEntry, ChangeOrder, ChangeQuery, Page, Result};
 
@@ -49,22 +49,6 @@ fn micros_ceil(t: OffsetDateTime) -> i64 {
     let nanos = t.unix_timestamp_nanos();
     let micros = nanos.div_euclid(1000) + i128::from(nanos.rem_euclid(1000) != 0);
     i64::try_from(micros).unwrap_or(if micros < 0 { i64::MIN } else { i64::MAX })
-}
-
-/// `AND column IN (...)` for a non-empty list of values.
-fn push_in<T>(qb: &mut QueryBuilder<Sqlite>, column: &str, values: &[T])
-where
-    T: Clone + Send + for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + 'static,
-{
-    if values.is_empty() {
-        return;
-    }
-    qb.push(format!(" AND {column} IN ("));
-    let mut sep = qb.separated(", ");
-    for v in values {
-        sep.push_bind(v.clone());
-    }
-    qb.push(")");
 }
 
 /// `AND ((target_type = ? AND target_pk = ?) OR ...)` for a non-empty list of targets.

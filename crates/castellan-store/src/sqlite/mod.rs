@@ -207,6 +207,22 @@ fn push_log(
     qb.push(") RETURNING revision");
 }
 
+/// ` AND column IN (...)` for a non-empty list of values; nothing for an empty one.
+fn push_in<T>(qb: &mut QueryBuilder<Sqlite>, column: &str, values: &[T])
+where
+    T: Clone + Send + for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + 'static,
+{
+    if values.is_empty() {
+        return;
+    }
+    qb.push(format!(" AND {column} IN ("));
+    let mut sep = qb.separated(", ");
+    for v in values {
+        sep.push_bind(v.clone());
+    }
+    qb.push(")");
+}
+
 /// Lower-cases `term` and escapes `LIKE` wildcards (with `\\` as the escape character).
 fn like_escape(term: &str) -> String {
     term.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
-use super::{SqliteStore, Tx, backend, log_write, map_err};
+use super::{SqliteStore, Tx, backend, log_write, map_err, push_in};
 use crate::time_util::{from_micros, to_micros};
 use crate::{LoginRecord, Page, Result, Revision, StoreError, UserFilter, UserOrder, UserQuery, UserStore, WriteCtx};
 
@@ -178,21 +178,6 @@ fn glob_prefix_any_case(term: &str) -> String {
     }
     pattern.push('*');
     pattern
-}
-
-fn push_in<T>(qb: &mut QueryBuilder<Sqlite>, column: &str, values: &[T])
-where
-    T: Clone + for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + Send + 'static,
-{
-    if values.is_empty() {
-        return;
-    }
-    qb.push(format!(" AND {column} IN ("));
-    let mut sep = qb.separated(", ");
-    for v in values {
-        sep.push_bind(v.clone());
-    }
-    qb.push(")");
 }
 
 fn push_filter(qb: &mut QueryBuilder<Sqlite>, f: &UserFilter) {
