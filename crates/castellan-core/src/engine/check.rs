@@ -115,6 +115,9 @@ struct Target {
 
 const ACCESS: u32 = 0;
 
+/// Routes a check gathers on the stack before falling back to the general walk.
+const ROUTES_ON_STACK: usize = 128;
+
 fn covers(mask: u64, bit: u32) -> bool {
     let full = 1u64 << standard_bit(Action::Full);
     mask & (1 << bit) != 0 || mask & full != 0 || (bit == ACCESS && mask != 0)
@@ -165,19 +168,81 @@ impl Index {
             Err(why) => return Decision::deny(why),
         };
         let mut best: Option<Option<i64>> = None;
-        let _ = self.walk(entry, now, &mut |route| {
-            self.hits(route, target, now, &mut |hit| {
-                best = Some(match best {
-                    None => hit.valid_until,
-                    Some(v) => latest(v, hit.valid_until),
-                });
-                if hit.valid_until.is_none() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        let mut record = |hit: Hit| {
+            best = Some(match best {
+                None => hit.valid_until,
+                Some(v) => latest(v, hit.valid_until),
+            });
+            if hit.valid_until.is_none() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        };
+        // Gather the routes on the stack: then object grants are found by object (a few lookups along the parent
+        // chain) instead of by route × chain. Users with more routes than fit take the general walk.
+        let mut routes = [None; ROUTES_ON_STACK];
+        let mut n = 0;
+        let overflow = self
+            .walk(entry, now, &mut |route| {
+                if n == ROUTES_ON_STACK {
+                    return ControlFlow::Break(());
+                }
+                routes[n] = Some(route);
+                n += 1;
+                ControlFlow::Continue(())
             })
-        });
+            .is_break();
+        if overflow {
+            let _ = self.walk(entry, now, &mut |route| self.hits(route, target, now, &mut record));
+        } else {
+            let routes = &routes[..n];
+            let _ = self.global_then_objects(routes, target, now, &mut record);
+        }
         match best {
             Some(valid_until) => Decision { allowed: true, valid_until, denial: None },
             None => Decision::deny(Denial::NoGrant),
         }
+    }
+
+    /// Global grants route by route, then object grants object by object along the target's parent chain.
+    fn global_then_objects(
+        &self,
+        routes: &[Option<Route<'_>>],
+        target: Target,
+        now: i64,
+        visit: &mut dyn FnMut(Hit) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        for route in routes.iter().flatten() {
+            if let Some(set) = self.grants.get(&(route.subject, target.module))
+                && self.inside(route.restriction, target)
+            {
+                self.global_hits(set, *route, target, now, visit)?;
+            }
+        }
+        let mut at = target.object;
+        let mut steps = 0;
+        while let Some(o) = at {
+            if let Some(list) = self.object_grants.get(&(o, target.module)) {
+                for &(subject, mask, expires_at) in list {
+                    if !covers(mask, target.bit) || !alive(expires_at, now) {
+                        continue;
+                    }
+                    for route in routes.iter().flatten().filter(|r| r.subject == subject) {
+                        if self.inside(route.restriction, target) {
+                            visit(Hit { mask, object: Some(o), valid_until: earliest(route.expires_at, expires_at) })?;
+                        }
+                    }
+                }
+            }
+            steps += 1;
+            if steps > self.object_parent.len() {
+                break;
+            }
+            at = self.object_parent[o as usize];
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Whether a route's node restriction (if any) lets it reach the target.
+    fn inside(&self, restriction: Option<&[u32]>, target: Target) -> bool {
+        restriction.is_none_or(|nodes| target.object.is_some_and(|o| nodes.iter().any(|&n| self.reaches(o, n))))
     }
 
     /// The decision with every granting path (at most `limit`) and their total.
@@ -293,11 +358,8 @@ impl Index {
     /// Visits every grant of the route's subject that decides the target.
     fn hits(&self, route: Route<'_>, target: Target, now: i64, visit: &mut dyn FnMut(Hit) -> ControlFlow<()>) -> ControlFlow<()> {
         let Some(set) = self.grants.get(&(route.subject, target.module)) else { return ControlFlow::Continue(()) };
-        if let Some(nodes) = route.restriction {
-            let inside = target.object.is_some_and(|o| nodes.iter().any(|&n| self.reaches(o, n)));
-            if !inside {
-                return ControlFlow::Continue(());
-            }
+        if !self.inside(route.restriction, target) {
+            return ControlFlow::Continue(());
         }
         self.global_hits(set, route, target, now, visit)?;
         let mut at = target.object;

@@ -68,6 +68,8 @@ pub struct Index {
     /// Each object's children (the inverse of `object_parent`).
     pub(crate) object_children: Vec<Vec<u32>>,
     pub(crate) grants: HashMap<(Subj, u16), GrantSet>,
+    /// Object grants by (object, module): the same grants as in `grants`, found from the object's side.
+    pub(crate) object_grants: HashMap<(u32, u16), Vec<(Subj, u64, Option<i64>)>>,
 }
 
 /// Bit of a standard action; custom actions follow from bit 6.
@@ -173,7 +175,10 @@ impl Index {
             let timed = (1u64 << bit, g.expires_at);
             match object {
                 None => set.global.push(timed),
-                Some(o) => set.objects.entry(o).or_default().push(timed),
+                Some(o) => {
+                    set.objects.entry(o).or_default().push(timed);
+                    ix.object_grants.entry((o, module)).or_default().push((subject, timed.0, timed.1));
+                }
             }
         }
         ix.object_children = vec![Vec::new(); ix.object_keys.len()];
