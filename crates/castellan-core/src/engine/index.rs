@@ -16,6 +16,9 @@ pub(crate) enum Subj {
 /// An action mask with an optional expiry (µs since the epoch).
 pub(crate) type Timed = (u64, Option<i64>);
 
+/// A grant on an object: who holds it, the action mask, the expiry.
+pub(crate) type ObjectGrant = (Subj, u64, Option<i64>);
+
 /// What one subject holds on one module.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct GrantSet {
@@ -69,7 +72,7 @@ pub struct Index {
     pub(crate) object_children: Vec<Vec<u32>>,
     pub(crate) grants: HashMap<(Subj, u16), GrantSet>,
     /// Object grants by (object, module): the same grants as in `grants`, found from the object's side.
-    pub(crate) object_grants: HashMap<(u32, u16), Vec<(Subj, u64, Option<i64>)>>,
+    pub(crate) object_grants: HashMap<(u32, u16), Vec<ObjectGrant>>,
 }
 
 /// Bit of a standard action; custom actions follow from bit 6.
