@@ -311,6 +311,90 @@ async fn directory_figures(users: u64, rounds: usize) {
     println!("GET 50 users with groups=true: {}", summary(&mut samples));
 }
 
+/// Requests per second from `clients` concurrent clients for `secs`, each request built by `make`.
+async fn request_rate(clients: usize, secs: f64, make: impl Fn() -> reqwest::RequestBuilder + Send + Sync + 'static) -> f64 {
+    let make = Arc::new(make);
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (make, stop, done) = (make.clone(), stop.clone(), done.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let r = make().send().await.expect("request");
+                    assert!(r.status().is_success(), "{}", r.status());
+                    r.bytes().await.expect("body");
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.expect("client");
+    }
+    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// `POST /api/v1/check/` against a bare axum hello-world with the same client, and bulk checks in batches of 1,000.
+async fn check_figures(secs: u64) {
+    let server = start().await;
+    let client = reqwest::Client::new();
+    let token = login(&client, &server.base).await.1.expect("token");
+    let post = |path: &str, body: serde_json::Value| {
+        client.post(format!("{}{path}", server.base)).bearer_auth(&token).json(&body).send()
+    };
+    post("/api/v1/modules/", serde_json::json!({"id": "catalogs"})).await.expect("module");
+    let user = post(
+        "/api/v1/users/",
+        serde_json::json!({"username": "checked", "password": PASSWORD, "email": "c@example.com", "groups": []}),
+    )
+    .await
+    .expect("user")
+    .json::<serde_json::Value>()
+    .await
+    .expect("json")["pk"]
+        .as_i64()
+        .expect("pk");
+    post(&format!("/api/v1/users/{user}/permissions/catalogs/"), serde_json::json!({"permissions": ["read"]}))
+        .await
+        .expect("grant");
+
+    let hello =
+        axum::Router::new().route("/", axum::routing::post(|| async { axum::Json(serde_json::json!({"allowed": true})) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let hello_base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, hello).await });
+
+    let clients = 16;
+    let (c, b, t) = (client.clone(), server.base.clone(), token.clone());
+    let checks = request_rate(clients, secs as f64, move || {
+        c.post(format!("{b}/api/v1/check/"))
+            .bearer_auth(&t)
+            .json(&serde_json::json!({"user": user, "permission": "catalogs.read"}))
+    })
+    .await;
+    let c = client.clone();
+    let hellos =
+        request_rate(clients, secs as f64, move || c.post(format!("{hello_base}/")).json(&serde_json::json!({"user": user})))
+            .await;
+    println!(
+        "POST /api/v1/check/ req/s = {checks:.0}; bare axum hello-world req/s = {hellos:.0}; ratio = {:.2} (target >= 0.6), {clients} clients",
+        checks / hellos
+    );
+
+    let batch: Vec<serde_json::Value> = (0..1000)
+        .map(|i| serde_json::json!({"user": if i % 2 == 0 { user } else { 1 }, "permission": "catalogs.read"}))
+        .collect();
+    let body = serde_json::json!({"checks": batch});
+    let (c, b, t) = (client.clone(), server.base.clone(), token.clone());
+    let batches =
+        request_rate(4, secs as f64, move || c.post(format!("{b}/api/v1/check/bulk/")).bearer_auth(&t).json(&body)).await;
+    println!("bulk checks/s = {:.0} in batches of 1,000 (target >= 1M)", batches * 1000.0);
+}
+
 #[tokio::main]
 async fn main() {
     // `cargo test --all-targets` runs bench binaries without `--bench`: measure only under `cargo bench`.
@@ -325,6 +409,9 @@ async fn main() {
     }
     if only.is_empty() || only == "list" {
         list_figures(env_or("USERS", 100_000), rounds).await;
+    }
+    if only.is_empty() || only == "check" {
+        check_figures(secs).await;
     }
     if only.is_empty() || only == "directory" {
         directory_figures(env_or("DIRECTORY_USERS", 1_000_000), rounds).await;

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, Uri};
+use axum::http::{HeaderValue, Uri};
 use axum::middleware::{Next, from_fn};
 use axum::response::Response;
 use tower::Layer;
@@ -41,8 +41,9 @@ fn add_trailing_slash(mut req: Request) -> Request {
 /// After a successful write, brings the in-memory directory up to date with the change log before answering, so the
 /// writer's next read sees its write.
 pub async fn follow_writes(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let response = next.run(req).await;
+    // Only writes answer with a revision; checks and lookups are POSTs that change nothing.
+    let write = response.headers().contains_key(crate::api::REVISION_HEADER);
     if write && response.status().is_success() {
         state.engine.mark_stale();
         if let Err(e) = state.directory.sync(state.store.as_ref()).await {

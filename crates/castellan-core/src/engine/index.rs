@@ -228,6 +228,11 @@ impl Index {
         false
     }
 
+    /// Whether the user exists in the index.
+    pub fn has_user(&self, pk: i64) -> bool {
+        self.users.contains_key(&pk)
+    }
+
     /// Number of users, groups, objects and grant sets held.
     pub fn sizes(&self) -> (usize, usize, usize, usize) {
         (self.user_entries.len(), self.group_pks.len(), self.object_keys.len(), self.grants.len())
