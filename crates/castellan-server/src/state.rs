@@ -12,6 +12,32 @@ use crate::directory::DirectoryView;
 use crate::engine::EngineView;
 use crate::hashing::HashPool;
 
+/// How often passed expiries are recorded.
+const EXPIRY_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Writes an `expire` change when a membership, grant or role assignment expires (API.md §11); checks compare the
+/// clock themselves, so this is for the record and for followers of the log.
+fn spawn_expiry_timer(store: Arc<dyn Store>, engine: Arc<EngineView>, directory: Arc<DirectoryView>) {
+    let engine = Arc::downgrade(&engine);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(EXPIRY_TICK);
+        loop {
+            tick.tick().await;
+            let Some(engine) = engine.upgrade() else { return };
+            match store.record_expirations(time::OffsetDateTime::now_utc()).await {
+                Ok(0) => {}
+                Ok(_) => {
+                    engine.mark_stale();
+                    if let Err(e) = directory.sync(store.as_ref()).await {
+                        tracing::error!("cannot follow the change log: {e}");
+                    }
+                }
+                Err(e) => tracing::error!("cannot record expirations: {e}"),
+            }
+        }
+    });
+}
+
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
@@ -47,6 +73,7 @@ impl AppState {
         let key = store.server_key(&crate::auth::credentials::random_bytes::<32>()).await?;
         let directory = Arc::new(DirectoryView::load(store.as_ref()).await?);
         let engine = EngineView::start(store.clone()).await?;
+        spawn_expiry_timer(store.clone(), engine.clone(), directory.clone());
         Ok(Self {
             directory,
             engine,

@@ -531,6 +531,9 @@ pub trait ChangeLog {
     async fn revision(&self) -> Result<Revision>;
     /// Appends an audit-only event.
     async fn audit(&self, ctx: &WriteCtx, event: AuditEvent) -> Result<()>;
+    /// Writes one `expire` change (at a new revision) for each membership, grant or role assignment whose expiry
+    /// passed since the last call, up to `now`; returns how many were recorded.
+    async fn record_expirations(&self, now: OffsetDateTime) -> Result<usize>;
     /// The key of the newest change-log row at or before `revision` (0 when none).
     async fn change_pk_at_revision(&self, revision: Revision) -> Result<i64>;
     /// The key of the newest change-log row (0 when empty).

@@ -2,9 +2,11 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
+use sqlx::{QueryBuilder, Sqlite};
+use time::OffsetDateTime;
 
-use super::{SqliteStore, backend, log_change};
-use crate::time_util::from_micros;
+use super::{SqliteStore, backend, log_change, log_write_after};
+use crate::time_util::{from_micros, to_micros};
 use crate::{AuditEvent, ChangeEntry, ChangeLog, Result, Revision, WriteCtx};
 
 type ChangeRow =
@@ -20,6 +22,46 @@ impl ChangeLog for SqliteStore {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         log_change(&mut conn, ctx, event.action, event.target_type, &event.target_pk, &event.changes).await?;
         Ok(())
+    }
+
+    async fn record_expirations(&self, now: OffsetDateTime) -> Result<usize> {
+        let now = to_micros(now);
+        let since: i64 =
+            sqlx::query_scalar("SELECT at FROM expiry_cursor WHERE id = 1").fetch_one(&self.pool).await.map_err(backend)?;
+        // (expires_at, target_type, target_pk, what expired)
+        let due: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT expires_at, 'groups', CAST(grp AS TEXT), json_object('membership', json_object('user', user, 'group', grp))
+               FROM memberships WHERE expires_at > ?1 AND expires_at <= ?2
+             UNION ALL
+             SELECT expires_at, 'roles', CAST(role AS TEXT), json_object('role_assignment', json_object('role', role, 'subject', subject_type || ':' || subject_pk))
+               FROM role_assignments WHERE expires_at > ?1 AND expires_at <= ?2
+             UNION ALL
+             SELECT expires_at, CASE WHEN object_model = '' THEN subject_type || 's' ELSE object_model END,
+                    CASE WHEN object_model = '' THEN CAST(subject_pk AS TEXT) ELSE object_pk END,
+                    json_object('grant', json_object('subject', subject_type || ':' || subject_pk, 'permission', module || '.' || action,
+                                                     'object_pk', NULLIF(object_pk, '')))
+               FROM grants WHERE expires_at > ?1 AND expires_at <= ?2
+             ORDER BY 1",
+        )
+        .bind(since)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        for (expired_at, target_type, target_pk, what) in &due {
+            let tx = self.begin_write().await?;
+            let mut cursor = QueryBuilder::<Sqlite>::new("UPDATE expiry_cursor SET at = ");
+            cursor.push_bind(*expired_at).push(" WHERE id = 1");
+            let mut changes: Value = serde_json::from_str(what).unwrap_or(Value::Null);
+            changes["expired_at"] = Value::from(*expired_at);
+            log_write_after(tx, cursor, &WriteCtx::default(), "expire", target_type, target_pk, &changes).await?;
+        }
+        sqlx::query("UPDATE expiry_cursor SET at = MAX(at, ?) WHERE id = 1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(due.len())
     }
 
     async fn change_pk_at_revision(&self, revision: Revision) -> Result<i64> {

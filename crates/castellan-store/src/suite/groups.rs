@@ -790,3 +790,27 @@ pub async fn objects_create_find_delete(store: &dyn Store) {
     let (again, _) = store.create_object(&ctx(), "nodes", "7", None, org).await.unwrap();
     assert_ne!(again.pk, node.pk, "keys are never reused");
 }
+
+/// Each passed expiry is recorded once, as an `expire` change at its own revision.
+pub async fn expirations_are_recorded_once(store: &dyn Store) {
+    let org = make_org(store, "acme").await.pk;
+    let g = make_group(store, org, "G", None).await;
+    let u = make_user(store, new_user(org, "u")).await.pk;
+    let soon = OffsetDateTime::now_utc() + Duration::milliseconds(50);
+    store.add_members(&ctx(), g.pk, &[u], Some(soon)).await.unwrap();
+    let before_expiry = store.revision().await.unwrap();
+    assert_eq!(store.record_expirations(OffsetDateTime::now_utc() - Duration::seconds(1)).await.unwrap(), 0);
+    assert_eq!(store.revision().await.unwrap(), before_expiry, "nothing expired yet");
+    let later = soon + Duration::seconds(1);
+    assert_eq!(store.record_expirations(later).await.unwrap(), 1);
+    let revision = store.revision().await.unwrap();
+    assert_eq!(revision, before_expiry + 1);
+    let rows = store.changes(0, 1000).await.unwrap();
+    let row = rows.iter().rev().find(|r| r.action == "expire").unwrap();
+    assert_eq!(
+        (row.target_type.as_str(), row.target_pk.as_str(), row.revision),
+        ("groups", g.pk.to_string().as_str(), Some(revision))
+    );
+    assert_eq!(row.changes["membership"]["user"], u);
+    assert_eq!(store.record_expirations(later + Duration::seconds(1)).await.unwrap(), 0, "recorded once");
+}

@@ -32,9 +32,9 @@ pub use credentials::{
 };
 pub use data::{user_data_limit_refuses_and_changes_nothing, user_data_put_get_delete};
 pub use groups::{
-    conferred_by_includes_ancestors, group_cycles_are_refused, group_delete_children_and_cascade, group_move_updates_closure,
-    groups_create_with_parents_and_sibling_names, memberships_add_remove_and_expiry, objects_create_find_delete,
-    org_list_update_delete, password_policy_default_and_set, restrictions_exclude_permissions,
+    conferred_by_includes_ancestors, expirations_are_recorded_once, group_cycles_are_refused, group_delete_children_and_cascade,
+    group_move_updates_closure, groups_create_with_parents_and_sibling_names, memberships_add_remove_and_expiry,
+    objects_create_find_delete, org_list_update_delete, password_policy_default_and_set, restrictions_exclude_permissions,
     visible_to_filters_groups_and_users,
 };
 pub use list::{
@@ -104,6 +104,7 @@ macro_rules! store_suite {
             list_users_ordering,
             list_users_paging,
             list_users_counts_follow_writes,
+            expirations_are_recorded_once,
             sessions_create_find_list_delete,
             sessions_do_not_advance_revision,
             end_credentials_keeps_the_kept_session,
