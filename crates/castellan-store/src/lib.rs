@@ -17,7 +17,7 @@ mod time_util;
 
 pub use permissions::{Module, PermissionStore, Role};
 pub use sqlite::SqliteStore;
-pub use sqlite::dataset::{DatasetInfo, DatasetSpec};
+pub use sqlite::dataset::{DatasetInfo, DatasetSpec, ImportCounts};
 
 /// The store's monotonic counter of directory and permission-model changes.
 pub type Revision = i64;

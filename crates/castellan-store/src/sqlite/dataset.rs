@@ -168,3 +168,163 @@ impl SqliteStore {
 fn flatten(pairs: &[(i64, i64)]) -> Vec<i64> {
     pairs.iter().flat_map(|(a, b)| [*a, *b]).collect()
 }
+
+/// What an import of engine facts wrote.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportCounts {
+    /// Users written.
+    pub users: usize,
+    /// Groups written.
+    pub groups: usize,
+    /// Memberships written.
+    pub memberships: usize,
+    /// Objects written.
+    pub objects: usize,
+    /// Grants written.
+    pub grants: usize,
+}
+
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+impl SqliteStore {
+    /// Bulk-writes a generated permission model (users, groups with their closure, memberships, modules, objects and
+    /// grants) into an empty store part: keys are shifted past the existing ones. A fixture, not a change: the
+    /// revision counter is left alone.
+    pub async fn import_facts(
+        &self,
+        facts: &castellan_core::engine::Facts,
+        org: i64,
+        password_hash: &str,
+    ) -> Result<ImportCounts> {
+        use castellan_core::engine::SubjectFact;
+        let now = to_micros(OffsetDateTime::now_utc());
+        let max = |table: &'static str| {
+            let pool = self.pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("SELECT COALESCE(MAX(pk), 0) FROM {table}")))
+                    .fetch_one(&pool)
+                    .await
+                    .map_err(backend)
+            }
+        };
+        let (user_base, group_base, object_base) = (max("users").await?, max("groups").await?, max("objects").await?);
+        let user = |pk: i64| user_base + pk;
+        let group = |pk: i64| group_base + pk;
+        let hash = quote(password_hash);
+        let rows: Vec<String> = facts
+            .users
+            .iter()
+            .map(|u| {
+                let pk = user(u.pk);
+                format!(
+                    "({pk}, 'user{pk:07}', 'user{pk:07}', {hash}, 'user{pk}@example.com', 'user{pk}@example.com', {now}, {org}, {}, {})",
+                    u.is_active as i32, u.is_superuser as i32
+                )
+            })
+            .collect();
+        self.insert_literal(
+            "INSERT INTO users (pk, username, username_lower, password_hash, email, email_lower, date_joined, org, is_active, is_superuser) VALUES ",
+            &rows,
+        )
+        .await?;
+        let parent_of: std::collections::HashMap<i64, Option<i64>> = facts.groups.iter().map(|g| (g.0, g.2)).collect();
+        let rows: Vec<String> = facts
+            .groups
+            .iter()
+            .map(|(pk, _, parent)| {
+                let parent = parent.map_or("NULL".to_string(), |p| group(p).to_string());
+                format!("({}, 'g{}', '', {org}, {parent}, '{{}}', {now}, {now})", group(*pk), group(*pk))
+            })
+            .collect();
+        self.insert_literal(
+            "INSERT INTO groups (pk, name, description, org, parent, permissions, created_date, modified_date) VALUES ",
+            &rows,
+        )
+        .await?;
+        let mut closure = Vec::new();
+        for (pk, _, _) in &facts.groups {
+            let (mut at, mut depth) = (Some(*pk), 0);
+            while let Some(a) = at {
+                closure.push(format!("({}, {}, {depth})", group(a), group(*pk)));
+                depth += 1;
+                at = parent_of.get(&a).copied().flatten();
+                if depth > facts.groups.len() {
+                    break;
+                }
+            }
+        }
+        self.insert_literal("INSERT INTO group_closure (ancestor, descendant, depth) VALUES ", &closure).await?;
+        let rows: Vec<String> = facts
+            .memberships
+            .iter()
+            .map(|m| {
+                format!(
+                    "({}, {}, {}, {})",
+                    user(m.user),
+                    group(m.group),
+                    m.expires_at.map_or("NULL".into(), |e| e.to_string()),
+                    m.restriction.is_some() as i32
+                )
+            })
+            .collect();
+        self.insert_literal("INSERT OR IGNORE INTO memberships (user, grp, expires_at, restricted) VALUES ", &rows).await?;
+        let rows: Vec<String> = facts
+            .modules
+            .iter()
+            .map(|m| {
+                format!(
+                    "({}, '', {}, {}, 0, {now}, {now})",
+                    quote(&m.id),
+                    m.is_active as i32,
+                    quote(&serde_json::json!(m.custom_actions).to_string())
+                )
+            })
+            .collect();
+        self.insert_literal("INSERT OR IGNORE INTO modules (id, description, is_active, custom_actions, builtin, created_date, modified_date) VALUES ", &rows).await?;
+        let object_pk: std::collections::HashMap<&castellan_core::engine::ObjectKey, i64> =
+            facts.objects.iter().enumerate().map(|(i, o)| (&o.key, object_base + 1 + i as i64)).collect();
+        let rows: Vec<String> = facts
+            .objects
+            .iter()
+            .map(|o| {
+                let parent = o.parent.as_ref().and_then(|p| object_pk.get(p)).map_or("NULL".to_string(), |p| p.to_string());
+                format!("({}, {}, {}, {parent}, {org})", object_pk[&o.key], quote(&o.key.0), quote(&o.key.1))
+            })
+            .collect();
+        self.insert_literal("INSERT INTO objects (pk, model, object_pk, parent, org) VALUES ", &rows).await?;
+        let rows: Vec<String> = facts
+            .grants
+            .iter()
+            .map(|g| {
+                let (kind, pk) = match g.subject {
+                    SubjectFact::User(pk) => ("user", user(pk)),
+                    SubjectFact::Group(pk) => ("group", group(pk)),
+                    SubjectFact::Role(pk) => ("role", pk),
+                };
+                let (model, key) = g.object.clone().unwrap_or_default();
+                let expires = g.expires_at.map_or("NULL".into(), |e| e.to_string());
+                format!(
+                    "('{kind}', {pk}, {}, {}, {}, {}, {expires})",
+                    quote(&g.module),
+                    quote(&g.action),
+                    quote(&model),
+                    quote(&key)
+                )
+            })
+            .collect();
+        self.insert_literal(
+            "INSERT OR IGNORE INTO grants (subject_type, subject_pk, module, action, object_model, object_pk, expires_at) VALUES ",
+            &rows,
+        )
+        .await?;
+        Ok(ImportCounts {
+            users: facts.users.len(),
+            groups: facts.groups.len(),
+            memberships: facts.memberships.len(),
+            objects: facts.objects.len(),
+            grants: facts.grants.len(),
+        })
+    }
+}
