@@ -121,6 +121,16 @@ impl ListQuery {
         Ok(keys)
     }
 
+    /// Ordering keys parsed into a resource's sortable fields; an unknown field is a 400 naming `ordering`.
+    pub fn ordering_of<T>(&self, parse: impl Fn(&str) -> Option<T>) -> Result<Vec<(T, bool)>, ApiError> {
+        self.ordering()?
+            .into_iter()
+            .map(|(name, desc)| {
+                parse(&name).map(|o| (o, desc)).ok_or_else(|| ApiError::field("ordering", format!("Cannot order by '{name}'.")))
+            })
+            .collect()
+    }
+
     /// The page window from `page`, `page_size`/`limit`/`pageSize`/`maxItems` and `skipCount`.
     pub fn window(&self) -> Result<Window, ApiError> {
         let limit = match self.one(&["page_size", "limit", "pageSize", "maxItems"]) {

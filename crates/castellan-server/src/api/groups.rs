@@ -95,17 +95,6 @@ pub struct GroupMembersOut {
     pub users_count: i64,
 }
 
-fn ordering_from(q: &ListQuery) -> ApiResult<Vec<(GroupOrder, bool)>> {
-    q.ordering()?
-        .into_iter()
-        .map(|(name, desc)| {
-            GroupOrder::parse(&name)
-                .map(|o| (o, desc))
-                .ok_or_else(|| ApiError::field("ordering", format!("Cannot order by '{name}'.")))
-        })
-        .collect()
-}
-
 async fn group_page(
     state: &AppState,
     caller: &Principal,
@@ -119,7 +108,7 @@ async fn group_page(
         }
     }
     filter.visible_to = caller.viewer();
-    let ordering = ordering_from(q)?;
+    let ordering = q.ordering_of(GroupOrder::parse)?;
     let window = q.window()?;
     let page = state.store.list_groups(&GroupQuery { filter, ordering, offset: window.offset, limit: window.limit }).await?;
     q.check_page(window, page.count)?;

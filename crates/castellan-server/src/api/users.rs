@@ -69,17 +69,6 @@ fn filter_from(q: &ListQuery, caller: &Principal) -> ApiResult<UserFilter> {
     })
 }
 
-fn ordering_from(q: &ListQuery) -> ApiResult<Vec<(UserOrder, bool)>> {
-    q.ordering()?
-        .into_iter()
-        .map(|(name, desc)| {
-            UserOrder::parse(&name)
-                .map(|o| (o, desc))
-                .ok_or_else(|| ApiError::field("ordering", format!("Cannot order by '{name}'.")))
-        })
-        .collect()
-}
-
 /// Expands each user's `groups` into `{pk, name, description, children}` with one store call for the whole page.
 pub async fn expand_groups(state: &AppState, users: &[User], expanded: bool) -> ApiResult<Vec<UserOut<GroupRef>>> {
     let mut pks: Vec<i64> = users.iter().flat_map(|u| u.groups.iter().copied()).collect();
@@ -117,7 +106,7 @@ async fn list_users(State(state): State<AppState>, caller: Principal, q: ListQue
             filter.groups.push(0);
         }
     }
-    let ordering = ordering_from(&q)?;
+    let ordering = q.ordering_of(UserOrder::parse)?;
     let expand = q.boolean("groups")?.unwrap_or(false);
     let window = q.window()?;
     let mut page = state.store.list_users(&UserQuery { filter, ordering, offset: window.offset, limit: window.limit }).await?;
