@@ -48,6 +48,11 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
+/// A path key: a positive integer, else 404 (no such object).
+pub fn path_key(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>().ok().filter(|pk| *pk > 0).ok_or(ApiError::NotFound)
+}
+
 /// A positive integer path key; anything else is 404 (no such object).
 pub struct PathPk(pub i64);
 
@@ -57,6 +62,6 @@ impl<S: Send + Sync> FromRequestParts<S> for PathPk {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let axum::extract::Path(raw) =
             axum::extract::Path::<String>::from_request_parts(parts, state).await.map_err(|_| ApiError::NotFound)?;
-        raw.parse::<i64>().ok().filter(|pk| *pk > 0).map(PathPk).ok_or(ApiError::NotFound)
+        path_key(&raw).map(PathPk)
     }
 }

@@ -176,6 +176,13 @@ impl ListQuery {
         format!("{}{}?{}", self.origin, self.path, ser.finish())
     }
 
+    /// Pages a list held in memory: refuses a page past the end, then keeps this page's items.
+    pub fn page_of<T>(&self, window: Window, items: Vec<T>) -> Result<(i64, Vec<T>), ApiError> {
+        let count = items.len() as i64;
+        self.check_page(window, count)?;
+        Ok((count, items.into_iter().skip(window.offset as usize).take(window.limit as usize).collect()))
+    }
+
     /// The DRF envelope for one page.
     pub fn envelope<T: Serialize>(&self, window: Window, count: i64, results: Vec<T>) -> Envelope<T> {
         let next = (window.offset + window.limit < count).then(|| self.link(window, window.offset + window.limit));

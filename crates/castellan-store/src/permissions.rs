@@ -106,15 +106,9 @@ pub trait PermissionStore {
         grants: &[(String, String)],
         object: Option<(&str, &str)>,
     ) -> Result<Revision>;
-    /// Subjects of one kind (`SubjectFact` variant by name: user, group, role) holding grants at one scope, paged by key,
-    /// each with its (module, action) pairs there.
-    async fn holders_at(
-        &self,
-        kind: &str,
-        object: Option<(&str, &str)>,
-        offset: i64,
-        limit: i64,
-    ) -> Result<Page<(i64, Vec<(String, String)>)>>;
+    /// Subjects of one kind (`user`, `group` or `role`) holding unexpired grants at one scope, by key, each with its
+    /// (module, action) pairs there. Callers filter by visibility, then page.
+    async fn holders_at(&self, kind: &str, object: Option<(&str, &str)>) -> Result<Vec<(i64, Vec<(String, String)>)>>;
     /// Everything the authorization engine is built from, with the revision it reflects.
     async fn engine_facts(&self) -> Result<(Facts, Revision)>;
 }

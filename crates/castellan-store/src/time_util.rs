@@ -11,3 +11,8 @@ pub fn to_micros(t: OffsetDateTime) -> i64 {
 pub fn from_micros(us: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
+
+/// Now, in microseconds since the epoch.
+pub fn now_micros() -> i64 {
+    to_micros(OffsetDateTime::now_utc())
+}

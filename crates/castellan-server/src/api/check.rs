@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::authenticated;
+use super::{authenticated, now_micros};
 use crate::auth::principal::Principal;
 use crate::engine::Snapshot;
 use crate::error::{ApiError, ApiResult};
@@ -70,16 +70,23 @@ fn parse_query(f: &mut Fields<'_>) -> Option<Query> {
     Some(Query { user, module, action, object })
 }
 
+/// Asking about other users needs `permissions.check`, a built-in action also implied by `permissions.read` (§11).
+fn require_check(caller: &Principal) -> ApiResult<()> {
+    let read = Permission { module: "permissions", action: Action::Read };
+    if caller.holds(read) || caller.holds_named("permissions", "check") {
+        Ok(())
+    } else {
+        Err(ApiError::PermissionDenied("This method needs permission check on permissions.".into()))
+    }
+}
+
 /// The user a check is about; others need `permissions.check` (implied by `permissions.read`) and must be visible.
 async fn subject(state: &AppState, caller: &Principal, user: Option<i64>, snapshot: &Snapshot) -> ApiResult<i64> {
     match user {
         None => Ok(caller.user.pk),
         Some(pk) if pk == caller.user.pk => Ok(pk),
         Some(pk) => {
-            let read = Permission { module: "permissions", action: Action::Read };
-            if !caller.holds(read) && !caller.held.allows_named("permissions", "check") && !caller.user.is_superuser {
-                return Err(ApiError::PermissionDenied("This method needs permission check on permissions.".into()));
-            }
+            require_check(caller)?;
             if caller.user.is_superuser {
                 // Superusers see every user: the index alone says whether this one exists.
                 if !snapshot.index.has_user(pk) {
@@ -114,10 +121,6 @@ pub(crate) async fn snapshot_for(state: &AppState, body: &Value) -> ApiResult<st
         return Err(ApiError::field("at_least_revision", "No such revision has been committed."));
     }
     state.engine.at_least(wanted, CATCH_UP).await.ok_or_else(|| ApiError::Unavailable("The index has not caught up yet.".into()))
-}
-
-pub(crate) fn now_micros() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64
 }
 
 fn object_text(o: &(String, String)) -> String {
@@ -411,9 +414,7 @@ async fn lookup_objects(
         None => (true, Vec::new()),
         Some(keys) => (false, keys),
     };
-    let count = keys.len() as i64;
-    q.check_page(window, count)?;
-    let page = keys.into_iter().skip(window.offset as usize).take(window.limit as usize).collect();
+    let (count, page) = q.page_of(window, keys)?;
     let envelope = q.envelope(window, count, page);
     Ok(axum::Json(LookupObjectsOut { all, count, next: envelope.next, previous: envelope.previous, results: envelope.results }))
 }
@@ -432,10 +433,7 @@ async fn lookup_users(
     let query = parse_query(&mut f);
     f.finish()?;
     let Some(query) = query else { return Err(ApiError::field("permission", "This field is required.")) };
-    let read = Permission { module: "permissions", action: Action::Read };
-    if !caller.holds(read) && !caller.held.allows_named("permissions", "check") && !caller.user.is_superuser {
-        return Err(ApiError::PermissionDenied("This method needs permission check on permissions.".into()));
-    }
+    require_check(&caller)?;
     let window = q.window()?;
     let snapshot = snapshot_for(&state, &body).await?;
     let now = now_micros();
@@ -445,9 +443,7 @@ async fn lookup_users(
         let visible = state.directory.visible_users(viewer, now);
         users.retain(|pk| visible.contains(*pk));
     }
-    let count = users.len() as i64;
-    q.check_page(window, count)?;
-    let pks: Vec<i64> = users.into_iter().skip(window.offset as usize).take(window.limit as usize).collect();
+    let (count, pks) = q.page_of(window, users)?;
     let mut page = state.store.get_users(&pks).await?;
     crate::visibility::redact_groups(&state, &caller, &mut page).await?;
     Ok(axum::Json(q.envelope(window, count, page.iter().map(crate::repr::UserOut::from).collect())))

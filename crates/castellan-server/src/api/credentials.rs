@@ -102,9 +102,7 @@ fn token_out(t: ApiToken, secret: Option<String>) -> TokenOut {
 /// Pages an in-memory list with the usual envelope.
 fn page_of<T: Serialize>(q: &ListQuery, items: Vec<T>) -> ApiResult<axum::Json<Envelope<T>>> {
     let window = q.window()?;
-    let count = items.len() as i64;
-    q.check_page(window, count)?;
-    let page = items.into_iter().skip(window.offset as usize).take(window.limit as usize).collect();
+    let (count, page) = q.page_of(window, items)?;
     Ok(axum::Json(q.envelope(window, count, page)))
 }
 

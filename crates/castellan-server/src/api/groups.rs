@@ -340,8 +340,7 @@ async fn members(
     if recursive && search.is_none() {
         // Counted and paged in memory: recursive membership at scale never runs recursive SQL.
         state.directory.sync(state.store.as_ref()).await?;
-        let now = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64;
-        let members = state.directory.recursive_members(pk, caller.viewer(), now);
+        let members = state.directory.recursive_members(pk, caller.viewer(), super::now_micros());
         let count = members.count() as i64;
         q.check_page(window, count)?;
         let pks = members.page(window.offset as usize, window.limit as usize);

@@ -17,7 +17,7 @@ use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::dominance::require_confer;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::PathPk;
+use crate::extract::{PathPk, path_key};
 use crate::links::{Envelope, ListQuery};
 use crate::state::AppState;
 use crate::visibility::{visible_group, visible_user};
@@ -63,7 +63,7 @@ async fn membership_of(state: &AppState, caller: &Principal, user: i64, group: i
 
 /// Path keys `{pk}` and `{group_pk}` (and `{node_id}`), positive integers or 404.
 fn keys(raw: &[String]) -> ApiResult<Vec<i64>> {
-    raw.iter().map(|k| k.parse::<i64>().ok().filter(|k| *k > 0).ok_or(ApiError::NotFound)).collect()
+    raw.iter().map(|k| path_key(k)).collect()
 }
 
 /// The groups of a user, paged (only groups the caller sees).

@@ -114,6 +114,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(watch::router())
 }
 
+/// Now, in microseconds since the epoch (the engine's and the directory's clock unit).
+pub fn now_micros() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64
+}
+
 /// A user-facing timestamp: RFC 3339 UTC with microseconds.
 pub fn timestamp(t: time::OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);

@@ -19,7 +19,7 @@ use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::dominance::require_covers;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, PathPk};
+use crate::extract::{JsonBody, PathPk, path_key};
 use crate::state::AppState;
 use crate::visibility::{visible_group, visible_user};
 
@@ -71,11 +71,6 @@ pub struct Item {
 pub struct Items {
     /// One item per module with permissions.
     pub items: Vec<Item>,
-}
-
-/// A path key: a positive integer, else 404.
-fn key(raw: &str) -> ApiResult<i64> {
-    raw.parse::<i64>().ok().filter(|k| *k > 0).ok_or(ApiError::NotFound)
 }
 
 fn item(module_id: &str, module: Option<&Module>, permissions: Vec<String>) -> Item {
@@ -188,7 +183,7 @@ async fn role_item(
     caller: Principal,
     Path((pk, module)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Item>> {
-    one(&state, &caller, SubjectFact::Role(key(&pk)?), &module).await
+    one(&state, &caller, SubjectFact::Role(path_key(&pk)?), &module).await
 }
 
 /// Replace a role's permissions on one module (`[]` revokes them).
@@ -202,7 +197,7 @@ async fn put_role_item(
     Path((pk, module)): Path<(String, String)>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    put(&state, ip, &caller, SubjectFact::Role(key(&pk)?), &module, &body).await
+    put(&state, ip, &caller, SubjectFact::Role(path_key(&pk)?), &module, &body).await
 }
 
 /// A group's permissions, per module (not paginated).
@@ -220,7 +215,7 @@ async fn group_item(
     caller: Principal,
     Path((pk, module)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Item>> {
-    one(&state, &caller, SubjectFact::Group(key(&pk)?), &module).await
+    one(&state, &caller, SubjectFact::Group(path_key(&pk)?), &module).await
 }
 
 /// Replace a group's permissions on one module (`[]` revokes them).
@@ -234,7 +229,7 @@ async fn put_group_item(
     Path((pk, module)): Path<(String, String)>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    put(&state, ip, &caller, SubjectFact::Group(key(&pk)?), &module, &body).await
+    put(&state, ip, &caller, SubjectFact::Group(path_key(&pk)?), &module, &body).await
 }
 
 /// A user's direct permissions, per module (not paginated).
@@ -252,7 +247,7 @@ async fn user_item(
     caller: Principal,
     Path((pk, module)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Item>> {
-    one(&state, &caller, SubjectFact::User(key(&pk)?), &module).await
+    one(&state, &caller, SubjectFact::User(path_key(&pk)?), &module).await
 }
 
 /// Replace a user's direct permissions on one module (`[]` revokes them).
@@ -266,5 +261,5 @@ async fn put_user_item(
     Path((pk, module)): Path<(String, String)>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    put(&state, ip, &caller, SubjectFact::User(key(&pk)?), &module, &body).await
+    put(&state, ip, &caller, SubjectFact::User(path_key(&pk)?), &module, &body).await
 }

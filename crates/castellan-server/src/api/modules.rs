@@ -113,9 +113,7 @@ fn read_module(body: &serde_json::Value, module: &mut Module, creating: bool, re
 async fn list_modules(State(state): State<AppState>, q: ListQuery) -> ApiResult<axum::Json<Envelope<ModuleOut>>> {
     let modules = state.store.list_modules().await?;
     let window = q.window()?;
-    let count = modules.len() as i64;
-    q.check_page(window, count)?;
-    let page = modules.iter().skip(window.offset as usize).take(window.limit as usize).map(ModuleOut::from).collect();
+    let (count, page) = q.page_of(window, modules.iter().map(ModuleOut::from).collect())?;
     Ok(axum::Json(q.envelope(window, count, page)))
 }
 

@@ -15,10 +15,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::write_ctx;
-use super::check::{now_micros, snapshot_for};
+use super::check::snapshot_for;
 use super::modules::module_actions;
 use super::roles::visible_role;
-use super::{guarded, with_revision};
+use super::{guarded, now_micros, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, PathPk};
@@ -77,9 +77,8 @@ async fn list_permissions(State(state): State<AppState>, q: ListQuery) -> ApiRes
         })
         .collect();
     let window = q.window()?;
-    let count = all.len() as i64;
-    q.check_page(window, count)?;
-    Ok(axum::Json(q.envelope(window, count, all.into_iter().skip(window.offset as usize).take(window.limit as usize).collect())))
+    let (count, page) = q.page_of(window, all)?;
+    Ok(axum::Json(q.envelope(window, count, page)))
 }
 
 /// A subject holding permissions at the listed scope.
@@ -141,20 +140,15 @@ async fn holders(state: &AppState, caller: &Principal, q: &ListQuery, kind: Kind
     let scope = scope_of(q)?;
     let object = scope.as_ref().map(|(m, k)| (m.as_str(), k.as_str()));
     let window = q.window()?;
-    let everyone = state.store.holders_at(kind.store_name(), object, 0, i64::MAX).await?.items;
+    let everyone = state.store.holders_at(kind.store_name(), object).await?;
     let mut visible = Vec::new();
     for (pk, grants) in everyone {
         if let Ok((name, _)) = visible_subject(state, caller, kind, pk).await {
             visible.push(HolderOut { pk, name, permissions: grants.into_iter().map(|(m, a)| format!("{m}.{a}")).collect() });
         }
     }
-    let count = visible.len() as i64;
-    q.check_page(window, count)?;
-    Ok(axum::Json(q.envelope(
-        window,
-        count,
-        visible.into_iter().skip(window.offset as usize).take(window.limit as usize).collect(),
-    )))
+    let (count, page) = q.page_of(window, visible)?;
+    Ok(axum::Json(q.envelope(window, count, page)))
 }
 
 /// Users holding permissions globally, or on `?model=&object_pk=`.

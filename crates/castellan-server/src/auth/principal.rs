@@ -50,6 +50,11 @@ impl Principal {
         holds(Subject { is_active: self.user.is_active, is_superuser: self.user.is_superuser, held: &self.held }, permission)
     }
 
+    /// Whether the caller holds an action by name (custom actions included).
+    pub fn holds_named(&self, module: &str, action: &str) -> bool {
+        self.user.is_active && (self.user.is_superuser || self.held.allows_named(module, action))
+    }
+
     /// Refuses with the contract's 403 unless the caller holds `permission`.
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
         if self.holds(permission) { Ok(()) } else { Err(ApiError::PermissionDenied(permission.denial_detail())) }

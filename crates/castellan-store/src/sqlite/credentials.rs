@@ -6,7 +6,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{SqliteStore, backend, log_write, map_err};
-use crate::time_util::{from_micros, to_micros};
+use crate::time_util::{from_micros, now_micros, to_micros};
 use crate::{Credential, CredentialStore, Result, Revision, StoreError, WriteCtx};
 
 type SessionRow = (i64, i64, String, i64, i64, i64, String, String);
@@ -88,7 +88,7 @@ impl CredentialStore for SqliteStore {
         .bind(name)
         .bind(prefix)
         .bind(secret_hash)
-        .bind(to_micros(OffsetDateTime::now_utc()))
+        .bind(now_micros())
         .bind(expires_at.map(to_micros))
         .fetch_one(&mut *tx)
         .await

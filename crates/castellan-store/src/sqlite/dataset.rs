@@ -1,11 +1,9 @@
 //! A deterministic synthetic directory for benchmarks: users, a group forest of fixed fan-out, and memberships,
 //! written with bulk inserts (one transaction per table) rather than the per-write API.
 
-use time::OffsetDateTime;
-
 use super::{SqliteStore, backend};
 use crate::Result;
-use crate::time_util::to_micros;
+use crate::time_util::now_micros;
 
 /// The shape of a synthetic dataset.
 #[derive(Debug, Clone, Copy)]
@@ -35,36 +33,23 @@ pub struct DatasetInfo {
     pub memberships: u64,
 }
 
-/// A small deterministic generator (SplitMix64), so the same spec always builds the same data.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 const BATCH: usize = 10_000;
 
 impl SqliteStore {
     /// Writes the dataset in bulk; the revision counter is left alone (this is a fixture, not a change).
     pub async fn load_dataset(&self, spec: &DatasetSpec, password_hash: &str) -> Result<DatasetInfo> {
-        let now = to_micros(OffsetDateTime::now_utc());
+        let now = now_micros();
         let levels = self.load_groups(spec, now).await?;
         let first_user = self.load_users(spec, password_hash, now).await?;
         let last_user = first_user + spec.users as i64 - 1;
         let (leaf_first, leaf_last) = *levels.last().unwrap_or(&(0, -1));
         let leaves = (leaf_last - leaf_first + 1).max(0) as u64;
-        let mut rng = SplitMix(42);
+        let mut rng = castellan_core::engine::synthetic::Rng(42);
         let mut pairs = Vec::new();
         if leaves > 0 {
             for user in first_user..=last_user {
                 for _ in 0..spec.memberships_per_user {
-                    pairs.push((user, leaf_first + (rng.next() % leaves) as i64));
+                    pairs.push((user, leaf_first + rng.below(leaves) as i64));
                 }
             }
         }
@@ -199,7 +184,7 @@ impl SqliteStore {
         password_hash: &str,
     ) -> Result<ImportCounts> {
         use castellan_core::engine::SubjectFact;
-        let now = to_micros(OffsetDateTime::now_utc());
+        let now = now_micros();
         let max = |table: &'static str| {
             let pool = self.pool.clone();
             async move {

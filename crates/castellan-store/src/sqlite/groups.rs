@@ -10,7 +10,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
 use super::{SqliteStore, Tx, backend, like_escape, log_write, log_write_after, map_err, write_read};
-use crate::time_util::{from_micros, to_micros};
+use crate::time_util::{from_micros, now_micros, to_micros};
 use crate::{
     DirectorySnapshot, Group, GroupBrief, GroupChanges, GroupFilter, GroupOrder, GroupQuery, GroupStore, Membership, NewGroup,
     Page, Result, Revision, StoreError, WriteCtx,
@@ -48,10 +48,6 @@ fn group_json(g: &Group) -> Value {
 
 /// SQL for "memberships that count now" (unexpired), with the current time bound by the caller.
 const ACTIVE: &str = "(expires_at IS NULL OR expires_at > ?)";
-
-fn now_micros() -> i64 {
-    to_micros(OffsetDateTime::now_utc())
-}
 
 async fn fetch_group(conn: &mut SqliteConnection, pk: i64) -> Result<Group> {
     let row: GroupRow = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {GROUP_COLUMNS} FROM groups WHERE pk = ?")))

@@ -21,9 +21,8 @@ use serde_json::Value;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool, Transaction};
-use time::OffsetDateTime;
 
-use crate::time_util::to_micros;
+use crate::time_util::now_micros;
 use crate::{Result, Revision, Store, StoreError, WriteCtx};
 
 /// Castellan's store on one SQLite file.
@@ -193,7 +192,7 @@ fn push_log(
          VALUES (",
     );
     let mut values = qb.separated(", ");
-    values.push_bind(to_micros(OffsetDateTime::now_utc()));
+    values.push_bind(now_micros());
     values.push(if advances { "(SELECT value FROM revision_counter WHERE id = 1)" } else { "NULL" });
     values.push_bind(actor);
     values.push_bind(actor_username);

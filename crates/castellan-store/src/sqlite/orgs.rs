@@ -5,10 +5,9 @@ use castellan_core::model::Org;
 use castellan_core::password::PasswordPolicy;
 use serde_json::json;
 use sqlx::{QueryBuilder, Sqlite};
-use time::OffsetDateTime;
 
 use super::{SqliteStore, backend, like_escape, log_write, map_err};
-use crate::time_util::{from_micros, to_micros};
+use crate::time_util::{from_micros, now_micros};
 use crate::{OrgStore, Page, Result, Revision, StoreError, WriteCtx};
 
 type OrgRow = (i64, String, String, String, i64, i64);
@@ -23,7 +22,7 @@ const ORG_COLUMNS: &str = "pk, name, slug, description, created_date, modified_d
 impl OrgStore for SqliteStore {
     async fn create_org(&self, ctx: &WriteCtx, name: &str, slug: &str, description: &str) -> Result<(Org, Revision)> {
         let mut tx = self.begin_write().await?;
-        let now = to_micros(OffsetDateTime::now_utc());
+        let now = now_micros();
         let row: OrgRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "INSERT INTO orgs (name, slug, description, created_date, modified_date) VALUES (?, ?, ?, ?, ?) RETURNING {ORG_COLUMNS}"
         )))
@@ -95,7 +94,7 @@ impl OrgStore for SqliteStore {
         };
         let before = org_from(fetch(pk).fetch_one(&mut *tx).await.map_err(map_err)?);
         let mut qb = QueryBuilder::<Sqlite>::new("UPDATE orgs SET modified_date = ");
-        qb.push_bind(to_micros(OffsetDateTime::now_utc()));
+        qb.push_bind(now_micros());
         for (column, value) in [("name", name), ("slug", slug), ("description", description)] {
             if let Some(v) = value {
                 qb.push(format!(", {column} = ")).push_bind(v.to_string());

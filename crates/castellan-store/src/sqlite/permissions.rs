@@ -10,7 +10,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
 use super::{SqliteStore, backend, like_escape, log_write, map_err};
-use crate::time_util::{from_micros, to_micros};
+use crate::time_util::{from_micros, now_micros, to_micros};
 use crate::{Module, Page, PermissionStore, Result, Revision, Role, StoreError, WriteCtx};
 
 type ModuleRow = (String, String, bool, String, bool);
@@ -45,10 +45,6 @@ fn subject_of(kind: &str, pk: i64) -> SubjectFact {
         "group" => SubjectFact::Group(pk),
         _ => SubjectFact::Role(pk),
     }
-}
-
-fn now_micros() -> i64 {
-    to_micros(OffsetDateTime::now_utc())
 }
 
 async fn fetch_module(conn: &mut SqliteConnection, id: &str) -> Result<Module> {
@@ -462,49 +458,27 @@ impl PermissionStore for SqliteStore {
         log_write(tx, ctx, "unassign", &target_type, &target_pk, &changes).await
     }
 
-    async fn holders_at(
-        &self,
-        kind: &str,
-        object: Option<(&str, &str)>,
-        offset: i64,
-        limit: i64,
-    ) -> Result<Page<(i64, Vec<(String, String)>)>> {
+    async fn holders_at(&self, kind: &str, object: Option<(&str, &str)>) -> Result<Vec<(i64, Vec<(String, String)>)>> {
         let (model, key) = object.unwrap_or(("", ""));
-        let now = now_micros();
-        let count: i64 = sqlx::query_scalar(
-            "SELECT count(DISTINCT subject_pk) FROM grants WHERE subject_type = ? AND object_model = ? AND object_pk = ? AND (expires_at IS NULL OR expires_at > ?)",
-        )
-        .bind(kind)
-        .bind(model)
-        .bind(key)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(backend)?;
         let rows: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT subject_pk, module, action FROM grants WHERE subject_type = ?1 AND object_model = ?2 AND object_pk = ?3
-             AND (expires_at IS NULL OR expires_at > ?4) AND subject_pk IN (
-                 SELECT DISTINCT subject_pk FROM grants WHERE subject_type = ?1 AND object_model = ?2 AND object_pk = ?3
-                 AND (expires_at IS NULL OR expires_at > ?4) ORDER BY subject_pk LIMIT ?5 OFFSET ?6)
-             ORDER BY subject_pk, module, action",
+            "SELECT subject_pk, module, action FROM grants WHERE subject_type = ? AND object_model = ? AND object_pk = ?
+             AND (expires_at IS NULL OR expires_at > ?) ORDER BY subject_pk, module, action",
         )
         .bind(kind)
         .bind(model)
         .bind(key)
-        .bind(now)
-        .bind(limit)
-        .bind(offset)
+        .bind(now_micros())
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
-        let mut items: Vec<(i64, Vec<(String, String)>)> = Vec::new();
+        let mut holders: Vec<(i64, Vec<(String, String)>)> = Vec::new();
         for (pk, module, action) in rows {
-            match items.last_mut() {
+            match holders.last_mut() {
                 Some((last, grants)) if *last == pk => grants.push((module, action)),
-                _ => items.push((pk, vec![(module, action)])),
+                _ => holders.push((pk, vec![(module, action)])),
             }
         }
-        Ok(Page { count, items })
+        Ok(holders)
     }
 
     async fn engine_facts(&self) -> Result<(Facts, Revision)> {

@@ -7,7 +7,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
 use super::{SqliteStore, Tx, backend, log_write, map_err, push_in};
-use crate::time_util::{from_micros, to_micros};
+use crate::time_util::{from_micros, now_micros, to_micros};
 use crate::{LoginRecord, Page, Result, Revision, StoreError, UserFilter, UserOrder, UserQuery, UserStore, WriteCtx};
 
 const USER_COLUMNS: &str = "pk, username, email, first_name, last_name, description, is_staff, is_active, is_superuser, \
@@ -70,7 +70,7 @@ async fn attach_groups(conn: &mut SqliteConnection, users: &mut [User]) -> Resul
         return Ok(());
     }
     let mut qb = QueryBuilder::<Sqlite>::new("SELECT user, grp FROM memberships WHERE (expires_at IS NULL OR expires_at > ");
-    qb.push_bind(to_micros(OffsetDateTime::now_utc()));
+    qb.push_bind(now_micros());
     qb.push(") AND user IN (");
     let mut sep = qb.separated(", ");
     for u in users.iter() {
@@ -197,7 +197,7 @@ fn push_filter(qb: &mut QueryBuilder<Sqlite>, f: &UserFilter) {
     }
     if !f.groups.is_empty() {
         qb.push(" AND pk IN (SELECT user FROM memberships WHERE (expires_at IS NULL OR expires_at > ");
-        qb.push_bind(to_micros(OffsetDateTime::now_utc()));
+        qb.push_bind(now_micros());
         qb.push(")");
         if f.groups_recursive {
             qb.push(" AND grp IN (SELECT descendant FROM group_closure WHERE 1 = 1");
@@ -211,7 +211,7 @@ fn push_filter(qb: &mut QueryBuilder<Sqlite>, f: &UserFilter) {
     if let Some(viewer) = f.visible_to {
         qb.push(" AND (pk = ").push_bind(viewer);
         qb.push(" OR pk IN (SELECT user FROM memberships WHERE (expires_at IS NULL OR expires_at > ");
-        qb.push_bind(to_micros(OffsetDateTime::now_utc()));
+        qb.push_bind(now_micros());
         qb.push(") AND grp IN (");
         super::groups::push_visible_groups(qb, viewer);
         qb.push(")))");
@@ -331,7 +331,7 @@ impl UserStore for SqliteStore {
     async fn create_user(&self, ctx: &WriteCtx, new: NewUser) -> Result<(User, Revision)> {
         let mut tx = self.begin_write().await?;
         ensure_groups(&mut tx, new.org, &new.groups).await?;
-        let now = to_micros(OffsetDateTime::now_utc());
+        let now = now_micros();
         let pk: i64 = sqlx::query_scalar(
             "INSERT INTO users (username, username_lower, password_hash, email, email_lower, first_name, last_name, description,
                                 is_staff, is_active, is_superuser, date_joined, org)
