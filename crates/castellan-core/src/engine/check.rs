@@ -4,7 +4,7 @@
 use std::ops::ControlFlow;
 
 use super::facts::ObjectKey;
-use super::index::{GrantSet, Index, Subj, UserEntry, standard_bit};
+use super::index::{GrantSet, Index, Subj, UserEntry, latest, standard_bit};
 use crate::permission::Action;
 
 /// Why a check was denied.
@@ -135,13 +135,6 @@ fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     }
 }
 
-/// The later of two validities (`None` is forever).
-fn latest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
-    match (a, b) {
-        (None, _) | (_, None) => None,
-        (Some(a), Some(b)) => Some(a.max(b)),
-    }
-}
 
 /// A user resolved for a check.
 enum Resolved<'a> {

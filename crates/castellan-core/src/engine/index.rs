@@ -2,7 +2,7 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::facts::{Facts, ObjectKey, SubjectFact};
+use super::facts::{Facts, GrantFact, MembershipFact, ModuleFact, ObjectKey, RoleAssignmentFact, SubjectFact, UserFact};
 use crate::permission::Action;
 
 /// A subject by dense id.
@@ -57,10 +57,16 @@ pub struct Index {
     pub(crate) users: HashMap<i64, u32>,
     pub(crate) user_entries: Vec<UserEntry>,
     pub(crate) group_pks: Vec<i64>,
+    /// Dense ids of the groups by primary key (deleted groups are left out).
+    pub(crate) group_ids: HashMap<i64, u32>,
     /// Each group's chain: itself first, then its parent, up to the root.
     pub(crate) group_chains: Vec<Box<[u32]>>,
     pub(crate) group_roles: Vec<Vec<(u32, Option<i64>)>>,
     pub(crate) role_pks: Vec<i64>,
+    /// Dense ids of the roles by primary key (deleted roles are left out).
+    pub(crate) role_ids: HashMap<i64, u32>,
+    /// Who holds each role directly: the inverse of the users' and groups' role lists.
+    pub(crate) role_holders: Vec<Vec<Subj>>,
     pub(crate) modules: HashMap<String, u16>,
     pub(crate) module_entries: Vec<ModuleEntry>,
     /// Object ids by module id, then key (two levels so lookups borrow `&str`s without allocating).
@@ -73,6 +79,28 @@ pub struct Index {
     pub(crate) grants: HashMap<(Subj, u16), GrantSet>,
     /// Object grants by (object, module): the same grants as in `grants`, found from the object's side.
     pub(crate) object_grants: HashMap<(u32, u16), Vec<ObjectGrant>>,
+}
+
+/// A group's chain (itself, then each ancestor up to the root), stopping short of a cycle.
+pub(crate) fn chain_from(group: u32, parent_of: impl Fn(u32) -> Option<u32>) -> Box<[u32]> {
+    let mut chain = vec![group];
+    let mut at = parent_of(group);
+    while let Some(p) = at {
+        if chain.contains(&p) {
+            break;
+        }
+        chain.push(p);
+        at = parent_of(p);
+    }
+    chain.into_boxed_slice()
+}
+
+/// The later of two expiries (`None` is never).
+pub(crate) fn latest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (None, _) | (_, None) => None,
+        (Some(a), Some(b)) => Some(a.max(b)),
+    }
 }
 
 /// Bit of a standard action; custom actions follow from bit 6.
@@ -89,14 +117,7 @@ impl Index {
     pub fn build(facts: &Facts) -> Index {
         let mut ix = Index::default();
         for m in &facts.modules {
-            let mut actions: Vec<String> = Action::ALL.iter().map(|a| a.as_str().to_string()).collect();
-            for custom in &m.custom_actions {
-                if !actions.contains(custom) && actions.len() < MAX_ACTIONS {
-                    actions.push(custom.clone());
-                }
-            }
-            ix.modules.insert(m.id.clone(), ix.module_entries.len() as u16);
-            ix.module_entries.push(ModuleEntry { id: m.id.clone(), is_active: m.is_active, actions });
+            ix.add_module(m);
         }
         for o in &facts.objects {
             let id = ix.object_id(&o.key);
@@ -105,96 +126,163 @@ impl Index {
         for o in &facts.objects {
             if let Some(parent) = &o.parent {
                 let (child, parent) = (ix.object_id(&o.key), ix.object_id(parent));
-                if !ix.reaches(parent, child) {
-                    ix.object_parent[child as usize] = Some(parent);
-                }
+                ix.set_object_parent(child, Some(parent));
             }
         }
-        let groups: HashMap<i64, u32> = facts.groups.iter().enumerate().map(|(i, g)| (g.0, i as u32)).collect();
-        ix.group_pks = facts.groups.iter().map(|g| g.0).collect();
-        let parent_of: Vec<Option<u32>> = facts.groups.iter().map(|g| g.2.and_then(|p| groups.get(&p).copied())).collect();
-        ix.group_chains = (0..facts.groups.len() as u32)
-            .map(|g| {
-                let mut chain = vec![g];
-                let mut at = parent_of[g as usize];
-                while let Some(p) = at {
-                    if chain.contains(&p) {
-                        break;
-                    }
-                    chain.push(p);
-                    at = parent_of[p as usize];
-                }
-                chain.into_boxed_slice()
-            })
-            .collect();
-        ix.group_roles = vec![Vec::new(); facts.groups.len()];
-        let roles: HashMap<i64, u32> = facts.roles.iter().enumerate().map(|(i, r)| (r.0, i as u32)).collect();
-        ix.role_pks = facts.roles.iter().map(|r| r.0).collect();
+        for g in &facts.groups {
+            ix.group_id_or_new(g.0);
+        }
+        let parent_of: Vec<Option<u32>> = facts.groups.iter().map(|g| g.2.and_then(|p| ix.group_ids.get(&p).copied())).collect();
+        ix.group_chains = (0..facts.groups.len() as u32).map(|g| chain_from(g, |p| parent_of[p as usize])).collect();
+        for r in &facts.roles {
+            ix.role_id_or_new(r.0);
+        }
         for u in &facts.users {
-            ix.users.insert(u.pk, ix.user_entries.len() as u32);
-            ix.user_entries.push(UserEntry {
-                pk: u.pk,
-                org: u.org,
-                is_active: u.is_active,
-                is_superuser: u.is_superuser,
-                memberships: Vec::new(),
-                roles: Vec::new(),
-            });
+            ix.set_user(u);
         }
         for m in &facts.memberships {
-            let (Some(&user), Some(&group)) = (ix.users.get(&m.user), groups.get(&m.group)) else { continue };
-            let restriction = m.restriction.as_ref().map(|nodes| {
-                nodes.iter().map(|n| ix.object_id(&("nodes".to_string(), n.to_string()))).collect::<Vec<_>>().into_boxed_slice()
-            });
-            ix.user_entries[user as usize].memberships.push(MembershipEntry { group, expires_at: m.expires_at, restriction });
+            ix.add_membership(m);
         }
         for a in &facts.role_assignments {
-            let Some(&role) = roles.get(&a.role) else { continue };
-            match a.subject {
-                SubjectFact::User(u) => {
-                    if let Some(&u) = ix.users.get(&u) {
-                        ix.user_entries[u as usize].roles.push((role, a.expires_at));
-                    }
-                }
-                SubjectFact::Group(g) => {
-                    if let Some(&g) = groups.get(&g) {
-                        ix.group_roles[g as usize].push((role, a.expires_at));
-                    }
-                }
-                SubjectFact::Role(_) => {}
-            }
+            ix.add_assignment(a);
         }
         for g in &facts.grants {
-            let Some(&module) = ix.modules.get(&g.module) else { continue };
-            let Some(bit) = ix.module_entries[module as usize].actions.iter().position(|a| *a == g.action) else { continue };
-            let subject = match g.subject {
-                SubjectFact::User(pk) => ix.users.get(&pk).map(|&u| Subj::User(u)),
-                SubjectFact::Group(pk) => groups.get(&pk).map(|&g| Subj::Group(g)),
-                SubjectFact::Role(pk) => roles.get(&pk).map(|&r| Subj::Role(r)),
-            };
-            let Some(subject) = subject else { continue };
-            let object = g.object.as_ref().map(|key| ix.object_id(key));
-            let set = ix.grants.entry((subject, module)).or_default();
-            let timed = (1u64 << bit, g.expires_at);
-            match object {
-                None => set.global.push(timed),
-                Some(o) => {
-                    set.objects.entry(o).or_default().push(timed);
-                    ix.object_grants.entry((o, module)).or_default().push((subject, timed.0, timed.1));
-                }
-            }
-        }
-        ix.object_children = vec![Vec::new(); ix.object_keys.len()];
-        for (child, parent) in ix.object_parent.iter().enumerate() {
-            if let Some(p) = parent {
-                ix.object_children[*p as usize].push(child as u32);
-            }
+            ix.add_grant(g);
         }
         ix
     }
 
+    fn add_module(&mut self, m: &ModuleFact) {
+        let mut actions: Vec<String> = Action::ALL.iter().map(|a| a.as_str().to_string()).collect();
+        for custom in &m.custom_actions {
+            if !actions.contains(custom) && actions.len() < MAX_ACTIONS {
+                actions.push(custom.clone());
+            }
+        }
+        self.modules.insert(m.id.clone(), self.module_entries.len() as u16);
+        self.module_entries.push(ModuleEntry { id: m.id.clone(), is_active: m.is_active, actions });
+    }
+
+    /// The dense id of a group, registering it (as a root) when new.
+    pub(crate) fn group_id_or_new(&mut self, pk: i64) -> u32 {
+        if let Some(&id) = self.group_ids.get(&pk) {
+            return id;
+        }
+        let id = self.group_pks.len() as u32;
+        self.group_ids.insert(pk, id);
+        self.group_pks.push(pk);
+        self.group_chains.push(Box::new([id]));
+        self.group_roles.push(Vec::new());
+        id
+    }
+
+    /// The dense id of a role, registering it when new.
+    pub(crate) fn role_id_or_new(&mut self, pk: i64) -> u32 {
+        if let Some(&id) = self.role_ids.get(&pk) {
+            return id;
+        }
+        let id = self.role_pks.len() as u32;
+        self.role_ids.insert(pk, id);
+        self.role_pks.push(pk);
+        self.role_holders.push(Vec::new());
+        id
+    }
+
+    /// Registers a user or updates its flags, keeping its memberships and roles.
+    pub(crate) fn set_user(&mut self, u: &UserFact) -> u32 {
+        if let Some(&id) = self.users.get(&u.pk) {
+            let entry = &mut self.user_entries[id as usize];
+            (entry.org, entry.is_active, entry.is_superuser) = (u.org, u.is_active, u.is_superuser);
+            return id;
+        }
+        let id = self.user_entries.len() as u32;
+        self.users.insert(u.pk, id);
+        self.user_entries.push(UserEntry {
+            pk: u.pk,
+            org: u.org,
+            is_active: u.is_active,
+            is_superuser: u.is_superuser,
+            memberships: Vec::new(),
+            roles: Vec::new(),
+        });
+        id
+    }
+
+    /// Adds a membership; `false` when its user or group is unknown.
+    pub(crate) fn add_membership(&mut self, m: &MembershipFact) -> bool {
+        let (Some(&user), Some(&group)) = (self.users.get(&m.user), self.group_ids.get(&m.group)) else { return false };
+        let restriction = m.restriction.as_ref().map(|nodes| {
+            nodes.iter().map(|n| self.object_id(&("nodes".to_string(), n.to_string()))).collect::<Vec<_>>().into_boxed_slice()
+        });
+        self.user_entries[user as usize].memberships.push(MembershipEntry { group, expires_at: m.expires_at, restriction });
+        true
+    }
+
+    /// The dense subject of a fact's subject, if known.
+    pub(crate) fn subject(&self, s: SubjectFact) -> Option<Subj> {
+        match s {
+            SubjectFact::User(pk) => self.users.get(&pk).map(|&u| Subj::User(u)),
+            SubjectFact::Group(pk) => self.group_ids.get(&pk).map(|&g| Subj::Group(g)),
+            SubjectFact::Role(pk) => self.role_ids.get(&pk).map(|&r| Subj::Role(r)),
+        }
+    }
+
+    /// The roles held directly by a user or group.
+    pub(crate) fn roles_of_mut(&mut self, holder: Subj) -> Option<&mut Vec<(u32, Option<i64>)>> {
+        match holder {
+            Subj::User(u) => Some(&mut self.user_entries[u as usize].roles),
+            Subj::Group(g) => Some(&mut self.group_roles[g as usize]),
+            Subj::Role(_) => None,
+        }
+    }
+
+    /// Adds a role assignment (the same assignment twice counts until the later expiry); `false` when a party is
+    /// unknown.
+    pub(crate) fn add_assignment(&mut self, a: &RoleAssignmentFact) -> bool {
+        let (Some(&role), Some(holder)) = (self.role_ids.get(&a.role), self.subject(a.subject)) else { return false };
+        let Some(roles) = self.roles_of_mut(holder) else { return false };
+        match roles.iter_mut().find(|(r, _)| *r == role) {
+            Some(held) => held.1 = latest(held.1, a.expires_at),
+            None => {
+                roles.push((role, a.expires_at));
+                self.role_holders[role as usize].push(holder);
+            }
+        }
+        true
+    }
+
+    /// Adds a grant; `false` when its subject, module or action is unknown.
+    pub(crate) fn add_grant(&mut self, g: &GrantFact) -> bool {
+        let Some(&module) = self.modules.get(&g.module) else { return false };
+        let Some(bit) = self.module_entries[module as usize].actions.iter().position(|a| *a == g.action) else { return false };
+        let Some(subject) = self.subject(g.subject) else { return false };
+        let object = g.object.as_ref().map(|key| self.object_id(key));
+        let set = self.grants.entry((subject, module)).or_default();
+        let timed = (1u64 << bit, g.expires_at);
+        match object {
+            None => set.global.push(timed),
+            Some(o) => {
+                set.objects.entry(o).or_default().push(timed);
+                self.object_grants.entry((o, module)).or_default().push((subject, timed.0, timed.1));
+            }
+        }
+        true
+    }
+
+    /// Sets an object's parent (refused when it would close a cycle), keeping the children lists in step.
+    pub(crate) fn set_object_parent(&mut self, child: u32, parent: Option<u32>) {
+        let parent = parent.filter(|&p| !self.reaches(p, child));
+        if let Some(old) = self.object_parent[child as usize] {
+            self.object_children[old as usize].retain(|&c| c != child);
+        }
+        self.object_parent[child as usize] = parent;
+        if let Some(p) = parent {
+            self.object_children[p as usize].push(child);
+        }
+    }
+
     /// The dense id of an object key, registering an unknown key without parent or org.
-    fn object_id(&mut self, key: &ObjectKey) -> u32 {
+    pub(crate) fn object_id(&mut self, key: &ObjectKey) -> u32 {
         if let Some(id) = self.object(&key.0, &key.1) {
             return id;
         }
@@ -203,6 +291,7 @@ impl Index {
         self.object_keys.push(key.clone());
         self.object_parent.push(None);
         self.object_org.push(None);
+        self.object_children.push(Vec::new());
         id
     }
 

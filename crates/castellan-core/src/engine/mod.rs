@@ -9,11 +9,13 @@
 mod check;
 mod facts;
 mod index;
+mod patch;
 pub mod synthetic;
 
 pub use check::{Decision, Denial, Effective, Path, Step};
 pub use facts::{Facts, GrantFact, MembershipFact, ModuleFact, ObjectFact, ObjectKey, RoleAssignmentFact, SubjectFact, UserFact};
 pub use index::Index;
+pub use patch::{NeedsRebuild, Scope};
 
 #[cfg(test)]
 mod tests;
