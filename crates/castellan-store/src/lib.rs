@@ -10,12 +10,14 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 pub mod permissions;
+mod scope;
 pub mod sqlite;
 #[cfg(feature = "testsuite")]
 pub mod suite;
 mod time_util;
 
 pub use permissions::{Module, PermissionStore, Role};
+pub use scope::engine_scope;
 pub use sqlite::SqliteStore;
 pub use sqlite::dataset::{DatasetInfo, DatasetSpec, ImportCounts};
 

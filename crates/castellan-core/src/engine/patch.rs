@@ -90,9 +90,12 @@ impl Index {
             }
         }
         for g in &facts.grants {
-            if !self.add_grant(g) {
+            // A grant on a module that does not exist (yet) is inert, as in a full build; creating the module
+            // rebuilds the index.
+            if self.subject(g.subject).is_none() {
                 return Err(NeedsRebuild);
             }
+            self.add_grant(g);
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use castellan_core::engine::{
-    Facts, GrantFact, MembershipFact, ModuleFact, ObjectFact, RoleAssignmentFact, SubjectFact, UserFact,
+    Facts, GrantFact, MembershipFact, ModuleFact, ObjectFact, RoleAssignmentFact, Scope, SubjectFact, UserFact,
 };
 use castellan_core::permission::ModulePermissions;
 use serde_json::{Value, json};
@@ -484,39 +484,120 @@ impl PermissionStore for SqliteStore {
     async fn engine_facts(&self) -> Result<(Facts, Revision)> {
         // One read transaction: every table as of the same revision.
         let mut tx = self.pool.begin().await.map_err(backend)?;
+        let facts = read_facts(&mut tx, None).await?;
         let revision: i64 =
             sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1").fetch_one(&mut *tx).await.map_err(backend)?;
-        let users: Vec<(i64, i64, bool, bool)> =
-            sqlx::query_as("SELECT pk, org, is_active, is_superuser FROM users").fetch_all(&mut *tx).await.map_err(backend)?;
-        let groups: Vec<(i64, i64, Option<i64>, String)> =
-            sqlx::query_as("SELECT pk, org, parent, permissions FROM groups").fetch_all(&mut *tx).await.map_err(backend)?;
-        let roles: Vec<(i64, i64)> = sqlx::query_as("SELECT pk, org FROM roles").fetch_all(&mut *tx).await.map_err(backend)?;
-        let modules: Vec<(String, bool, String)> =
-            sqlx::query_as("SELECT id, is_active, custom_actions FROM modules").fetch_all(&mut *tx).await.map_err(backend)?;
-        let memberships: Vec<(i64, i64, Option<i64>, bool)> =
-            sqlx::query_as("SELECT user, grp, expires_at, restricted FROM memberships")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(backend)?;
-        let nodes: Vec<(i64, i64, i64)> =
-            sqlx::query_as("SELECT user, grp, node FROM membership_nodes").fetch_all(&mut *tx).await.map_err(backend)?;
-        let assignments: Vec<(i64, String, i64, Option<i64>)> =
-            sqlx::query_as("SELECT role, subject_type, subject_pk, expires_at FROM role_assignments")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(backend)?;
-        let grants: Vec<(String, i64, String, String, String, String, Option<i64>)> =
-            sqlx::query_as("SELECT subject_type, subject_pk, module, action, object_model, object_pk, expires_at FROM grants")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(backend)?;
-        let objects: Vec<(String, String, Option<String>, Option<String>, i64)> = sqlx::query_as(
-            "SELECT o.model, o.object_pk, p.model, p.object_pk, o.org FROM objects o LEFT JOIN objects p ON p.pk = o.parent",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
+        Ok((facts, revision))
+    }
+
+    async fn engine_patch(&self, scope: &Scope) -> Result<Facts> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let facts = read_facts(&mut tx, Some(scope)).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(facts)
+    }
+}
+
+/// Appends `column IN (values)`, or a condition that is false when there are no values.
+fn push_any<T>(qb: &mut QueryBuilder<Sqlite>, column: &str, values: impl IntoIterator<Item = T>)
+where
+    T: Send + for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + 'static,
+{
+    let mut values = values.into_iter().peekable();
+    if values.peek().is_none() {
+        qb.push("0");
+        return;
+    }
+    qb.push(format!("{column} IN ("));
+    let mut sep = qb.separated(", ");
+    for v in values {
+        sep.push_bind(v);
+    }
+    sep.push_unseparated(")");
+}
+
+/// Appends a condition matching rows held by any scoped subject, through `subject_type` and `subject_pk` columns.
+fn push_subjects(qb: &mut QueryBuilder<Sqlite>, scope: &Scope) {
+    for (i, (kind, pks)) in [("user", &scope.users), ("group", &scope.groups), ("role", &scope.roles)].into_iter().enumerate() {
+        qb.push(if i == 0 { "(subject_type = " } else { " OR (subject_type = " }).push_bind(kind).push(" AND ");
+        push_any(qb, "subject_pk", pks.iter().copied());
+        qb.push(")");
+    }
+}
+
+/// Rows of `select`, narrowed by `filter` when the facts are scoped.
+async fn scoped_rows<T>(
+    tx: &mut SqliteConnection,
+    select: &str,
+    scope: Option<&Scope>,
+    filter: impl FnOnce(&mut QueryBuilder<Sqlite>, &Scope),
+) -> Result<Vec<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    let mut qb = QueryBuilder::<Sqlite>::new(select);
+    if let Some(scope) = scope {
+        qb.push(" WHERE ");
+        filter(&mut qb, scope);
+    }
+    qb.build_query_as().fetch_all(&mut *tx).await.map_err(backend)
+}
+
+/// The engine's facts: all of them, or (with a scope) those [`Facts::restricted_to`] describes.
+async fn read_facts(tx: &mut SqliteConnection, scope: Option<&Scope>) -> Result<Facts> {
+    let users: Vec<(i64, i64, bool, bool)> =
+        scoped_rows(tx, "SELECT pk, org, is_active, is_superuser FROM users", scope, |qb, s| {
+            push_any(qb, "pk", s.users.iter().copied())
+        })
+        .await?;
+    let groups: Vec<(i64, i64, Option<i64>, String)> =
+        scoped_rows(tx, "SELECT pk, org, parent, permissions FROM groups", scope, |qb, s| {
+            push_any(qb, "pk", s.groups.iter().copied())
+        })
+        .await?;
+    let roles: Vec<(i64, i64)> =
+        scoped_rows(tx, "SELECT pk, org FROM roles", scope, |qb, s| push_any(qb, "pk", s.roles.iter().copied())).await?;
+    let modules: Vec<(String, bool, String)> = match scope {
+        Some(_) => Vec::new(),
+        None => scoped_rows(tx, "SELECT id, is_active, custom_actions FROM modules", None, |_, _| {}).await?,
+    };
+    let memberships: Vec<(i64, i64, Option<i64>, bool)> =
+        scoped_rows(tx, "SELECT user, grp, expires_at, restricted FROM memberships", scope, |qb, s| {
+            push_any(qb, "user", s.users.iter().copied())
+        })
+        .await?;
+    let nodes: Vec<(i64, i64, i64)> = scoped_rows(tx, "SELECT user, grp, node FROM membership_nodes", scope, |qb, s| {
+        push_any(qb, "user", s.users.iter().copied())
+    })
+    .await?;
+    let assignments: Vec<(i64, String, i64, Option<i64>)> =
+        scoped_rows(tx, "SELECT role, subject_type, subject_pk, expires_at FROM role_assignments", scope, |qb, s| {
+            qb.push("(");
+            push_any(qb, "role", s.roles.iter().copied());
+            qb.push(") OR ");
+            push_subjects(qb, s);
+        })
+        .await?;
+    let grants: Vec<(String, i64, String, String, String, String, Option<i64>)> = scoped_rows(
+        tx,
+        "SELECT subject_type, subject_pk, module, action, object_model, object_pk, expires_at FROM grants",
+        scope,
+        push_subjects,
+    )
+    .await?;
+    let objects: Vec<(String, String, Option<String>, Option<String>, i64)> = scoped_rows(
+        tx,
+        "SELECT o.model, o.object_pk, p.model, p.object_pk, o.org FROM objects o LEFT JOIN objects p ON p.pk = o.parent",
+        scope,
+        |qb, s| {
+            qb.push("0");
+            for (model, key) in &s.objects {
+                qb.push(" OR (o.model = ").push_bind(model.clone()).push(" AND o.object_pk = ").push_bind(key.clone()).push(")");
+            }
+        },
+    )
+    .await?;
 
         let mut facts = Facts {
             users: users
@@ -572,6 +653,5 @@ impl PermissionStore for SqliteStore {
             .into_iter()
             .map(|(model, key, pm, pk, org)| ObjectFact { key: (model, key), parent: pm.zip(pk), org })
             .collect();
-        Ok((facts, revision))
-    }
+    Ok(facts)
 }

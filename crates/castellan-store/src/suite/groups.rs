@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use castellan_core::engine::{Facts, Scope, SubjectFact};
 use castellan_core::model::UserChanges;
 use castellan_core::password::PasswordPolicy;
 use castellan_core::permission::{Action, ModulePermissions};
@@ -813,4 +814,59 @@ pub async fn expirations_are_recorded_once(store: &dyn Store) {
     );
     assert_eq!(row.changes["membership"]["user"], u);
     assert_eq!(store.record_expirations(later + Duration::seconds(1)).await.unwrap(), 0, "recorded once");
+}
+
+/// `engine_patch` answers exactly the facts `Facts::restricted_to` picks out of `engine_facts`, for any scope.
+pub async fn engine_patch_matches_restricted_facts(store: &dyn Store) {
+    let org = make_org(store, "acme").await.pk;
+    let root = make_group_with(store, org, "Root", None, json!({"orgs": ["read"]})).await;
+    let leaf = make_group_with(store, org, "Leaf", Some(root.pk), json!({"users": ["full"]})).await;
+    let alice = member(store, org, "alice", &[leaf.pk]).await;
+    let bob = member(store, org, "bob", &[root.pk]).await;
+    let (role, _) = store.create_role(&ctx(), "auditor", "", org).await.unwrap();
+    store.assign_role(&ctx(), role.pk, &[SubjectFact::User(bob), SubjectFact::Group(leaf.pk)], None).await.unwrap();
+    let read = [("audit".to_string(), "read".to_string())];
+    store.assign_grants(&ctx(), SubjectFact::Role(role.pk), &read, None, None).await.unwrap();
+    let (node, _) = store.create_object(&ctx(), "nodes", "7", None, org).await.unwrap();
+    store.create_object(&ctx(), "catalogs", "1", None, org).await.unwrap();
+    store.assign_grants(&ctx(), SubjectFact::User(alice), &read, Some(("catalogs", "1")), None).await.unwrap();
+    store.set_restriction(&ctx(), bob, root.pk, Some(vec![node.pk])).await.unwrap();
+
+    let (all, _) = store.engine_facts().await.unwrap();
+    let sorted = |mut f: Facts| {
+        f.users.sort_by_key(|u| u.pk);
+        f.groups.sort();
+        f.roles.sort();
+        f.memberships.sort_by_key(|m| (m.user, m.group));
+        f.role_assignments.sort_by_key(|a| (a.role, a.subject));
+        f.grants.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        f.objects.sort_by(|a, b| a.key.cmp(&b.key));
+        f
+    };
+    let scopes = [
+        Scope::default(),
+        Scope { users: [alice].into(), ..Scope::default() },
+        Scope { users: [bob, 999].into(), groups: [leaf.pk].into(), ..Scope::default() },
+        Scope { roles: [role.pk].into(), objects: [("catalogs".into(), "1".into())].into(), ..Scope::default() },
+        Scope {
+            users: [alice, bob].into(),
+            groups: [root.pk, leaf.pk].into(),
+            roles: [role.pk].into(),
+            objects: [("nodes".into(), "7".into()), ("catalogs".into(), "2".into())].into(),
+        },
+    ];
+    for scope in scopes {
+        let patch = store.engine_patch(&scope).await.unwrap();
+        assert_eq!(sorted(patch), sorted(all.restricted_to(&scope)), "{scope:?}");
+    }
+    let everything = Scope {
+        users: [alice, bob].into(),
+        groups: [root.pk, leaf.pk].into(),
+        roles: [role.pk].into(),
+        objects: [("nodes".into(), "7".into()), ("catalogs".into(), "1".into())].into(),
+    };
+    let patch = store.engine_patch(&everything).await.unwrap();
+    assert!(patch.grants.iter().any(|g| g.subject == SubjectFact::Group(root.pk) && g.module == "orgs"), "group permissions");
+    assert_eq!(patch.memberships.iter().find(|m| m.user == bob).unwrap().restriction, Some(vec![node.pk]));
+    assert_eq!(patch.role_assignments.len(), 2);
 }
