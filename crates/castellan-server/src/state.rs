@@ -16,7 +16,8 @@ use crate::hashing::HashPool;
 const EXPIRY_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Writes an `expire` change when a membership, grant or role assignment expires (API.md §11); checks compare the
-/// clock themselves, so this is for the record and for followers of the log.
+/// clock themselves, so this is for the record and for followers of the log. Each tick also follows the log, so
+/// writes of other replicas reach this one's index and directory.
 fn spawn_expiry_timer(store: Arc<dyn Store>, engine: Arc<EngineView>, directory: Arc<DirectoryView>) {
     let engine = Arc::downgrade(&engine);
     tokio::spawn(async move {
@@ -24,16 +25,10 @@ fn spawn_expiry_timer(store: Arc<dyn Store>, engine: Arc<EngineView>, directory:
         loop {
             tick.tick().await;
             let Some(engine) = engine.upgrade() else { return };
-            match store.record_expirations(time::OffsetDateTime::now_utc()).await {
-                Ok(0) => {}
-                Ok(_) => {
-                    engine.mark_stale();
-                    if let Err(e) = directory.sync(store.as_ref()).await {
-                        tracing::error!("cannot follow the change log: {e}");
-                    }
-                }
-                Err(e) => tracing::error!("cannot record expirations: {e}"),
+            if let Err(e) = store.record_expirations(time::OffsetDateTime::now_utc()).await {
+                tracing::error!("cannot record expirations: {e}");
             }
+            crate::middleware::follow_log(&engine, &directory, store.as_ref()).await;
         }
     });
 }

@@ -157,34 +157,15 @@ async fn object(c: &Client, model: &str, key: &str, parent: Option<(&str, &str)>
     x_rev(&r)
 }
 
-/// Plants a grant on one object straight into the store (no endpoint writes object grants yet), then makes an
-/// unrelated write so the index is rebuilt; returns that write's revision.
-async fn plant_object_grant(
-    server: &TestServer,
-    admin: &Client,
-    user: i64,
-    module: &str,
-    action: &str,
-    model: &str,
-    key: &str,
-) -> i64 {
-    use sqlx::Connection;
-    let url = format!("sqlite://{}", server.db_path().display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query(
-        "INSERT INTO grants (subject_type, subject_pk, module, action, object_model, object_pk) VALUES ('user', ?, ?, ?, ?, ?)",
-    )
-    .bind(user)
-    .bind(module.to_string())
-    .bind(action.to_string())
-    .bind(model.to_string())
-    .bind(key.to_string())
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    conn.close().await.unwrap();
-    let r = admin.post("/api/v1/roles/", json!({"name": format!("bump {user} {module} {key}")})).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+/// Grants a user one permission on one object (seed 003 assign); returns the write's revision.
+async fn grant_on_object(admin: &Client, user: i64, module: &str, action: &str, model: &str, key: &str) -> i64 {
+    let r = admin
+        .post(
+            &format!("/api/v1/rbac/permissions/assigned_by_users/{user}/assign/"),
+            json!({"permissions": [format!("{module}.{action}")], "model": model, "object_pk": key}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     x_rev(&r)
 }
 
@@ -1080,7 +1061,7 @@ async fn checks_cover_objects_through_parents_and_orgs() {
     assert!(!allowed_on(&admin, a, "catalogs.update", None, json!("9"), rev).await);
 
     // An object grant covers the object and what lies below it, for that permission only.
-    let rev = plant_object_grant(&server, &admin, b, "catalogs", "read", "catalogs", "9").await;
+    let rev = grant_on_object(&admin, b, "catalogs", "read", "catalogs", "9").await;
     assert!(allowed_on(&admin, b, "catalogs.read", None, json!("9"), rev).await);
     assert!(allowed_on(&admin, b, "catalogs.read", None, json!(9), rev).await, "a numeric object_pk");
     assert!(allowed_on(&admin, b, "catalogs.read", Some("products"), json!("42"), rev).await, "catalog 9 ⊃ product 42");
@@ -1475,4 +1456,71 @@ async fn checks_see_the_callers_own_writes_while_others_check() {
         o.await.unwrap();
     }
     assert!(stale.is_empty(), "{} checks missed the caller's own write, e.g. {:?}", stale.len(), stale.first());
+}
+
+/// Every endpoint is gated by the index: what a role, a group's ancestors or an inactive module bring shows at once
+/// after the write that changes it.
+#[tokio::test]
+async fn endpoints_are_gated_by_the_index_right_after_each_write() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let (u, client) = member(&server, &admin, "gated", &[]).await;
+    let denied_users = |r: &Resp| r.status == StatusCode::FORBIDDEN;
+    assert!(denied_users(&client.get("/api/v1/users/").await));
+
+    let role = role_pk(&admin, "viewers").await;
+    grant(&admin, &format!("roles/{role}"), "users", &["read"]).await;
+    role_change(&admin, role, "assign-users", "users", &[u]).await;
+    assert_eq!(client.get("/api/v1/users/").await.status, StatusCode::OK, "a role's grant gates at once");
+    role_change(&admin, role, "remove-users", "users", &[u]).await;
+    assert!(denied_users(&client.get("/api/v1/users/").await), "and is gone at once");
+
+    let top = group_pk(&admin, "Top", None, json!({"groups": ["read"]})).await;
+    let loose = group_pk(&admin, "Loose", None, json!({})).await;
+    let leaf = group_pk(&admin, "Leaf", Some(loose), json!({})).await;
+    admin.put(&format!("/api/v1/users/{u}/groups/{leaf}/"), json!({})).await;
+    assert_eq!(client.get("/api/v1/groups/").await.status, StatusCode::FORBIDDEN);
+    let r = admin.patch(&format!("/api/v1/groups/{loose}/"), json!({"parent": top})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(client.get("/api/v1/groups/").await.status, StatusCode::OK, "an ancestor's permissions flow down");
+
+    module(&admin, "reports", "Reports", &[]).await;
+    grant(&admin, &format!("users/{u}"), "reports", &["read"]).await;
+    let r = check(&client, json!({"permission": "reports.read"})).await;
+    assert_eq!(r.body["allowed"], true, "{}", r.body);
+    let r = admin.patch("/api/v1/modules/reports/", json!({"is_active": false})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        check(&client, json!({"permission": "reports.read"})).await.body["allowed"],
+        false,
+        "inactive modules grant nothing"
+    );
+}
+
+/// Writes committed by another process on the same database (another replica) reach this server's index by
+/// following the change log, without any request to this server.
+#[tokio::test]
+async fn writes_of_another_replica_reach_the_index() {
+    use castellan_store::{GroupStore, WriteCtx};
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let readers = group_pk(&admin, "Readers", None, json!({"users": ["read"]})).await;
+    let (u, client) = member(&server, &admin, "replicated", &[]).await;
+    assert_eq!(client.get("/api/v1/users/").await.status, StatusCode::FORBIDDEN);
+
+    let other = castellan_store::SqliteStore::open(&server.db_path()).await.unwrap();
+    let revision = other.add_members(&WriteCtx::default(), readers, &[u], None).await.unwrap();
+    // Read-your-writes across replicas: asking for the other replica's revision waits for it.
+    let r = check(&client, json!({"permission": "users.read", "at_least_revision": revision})).await;
+    assert_eq!(r.body["allowed"], true, "{}", r.body);
+    assert_eq!(r.body["revision"], revision);
+    assert_eq!(client.get("/api/v1/users/").await.status, StatusCode::OK);
+
+    // Without asking, the follower's tick brings it within a few seconds.
+    other.remove_members(&WriteCtx::default(), readers, &[u]).await.unwrap();
+    let started = std::time::Instant::now();
+    while client.get("/api/v1/users/").await.status == StatusCode::OK {
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "the removal never arrived");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

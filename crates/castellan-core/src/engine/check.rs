@@ -135,7 +135,6 @@ fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     }
 }
 
-
 /// A user resolved for a check.
 enum Resolved<'a> {
     /// Superusers hold everything.

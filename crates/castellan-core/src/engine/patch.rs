@@ -175,10 +175,7 @@ impl Index {
                 self.group_chains[g] = new.into_boxed_slice();
             }
         }
-        debug_assert_eq!(
-            self.group_chains[group as usize],
-            chain_from(group, |g| self.group_chains[g as usize].get(1).copied())
-        );
+        debug_assert_eq!(self.group_chains[group as usize], chain_from(group, |g| self.group_chains[g as usize].get(1).copied()));
     }
 
     fn apply_roles(&mut self, scope: &Scope, facts: &Facts) {

@@ -15,7 +15,6 @@ use utoipa_axum::routes;
 
 use super::{authenticated, now_micros};
 use crate::auth::principal::Principal;
-use crate::engine::Snapshot;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -81,7 +80,7 @@ fn require_check(caller: &Principal) -> ApiResult<()> {
 }
 
 /// The user a check is about; others need `permissions.check` (implied by `permissions.read`) and must be visible.
-async fn subject(state: &AppState, caller: &Principal, user: Option<i64>, snapshot: &Snapshot) -> ApiResult<i64> {
+async fn subject(state: &AppState, caller: &Principal, user: Option<i64>) -> ApiResult<i64> {
     match user {
         None => Ok(caller.user.pk),
         Some(pk) if pk == caller.user.pk => Ok(pk),
@@ -89,7 +88,7 @@ async fn subject(state: &AppState, caller: &Principal, user: Option<i64>, snapsh
             require_check(caller)?;
             if caller.user.is_superuser {
                 // Superusers see every user: the index alone says whether this one exists.
-                if !snapshot.index.has_user(pk) {
+                if !state.engine.snapshot().index.has_user(pk) {
                     return Err(ApiError::NotFound);
                 }
             } else {
@@ -100,27 +99,25 @@ async fn subject(state: &AppState, caller: &Principal, user: Option<i64>, snapsh
     }
 }
 
-/// The snapshot to answer from: at least `at_least_revision` (400 beyond the newest, 503 on timeout), or — when
-/// writes happened since the index was built — the newest revision, so a caller's own writes are always seen.
-pub(crate) async fn snapshot_for(state: &AppState, body: &Value) -> ApiResult<std::sync::Arc<Snapshot>> {
-    let Some(raw) = body.get("at_least_revision") else {
-        if !state.engine.is_stale() {
-            return Ok(state.engine.snapshot());
-        }
-        let newest = state.store.revision().await?;
-        return state
-            .engine
-            .at_least(newest, CATCH_UP)
-            .await
-            .ok_or_else(|| ApiError::Unavailable("The index has not caught up yet.".into()));
-    };
+/// Brings the index to `at_least_revision` when asked (400 beyond the newest revision, 503 when it does not get
+/// there in time). Without it the index already holds every write this server answered, since writes are followed
+/// before their responses; writes of other replicas arrive within a tick.
+pub(crate) async fn catch_up(state: &AppState, body: &Value) -> ApiResult<()> {
+    let Some(raw) = body.get("at_least_revision") else { return Ok(()) };
     let Some(wanted) = raw.as_i64().filter(|r| *r >= 0) else {
         return Err(ApiError::field("at_least_revision", "A valid integer is required."));
     };
+    if wanted <= state.engine.revision() {
+        return Ok(());
+    }
     if wanted > state.store.revision().await? {
         return Err(ApiError::field("at_least_revision", "No such revision has been committed."));
     }
-    state.engine.at_least(wanted, CATCH_UP).await.ok_or_else(|| ApiError::Unavailable("The index has not caught up yet.".into()))
+    if state.engine.reach(wanted, CATCH_UP).await {
+        Ok(())
+    } else {
+        Err(ApiError::Unavailable("The index has not caught up yet.".into()))
+    }
 }
 
 fn object_text(o: &(String, String)) -> String {
@@ -192,8 +189,9 @@ async fn check(State(state): State<AppState>, caller: Principal, JsonBody(body):
     if explain {
         caller.require(Permission { module: "permissions", action: Action::Read })?;
     }
-    let snapshot = snapshot_for(&state, &body).await?;
-    let user = subject(&state, &caller, q.user, &snapshot).await?;
+    catch_up(&state, &body).await?;
+    let user = subject(&state, &caller, q.user).await?;
+    let snapshot = state.engine.snapshot();
     let object = q.object.as_ref().map(|(m, k)| (m.as_str(), k.as_str()));
     let now = now_micros();
     let decision = snapshot.index.check(user, &q.module, &q.action, object, now);
@@ -275,10 +273,11 @@ async fn bulk_check(
     let mut users: Vec<Option<i64>> = queries.iter().map(|q| q.user).collect();
     users.sort_unstable();
     users.dedup();
-    let snapshot = snapshot_for(&state, &body).await?;
+    catch_up(&state, &body).await?;
     for user in users {
-        subject(&state, &caller, user, &snapshot).await?;
+        subject(&state, &caller, user).await?;
     }
+    let snapshot = state.engine.snapshot();
     let now = now_micros();
     let results = queries
         .iter()
@@ -316,8 +315,8 @@ async fn effective_permissions(
     caller: Principal,
     crate::extract::PathPk(pk): crate::extract::PathPk,
 ) -> ApiResult<axum::Json<EffectiveOut>> {
-    let snapshot = snapshot_for(&state, &Value::Null).await?;
-    let user = subject(&state, &caller, Some(pk), &snapshot).await?;
+    let user = subject(&state, &caller, Some(pk)).await?;
+    let snapshot = state.engine.snapshot();
     let eff = snapshot.index.effective(user, now_micros());
     if eff.superuser {
         return Ok(axum::Json(EffectiveOut { superuser: true, global: None, objects: None, revision: snapshot.revision }));
@@ -352,8 +351,10 @@ pub struct CapabilitiesOut {
 /// The caller's capabilities (API.md §8).
 #[utoipa::path(get, path = "/api/v1/active_user/capabilities/", tag = "active_user", responses((status = 200, body = CapabilitiesOut), (status = 401)))]
 async fn capabilities(State(state): State<AppState>, caller: Principal) -> ApiResult<axum::Json<CapabilitiesOut>> {
-    let snapshot = snapshot_for(&state, &Value::Null).await?;
-    let eff = snapshot.index.effective(caller.user.pk, now_micros());
+    let (eff, revision) = {
+        let snapshot = state.engine.snapshot();
+        (snapshot.index.effective(caller.user.pk, now_micros()), snapshot.revision)
+    };
     let global = if eff.superuser {
         let modules = state.store.list_modules().await?;
         modules.iter().flat_map(|m| super::modules::module_actions(m).into_iter().map(move |a| format!("{}.{a}", m.id))).collect()
@@ -364,13 +365,7 @@ async fn capabilities(State(state): State<AppState>, caller: Principal) -> ApiRe
     for (model, key, action) in eff.objects {
         objects.entry(model).or_default().entry(key).or_default().push(action);
     }
-    Ok(axum::Json(CapabilitiesOut {
-        global,
-        objects,
-        fe_permissions: Vec::new(),
-        be_permissions: Vec::new(),
-        revision: snapshot.revision,
-    }))
+    Ok(axum::Json(CapabilitiesOut { global, objects, fe_permissions: Vec::new(), be_permissions: Vec::new(), revision }))
 }
 
 /// Objects a user may act on, paged.
@@ -405,8 +400,9 @@ async fn lookup_objects(
     }
     f.finish()?;
     let Some(query) = query else { return Err(ApiError::field("permission", "This field is required.")) };
-    let snapshot = snapshot_for(&state, &body).await?;
-    let user = subject(&state, &caller, query.user, &snapshot).await?;
+    catch_up(&state, &body).await?;
+    let user = subject(&state, &caller, query.user).await?;
+    let snapshot = state.engine.snapshot();
     let model = body.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
     let window = q.window()?;
     let found = snapshot.index.lookup_objects(user, &query.module, &query.action, &model, now_micros());
@@ -435,10 +431,10 @@ async fn lookup_users(
     let Some(query) = query else { return Err(ApiError::field("permission", "This field is required.")) };
     require_check(&caller)?;
     let window = q.window()?;
-    let snapshot = snapshot_for(&state, &body).await?;
+    catch_up(&state, &body).await?;
     let now = now_micros();
     let object = query.object.as_ref().map(|(m, k)| (m.as_str(), k.as_str()));
-    let mut users = snapshot.index.lookup_users(&query.module, &query.action, object, now);
+    let mut users = state.engine.snapshot().index.lookup_users(&query.module, &query.action, object, now);
     if let Some(viewer) = caller.viewer() {
         let visible = state.directory.visible_users(viewer, now);
         users.retain(|pk| visible.contains(*pk));

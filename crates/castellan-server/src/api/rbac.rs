@@ -15,7 +15,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::write_ctx;
-use super::check::snapshot_for;
 use super::modules::module_actions;
 use super::roles::visible_role;
 use super::{guarded, now_micros, with_revision};
@@ -237,7 +236,7 @@ async fn check_grantable(state: &AppState, caller: &Principal, subject_org: i64,
     if caller.user.is_superuser {
         return Ok(());
     }
-    let snapshot = snapshot_for(state, &Value::Null).await?;
+    let snapshot = state.engine.snapshot();
     let now = now_micros();
     for (module, action) in &a.grants {
         if !snapshot.index.check(caller.user.pk, module, action, object, now).allowed {

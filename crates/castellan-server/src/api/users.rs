@@ -348,7 +348,7 @@ async fn require_dominates(state: &AppState, caller: &Principal, target: &User) 
     if caller.user.pk == target.pk {
         return Ok(());
     }
-    require_covers(caller, &state.store.effective_permissions(target.pk).await?)
+    require_covers(caller, &state.engine.held(target.pk, super::now_micros()))
 }
 
 /// Changing a user's `groups` needs `groups.update`, visible groups, and holding what the added and removed groups

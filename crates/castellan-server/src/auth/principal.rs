@@ -200,7 +200,7 @@ async fn authenticate_parts(state: &AppState, method: &Method, headers: &HeaderM
     let held = if resolved.user.is_superuser {
         ModulePermissions::new()
     } else {
-        state.store.effective_permissions(resolved.user.pk).await?
+        state.engine.held(resolved.user.pk, crate::api::now_micros())
     };
     Ok(AuthOutcome::Authenticated(Box::new(Principal { user: resolved.user, session, token, held: Arc::new(held) })))
 }

@@ -544,6 +544,11 @@ where
     qb.build_query_as().fetch_all(&mut *tx).await.map_err(backend)
 }
 
+/// A grant: subject type and key, module, action, object model and key (empty when global), expiry.
+type GrantRow = (String, i64, String, String, String, String, Option<i64>);
+/// An object: model, key, parent's model and key, organisation.
+type ObjectRow = (String, String, Option<String>, Option<String>, i64);
+
 /// The engine's facts: all of them, or (with a scope) those [`Facts::restricted_to`] describes.
 async fn read_facts(tx: &mut SqliteConnection, scope: Option<&Scope>) -> Result<Facts> {
     let users: Vec<(i64, i64, bool, bool)> =
@@ -579,14 +584,14 @@ async fn read_facts(tx: &mut SqliteConnection, scope: Option<&Scope>) -> Result<
             push_subjects(qb, s);
         })
         .await?;
-    let grants: Vec<(String, i64, String, String, String, String, Option<i64>)> = scoped_rows(
+    let grants: Vec<GrantRow> = scoped_rows(
         tx,
         "SELECT subject_type, subject_pk, module, action, object_model, object_pk, expires_at FROM grants",
         scope,
         push_subjects,
     )
     .await?;
-    let objects: Vec<(String, String, Option<String>, Option<String>, i64)> = scoped_rows(
+    let objects: Vec<ObjectRow> = scoped_rows(
         tx,
         "SELECT o.model, o.object_pk, p.model, p.object_pk, o.org FROM objects o LEFT JOIN objects p ON p.pk = o.parent",
         scope,
@@ -599,59 +604,57 @@ async fn read_facts(tx: &mut SqliteConnection, scope: Option<&Scope>) -> Result<
     )
     .await?;
 
-        let mut facts = Facts {
-            users: users
-                .into_iter()
-                .map(|(pk, org, is_active, is_superuser)| UserFact { pk, org, is_active, is_superuser })
-                .collect(),
-            roles,
-            modules: modules
-                .into_iter()
-                .map(|(id, is_active, custom)| ModuleFact {
-                    id,
-                    is_active,
-                    custom_actions: serde_json::from_str(&custom).unwrap_or_default(),
-                })
-                .collect(),
-            ..Facts::default()
-        };
-        for (pk, org, parent, permissions) in groups {
-            facts.groups.push((pk, org, parent));
-            let held =
-                serde_json::from_str::<Value>(&permissions).ok().and_then(|v| ModulePermissions::parse(&v, "permissions").ok());
-            for (module, action) in held.iter().flat_map(|h| h.pairs()) {
-                facts.grants.push(GrantFact {
-                    subject: SubjectFact::Group(pk),
-                    module: module.into(),
-                    action: action.into(),
-                    object: None,
-                    expires_at: None,
-                });
-            }
-        }
-        facts.memberships = memberships
+    let mut facts = Facts {
+        users: users
             .into_iter()
-            .map(|(user, group, expires_at, restricted)| MembershipFact {
-                user,
-                group,
-                expires_at,
-                restriction: restricted.then(|| nodes.iter().filter(|n| n.0 == user && n.1 == group).map(|n| n.2).collect()),
+            .map(|(pk, org, is_active, is_superuser)| UserFact { pk, org, is_active, is_superuser })
+            .collect(),
+        roles,
+        modules: modules
+            .into_iter()
+            .map(|(id, is_active, custom)| ModuleFact {
+                id,
+                is_active,
+                custom_actions: serde_json::from_str(&custom).unwrap_or_default(),
             })
-            .collect();
-        facts.role_assignments = assignments
-            .into_iter()
-            .map(|(role, kind, pk, expires_at)| RoleAssignmentFact { role, subject: subject_of(&kind, pk), expires_at })
-            .collect();
-        facts.grants.extend(grants.into_iter().map(|(kind, pk, module, action, model, object_pk, expires_at)| GrantFact {
-            subject: subject_of(&kind, pk),
-            module,
-            action,
-            object: (!model.is_empty()).then_some((model, object_pk)),
+            .collect(),
+        ..Facts::default()
+    };
+    for (pk, org, parent, permissions) in groups {
+        facts.groups.push((pk, org, parent));
+        let held =
+            serde_json::from_str::<Value>(&permissions).ok().and_then(|v| ModulePermissions::parse(&v, "permissions").ok());
+        for (module, action) in held.iter().flat_map(|h| h.pairs()) {
+            facts.grants.push(GrantFact {
+                subject: SubjectFact::Group(pk),
+                module: module.into(),
+                action: action.into(),
+                object: None,
+                expires_at: None,
+            });
+        }
+    }
+    facts.memberships = memberships
+        .into_iter()
+        .map(|(user, group, expires_at, restricted)| MembershipFact {
+            user,
+            group,
             expires_at,
-        }));
-        facts.objects = objects
-            .into_iter()
-            .map(|(model, key, pm, pk, org)| ObjectFact { key: (model, key), parent: pm.zip(pk), org })
-            .collect();
+            restriction: restricted.then(|| nodes.iter().filter(|n| n.0 == user && n.1 == group).map(|n| n.2).collect()),
+        })
+        .collect();
+    facts.role_assignments = assignments
+        .into_iter()
+        .map(|(role, kind, pk, expires_at)| RoleAssignmentFact { role, subject: subject_of(&kind, pk), expires_at })
+        .collect();
+    facts.grants.extend(grants.into_iter().map(|(kind, pk, module, action, model, object_pk, expires_at)| GrantFact {
+        subject: subject_of(&kind, pk),
+        module,
+        action,
+        object: (!model.is_empty()).then_some((model, object_pk)),
+        expires_at,
+    }));
+    facts.objects =
+        objects.into_iter().map(|(model, key, pm, pk, org)| ObjectFact { key: (model, key), parent: pm.zip(pk), org }).collect();
     Ok(facts)
 }

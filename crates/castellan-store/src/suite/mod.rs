@@ -31,12 +31,13 @@ pub use credentials::{
     end_credentials_keeps_the_kept_session, sessions_create_find_list_delete, sessions_do_not_advance_revision,
     tokens_create_find_list_delete,
 };
-pub use engine::index_follows_the_change_log;
 pub use data::{user_data_limit_refuses_and_changes_nothing, user_data_put_get_delete};
+pub use engine::index_follows_the_change_log;
 pub use groups::{
-    conferred_by_includes_ancestors, engine_patch_matches_restricted_facts, expirations_are_recorded_once, group_cycles_are_refused, group_delete_children_and_cascade,
-    group_move_updates_closure, groups_create_with_parents_and_sibling_names, memberships_add_remove_and_expiry,
-    objects_create_find_delete, org_list_update_delete, password_policy_default_and_set, restrictions_exclude_permissions,
+    conferred_by_includes_ancestors, engine_patch_matches_restricted_facts, expirations_are_recorded_once,
+    group_cycles_are_refused, group_delete_children_and_cascade, group_move_updates_closure,
+    groups_create_with_parents_and_sibling_names, memberships_add_remove_and_expiry, objects_create_find_delete,
+    org_list_update_delete, password_policy_default_and_set, restrictions_exclude_permissions,
     visible_to_filters_groups_and_users,
 };
 pub use list::{
