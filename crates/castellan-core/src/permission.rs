@@ -74,22 +74,6 @@ impl fmt::Display for Permission {
     }
 }
 
-/// The subject of an authorization decision: its flags and the module permissions it holds.
-#[derive(Debug, Clone, Copy)]
-pub struct Subject<'a> {
-    /// Active account; inactive users hold nothing.
-    pub is_active: bool,
-    /// Superusers hold everything.
-    pub is_superuser: bool,
-    /// Module permissions held through groups.
-    pub held: &'a ModulePermissions,
-}
-
-/// Decides whether `subject` holds `permission`: inactive → no; superuser → yes; otherwise what it holds.
-pub fn holds(subject: Subject<'_>, permission: Permission) -> bool {
-    subject.is_active && (subject.is_superuser || subject.held.allows(permission.module, permission.action))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,18 +91,6 @@ mod tests {
         let p = Permission { module: "users", action: Action::Read };
         assert_eq!(p.denial_detail(), "This method needs permission read on users.");
         assert_eq!(p.to_string(), "users.read");
-    }
-
-    #[test]
-    fn precedence() {
-        let p = Permission { module: "users", action: Action::Read };
-        let none = ModulePermissions::new();
-        let mut some = ModulePermissions::new();
-        some.insert("users", Action::Full);
-        assert!(holds(Subject { is_active: true, is_superuser: true, held: &none }, p));
-        assert!(!holds(Subject { is_active: true, is_superuser: false, held: &none }, p));
-        assert!(holds(Subject { is_active: true, is_superuser: false, held: &some }, p));
-        assert!(!holds(Subject { is_active: false, is_superuser: true, held: &some }, p));
     }
 }
 

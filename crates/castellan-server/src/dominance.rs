@@ -11,7 +11,7 @@ const DETAIL: &str = "You cannot confer or revoke permissions you do not hold.";
 
 /// Refuses unless the caller holds every permission in `conferred`.
 pub fn require_covers(caller: &Principal, conferred: &ModulePermissions) -> ApiResult<()> {
-    if caller.user.is_superuser || caller.held.covers(conferred) {
+    if caller.user.is_superuser || caller.held().covers(conferred) {
         Ok(())
     } else {
         Err(ApiError::PermissionDenied(DETAIL.into()))

@@ -64,6 +64,11 @@ impl EngineView {
         held
     }
 
+    /// Whether `user` holds `module.action` globally now.
+    pub fn allows(&self, user: i64, module: &str, action: &str) -> bool {
+        self.snapshot().index.check(user, module, action, None, crate::api::now_micros()).allowed
+    }
+
     /// The revision the index reflects.
     pub fn revision(&self) -> Revision {
         self.current.read().revision

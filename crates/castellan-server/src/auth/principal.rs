@@ -2,7 +2,7 @@
 //! resolved once per request by middleware; handlers take a [`Principal`].
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -11,11 +11,12 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum_extra::extract::CookieJar;
 use castellan_core::model::User;
-use castellan_core::permission::{ModulePermissions, Permission, Subject, holds};
+use castellan_core::permission::{ModulePermissions, Permission};
 use castellan_store::{Credential, StoreError};
 use time::OffsetDateTime;
 
 use super::credentials::Resolved;
+use crate::engine::EngineView;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -31,8 +32,8 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// `last_used` is written at most this often.
 const TOUCH_EVERY: time::Duration = time::Duration::minutes(1);
 
-/// The authenticated caller.
-#[derive(Debug, Clone)]
+/// The authenticated caller. What the caller holds is asked of the authorization index, at the time of asking.
+#[derive(Clone)]
 pub struct Principal {
     /// The caller's account.
     pub user: User,
@@ -40,19 +41,41 @@ pub struct Principal {
     pub session: Option<i64>,
     /// The API token used, if any.
     pub token: Option<i64>,
-    /// Module permissions held through groups (empty for superusers, who hold everything).
-    pub held: Arc<ModulePermissions>,
+    engine: Arc<EngineView>,
+    /// Global module permissions, listed only when a dominance rule needs them all.
+    held: Arc<OnceLock<ModulePermissions>>,
+}
+
+impl std::fmt::Debug for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Principal")
+            .field("user", &self.user.pk)
+            .field("session", &self.session)
+            .field("token", &self.token)
+            .finish()
+    }
 }
 
 impl Principal {
-    /// Whether the caller holds `permission`.
+    /// Whether the caller holds `permission` globally.
     pub fn holds(&self, permission: Permission) -> bool {
-        holds(Subject { is_active: self.user.is_active, is_superuser: self.user.is_superuser, held: &self.held }, permission)
+        self.holds_named(permission.module, permission.action.as_str())
     }
 
-    /// Whether the caller holds an action by name (custom actions included).
+    /// Whether the caller holds an action by name (custom actions included) globally.
     pub fn holds_named(&self, module: &str, action: &str) -> bool {
-        self.user.is_active && (self.user.is_superuser || self.held.allows_named(module, action))
+        self.user.is_active && (self.user.is_superuser || self.engine.allows(self.user.pk, module, action))
+    }
+
+    /// Every module permission the caller holds globally (empty for superusers, who hold everything).
+    pub fn held(&self) -> &ModulePermissions {
+        self.held.get_or_init(|| {
+            if self.user.is_superuser {
+                ModulePermissions::new()
+            } else {
+                self.engine.held(self.user.pk, crate::api::now_micros())
+            }
+        })
     }
 
     /// Refuses with the contract's 403 unless the caller holds `permission`.
@@ -197,12 +220,9 @@ async fn authenticate_parts(state: &AppState, method: &Method, headers: &HeaderM
             return Ok(AuthOutcome::CsrfFailed);
         }
     }
-    let held = if resolved.user.is_superuser {
-        ModulePermissions::new()
-    } else {
-        state.engine.held(resolved.user.pk, crate::api::now_micros())
-    };
-    Ok(AuthOutcome::Authenticated(Box::new(Principal { user: resolved.user, session, token, held: Arc::new(held) })))
+    let engine = state.engine.clone();
+    let principal = Principal { user: resolved.user, session, token, engine, held: Arc::default() };
+    Ok(AuthOutcome::Authenticated(Box::new(principal)))
 }
 
 /// Middleware: resolves the caller's credentials once and records the outcome for extractors.
