@@ -3,8 +3,8 @@
 
 use std::time::Instant;
 
-use castellan_core::engine::Index;
 use castellan_core::engine::synthetic::{Rng, Spec, generate};
+use castellan_core::engine::{Facts, Index, MembershipFact, Scope};
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -39,8 +39,9 @@ fn main() {
     let generated = started.elapsed();
     let before = rss_mib();
     let started = Instant::now();
-    let index = Index::build(&facts);
+    let mut index = Index::build(&facts);
     let built = started.elapsed();
+    let patches = Patches::sample(&facts, &mut Rng(7));
     drop(facts);
     println!(
         "dataset: {} users, {} groups x5 levels, {} memberships, {} modules, {} objects, {} object grants; generated in {:.1} s, index built in {:.1} s, RSS {:.0} MiB (before build {:.0} MiB)",
@@ -92,4 +93,59 @@ fn main() {
         percentile(&samples, 0.5) as f64 / 1e6,
         percentile(&samples, 0.99) as f64 / 1e6
     );
+    patches.measure(&mut index);
+}
+
+/// Incremental updates to time: one user's memberships replaced, and subtrees of 1,111 groups moved between roots.
+struct Patches {
+    memberships: Vec<(Scope, Facts)>,
+    moves: Vec<(Scope, Facts)>,
+}
+
+impl Patches {
+    fn sample(facts: &Facts, rng: &mut Rng) -> Self {
+        let memberships = (0..1000)
+            .map(|_| {
+                let user = facts.users[rng.below(facts.users.len() as u64) as usize].clone();
+                let group = facts.groups[rng.below(facts.groups.len() as u64) as usize].0;
+                let membership = MembershipFact { user: user.pk, group, expires_at: None, restriction: None };
+                let scope = Scope { users: [user.pk].into(), ..Scope::default() };
+                (scope, Facts { users: vec![user], memberships: vec![membership], ..Facts::default() })
+            })
+            .collect();
+        let roots: Vec<i64> = facts.groups.iter().filter(|g| g.2.is_none()).map(|g| g.0).collect();
+        let tops: Vec<(i64, i64, Option<i64>)> =
+            facts.groups.iter().filter(|g| g.2.is_some_and(|p| roots.contains(&p))).copied().collect();
+        let moves = (0..100)
+            .map(|i| {
+                let (pk, org, parent) = tops[i % tops.len()];
+                let new_parent = roots.iter().copied().find(|r| Some(*r) != parent);
+                let scope = Scope { groups: [pk].into(), ..Scope::default() };
+                (scope, Facts { groups: vec![(pk, org, new_parent)], ..Facts::default() })
+            })
+            .collect();
+        Patches { memberships, moves }
+    }
+
+    fn measure(self, index: &mut Index) {
+        for (name, patches) in
+            [("patch: one user's memberships", self.memberships), ("patch: move a subtree of 1,111 groups", self.moves)]
+        {
+            let mut samples: Vec<u64> = patches
+                .iter()
+                .map(|(scope, facts)| {
+                    let t = Instant::now();
+                    index.apply(scope, facts).expect("patch applies");
+                    t.elapsed().as_nanos() as u64
+                })
+                .collect();
+            samples.sort_unstable();
+            println!(
+                "{name}: p50 {:.1} µs p99 {:.1} µs ({} patches)",
+                percentile(&samples, 0.5) as f64 / 1000.0,
+                percentile(&samples, 0.99) as f64 / 1000.0,
+                samples.len()
+            );
+        }
+    }
 }
