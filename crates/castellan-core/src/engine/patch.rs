@@ -141,8 +141,11 @@ impl Index {
         }
         for pk in &scope.groups {
             if !present.iter().any(|g| g.0 == *pk) {
-                // A deleted group keeps its dense id with nothing to confer; stale memberships of it carry nothing.
-                self.group_ids.remove(pk);
+                // A deleted group keeps its dense id with an empty chain, so stale memberships of it reach neither
+                // it nor its former ancestors.
+                if let Some(id) = self.group_ids.remove(pk) {
+                    self.group_chains[id as usize] = Box::new([]);
+                }
             }
         }
         for (pk, parent) in present {

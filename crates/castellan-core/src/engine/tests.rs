@@ -741,7 +741,7 @@ fn scope_strategy() -> impl Strategy<Value = Scope> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(600))]
+    #![proptest_config(ProptestConfig::with_cases(1500))]
 
     /// Patching an index with the facts of what changed answers like an index built from scratch.
     #[test]
