@@ -1,42 +1,31 @@
-//! The in-memory directory (group tree and memberships), kept current by following the change log: after every
-//! write of this server, and before reads that use it (so writes of other replicas are seen too).
+//! The in-memory directory (group tree and memberships), kept current by the change-log follower
+//! ([`crate::follow`]).
 
 use castellan_core::directory::{Directory, UserSet};
 use castellan_store::{ChangeEntry, Store, StoreError};
 use parking_lot::RwLock;
 
-/// Change-log rows read per step while catching up.
-const BATCH: i64 = 1000;
-
-/// The directory and how far into the change log it has been brought.
+/// The directory in memory.
 pub struct DirectoryView {
     directory: RwLock<Directory>,
-    applied: tokio::sync::Mutex<i64>,
 }
 
 impl DirectoryView {
     /// Loads the directory from the store.
     pub async fn load(store: &dyn Store) -> Result<Self, StoreError> {
-        // Read the log position first: rows after it are applied again, which is harmless (every step reloads).
-        let applied = store.last_change_pk().await?;
         let (groups, memberships) = store.directory_snapshot().await?;
-        Ok(Self { directory: RwLock::new(Directory::build(&groups, &memberships)), applied: tokio::sync::Mutex::new(applied) })
+        Ok(Self { directory: RwLock::new(Directory::build(&groups, &memberships)) })
     }
 
-    /// Applies every change-log row not applied yet.
-    pub async fn sync(&self, store: &dyn Store) -> Result<(), StoreError> {
-        let mut applied = self.applied.lock().await;
-        loop {
-            let entries = store.changes(*applied, BATCH).await?;
-            let Some(last) = entries.last().map(|e| e.pk) else { return Ok(()) };
-            for entry in &entries {
-                self.apply(store, entry).await?;
-            }
-            *applied = last;
+    /// Applies change-log rows (applying one twice is harmless: every step reloads what it touched).
+    pub async fn apply(&self, store: &dyn Store, entries: &[ChangeEntry]) -> Result<(), StoreError> {
+        for entry in entries {
+            self.apply_one(store, entry).await?;
         }
+        Ok(())
     }
 
-    async fn apply(&self, store: &dyn Store, entry: &ChangeEntry) -> Result<(), StoreError> {
+    async fn apply_one(&self, store: &dyn Store, entry: &ChangeEntry) -> Result<(), StoreError> {
         let Ok(pk) = entry.target_pk.parse::<i64>() else { return Ok(()) };
         match entry.target_type.as_str() {
             "users" if entry.revision.is_some() => {

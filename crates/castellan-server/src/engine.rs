@@ -1,19 +1,15 @@
-//! The authorization engine's index, held in memory and kept current by following the change log: each row names
-//! what it touched, those facts are read again and patched into the index, so a write costs in proportion to what
-//! it touched. Writes of this server are followed before they are answered; a timer follows other replicas' writes.
+//! The authorization engine's index, held in memory and kept current by the change-log follower ([`crate::follow`]):
+//! each row names what it touched, those facts are read again and patched into the index, so a write costs in
+//! proportion to what it touched.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use castellan_core::engine::{Index, Scope};
 use castellan_core::permission::ModulePermissions;
-use castellan_store::{Revision, Store, StoreError, engine_scope};
+use castellan_store::{ChangeEntry, Revision, Store, StoreError, engine_scope};
 use parking_lot::{RwLock, RwLockReadGuard};
-use tokio::sync::Mutex;
 
-/// Change-log rows read per step while catching up.
-const BATCH: i64 = 1000;
-/// Beyond this many subjects and objects in one catch-up, rebuilding is cheaper than patching.
+/// Beyond this many subjects and objects in one batch of changes, rebuilding is cheaper than patching.
 const PATCH_MAX: usize = 10_000;
 
 /// An index and the revision it reflects.
@@ -24,29 +20,17 @@ pub struct Snapshot {
     pub revision: Revision,
 }
 
-/// The index and how far into the change log it has been brought.
+/// The index, and the store it is read from.
 pub struct EngineView {
     current: RwLock<Snapshot>,
-    /// The last change-log row applied; held while catching up so that one follower runs at a time.
-    applied: Mutex<i64>,
     store: Arc<dyn Store>,
-}
-
-/// What a catch-up found in the log.
-#[derive(Default)]
-struct Pending {
-    scope: Scope,
-    rebuild: bool,
-    revision: Revision,
 }
 
 impl EngineView {
     /// Builds the index from the store.
     pub async fn start(store: Arc<dyn Store>) -> Result<Arc<Self>, StoreError> {
-        // Read the log position first: rows after it are applied again, which is harmless (patches are idempotent).
-        let applied = store.last_change_pk().await?;
         let snapshot = build(store.as_ref()).await?;
-        Ok(Arc::new(Self { current: RwLock::new(snapshot), applied: Mutex::new(applied), store }))
+        Ok(Arc::new(Self { current: RwLock::new(snapshot), store }))
     }
 
     /// The current index. Hold the guard only for synchronous work: it is not `Send`, so it cannot cross an await.
@@ -74,63 +58,31 @@ impl EngineView {
         self.current.read().revision
     }
 
-    /// Applies every change-log row not applied yet: patches what they touched, or rebuilds when a patch cannot say.
-    pub async fn sync(&self) -> Result<(), StoreError> {
-        let mut applied = self.applied.lock().await;
-        let mut pending = Pending::default();
-        loop {
-            let entries = self.store.changes(*applied, BATCH).await?;
-            let Some(last) = entries.last().map(|e| e.pk) else { break };
-            for entry in &entries {
-                match engine_scope(entry) {
-                    Some(scope) => pending.scope.extend(scope),
-                    None => pending.rebuild = true,
-                }
-                pending.revision = pending.revision.max(entry.revision.unwrap_or(0));
+    /// Applies change-log rows: patches what they touched, or rebuilds when a patch cannot say. Applying a row
+    /// twice is harmless (a patch replaces facts with their current values).
+    pub async fn apply(&self, entries: &[ChangeEntry]) -> Result<(), StoreError> {
+        let mut scope = Scope::default();
+        let mut rebuild = false;
+        for entry in entries {
+            match engine_scope(entry) {
+                Some(s) => scope.extend(s),
+                None => rebuild = true,
             }
-            *applied = last;
         }
-        let size =
-            pending.scope.users.len() + pending.scope.groups.len() + pending.scope.roles.len() + pending.scope.objects.len();
-        if pending.rebuild || size > PATCH_MAX {
+        rebuild |= scope.users.len() + scope.groups.len() + scope.roles.len() + scope.objects.len() > PATCH_MAX;
+        if !rebuild && !scope.is_empty() {
+            let facts = self.store.engine_patch(&scope).await?;
+            rebuild = self.current.write().index.apply(&scope, &facts).is_err();
+        }
+        if rebuild {
             let snapshot = build(self.store.as_ref()).await?;
             *self.current.write() = snapshot;
             return Ok(());
         }
-        let patched = if pending.scope.is_empty() {
-            true
-        } else {
-            let facts = self.store.engine_patch(&pending.scope).await?;
-            self.current.write().index.apply(&pending.scope, &facts).is_ok()
-        };
-        if !patched {
-            let snapshot = build(self.store.as_ref()).await?;
-            *self.current.write() = snapshot;
-            return Ok(());
-        }
+        let revision = entries.iter().filter_map(|e| e.revision).max().unwrap_or(0);
         let mut current = self.current.write();
-        current.revision = current.revision.max(pending.revision);
+        current.revision = current.revision.max(revision);
         Ok(())
-    }
-
-    /// Waits until the index reflects `revision`, following the log, for up to `timeout`; `false` on timeout.
-    pub async fn reach(&self, revision: Revision, timeout: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if self.revision() >= revision {
-                return true;
-            }
-            if let Err(e) = self.sync().await {
-                tracing::error!("cannot follow the change log: {e}");
-            }
-            if self.revision() >= revision {
-                return true;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
     }
 }
 

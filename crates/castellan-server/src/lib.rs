@@ -9,6 +9,7 @@ pub mod dominance;
 pub mod engine;
 pub mod error;
 pub mod extract;
+pub mod follow;
 pub mod hashing;
 pub mod links;
 pub mod middleware;

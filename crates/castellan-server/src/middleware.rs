@@ -11,10 +11,6 @@ use tower::Layer;
 use tower::util::MapRequestLayer;
 
 use crate::error::REQUEST_ID;
-use castellan_store::Store;
-
-use crate::directory::DirectoryView;
-use crate::engine::EngineView;
 use crate::state::AppState;
 
 /// Wraps the routed app: the slash is added before routing, so `/api/v1/users` answers like `/api/v1/users/`.
@@ -49,19 +45,9 @@ pub async fn follow_writes(State(state): State<AppState>, req: Request, next: Ne
     // Only writes answer with a revision; checks and lookups are POSTs that change nothing.
     let write = response.headers().contains_key(crate::api::REVISION_HEADER);
     if write && response.status().is_success() {
-        follow_log(&state.engine, &state.directory, state.store.as_ref()).await;
+        state.follower.follow_or_log().await;
     }
     response
-}
-
-/// Applies new change-log rows to the index and the directory; failures are logged and retried on the next call.
-pub async fn follow_log(engine: &EngineView, directory: &DirectoryView, store: &dyn Store) {
-    if let Err(e) = engine.sync().await {
-        tracing::error!("cannot follow the change log with the index: {e}");
-    }
-    if let Err(e) = directory.sync(store).await {
-        tracing::error!("cannot follow the change log with the directory: {e}");
-    }
 }
 
 /// Gives each request an id, visible to error bodies and logs, and returned as `X-Request-Id`.

@@ -10,6 +10,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::config::ServerConfig;
 use crate::directory::DirectoryView;
 use crate::engine::EngineView;
+use crate::follow::LogFollower;
 use crate::hashing::HashPool;
 
 /// How often passed expiries are recorded.
@@ -18,17 +19,17 @@ const EXPIRY_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 /// Writes an `expire` change when a membership, grant or role assignment expires (API.md §11); checks compare the
 /// clock themselves, so this is for the record and for followers of the log. Each tick also follows the log, so
 /// writes of other replicas reach this one's index and directory.
-fn spawn_expiry_timer(store: Arc<dyn Store>, engine: Arc<EngineView>, directory: Arc<DirectoryView>) {
-    let engine = Arc::downgrade(&engine);
+fn spawn_expiry_timer(store: Arc<dyn Store>, follower: Arc<LogFollower>) {
+    let follower = Arc::downgrade(&follower);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EXPIRY_TICK);
         loop {
             tick.tick().await;
-            let Some(engine) = engine.upgrade() else { return };
+            let Some(follower) = follower.upgrade() else { return };
             if let Err(e) = store.record_expirations(time::OffsetDateTime::now_utc()).await {
                 tracing::error!("cannot record expirations: {e}");
             }
-            crate::middleware::follow_log(&engine, &directory, store.as_ref()).await;
+            follower.follow_or_log().await;
         }
     });
 }
@@ -54,6 +55,8 @@ pub struct AppState {
     pub directory: Arc<DirectoryView>,
     /// The authorization engine's index.
     pub engine: Arc<EngineView>,
+    /// Keeps `directory` and `engine` current with the change log.
+    pub follower: Arc<LogFollower>,
     /// Renders `/metrics`.
     pub metrics: Option<PrometheusHandle>,
 }
@@ -66,12 +69,12 @@ impl AppState {
         metrics: Option<PrometheusHandle>,
     ) -> Result<Self, castellan_store::StoreError> {
         let key = store.server_key(&crate::auth::credentials::random_bytes::<32>()).await?;
-        let directory = Arc::new(DirectoryView::load(store.as_ref()).await?);
-        let engine = EngineView::start(store.clone()).await?;
-        spawn_expiry_timer(store.clone(), engine.clone(), directory.clone());
+        let follower = Arc::new(LogFollower::start(store.clone()).await?);
+        spawn_expiry_timer(store.clone(), follower.clone());
         Ok(Self {
-            directory,
-            engine,
+            directory: follower.directory().clone(),
+            engine: follower.engine().clone(),
+            follower,
             hashing: Arc::new(HashPool::new(cores(), config.max_concurrent_hashes)),
             credentials: Arc::new(CredentialCache::new(key)),
             throttle: Arc::new(LoginThrottle::default()),

@@ -208,26 +208,18 @@ impl Index {
                 self.global_hits(set, *route, target, now, visit)?;
             }
         }
-        let mut at = target.object;
-        let mut steps = 0;
-        while let Some(o) = at {
-            if let Some(list) = self.object_grants.get(&(o, target.module)) {
-                for &(subject, mask, expires_at) in list {
-                    if !covers(mask, target.bit) || !alive(expires_at, now) {
-                        continue;
-                    }
-                    for route in routes.iter().flatten().filter(|r| r.subject == subject) {
-                        if self.inside(route.restriction, target) {
-                            visit(Hit { mask, object: Some(o), valid_until: earliest(route.expires_at, expires_at) })?;
-                        }
+        for o in self.ancestors(target.object) {
+            let Some(list) = self.object_grants.get(&(o, target.module)) else { continue };
+            for &(subject, mask, expires_at) in list {
+                if !covers(mask, target.bit) || !alive(expires_at, now) {
+                    continue;
+                }
+                for route in routes.iter().flatten().filter(|r| r.subject == subject) {
+                    if self.inside(route.restriction, target) {
+                        visit(Hit { mask, object: Some(o), valid_until: earliest(route.expires_at, expires_at) })?;
                     }
                 }
             }
-            steps += 1;
-            if steps > self.object_parent.len() {
-                break;
-            }
-            at = self.object_parent[o as usize];
         }
         ControlFlow::Continue(())
     }
@@ -354,21 +346,12 @@ impl Index {
             return ControlFlow::Continue(());
         }
         self.global_hits(set, route, target, now, visit)?;
-        let mut at = target.object;
-        let mut steps = 0;
-        while let Some(o) = at {
-            if let Some(list) = set.objects.get(&o) {
-                for &(mask, expires_at) in list {
-                    if covers(mask, target.bit) && alive(expires_at, now) {
-                        visit(Hit { mask, object: Some(o), valid_until: earliest(route.expires_at, expires_at) })?;
-                    }
+        for o in self.ancestors(target.object) {
+            for &(mask, expires_at) in set.objects.get(&o).into_iter().flatten() {
+                if covers(mask, target.bit) && alive(expires_at, now) {
+                    visit(Hit { mask, object: Some(o), valid_until: earliest(route.expires_at, expires_at) })?;
                 }
             }
-            steps += 1;
-            if steps > self.object_parent.len() {
-                break;
-            }
-            at = self.object_parent[o as usize];
         }
         ControlFlow::Continue(())
     }

@@ -251,11 +251,11 @@ impl Index {
         true
     }
 
-    /// Adds a grant; `false` when its subject, module or action is unknown.
-    pub(crate) fn add_grant(&mut self, g: &GrantFact) -> bool {
-        let Some(&module) = self.modules.get(&g.module) else { return false };
-        let Some(bit) = self.module_entries[module as usize].actions.iter().position(|a| *a == g.action) else { return false };
-        let Some(subject) = self.subject(g.subject) else { return false };
+    /// Adds a grant; one whose subject, module or action is unknown grants nothing and is left out.
+    pub(crate) fn add_grant(&mut self, g: &GrantFact) {
+        let Some(&module) = self.modules.get(&g.module) else { return };
+        let Some(bit) = self.module_entries[module as usize].actions.iter().position(|a| *a == g.action) else { return };
+        let Some(subject) = self.subject(g.subject) else { return };
         let object = g.object.as_ref().map(|key| self.object_id(key));
         let set = self.grants.entry((subject, module)).or_default();
         let timed = (1u64 << bit, g.expires_at);
@@ -266,7 +266,6 @@ impl Index {
                 self.object_grants.entry((o, module)).or_default().push((subject, timed.0, timed.1));
             }
         }
-        true
     }
 
     /// Sets an object's parent (refused when it would close a cycle), keeping the children lists in step.
@@ -300,21 +299,14 @@ impl Index {
         self.objects.get(model).and_then(|m| m.get(key)).copied()
     }
 
+    /// `from`, then each of its ancestors up to the root (cut short, should the chain ever loop).
+    pub(crate) fn ancestors(&self, from: Option<u32>) -> impl Iterator<Item = u32> + '_ {
+        std::iter::successors(from, |&o| self.object_parent[o as usize]).take(self.object_parent.len() + 1)
+    }
+
     /// Whether `from`'s parent chain reaches `to` (itself included).
     pub(crate) fn reaches(&self, from: u32, to: u32) -> bool {
-        let mut at = Some(from);
-        let mut steps = 0;
-        while let Some(o) = at {
-            if o == to {
-                return true;
-            }
-            steps += 1;
-            if steps > self.object_parent.len() {
-                return false;
-            }
-            at = self.object_parent[o as usize];
-        }
-        false
+        self.ancestors(Some(from)).any(|o| o == to)
     }
 
     /// Whether the user exists in the index.

@@ -113,7 +113,7 @@ pub(crate) async fn catch_up(state: &AppState, body: &Value) -> ApiResult<()> {
     if wanted > state.store.revision().await? {
         return Err(ApiError::field("at_least_revision", "No such revision has been committed."));
     }
-    if state.engine.reach(wanted, CATCH_UP).await {
+    if state.follower.reach(wanted, CATCH_UP).await {
         Ok(())
     } else {
         Err(ApiError::Unavailable("The index has not caught up yet.".into()))

@@ -339,7 +339,7 @@ async fn members(
     let search = q.search();
     if recursive && search.is_none() {
         // Counted and paged in memory: recursive membership at scale never runs recursive SQL.
-        state.directory.sync(state.store.as_ref()).await?;
+        state.follower.follow().await?;
         let members = state.directory.recursive_members(pk, caller.viewer(), super::now_micros());
         let count = members.count() as i64;
         q.check_page(window, count)?;
