@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod directory;
 pub mod dominance;
+pub mod dry_run;
 pub mod engine;
 pub mod error;
 pub mod extract;
@@ -37,20 +38,26 @@ struct ApiDoc;
 /// The whole OpenAPI 3.1 document, generated from the routes.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, api) = api::router().split_for_parts();
+    document(api)
+}
+
+/// The routes' description inside the document's frame, with the parameters middleware adds.
+fn document(routes: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
-    doc.merge(api);
+    doc.merge(routes);
+    dry_run::document(&mut doc);
     doc
 }
 
 /// The application: every route, with authentication, limits, request ids, metrics and trailing-slash tolerance.
 pub fn app(state: AppState) -> Router {
     let (api_routes, api) = api::router().split_for_parts();
-    let mut doc = ApiDoc::openapi();
-    doc.merge(api);
+    let doc = document(api);
     let docs =
         SwaggerUi::new("/api/docs").url("/api/v1/schema/", doc).config(Config::from("/api/v1/schema/").validator_url("none"));
     let routed = Router::new()
         .merge(api_routes)
+        .route_layer(axum::middleware::from_fn(dry_run::dry_run))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::follow_writes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::principal::authenticate))
         .merge(api::health::router())

@@ -3,6 +3,7 @@
 //! Every write runs in one transaction that also appends its change-log row and advances the revision.
 
 use async_trait::async_trait;
+use castellan_core::engine::{Facts, ObjectKey};
 use castellan_core::model::{ApiToken, NewUser, Org, Session, User, UserChanges};
 use castellan_core::password::PasswordPolicy;
 use castellan_core::permission::ModulePermissions;
@@ -42,6 +43,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Backend(String),
+    /// A dry run reached its write, left a [`Preview`] and rolled the write back.
+    #[error("dry run: the write was previewed and rolled back")]
+    DryRun,
 }
 
 /// Result of store operations.
@@ -56,7 +60,25 @@ pub struct WriteCtx {
     pub ip: Option<String>,
     /// The request's id.
     pub request_id: Option<String>,
+    /// Set for a dry run: the write is rolled back instead of committed, after leaving here what it would change.
+    pub preview: Option<PreviewSlot>,
 }
+
+/// What a dry run found, read on both sides of the write it rolled back: the facts an impact is computed from.
+#[derive(Debug, Clone, Default)]
+pub struct Preview {
+    /// Users whose holdings the write can change.
+    pub users: Vec<i64>,
+    /// Objects the write registers, moves or removes (checked one by one, as their ancestors changed).
+    pub probes: Vec<ObjectKey>,
+    /// Facts deciding those users' holdings before the write.
+    pub before: Facts,
+    /// The same facts after it.
+    pub after: Facts,
+}
+
+/// Where a dry-run write leaves its [`Preview`].
+pub type PreviewSlot = std::sync::Arc<std::sync::Mutex<Option<Preview>>>;
 
 /// One change-log row.
 #[derive(Debug, Clone, PartialEq)]

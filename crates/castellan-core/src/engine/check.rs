@@ -95,9 +95,9 @@ pub struct Path {
 
 /// A way a grant can reach the user: the subject holding it and what narrows it.
 #[derive(Debug, Clone, Copy)]
-struct Route<'a> {
-    subject: Subj,
-    restriction: Option<&'a [u32]>,
+pub(crate) struct Route<'a> {
+    pub(crate) subject: Subj,
+    pub(crate) restriction: Option<&'a [u32]>,
     member: Option<u32>,
     ancestor: Option<u32>,
     role: Option<u32>,
@@ -123,7 +123,7 @@ fn covers(mask: u64, bit: u32) -> bool {
     mask & (1 << bit) != 0 || mask & full != 0 || (bit == ACCESS && mask != 0)
 }
 
-fn alive(expires_at: Option<i64>, now: i64) -> bool {
+pub(crate) fn alive(expires_at: Option<i64>, now: i64) -> bool {
     expires_at.is_none_or(|e| e > now)
 }
 
@@ -282,7 +282,7 @@ impl Index {
     }
 
     /// Visits every unexpired route by which grants reach the user.
-    fn walk<'a>(
+    pub(crate) fn walk<'a>(
         &'a self,
         entry: &'a UserEntry,
         now: i64,

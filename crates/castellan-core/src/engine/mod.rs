@@ -8,12 +8,14 @@
 
 mod check;
 mod facts;
+mod impact;
 mod index;
 mod patch;
 pub mod synthetic;
 
 pub use check::{Decision, Denial, Effective, Path, Step};
 pub use facts::{Facts, GrantFact, MembershipFact, ModuleFact, ObjectFact, ObjectKey, RoleAssignmentFact, SubjectFact, UserFact};
+pub use impact::{Impact, ImpactEntry, impact};
 pub use index::Index;
 pub use patch::{NeedsRebuild, Scope};
 

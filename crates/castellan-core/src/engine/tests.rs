@@ -781,3 +781,95 @@ proptest! {
         }
     }
 }
+
+/// `(permission, object key, users)` of impact entries, for compact assertions.
+fn listed(entries: &[ImpactEntry]) -> Vec<(&str, Option<&str>, Vec<i64>)> {
+    entries.iter().map(|e| (e.permission.as_str(), e.object.as_ref().map(|o| o.1.as_str()), e.users.clone())).collect()
+}
+
+fn impact_of(before: &Facts, after: &Facts, users: &[i64], probes: &[ObjectKey]) -> Impact {
+    impact(&Index::build(before), &Index::build(after), users, probes, NOW)
+}
+
+#[test]
+fn impact_lists_what_a_membership_brings_without_implied_access() {
+    let mut before = base();
+    before.role_assignments.push(RoleAssignmentFact { role: 7, subject: SubjectFact::Group(10), expires_at: None });
+    before.grants.push(grant(SubjectFact::Role(7), "catalogs", "read", None));
+    before.grants.push(grant(SubjectFact::Group(11), "products", "update", Some(("catalogs", "9"))));
+    before.memberships.push(member(2, 10));
+    let mut after = before.clone();
+    after.memberships.push(member(1, 12));
+    let got = impact_of(&before, &after, &[1, 2], &[]);
+    assert_eq!(listed(&got.gained), vec![("catalogs.read", None, vec![1]), ("products.update", Some("9"), vec![1])]);
+    assert!(got.lost.is_empty());
+    assert_eq!(got.users_affected, 1, "user 2 held the same before and after");
+    let back = impact_of(&after, &before, &[1, 2], &[]);
+    assert_eq!(back.gained, Vec::new());
+    assert_eq!(listed(&back.lost), vec![("catalogs.read", None, vec![1]), ("products.update", Some("9"), vec![1])]);
+    assert_eq!(impact_of(&before, &before, &[1, 2, 3, 4], &[]), Impact::default());
+}
+
+#[test]
+fn impact_collapses_a_gained_full_and_spells_out_a_lost_one() {
+    let mut before = base();
+    before.grants.push(grant(SubjectFact::User(1), "catalogs", "read", None));
+    let mut after = before.clone();
+    after.grants.push(grant(SubjectFact::User(1), "catalogs", "full", None));
+    let got = impact_of(&before, &after, &[1], &[]);
+    assert_eq!(listed(&got.gained), vec![("catalogs.full", None, vec![1])]);
+    let back = impact_of(&after, &before, &[1], &[]);
+    let lost: Vec<_> = listed(&back.lost).into_iter().map(|e| e.0).collect();
+    assert_eq!(lost, vec!["catalogs.create", "catalogs.delete", "catalogs.full", "catalogs.reset_password", "catalogs.update"]);
+}
+
+#[test]
+fn impact_lists_access_only_when_it_is_all_that_changes() {
+    let before = base();
+    let mut after = before.clone();
+    after.grants.push(grant(SubjectFact::User(1), "catalogs", "access", None));
+    assert_eq!(listed(&impact_of(&before, &after, &[1], &[]).gained), vec![("catalogs.access", None, vec![1])]);
+    let mut read = before.clone();
+    read.grants.push(grant(SubjectFact::User(1), "catalogs", "read", None));
+    assert_eq!(
+        impact_of(
+            &read,
+            &{
+                let mut f = read.clone();
+                f.grants.push(grant(SubjectFact::User(1), "catalogs", "access", None));
+                f
+            },
+            &[1],
+            &[]
+        ),
+        Impact::default(),
+        "access was implied by read already"
+    );
+}
+
+#[test]
+fn impact_probes_an_object_moved_under_a_granted_parent() {
+    let mut before = base();
+    before.grants.push(grant(SubjectFact::User(1), "products", "read", Some(("catalogs", "9"))));
+    let mut after = before.clone();
+    after.objects.iter_mut().find(|o| o.key.1 == "43").unwrap().parent = Some(("catalogs".into(), "9".into()));
+    let probe = ("products".to_string(), "43".to_string());
+    let got = impact_of(&before, &after, &[1, 2], std::slice::from_ref(&probe));
+    assert_eq!(listed(&got.gained), vec![("products.read", Some("43"), vec![1])]);
+    assert_eq!(got.users_affected, 1);
+}
+
+#[test]
+fn impact_of_deactivation_and_superuser() {
+    let mut before = base();
+    before.grants.push(grant(SubjectFact::User(1), "catalogs", "update", None));
+    let mut after = before.clone();
+    after.users[0].is_active = false;
+    let got = impact_of(&before, &after, &[1], &[]);
+    assert_eq!(listed(&got.lost), vec![("catalogs.update", None, vec![1])]);
+    let mut promoted = before.clone();
+    promoted.users[1].is_superuser = true;
+    let got = impact_of(&before, &promoted, &[2], &[]);
+    assert!(got.gained.iter().any(|e| e.permission == "users.full" && e.object.is_none()));
+    assert!(got.gained.iter().all(|e| !e.permission.starts_with("brands.")), "inactive modules grant nothing");
+}

@@ -48,6 +48,7 @@ pub fn write_ctx(principal: Option<&Principal>, ip: std::net::IpAddr) -> WriteCt
         actor: principal.map(|p| (p.user.pk, p.user.username.clone())),
         ip: Some(ip.to_string()),
         request_id: Some(request_id()),
+        preview: crate::dry_run::preview_slot(),
     }
 }
 
@@ -85,7 +86,7 @@ async fn login(
             }
         })
         .await?;
-    let ctx = WriteCtx { actor: None, ip: Some(ip.to_string()), request_id: Some(request_id()) };
+    let ctx = WriteCtx { actor: None, ip: Some(ip.to_string()), request_id: Some(request_id()), preview: None };
     let user = match record {
         Some(r) if verified && r.user.is_active => r.user,
         _ => {

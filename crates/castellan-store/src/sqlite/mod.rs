@@ -9,6 +9,7 @@ mod groups;
 mod objects;
 mod orgs;
 mod permissions;
+mod preview;
 mod users;
 
 use std::ops::{Deref, DerefMut};
@@ -23,7 +24,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use crate::time_util::now_micros;
-use crate::{Result, Revision, Store, StoreError, WriteCtx};
+use crate::{ChangeEntry, Result, Revision, Store, StoreError, WriteCtx};
 
 /// Castellan's store on one SQLite file.
 #[derive(Clone)]
@@ -36,6 +37,8 @@ pub struct SqliteStore {
 struct Tx {
     conn: PoolConnection<Sqlite>,
     finished: bool,
+    /// For a dry run's second connection, which reads the state before the write.
+    pool: SqlitePool,
 }
 
 impl Deref for Tx {
@@ -99,7 +102,7 @@ impl SqliteStore {
     async fn begin_write(&self) -> Result<Tx> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         sqlx::raw_sql(BEGIN_WRITE).execute(&mut *conn).await.map_err(backend)?;
-        Ok(Tx { conn, finished: false })
+        Ok(Tx { conn, finished: false, pool: self.pool.clone() })
     }
 
     /// Like [`begin_write`](Self::begin_write), with the write's first read riding on the same round trip: `read`
@@ -110,7 +113,7 @@ impl SqliteStore {
     {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         let rows = read.build_query_as::<R>().fetch_all(&mut *conn).await;
-        let tx = Tx { conn, finished: false };
+        let tx = Tx { conn, finished: false, pool: self.pool.clone() };
         Ok((tx, rows.map_err(backend)?))
     }
 }
@@ -152,6 +155,23 @@ async fn finish_write(
     changes: &Value,
 ) -> Result<Revision> {
     push_log(&mut qb, ctx, true, action, target_type, target_pk, changes);
+    if let Some(slot) = &ctx.preview {
+        qb.build().execute(&mut *tx.conn).await.map_err(map_err)?;
+        let entry = ChangeEntry {
+            pk: 0,
+            at: time::OffsetDateTime::now_utc(),
+            revision: Some(0),
+            actor: ctx.actor.clone(),
+            action: action.to_string(),
+            target_type: target_type.to_string(),
+            target_pk: target_pk.to_string(),
+            changes: changes.clone(),
+            ip: ctx.ip.clone(),
+            request_id: ctx.request_id.clone(),
+        };
+        preview::preview_and_roll_back(tx, &entry, slot).await?;
+        return Err(StoreError::DryRun);
+    }
     qb.push("; COMMIT");
     let rows: Vec<Option<Revision>> = qb.build_query_scalar().fetch_all(&mut *tx.conn).await.map_err(map_err)?;
     tx.finished = true;

@@ -500,21 +500,14 @@ impl PermissionStore for SqliteStore {
 }
 
 /// Appends `column IN (values)`, or a condition that is false when there are no values.
-fn push_any<T>(qb: &mut QueryBuilder<Sqlite>, column: &str, values: impl IntoIterator<Item = T>)
-where
-    T: Send + for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + 'static,
-{
+fn push_any(qb: &mut QueryBuilder<Sqlite>, column: &str, values: impl IntoIterator<Item = i64>) {
     let mut values = values.into_iter().peekable();
     if values.peek().is_none() {
         qb.push("0");
         return;
     }
-    qb.push(format!("{column} IN ("));
-    let mut sep = qb.separated(", ");
-    for v in values {
-        sep.push_bind(v);
-    }
-    sep.push_unseparated(")");
+    // One JSON parameter rather than one per value: scopes may hold more values than SQLite allows parameters.
+    qb.push(format!("{column} IN (SELECT value FROM json_each(")).push_bind(Value::from_iter(values).to_string()).push("))");
 }
 
 /// Appends a condition matching rows held by any scoped subject, through `subject_type` and `subject_pk` columns.
@@ -549,8 +542,22 @@ type GrantRow = (String, i64, String, String, String, String, Option<i64>);
 /// An object: model, key, parent's model and key, organisation.
 type ObjectRow = (String, String, Option<String>, Option<String>, i64);
 
+/// Every module, as the engine needs it.
+pub(super) async fn read_modules(tx: &mut SqliteConnection) -> Result<Vec<ModuleFact>> {
+    let rows: Vec<(String, bool, String)> =
+        scoped_rows(tx, "SELECT id, is_active, custom_actions FROM modules", None, |_, _| {}).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, is_active, custom)| ModuleFact {
+            id,
+            is_active,
+            custom_actions: serde_json::from_str(&custom).unwrap_or_default(),
+        })
+        .collect())
+}
+
 /// The engine's facts: all of them, or (with a scope) those [`Facts::restricted_to`] describes.
-async fn read_facts(tx: &mut SqliteConnection, scope: Option<&Scope>) -> Result<Facts> {
+pub(super) async fn read_facts(tx: &mut SqliteConnection, scope: Option<&Scope>) -> Result<Facts> {
     let users: Vec<(i64, i64, bool, bool)> =
         scoped_rows(tx, "SELECT pk, org, is_active, is_superuser FROM users", scope, |qb, s| {
             push_any(qb, "pk", s.users.iter().copied())
@@ -563,9 +570,9 @@ async fn read_facts(tx: &mut SqliteConnection, scope: Option<&Scope>) -> Result<
         .await?;
     let roles: Vec<(i64, i64)> =
         scoped_rows(tx, "SELECT pk, org FROM roles", scope, |qb, s| push_any(qb, "pk", s.roles.iter().copied())).await?;
-    let modules: Vec<(String, bool, String)> = match scope {
+    let modules = match scope {
         Some(_) => Vec::new(),
-        None => scoped_rows(tx, "SELECT id, is_active, custom_actions FROM modules", None, |_, _| {}).await?,
+        None => read_modules(tx).await?,
     };
     let memberships: Vec<(i64, i64, Option<i64>, bool)> =
         scoped_rows(tx, "SELECT user, grp, expires_at, restricted FROM memberships", scope, |qb, s| {
@@ -610,14 +617,7 @@ async fn read_facts(tx: &mut SqliteConnection, scope: Option<&Scope>) -> Result<
             .map(|(pk, org, is_active, is_superuser)| UserFact { pk, org, is_active, is_superuser })
             .collect(),
         roles,
-        modules: modules
-            .into_iter()
-            .map(|(id, is_active, custom)| ModuleFact {
-                id,
-                is_active,
-                custom_actions: serde_json::from_str(&custom).unwrap_or_default(),
-            })
-            .collect(),
+        modules,
         ..Facts::default()
     };
     for (pk, org, parent, permissions) in groups {

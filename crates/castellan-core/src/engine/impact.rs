@@ -1,0 +1,168 @@
+//! Impact of a write before it is made: what each affected user holds on the index before the write and on the index
+//! after it, diffed and aggregated per permission (API.md §8 and §11, `?dry_run=true`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
+
+use super::check::alive;
+use super::facts::ObjectKey;
+use super::index::{Index, UserEntry, standard_bit};
+use crate::permission::Action;
+
+/// One permission gained or lost, globally or on an object, and by whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImpactEntry {
+    /// `module.action`.
+    pub permission: String,
+    /// The object, when not global.
+    pub object: Option<ObjectKey>,
+    /// Every user concerned, ascending.
+    pub users: Vec<i64>,
+}
+
+/// What a write would change: permissions gained and lost, and how many users see any change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Impact {
+    /// Permissions gained, by permission then object.
+    pub gained: Vec<ImpactEntry>,
+    /// Permissions lost, by permission then object.
+    pub lost: Vec<ImpactEntry>,
+    /// Users whose holdings change at all.
+    pub users_affected: usize,
+}
+
+/// What one user holds: action names per (module, object), normalised so `full` lists every action of its module
+/// and any action lists `access` (which every action implies).
+type Holdings = BTreeMap<(String, Option<ObjectKey>), BTreeSet<String>>;
+
+/// The impact of going from `before` to `after` for `users`. Grants on objects are compared as granted (a grant on a
+/// parent is one entry, not one per descendant); `probes` are objects that moved or appeared, checked one by one
+/// so that what their new ancestors pass down shows too.
+pub fn impact(before: &Index, after: &Index, users: &[i64], probes: &[ObjectKey], now: i64) -> Impact {
+    let mut gained: BTreeMap<(String, Option<ObjectKey>), Vec<i64>> = BTreeMap::new();
+    let mut lost: BTreeMap<(String, Option<ObjectKey>), Vec<i64>> = BTreeMap::new();
+    let mut affected = BTreeSet::new();
+    for &user in users {
+        let was = before.holdings(user, probes, now);
+        let is = after.holdings(user, probes, now);
+        let mut changed = collect(&is, &was, user, true, &mut gained);
+        changed |= collect(&was, &is, user, false, &mut lost);
+        if changed {
+            affected.insert(user);
+        }
+    }
+    Impact { gained: entries(gained), lost: entries(lost), users_affected: affected.len() }
+}
+
+/// Records what `from` holds and `minus` does not under `user`; whether anything was recorded. An entry implied by
+/// another recorded one of the same module and object is left out: `access` beside any other action and, when
+/// `full_implies` (gains: a gained `full` brings everything else), anything beside `full`.
+fn collect(
+    from: &Holdings,
+    minus: &Holdings,
+    user: i64,
+    full_implies: bool,
+    out: &mut BTreeMap<(String, Option<ObjectKey>), Vec<i64>>,
+) -> bool {
+    let mut changed = false;
+    for ((module, object), actions) in from {
+        let other = minus.get(&(module.clone(), object.clone()));
+        let new: Vec<&String> = actions.iter().filter(|a| other.is_none_or(|o| !o.contains(*a))).collect();
+        if new.is_empty() {
+            continue;
+        }
+        changed = true;
+        let full = Action::Full.as_str();
+        let only_full = full_implies && new.iter().any(|a| *a == full);
+        let keep = |a: &&&String| if only_full { **a == full } else { **a != Action::Access.as_str() || new.len() == 1 };
+        for action in new.iter().filter(keep) {
+            out.entry((format!("{module}.{action}"), object.clone())).or_default().push(user);
+        }
+    }
+    changed
+}
+
+fn entries(map: BTreeMap<(String, Option<ObjectKey>), Vec<i64>>) -> Vec<ImpactEntry> {
+    map.into_iter().map(|((permission, object), users)| ImpactEntry { permission, object, users }).collect()
+}
+
+impl Index {
+    /// What `user` holds at `now`, as [`Holdings`]: grants as granted, node-restricted ones where their nodes
+    /// meet them, and every action on each probed object.
+    fn holdings(&self, user: i64, probes: &[ObjectKey], now: i64) -> Holdings {
+        let mut out = Holdings::new();
+        let Some(entry) = self.users.get(&user).map(|&u| &self.user_entries[u as usize]) else { return out };
+        if !entry.is_active {
+            return out;
+        }
+        if entry.is_superuser {
+            for me in self.module_entries.iter().filter(|m| m.is_active) {
+                out.insert((me.id.clone(), None), me.actions.iter().cloned().collect());
+            }
+            return out;
+        }
+        self.granted(entry, now, &mut out);
+        for probe in probes {
+            let Some(me) = self.modules.get(&probe.0).map(|&m| &self.module_entries[m as usize]) else { continue };
+            for action in &me.actions {
+                if self.check(user, &probe.0, action, Some((&probe.0, &probe.1)), now).allowed {
+                    out.entry((probe.0.clone(), Some(probe.clone()))).or_default().insert(action.clone());
+                }
+            }
+        }
+        for ((module, _), actions) in out.iter_mut() {
+            self.normalise(module, actions);
+        }
+        out.retain(|_, actions| !actions.is_empty());
+        out
+    }
+
+    /// Adds every unexpired grant reaching `entry`, as granted.
+    fn granted(&self, entry: &UserEntry, now: i64, out: &mut Holdings) {
+        let _ = self.walk(entry, now, &mut |route| {
+            for (m, me) in self.module_entries.iter().enumerate().filter(|(_, me)| me.is_active) {
+                let Some(set) = self.grants.get(&(route.subject, m as u16)) else { continue };
+                let mut add = |object: Option<u32>, mask: u64| {
+                    let key = object.map(|o| self.object_keys[o as usize].clone());
+                    let actions = out.entry((me.id.clone(), key)).or_default();
+                    actions.extend(me.actions.iter().enumerate().filter(|(b, _)| mask & (1 << b) != 0).map(|(_, a)| a.clone()));
+                };
+                for &(mask, _) in set.global.iter().filter(|g| alive(g.1, now)) {
+                    match route.restriction {
+                        None => add(None, mask),
+                        Some(nodes) => {
+                            for &n in nodes.iter().filter(|&&n| self.object_org[n as usize].is_none_or(|o| o == entry.org)) {
+                                add(Some(n), mask);
+                            }
+                        }
+                    }
+                }
+                for (&o, list) in &set.objects {
+                    for &(mask, _) in list.iter().filter(|g| alive(g.1, now)) {
+                        match route.restriction {
+                            None => add(Some(o), mask),
+                            Some(nodes) if nodes.iter().any(|&n| self.reaches(o, n)) => add(Some(o), mask),
+                            Some(nodes) => {
+                                for &n in nodes.iter().filter(|&&n| self.reaches(n, o)) {
+                                    add(Some(n), mask);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        });
+    }
+
+    /// `full` stands for every action of the module, and any action implies `access`.
+    fn normalise(&self, module: &str, actions: &mut BTreeSet<String>) {
+        let Some(me) = self.modules.get(module).map(|&m| &self.module_entries[m as usize]) else { return };
+        if actions.contains(Action::Full.as_str()) {
+            actions.extend(me.actions.iter().cloned());
+        }
+        if !actions.is_empty() {
+            actions.insert(me.actions[standard_bit(Action::Access) as usize].clone());
+        }
+    }
+}

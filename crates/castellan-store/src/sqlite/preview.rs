@@ -1,0 +1,170 @@
+//! Dry runs: a write runs to its end, then instead of committing, the facts deciding the affected users' holdings are
+//! read on both sides of it (inside the write's transaction for after, on a second connection for before: the
+//! write lock keeps anyone else from committing meanwhile) and the write is rolled back.
+
+use std::collections::BTreeSet;
+
+use castellan_core::engine::{Facts, ObjectKey, Scope};
+use serde_json::Value;
+use sqlx::SqliteConnection;
+
+use super::permissions::{read_facts, read_modules};
+use super::{Tx, backend};
+use crate::{ChangeEntry, Preview, PreviewSlot, Result, StoreError, engine_scope};
+
+/// Reads the preview of the write in `tx` (described by `entry`, its change-log row), leaves it in `slot` and rolls
+/// the write back; answers [`StoreError::DryRun`] so that the caller stops as if the write had failed.
+pub(super) async fn preview_and_roll_back(mut tx: Tx, entry: &ChangeEntry, slot: &PreviewSlot) -> Result<()> {
+    let mut before = tx.pool.acquire().await.map_err(backend)?;
+    let (scope, module) = match engine_scope(entry) {
+        Some(scope) => (scope, None),
+        None => (Scope::default(), Some(entry.target_pk.as_str())),
+    };
+    let mut users = affected_users(&mut tx, &scope, module).await?;
+    users.extend(affected_users(&mut before, &scope, module).await?);
+    let users: Vec<i64> = users.into_iter().collect();
+    let after = deciding_facts(&mut tx, &users, &scope).await?;
+    let before = deciding_facts(&mut before, &users, &scope).await?;
+    sqlx::raw_sql("ROLLBACK").execute(&mut *tx.conn).await.map_err(backend)?;
+    tx.finished = true;
+    let probes = scope.objects.into_iter().collect();
+    let preview = Preview { users, probes, before, after };
+    *slot.lock().map_err(|_| StoreError::Backend("a dry run's preview slot is poisoned".into()))? = Some(preview);
+    Err(StoreError::DryRun)
+}
+
+/// A JSON array, bound as one parameter and read back with `json_each` (no limit on the number of values).
+fn json_list(values: impl IntoIterator<Item = impl Into<Value>>) -> String {
+    Value::from_iter(values).to_string()
+}
+
+/// Object keys as a JSON array of `[model, key]` pairs.
+fn json_objects<'a>(objects: impl IntoIterator<Item = &'a ObjectKey>) -> String {
+    json_list(objects.into_iter().map(|(m, k)| Value::from(vec![m.clone(), k.clone()])))
+}
+
+/// Users whose holdings a write with this scope (or on this module) can change: the scoped users, the recursive
+/// members of scoped groups, holders of scoped roles, and whoever holds a grant on a scoped object or an ancestor
+/// of it, or on the module.
+async fn affected_users(conn: &mut SqliteConnection, scope: &Scope, module: Option<&str>) -> Result<BTreeSet<i64>> {
+    let mut users: BTreeSet<i64> = scope.users.clone();
+    let mut groups: BTreeSet<i64> = scope.groups.clone();
+    let mut roles: BTreeSet<i64> = scope.roles.clone();
+    let mut subjects: Vec<(String, i64)> = Vec::new();
+    if !scope.objects.is_empty() {
+        let objects = json_objects(&scope.objects);
+        subjects.extend(
+            sqlx::query_as::<_, (String, i64)>(
+                "WITH RECURSIVE up(pk) AS (
+                    SELECT pk FROM objects
+                     WHERE (model, object_pk) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1))
+                    UNION SELECT o.parent FROM objects o JOIN up ON o.pk = up.pk WHERE o.parent IS NOT NULL)
+                 SELECT g.subject_type, g.subject_pk FROM grants g
+                   JOIN objects o ON o.model = g.object_model AND o.object_pk = g.object_pk JOIN up ON up.pk = o.pk
+                 UNION SELECT g.subject_type, g.subject_pk FROM grants g
+                  WHERE (g.object_model, g.object_pk) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1))
+                 UNION SELECT 'user', n.user FROM membership_nodes n JOIN up ON up.pk = n.node",
+            )
+            .bind(&objects)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(backend)?,
+        );
+    }
+    if let Some(module) = module {
+        subjects.extend(
+            sqlx::query_as::<_, (String, i64)>(
+                "SELECT subject_type, subject_pk FROM grants WHERE module = ?1
+                 UNION SELECT 'group', pk FROM groups WHERE instr(permissions, json_quote(?1)) > 0",
+            )
+            .bind(module)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(backend)?,
+        );
+    }
+    sort_subjects(subjects, &mut users, &mut groups, &mut roles);
+    let holders: Vec<(String, i64)> =
+        sqlx::query_as("SELECT subject_type, subject_pk FROM role_assignments WHERE role IN (SELECT value FROM json_each(?))")
+            .bind(json_list(roles.iter().copied()))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(backend)?;
+    sort_subjects(holders, &mut users, &mut groups, &mut roles);
+    let members: Vec<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT m.user FROM group_closure c JOIN memberships m ON m.grp = c.descendant
+          WHERE c.ancestor IN (SELECT value FROM json_each(?))",
+    )
+    .bind(json_list(groups.iter().copied()))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    users.extend(members);
+    Ok(users)
+}
+
+fn sort_subjects(subjects: Vec<(String, i64)>, users: &mut BTreeSet<i64>, groups: &mut BTreeSet<i64>, roles: &mut BTreeSet<i64>) {
+    for (kind, pk) in subjects {
+        match kind.as_str() {
+            "user" => users.insert(pk),
+            "group" => groups.insert(pk),
+            _ => roles.insert(pk),
+        };
+    }
+}
+
+/// Everything deciding what `users` hold: their groups and those groups' ancestors, the roles reaching them, the
+/// objects granted to any of these or restricting their memberships (with ancestors), the scoped items, and every
+/// module.
+async fn deciding_facts(conn: &mut SqliteConnection, users: &[i64], scope: &Scope) -> Result<Facts> {
+    let user_list = json_list(users.iter().copied());
+    let mut groups: BTreeSet<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT c.ancestor FROM memberships m JOIN group_closure c ON c.descendant = m.grp
+          WHERE m.user IN (SELECT value FROM json_each(?))",
+    )
+    .bind(&user_list)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?
+    .into_iter()
+    .collect();
+    groups.extend(&scope.groups);
+    let group_list = json_list(groups.iter().copied());
+    let mut roles: BTreeSet<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT role FROM role_assignments
+          WHERE (subject_type = 'user' AND subject_pk IN (SELECT value FROM json_each(?1)))
+             OR (subject_type = 'group' AND subject_pk IN (SELECT value FROM json_each(?2)))",
+    )
+    .bind(&user_list)
+    .bind(&group_list)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?
+    .into_iter()
+    .collect();
+    roles.extend(&scope.roles);
+    let objects: BTreeSet<ObjectKey> = sqlx::query_as::<_, (String, String)>(
+        "WITH RECURSIVE seed(pk) AS (
+            SELECT o.pk FROM grants g JOIN objects o ON o.model = g.object_model AND o.object_pk = g.object_pk
+             WHERE (g.subject_type = 'user' AND g.subject_pk IN (SELECT value FROM json_each(?1)))
+                OR (g.subject_type = 'group' AND g.subject_pk IN (SELECT value FROM json_each(?2)))
+                OR (g.subject_type = 'role' AND g.subject_pk IN (SELECT value FROM json_each(?3)))
+            UNION SELECT node FROM membership_nodes WHERE user IN (SELECT value FROM json_each(?1))
+            UNION SELECT pk FROM objects WHERE (model, object_pk) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?4))),
+         up(pk) AS (SELECT pk FROM seed UNION SELECT o.parent FROM objects o JOIN up ON o.pk = up.pk WHERE o.parent IS NOT NULL)
+         SELECT o.model, o.object_pk FROM objects o JOIN up ON o.pk = up.pk",
+    )
+    .bind(&user_list)
+    .bind(&group_list)
+    .bind(json_list(roles.iter().copied()))
+    .bind(json_objects(&scope.objects))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?
+    .into_iter()
+    .collect();
+    let deciding = Scope { users: users.iter().copied().collect(), groups, roles, objects };
+    let mut facts = read_facts(conn, Some(&deciding)).await?;
+    facts.modules = read_modules(conn).await?;
+    Ok(facts)
+}
