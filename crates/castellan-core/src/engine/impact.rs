@@ -103,10 +103,11 @@ impl Index {
         }
         self.granted(entry, now, &mut out);
         for probe in probes {
-            let Some(me) = self.modules.get(&probe.0).map(|&m| &self.module_entries[m as usize]) else { continue };
-            for action in &me.actions {
-                if self.check(user, &probe.0, action, Some((&probe.0, &probe.1)), now).allowed {
-                    out.entry((probe.0.clone(), Some(probe.clone()))).or_default().insert(action.clone());
+            for me in self.module_entries.iter().filter(|m| m.is_active) {
+                for action in &me.actions {
+                    if self.check(user, &me.id, action, Some((&probe.0, &probe.1)), now).allowed {
+                        out.entry((me.id.clone(), Some(probe.clone()))).or_default().insert(action.clone());
+                    }
                 }
             }
         }

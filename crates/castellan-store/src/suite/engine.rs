@@ -1,12 +1,12 @@
 //! Following the change log with an authorization index: after every kind of write, patching the index with the
 //! scope each logged row names answers like an index rebuilt from all facts.
 
-use castellan_core::engine::{Index, Scope, SubjectFact};
+use castellan_core::engine::{Index, Scope, SubjectFact, impact};
 use castellan_core::model::UserChanges;
 use serde_json::json;
 
 use super::{ctx, make_org, make_user, new_user};
-use crate::{GroupChanges, NewGroup, Store, engine_scope};
+use crate::{GroupChanges, Module, NewGroup, PreviewSlot, Store, StoreError, WriteCtx, engine_scope};
 
 /// An index kept current from the log, as a server keeps it.
 struct Follower {
@@ -122,4 +122,108 @@ pub async fn index_follows_the_change_log(store: &dyn Store) {
     store.delete_user(&ctx(), bob).await.unwrap();
     f.follow_and_compare(store, &users, "deleting a user").await;
     assert_eq!(f.rebuilds, 0, "every write above is patched in place");
+}
+
+/// Runs `$write` (an expression using `$ctx: &WriteCtx`) as a dry run, then for real: the dry run must change
+/// nothing, and the impact computed from its preview must equal the impact computed from every fact before and
+/// after the real write, for every user.
+macro_rules! dry_then_real {
+    ($store:expr, $users:expr, $what:expr, |$ctx:ident| $write:expr) => {{
+        let store: &dyn Store = $store;
+        let (facts_before, revision) = store.engine_facts().await.unwrap();
+        let slot = PreviewSlot::default();
+        let dry = WriteCtx { preview: Some(slot.clone()), ..ctx() };
+        {
+            let $ctx = &dry;
+            assert!(matches!($write.await, Err(StoreError::DryRun)), "a dry run of {} did not stop", $what);
+        }
+        let (facts_unchanged, revision_unchanged) = store.engine_facts().await.unwrap();
+        assert_eq!((facts_unchanged == facts_before, revision_unchanged), (true, revision), "a dry run of {} wrote", $what);
+        let preview = slot.lock().unwrap().take().unwrap_or_else(|| panic!("no preview for {}", $what));
+        let previewed = impact(&Index::build(&preview.before), &Index::build(&preview.after), &preview.users, &preview.probes, 0);
+        {
+            let real = ctx();
+            let $ctx = &real;
+            $write.await.unwrap();
+        }
+        let facts_after = store.engine_facts().await.unwrap().0;
+        let actual = impact(&Index::build(&facts_before), &Index::build(&facts_after), $users, &preview.probes, 0);
+        assert_eq!(previewed, actual, "the preview of {} differs from what the write did", $what);
+        assert!(previewed.users_affected > 0, "{} was meant to change something", $what);
+    }};
+}
+
+/// Every kind of write that changes who holds what previews exactly the impact it then has.
+pub async fn dry_runs_preview_what_the_write_does(store: &dyn Store) {
+    let org = make_org(store, "acme").await.pk;
+    let group = |name: &str, parent: Option<i64>, permissions| NewGroup {
+        name: name.into(),
+        description: String::new(),
+        org,
+        parent,
+        permissions: castellan_core::permission::ModulePermissions::parse(&permissions, "permissions").unwrap(),
+    };
+    let (root, _) = store.create_group(&ctx(), group("Root", None, json!({"users": ["read"]}))).await.unwrap();
+    let (mid, _) = store.create_group(&ctx(), group("Mid", Some(root.pk), json!({"groups": ["update"]}))).await.unwrap();
+    let (leaf, _) = store.create_group(&ctx(), group("Leaf", Some(mid.pk), json!({}))).await.unwrap();
+    let (other, _) = store.create_group(&ctx(), group("Other", None, json!({"audit": ["read"]}))).await.unwrap();
+    let alice = make_user(store, new_user(org, "alice")).await.pk;
+    let bob = make_user(store, new_user(org, "bob")).await.pk;
+    let carol = make_user(store, new_user(org, "carol")).await.pk;
+    let users = [alice, bob, carol];
+    store.add_members(&ctx(), leaf.pk, &[carol], None).await.unwrap();
+
+    dry_then_real!(store, &users, "adding members", |c| store.add_members(c, leaf.pk, &[alice, bob], None));
+    let groups = UserChanges { groups: Some(vec![other.pk]), ..Default::default() };
+    dry_then_real!(store, &users, "replacing a user's groups", |c| store.update_user(c, bob, groups.clone()));
+    let moved = GroupChanges { parent: Some(Some(other.pk)), ..Default::default() };
+    dry_then_real!(store, &users, "moving a subtree", |c| store.update_group(c, mid.pk, moved.clone()));
+    let permissions = castellan_core::permission::ModulePermissions::parse(&json!({"users": ["delete"]}), "p").unwrap();
+    let changes = GroupChanges { permissions: Some(permissions), ..Default::default() };
+    dry_then_real!(store, &users, "changing a group's permissions", |c| store.update_group(c, other.pk, changes.clone()));
+
+    let (role, _) = store.create_role(&ctx(), "auditor", "", org).await.unwrap();
+    let read = [("audit".to_string(), "update".to_string()), ("catalogs".to_string(), "update".to_string())];
+    store.assign_grants(&ctx(), SubjectFact::Role(role.pk), &read, None, None).await.unwrap();
+    let holders = [SubjectFact::User(alice), SubjectFact::Group(leaf.pk)];
+    dry_then_real!(store, &users, "assigning a role", |c| store.assign_role(c, role.pk, &holders, None));
+    dry_then_real!(store, &users, "per-module grants", |c| store.set_module_grants(
+        c,
+        SubjectFact::User(alice),
+        "groups",
+        &["delete".to_string()]
+    ));
+
+    let mut catalogs =
+        Module { id: "catalogs".into(), description: String::new(), is_active: true, custom_actions: vec![], builtin: false };
+    store.create_module(&ctx(), &catalogs).await.unwrap();
+    let (node, _) = store.create_object(&ctx(), "nodes", "1", None, org).await.unwrap();
+    let (catalog, _) = store.create_object(&ctx(), "catalogs", "10", None, org).await.unwrap();
+    store.create_object(&ctx(), "catalogs", "11", Some(catalog.pk), org).await.unwrap();
+    let on_catalog = Some(("catalogs", "10"));
+    dry_then_real!(store, &users, "granting on an object", |c| store.assign_grants(
+        c,
+        SubjectFact::User(bob),
+        &read[1..],
+        on_catalog,
+        None
+    ));
+    dry_then_real!(store, &users, "registering an object under a granted one", |c| store.create_object(
+        c,
+        "catalogs",
+        "12",
+        Some(catalog.pk),
+        org
+    ));
+    dry_then_real!(store, &users, "restricting a membership", |c| store.set_restriction(c, carol, leaf.pk, Some(vec![node.pk])));
+    catalogs.is_active = false;
+    dry_then_real!(store, &users, "deactivating a module", |c| store.update_module(c, &catalogs));
+    dry_then_real!(store, &users, "unassigning a role", |c| store.unassign_role(c, role.pk, &[SubjectFact::Group(leaf.pk)]));
+    dry_then_real!(store, &users, "deleting a role", |c| store.delete_role(c, role.pk));
+    dry_then_real!(store, &users, "removing a member", |c| store.remove_members(c, leaf.pk, &[alice]));
+    let inactive = UserChanges { is_active: Some(false), ..Default::default() };
+    dry_then_real!(store, &users, "deactivating a user", |c| store.update_user(c, alice, inactive.clone()));
+    dry_then_real!(store, &users, "deleting a tree of groups", |c| store.delete_group(c, other.pk, true));
+    store.set_module_grants(&ctx(), SubjectFact::User(bob), "groups", &["read".to_string()]).await.unwrap();
+    dry_then_real!(store, &users, "deleting a user", |c| store.delete_user(c, bob));
 }

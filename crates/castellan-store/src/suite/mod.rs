@@ -32,7 +32,7 @@ pub use credentials::{
     tokens_create_find_list_delete,
 };
 pub use data::{user_data_limit_refuses_and_changes_nothing, user_data_put_get_delete};
-pub use engine::index_follows_the_change_log;
+pub use engine::{dry_runs_preview_what_the_write_does, index_follows_the_change_log};
 pub use groups::{
     conferred_by_includes_ancestors, engine_patch_matches_restricted_facts, expirations_are_recorded_once,
     group_cycles_are_refused, group_delete_children_and_cascade, group_move_updates_closure,
@@ -81,6 +81,7 @@ macro_rules! store_suite {
             org_create_and_lookup,
             engine_patch_matches_restricted_facts,
             index_follows_the_change_log,
+            dry_runs_preview_what_the_write_does,
             org_duplicate_slug_conflicts,
             user_round_trip,
             user_without_password,
