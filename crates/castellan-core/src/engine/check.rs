@@ -4,7 +4,7 @@
 use std::ops::ControlFlow;
 
 use super::facts::ObjectKey;
-use super::index::{GrantSet, Index, Subj, UserEntry, latest, standard_bit};
+use super::index::{GrantSet, Index, Subj, UserEntry, latest, may_hold_globally, standard_bit};
 use crate::permission::Action;
 
 /// Why a check was denied.
@@ -202,6 +202,9 @@ impl Index {
         visit: &mut dyn FnMut(Hit) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
         for route in routes.iter().flatten() {
+            if !may_hold_globally(self.global_modules(route.subject), target.module) {
+                continue;
+            }
             if let Some(set) = self.grants.get(&(route.subject, target.module))
                 && self.inside(route.restriction, target)
             {

@@ -37,7 +37,7 @@ type Holdings = BTreeMap<(String, Option<ObjectKey>), BTreeSet<String>>;
 
 /// The impact of going from `before` to `after` for `users`. Grants on objects are compared as granted (a grant on a
 /// parent is one entry, not one per descendant); `probes` are objects that moved or appeared, checked one by one
-/// so that what their new ancestors pass down shows too.
+/// (where registered) so that what their new ancestors pass down shows too.
 pub fn impact(before: &Index, after: &Index, users: &[i64], probes: &[ObjectKey], now: i64) -> Impact {
     let mut gained: BTreeMap<(String, Option<ObjectKey>), Vec<i64>> = BTreeMap::new();
     let mut lost: BTreeMap<(String, Option<ObjectKey>), Vec<i64>> = BTreeMap::new();
@@ -67,7 +67,14 @@ fn collect(
     let mut changed = false;
     for ((module, object), actions) in from {
         let other = minus.get(&(module.clone(), object.clone()));
-        let new: Vec<&String> = actions.iter().filter(|a| other.is_none_or(|o| !o.contains(*a))).collect();
+        // On an object, an action held globally on either side is no change of the object's (or one implied by the
+        // global change listed beside it).
+        let global = |side: &Holdings, a: &String| side.get(&(module.clone(), None)).is_some_and(|g| g.contains(a));
+        let new: Vec<&String> = actions
+            .iter()
+            .filter(|a| other.is_none_or(|o| !o.contains(*a)))
+            .filter(|a| object.is_none() || !(global(from, a) || global(minus, a)))
+            .collect();
         if new.is_empty() {
             continue;
         }
@@ -102,7 +109,7 @@ impl Index {
             return out;
         }
         self.granted(entry, now, &mut out);
-        for probe in probes {
+        for probe in probes.iter().filter(|p| self.object(&p.0, &p.1).is_some()) {
             for me in self.module_entries.iter().filter(|m| m.is_active) {
                 for action in &me.actions {
                     if self.check(user, &me.id, action, Some((&probe.0, &probe.1)), now).allowed {

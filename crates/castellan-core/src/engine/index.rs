@@ -34,6 +34,17 @@ pub(crate) struct UserEntry {
     pub(crate) is_superuser: bool,
     pub(crate) memberships: Vec<MembershipEntry>,
     pub(crate) roles: Vec<(u32, Option<i64>)>,
+    /// The user's [`GlobalModules`].
+    pub(crate) global: GlobalModules,
+}
+
+/// Modules (by dense id, as bits) in which a subject holds some global grant: a check skips the grant lookup of a
+/// subject without the module's bit, which is most of them. Ids of 64 and above have no bit and are always looked up.
+pub(crate) type GlobalModules = u64;
+
+/// Whether a subject with `mask` may hold a global grant in `module`.
+pub(crate) fn may_hold_globally(mask: GlobalModules, module: u16) -> bool {
+    module >= 64 || mask & (1 << module) != 0
 }
 
 #[derive(Debug, Clone)]
@@ -62,11 +73,15 @@ pub struct Index {
     /// Each group's chain: itself first, then its parent, up to the root.
     pub(crate) group_chains: Vec<Box<[u32]>>,
     pub(crate) group_roles: Vec<Vec<(u32, Option<i64>)>>,
+    /// Each group's [`GlobalModules`].
+    pub(crate) group_global: Vec<GlobalModules>,
     pub(crate) role_pks: Vec<i64>,
     /// Dense ids of the roles by primary key (deleted roles are left out).
     pub(crate) role_ids: HashMap<i64, u32>,
     /// Who holds each role directly: the inverse of the users' and groups' role lists.
     pub(crate) role_holders: Vec<Vec<Subj>>,
+    /// Each role's [`GlobalModules`].
+    pub(crate) role_global: Vec<GlobalModules>,
     pub(crate) modules: HashMap<String, u16>,
     pub(crate) module_entries: Vec<ModuleEntry>,
     /// Object ids by module id, then key (two levels so lookups borrow `&str`s without allocating).
@@ -173,6 +188,7 @@ impl Index {
         self.group_pks.push(pk);
         self.group_chains.push(Box::new([id]));
         self.group_roles.push(Vec::new());
+        self.group_global.push(0);
         id
     }
 
@@ -185,6 +201,7 @@ impl Index {
         self.role_ids.insert(pk, id);
         self.role_pks.push(pk);
         self.role_holders.push(Vec::new());
+        self.role_global.push(0);
         id
     }
 
@@ -204,6 +221,7 @@ impl Index {
             is_superuser: u.is_superuser,
             memberships: Vec::new(),
             roles: Vec::new(),
+            global: 0,
         });
         id
     }
@@ -260,11 +278,34 @@ impl Index {
         let set = self.grants.entry((subject, module)).or_default();
         let timed = (1u64 << bit, g.expires_at);
         match object {
-            None => set.global.push(timed),
+            None => {
+                set.global.push(timed);
+                if module < 64 {
+                    *self.global_modules_mut(subject) |= 1 << module;
+                }
+            }
             Some(o) => {
                 set.objects.entry(o).or_default().push(timed);
                 self.object_grants.entry((o, module)).or_default().push((subject, timed.0, timed.1));
             }
+        }
+    }
+
+    /// The subject's [`GlobalModules`].
+    pub(crate) fn global_modules(&self, s: Subj) -> GlobalModules {
+        match s {
+            Subj::User(u) => self.user_entries[u as usize].global,
+            Subj::Group(g) => self.group_global[g as usize],
+            Subj::Role(r) => self.role_global[r as usize],
+        }
+    }
+
+    /// The subject's [`GlobalModules`], to update.
+    pub(crate) fn global_modules_mut(&mut self, s: Subj) -> &mut GlobalModules {
+        match s {
+            Subj::User(u) => &mut self.user_entries[u as usize].global,
+            Subj::Group(g) => &mut self.group_global[g as usize],
+            Subj::Role(r) => &mut self.role_global[r as usize],
         }
     }
 

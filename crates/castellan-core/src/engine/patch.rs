@@ -217,6 +217,7 @@ impl Index {
 
     /// Removes every grant `holder` holds.
     fn clear_grants(&mut self, holder: Subj) {
+        *self.global_modules_mut(holder) = 0;
         for module in 0..self.module_entries.len() as u16 {
             let Some(set) = self.grants.remove(&(holder, module)) else { continue };
             for object in set.objects.keys() {

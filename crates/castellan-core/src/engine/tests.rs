@@ -873,3 +873,17 @@ fn impact_of_deactivation_and_superuser() {
     assert!(got.gained.iter().any(|e| e.permission == "users.full" && e.object.is_none()));
     assert!(got.gained.iter().all(|e| !e.permission.starts_with("brands.")), "inactive modules grant nothing");
 }
+
+#[test]
+fn impact_does_not_repeat_a_global_change_on_objects() {
+    let mut before = base();
+    before.grants.push(grant(SubjectFact::User(1), "catalogs", "read", Some(("catalogs", "9"))));
+    let mut after = before.clone();
+    after.grants.push(grant(SubjectFact::User(1), "catalogs", "read", None));
+    let probes = [("catalogs".to_string(), "9".to_string()), ("roles".to_string(), "1".to_string())];
+    let got = impact_of(&before, &after, &[1], &probes);
+    assert_eq!(listed(&got.gained), vec![("catalogs.read", None, vec![1])], "object 9 held read already; roles:1 is no object");
+    assert!(got.lost.is_empty(), "read on object 9 is still held: {got:?}");
+    let back = impact_of(&after, &before, &[1], &probes);
+    assert_eq!(listed(&back.lost), vec![("catalogs.read", None, vec![1])]);
+}

@@ -5,7 +5,7 @@ use serde_json::Value;
 use sqlx::{QueryBuilder, Sqlite};
 use time::OffsetDateTime;
 
-use super::{SqliteStore, backend, log_change, log_write_after};
+use super::{CURRENT_REVISION, SqliteStore, backend, log_change, log_write_after};
 use crate::time_util::{from_micros, to_micros};
 use crate::{AuditEvent, ChangeEntry, ChangeLog, Result, Revision, WriteCtx};
 
@@ -15,7 +15,7 @@ type ChangeRow =
 #[async_trait]
 impl ChangeLog for SqliteStore {
     async fn revision(&self) -> Result<Revision> {
-        sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1").fetch_one(&self.pool).await.map_err(backend)
+        sqlx::query_scalar(CURRENT_REVISION).fetch_one(&self.pool).await.map_err(backend)
     }
 
     async fn audit(&self, ctx: &WriteCtx, event: AuditEvent) -> Result<()> {

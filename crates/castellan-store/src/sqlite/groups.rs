@@ -6,10 +6,10 @@
 use async_trait::async_trait;
 use castellan_core::permission::ModulePermissions;
 use serde_json::{Value, json};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
-use super::{SqliteStore, Tx, backend, like_escape, log_write, log_write_after, map_err, write_read};
+use super::{SqliteStore, Tx, backend, change_entry, like_escape, log_write, map_err};
 use crate::time_util::{from_micros, now_micros, to_micros};
 use crate::{
     DirectorySnapshot, Group, GroupBrief, GroupChanges, GroupFilter, GroupOrder, GroupQuery, GroupStore, Membership, NewGroup,
@@ -212,35 +212,47 @@ fn membership_json(m: &Option<Membership>) -> Value {
     }
 }
 
-/// The write's first read, riding on its `BEGIN`: whether the group exists and every user belongs to its org, and the
-/// users' current memberships of it.
-fn members_before_query(group: i64, users: &[i64]) -> QueryBuilder<Sqlite> {
-    let users = if users.is_empty() { &[0][..] } else { users };
-    let mut qb = write_read("SELECT (SELECT count(*) FROM users u WHERE u.org = g.org AND u.pk IN (");
-    push_keys(&mut qb, users);
-    qb.push("), (SELECT json_group_array(json_array(m.user, m.expires_at, m.restricted)) FROM memberships m WHERE m.grp = g.pk AND m.user IN (");
-    push_keys(&mut qb, users);
-    qb.push(") FROM groups g WHERE g.pk = ").push_bind(group);
-    qb
+/// Adds members in one round trip (`?1` group, `?2` users as a JSON array, `?3` expiry, `?4` time, `?5`/`?6` actor,
+/// `?7` target key, `?8` ip, `?9` request id). The first statement answers whether the group exists and whether
+/// every user belongs to its organisation; every later statement is guarded by the same checks, so a refused write
+/// changes nothing. The change-log row, with each membership before and after, is built in SQL from the rows it
+/// replaces and answers the revision and the changes.
+macro_rules! add_members_sql {
+    () => {
+        "BEGIN IMMEDIATE;
+         SELECT EXISTS (SELECT 1 FROM groups WHERE pk = ?1),
+                (SELECT count(*) FROM users u JOIN groups g ON g.org = u.org
+                  WHERE g.pk = ?1 AND u.pk IN (SELECT value FROM json_each(?2))) = json_array_length(?2);
+         INSERT INTO change_log (at, revision, actor, actor_username, action, target_type, target_pk, changes, ip, request_id, org)
+         SELECT ?4, (SELECT COALESCE(MAX(revision), 0) + 1 FROM change_log), ?5, ?6, 'assign', 'groups', ?7,
+                (SELECT json_object('members', json_group_array(json_object(
+                          'user', j.value,
+                          'before', json(CASE WHEN m.user IS NULL THEN NULL ELSE json_object(
+                              'expires_at', m.expires_at,
+                              'restricted', json(CASE WHEN m.restricted THEN 'true' ELSE 'false' END),
+                              'nodes', json((SELECT json_group_array(node) FROM (SELECT node FROM membership_nodes n
+                                              WHERE n.user = m.user AND n.grp = m.grp ORDER BY node)))) END),
+                          'after', json_object(
+                              'expires_at', ?3,
+                              'restricted', json(CASE WHEN m.restricted THEN 'true' ELSE 'false' END),
+                              'nodes', json((SELECT json_group_array(node) FROM (SELECT node FROM membership_nodes n
+                                              WHERE n.user = m.user AND n.grp = m.grp ORDER BY node)))))))
+                   FROM json_each(?2) j LEFT JOIN memberships m ON m.user = j.value AND m.grp = ?1),
+                ?8, ?9, (SELECT org FROM users WHERE pk = ?5)
+          WHERE (SELECT count(*) FROM users u JOIN groups g ON g.org = u.org
+                  WHERE g.pk = ?1 AND u.pk IN (SELECT value FROM json_each(?2))) = json_array_length(?2)
+            AND EXISTS (SELECT 1 FROM groups WHERE pk = ?1)
+         RETURNING revision, changes;
+         INSERT INTO memberships (user, grp, expires_at)
+         SELECT j.value, ?1, ?3 FROM json_each(?2) j
+          WHERE (SELECT count(*) FROM users u JOIN groups g ON g.org = u.org
+                  WHERE g.pk = ?1 AND u.pk IN (SELECT value FROM json_each(?2))) = json_array_length(?2)
+         ON CONFLICT (user, grp) DO UPDATE SET expires_at = excluded.expires_at;"
+    };
 }
 
-/// Checks the read of [`members_before_query`] (`NotFound`, `Conflict{members}`) and turns it into memberships (node
-/// lists only for restricted ones).
-async fn members_before(tx: &mut Tx, group: i64, users: &[i64], read: Vec<(i64, String)>) -> Result<Vec<Membership>> {
-    let (found, existing) = read.into_iter().next().ok_or(StoreError::NotFound)?;
-    if found as usize != users.len() {
-        return Err(StoreError::Conflict { constraint: "members".into() });
-    }
-    let rows: Vec<(i64, Option<i64>, i64)> = serde_json::from_str(&existing).map_err(|e| StoreError::Backend(e.to_string()))?;
-    let mut out = Vec::with_capacity(rows.len());
-    for (user, expires_at, restricted) in rows {
-        let restricted = restricted != 0;
-        let nodes =
-            if restricted { fetch_membership(tx, user, group).await?.map(|m| m.nodes).unwrap_or_default() } else { Vec::new() };
-        out.push(Membership { user, group, expires_at: expires_at.map(from_micros), restricted, nodes });
-    }
-    Ok(out)
-}
+const ADD_MEMBERS: &str = add_members_sql!();
+const ADD_MEMBERS_AND_COMMIT: &str = concat!(add_members_sql!(), " COMMIT;");
 
 /// The permissions stored on `groups` and all their ancestors, merged.
 async fn conferred(conn: &mut SqliteConnection, groups: &[i64]) -> Result<ModulePermissions> {
@@ -437,30 +449,37 @@ impl GroupStore for SqliteStore {
                 distinct.push(*user);
             }
         }
-        let users = &distinct[..];
-        let (mut tx, read) = self.begin_write_reading(members_before_query(group, users)).await?;
-        let before = members_before(&mut tx, group, users, read).await?;
-        let expires = expires_at.map(to_micros);
-        let mut upsert = QueryBuilder::<Sqlite>::new("INSERT INTO memberships (user, grp, expires_at) ");
-        upsert.push_values(users, |mut row, user| {
-            row.push_bind(*user).push_bind(group).push_bind(expires);
-        });
-        upsert.push(" ON CONFLICT (user, grp) DO UPDATE SET expires_at = excluded.expires_at");
-        let mut changes = Vec::with_capacity(users.len());
-        for user in users {
-            let old = before.iter().find(|m| m.user == *user).cloned();
-            let new = match &old {
-                Some(m) => Membership { expires_at, ..m.clone() },
-                None => Membership { user: *user, group, expires_at, restricted: false, nodes: Vec::new() },
-            };
-            changes.push(json!({"user": user, "before": membership_json(&old), "after": membership_json(&Some(new))}));
+        let sql = if ctx.preview.is_some() { ADD_MEMBERS } else { ADD_MEMBERS_AND_COMMIT };
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        let (actor, actor_username) = ctx.actor.clone().unzip();
+        let rows = sqlx::query(sql)
+            .bind(group)
+            .bind(Value::from(distinct).to_string())
+            .bind(expires_at.map(to_micros))
+            .bind(now_micros())
+            .bind(actor)
+            .bind(actor_username)
+            .bind(group.to_string())
+            .bind(ctx.ip.clone())
+            .bind(ctx.request_id.clone())
+            .fetch_all(&mut *conn)
+            .await;
+        let mut tx = Tx { conn, finished: ctx.preview.is_none(), pool: self.pool.clone() };
+        let rows = rows.map_err(map_err)?;
+        let checks = rows.first().ok_or_else(|| StoreError::Backend("the membership checks answered nothing".into()))?;
+        if !checks.try_get::<bool, _>(0).map_err(backend)? {
+            return Err(StoreError::NotFound);
         }
-        let changes = json!({"members": changes});
-        let revision = if users.is_empty() {
-            log_write(tx, ctx, "assign", "groups", &group.to_string(), &changes).await?
-        } else {
-            log_write_after(tx, upsert, ctx, "assign", "groups", &group.to_string(), &changes).await?
-        };
+        let written = rows.get(1).filter(|_| checks.try_get::<bool, _>(1).unwrap_or(false));
+        let written = written.ok_or_else(|| StoreError::Conflict { constraint: "members".into() })?;
+        let revision: Revision = written.try_get(0).map_err(backend)?;
+        if let Some(slot) = &ctx.preview {
+            let changes: String = written.try_get(1).map_err(backend)?;
+            let changes = serde_json::from_str(&changes).map_err(|e| StoreError::Backend(e.to_string()))?;
+            let entry = change_entry(ctx, "assign", "groups", &group.to_string(), changes);
+            tx.finished = false;
+            super::preview::preview_and_roll_back(tx, &entry, slot).await?;
+        }
         Ok(revision)
     }
 

@@ -32,8 +32,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-/// A write transaction: `BEGIN IMMEDIATE` and the revision bump in one round trip, the change-log row and `COMMIT` in
-/// another. Dropped unfinished (an error on the way), its connection is closed rather than reused, which rolls back.
+/// A write transaction: `BEGIN IMMEDIATE` in one round trip, the change-log row (which takes the next revision) and
+/// `COMMIT` in another. Dropped unfinished (an error on the way), its connection is closed rather than reused, which rolls back.
 struct Tx {
     conn: PoolConnection<Sqlite>,
     finished: bool,
@@ -63,13 +63,14 @@ impl Drop for Tx {
     }
 }
 
-/// Opens a write: takes the write lock and advances the revision.
-const BEGIN_WRITE: &str = "BEGIN IMMEDIATE; UPDATE revision_counter SET value = value + 1 WHERE id = 1;";
+/// Opens a write: takes the write lock (the revision is assigned when the write is logged).
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE;";
 
-/// A query builder for a write's first read, to pass to `begin_write_reading`.
-fn write_read(select: &str) -> QueryBuilder<Sqlite> {
-    QueryBuilder::new(format!("{BEGIN_WRITE} {select}"))
-}
+/// The newest committed revision: the largest one logged (0 before any write).
+const CURRENT_REVISION: &str = "SELECT COALESCE(MAX(revision), 0) FROM change_log";
+
+/// The revision of the write being logged, as an SQL expression (under the write lock, so no other write takes it).
+const NEXT_REVISION: &str = "(SELECT COALESCE(MAX(revision), 0) + 1 FROM change_log)";
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file at `path`.
@@ -97,24 +98,11 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
-    /// Starts a write transaction holding the write lock and advances the revision, in one round trip; the new
-    /// revision is read back by [`log_write`].
+    /// Starts a write transaction holding the write lock; [`log_write`] assigns the write's revision.
     async fn begin_write(&self) -> Result<Tx> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         sqlx::raw_sql(BEGIN_WRITE).execute(&mut *conn).await.map_err(backend)?;
         Ok(Tx { conn, finished: false, pool: self.pool.clone() })
-    }
-
-    /// Like [`begin_write`](Self::begin_write), with the write's first read riding on the same round trip: `read`
-    /// must be a query builder started with [`write_read`].
-    async fn begin_write_reading<R>(&self, mut read: QueryBuilder<Sqlite>) -> Result<(Tx, Vec<R>)>
-    where
-        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
-    {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        let rows = read.build_query_as::<R>().fetch_all(&mut *conn).await;
-        let tx = Tx { conn, finished: false, pool: self.pool.clone() };
-        Ok((tx, rows.map_err(backend)?))
     }
 }
 
@@ -157,18 +145,7 @@ async fn finish_write(
     push_log(&mut qb, ctx, true, action, target_type, target_pk, changes);
     if let Some(slot) = &ctx.preview {
         qb.build().execute(&mut *tx.conn).await.map_err(map_err)?;
-        let entry = ChangeEntry {
-            pk: 0,
-            at: time::OffsetDateTime::now_utc(),
-            revision: Some(0),
-            actor: ctx.actor.clone(),
-            action: action.to_string(),
-            target_type: target_type.to_string(),
-            target_pk: target_pk.to_string(),
-            changes: changes.clone(),
-            ip: ctx.ip.clone(),
-            request_id: ctx.request_id.clone(),
-        };
+        let entry = change_entry(ctx, action, target_type, target_pk, changes.clone());
         preview::preview_and_roll_back(tx, &entry, slot).await?;
         return Err(StoreError::DryRun);
     }
@@ -176,6 +153,22 @@ async fn finish_write(
     let rows: Vec<Option<Revision>> = qb.build_query_scalar().fetch_all(&mut *tx.conn).await.map_err(map_err)?;
     tx.finished = true;
     rows.into_iter().flatten().next().ok_or_else(|| StoreError::Backend("the revision counter is missing".into()))
+}
+
+/// The change-log row a write is about to append, as followers read it (for a dry run, which appends none).
+fn change_entry(ctx: &WriteCtx, action: &str, target_type: &str, target_pk: &str, changes: Value) -> ChangeEntry {
+    ChangeEntry {
+        pk: 0,
+        at: time::OffsetDateTime::now_utc(),
+        revision: Some(0),
+        actor: ctx.actor.clone(),
+        action: action.to_string(),
+        target_type: target_type.to_string(),
+        target_pk: target_pk.to_string(),
+        changes,
+        ip: ctx.ip.clone(),
+        request_id: ctx.request_id.clone(),
+    }
 }
 
 /// Appends one audit-only change-log row (it advances nothing) on `conn`.
@@ -213,7 +206,7 @@ fn push_log(
     );
     let mut values = qb.separated(", ");
     values.push_bind(now_micros());
-    values.push(if advances { "(SELECT value FROM revision_counter WHERE id = 1)" } else { "NULL" });
+    values.push(if advances { NEXT_REVISION } else { "NULL" });
     values.push_bind(actor);
     values.push_bind(actor_username);
     values.push_bind(action.to_string());

@@ -485,8 +485,7 @@ impl PermissionStore for SqliteStore {
         // One read transaction: every table as of the same revision.
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let facts = read_facts(&mut tx, None).await?;
-        let revision: i64 =
-            sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1").fetch_one(&mut *tx).await.map_err(backend)?;
+        let revision: i64 = sqlx::query_scalar(super::CURRENT_REVISION).fetch_one(&mut *tx).await.map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok((facts, revision))
     }
