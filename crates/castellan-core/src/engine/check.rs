@@ -327,6 +327,9 @@ impl Index {
                     expires_at: m.expires_at,
                 };
                 visit(route)?;
+                if !self.may_hold_roles(g) {
+                    continue;
+                }
                 for &(role, expires_at) in &self.group_roles[g as usize] {
                     if alive(expires_at, now) {
                         visit(Route {

@@ -73,6 +73,9 @@ pub struct Index {
     /// Each group's chain: itself first, then its parent, up to the root.
     pub(crate) group_chains: Vec<Box<[u32]>>,
     pub(crate) group_roles: Vec<Vec<(u32, Option<i64>)>>,
+    /// One bit per group that may hold roles: a compact array a check can read for every group on its routes without
+    /// touching each group's (mostly empty) role list.
+    pub(crate) groups_with_roles: Vec<u64>,
     /// Each group's [`GlobalModules`].
     pub(crate) group_global: Vec<GlobalModules>,
     pub(crate) role_pks: Vec<i64>,
@@ -188,6 +191,9 @@ impl Index {
         self.group_pks.push(pk);
         self.group_chains.push(Box::new([id]));
         self.group_roles.push(Vec::new());
+        if self.groups_with_roles.len() * 64 <= id as usize {
+            self.groups_with_roles.push(0);
+        }
         self.group_global.push(0);
         id
     }
@@ -264,6 +270,9 @@ impl Index {
             None => {
                 roles.push((role, a.expires_at));
                 self.role_holders[role as usize].push(holder);
+                if let Subj::Group(g) = holder {
+                    self.groups_with_roles[g as usize / 64] |= 1 << (g % 64);
+                }
             }
         }
         true
@@ -289,6 +298,11 @@ impl Index {
                 self.object_grants.entry((o, module)).or_default().push((subject, timed.0, timed.1));
             }
         }
+    }
+
+    /// Whether the group may hold roles (a group that lost its roles may still answer yes).
+    pub(crate) fn may_hold_roles(&self, g: u32) -> bool {
+        self.groups_with_roles[g as usize / 64] & (1 << (g % 64)) != 0
     }
 
     /// The subject's [`GlobalModules`].
