@@ -4,6 +4,7 @@
 //! small in-memory cache that writes to a user invalidate.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -28,7 +29,7 @@ pub struct Resolved {
     /// The session or token.
     pub credential: Credential,
     /// Its owner.
-    pub user: User,
+    pub user: Arc<User>,
 }
 
 /// The credential key and the hash → principal cache.

@@ -35,8 +35,8 @@ const TOUCH_EVERY: time::Duration = time::Duration::minutes(1);
 /// The authenticated caller. What the caller holds is asked of the authorization index, at the time of asking.
 #[derive(Clone)]
 pub struct Principal {
-    /// The caller's account.
-    pub user: User,
+    /// The caller's account (shared with the credential cache: cloning a principal copies no strings).
+    pub user: Arc<User>,
     /// The session used, if any.
     pub session: Option<i64>,
     /// The API token used, if any.
@@ -154,7 +154,7 @@ async fn resolve(state: &AppState, secret: &str) -> Result<Option<Resolved>, Api
                 Err(StoreError::NotFound) => return Ok(None),
                 Err(e) => return Err(e.into()),
             };
-            let r = Resolved { credential, user };
+            let r = Resolved { credential, user: Arc::new(user) };
             state.credentials.put(hash, r.clone(), generation);
             r
         }
