@@ -6,7 +6,7 @@ use castellan_core::model::UserChanges;
 use serde_json::json;
 
 use super::{ctx, make_org, make_user, new_user};
-use crate::{GroupChanges, Module, NewGroup, PreviewSlot, Store, StoreError, WriteCtx, engine_scope};
+use crate::{Group, GroupChanges, Module, NewGroup, PreviewSlot, Store, StoreError, WriteCtx, engine_scope};
 
 /// An index kept current from the log, as a server keeps it.
 struct Follower {
@@ -60,10 +60,15 @@ impl Follower {
     }
 }
 
-/// Every kind of write that changes who holds what is followed by patching, not rebuilding (modules aside).
-pub async fn index_follows_the_change_log(store: &dyn Store) {
-    let org = make_org(store, "acme").await.pk;
-    let mut f = Follower::start(store).await;
+/// Groups Root ⊃ Mid ⊃ Leaf and Other, conferring `users.read`, `groups.update`, nothing and `audit.read`.
+struct Tree {
+    root: Group,
+    mid: Group,
+    leaf: Group,
+    other: Group,
+}
+
+async fn tree(store: &dyn Store, org: i64) -> Tree {
     let group = |name: &str, parent: Option<i64>, permissions| NewGroup {
         name: name.into(),
         description: String::new(),
@@ -75,6 +80,14 @@ pub async fn index_follows_the_change_log(store: &dyn Store) {
     let (mid, _) = store.create_group(&ctx(), group("Mid", Some(root.pk), json!({"groups": ["update"]}))).await.unwrap();
     let (leaf, _) = store.create_group(&ctx(), group("Leaf", Some(mid.pk), json!({}))).await.unwrap();
     let (other, _) = store.create_group(&ctx(), group("Other", None, json!({"audit": ["read"]}))).await.unwrap();
+    Tree { root, mid, leaf, other }
+}
+
+/// Every kind of write that changes who holds what is followed by patching, not rebuilding (modules aside).
+pub async fn index_follows_the_change_log(store: &dyn Store) {
+    let org = make_org(store, "acme").await.pk;
+    let mut f = Follower::start(store).await;
+    let Tree { root, mid, leaf, other } = tree(store, org).await;
     let alice = make_user(store, new_user(org, "alice")).await.pk;
     let bob = make_user(store, new_user(org, "bob")).await.pk;
     let users = [alice, bob];
@@ -156,17 +169,7 @@ macro_rules! dry_then_real {
 /// Every kind of write that changes who holds what previews exactly the impact it then has.
 pub async fn dry_runs_preview_what_the_write_does(store: &dyn Store) {
     let org = make_org(store, "acme").await.pk;
-    let group = |name: &str, parent: Option<i64>, permissions| NewGroup {
-        name: name.into(),
-        description: String::new(),
-        org,
-        parent,
-        permissions: castellan_core::permission::ModulePermissions::parse(&permissions, "permissions").unwrap(),
-    };
-    let (root, _) = store.create_group(&ctx(), group("Root", None, json!({"users": ["read"]}))).await.unwrap();
-    let (mid, _) = store.create_group(&ctx(), group("Mid", Some(root.pk), json!({"groups": ["update"]}))).await.unwrap();
-    let (leaf, _) = store.create_group(&ctx(), group("Leaf", Some(mid.pk), json!({}))).await.unwrap();
-    let (other, _) = store.create_group(&ctx(), group("Other", None, json!({"audit": ["read"]}))).await.unwrap();
+    let Tree { mid, leaf, other, .. } = tree(store, org).await;
     let alice = make_user(store, new_user(org, "alice")).await.pk;
     let bob = make_user(store, new_user(org, "bob")).await.pk;
     let carol = make_user(store, new_user(org, "carol")).await.pk;
