@@ -43,6 +43,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Backend(String),
+    /// A dry run's write affects more users (the number given) than a preview covers; it was rolled back.
+    #[error("a preview is limited to {PREVIEW_MAX_USERS} affected users; this write affects {0}")]
+    PreviewTooLarge(usize),
     /// A dry run reached its write, left a [`Preview`] and rolled the write back.
     #[error("dry run: the write was previewed and rolled back")]
     DryRun,
@@ -76,6 +79,9 @@ pub struct Preview {
     /// The same facts after it.
     pub after: Facts,
 }
+
+/// Most users a dry run previews: both sides' facts about them are read and indexed.
+pub const PREVIEW_MAX_USERS: usize = 200_000;
 
 /// Where a dry-run write leaves its [`Preview`].
 pub type PreviewSlot = std::sync::Arc<std::sync::Mutex<Option<Preview>>>;

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use castellan_core::engine::{
-    Facts, GrantFact, MembershipFact, ModuleFact, ObjectFact, RoleAssignmentFact, Scope, SubjectFact, UserFact,
+    Facts, GrantFact, MembershipFact, ModuleFact, ObjectFact, ObjectKey, RoleAssignmentFact, Scope, SubjectFact, UserFact,
 };
 use castellan_core::permission::ModulePermissions;
 use serde_json::{Value, json};
@@ -509,6 +509,12 @@ fn push_any(qb: &mut QueryBuilder<Sqlite>, column: &str, values: impl IntoIterat
     qb.push(format!("{column} IN (SELECT value FROM json_each(")).push_bind(Value::from_iter(values).to_string()).push("))");
 }
 
+/// Object keys as one JSON array of `[model, key]` pairs, to bind as one parameter and read with `json_each` (a scope
+/// may name more objects than an expression may have terms).
+pub(super) fn object_list<'a>(objects: impl IntoIterator<Item = &'a ObjectKey>) -> String {
+    Value::from_iter(objects.into_iter().map(|(m, k)| Value::from(vec![m.clone(), k.clone()]))).to_string()
+}
+
 /// Appends a condition matching rows held by any scoped subject, through `subject_type` and `subject_pk` columns.
 fn push_subjects(qb: &mut QueryBuilder<Sqlite>, scope: &Scope) {
     for (i, (kind, pks)) in [("user", &scope.users), ("group", &scope.groups), ("role", &scope.roles)].into_iter().enumerate() {
@@ -602,10 +608,9 @@ pub(super) async fn read_facts(tx: &mut SqliteConnection, scope: Option<&Scope>)
         "SELECT o.model, o.object_pk, p.model, p.object_pk, o.org FROM objects o LEFT JOIN objects p ON p.pk = o.parent",
         scope,
         |qb, s| {
-            qb.push("0");
-            for (model, key) in &s.objects {
-                qb.push(" OR (o.model = ").push_bind(model.clone()).push(" AND o.object_pk = ").push_bind(key.clone()).push(")");
-            }
+            qb.push("(o.model, o.object_pk) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(")
+                .push_bind(object_list(&s.objects))
+                .push("))");
         },
     )
     .await?;

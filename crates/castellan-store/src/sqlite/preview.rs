@@ -8,9 +8,9 @@ use castellan_core::engine::{Facts, ObjectKey, Scope};
 use serde_json::Value;
 use sqlx::SqliteConnection;
 
-use super::permissions::{read_facts, read_modules};
+use super::permissions::{object_list, read_facts, read_modules};
 use super::{Tx, backend};
-use crate::{ChangeEntry, Preview, PreviewSlot, Result, StoreError, engine_scope};
+use crate::{ChangeEntry, PREVIEW_MAX_USERS, Preview, PreviewSlot, Result, StoreError, engine_scope};
 
 /// Reads the preview of the write in `tx` (described by `entry`, its change-log row), leaves it in `slot` and rolls
 /// the write back; answers [`StoreError::DryRun`] so that the caller stops as if the write had failed.
@@ -22,6 +22,9 @@ pub(super) async fn preview_and_roll_back(mut tx: Tx, entry: &ChangeEntry, slot:
     };
     let mut users = affected_users(&mut tx, &scope, module).await?;
     users.extend(affected_users(&mut before, &scope, module).await?);
+    if users.len() > PREVIEW_MAX_USERS {
+        return Err(StoreError::PreviewTooLarge(users.len()));
+    }
     let users: Vec<i64> = users.into_iter().collect();
     let after = deciding_facts(&mut tx, &users, &scope).await?;
     let before = deciding_facts(&mut before, &users, &scope).await?;
@@ -38,11 +41,6 @@ fn json_list(values: impl IntoIterator<Item = impl Into<Value>>) -> String {
     Value::from_iter(values).to_string()
 }
 
-/// Object keys as a JSON array of `[model, key]` pairs.
-fn json_objects<'a>(objects: impl IntoIterator<Item = &'a ObjectKey>) -> String {
-    json_list(objects.into_iter().map(|(m, k)| Value::from(vec![m.clone(), k.clone()])))
-}
-
 /// Users whose holdings a write with this scope (or on this module) can change: the scoped users, the recursive
 /// members of scoped groups, holders of scoped roles, and whoever holds a grant on a scoped object or an ancestor
 /// of it, or on the module.
@@ -52,7 +50,7 @@ async fn affected_users(conn: &mut SqliteConnection, scope: &Scope, module: Opti
     let mut roles: BTreeSet<i64> = scope.roles.clone();
     let mut subjects: Vec<(String, i64)> = Vec::new();
     if !scope.objects.is_empty() {
-        let objects = json_objects(&scope.objects);
+        let objects = object_list(&scope.objects);
         subjects.extend(
             sqlx::query_as::<_, (String, i64)>(
                 "WITH RECURSIVE up(pk) AS (
@@ -157,7 +155,7 @@ async fn deciding_facts(conn: &mut SqliteConnection, users: &[i64], scope: &Scop
     .bind(&user_list)
     .bind(&group_list)
     .bind(json_list(roles.iter().copied()))
-    .bind(json_objects(&scope.objects))
+    .bind(object_list(&scope.objects))
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?

@@ -854,6 +854,12 @@ pub async fn engine_patch_matches_restricted_facts(store: &dyn Store) {
             roles: [role.pk].into(),
             objects: [("nodes".into(), "7".into()), ("catalogs".into(), "2".into())].into(),
         },
+        // More keys than SQLite takes parameters, and more objects than an expression may have terms.
+        Scope {
+            users: (1..40_000).collect(),
+            objects: (0..2_000).map(|i| ("catalogs".to_string(), i.to_string())).collect(),
+            ..Scope::default()
+        },
     ];
     for scope in scopes {
         let patch = store.engine_patch(&scope).await.unwrap();
