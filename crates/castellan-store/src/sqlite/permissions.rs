@@ -515,12 +515,31 @@ pub(super) fn object_list<'a>(objects: impl IntoIterator<Item = &'a ObjectKey>) 
     Value::from_iter(objects.into_iter().map(|(m, k)| Value::from(vec![m.clone(), k.clone()]))).to_string()
 }
 
-/// Appends a condition matching rows held by any scoped subject, through `subject_type` and `subject_pk` columns.
-fn push_subjects(qb: &mut QueryBuilder<Sqlite>, scope: &Scope) {
-    for (i, (kind, pks)) in [("user", &scope.users), ("group", &scope.groups), ("role", &scope.roles)].into_iter().enumerate() {
-        qb.push(if i == 0 { "(subject_type = " } else { " OR (subject_type = " }).push_bind(kind).push(" AND ");
+/// Appends a condition matching rows held by any scoped subject, through `subject_type` and `subject_pk` columns
+/// (and, with `roles_column`, rows of a scoped role). Terms for empty sets are left out rather than written as false:
+/// SQLite serves an OR by one index search per term only when every term can use an index, and a constant cannot.
+fn push_subjects_or(qb: &mut QueryBuilder<Sqlite>, scope: &Scope, roles_column: Option<&str>) {
+    let mut first = true;
+    let mut or = |qb: &mut QueryBuilder<Sqlite>| {
+        qb.push(if first { "(" } else { " OR (" });
+        first = false;
+    };
+    if let Some(column) = roles_column.filter(|_| !scope.roles.is_empty()) {
+        or(qb);
+        push_any(qb, column, scope.roles.iter().copied());
+        qb.push(")");
+    }
+    for (kind, pks) in [("user", &scope.users), ("group", &scope.groups), ("role", &scope.roles)] {
+        if pks.is_empty() {
+            continue;
+        }
+        or(qb);
+        qb.push("subject_type = ").push_bind(kind).push(" AND ");
         push_any(qb, "subject_pk", pks.iter().copied());
         qb.push(")");
+    }
+    if first {
+        qb.push("0");
     }
 }
 
@@ -590,17 +609,14 @@ pub(super) async fn read_facts(tx: &mut SqliteConnection, scope: Option<&Scope>)
     .await?;
     let assignments: Vec<(i64, String, i64, Option<i64>)> =
         scoped_rows(tx, "SELECT role, subject_type, subject_pk, expires_at FROM role_assignments", scope, |qb, s| {
-            qb.push("(");
-            push_any(qb, "role", s.roles.iter().copied());
-            qb.push(") OR ");
-            push_subjects(qb, s);
+            push_subjects_or(qb, s, Some("role"));
         })
         .await?;
     let grants: Vec<GrantRow> = scoped_rows(
         tx,
         "SELECT subject_type, subject_pk, module, action, object_model, object_pk, expires_at FROM grants",
         scope,
-        push_subjects,
+        |qb, s| push_subjects_or(qb, s, None),
     )
     .await?;
     let objects: Vec<ObjectRow> = scoped_rows(
@@ -661,4 +677,40 @@ pub(super) async fn read_facts(tx: &mut SqliteConnection, scope: Option<&Scope>)
     facts.objects =
         objects.into_iter().map(|(model, key, pm, pk, org)| ObjectFact { key: (model, key), parent: pm.zip(pk), org }).collect();
     Ok(facts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    /// The plan SQLite chooses for `select` narrowed to `scope` by [`push_subjects_or`].
+    async fn plan(store: &SqliteStore, select: &str, scope: &Scope, roles_column: Option<&str>) -> String {
+        let mut qb = QueryBuilder::<Sqlite>::new(format!("EXPLAIN QUERY PLAN {select} WHERE "));
+        push_subjects_or(&mut qb, scope, roles_column);
+        let rows: Vec<(i64, i64, i64, String)> = qb.build_query_as().fetch_all(&store.pool).await.unwrap();
+        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Following a write reads its subjects' grants and role assignments by index, whichever sets are empty: a
+    /// constant term in the OR (as `AND 0` once was) makes SQLite scan every grant on every write.
+    #[tokio::test]
+    async fn scoped_subject_reads_use_indexes() {
+        let store = SqliteStore::open_url("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let scopes = [
+            Scope { users: [1].into(), ..Scope::default() },
+            Scope { users: [1].into(), groups: [2, 3].into(), ..Scope::default() },
+            Scope { roles: [4].into(), ..Scope::default() },
+            Scope { groups: [2].into(), roles: [4].into(), ..Scope::default() },
+        ];
+        for scope in &scopes {
+            let grants = plan(&store, "SELECT * FROM grants", scope, None).await;
+            assert!(!grants.contains("SCAN grants"), "{scope:?}:\n{grants}");
+            let assignments = plan(&store, "SELECT * FROM role_assignments", scope, Some("role")).await;
+            assert!(!assignments.contains("SCAN role_assignments"), "{scope:?}:\n{assignments}");
+        }
+        let empty = plan(&store, "SELECT * FROM grants", &Scope::default(), None).await;
+        assert!(!empty.is_empty());
+    }
 }
