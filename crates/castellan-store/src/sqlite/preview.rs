@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use castellan_core::engine::{Facts, ObjectKey, Scope};
+use castellan_core::engine::{Facts, ObjectKey, Scope, SubjectFact};
 use serde_json::Value;
 use sqlx::SqliteConnection;
 
@@ -20,8 +20,13 @@ pub(super) async fn preview_and_roll_back(mut tx: Tx, entry: &ChangeEntry, slot:
         Some(scope) => (scope, None),
         None => (Scope::default(), Some(entry.target_pk.as_str())),
     };
-    let mut users = affected_users(&mut tx, &scope, module).await?;
-    users.extend(affected_users(&mut before, &scope, module).await?);
+    // What the write touched, on both sides, narrows whose holdings it can change: a membership write touches its
+    // group's row only in name, and a role assignment changes its new or former holders only.
+    let touched_after = read_facts(&mut tx, Some(&scope)).await?;
+    let touched_before = read_facts(&mut before, Some(&scope)).await?;
+    let changed = changed_subjects(&scope, &touched_before, &touched_after);
+    let mut users = affected_users(&mut tx, &changed, module).await?;
+    users.extend(affected_users(&mut before, &changed, module).await?);
     if users.len() > PREVIEW_MAX_USERS {
         return Err(StoreError::PreviewTooLarge(users.len()));
     }
@@ -34,6 +39,49 @@ pub(super) async fn preview_and_roll_back(mut tx: Tx, entry: &ChangeEntry, slot:
     let preview = Preview { users, probes, before, after };
     *slot.lock().map_err(|_| StoreError::Backend("a dry run's preview slot is poisoned".into()))? = Some(preview);
     Err(StoreError::DryRun)
+}
+
+/// The subjects and objects of `scope` whose own facts differ between `before` and `after` (each side read for
+/// `scope`): scoped users always; groups whose row, grants or roles changed; roles whose row or grants changed, and
+/// the holders whose assignment of a scoped role changed; objects whose row changed.
+fn changed_subjects(scope: &Scope, before: &Facts, after: &Facts) -> Scope {
+    let group_facts = |f: &Facts, g: i64| {
+        let row = f.groups.iter().find(|r| r.0 == g).cloned();
+        let grants = keys(f.grants.iter().filter(|x| x.subject == SubjectFact::Group(g)));
+        let roles = keys(f.role_assignments.iter().filter(|a| a.subject == SubjectFact::Group(g)));
+        (row, grants, roles)
+    };
+    let role_facts = |f: &Facts, r: i64| {
+        let row = f.roles.iter().find(|x| x.0 == r).copied();
+        (row, keys(f.grants.iter().filter(|x| x.subject == SubjectFact::Role(r))))
+    };
+    let assignments = |f: &Facts| -> BTreeSet<String> {
+        keys(f.role_assignments.iter().filter(|a| scope.roles.contains(&a.role))).into_iter().collect()
+    };
+    let mut changed = Scope { users: scope.users.clone(), ..Scope::default() };
+    changed.groups = scope.groups.iter().copied().filter(|&g| group_facts(before, g) != group_facts(after, g)).collect();
+    changed.roles = scope.roles.iter().copied().filter(|&r| role_facts(before, r) != role_facts(after, r)).collect();
+    let (was, is) = (assignments(before), assignments(after));
+    for a in before.role_assignments.iter().chain(&after.role_assignments) {
+        let key = format!("{a:?}");
+        if scope.roles.contains(&a.role) && was.contains(&key) != is.contains(&key) {
+            match a.subject {
+                SubjectFact::User(u) => changed.users.insert(u),
+                SubjectFact::Group(g) => changed.groups.insert(g),
+                SubjectFact::Role(r) => changed.roles.insert(r),
+            };
+        }
+    }
+    let object = |f: &Facts, o: &ObjectKey| f.objects.iter().find(|x| &x.key == o).cloned();
+    changed.objects = scope.objects.iter().filter(|o| object(before, o) != object(after, o)).cloned().collect();
+    changed
+}
+
+/// Facts as sorted text keys, to compare as multisets (the store returns rows in no promised order).
+fn keys<T: std::fmt::Debug>(items: impl IntoIterator<Item = T>) -> Vec<String> {
+    let mut keys: Vec<String> = items.into_iter().map(|i| format!("{i:?}")).collect();
+    keys.sort();
+    keys
 }
 
 /// A JSON array, bound as one parameter and read back with `json_each` (no limit on the number of values).
