@@ -1,6 +1,6 @@
 //! Dry runs: a write runs to its end, then instead of committing, the facts deciding the affected users' holdings are
-//! read on both sides of it (inside the write's transaction for after, on a second connection for before: the
-//! write lock keeps anyone else from committing meanwhile) and the write is rolled back.
+//! read on both sides of it (inside the write's transaction for after, then, once it is rolled back, from the
+//! committed state for before) and the write is rolled back.
 
 use std::collections::BTreeSet;
 
@@ -32,9 +32,11 @@ pub(super) async fn preview_and_roll_back(mut tx: Tx, entry: &ChangeEntry, slot:
     }
     let users: Vec<i64> = users.into_iter().collect();
     let after = deciding_facts(&mut tx, &users, &scope).await?;
-    let before = deciding_facts(&mut before, &users, &scope).await?;
+    // The write lock is released before the larger half of the reading: with the write rolled back, the committed
+    // state is the state before it.
     sqlx::raw_sql("ROLLBACK").execute(&mut *tx.conn).await.map_err(backend)?;
     tx.finished = true;
+    let before = deciding_facts(&mut before, &users, &scope).await?;
     let probes = scope.objects.into_iter().collect();
     let preview = Preview { users, probes, before, after };
     *slot.lock().map_err(|_| StoreError::Backend("a dry run's preview slot is poisoned".into()))? = Some(preview);
