@@ -161,9 +161,14 @@ fn sort_subjects(subjects: Vec<(String, i64)>, users: &mut BTreeSet<i64>, groups
     }
 }
 
-/// Everything deciding what `users` hold: their groups and those groups' ancestors, the roles reaching them, the
-/// objects granted to any of these or restricting their memberships (with ancestors), the scoped items, and every
-/// module.
+/// Objects granted to the users (`?1`), groups (`?2`) and roles (`?3`) of a preview.
+const GRANTED_OBJECTS: &str = "SELECT o.pk FROM grants g JOIN objects o ON o.model = g.object_model AND o.object_pk = g.object_pk
+     WHERE (g.subject_type = 'user' AND g.subject_pk IN (SELECT value FROM json_each(?1)))
+        OR (g.subject_type = 'group' AND g.subject_pk IN (SELECT value FROM json_each(?2)))
+        OR (g.subject_type = 'role' AND g.subject_pk IN (SELECT value FROM json_each(?3)))";
+
+/// Everything deciding what `users` hold: their groups and those groups' ancestors, the roles reaching them, their
+/// grants, the objects whose parent chains matter (with ancestors), the scoped items, and every module.
 async fn deciding_facts(conn: &mut SqliteConnection, users: &[i64], scope: &Scope) -> Result<Facts> {
     let user_list = json_list(users.iter().copied());
     let mut groups: BTreeSet<i64> = sqlx::query_scalar(
@@ -191,17 +196,23 @@ async fn deciding_facts(conn: &mut SqliteConnection, users: &[i64], scope: &Scop
     .into_iter()
     .collect();
     roles.extend(&scope.roles);
-    let objects: BTreeSet<ObjectKey> = sqlx::query_as::<_, (String, String)>(
+    // Holdings are compared as granted, so objects matter only for their parent chains: those of probed objects,
+    // and, when a membership is node-restricted, of restricting nodes and of everything granted (to meet the nodes).
+    let restricted: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM membership_nodes WHERE user IN (SELECT value FROM json_each(?)))")
+            .bind(&user_list)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(backend)?;
+    let granted = if restricted { GRANTED_OBJECTS } else { "SELECT NULL WHERE 0" };
+    let objects: BTreeSet<ObjectKey> = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(format!(
         "WITH RECURSIVE seed(pk) AS (
-            SELECT o.pk FROM grants g JOIN objects o ON o.model = g.object_model AND o.object_pk = g.object_pk
-             WHERE (g.subject_type = 'user' AND g.subject_pk IN (SELECT value FROM json_each(?1)))
-                OR (g.subject_type = 'group' AND g.subject_pk IN (SELECT value FROM json_each(?2)))
-                OR (g.subject_type = 'role' AND g.subject_pk IN (SELECT value FROM json_each(?3)))
+            {granted}
             UNION SELECT node FROM membership_nodes WHERE user IN (SELECT value FROM json_each(?1))
             UNION SELECT pk FROM objects WHERE (model, object_pk) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?4))),
          up(pk) AS (SELECT pk FROM seed UNION SELECT o.parent FROM objects o JOIN up ON o.pk = up.pk WHERE o.parent IS NOT NULL)
-         SELECT o.model, o.object_pk FROM objects o JOIN up ON o.pk = up.pk",
-    )
+         SELECT o.model, o.object_pk FROM objects o JOIN up ON o.pk = up.pk"
+    )))
     .bind(&user_list)
     .bind(&group_list)
     .bind(json_list(roles.iter().copied()))
