@@ -6,7 +6,9 @@ use std::ops::ControlFlow;
 
 use super::check::alive;
 use super::facts::ObjectKey;
-use super::index::{Index, UserEntry, standard_bit};
+use rustc_hash::FxHashMap as HashMap;
+
+use super::index::{Index, Subj, UserEntry, standard_bit};
 use crate::permission::Action;
 
 /// One permission gained or lost, globally or on an object, and by whom.
@@ -42,9 +44,10 @@ pub fn impact(before: &Index, after: &Index, users: &[i64], probes: &[ObjectKey]
     let mut gained: BTreeMap<(String, Option<ObjectKey>), Vec<i64>> = BTreeMap::new();
     let mut lost: BTreeMap<(String, Option<ObjectKey>), Vec<i64>> = BTreeMap::new();
     let mut affected = BTreeSet::new();
+    let (modules_before, modules_after) = (before.modules_by_subject(), after.modules_by_subject());
     for &user in users {
-        let was = before.holdings(user, probes, now);
-        let is = after.holdings(user, probes, now);
+        let was = before.holdings(user, probes, &modules_before, now);
+        let is = after.holdings(user, probes, &modules_after, now);
         let mut changed = collect(&is, &was, user, true, &mut gained);
         changed |= collect(&was, &is, user, false, &mut lost);
         if changed {
@@ -93,48 +96,53 @@ fn entries(map: BTreeMap<(String, Option<ObjectKey>), Vec<i64>>) -> Vec<ImpactEn
     map.into_iter().map(|((permission, object), users)| ImpactEntry { permission, object, users }).collect()
 }
 
+/// Action masks by (module, object), in one index's dense ids.
+type Masks = HashMap<(u16, Option<u32>), u64>;
+
 impl Index {
+    /// The modules in which each subject holds any grant, so a walk looks up only those.
+    fn modules_by_subject(&self) -> HashMap<Subj, Vec<u16>> {
+        let mut out: HashMap<Subj, Vec<u16>> = HashMap::default();
+        for &(subject, module) in self.grants.keys() {
+            out.entry(subject).or_default().push(module);
+        }
+        out
+    }
+
     /// What `user` holds at `now`, as [`Holdings`]: grants as granted, node-restricted ones where their nodes
     /// meet them, and every action on each probed object.
-    fn holdings(&self, user: i64, probes: &[ObjectKey], now: i64) -> Holdings {
-        let mut out = Holdings::new();
-        let Some(entry) = self.users.get(&user).map(|&u| &self.user_entries[u as usize]) else { return out };
+    fn holdings(&self, user: i64, probes: &[ObjectKey], modules: &HashMap<Subj, Vec<u16>>, now: i64) -> Holdings {
+        let Some(entry) = self.users.get(&user).map(|&u| &self.user_entries[u as usize]) else { return Holdings::new() };
         if !entry.is_active {
-            return out;
+            return Holdings::new();
         }
+        let mut masks = Masks::default();
         if entry.is_superuser {
-            for me in self.module_entries.iter().filter(|m| m.is_active) {
-                out.insert((me.id.clone(), None), me.actions.iter().cloned().collect());
+            for m in 0..self.module_entries.len() as u16 {
+                masks.insert((m, None), u64::MAX);
             }
-            return out;
-        }
-        self.granted(entry, now, &mut out);
-        for probe in probes.iter().filter(|p| self.object(&p.0, &p.1).is_some()) {
-            for me in self.module_entries.iter().filter(|m| m.is_active) {
-                for action in &me.actions {
-                    if self.check(user, &me.id, action, Some((&probe.0, &probe.1)), now).allowed {
-                        out.entry((me.id.clone(), Some(probe.clone()))).or_default().insert(action.clone());
+        } else {
+            self.granted(entry, modules, now, &mut masks);
+            for probe in probes {
+                let Some(o) = self.object(&probe.0, &probe.1) else { continue };
+                for (m, me) in self.module_entries.iter().enumerate() {
+                    for (bit, action) in me.actions.iter().enumerate() {
+                        if self.check(user, &me.id, action, Some((&probe.0, &probe.1)), now).allowed {
+                            *masks.entry((m as u16, Some(o))).or_default() |= 1 << bit;
+                        }
                     }
                 }
             }
         }
-        for ((module, _), actions) in out.iter_mut() {
-            self.normalise(module, actions);
-        }
-        out.retain(|_, actions| !actions.is_empty());
-        out
+        self.named(&masks)
     }
 
     /// Adds every unexpired grant reaching `entry`, as granted.
-    fn granted(&self, entry: &UserEntry, now: i64, out: &mut Holdings) {
+    fn granted(&self, entry: &UserEntry, modules: &HashMap<Subj, Vec<u16>>, now: i64, masks: &mut Masks) {
         let _ = self.walk(entry, now, &mut |route| {
-            for (m, me) in self.module_entries.iter().enumerate().filter(|(_, me)| me.is_active) {
-                let Some(set) = self.grants.get(&(route.subject, m as u16)) else { continue };
-                let mut add = |object: Option<u32>, mask: u64| {
-                    let key = object.map(|o| self.object_keys[o as usize].clone());
-                    let actions = out.entry((me.id.clone(), key)).or_default();
-                    actions.extend(me.actions.iter().enumerate().filter(|(b, _)| mask & (1 << b) != 0).map(|(_, a)| a.clone()));
-                };
+            for &m in modules.get(&route.subject).into_iter().flatten() {
+                let Some(set) = self.grants.get(&(route.subject, m)) else { continue };
+                let mut add = |object: Option<u32>, mask: u64| *masks.entry((m, object)).or_default() |= mask;
                 for &(mask, _) in set.global.iter().filter(|g| alive(g.1, now)) {
                     match route.restriction {
                         None => add(None, mask),
@@ -163,14 +171,21 @@ impl Index {
         });
     }
 
-    /// `full` stands for every action of the module, and any action implies `access`.
-    fn normalise(&self, module: &str, actions: &mut BTreeSet<String>) {
-        let Some(me) = self.modules.get(module).map(|&m| &self.module_entries[m as usize]) else { return };
-        if actions.contains(Action::Full.as_str()) {
-            actions.extend(me.actions.iter().cloned());
+    /// Masks as names, over active modules only: `full` stands for every action of its module, and any action
+    /// implies `access`.
+    fn named(&self, masks: &Masks) -> Holdings {
+        let mut out = Holdings::new();
+        for (&(m, object), &mask) in masks {
+            let me = &self.module_entries[m as usize];
+            if !me.is_active || mask == 0 {
+                continue;
+            }
+            let full = 1u64 << standard_bit(Action::Full);
+            let mask = if mask & full != 0 { u64::MAX } else { mask | 1 << standard_bit(Action::Access) };
+            let key = (me.id.clone(), object.map(|o| self.object_keys[o as usize].clone()));
+            let actions = me.actions.iter().enumerate().filter(|(b, _)| mask & (1 << b) != 0).map(|(_, a)| a.clone());
+            out.insert(key, actions.collect());
         }
-        if !actions.is_empty() {
-            actions.insert(me.actions[standard_bit(Action::Access) as usize].clone());
-        }
+        out
     }
 }
