@@ -1,6 +1,6 @@
 //! Dry runs: a write runs to its end, then instead of committing, the facts deciding the affected users' holdings are
-//! read on both sides of it (inside the write's transaction for after, then, once it is rolled back, from the
-//! committed state for before) and the write is rolled back.
+//! read on both sides of it (inside the write's transaction for after, and in a read transaction begun under the
+//! write lock for before) and the write is rolled back.
 
 use std::collections::BTreeSet;
 
@@ -15,7 +15,9 @@ use crate::{ChangeEntry, PREVIEW_MAX_USERS, Preview, PreviewSlot, Result, StoreE
 /// Reads the preview of the write in `tx` (described by `entry`, its change-log row), leaves it in `slot` and rolls
 /// the write back; answers [`StoreError::DryRun`] so that the caller stops as if the write had failed.
 pub(super) async fn preview_and_roll_back(mut tx: Tx, entry: &ChangeEntry, slot: &PreviewSlot) -> Result<()> {
-    let mut before = tx.pool.acquire().await.map_err(backend)?;
+    // One read transaction for the before side: its snapshot is taken while the write lock is held, so it is the
+    // state the write started from, however long the reading takes.
+    let mut committed = tx.pool.begin().await.map_err(backend)?;
     let (scope, module) = match engine_scope(entry) {
         Some(scope) => (scope, None),
         None => (Scope::default(), Some(entry.target_pk.as_str())),
@@ -23,20 +25,20 @@ pub(super) async fn preview_and_roll_back(mut tx: Tx, entry: &ChangeEntry, slot:
     // What the write touched, on both sides, narrows whose holdings it can change: a membership write touches its
     // group's row only in name, and a role assignment changes its new or former holders only.
     let touched_after = read_facts(&mut tx, Some(&scope)).await?;
-    let touched_before = read_facts(&mut before, Some(&scope)).await?;
+    let touched_before = read_facts(&mut committed, Some(&scope)).await?;
     let changed = changed_subjects(&scope, &touched_before, &touched_after);
     let mut users = affected_users(&mut tx, &changed, module).await?;
-    users.extend(affected_users(&mut before, &changed, module).await?);
+    users.extend(affected_users(&mut committed, &changed, module).await?);
     if users.len() > PREVIEW_MAX_USERS {
         return Err(StoreError::PreviewTooLarge(users.len()));
     }
     let users: Vec<i64> = users.into_iter().collect();
     let after = deciding_facts(&mut tx, &users, &scope).await?;
-    // The write lock is released before the larger half of the reading: with the write rolled back, the committed
-    // state is the state before it.
+    // The write lock is released before the larger half of the reading, which the before side's snapshot allows.
     sqlx::raw_sql("ROLLBACK").execute(&mut *tx.conn).await.map_err(backend)?;
     tx.finished = true;
-    let before = deciding_facts(&mut before, &users, &scope).await?;
+    let before = deciding_facts(&mut committed, &users, &scope).await?;
+    committed.rollback().await.map_err(backend)?;
     let probes = scope.objects.into_iter().collect();
     let preview = Preview { users, probes, before, after };
     *slot.lock().map_err(|_| StoreError::Backend("a dry run's preview slot is poisoned".into()))? = Some(preview);
