@@ -34,8 +34,8 @@ pub struct Impact {
 }
 
 /// What one user holds: action names per (module, object), normalised so `full` lists every action of its module
-/// and any action lists `access` (which every action implies).
-type Holdings = BTreeMap<(String, Option<ObjectKey>), BTreeSet<String>>;
+/// and any action lists `access` (which every action implies). Names are borrowed from the index.
+type Holdings<'a> = BTreeMap<(&'a str, Option<&'a ObjectKey>), BTreeSet<&'a str>>;
 
 /// The impact of going from `before` to `after` for `users`. Grants on objects are compared as granted (a grant on a
 /// parent is one entry, not one per descendant); `probes` are objects that moved or appeared, checked one by one
@@ -61,21 +61,22 @@ pub fn impact(before: &Index, after: &Index, users: &[i64], probes: &[ObjectKey]
 /// another recorded one of the same module and object is left out: `access` beside any other action and, when
 /// `full_implies` (gains: a gained `full` brings everything else), anything beside `full`.
 fn collect(
-    from: &Holdings,
-    minus: &Holdings,
+    from: &Holdings<'_>,
+    minus: &Holdings<'_>,
     user: i64,
     full_implies: bool,
     out: &mut BTreeMap<(String, Option<ObjectKey>), Vec<i64>>,
 ) -> bool {
     let mut changed = false;
-    for ((module, object), actions) in from {
-        let other = minus.get(&(module.clone(), object.clone()));
+    for (&(module, object), actions) in from {
+        let other = minus.get(&(module, object));
         // On an object, an action held globally on either side is no change of the object's (or one implied by the
         // global change listed beside it).
-        let global = |side: &Holdings, a: &String| side.get(&(module.clone(), None)).is_some_and(|g| g.contains(a));
-        let new: Vec<&String> = actions
+        let global = |side: &Holdings<'_>, a: &str| side.get(&(module, None)).is_some_and(|g| g.contains(a));
+        let new: Vec<&str> = actions
             .iter()
-            .filter(|a| other.is_none_or(|o| !o.contains(*a)))
+            .copied()
+            .filter(|a| other.is_none_or(|o| !o.contains(a)))
             .filter(|a| object.is_none() || !(global(from, a) || global(minus, a)))
             .collect();
         if new.is_empty() {
@@ -83,10 +84,10 @@ fn collect(
         }
         changed = true;
         let full = Action::Full.as_str();
-        let only_full = full_implies && new.iter().any(|a| *a == full);
-        let keep = |a: &&&String| if only_full { **a == full } else { **a != Action::Access.as_str() || new.len() == 1 };
+        let only_full = full_implies && new.contains(&full);
+        let keep = |a: &&&str| if only_full { **a == full } else { **a != Action::Access.as_str() || new.len() == 1 };
         for action in new.iter().filter(keep) {
-            out.entry((format!("{module}.{action}"), object.clone())).or_default().push(user);
+            out.entry((format!("{module}.{action}"), object.cloned())).or_default().push(user);
         }
     }
     changed
@@ -111,7 +112,7 @@ impl Index {
 
     /// What `user` holds at `now`, as [`Holdings`]: grants as granted, node-restricted ones where their nodes
     /// meet them, and every action on each probed object.
-    fn holdings(&self, user: i64, probes: &[ObjectKey], modules: &HashMap<Subj, Vec<u16>>, now: i64) -> Holdings {
+    fn holdings(&self, user: i64, probes: &[ObjectKey], modules: &HashMap<Subj, Vec<u16>>, now: i64) -> Holdings<'_> {
         let Some(entry) = self.users.get(&user).map(|&u| &self.user_entries[u as usize]) else { return Holdings::new() };
         if !entry.is_active {
             return Holdings::new();
@@ -173,7 +174,7 @@ impl Index {
 
     /// Masks as names, over active modules only: `full` stands for every action of its module, and any action
     /// implies `access`.
-    fn named(&self, masks: &Masks) -> Holdings {
+    fn named(&self, masks: &Masks) -> Holdings<'_> {
         let mut out = Holdings::new();
         for (&(m, object), &mask) in masks {
             let me = &self.module_entries[m as usize];
@@ -182,8 +183,8 @@ impl Index {
             }
             let full = 1u64 << standard_bit(Action::Full);
             let mask = if mask & full != 0 { u64::MAX } else { mask | 1 << standard_bit(Action::Access) };
-            let key = (me.id.clone(), object.map(|o| self.object_keys[o as usize].clone()));
-            let actions = me.actions.iter().enumerate().filter(|(b, _)| mask & (1 << b) != 0).map(|(_, a)| a.clone());
+            let key = (me.id.as_str(), object.map(|o| &self.object_keys[o as usize]));
+            let actions = me.actions.iter().enumerate().filter(|(b, _)| mask & (1 << b) != 0).map(|(_, a)| a.as_str());
             out.insert(key, actions.collect());
         }
         out

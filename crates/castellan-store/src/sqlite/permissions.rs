@@ -543,7 +543,9 @@ fn push_subjects_or(qb: &mut QueryBuilder<Sqlite>, scope: &Scope, roles_column: 
     }
 }
 
-/// Rows of `select`, narrowed by `filter` when the facts are scoped.
+/// Rows of `select` (`SELECT columns FROM rest`), narrowed by `filter` when the facts are scoped. Scoped reads come
+/// back as one JSON array built by SQLite: sqlx hands rows over one at a time between threads, which dominated large
+/// scoped reads; a full read streams its rows, as one array of every row could pass SQLite's string limit.
 async fn scoped_rows<T>(
     tx: &mut SqliteConnection,
     select: &str,
@@ -551,14 +553,19 @@ async fn scoped_rows<T>(
     filter: impl FnOnce(&mut QueryBuilder<Sqlite>, &Scope),
 ) -> Result<Vec<T>>
 where
-    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + serde::de::DeserializeOwned + Send + Unpin,
 {
-    let mut qb = QueryBuilder::<Sqlite>::new(select);
-    if let Some(scope) = scope {
-        qb.push(" WHERE ");
-        filter(&mut qb, scope);
-    }
-    qb.build_query_as().fetch_all(&mut *tx).await.map_err(backend)
+    let Some(scope) = scope else {
+        return QueryBuilder::<Sqlite>::new(select).build_query_as().fetch_all(&mut *tx).await.map_err(backend);
+    };
+    let (columns, rest) = select
+        .strip_prefix("SELECT ")
+        .and_then(|s| s.split_once(" FROM "))
+        .ok_or_else(|| StoreError::Backend(format!("not a plain select: {select}")))?;
+    let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT json_group_array(json_array({columns})) FROM {rest} WHERE "));
+    filter(&mut qb, scope);
+    let text: String = qb.build_query_scalar().fetch_one(&mut *tx).await.map_err(backend)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Backend(format!("reading scoped facts: {e}")))
 }
 
 /// A grant: subject type and key, module, action, object model and key (empty when global), expiry.
@@ -568,13 +575,13 @@ type ObjectRow = (String, String, Option<String>, Option<String>, i64);
 
 /// Every module, as the engine needs it.
 pub(super) async fn read_modules(tx: &mut SqliteConnection) -> Result<Vec<ModuleFact>> {
-    let rows: Vec<(String, bool, String)> =
+    let rows: Vec<(String, i64, String)> =
         scoped_rows(tx, "SELECT id, is_active, custom_actions FROM modules", None, |_, _| {}).await?;
     Ok(rows
         .into_iter()
         .map(|(id, is_active, custom)| ModuleFact {
             id,
-            is_active,
+            is_active: is_active != 0,
             custom_actions: serde_json::from_str(&custom).unwrap_or_default(),
         })
         .collect())
@@ -582,7 +589,7 @@ pub(super) async fn read_modules(tx: &mut SqliteConnection) -> Result<Vec<Module
 
 /// The engine's facts: all of them, or (with a scope) those [`Facts::restricted_to`] describes.
 pub(super) async fn read_facts(tx: &mut SqliteConnection, scope: Option<&Scope>) -> Result<Facts> {
-    let users: Vec<(i64, i64, bool, bool)> =
+    let users: Vec<(i64, i64, i64, i64)> =
         scoped_rows(tx, "SELECT pk, org, is_active, is_superuser FROM users", scope, |qb, s| {
             push_any(qb, "pk", s.users.iter().copied())
         })
@@ -598,7 +605,7 @@ pub(super) async fn read_facts(tx: &mut SqliteConnection, scope: Option<&Scope>)
         Some(_) => Vec::new(),
         None => read_modules(tx).await?,
     };
-    let memberships: Vec<(i64, i64, Option<i64>, bool)> =
+    let memberships: Vec<(i64, i64, Option<i64>, i64)> =
         scoped_rows(tx, "SELECT user, grp, expires_at, restricted FROM memberships", scope, |qb, s| {
             push_any(qb, "user", s.users.iter().copied())
         })
@@ -634,7 +641,12 @@ pub(super) async fn read_facts(tx: &mut SqliteConnection, scope: Option<&Scope>)
     let mut facts = Facts {
         users: users
             .into_iter()
-            .map(|(pk, org, is_active, is_superuser)| UserFact { pk, org, is_active, is_superuser })
+            .map(|(pk, org, is_active, is_superuser)| UserFact {
+                pk,
+                org,
+                is_active: is_active != 0,
+                is_superuser: is_superuser != 0,
+            })
             .collect(),
         roles,
         modules,
@@ -660,7 +672,7 @@ pub(super) async fn read_facts(tx: &mut SqliteConnection, scope: Option<&Scope>)
             user,
             group,
             expires_at,
-            restriction: restricted.then(|| nodes.iter().filter(|n| n.0 == user && n.1 == group).map(|n| n.2).collect()),
+            restriction: (restricted != 0).then(|| nodes.iter().filter(|n| n.0 == user && n.1 == group).map(|n| n.2).collect()),
         })
         .collect();
     facts.role_assignments = assignments
