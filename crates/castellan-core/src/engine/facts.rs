@@ -39,7 +39,7 @@ pub enum SubjectFact {
 }
 
 /// A grant of one permission to one subject, globally (within the subject's org) or on one object.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct GrantFact {
     /// The holder.
     pub subject: SubjectFact,
@@ -67,7 +67,7 @@ pub struct MembershipFact {
 }
 
 /// A role assigned to a user or a group.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RoleAssignmentFact {
     /// The role.
     pub role: i64,

@@ -214,8 +214,8 @@ fn membership_json(m: &Option<Membership>) -> Value {
 
 /// Adds members in one round trip (`?1` group, `?2` users as a JSON array, `?3` expiry, `?4` time, `?5`/`?6` actor,
 /// `?7` target key, `?8` ip, `?9` request id). The first statement answers whether the group exists and whether
-/// every user belongs to its organisation; every later statement is guarded by the same checks, so a refused write
-/// changes nothing. The change-log row, with each membership before and after, is built in SQL from the rows it
+/// every user belongs to its organisation; the change-log row is written only when both hold, and the memberships
+/// only when the change-log row was (`changes()`), so a refused write changes nothing. The change-log row, with each membership before and after, is built in SQL from the rows it
 /// replaces and answers the revision and the changes.
 macro_rules! add_members_sql {
     () => {
@@ -244,9 +244,7 @@ macro_rules! add_members_sql {
             AND EXISTS (SELECT 1 FROM groups WHERE pk = ?1)
          RETURNING revision, changes;
          INSERT INTO memberships (user, grp, expires_at)
-         SELECT j.value, ?1, ?3 FROM json_each(?2) j
-          WHERE (SELECT count(*) FROM users u JOIN groups g ON g.org = u.org
-                  WHERE g.pk = ?1 AND u.pk IN (SELECT value FROM json_each(?2))) = json_array_length(?2)
+         SELECT j.value, ?1, ?3 FROM json_each(?2) j WHERE changes() = 1
          ON CONFLICT (user, grp) DO UPDATE SET expires_at = excluded.expires_at;"
     };
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use castellan_core::engine::{Facts, ObjectKey, Scope, SubjectFact};
+use castellan_core::engine::{Facts, GrantFact, ObjectKey, RoleAssignmentFact, Scope, SubjectFact};
 use serde_json::Value;
 use sqlx::SqliteConnection;
 
@@ -49,43 +49,45 @@ pub(super) async fn preview_and_roll_back(mut tx: Tx, entry: &ChangeEntry, slot:
 /// `scope`): scoped users always; groups whose row, grants or roles changed; roles whose row or grants changed, and
 /// the holders whose assignment of a scoped role changed; objects whose row changed.
 fn changed_subjects(scope: &Scope, before: &Facts, after: &Facts) -> Scope {
-    let group_facts = |f: &Facts, g: i64| {
-        let row = f.groups.iter().find(|r| r.0 == g).cloned();
-        let grants = keys(f.grants.iter().filter(|x| x.subject == SubjectFact::Group(g)));
-        let roles = keys(f.role_assignments.iter().filter(|a| a.subject == SubjectFact::Group(g)));
-        (row, grants, roles)
-    };
-    let role_facts = |f: &Facts, r: i64| {
-        let row = f.roles.iter().find(|x| x.0 == r).copied();
-        (row, keys(f.grants.iter().filter(|x| x.subject == SubjectFact::Role(r))))
-    };
-    let assignments = |f: &Facts| -> BTreeSet<String> {
-        keys(f.role_assignments.iter().filter(|a| scope.roles.contains(&a.role))).into_iter().collect()
-    };
     let mut changed = Scope { users: scope.users.clone(), ..Scope::default() };
     changed.groups = scope.groups.iter().copied().filter(|&g| group_facts(before, g) != group_facts(after, g)).collect();
     changed.roles = scope.roles.iter().copied().filter(|&r| role_facts(before, r) != role_facts(after, r)).collect();
-    let (was, is) = (assignments(before), assignments(after));
-    for a in before.role_assignments.iter().chain(&after.role_assignments) {
-        let key = format!("{a:?}");
-        if scope.roles.contains(&a.role) && was.contains(&key) != is.contains(&key) {
-            match a.subject {
-                SubjectFact::User(u) => changed.users.insert(u),
-                SubjectFact::Group(g) => changed.groups.insert(g),
-                SubjectFact::Role(r) => changed.roles.insert(r),
-            };
-        }
+    let (was, is) = (assignments(before, &scope.roles), assignments(after, &scope.roles));
+    for a in was.symmetric_difference(&is) {
+        match a.subject {
+            SubjectFact::User(u) => changed.users.insert(u),
+            SubjectFact::Group(g) => changed.groups.insert(g),
+            SubjectFact::Role(r) => changed.roles.insert(r),
+        };
     }
     let object = |f: &Facts, o: &ObjectKey| f.objects.iter().find(|x| &x.key == o).cloned();
     changed.objects = scope.objects.iter().filter(|o| object(before, o) != object(after, o)).cloned().collect();
     changed
 }
 
-/// Facts as sorted text keys, to compare as multisets (the store returns rows in no promised order).
-fn keys<T: std::fmt::Debug>(items: impl IntoIterator<Item = T>) -> Vec<String> {
-    let mut keys: Vec<String> = items.into_iter().map(|i| format!("{i:?}")).collect();
-    keys.sort();
-    keys
+/// A group's own facts: its row, grants and role assignments.
+fn group_facts(f: &Facts, g: i64) -> (Option<(i64, i64, Option<i64>)>, Vec<&GrantFact>, Vec<&RoleAssignmentFact>) {
+    let row = f.groups.iter().find(|r| r.0 == g).copied();
+    let grants = sorted(f.grants.iter().filter(|x| x.subject == SubjectFact::Group(g)));
+    let roles = sorted(f.role_assignments.iter().filter(|a| a.subject == SubjectFact::Group(g)));
+    (row, grants, roles)
+}
+
+/// A role's own facts: its row and grants (its assignments count for their holders).
+fn role_facts(f: &Facts, r: i64) -> (Option<(i64, i64)>, Vec<&GrantFact>) {
+    (f.roles.iter().find(|x| x.0 == r).copied(), sorted(f.grants.iter().filter(|x| x.subject == SubjectFact::Role(r))))
+}
+
+/// Assignments of the given roles.
+fn assignments<'a>(f: &'a Facts, roles: &BTreeSet<i64>) -> BTreeSet<&'a RoleAssignmentFact> {
+    f.role_assignments.iter().filter(|a| roles.contains(&a.role)).collect()
+}
+
+/// Facts sorted, to compare as multisets (the store returns rows in no promised order).
+fn sorted<'a, T: Ord>(items: impl IntoIterator<Item = &'a T>) -> Vec<&'a T> {
+    let mut items: Vec<&T> = items.into_iter().collect();
+    items.sort();
+    items
 }
 
 /// A JSON array, bound as one parameter and read back with `json_each` (no limit on the number of values).

@@ -839,7 +839,7 @@ pub async fn engine_patch_matches_restricted_facts(store: &dyn Store) {
         f.roles.sort();
         f.memberships.sort_by_key(|m| (m.user, m.group));
         f.role_assignments.sort_by_key(|a| (a.role, a.subject));
-        f.grants.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        f.grants.sort();
         f.objects.sort_by(|a, b| a.key.cmp(&b.key));
         f
     };
