@@ -65,8 +65,11 @@ fn changed_subjects(scope: &Scope, before: &Facts, after: &Facts) -> Scope {
     changed
 }
 
-/// A group's own facts: its row, grants and role assignments.
-fn group_facts(f: &Facts, g: i64) -> (Option<(i64, i64, Option<i64>)>, Vec<&GrantFact>, Vec<&RoleAssignmentFact>) {
+/// A group's own facts: its row (key, org, parent), grants and role assignments.
+type GroupFacts<'a> = (Option<(i64, i64, Option<i64>)>, Vec<&'a GrantFact>, Vec<&'a RoleAssignmentFact>);
+
+/// The [`GroupFacts`] of group `g`.
+fn group_facts(f: &Facts, g: i64) -> GroupFacts<'_> {
     let row = f.groups.iter().find(|r| r.0 == g).copied();
     let grants = sorted(f.grants.iter().filter(|x| x.subject == SubjectFact::Group(g)));
     let roles = sorted(f.role_assignments.iter().filter(|a| a.subject == SubjectFact::Group(g)));
