@@ -12,147 +12,139 @@ mod permissions;
 mod preview;
 mod users;
 
-use std::ops::{Deref, DerefMut};
+mod db;
+mod migrate;
+mod sql;
+
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
-use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
+use self::db::{Db, WRITE_SAVEPOINT, backend, map_err};
+use self::sql::Sql;
 use crate::time_util::now_micros;
 use crate::{ChangeEntry, Result, Revision, Store, StoreError, WriteCtx};
 
 /// Castellan's store on one SQLite file.
 #[derive(Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    db: Arc<Db>,
 }
-
-/// A write transaction: `BEGIN IMMEDIATE` in one round trip, the change-log row (which takes the next revision) and
-/// `COMMIT` in another. Dropped unfinished (an error on the way), its connection is closed rather than reused, which rolls back.
-struct Tx {
-    conn: PoolConnection<Sqlite>,
-    finished: bool,
-    /// For a dry run's second connection, which reads the state before the write.
-    pool: SqlitePool,
-}
-
-impl Deref for Tx {
-    type Target = SqliteConnection;
-
-    fn deref(&self) -> &SqliteConnection {
-        &self.conn
-    }
-}
-
-impl DerefMut for Tx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.conn
-    }
-}
-
-impl Drop for Tx {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.conn.close_on_drop();
-        }
-    }
-}
-
-/// Opens a write: takes the write lock (the revision is assigned when the write is logged).
-const BEGIN_WRITE: &str = "BEGIN IMMEDIATE;";
 
 /// The newest committed revision: the largest one logged (0 before any write).
 const CURRENT_REVISION: &str = "SELECT COALESCE(MAX(revision), 0) FROM change_log";
 
-/// The revision of the write being logged, as an SQL expression (under the write lock, so no other write takes it).
-const NEXT_REVISION: &str = "(SELECT COALESCE(MAX(revision), 0) + 1 FROM change_log)";
+/// Appends a change-log row; the revision is the newest logged plus one when the row `advances` it (only the writer
+/// thread writes, so no other write takes it).
+const INSERT_LOG: &str = "INSERT INTO change_log (at, revision, actor, actor_username, action, target_type, target_pk, changes, ip, request_id, org)
+     VALUES (?1, CASE WHEN ?2 THEN (SELECT COALESCE(MAX(revision), 0) + 1 FROM change_log) END, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
+             (SELECT org FROM users WHERE pk = ?3))
+     RETURNING revision";
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file at `path`.
     pub async fn open(path: &Path) -> Result<Self> {
-        let options = SqliteConnectOptions::new().filename(path);
-        Self::connect(options).await
+        let path = path.to_path_buf();
+        let db = tokio::task::spawn_blocking(move || Db::open(&path))
+            .await
+            .map_err(|e| StoreError::Backend(format!("cannot open the database: {e}")))??;
+        Ok(Self { db: Arc::new(db) })
     }
 
-    /// Opens a `sqlite:` URL.
+    /// Opens a `sqlite:` URL (`sqlite://path`, `sqlite:path`; query parameters such as `mode=rwc` are accepted and
+    /// the file is created when missing).
     pub async fn open_url(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url).map_err(backend)?;
-        Self::connect(options).await
-    }
-
-    async fn connect(options: SqliteConnectOptions) -> Result<Self> {
-        let options = options
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            .pragma("temp_store", "memory")
-            .pragma("cache_size", "-65536");
-        let pool = SqlitePoolOptions::new().max_connections(8).min_connections(1).connect_with(options).await.map_err(backend)?;
-        Ok(Self { pool })
-    }
-
-    /// Starts a write transaction holding the write lock; [`log_write`] assigns the write's revision.
-    async fn begin_write(&self) -> Result<Tx> {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        sqlx::raw_sql(BEGIN_WRITE).execute(&mut *conn).await.map_err(backend)?;
-        Ok(Tx { conn, finished: false, pool: self.pool.clone() })
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| StoreError::Backend(format!("not a sqlite: URL: {url}")))?;
+        let path = rest.split('?').next().unwrap_or_default();
+        if path.is_empty() || path == ":memory:" {
+            return Err(StoreError::Backend("an SQLite URL must name a file (in-memory databases are not shared across connections)".into()));
+        }
+        Self::open(Path::new(path)).await
     }
 }
 
-/// Appends the change-log row of a write begun with `begin_write` and commits, in one round trip; returns the
-/// write's revision.
-async fn log_write(
-    tx: Tx,
-    ctx: &WriteCtx,
-    action: &str,
-    target_type: &str,
-    target_pk: &str,
-    changes: &Value,
-) -> Result<Revision> {
-    finish_write(tx, QueryBuilder::new(""), ctx, action, target_type, target_pk, changes).await
+impl SqliteStore {
+    /// Runs a logged write `f` on the writer thread: `ctx` is moved into it, and a dry run runs alone.
+    async fn write<T, F>(&self, ctx: &WriteCtx, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connection, &WriteCtx) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let ctx = ctx.clone();
+        self.db.write(ctx.preview.is_some(), move |c| f(c, &ctx)).await
+    }
+
+    /// Runs an unlogged write (sessions, user data) on the writer thread.
+    async fn write_plain<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.db.write(false, f).await
+    }
+
+    /// Runs `f` on a read-only connection.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.db.read(f).await
+    }
 }
 
-/// Like [`log_write`], with the write's last statement riding on the same round trip.
-async fn log_write_after(
-    tx: Tx,
-    mut last: QueryBuilder<Sqlite>,
-    ctx: &WriteCtx,
-    action: &str,
-    target_type: &str,
-    target_pk: &str,
-    changes: &Value,
-) -> Result<Revision> {
-    last.push("; ");
-    finish_write(tx, last, ctx, action, target_type, target_pk, changes).await
-}
-
-async fn finish_write(
-    mut tx: Tx,
-    mut qb: QueryBuilder<Sqlite>,
-    ctx: &WriteCtx,
-    action: &str,
-    target_type: &str,
-    target_pk: &str,
-    changes: &Value,
-) -> Result<Revision> {
-    push_log(&mut qb, ctx, true, action, target_type, target_pk, changes);
+/// Appends the change-log row of a write running on the writer thread and answers its revision. For a dry run
+/// (`ctx.preview`), the preview is read on both sides of the write instead, which is then rolled back.
+fn log_write(conn: &Connection, ctx: &WriteCtx, action: &str, target_type: &str, target_pk: &str, changes: &Value) -> Result<Revision> {
     if let Some(slot) = &ctx.preview {
-        qb.build().execute(&mut *tx.conn).await.map_err(map_err)?;
         let entry = change_entry(ctx, action, target_type, target_pk, changes.clone());
-        preview::preview_and_roll_back(tx, &entry, slot).await?;
-        return Err(StoreError::DryRun);
+        return preview::preview_and_roll_back(conn, &entry, slot).map(|()| 0);
     }
-    qb.push("; COMMIT");
-    let rows: Vec<Option<Revision>> = qb.build_query_scalar().fetch_all(&mut *tx.conn).await.map_err(map_err)?;
-    tx.finished = true;
-    rows.into_iter().flatten().next().ok_or_else(|| StoreError::Backend("the revision counter is missing".into()))
+    insert_log(conn, ctx, true, action, target_type, target_pk, changes)?
+        .ok_or_else(|| StoreError::Backend("the change log gave no revision".into()))
+}
+
+/// Appends one audit-only change-log row (it advances nothing).
+fn log_change(conn: &Connection, ctx: &WriteCtx, action: &str, target_type: &str, target_pk: &str, changes: &Value) -> Result<()> {
+    insert_log(conn, ctx, false, action, target_type, target_pk, changes)?;
+    Ok(())
+}
+
+fn insert_log(
+    conn: &Connection,
+    ctx: &WriteCtx,
+    advances: bool,
+    action: &str,
+    target_type: &str,
+    target_pk: &str,
+    changes: &Value,
+) -> Result<Option<Revision>> {
+    let (actor, actor_username) = match &ctx.actor {
+        Some((pk, name)) => (Some(*pk), Some(name.as_str())),
+        None => (None, None),
+    };
+    let revision = conn.prepare_cached(INSERT_LOG)?.query_row(
+        params![
+            now_micros(),
+            advances,
+            actor,
+            actor_username,
+            action,
+            target_type,
+            target_pk,
+            changes.to_string(),
+            ctx.ip,
+            ctx.request_id
+        ],
+        |r| r.get(0),
+    )?;
+    Ok(revision)
 }
 
 /// The change-log row a write is about to append, as followers read it (for a dry run, which appends none).
@@ -171,123 +163,30 @@ fn change_entry(ctx: &WriteCtx, action: &str, target_type: &str, target_pk: &str
     }
 }
 
-/// Appends one audit-only change-log row (it advances nothing) on `conn`.
-async fn log_change(
-    conn: &mut SqliteConnection,
-    ctx: &WriteCtx,
-    action: &str,
-    target_type: &str,
-    target_pk: &str,
-    changes: &Value,
-) -> Result<()> {
-    let mut qb = QueryBuilder::new("");
-    push_log(&mut qb, ctx, false, action, target_type, target_pk, changes);
-    qb.build().execute(conn).await.map_err(map_err)?;
-    Ok(())
-}
-
-/// Pushes the change-log insert; the revision is the counter's value when the row `advances` it.
-fn push_log(
-    qb: &mut QueryBuilder<Sqlite>,
-    ctx: &WriteCtx,
-    advances: bool,
-    action: &str,
-    target_type: &str,
-    target_pk: &str,
-    changes: &Value,
-) {
-    let (actor, actor_username) = match &ctx.actor {
-        Some((pk, name)) => (Some(*pk), Some(name.clone())),
-        None => (None, None),
-    };
-    qb.push(
-        "INSERT INTO change_log (at, revision, actor, actor_username, action, target_type, target_pk, changes, ip, request_id, org)
-         VALUES (",
-    );
-    let mut values = qb.separated(", ");
-    values.push_bind(now_micros());
-    values.push(if advances { NEXT_REVISION } else { "NULL" });
-    values.push_bind(actor);
-    values.push_bind(actor_username);
-    values.push_bind(action.to_string());
-    values.push_bind(target_type.to_string());
-    values.push_bind(target_pk.to_string());
-    values.push_bind(changes.to_string());
-    values.push_bind(ctx.ip.clone());
-    values.push_bind(ctx.request_id.clone());
-    values.push("(SELECT org FROM users WHERE pk = ").push_bind_unseparated(actor).push_unseparated(")");
-    qb.push(") RETURNING revision");
-}
-
-/// ` AND column IN (...)` for a non-empty list of values; nothing for an empty one.
-fn push_in<T>(qb: &mut QueryBuilder<Sqlite>, column: &str, values: &[T])
-where
-    T: Clone + Send + for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + 'static,
-{
-    if values.is_empty() {
-        return;
-    }
-    qb.push(format!(" AND {column} IN ("));
-    let mut sep = qb.separated(", ");
-    for v in values {
-        sep.push_bind(v.clone());
-    }
-    qb.push(")");
-}
-
 /// Lower-cases `term` and escapes `LIKE` wildcards (with `\\` as the escape character).
 fn like_escape(term: &str) -> String {
     term.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
-/// Maps a database error without a more specific meaning.
-fn backend(e: sqlx::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
-/// Maps row-not-found and constraint violations to their domain meaning.
-fn map_err(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::RowNotFound => StoreError::NotFound,
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            let column = db.message().rsplit('.').next().unwrap_or("unique");
-            let constraint = match column {
-                "username_lower" => "username",
-                other => other,
-            };
-            StoreError::Conflict { constraint: constraint.to_string() }
-        }
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-            StoreError::Conflict { constraint: "reference".to_string() }
-        }
-        _ => backend(e),
-    }
-}
-
-async fn commit(tx: Transaction<'static, Sqlite>) -> Result<()> {
-    tx.commit().await.map_err(backend)
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("./migrations/sqlite").run(&self.pool).await.map_err(|e| StoreError::Backend(e.to_string()))
+        self.write_plain(migrate::run).await
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(backend)?;
-        Ok(())
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
 
     async fn server_key(&self, candidate: &[u8]) -> Result<Vec<u8>> {
-        sqlx::query("INSERT OR IGNORE INTO server_secrets (name, value) VALUES ('credential_key', ?)")
-            .bind(candidate)
-            .execute(&self.pool)
+        let candidate = candidate.to_vec();
+        self.write_plain(move |c| {
+                c.execute("INSERT OR IGNORE INTO server_secrets (name, value) VALUES ('credential_key', ?)", [&candidate])?;
+                let key: Option<Vec<u8>> = c
+                    .query_row("SELECT value FROM server_secrets WHERE name = 'credential_key'", [], |r| r.get(0))
+                    .optional()?;
+                key.ok_or_else(|| StoreError::Backend("the server key is missing".into()))
+            })
             .await
-            .map_err(backend)?;
-        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'credential_key'")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(backend)
     }
 }

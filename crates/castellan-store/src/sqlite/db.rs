@@ -1,0 +1,266 @@
+//! The SQLite connections: one writer thread that owns the write connection and commits queued writes in groups,
+//! and a pool of read-only connections used on blocking threads.
+//!
+//! Group commit: every write waiting when a transaction starts goes into it, each inside its own savepoint (a refused
+//! write rolls back to its savepoint and leaves the others intact), and each is acknowledged only after the commit.
+//! Writers never contend for SQLite's lock, so a burst of concurrent writes queues instead of timing out.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use crate::{Result, StoreError};
+
+/// The savepoint each write of a group runs in; a dry run rolls back to it to read the state before the write.
+pub(super) const WRITE_SAVEPOINT: &str = "write";
+
+/// Most writes committed in one transaction: bounds how long the first of them waits for its acknowledgement.
+const MAX_GROUP: usize = 512;
+
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+
+/// How long a connection waits for a lock held by another process (a second `castellan` on the same file).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A queued write: runs on the write connection (or learns why it cannot) and says whether it succeeded, handing
+/// back what acknowledges it once the group's commit is known.
+type Job = Box<dyn FnOnce(std::result::Result<&Connection, &str>) -> (bool, Ack) + Send>;
+
+/// A write in the queue; `alone` writes (dry runs) start a transaction of their own.
+struct Queued {
+    job: Job,
+    alone: bool,
+}
+
+/// Acknowledges one write with the outcome of its group's commit (`Err` with the reason when it failed).
+type Ack = Box<dyn FnOnce(std::result::Result<(), &str>) + Send>;
+
+/// The write queue and the read pool of one database file.
+pub(super) struct Db {
+    writer: Mutex<mpsc::Sender<Queued>>,
+    readers: Arc<Readers>,
+}
+
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Db {
+    /// Opens `path` (creating it), sets the pragmas and starts the writer thread.
+    pub(super) fn open(path: &Path) -> Result<Self> {
+        let conn = open_writer(path)?;
+        let (tx, rx) = mpsc::channel::<Queued>();
+        std::thread::Builder::new()
+            .name("castellan-sqlite-writer".into())
+            .spawn(move || run_writer(conn, rx))
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+        let readers = Arc::new(Readers { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) });
+        Ok(Self { writer: Mutex::new(tx), readers })
+    }
+
+    /// Runs `f` on a read-only connection on a blocking thread.
+    pub(super) async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || readers.with(f))
+            .await
+            .map_err(|e| StoreError::Backend(format!("a read failed: {e}")))?
+    }
+
+    /// Queues `f` for the writer thread; answers once the group it ran in is committed (or `f`'s own error, in
+    /// which case nothing it did is kept). An `alone` write runs after the writes before it are committed.
+    pub(super) async fn write<T, F>(&self, alone: bool, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn| {
+            let conn = match conn {
+                Ok(conn) => conn,
+                Err(why) => {
+                    let _ = reply.send(Err(StoreError::Backend(why.to_string())));
+                    return (false, Box::new(|_| {}));
+                }
+            };
+            let outcome = catch_unwind(AssertUnwindSafe(|| f(conn)))
+                .unwrap_or_else(|_| Err(StoreError::Backend("a write panicked".into())));
+            let ok = outcome.is_ok();
+            let ack: Ack = Box::new(move |commit| {
+                let answer = match (outcome, commit) {
+                    (Err(e), _) => Err(e),
+                    (Ok(_), Err(why)) => Err(StoreError::Backend(format!("commit failed: {why}"))),
+                    (Ok(value), Ok(())) => Ok(value),
+                };
+                let _ = reply.send(answer);
+            });
+            (ok, ack)
+        });
+        self.writer.lock().send(Queued { job, alone }).map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
+        answer.await.map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?
+    }
+}
+
+impl Readers {
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = match self.idle.lock().pop() {
+            Some(conn) => conn,
+            None => open_reader(&self.path)?,
+        };
+        let out = f(&conn);
+        // A connection left inside a transaction by an error is not reused.
+        if conn.is_autocommit() {
+            let mut idle = self.idle.lock();
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+        out
+    }
+}
+
+fn open_writer(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;",
+    )
+    .map_err(backend)?;
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(conn)
+}
+
+/// Opens a read-only connection (also used on the writer thread by dry runs, for the state before their write).
+pub(super) fn open_reader(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
+    conn.execute_batch("PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;").map_err(backend)?;
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(conn)
+}
+
+/// The writer thread: takes every write waiting, runs them in one transaction, commits, acknowledges.
+fn run_writer(conn: Connection, queue: mpsc::Receiver<Queued>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = Group { conn: &conn, acks: Vec::new(), broken: None, open: false };
+        group.run(first);
+        while group.acks.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(queued) => group.run(queued),
+                Err(_) => break,
+            }
+        }
+        group.commit();
+    }
+}
+
+/// The transaction of a group of writes being built on the writer thread.
+struct Group<'c> {
+    conn: &'c Connection,
+    acks: Vec<Ack>,
+    /// Why the transaction cannot commit (a savepoint could not be taken or released).
+    broken: Option<String>,
+    open: bool,
+}
+
+impl Group<'_> {
+    /// Runs one write in its savepoint; a dry run first commits the writes before it, so that a read connection
+    /// sees exactly the state it starts from.
+    fn run(&mut self, queued: Queued) {
+        if queued.alone && !self.acks.is_empty() {
+            self.commit();
+        }
+        if !self.open && self.broken.is_none() {
+            match self.conn.execute_batch("BEGIN IMMEDIATE") {
+                Ok(()) => self.open = true,
+                Err(e) => self.broken = Some(e.to_string()),
+            }
+        }
+        if let Some(why) = &self.broken {
+            let (_, ack) = (queued.job)(Err(why));
+            self.acks.push(ack);
+            return;
+        }
+        if let Err(e) = self.conn.execute_batch(&format!("SAVEPOINT {WRITE_SAVEPOINT}")) {
+            let why = e.to_string();
+            let (_, ack) = (queued.job)(Err(&why));
+            self.acks.push(ack);
+            self.broken = Some(why);
+            return;
+        }
+        let (ok, ack) = (queued.job)(Ok(self.conn));
+        let end = if ok {
+            format!("RELEASE {WRITE_SAVEPOINT}")
+        } else {
+            format!("ROLLBACK TO {WRITE_SAVEPOINT}; RELEASE {WRITE_SAVEPOINT}")
+        };
+        if let Err(e) = self.conn.execute_batch(&end) {
+            self.broken = Some(e.to_string());
+        }
+        self.acks.push(ack);
+    }
+
+    /// Commits (or, when broken, rolls back) and acknowledges every write of the group.
+    fn commit(&mut self) {
+        let outcome = match self.broken.take() {
+            Some(why) => Err(why),
+            None if self.open => self.conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
+            None => Ok(()),
+        };
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.open = false;
+        let outcome = outcome.as_ref().map(|_| ()).map_err(String::as_str);
+        for ack in self.acks.drain(..) {
+            ack(outcome);
+        }
+    }
+}
+
+/// Maps a database error without a more specific meaning.
+pub(super) fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Maps row-not-found and constraint violations to their domain meaning.
+pub(super) fn map_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ffi;
+    match &e {
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+        rusqlite::Error::SqliteFailure(f, message)
+            if f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE || f.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            let column = message.as_deref().and_then(|m| m.rsplit('.').next()).unwrap_or("unique");
+            let constraint = match column {
+                "username_lower" => "username",
+                other => other,
+            };
+            StoreError::Conflict { constraint: constraint.to_string() }
+        }
+        rusqlite::Error::SqliteFailure(f, _) if f.extended_code == ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+            StoreError::Conflict { constraint: "reference".to_string() }
+        }
+        _ => backend(e),
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        map_err(e)
+    }
+}
