@@ -232,29 +232,35 @@ fn summary(samples: &mut [Duration]) -> String {
     format!("p50 {:.2} ms p99 {:.2} ms", ms(percentile(samples, 0.5)), ms(percentile(samples, 0.99)))
 }
 
-/// Raw single-row autocommit inserts into a fresh WAL database with the store's pragmas.
-/// A raw SQLite WAL database with one two-column table, for single-row inserts.
-async fn raw_db(path: &std::path::Path) -> sqlx::SqlitePool {
-    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-    let options = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal);
-    let pool = sqlx::SqlitePool::connect_with(options).await.expect("raw db");
-    sqlx::query("CREATE TABLE t (a INTEGER NOT NULL, b INTEGER NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID")
-        .execute(&pool)
-        .await
+/// A raw SQLite WAL database (the store writer's pragmas) with one two-column table, for single-row inserts.
+async fn raw_db(path: &std::path::Path) -> Arc<std::sync::Mutex<rusqlite::Connection>> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let conn = rusqlite::Connection::open(&path).expect("raw db");
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+             CREATE TABLE t (a INTEGER NOT NULL, b INTEGER NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID",
+        )
         .expect("table");
-    pool
+        Arc::new(std::sync::Mutex::new(conn))
+    })
+    .await
+    .expect("raw db thread")
 }
 
-/// Time taken by single-row inserts of keys `from..to`, one autocommit statement each.
-async fn raw_inserts(pool: &sqlx::SqlitePool, from: i64, to: i64) -> Duration {
+/// Time taken by single-row inserts of keys `from..to`, one autocommit statement each, on a blocking thread.
+async fn raw_inserts(conn: &Arc<std::sync::Mutex<rusqlite::Connection>>, from: i64, to: i64) -> Duration {
+    let conn = conn.clone();
     let start = Instant::now();
-    for i in from..to {
-        sqlx::query("INSERT INTO t (a, b) VALUES (?, ?)").bind(i).bind(i % 7).execute(pool).await.expect("insert");
-    }
+    tokio::task::spawn_blocking(move || {
+        let conn = conn.lock().expect("raw db lock");
+        let mut insert = conn.prepare_cached("INSERT INTO t (a, b) VALUES (?1, ?2)").expect("prepare");
+        for i in from..to {
+            insert.execute((i, i % 7)).expect("insert");
+        }
+    })
+    .await
+    .expect("raw inserts thread");
     start.elapsed()
 }
 

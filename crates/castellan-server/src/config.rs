@@ -13,19 +13,18 @@ pub struct ServerConfig {
     pub session_idle: Duration,
     /// Largest accepted request body (avatars have their own limit).
     pub body_limit: usize,
-    /// Most password hashes computed at once; beyond that logins answer 429.
-    pub max_concurrent_hashes: usize,
+    /// Longest expected wait for a hashing thread that a login queues for; beyond it logins answer 429.
+    pub login_wait_budget: Duration,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             public_url: None,
             session_ttl: Duration::from_secs(12 * 3600),
             session_idle: Duration::from_secs(2 * 3600),
             body_limit: 1024 * 1024,
-            max_concurrent_hashes: 2 * cores,
+            login_wait_budget: Duration::from_secs(2),
         }
     }
 }

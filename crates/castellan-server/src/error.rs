@@ -97,7 +97,7 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         if status.is_client_error() {
-            tracing::info!(request_id = %id, status = status.as_u16(), kind, %detail, "request refused");
+            refusals::record(status.as_u16(), kind, &detail, &id);
         }
         let errors: Vec<_> = match &self {
             Self::Validation(errors) => errors.iter().map(|e| json!({"field": e.field, "message": e.message})).collect(),
@@ -206,5 +206,57 @@ mod tests {
         assert!(matches!(ApiError::from(StoreError::NotFound), ApiError::NotFound));
         assert!(matches!(ApiError::from(StoreError::Conflict { constraint: "username".into() }), ApiError::Conflict(_)));
         assert!(matches!(ApiError::from(StoreError::Conflict { constraint: "groups".into() }), ApiError::Validation(_)));
+    }
+}
+
+/// Refused requests are logged one line a second at most: under a flood (a login storm answered 429) one line per
+/// refusal would fill the disk. The first refusal of each second is logged in full, the others are counted and
+/// summed up by [`refusals::summarise`].
+pub mod refusals {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    /// The second (since the epoch) whose first refusal was logged.
+    static LOGGED_SECOND: AtomicU64 = AtomicU64::new(0);
+    /// Refusals not logged one by one since the last summary.
+    static UNLOGGED: AtomicU64 = AtomicU64::new(0);
+
+    /// Logs a refusal, or counts it when one was already logged this second.
+    pub fn record(status: u16, kind: &str, detail: &str, request_id: &str) {
+        let second = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if LOGGED_SECOND.swap(second, Ordering::Relaxed) == second {
+            UNLOGGED.fetch_add(1, Ordering::Relaxed);
+        } else {
+            tracing::info!(request_id, status, kind, detail, "request refused");
+        }
+    }
+
+    /// Takes the number of refusals counted but not logged since the last call.
+    pub fn take_unlogged() -> u64 {
+        UNLOGGED.swap(0, Ordering::Relaxed)
+    }
+
+    /// Logs, once a second while there are any, how many refusals were counted without a line of their own.
+    pub async fn summarise() {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let n = take_unlogged();
+            if n > 0 {
+                tracing::info!(refused = n, "more requests refused in the last second (logged one line a second)");
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn a_flood_of_refusals_is_counted_not_logged_line_by_line() {
+            for _ in 0..1000 {
+                super::record(429, "Throttled", "slow down", "id");
+            }
+            // At most one line per second: even across a second boundary, at most two of the thousand were logged.
+            assert!(super::take_unlogged() >= 998);
+        }
     }
 }

@@ -76,7 +76,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+    let summaries = tokio::spawn(error::refusals::summarise());
+    let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
+    summaries.abort();
+    served
 }
 
 /// Installs the process-wide Prometheus recorder (once); `None` if another recorder is already installed.

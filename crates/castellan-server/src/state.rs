@@ -75,7 +75,7 @@ impl AppState {
             directory: follower.directory().clone(),
             engine: follower.engine().clone(),
             follower,
-            hashing: Arc::new(HashPool::new(cores(), config.max_concurrent_hashes)),
+            hashing: Arc::new(HashPool::new(cores(), config.login_wait_budget)),
             credentials: Arc::new(CredentialCache::new(key)),
             throttle: Arc::new(LoginThrottle::default()),
             config: Arc::new(config),

@@ -1042,15 +1042,35 @@ async fn more_than_100_failures_from_one_address_throttle_it() {
 }
 
 #[tokio::test]
-async fn logins_beyond_the_hashing_capacity_answer_429() {
-    let server = TestServer::start_with(ServerConfig { max_concurrent_hashes: 1, ..Default::default() }).await;
-    let attempts = (0..16).map(|_| {
-        let anon = server.anon();
-        tokio::spawn(async move { anon.post(LOGIN, json!({"username": "admin", "password": ADMIN_PASSWORD})).await })
-    });
-    let mut ok = 0;
-    let mut throttled = 0;
-    for a in attempts.collect::<Vec<_>>() {
+async fn logins_beyond_the_wait_budget_answer_429() {
+    // With no budget, a login is admitted only when a hashing thread is free for it.
+    let server = TestServer::start_with(ServerConfig { login_wait_budget: Duration::ZERO, ..Default::default() }).await;
+    let (ok, throttled) = concurrent_logins(&server, 16).await;
+    assert!(ok >= 1, "at least one login got through");
+    assert!(throttled >= 1, "16 concurrent logins with no wait budget: some must be refused ({ok} succeeded)");
+    // Capacity refusals are not failed logins: the account is not locked.
+    for _ in 0..6 {
+        login_full(&server, "admin", ADMIN_PASSWORD).await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_logins_within_the_wait_budget_queue_instead_of_failing() {
+    let server = TestServer::start().await;
+    let (ok, throttled) = concurrent_logins(&server, 8).await;
+    assert_eq!((ok, throttled), (8, 0), "8 concurrent logins on a default budget all queue and succeed");
+}
+
+/// Sends `n` logins of admin at once; answers how many succeeded and how many were refused with 429.
+async fn concurrent_logins(server: &TestServer, n: usize) -> (usize, usize) {
+    let attempts: Vec<_> = (0..n)
+        .map(|_| {
+            let anon = server.anon();
+            tokio::spawn(async move { anon.post(LOGIN, json!({"username": "admin", "password": ADMIN_PASSWORD})).await })
+        })
+        .collect();
+    let (mut ok, mut throttled) = (0, 0);
+    for a in attempts {
         let r = a.await.unwrap();
         if r.status == StatusCode::OK {
             ok += 1;
@@ -1060,12 +1080,7 @@ async fn logins_beyond_the_hashing_capacity_answer_429() {
             throttled += 1;
         }
     }
-    assert!(ok >= 1, "at least one login got through");
-    assert!(throttled >= 1, "16 concurrent logins with one hashing slot: some must be refused ({ok} succeeded)");
-    // Capacity refusals are not failed logins: the account is not locked.
-    for _ in 0..6 {
-        login_full(&server, "admin", ADMIN_PASSWORD).await;
-    }
+    (ok, throttled)
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,46 +1,30 @@
 //! The audit log: filtered, ordered, counted pages of the change log.
 
 use async_trait::async_trait;
+use rusqlite::Row;
 use serde_json::Value;
-use sqlx::{QueryBuilder, Sqlite};
 use time::OffsetDateTime;
 
-use super::{SqliteStore, backend, push_in};
+use super::{Sql, SqliteStore};
 use crate::time_util::from_micros;
 use crate::{AuditStore, ChangeEntry, ChangeOrder, ChangeQuery, Page, Result};
 
 const CHANGE_COLUMNS: &str = "pk, at, revision, actor, actor_username, action, target_type, target_pk, changes, ip, request_id";
 
-#[derive(sqlx::FromRow)]
-struct ChangeRow {
-    pk: i64,
-    at: i64,
-    revision: Option<i64>,
-    actor: Option<i64>,
-    actor_username: Option<String>,
-    action: String,
-    target_type: String,
-    target_pk: String,
-    changes: String,
-    ip: Option<String>,
-    request_id: Option<String>,
-}
-
-impl From<ChangeRow> for ChangeEntry {
-    fn from(r: ChangeRow) -> Self {
-        ChangeEntry {
-            pk: r.pk,
-            at: from_micros(r.at),
-            revision: r.revision,
-            actor: r.actor.zip(r.actor_username),
-            action: r.action,
-            target_type: r.target_type,
-            target_pk: r.target_pk,
-            changes: serde_json::from_str(&r.changes).unwrap_or(Value::Null),
-            ip: r.ip,
-            request_id: r.request_id,
-        }
-    }
+/// A change-log row read as [`CHANGE_COLUMNS`], in that order.
+pub(super) fn change_from_row(r: &Row<'_>) -> rusqlite::Result<ChangeEntry> {
+    Ok(ChangeEntry {
+        pk: r.get(0)?,
+        at: from_micros(r.get(1)?),
+        revision: r.get(2)?,
+        actor: r.get::<_, Option<i64>>(3)?.zip(r.get::<_, Option<String>>(4)?),
+        action: r.get(5)?,
+        target_type: r.get(6)?,
+        target_pk: r.get(7)?,
+        changes: serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or(Value::Null),
+        ip: r.get(9)?,
+        request_id: r.get(10)?,
+    })
 }
 
 /// The first whole microsecond at or after `t`: rows are stored in microseconds, so `at >= ceil(t)` is `at >= t`
@@ -52,43 +36,43 @@ fn micros_ceil(t: OffsetDateTime) -> i64 {
 }
 
 /// `AND ((target_type = ? AND target_pk = ?) OR ...)` for a non-empty list of targets.
-fn push_targets(qb: &mut QueryBuilder<Sqlite>, targets: &[(String, String)]) {
+fn push_targets(sql: &mut Sql, targets: &[(String, String)]) {
     if targets.is_empty() {
         return;
     }
-    qb.push(" AND (");
+    sql.push(" AND (");
     for (i, (kind, pk)) in targets.iter().enumerate() {
         if i > 0 {
-            qb.push(" OR ");
+            sql.push(" OR ");
         }
-        qb.push("(target_type = ").push_bind(kind.clone()).push(" AND target_pk = ").push_bind(pk.clone()).push(")");
+        sql.push("(target_type = ").bind(kind.clone()).push(" AND target_pk = ").bind(pk.clone()).push(")");
     }
-    qb.push(")");
+    sql.push(")");
 }
 
-fn push_filter(qb: &mut QueryBuilder<Sqlite>, q: &ChangeQuery) {
-    qb.push(" WHERE 1 = 1");
+fn push_filter(sql: &mut Sql, q: &ChangeQuery) {
+    sql.push(" WHERE 1 = 1");
     if let Some(after) = q.after {
-        qb.push(" AND pk > ").push_bind(after);
+        sql.push(" AND pk > ").bind(after);
     }
     if let Some(org) = q.org {
-        qb.push(" AND org = ").push_bind(org);
+        sql.push(" AND org = ").bind(org);
     }
-    push_in(qb, "actor", &q.actors);
-    push_in(qb, "target_type", &q.target_types);
-    push_in(qb, "target_pk", &q.target_pks);
-    push_in(qb, "action", &q.actions);
+    sql.and_in("actor", &q.actors);
+    sql.and_in("target_type", &q.target_types);
+    sql.and_in("target_pk", &q.target_pks);
+    sql.and_in("action", &q.actions);
     if let Some(since) = q.since {
-        qb.push(" AND at >= ").push_bind(micros_ceil(since));
+        sql.push(" AND at >= ").bind(micros_ceil(since));
     }
     if let Some(until) = q.until {
-        qb.push(" AND at < ").push_bind(micros_ceil(until));
+        sql.push(" AND at < ").bind(micros_ceil(until));
     }
-    push_targets(qb, &q.subjects);
-    push_targets(qb, &q.objects);
+    push_targets(sql, &q.subjects);
+    push_targets(sql, &q.objects);
 }
 
-fn push_order(qb: &mut QueryBuilder<Sqlite>, ordering: &[(ChangeOrder, bool)]) {
+fn push_order(sql: &mut Sql, ordering: &[(ChangeOrder, bool)]) {
     let keys: Vec<(ChangeOrder, bool)> = if ordering.is_empty() { vec![(ChangeOrder::Pk, true)] } else { ordering.to_vec() };
     let tiebreak_desc = keys[0].1;
     let mut terms = Vec::new();
@@ -106,24 +90,28 @@ fn push_order(qb: &mut QueryBuilder<Sqlite>, ordering: &[(ChangeOrder, bool)]) {
     if !keys.iter().any(|(k, _)| *k == ChangeOrder::Pk) {
         terms.push(format!("pk {}", if tiebreak_desc { "DESC" } else { "ASC" }));
     }
-    qb.push(" ORDER BY ").push(terms.join(", "));
+    sql.push(" ORDER BY ").push(&terms.join(", "));
 }
 
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn list_changes(&self, query: &ChangeQuery) -> Result<Page<ChangeEntry>> {
-        let mut count_qb = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM change_log");
-        push_filter(&mut count_qb, query);
-        let count: i64 = count_qb.build_query_scalar().fetch_one(&self.pool).await.map_err(backend)?;
-        if query.limit <= 0 || query.offset >= count {
-            return Ok(Page { count, items: Vec::new() });
-        }
-        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {CHANGE_COLUMNS} FROM change_log"));
-        push_filter(&mut qb, query);
-        push_order(&mut qb, &query.ordering);
-        qb.push(" LIMIT ").push_bind(query.limit).push(" OFFSET ").push_bind(query.offset.max(0));
-        let rows: Vec<ChangeRow> = qb.build_query_as().fetch_all(&self.pool).await.map_err(backend)?;
-        Ok(Page { count, items: rows.into_iter().map(ChangeEntry::from).collect() })
+        let mut count_sql = Sql::new("SELECT count(*) FROM change_log");
+        push_filter(&mut count_sql, query);
+        let mut sql = Sql::new(&format!("SELECT {CHANGE_COLUMNS} FROM change_log"));
+        push_filter(&mut sql, query);
+        push_order(&mut sql, &query.ordering);
+        sql.push(" LIMIT ").bind(query.limit).push(" OFFSET ").bind(query.offset.max(0));
+        let (limit, offset) = (query.limit, query.offset);
+        self.read(move |c| {
+            let count: i64 = count_sql.row(c, |r| r.get(0))?.unwrap_or_default();
+            if limit <= 0 || offset >= count {
+                return Ok(Page { count, items: Vec::new() });
+            }
+            let items = sql.rows(c, change_from_row)?;
+            Ok(Page { count, items })
+        })
+        .await
     }
 }
 

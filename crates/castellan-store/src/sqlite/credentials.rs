@@ -2,42 +2,40 @@
 
 use async_trait::async_trait;
 use castellan_core::model::{ApiToken, Session};
+use rusqlite::{OptionalExtension, Row, params};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{SqliteStore, backend, log_write, map_err};
+use super::{SqliteStore, backend, log_write};
 use crate::time_util::{from_micros, now_micros, to_micros};
 use crate::{Credential, CredentialStore, Result, Revision, StoreError, WriteCtx};
-
-type SessionRow = (i64, i64, String, i64, i64, i64, String, String);
-type TokenRow = (i64, i64, String, String, i64, Option<i64>, Option<i64>);
 
 const SESSION_COLUMNS: &str = "pk, user, csrf_token, created, last_used, expires_at, ip, user_agent";
 const TOKEN_COLUMNS: &str = "pk, user, name, prefix, created_date, expires_at, last_used";
 
-fn session_from(r: SessionRow) -> Session {
-    Session {
-        pk: r.0,
-        user: r.1,
-        csrf_token: r.2,
-        created: from_micros(r.3),
-        last_used: from_micros(r.4),
-        expires_at: from_micros(r.5),
-        ip: r.6,
-        user_agent: r.7,
-    }
+fn session_from(r: &Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        pk: r.get(0)?,
+        user: r.get(1)?,
+        csrf_token: r.get(2)?,
+        created: from_micros(r.get(3)?),
+        last_used: from_micros(r.get(4)?),
+        expires_at: from_micros(r.get(5)?),
+        ip: r.get(6)?,
+        user_agent: r.get(7)?,
+    })
 }
 
-fn token_from(r: TokenRow) -> ApiToken {
-    ApiToken {
-        pk: r.0,
-        user: r.1,
-        name: r.2,
-        prefix: r.3,
-        created_date: from_micros(r.4),
-        expires_at: r.5.map(from_micros),
-        last_used: r.6.map(from_micros),
-    }
+fn token_from(r: &Row<'_>) -> rusqlite::Result<ApiToken> {
+    Ok(ApiToken {
+        pk: r.get(0)?,
+        user: r.get(1)?,
+        name: r.get(2)?,
+        prefix: r.get(3)?,
+        created_date: from_micros(r.get(4)?),
+        expires_at: r.get::<_, Option<i64>>(5)?.map(from_micros),
+        last_used: r.get::<_, Option<i64>>(6)?.map(from_micros),
+    })
 }
 
 #[async_trait]
@@ -52,22 +50,19 @@ impl CredentialStore for SqliteStore {
         ip: &str,
         user_agent: &str,
     ) -> Result<Session> {
-        let row: SessionRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO sessions (user, secret_hash, csrf_token, created, last_used, expires_at, ip, user_agent)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {SESSION_COLUMNS}"
-        )))
-        .bind(user)
-        .bind(secret_hash)
-        .bind(csrf_token)
-        .bind(to_micros(now))
-        .bind(to_micros(now))
-        .bind(to_micros(expires_at))
-        .bind(ip)
-        .bind(user_agent)
-        .fetch_one(&self.pool)
+        let (secret_hash, csrf_token, ip, user_agent) =
+            (secret_hash.to_vec(), csrf_token.to_string(), ip.to_string(), user_agent.to_string());
+        let (now, expires_at) = (to_micros(now), to_micros(expires_at));
+        self.write_plain(move |c| {
+            let session = c
+                .prepare_cached(&format!(
+                    "INSERT INTO sessions (user, secret_hash, csrf_token, created, last_used, expires_at, ip, user_agent)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {SESSION_COLUMNS}"
+                ))?
+                .query_row(params![user, secret_hash, csrf_token, now, now, expires_at, ip, user_agent], session_from)?;
+            Ok(session)
+        })
         .await
-        .map_err(map_err)?;
-        Ok(session_from(row))
     }
 
     async fn create_token(
@@ -79,43 +74,41 @@ impl CredentialStore for SqliteStore {
         secret_hash: &[u8],
         expires_at: Option<OffsetDateTime>,
     ) -> Result<(ApiToken, Revision)> {
-        let mut tx = self.begin_write().await?;
-        let row: TokenRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO api_tokens (user, name, prefix, secret_hash, created_date, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING {TOKEN_COLUMNS}"
-        )))
-        .bind(user)
-        .bind(name)
-        .bind(prefix)
-        .bind(secret_hash)
-        .bind(now_micros())
-        .bind(expires_at.map(to_micros))
-        .fetch_one(&mut *tx)
+        let (name, prefix, secret_hash) = (name.to_string(), prefix.to_string(), secret_hash.to_vec());
+        let expires_at = expires_at.map(to_micros);
+        self.write(ctx, move |c, ctx| {
+            let token = c
+                .prepare_cached(&format!(
+                    "INSERT INTO api_tokens (user, name, prefix, secret_hash, created_date, expires_at)
+                     VALUES (?, ?, ?, ?, ?, ?) RETURNING {TOKEN_COLUMNS}"
+                ))?
+                .query_row(params![user, name, prefix, secret_hash, now_micros(), expires_at], token_from)?;
+            let changes = json!({"after": {"user": user, "name": name, "prefix": prefix}});
+            let revision = log_write(c, ctx, "create", "tokens", &token.pk.to_string(), &changes)?;
+            Ok((token, revision))
+        })
         .await
-        .map_err(map_err)?;
-        let token = token_from(row);
-        let changes = json!({"after": {"user": user, "name": name, "prefix": prefix}});
-        let revision = log_write(tx, ctx, "create", "tokens", &token.pk.to_string(), &changes).await?;
-        Ok((token, revision))
     }
 
     async fn credential_by_hash(&self, hash: &[u8]) -> Result<Option<Credential>> {
-        let session: Option<SessionRow> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE secret_hash = ?")))
-                .bind(hash)
-                .fetch_optional(&self.pool)
-                .await
+        let hash = hash.to_vec();
+        self.read(move |c| {
+            let session = c
+                .prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE secret_hash = ?"))?
+                .query_row(params![hash], session_from)
+                .optional()
                 .map_err(backend)?;
-        if let Some(row) = session {
-            return Ok(Some(Credential::Session(session_from(row))));
-        }
-        let token: Option<TokenRow> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE secret_hash = ?")))
-                .bind(hash)
-                .fetch_optional(&self.pool)
-                .await
+            if let Some(session) = session {
+                return Ok(Some(Credential::Session(session)));
+            }
+            let token = c
+                .prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE secret_hash = ?"))?
+                .query_row(params![hash], token_from)
+                .optional()
                 .map_err(backend)?;
-        Ok(token.map(|row| Credential::Token(token_from(row))))
+            Ok(token.map(Credential::Token))
+        })
+        .await
     }
 
     async fn touch_credential(&self, credential: &Credential, at: OffsetDateTime) -> Result<()> {
@@ -123,67 +116,69 @@ impl CredentialStore for SqliteStore {
             Credential::Session(s) => ("UPDATE sessions SET last_used = ? WHERE pk = ?", s.pk),
             Credential::Token(t) => ("UPDATE api_tokens SET last_used = ? WHERE pk = ?", t.pk),
         };
-        sqlx::query(sql).bind(to_micros(at)).bind(pk).execute(&self.pool).await.map_err(backend)?;
-        Ok(())
+        let at = to_micros(at);
+        self.write_plain(move |c| {
+            c.prepare_cached(sql)?.execute(params![at, pk]).map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn list_sessions(&self, user: i64) -> Result<Vec<Session>> {
-        let rows: Vec<SessionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user = ? ORDER BY pk DESC"
-        )))
-        .bind(user)
-        .fetch_all(&self.pool)
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE user = ? ORDER BY pk DESC"))?;
+            let rows = stmt.query_map(params![user], session_from).map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
         .await
-        .map_err(backend)?;
-        Ok(rows.into_iter().map(session_from).collect())
     }
 
     async fn list_tokens(&self, user: i64) -> Result<Vec<ApiToken>> {
-        let rows: Vec<TokenRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user = ? ORDER BY pk DESC"
-        )))
-        .bind(user)
-        .fetch_all(&self.pool)
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user = ? ORDER BY pk DESC"))?;
+            let rows = stmt.query_map(params![user], token_from).map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
         .await
-        .map_err(backend)?;
-        Ok(rows.into_iter().map(token_from).collect())
     }
 
     async fn delete_session(&self, user: i64, pk: i64) -> Result<()> {
-        let done = sqlx::query("DELETE FROM sessions WHERE user = ? AND pk = ?")
-            .bind(user)
-            .bind(pk)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        self.write_plain(move |c| {
+            let deleted = c
+                .prepare_cached("DELETE FROM sessions WHERE user = ? AND pk = ?")?
+                .execute(params![user, pk])
+                .map_err(backend)?;
+            if deleted == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        })
+        .await
     }
 
     async fn delete_token(&self, ctx: &WriteCtx, user: i64, pk: i64) -> Result<Revision> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query("DELETE FROM api_tokens WHERE user = ? AND pk = ?")
-            .bind(user)
-            .bind(pk)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        let revision = log_write(tx, ctx, "delete", "tokens", &pk.to_string(), &json!({"before": {"user": user}})).await?;
-        Ok(revision)
+        self.write(ctx, move |c, ctx| {
+            let deleted = c
+                .prepare_cached("DELETE FROM api_tokens WHERE user = ? AND pk = ?")?
+                .execute(params![user, pk])
+                .map_err(backend)?;
+            if deleted == 0 {
+                return Err(StoreError::NotFound);
+            }
+            log_write(c, ctx, "delete", "tokens", &pk.to_string(), &json!({"before": {"user": user}}))
+        })
+        .await
     }
 
     async fn end_credentials(&self, user: i64, keep_session: Option<i64>, tokens: bool) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE user = ? AND pk IS NOT ?")
-            .bind(user)
-            .bind(keep_session)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        if tokens {
-            sqlx::query("DELETE FROM api_tokens WHERE user = ?").bind(user).execute(&self.pool).await.map_err(backend)?;
-        }
-        Ok(())
+        self.write_plain(move |c| {
+            c.prepare_cached("DELETE FROM sessions WHERE user = ? AND pk IS NOT ?")?
+                .execute(params![user, keep_session])
+                .map_err(backend)?;
+            if tokens {
+                c.prepare_cached("DELETE FROM api_tokens WHERE user = ?")?.execute(params![user]).map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
     }
 }

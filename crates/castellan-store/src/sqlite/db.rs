@@ -8,6 +8,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -46,6 +47,8 @@ type Ack = Box<dyn FnOnce(std::result::Result<(), &str>) + Send>;
 pub(super) struct Db {
     writer: Mutex<mpsc::Sender<Queued>>,
     readers: Arc<Readers>,
+    /// Transactions committed by the writer (each holding one group of writes).
+    commits: Arc<AtomicU64>,
 }
 
 struct Readers {
@@ -58,12 +61,21 @@ impl Db {
     pub(super) fn open(path: &Path) -> Result<Self> {
         let conn = open_writer(path)?;
         let (tx, rx) = mpsc::channel::<Queued>();
+        let commits = Arc::new(AtomicU64::new(0));
         std::thread::Builder::new()
             .name("castellan-sqlite-writer".into())
-            .spawn(move || run_writer(conn, rx))
+            .spawn({
+                let commits = commits.clone();
+                move || run_writer(conn, rx, &commits)
+            })
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
         let readers = Arc::new(Readers { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) });
-        Ok(Self { writer: Mutex::new(tx), readers })
+        Ok(Self { writer: Mutex::new(tx), readers, commits })
+    }
+
+    /// How many transactions the writer has committed.
+    pub(super) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Runs `f` on a read-only connection on a blocking thread.
@@ -107,7 +119,10 @@ impl Db {
             });
             (ok, ack)
         });
-        self.writer.lock().send(Queued { job, alone }).map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
+        self.writer
+            .lock()
+            .send(Queued { job, alone })
+            .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
         answer.await.map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?
     }
 }
@@ -154,9 +169,9 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection> {
 }
 
 /// The writer thread: takes every write waiting, runs them in one transaction, commits, acknowledges.
-fn run_writer(conn: Connection, queue: mpsc::Receiver<Queued>) {
+fn run_writer(conn: Connection, queue: mpsc::Receiver<Queued>, commits: &AtomicU64) {
     while let Ok(first) = queue.recv() {
-        let mut group = Group { conn: &conn, acks: Vec::new(), broken: None, open: false };
+        let mut group = Group { conn: &conn, acks: Vec::new(), broken: None, open: false, commits };
         group.run(first);
         while group.acks.len() < MAX_GROUP {
             match queue.try_recv() {
@@ -175,6 +190,7 @@ struct Group<'c> {
     /// Why the transaction cannot commit (a savepoint could not be taken or released).
     broken: Option<String>,
     open: bool,
+    commits: &'c AtomicU64,
 }
 
 impl Group<'_> {
@@ -218,7 +234,10 @@ impl Group<'_> {
     fn commit(&mut self) {
         let outcome = match self.broken.take() {
             Some(why) => Err(why),
-            None if self.open => self.conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
+            None if self.open => {
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                self.conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+            }
             None => Ok(()),
         };
         if !self.conn.is_autocommit() {
@@ -262,5 +281,61 @@ pub(super) fn map_err(e: rusqlite::Error) -> StoreError {
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         map_err(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Db;
+    use crate::StoreError;
+
+    fn rows(db_path: &std::path::Path) -> Vec<i64> {
+        let conn = rusqlite::Connection::open(db_path).unwrap();
+        let mut stmt = conn.prepare("SELECT n FROM t ORDER BY n").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    }
+
+    #[tokio::test]
+    async fn a_refused_write_in_a_group_leaves_the_others_applied_and_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let db = Db::open(&path).unwrap();
+        db.write(false, |c| Ok(c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")?)).await.unwrap();
+        // The first write holds the writer while the others queue, so all four run in one group.
+        let commits_before = db.commits();
+        let later = || tokio::time::sleep(Duration::from_millis(50));
+        let (slow, first, refused, last) = tokio::join!(
+            db.write(false, |c| {
+                std::thread::sleep(Duration::from_millis(200));
+                Ok(c.execute("INSERT INTO t (n) VALUES (1)", [])?)
+            }),
+            async {
+                later().await;
+                db.write(false, |c| Ok(c.execute("INSERT INTO t (n) VALUES (2)", [])?)).await
+            },
+            async {
+                later().await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                db.write(false, |c| {
+                    c.execute("INSERT INTO t (n) VALUES (3)", [])?;
+                    // A duplicate key: refused after having written row 3.
+                    Ok(c.execute("INSERT INTO t (n) VALUES (1)", [])?)
+                })
+                .await
+            },
+            async {
+                later().await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                db.write(false, |c| Ok(c.execute("INSERT INTO t (n) VALUES (4)", [])?)).await
+            },
+        );
+        assert_eq!(slow.unwrap(), 1);
+        assert_eq!(first.unwrap(), 1);
+        assert!(matches!(refused, Err(StoreError::Conflict { .. })), "{refused:?}");
+        assert_eq!(last.unwrap(), 1);
+        assert_eq!(rows(&path), vec![1, 2, 4]);
+        assert_eq!(db.commits() - commits_before, 1, "the three queued while the slow write ran joined its group");
     }
 }

@@ -5,11 +5,11 @@
 
 use async_trait::async_trait;
 use castellan_core::permission::ModulePermissions;
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Value, json};
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
-use super::{SqliteStore, Tx, backend, change_entry, like_escape, log_write, map_err};
+use super::{Sql, SqliteStore, backend, like_escape, log_write, map_err};
 use crate::time_util::{from_micros, now_micros, to_micros};
 use crate::{
     DirectorySnapshot, Group, GroupBrief, GroupChanges, GroupFilter, GroupOrder, GroupQuery, GroupStore, Membership, NewGroup,
@@ -19,6 +19,10 @@ use crate::{
 const GROUP_COLUMNS: &str = "pk, name, description, org, parent, permissions, created_date, modified_date";
 
 type GroupRow = (i64, String, String, i64, Option<i64>, String, i64, i64);
+
+fn group_row(r: &Row<'_>) -> rusqlite::Result<GroupRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+}
 
 fn group_from(r: GroupRow) -> Group {
     let permissions = serde_json::from_str::<Value>(&r.5)
@@ -49,31 +53,26 @@ fn group_json(g: &Group) -> Value {
 /// SQL for "memberships that count now" (unexpired), with the current time bound by the caller.
 const ACTIVE: &str = "(expires_at IS NULL OR expires_at > ?)";
 
-async fn fetch_group(conn: &mut SqliteConnection, pk: i64) -> Result<Group> {
-    let row: GroupRow = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {GROUP_COLUMNS} FROM groups WHERE pk = ?")))
-        .bind(pk)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(map_err)?;
+fn fetch_group(c: &Connection, pk: i64) -> Result<Group> {
+    let row = c.prepare_cached(&format!("SELECT {GROUP_COLUMNS} FROM groups WHERE pk = ?"))?.query_row([pk], group_row)?;
     let mut groups = [group_from(row)];
-    attach_roles(conn, &mut groups).await?;
+    attach_roles(c, &mut groups)?;
     let [group] = groups;
     Ok(group)
 }
 
 /// Loads the unexpired roles of each group with one query.
-async fn attach_roles(conn: &mut SqliteConnection, groups: &mut [Group]) -> Result<()> {
+fn attach_roles(c: &Connection, groups: &mut [Group]) -> Result<()> {
     if groups.is_empty() {
         return Ok(());
     }
     let pks: Vec<i64> = groups.iter().map(|g| g.pk).collect();
-    let mut qb = QueryBuilder::<Sqlite>::new(
+    let mut sql = Sql::new(
         "SELECT subject_pk, role FROM role_assignments WHERE subject_type = 'group' AND (expires_at IS NULL OR expires_at > ",
     );
-    qb.push_bind(now_micros()).push(") AND subject_pk IN (");
-    push_keys(&mut qb, &pks);
-    qb.push(" ORDER BY role");
-    let rows: Vec<(i64, i64)> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(backend)?;
+    sql.bind(now_micros()).push(") AND subject_pk IN ").bind_list(pks);
+    sql.push(" ORDER BY role");
+    let rows: Vec<(i64, i64)> = sql.rows(c, |r| Ok((r.get(0)?, r.get(1)?)))?;
     for (group, role) in rows {
         if let Some(g) = groups.iter_mut().find(|g| g.pk == group) {
             g.roles.push(role);
@@ -83,12 +82,9 @@ async fn attach_roles(conn: &mut SqliteConnection, groups: &mut [Group]) -> Resu
 }
 
 /// Fails with `Conflict{parent}` unless `parent` exists in `org`.
-async fn check_parent(conn: &mut SqliteConnection, org: i64, parent: i64) -> Result<()> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT org FROM groups WHERE pk = ?")
-        .bind(parent)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(backend)?;
+fn check_parent(c: &Connection, org: i64, parent: i64) -> Result<()> {
+    let found: Option<i64> =
+        c.prepare_cached("SELECT org FROM groups WHERE pk = ?")?.query_row([parent], |r| r.get(0)).optional().map_err(backend)?;
     if found == Some(org) { Ok(()) } else { Err(StoreError::Conflict { constraint: "parent".into() }) }
 }
 
@@ -102,105 +98,76 @@ fn name_conflict(e: StoreError) -> StoreError {
 }
 
 /// Re-links the subtree of `pk` under `parent`: only rows of that subtree change.
-async fn move_subtree(tx: &mut Tx, pk: i64, parent: Option<i64>) -> Result<()> {
-    sqlx::query(
+fn move_subtree(c: &Connection, pk: i64, parent: Option<i64>) -> Result<()> {
+    c.prepare_cached(
         "DELETE FROM group_closure
          WHERE descendant IN (SELECT descendant FROM group_closure WHERE ancestor = ?1)
            AND ancestor NOT IN (SELECT descendant FROM group_closure WHERE ancestor = ?1)",
-    )
-    .bind(pk)
-    .execute(&mut **tx)
-    .await
+    )?
+    .execute([pk])
     .map_err(backend)?;
     if let Some(parent) = parent {
-        sqlx::query(
+        c.prepare_cached(
             "INSERT INTO group_closure (ancestor, descendant, depth)
              SELECT a.ancestor, d.descendant, a.depth + d.depth + 1
              FROM group_closure a, group_closure d WHERE a.descendant = ? AND d.ancestor = ?",
-        )
-        .bind(parent)
-        .bind(pk)
-        .execute(&mut **tx)
-        .await
+        )?
+        .execute([parent, pk])
         .map_err(backend)?;
     }
     Ok(())
 }
 
-fn push_keys(qb: &mut QueryBuilder<Sqlite>, pks: &[i64]) {
-    let mut sep = qb.separated(", ");
-    for pk in pks {
-        sep.push_bind(*pk);
-    }
-    qb.push(")");
-}
-
 /// The groups a user sees: the user's (unexpired) groups and all their descendants.
-pub(super) fn push_visible_groups(qb: &mut QueryBuilder<Sqlite>, viewer: i64) {
-    qb.push("SELECT c.descendant FROM group_closure c JOIN memberships m ON m.grp = c.ancestor WHERE m.user = ");
-    qb.push_bind(viewer);
-    qb.push(" AND (m.expires_at IS NULL OR m.expires_at > ");
-    qb.push_bind(now_micros());
-    qb.push(")");
+pub(super) fn push_visible_groups(sql: &mut Sql, viewer: i64) {
+    sql.push("SELECT c.descendant FROM group_closure c JOIN memberships m ON m.grp = c.ancestor WHERE m.user = ");
+    sql.bind(viewer);
+    sql.push(" AND (m.expires_at IS NULL OR m.expires_at > ");
+    sql.bind(now_micros());
+    sql.push(")");
 }
 
-fn push_group_filter(qb: &mut QueryBuilder<Sqlite>, f: &GroupFilter) {
-    qb.push(" WHERE 1 = 1");
-    if !f.ids.is_empty() {
-        qb.push(" AND pk IN (");
-        push_keys(qb, &f.ids);
-    }
-    if !f.orgs.is_empty() {
-        qb.push(" AND org IN (");
-        push_keys(qb, &f.orgs);
-    }
-    if !f.names.is_empty() {
-        qb.push(" AND name IN (");
-        let mut sep = qb.separated(", ");
-        for n in &f.names {
-            sep.push_bind(n.clone());
-        }
-        qb.push(")");
-    }
+fn push_group_filter(sql: &mut Sql, f: &GroupFilter) {
+    sql.push(" WHERE 1 = 1");
+    sql.and_in("pk", &f.ids);
+    sql.and_in("org", &f.orgs);
+    sql.and_in("name", &f.names);
     match f.parent {
         Some(Some(parent)) => {
-            qb.push(" AND parent = ").push_bind(parent);
+            sql.push(" AND parent = ").bind(parent);
         }
         Some(None) => {
-            qb.push(" AND parent IS NULL");
+            sql.push(" AND parent IS NULL");
         }
         None => {}
     }
     if let Some(member) = f.member {
-        qb.push(" AND pk IN (SELECT grp FROM memberships WHERE user = ").push_bind(member);
-        qb.push(" AND (expires_at IS NULL OR expires_at > ").push_bind(now_micros()).push("))");
+        sql.push(" AND pk IN (SELECT grp FROM memberships WHERE user = ").bind(member);
+        sql.push(" AND (expires_at IS NULL OR expires_at > ").bind(now_micros()).push("))");
     }
     if let Some(term) = f.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         let pattern = format!("%{}%", like_escape(term));
-        qb.push(" AND (lower(name) LIKE ").push_bind(pattern.clone()).push(" ESCAPE '\\' OR lower(description) LIKE ");
-        qb.push_bind(pattern).push(" ESCAPE '\\')");
+        sql.push(" AND (lower(name) LIKE ").bind(pattern.clone()).push(" ESCAPE '\\' OR lower(description) LIKE ");
+        sql.bind(pattern).push(" ESCAPE '\\')");
     }
     if let Some(viewer) = f.visible_to {
-        qb.push(" AND pk IN (");
-        push_visible_groups(qb, viewer);
-        qb.push(")");
+        sql.push(" AND pk IN (");
+        push_visible_groups(sql, viewer);
+        sql.push(")");
     }
 }
 
-async fn fetch_membership(conn: &mut SqliteConnection, user: i64, group: i64) -> Result<Option<Membership>> {
-    let row: Option<(Option<i64>, bool)> =
-        sqlx::query_as("SELECT expires_at, restricted FROM memberships WHERE user = ? AND grp = ?")
-            .bind(user)
-            .bind(group)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(backend)?;
+fn fetch_membership(c: &Connection, user: i64, group: i64) -> Result<Option<Membership>> {
+    let row: Option<(Option<i64>, bool)> = c
+        .prepare_cached("SELECT expires_at, restricted FROM memberships WHERE user = ? AND grp = ?")?
+        .query_row([user, group], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(backend)?;
     let Some((expires_at, restricted)) = row else { return Ok(None) };
-    let nodes: Vec<i64> = sqlx::query_scalar("SELECT node FROM membership_nodes WHERE user = ? AND grp = ? ORDER BY node")
-        .bind(user)
-        .bind(group)
-        .fetch_all(&mut *conn)
-        .await
+    let nodes = c
+        .prepare_cached("SELECT node FROM membership_nodes WHERE user = ? AND grp = ? ORDER BY node")?
+        .query_map([user, group], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()
         .map_err(backend)?;
     Ok(Some(Membership { user, group, expires_at: expires_at.map(from_micros), restricted, nodes }))
 }
@@ -212,57 +179,42 @@ fn membership_json(m: &Option<Membership>) -> Value {
     }
 }
 
-/// Adds members in one round trip (`?1` group, `?2` users as a JSON array, `?3` expiry, `?4` time, `?5`/`?6` actor,
-/// `?7` target key, `?8` ip, `?9` request id). The first statement answers whether the group exists and whether
-/// every user belongs to its organisation; the change-log row is written only when both hold, and the memberships
-/// only when the change-log row was (`changes()`), so a refused write changes nothing. The change-log row, with each membership before and after, is built in SQL from the rows it
-/// replaces and answers the revision and the changes.
-macro_rules! add_members_sql {
-    () => {
-        "BEGIN IMMEDIATE;
-         SELECT EXISTS (SELECT 1 FROM groups WHERE pk = ?1),
-                (SELECT count(*) FROM users u JOIN groups g ON g.org = u.org
-                  WHERE g.pk = ?1 AND u.pk IN (SELECT value FROM json_each(?2))) = json_array_length(?2);
-         INSERT INTO change_log (at, revision, actor, actor_username, action, target_type, target_pk, changes, ip, request_id, org)
-         SELECT ?4, (SELECT COALESCE(MAX(revision), 0) + 1 FROM change_log), ?5, ?6, 'assign', 'groups', ?7,
-                (SELECT json_object('members', json_group_array(json_object(
-                          'user', j.value,
-                          'before', json(CASE WHEN m.user IS NULL THEN NULL ELSE json_object(
-                              'expires_at', m.expires_at,
-                              'restricted', json(CASE WHEN m.restricted THEN 'true' ELSE 'false' END),
-                              'nodes', json((SELECT json_group_array(node) FROM (SELECT node FROM membership_nodes n
-                                              WHERE n.user = m.user AND n.grp = m.grp ORDER BY node)))) END),
-                          'after', json_object(
-                              'expires_at', ?3,
-                              'restricted', json(CASE WHEN m.restricted THEN 'true' ELSE 'false' END),
-                              'nodes', json((SELECT json_group_array(node) FROM (SELECT node FROM membership_nodes n
-                                              WHERE n.user = m.user AND n.grp = m.grp ORDER BY node)))))))
-                   FROM json_each(?2) j LEFT JOIN memberships m ON m.user = j.value AND m.grp = ?1),
-                ?8, ?9, (SELECT org FROM users WHERE pk = ?5)
-          WHERE (SELECT count(*) FROM users u JOIN groups g ON g.org = u.org
-                  WHERE g.pk = ?1 AND u.pk IN (SELECT value FROM json_each(?2))) = json_array_length(?2)
-            AND EXISTS (SELECT 1 FROM groups WHERE pk = ?1)
-         RETURNING revision, changes;
-         INSERT INTO memberships (user, grp, expires_at)
-         SELECT j.value, ?1, ?3 FROM json_each(?2) j WHERE changes() = 1
-         ON CONFLICT (user, grp) DO UPDATE SET expires_at = excluded.expires_at;"
-    };
-}
+/// Whether group `?1` exists, and whether every user of the JSON array `?2` belongs to its organisation.
+const MEMBER_CHECKS: &str = "SELECT EXISTS (SELECT 1 FROM groups WHERE pk = ?1),
+        (SELECT count(*) FROM users u JOIN groups g ON g.org = u.org
+          WHERE g.pk = ?1 AND u.pk IN (SELECT value FROM json_each(?2))) = json_array_length(?2)";
 
-const ADD_MEMBERS: &str = add_members_sql!();
-const ADD_MEMBERS_AND_COMMIT: &str = concat!(add_members_sql!(), " COMMIT;");
+/// The change-log `changes` of adding the users of the JSON array `?2` to group `?1` with expiry `?3`: each
+/// membership before (from the row it replaces) and after.
+const MEMBER_CHANGES: &str = "SELECT json_object('members', json_group_array(json_object(
+          'user', j.value,
+          'before', json(CASE WHEN m.user IS NULL THEN NULL ELSE json_object(
+              'expires_at', m.expires_at,
+              'restricted', json(CASE WHEN m.restricted THEN 'true' ELSE 'false' END),
+              'nodes', json((SELECT json_group_array(node) FROM (SELECT node FROM membership_nodes n
+                              WHERE n.user = m.user AND n.grp = m.grp ORDER BY node)))) END),
+          'after', json_object(
+              'expires_at', ?3,
+              'restricted', json(CASE WHEN m.restricted THEN 'true' ELSE 'false' END),
+              'nodes', json((SELECT json_group_array(node) FROM (SELECT node FROM membership_nodes n
+                              WHERE n.user = m.user AND n.grp = m.grp ORDER BY node)))))))
+   FROM json_each(?2) j LEFT JOIN memberships m ON m.user = j.value AND m.grp = ?1";
+
+/// Adds (or re-dates) the memberships of the users of the JSON array `?2` in group `?1` with expiry `?3`.
+const UPSERT_MEMBERS: &str = "INSERT INTO memberships (user, grp, expires_at)
+     SELECT j.value, ?1, ?3 FROM json_each(?2) j WHERE true
+     ON CONFLICT (user, grp) DO UPDATE SET expires_at = excluded.expires_at";
 
 /// The permissions stored on `groups` and all their ancestors, merged.
-async fn conferred(conn: &mut SqliteConnection, groups: &[i64]) -> Result<ModulePermissions> {
+fn conferred(c: &Connection, groups: &[i64]) -> Result<ModulePermissions> {
     let mut out = ModulePermissions::new();
     if groups.is_empty() {
         return Ok(out);
     }
-    let mut qb = QueryBuilder::<Sqlite>::new(
-        "SELECT DISTINCT g.permissions FROM groups g JOIN group_closure c ON c.ancestor = g.pk WHERE c.descendant IN (",
-    );
-    push_keys(&mut qb, groups);
-    let rows: Vec<String> = qb.build_query_scalar().fetch_all(&mut *conn).await.map_err(backend)?;
+    let mut sql =
+        Sql::new("SELECT DISTINCT g.permissions FROM groups g JOIN group_closure c ON c.ancestor = g.pk WHERE c.descendant IN ");
+    sql.bind_list(groups.iter().copied());
+    let rows: Vec<String> = sql.rows(c, |r| r.get(0))?;
     for text in rows {
         if let Some(p) = serde_json::from_str::<Value>(&text).ok().and_then(|v| ModulePermissions::parse(&v, "permissions").ok())
         {
@@ -271,17 +223,15 @@ async fn conferred(conn: &mut SqliteConnection, groups: &[i64]) -> Result<Module
     }
     // Global grants to those groups and their ancestors, and to the roles assigned to any of them.
     let now = now_micros();
-    let mut qb = QueryBuilder::<Sqlite>::new(
-        "SELECT module, action FROM grants WHERE object_model = '' AND (expires_at IS NULL OR expires_at > ",
-    );
-    qb.push_bind(now)
-        .push(") AND ((subject_type = 'group' AND subject_pk IN (SELECT ancestor FROM group_closure WHERE descendant IN (");
-    push_keys(&mut qb, groups);
-    qb.push(")) OR (subject_type = 'role' AND subject_pk IN (SELECT role FROM role_assignments WHERE subject_type = 'group' AND (expires_at IS NULL OR expires_at > ");
-    qb.push_bind(now).push(") AND subject_pk IN (SELECT ancestor FROM group_closure WHERE descendant IN (");
-    push_keys(&mut qb, groups);
-    qb.push("))))");
-    let rows: Vec<(String, String)> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(backend)?;
+    let mut sql = Sql::new("SELECT module, action FROM grants WHERE object_model = '' AND (expires_at IS NULL OR expires_at > ");
+    sql.bind(now)
+        .push(") AND ((subject_type = 'group' AND subject_pk IN (SELECT ancestor FROM group_closure WHERE descendant IN ");
+    sql.bind_list(groups.iter().copied());
+    sql.push(")) OR (subject_type = 'role' AND subject_pk IN (SELECT role FROM role_assignments WHERE subject_type = 'group' AND (expires_at IS NULL OR expires_at > ");
+    sql.bind(now).push(") AND subject_pk IN (SELECT ancestor FROM group_closure WHERE descendant IN ");
+    sql.bind_list(groups.iter().copied());
+    sql.push("))))");
+    let rows: Vec<(String, String)> = sql.rows(c, |r| Ok((r.get(0)?, r.get(1)?)))?;
     for (module, action) in &rows {
         out.insert_named(module, action);
     }
@@ -294,143 +244,148 @@ impl GroupStore for SqliteStore {
         if pks.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT pk, name, description FROM groups WHERE pk IN (");
-        push_keys(&mut qb, pks);
-        qb.push(" ORDER BY pk");
-        let rows: Vec<(i64, String, String)> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(backend)?;
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT parent, pk FROM groups WHERE parent IN (");
-        push_keys(&mut qb, pks);
-        qb.push(" ORDER BY parent, pk");
-        let children: Vec<(i64, i64)> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(backend)?;
-        Ok(rows
-            .into_iter()
-            .map(|(pk, name, description)| GroupBrief {
-                pk,
-                name,
-                description,
-                children: children.iter().filter(|(parent, _)| *parent == pk).map(|(_, c)| *c).collect(),
-            })
-            .collect())
+        let pks = pks.to_vec();
+        self.read(move |c| {
+            let mut sql = Sql::new("SELECT pk, name, description FROM groups WHERE pk IN ");
+            sql.bind_list(pks.iter().copied());
+            sql.push(" ORDER BY pk");
+            let rows: Vec<(i64, String, String)> = sql.rows(c, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let mut sql = Sql::new("SELECT parent, pk FROM groups WHERE parent IN ");
+            sql.bind_list(pks.iter().copied());
+            sql.push(" ORDER BY parent, pk");
+            let children: Vec<(i64, i64)> = sql.rows(c, |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows
+                .into_iter()
+                .map(|(pk, name, description)| GroupBrief {
+                    pk,
+                    name,
+                    description,
+                    children: children.iter().filter(|(parent, _)| *parent == pk).map(|(_, c)| *c).collect(),
+                })
+                .collect())
+        })
+        .await
     }
 
     async fn create_group(&self, ctx: &WriteCtx, new: NewGroup) -> Result<(Group, Revision)> {
-        let mut tx = self.begin_write().await?;
-        if let Some(parent) = new.parent {
-            check_parent(&mut tx, new.org, parent).await?;
-        }
-        let now = now_micros();
-        let row: GroupRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO groups (name, description, org, parent, permissions, created_date, modified_date)
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {GROUP_COLUMNS}"
-        )))
-        .bind(&new.name)
-        .bind(&new.description)
-        .bind(new.org)
-        .bind(new.parent)
-        .bind(permissions_text(&new.permissions))
-        .bind(now)
-        .bind(now)
-        .fetch_one(&mut *tx)
+        self.write(ctx, move |c, ctx| {
+            if let Some(parent) = new.parent {
+                check_parent(c, new.org, parent)?;
+            }
+            let now = now_micros();
+            let row = c
+                .prepare_cached(&format!(
+                    "INSERT INTO groups (name, description, org, parent, permissions, created_date, modified_date)
+                     VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {GROUP_COLUMNS}"
+                ))?
+                .query_row(
+                    params![new.name, new.description, new.org, new.parent, permissions_text(&new.permissions), now, now],
+                    group_row,
+                )
+                .map_err(|e| name_conflict(map_err(e)))?;
+            let group = group_from(row);
+            c.prepare_cached("INSERT INTO group_closure (ancestor, descendant, depth) VALUES (?1, ?1, 0)")?
+                .execute([group.pk])
+                .map_err(backend)?;
+            move_subtree(c, group.pk, group.parent)?;
+            let revision = log_write(c, ctx, "create", "groups", &group.pk.to_string(), &json!({"after": group_json(&group)}))?;
+            Ok((group, revision))
+        })
         .await
-        .map_err(|e| name_conflict(map_err(e)))?;
-        let group = group_from(row);
-        sqlx::query("INSERT INTO group_closure (ancestor, descendant, depth) VALUES (?1, ?1, 0)")
-            .bind(group.pk)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        move_subtree(&mut tx, group.pk, group.parent).await?;
-        let revision =
-            log_write(tx, ctx, "create", "groups", &group.pk.to_string(), &json!({"after": group_json(&group)})).await?;
-        Ok((group, revision))
     }
 
     async fn get_group(&self, pk: i64) -> Result<Group> {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        fetch_group(&mut conn, pk).await
+        self.read(move |c| fetch_group(c, pk)).await
     }
 
     async fn list_groups(&self, query: &GroupQuery) -> Result<Page<Group>> {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        let mut count_qb = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM groups");
-        push_group_filter(&mut count_qb, &query.filter);
-        let count: i64 = count_qb.build_query_scalar().fetch_one(&mut *conn).await.map_err(backend)?;
-        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {GROUP_COLUMNS} FROM groups"));
-        push_group_filter(&mut qb, &query.filter);
-        qb.push(" ORDER BY ");
-        for (o, desc) in &query.ordering {
-            let column = match o {
-                GroupOrder::Id => "pk",
-                GroupOrder::Name => "name",
-                GroupOrder::CreatedDate => "created_date",
-            };
-            qb.push(format!("{column} {}, ", if *desc { "DESC" } else { "ASC" }));
-        }
-        qb.push("pk ASC LIMIT ").push_bind(query.limit).push(" OFFSET ").push_bind(query.offset);
-        let rows: Vec<GroupRow> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(backend)?;
-        let mut items: Vec<Group> = rows.into_iter().map(group_from).collect();
-        attach_roles(&mut conn, &mut items).await?;
-        Ok(Page { count, items })
+        let query = query.clone();
+        self.read(move |c| {
+            let mut count_sql = Sql::new("SELECT count(*) FROM groups");
+            push_group_filter(&mut count_sql, &query.filter);
+            let count: i64 = count_sql.row(c, |r| r.get(0))?.unwrap_or_default();
+            let mut sql = Sql::new(&format!("SELECT {GROUP_COLUMNS} FROM groups"));
+            push_group_filter(&mut sql, &query.filter);
+            sql.push(" ORDER BY ");
+            for (o, desc) in &query.ordering {
+                let column = match o {
+                    GroupOrder::Id => "pk",
+                    GroupOrder::Name => "name",
+                    GroupOrder::CreatedDate => "created_date",
+                };
+                sql.push(&format!("{column} {}, ", if *desc { "DESC" } else { "ASC" }));
+            }
+            sql.push("pk ASC LIMIT ").bind(query.limit).push(" OFFSET ").bind(query.offset);
+            let rows: Vec<GroupRow> = sql.rows(c, group_row)?;
+            let mut items: Vec<Group> = rows.into_iter().map(group_from).collect();
+            attach_roles(c, &mut items)?;
+            Ok(Page { count, items })
+        })
+        .await
     }
 
     async fn update_group(&self, ctx: &WriteCtx, pk: i64, c: GroupChanges) -> Result<(Group, Revision)> {
-        let mut tx = self.begin_write().await?;
-        let before = fetch_group(&mut tx, pk).await?;
-        if let Some(Some(parent)) = c.parent {
-            check_parent(&mut tx, before.org, parent).await?;
-            let inside: Option<i64> = sqlx::query_scalar("SELECT 1 FROM group_closure WHERE ancestor = ? AND descendant = ?")
-                .bind(pk)
-                .bind(parent)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend)?;
-            if inside.is_some() {
-                return Err(StoreError::Conflict { constraint: "cycle".into() });
+        self.write(ctx, move |conn, ctx| {
+            let before = fetch_group(conn, pk)?;
+            if let Some(Some(parent)) = c.parent {
+                check_parent(conn, before.org, parent)?;
+                let inside: Option<i64> = conn
+                    .prepare_cached("SELECT 1 FROM group_closure WHERE ancestor = ? AND descendant = ?")?
+                    .query_row([pk, parent], |r| r.get(0))
+                    .optional()
+                    .map_err(backend)?;
+                if inside.is_some() {
+                    return Err(StoreError::Conflict { constraint: "cycle".into() });
+                }
             }
-        }
-        let mut qb = QueryBuilder::<Sqlite>::new("UPDATE groups SET modified_date = ");
-        qb.push_bind(now_micros());
-        if let Some(v) = &c.name {
-            qb.push(", name = ").push_bind(v.clone());
-        }
-        if let Some(v) = &c.description {
-            qb.push(", description = ").push_bind(v.clone());
-        }
-        if let Some(v) = c.parent {
-            qb.push(", parent = ").push_bind(v);
-        }
-        if let Some(p) = &c.permissions {
-            qb.push(", permissions = ").push_bind(permissions_text(p));
-        }
-        qb.push(" WHERE pk = ").push_bind(pk);
-        qb.build().execute(&mut *tx).await.map_err(|e| name_conflict(map_err(e)))?;
-        if let Some(parent) = c.parent.filter(|p| *p != before.parent) {
-            move_subtree(&mut tx, pk, parent).await?;
-        }
-        let after = fetch_group(&mut tx, pk).await?;
-        let changes = json!({"before": group_json(&before), "after": group_json(&after)});
-        let revision = log_write(tx, ctx, "update", "groups", &pk.to_string(), &changes).await?;
-        Ok((after, revision))
+            let mut sql = Sql::new("UPDATE groups SET modified_date = ");
+            sql.bind(now_micros());
+            if let Some(v) = &c.name {
+                sql.push(", name = ").bind(v.clone());
+            }
+            if let Some(v) = &c.description {
+                sql.push(", description = ").bind(v.clone());
+            }
+            if let Some(v) = c.parent {
+                sql.push(", parent = ").bind(v);
+            }
+            if let Some(p) = &c.permissions {
+                sql.push(", permissions = ").bind(permissions_text(p));
+            }
+            sql.push(" WHERE pk = ").bind(pk);
+            sql.execute(conn).map_err(name_conflict)?;
+            if let Some(parent) = c.parent.filter(|p| *p != before.parent) {
+                move_subtree(conn, pk, parent)?;
+            }
+            let after = fetch_group(conn, pk)?;
+            let changes = json!({"before": group_json(&before), "after": group_json(&after)});
+            let revision = log_write(conn, ctx, "update", "groups", &pk.to_string(), &changes)?;
+            Ok((after, revision))
+        })
+        .await
     }
 
     async fn delete_group(&self, ctx: &WriteCtx, pk: i64, cascade: bool) -> Result<Revision> {
-        let mut tx = self.begin_write().await?;
-        let before = fetch_group(&mut tx, pk).await?;
-        let subtree: Vec<i64> = sqlx::query_scalar("SELECT descendant FROM group_closure WHERE ancestor = ? ORDER BY depth DESC")
-            .bind(pk)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(backend)?;
-        if subtree.len() > 1 && !cascade {
-            return Err(StoreError::Conflict { constraint: "children".into() });
-        }
-        for g in &subtree {
-            sqlx::query("DELETE FROM groups WHERE pk = ?").bind(*g).execute(&mut *tx).await.map_err(map_err)?;
-        }
-        let changes = json!({"before": group_json(&before), "deleted": subtree});
-        let revision = log_write(tx, ctx, "delete", "groups", &pk.to_string(), &changes).await?;
-        Ok(revision)
+        self.write(ctx, move |c, ctx| {
+            let before = fetch_group(c, pk)?;
+            let subtree = c
+                .prepare_cached("SELECT descendant FROM group_closure WHERE ancestor = ? ORDER BY depth DESC")?
+                .query_map([pk], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<i64>>>()
+                .map_err(backend)?;
+            if subtree.len() > 1 && !cascade {
+                return Err(StoreError::Conflict { constraint: "children".into() });
+            }
+            {
+                let mut delete = c.prepare_cached("DELETE FROM groups WHERE pk = ?")?;
+                for g in &subtree {
+                    delete.execute([*g])?;
+                }
+            }
+            let changes = json!({"before": group_json(&before), "deleted": subtree});
+            log_write(c, ctx, "delete", "groups", &pk.to_string(), &changes)
+        })
+        .await
     }
 
     async fn add_members(
@@ -447,166 +402,159 @@ impl GroupStore for SqliteStore {
                 distinct.push(*user);
             }
         }
-        let sql = if ctx.preview.is_some() { ADD_MEMBERS } else { ADD_MEMBERS_AND_COMMIT };
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        let (actor, actor_username) = ctx.actor.clone().unzip();
-        let rows = sqlx::query(sql)
-            .bind(group)
-            .bind(Value::from(distinct).to_string())
-            .bind(expires_at.map(to_micros))
-            .bind(now_micros())
-            .bind(actor)
-            .bind(actor_username)
-            .bind(group.to_string())
-            .bind(ctx.ip.clone())
-            .bind(ctx.request_id.clone())
-            .fetch_all(&mut *conn)
-            .await;
-        let mut tx = Tx { conn, finished: ctx.preview.is_none(), pool: self.pool.clone() };
-        let rows = rows.map_err(map_err)?;
-        let checks = rows.first().ok_or_else(|| StoreError::Backend("the membership checks answered nothing".into()))?;
-        if !checks.try_get::<bool, _>(0).map_err(backend)? {
-            return Err(StoreError::NotFound);
-        }
-        let written = rows.get(1).filter(|_| checks.try_get::<bool, _>(1).unwrap_or(false));
-        let written = written.ok_or_else(|| StoreError::Conflict { constraint: "members".into() })?;
-        let revision: Revision = written.try_get(0).map_err(backend)?;
-        if let Some(slot) = &ctx.preview {
-            let changes: String = written.try_get(1).map_err(backend)?;
-            let changes = serde_json::from_str(&changes).map_err(|e| StoreError::Backend(e.to_string()))?;
-            let entry = change_entry(ctx, "assign", "groups", &group.to_string(), changes);
-            tx.finished = false;
-            super::preview::preview_and_roll_back(tx, &entry, slot).await?;
-        }
-        Ok(revision)
+        let users = Value::from(distinct).to_string();
+        let expires_at = expires_at.map(to_micros);
+        self.write(ctx, move |c, ctx| {
+            let (exists, same_org): (bool, bool) =
+                c.prepare_cached(MEMBER_CHECKS)?.query_row(params![group, users], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            if !exists {
+                return Err(StoreError::NotFound);
+            }
+            if !same_org {
+                return Err(StoreError::Conflict { constraint: "members".into() });
+            }
+            let changes: String = c.prepare_cached(MEMBER_CHANGES)?.query_row(params![group, users, expires_at], |r| r.get(0))?;
+            let changes: Value = serde_json::from_str(&changes).map_err(|e| StoreError::Backend(e.to_string()))?;
+            c.prepare_cached(UPSERT_MEMBERS)?.execute(params![group, users, expires_at])?;
+            log_write(c, ctx, "assign", "groups", &group.to_string(), &changes)
+        })
+        .await
     }
 
     async fn remove_members(&self, ctx: &WriteCtx, group: i64, users: &[i64]) -> Result<Revision> {
-        let mut tx = self.begin_write().await?;
-        fetch_group(&mut tx, group).await?;
-        let mut changes = Vec::with_capacity(users.len());
-        for user in users {
-            let before = fetch_membership(&mut tx, *user, group).await?;
-            if before.is_none() {
-                continue;
+        let users = users.to_vec();
+        self.write(ctx, move |c, ctx| {
+            fetch_group(c, group)?;
+            let mut changes = Vec::with_capacity(users.len());
+            for user in &users {
+                let before = fetch_membership(c, *user, group)?;
+                if before.is_none() {
+                    continue;
+                }
+                c.prepare_cached("DELETE FROM memberships WHERE user = ? AND grp = ?")?.execute([*user, group])?;
+                changes.push(json!({"user": user, "before": membership_json(&before), "after": null}));
             }
-            sqlx::query("DELETE FROM memberships WHERE user = ? AND grp = ?")
-                .bind(*user)
-                .bind(group)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            changes.push(json!({"user": user, "before": membership_json(&before), "after": null}));
-        }
-        let revision = log_write(tx, ctx, "unassign", "groups", &group.to_string(), &json!({"members": changes})).await?;
-        Ok(revision)
+            log_write(c, ctx, "unassign", "groups", &group.to_string(), &json!({"members": changes}))
+        })
+        .await
     }
 
     async fn membership(&self, user: i64, group: i64) -> Result<Option<Membership>> {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        fetch_membership(&mut conn, user, group).await
+        self.read(move |c| fetch_membership(c, user, group)).await
     }
 
     async fn set_restriction(&self, ctx: &WriteCtx, user: i64, group: i64, nodes: Option<Vec<i64>>) -> Result<Revision> {
-        let mut tx = self.begin_write().await?;
-        let before = fetch_membership(&mut tx, user, group).await?;
-        if before.is_none() {
-            return Err(StoreError::NotFound);
-        }
-        sqlx::query("DELETE FROM membership_nodes WHERE user = ? AND grp = ?")
-            .bind(user)
-            .bind(group)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        for node in nodes.iter().flatten() {
-            sqlx::query("INSERT OR IGNORE INTO membership_nodes (user, grp, node) VALUES (?, ?, ?)")
-                .bind(user)
-                .bind(group)
-                .bind(*node)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
-        sqlx::query("UPDATE memberships SET restricted = ? WHERE user = ? AND grp = ?")
-            .bind(nodes.is_some())
-            .bind(user)
-            .bind(group)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let after = fetch_membership(&mut tx, user, group).await?;
-        let changes = json!({"user": user, "before": membership_json(&before), "after": membership_json(&after)});
-        let revision = log_write(tx, ctx, "update", "groups", &group.to_string(), &changes).await?;
-        Ok(revision)
+        self.write(ctx, move |c, ctx| {
+            let before = fetch_membership(c, user, group)?;
+            if before.is_none() {
+                return Err(StoreError::NotFound);
+            }
+            c.prepare_cached("DELETE FROM membership_nodes WHERE user = ? AND grp = ?")?
+                .execute([user, group])
+                .map_err(backend)?;
+            {
+                let mut insert = c.prepare_cached("INSERT OR IGNORE INTO membership_nodes (user, grp, node) VALUES (?, ?, ?)")?;
+                for node in nodes.iter().flatten() {
+                    insert.execute([user, group, *node])?;
+                }
+            }
+            c.prepare_cached("UPDATE memberships SET restricted = ? WHERE user = ? AND grp = ?")?
+                .execute(params![nodes.is_some(), user, group])
+                .map_err(backend)?;
+            let after = fetch_membership(c, user, group)?;
+            let changes = json!({"user": user, "before": membership_json(&before), "after": membership_json(&after)});
+            log_write(c, ctx, "update", "groups", &group.to_string(), &changes)
+        })
+        .await
     }
 
     async fn conferred_by(&self, groups: &[i64]) -> Result<ModulePermissions> {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        conferred(&mut conn, groups).await
+        let groups = groups.to_vec();
+        self.read(move |c| conferred(c, &groups)).await
     }
 
     async fn effective_permissions(&self, user: i64) -> Result<ModulePermissions> {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        let groups: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT grp FROM memberships WHERE user = ? AND restricted = 0 AND {ACTIVE}"
-        )))
-        .bind(user)
-        .bind(now_micros())
-        .fetch_all(&mut *conn)
+        self.read(move |c| {
+            let groups = c
+                .prepare_cached(&format!("SELECT grp FROM memberships WHERE user = ? AND restricted = 0 AND {ACTIVE}"))?
+                .query_map([user, now_micros()], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<i64>>>()
+                .map_err(backend)?;
+            let mut held = conferred(c, &groups)?;
+            // Global grants to the user and to the roles assigned to the user.
+            let now = now_micros();
+            let mut sql =
+                Sql::new("SELECT module, action FROM grants WHERE object_model = '' AND (expires_at IS NULL OR expires_at > ");
+            sql.bind(now).push(") AND ((subject_type = 'user' AND subject_pk = ").bind(user);
+            sql.push(") OR (subject_type = 'role' AND subject_pk IN (SELECT role FROM role_assignments WHERE subject_type = 'user' AND subject_pk = ");
+            sql.bind(user).push(" AND (expires_at IS NULL OR expires_at > ").bind(now).push(")))) ");
+            let rows: Vec<(String, String)> = sql.rows(c, |r| Ok((r.get(0)?, r.get(1)?)))?;
+            for (module, action) in &rows {
+                held.insert_named(module, action);
+            }
+            let inactive = c
+                .prepare_cached("SELECT id FROM modules WHERE is_active = 0")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+                .map_err(backend)?;
+            for module in inactive {
+                held.set(&module, &[]);
+            }
+            Ok(held)
+        })
         .await
-        .map_err(backend)?;
-        let mut held = conferred(&mut conn, &groups).await?;
-        // Global grants to the user and to the roles assigned to the user.
-        let now = now_micros();
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT module, action FROM grants WHERE object_model = '' AND (expires_at IS NULL OR expires_at > ",
-        );
-        qb.push_bind(now).push(") AND ((subject_type = 'user' AND subject_pk = ").push_bind(user);
-        qb.push(") OR (subject_type = 'role' AND subject_pk IN (SELECT role FROM role_assignments WHERE subject_type = 'user' AND subject_pk = ");
-        qb.push_bind(user).push(" AND (expires_at IS NULL OR expires_at > ").push_bind(now).push(")))) ");
-        let rows: Vec<(String, String)> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(backend)?;
-        for (module, action) in &rows {
-            held.insert_named(module, action);
-        }
-        let inactive: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM modules WHERE is_active = 0").fetch_all(&mut *conn).await.map_err(backend)?;
-        for module in inactive {
-            held.set(&module, &[]);
-        }
-        Ok(held)
     }
 
     async fn is_within(&self, group: i64, ancestor: i64) -> Result<bool> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM group_closure WHERE ancestor = ? AND descendant = ?")
-            .bind(ancestor)
-            .bind(group)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
-        Ok(found.is_some())
+        self.read(move |c| {
+            let found: Option<i64> = c
+                .prepare_cached("SELECT 1 FROM group_closure WHERE ancestor = ? AND descendant = ?")?
+                .query_row([ancestor, group], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            Ok(found.is_some())
+        })
+        .await
     }
 
     async fn directory_snapshot(&self) -> Result<DirectorySnapshot> {
-        let groups = sqlx::query_as("SELECT pk, parent FROM groups ORDER BY pk").fetch_all(&self.pool).await.map_err(backend)?;
-        let memberships =
-            sqlx::query_as("SELECT user, grp, expires_at FROM memberships").fetch_all(&self.pool).await.map_err(backend)?;
-        Ok((groups, memberships))
+        self.read(|c| {
+            let groups = c
+                .prepare_cached("SELECT pk, parent FROM groups ORDER BY pk")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<(i64, Option<i64>)>>>()
+                .map_err(backend)?;
+            let memberships = c
+                .prepare_cached("SELECT user, grp, expires_at FROM memberships")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<(i64, i64, Option<i64>)>>>()
+                .map_err(backend)?;
+            Ok((groups, memberships))
+        })
+        .await
     }
 
     async fn memberships_of_user(&self, user: i64) -> Result<Vec<(i64, Option<i64>)>> {
-        sqlx::query_as("SELECT grp, expires_at FROM memberships WHERE user = ?")
-            .bind(user)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)
+        self.read(move |c| {
+            let rows = c
+                .prepare_cached("SELECT grp, expires_at FROM memberships WHERE user = ?")?
+                .query_map([user], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<(i64, Option<i64>)>>>()
+                .map_err(backend)?;
+            Ok(rows)
+        })
+        .await
     }
 
     async fn members_of_group(&self, group: i64) -> Result<Vec<(i64, Option<i64>)>> {
-        sqlx::query_as("SELECT user, expires_at FROM memberships WHERE grp = ?")
-            .bind(group)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)
+        self.read(move |c| {
+            let rows = c
+                .prepare_cached("SELECT user, expires_at FROM memberships WHERE grp = ?")?
+                .query_map([group], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<(i64, Option<i64>)>>>()
+                .map_err(backend)?;
+            Ok(rows)
+        })
+        .await
     }
 }

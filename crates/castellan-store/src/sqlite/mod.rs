@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use self::db::{Db, WRITE_SAVEPOINT, backend, map_err};
+use self::db::{Db, backend, map_err};
 use self::sql::Sql;
 use crate::time_util::now_micros;
 use crate::{ChangeEntry, Result, Revision, Store, StoreError, WriteCtx};
@@ -39,7 +39,8 @@ const CURRENT_REVISION: &str = "SELECT COALESCE(MAX(revision), 0) FROM change_lo
 
 /// Appends a change-log row; the revision is the newest logged plus one when the row `advances` it (only the writer
 /// thread writes, so no other write takes it).
-const INSERT_LOG: &str = "INSERT INTO change_log (at, revision, actor, actor_username, action, target_type, target_pk, changes, ip, request_id, org)
+const INSERT_LOG: &str =
+    "INSERT INTO change_log (at, revision, actor, actor_username, action, target_type, target_pk, changes, ip, request_id, org)
      VALUES (?1, CASE WHEN ?2 THEN (SELECT COALESCE(MAX(revision), 0) + 1 FROM change_log) END, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
              (SELECT org FROM users WHERE pk = ?3))
      RETURNING revision";
@@ -63,7 +64,9 @@ impl SqliteStore {
             .ok_or_else(|| StoreError::Backend(format!("not a sqlite: URL: {url}")))?;
         let path = rest.split('?').next().unwrap_or_default();
         if path.is_empty() || path == ":memory:" {
-            return Err(StoreError::Backend("an SQLite URL must name a file (in-memory databases are not shared across connections)".into()));
+            return Err(StoreError::Backend(
+                "an SQLite URL must name a file (in-memory databases are not shared across connections)".into(),
+            ));
         }
         Self::open(Path::new(path)).await
     }
@@ -89,6 +92,12 @@ impl SqliteStore {
         self.db.write(false, f).await
     }
 
+    /// Transactions the writer has committed since the store was opened; each holds one group of writes, so writes
+    /// acknowledged over commits is the average group size.
+    pub fn commits(&self) -> u64 {
+        self.db.commits()
+    }
+
     /// Runs `f` on a read-only connection.
     async fn read<T, F>(&self, f: F) -> Result<T>
     where
@@ -101,7 +110,14 @@ impl SqliteStore {
 
 /// Appends the change-log row of a write running on the writer thread and answers its revision. For a dry run
 /// (`ctx.preview`), the preview is read on both sides of the write instead, which is then rolled back.
-fn log_write(conn: &Connection, ctx: &WriteCtx, action: &str, target_type: &str, target_pk: &str, changes: &Value) -> Result<Revision> {
+fn log_write(
+    conn: &Connection,
+    ctx: &WriteCtx,
+    action: &str,
+    target_type: &str,
+    target_pk: &str,
+    changes: &Value,
+) -> Result<Revision> {
     if let Some(slot) = &ctx.preview {
         let entry = change_entry(ctx, action, target_type, target_pk, changes.clone());
         return preview::preview_and_roll_back(conn, &entry, slot).map(|()| 0);
@@ -111,7 +127,14 @@ fn log_write(conn: &Connection, ctx: &WriteCtx, action: &str, target_type: &str,
 }
 
 /// Appends one audit-only change-log row (it advances nothing).
-fn log_change(conn: &Connection, ctx: &WriteCtx, action: &str, target_type: &str, target_pk: &str, changes: &Value) -> Result<()> {
+fn log_change(
+    conn: &Connection,
+    ctx: &WriteCtx,
+    action: &str,
+    target_type: &str,
+    target_pk: &str,
+    changes: &Value,
+) -> Result<()> {
     insert_log(conn, ctx, false, action, target_type, target_pk, changes)?;
     Ok(())
 }
@@ -181,12 +204,11 @@ impl Store for SqliteStore {
     async fn server_key(&self, candidate: &[u8]) -> Result<Vec<u8>> {
         let candidate = candidate.to_vec();
         self.write_plain(move |c| {
-                c.execute("INSERT OR IGNORE INTO server_secrets (name, value) VALUES ('credential_key', ?)", [&candidate])?;
-                let key: Option<Vec<u8>> = c
-                    .query_row("SELECT value FROM server_secrets WHERE name = 'credential_key'", [], |r| r.get(0))
-                    .optional()?;
-                key.ok_or_else(|| StoreError::Backend("the server key is missing".into()))
-            })
-            .await
+            c.execute("INSERT OR IGNORE INTO server_secrets (name, value) VALUES ('credential_key', ?)", [&candidate])?;
+            let key: Option<Vec<u8>> =
+                c.query_row("SELECT value FROM server_secrets WHERE name = 'credential_key'", [], |r| r.get(0)).optional()?;
+            key.ok_or_else(|| StoreError::Backend("the server key is missing".into()))
+        })
+        .await
     }
 }

@@ -5,24 +5,22 @@ use castellan_core::engine::{
     Facts, GrantFact, MembershipFact, ModuleFact, ObjectFact, ObjectKey, RoleAssignmentFact, Scope, SubjectFact, UserFact,
 };
 use castellan_core::permission::ModulePermissions;
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Value, json};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
-use super::{SqliteStore, backend, like_escape, log_write, map_err};
+use super::{CURRENT_REVISION, Sql, SqliteStore, like_escape, log_write, map_err};
 use crate::time_util::{from_micros, now_micros, to_micros};
 use crate::{Module, Page, PermissionStore, Result, Revision, Role, StoreError, WriteCtx};
 
-type ModuleRow = (String, String, bool, String, bool);
-
-fn module_from(r: ModuleRow) -> Module {
-    Module {
-        id: r.0,
-        description: r.1,
-        is_active: r.2,
-        custom_actions: serde_json::from_str(&r.3).unwrap_or_default(),
-        builtin: r.4,
-    }
+fn module_from(r: &Row<'_>) -> rusqlite::Result<Module> {
+    Ok(Module {
+        id: r.get(0)?,
+        description: r.get(1)?,
+        is_active: r.get(2)?,
+        custom_actions: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
+        builtin: r.get(4)?,
+    })
 }
 
 fn module_json(m: &Module) -> Value {
@@ -47,30 +45,20 @@ fn subject_of(kind: &str, pk: i64) -> SubjectFact {
     }
 }
 
-async fn fetch_module(conn: &mut SqliteConnection, id: &str) -> Result<Module> {
-    let row: ModuleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {MODULE_COLUMNS} FROM modules WHERE id = ?")))
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    Ok(module_from(row))
+fn fetch_module(c: &Connection, id: &str) -> Result<Module> {
+    Ok(c.prepare_cached(&format!("SELECT {MODULE_COLUMNS} FROM modules WHERE id = ?"))?.query_row(params![id], module_from)?)
 }
 
-async fn fetch_role(conn: &mut SqliteConnection, pk: i64) -> Result<Role> {
-    let row: (i64, String, String, i64, i64, i64) =
-        sqlx::query_as("SELECT pk, name, description, org, created_date, modified_date FROM roles WHERE pk = ?")
-            .bind(pk)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    let assigned: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT subject_type, subject_pk FROM role_assignments WHERE role = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY subject_pk",
-    )
-    .bind(pk)
-    .bind(now_micros())
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(backend)?;
+fn fetch_role(c: &Connection, pk: i64) -> Result<Role> {
+    let row: (i64, String, String, i64, i64, i64) = c
+        .prepare_cached("SELECT pk, name, description, org, created_date, modified_date FROM roles WHERE pk = ?")?
+        .query_row(params![pk], |r| r.try_into())?;
+    let assigned = c
+        .prepare_cached(
+            "SELECT subject_type, subject_pk FROM role_assignments WHERE role = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY subject_pk",
+        )?
+        .query_map(params![pk, now_micros()], |r| <(String, i64)>::try_from(r))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     let of = |kind: &str| assigned.iter().filter(|(k, _)| k == kind).map(|(_, pk)| *pk).collect();
     Ok(Role {
         pk: row.0,
@@ -114,122 +102,123 @@ fn role_conflict(e: StoreError) -> StoreError {
 #[async_trait]
 impl PermissionStore for SqliteStore {
     async fn list_modules(&self) -> Result<Vec<Module>> {
-        let rows: Vec<ModuleRow> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {MODULE_COLUMNS} FROM modules ORDER BY id")))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(backend)?;
-        Ok(rows.into_iter().map(module_from).collect())
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!("SELECT {MODULE_COLUMNS} FROM modules ORDER BY id"))?;
+            let modules = stmt.query_map([], module_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(modules)
+        })
+        .await
     }
 
     async fn get_module(&self, id: &str) -> Result<Module> {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        fetch_module(&mut conn, id).await
+        let id = id.to_string();
+        self.read(move |c| fetch_module(c, &id)).await
     }
 
     async fn create_module(&self, ctx: &WriteCtx, m: &Module) -> Result<(Module, Revision)> {
-        let mut tx = self.begin_write().await?;
-        let now = now_micros();
-        sqlx::query("INSERT INTO modules (id, description, is_active, custom_actions, builtin, created_date, modified_date) VALUES (?, ?, ?, ?, 0, ?, ?)")
-            .bind(&m.id)
-            .bind(&m.description)
-            .bind(m.is_active)
-            .bind(json!(m.custom_actions).to_string())
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
+        let m = m.clone();
+        self.write(ctx, move |c, ctx| {
+            let now = now_micros();
+            c.prepare_cached(
+                "INSERT INTO modules (id, description, is_active, custom_actions, builtin, created_date, modified_date) VALUES (?, ?, ?, ?, 0, ?, ?)",
+            )?
+            .execute(params![m.id, m.description, m.is_active, json!(m.custom_actions).to_string(), now, now])
             .map_err(|e| match map_err(e) {
                 StoreError::Conflict { .. } => StoreError::Conflict { constraint: "module".into() },
                 other => other,
             })?;
-        let module = fetch_module(&mut tx, &m.id).await?;
-        let revision = log_write(tx, ctx, "create", "modules", &m.id, &json!({"after": module_json(&module)})).await?;
-        Ok((module, revision))
+            let module = fetch_module(c, &m.id)?;
+            let revision = log_write(c, ctx, "create", "modules", &m.id, &json!({"after": module_json(&module)}))?;
+            Ok((module, revision))
+        })
+        .await
     }
 
     async fn update_module(&self, ctx: &WriteCtx, m: &Module) -> Result<(Module, Revision)> {
-        let mut tx = self.begin_write().await?;
-        let before = fetch_module(&mut tx, &m.id).await?;
-        sqlx::query("UPDATE modules SET description = ?, is_active = ?, custom_actions = ?, modified_date = ? WHERE id = ?")
-            .bind(&m.description)
-            .bind(m.is_active)
-            .bind(json!(m.custom_actions).to_string())
-            .bind(now_micros())
-            .bind(&m.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let after = fetch_module(&mut tx, &m.id).await?;
-        let changes = json!({"before": module_json(&before), "after": module_json(&after)});
-        let revision = log_write(tx, ctx, "update", "modules", &m.id, &changes).await?;
-        Ok((after, revision))
+        let m = m.clone();
+        self.write(ctx, move |c, ctx| {
+            let before = fetch_module(c, &m.id)?;
+            c.prepare_cached(
+                "UPDATE modules SET description = ?, is_active = ?, custom_actions = ?, modified_date = ? WHERE id = ?",
+            )?
+            .execute(params![
+                m.description,
+                m.is_active,
+                json!(m.custom_actions).to_string(),
+                now_micros(),
+                m.id
+            ])?;
+            let after = fetch_module(c, &m.id)?;
+            let changes = json!({"before": module_json(&before), "after": module_json(&after)});
+            let revision = log_write(c, ctx, "update", "modules", &m.id, &changes)?;
+            Ok((after, revision))
+        })
+        .await
     }
 
     async fn delete_module(&self, ctx: &WriteCtx, id: &str) -> Result<Revision> {
-        let mut tx = self.begin_write().await?;
-        let before = fetch_module(&mut tx, id).await?;
-        if before.builtin {
-            return Err(StoreError::Conflict { constraint: "builtin".into() });
-        }
-        sqlx::query("DELETE FROM modules WHERE id = ?").bind(id).execute(&mut *tx).await.map_err(map_err)?;
-        // Group permissions live in the groups themselves; the grants trigger does not reach them.
-        let key = format!("$.\"{id}\"");
-        sqlx::query("UPDATE groups SET permissions = json_remove(permissions, ?1) WHERE json_type(permissions, ?1) IS NOT NULL")
-            .bind(&key)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        log_write(tx, ctx, "delete", "modules", id, &json!({"before": module_json(&before)})).await
+        let id = id.to_string();
+        self.write(ctx, move |c, ctx| {
+            let before = fetch_module(c, &id)?;
+            if before.builtin {
+                return Err(StoreError::Conflict { constraint: "builtin".into() });
+            }
+            c.prepare_cached("DELETE FROM modules WHERE id = ?")?.execute(params![id])?;
+            // Group permissions live in the groups themselves; the grants trigger does not reach them.
+            let key = format!("$.\"{id}\"");
+            c.prepare_cached(
+                "UPDATE groups SET permissions = json_remove(permissions, ?1) WHERE json_type(permissions, ?1) IS NOT NULL",
+            )?
+            .execute(params![key])?;
+            log_write(c, ctx, "delete", "modules", &id, &json!({"before": module_json(&before)}))
+        })
+        .await
     }
 
     async fn create_role(&self, ctx: &WriteCtx, name: &str, description: &str, org: i64) -> Result<(Role, Revision)> {
-        let mut tx = self.begin_write().await?;
-        let now = now_micros();
-        let pk: i64 = sqlx::query_scalar(
-            "INSERT INTO roles (name, description, org, created_date, modified_date) VALUES (?, ?, ?, ?, ?) RETURNING pk",
-        )
-        .bind(name)
-        .bind(description)
-        .bind(org)
-        .bind(now)
-        .bind(now)
-        .fetch_one(&mut *tx)
+        let (name, description) = (name.to_string(), description.to_string());
+        self.write(ctx, move |c, ctx| {
+            let now = now_micros();
+            let pk: i64 = c
+                .prepare_cached(
+                    "INSERT INTO roles (name, description, org, created_date, modified_date) VALUES (?, ?, ?, ?, ?) RETURNING pk",
+                )?
+                .query_row(params![name, description, org, now, now], |r| r.get(0))
+                .map_err(|e| role_conflict(map_err(e)))?;
+            let role = fetch_role(c, pk)?;
+            let revision = log_write(c, ctx, "create", "roles", &pk.to_string(), &json!({"after": role_json(&role)}))?;
+            Ok((role, revision))
+        })
         .await
-        .map_err(|e| role_conflict(map_err(e)))?;
-        let role = fetch_role(&mut tx, pk).await?;
-        let revision = log_write(tx, ctx, "create", "roles", &pk.to_string(), &json!({"after": role_json(&role)})).await?;
-        Ok((role, revision))
     }
 
     async fn get_role(&self, pk: i64) -> Result<Role> {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        fetch_role(&mut conn, pk).await
+        self.read(move |c| fetch_role(c, pk)).await
     }
 
     async fn list_roles(&self, org: Option<i64>, search: Option<&str>, offset: i64, limit: i64) -> Result<Page<Role>> {
-        let filter = |qb: &mut QueryBuilder<Sqlite>| {
-            qb.push(" WHERE 1 = 1");
+        let pattern = search.map(str::trim).filter(|t| !t.is_empty()).map(|term| format!("%{}%", like_escape(term)));
+        let filter = |sql: &mut Sql| {
+            sql.push(" WHERE 1 = 1");
             if let Some(org) = org {
-                qb.push(" AND org = ").push_bind(org);
+                sql.push(" AND org = ").bind(org);
             }
-            if let Some(term) = search.map(str::trim).filter(|t| !t.is_empty()) {
-                qb.push(" AND lower(name) LIKE ").push_bind(format!("%{}%", like_escape(term))).push(" ESCAPE '\\'");
+            if let Some(pattern) = &pattern {
+                sql.push(" AND lower(name) LIKE ").bind(pattern.clone()).push(" ESCAPE '\\'");
             }
         };
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        let mut count_qb = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM roles");
-        filter(&mut count_qb);
-        let count: i64 = count_qb.build_query_scalar().fetch_one(&mut *conn).await.map_err(backend)?;
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT pk FROM roles");
-        filter(&mut qb);
-        qb.push(" ORDER BY pk LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
-        let pks: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *conn).await.map_err(backend)?;
-        let mut items = Vec::with_capacity(pks.len());
-        for pk in pks {
-            items.push(fetch_role(&mut conn, pk).await?);
-        }
-        Ok(Page { count, items })
+        let mut count_sql = Sql::new("SELECT count(*) FROM roles");
+        filter(&mut count_sql);
+        let mut sql = Sql::new("SELECT pk FROM roles");
+        filter(&mut sql);
+        sql.push(" ORDER BY pk LIMIT ").bind(limit).push(" OFFSET ").bind(offset);
+        self.read(move |c| {
+            let count: i64 = count_sql.row(c, |r| r.get(0))?.unwrap_or_default();
+            let pks: Vec<i64> = sql.rows(c, |r| r.get(0))?;
+            let items = pks.into_iter().map(|pk| fetch_role(c, pk)).collect::<Result<Vec<_>>>()?;
+            Ok(Page { count, items })
+        })
+        .await
     }
 
     async fn update_role(
@@ -239,29 +228,33 @@ impl PermissionStore for SqliteStore {
         name: Option<&str>,
         description: Option<&str>,
     ) -> Result<(Role, Revision)> {
-        let mut tx = self.begin_write().await?;
-        let before = fetch_role(&mut tx, pk).await?;
-        let mut qb = QueryBuilder::<Sqlite>::new("UPDATE roles SET modified_date = ");
-        qb.push_bind(now_micros());
+        let mut sql = Sql::new("UPDATE roles SET modified_date = ");
+        sql.bind(now_micros());
         if let Some(v) = name {
-            qb.push(", name = ").push_bind(v.to_string());
+            sql.push(", name = ").bind(v.to_string());
         }
         if let Some(v) = description {
-            qb.push(", description = ").push_bind(v.to_string());
+            sql.push(", description = ").bind(v.to_string());
         }
-        qb.push(" WHERE pk = ").push_bind(pk);
-        qb.build().execute(&mut *tx).await.map_err(|e| role_conflict(map_err(e)))?;
-        let after = fetch_role(&mut tx, pk).await?;
-        let changes = json!({"before": role_json(&before), "after": role_json(&after)});
-        let revision = log_write(tx, ctx, "update", "roles", &pk.to_string(), &changes).await?;
-        Ok((after, revision))
+        sql.push(" WHERE pk = ").bind(pk);
+        self.write(ctx, move |c, ctx| {
+            let before = fetch_role(c, pk)?;
+            sql.execute(c).map_err(role_conflict)?;
+            let after = fetch_role(c, pk)?;
+            let changes = json!({"before": role_json(&before), "after": role_json(&after)});
+            let revision = log_write(c, ctx, "update", "roles", &pk.to_string(), &changes)?;
+            Ok((after, revision))
+        })
+        .await
     }
 
     async fn delete_role(&self, ctx: &WriteCtx, pk: i64) -> Result<Revision> {
-        let mut tx = self.begin_write().await?;
-        let before = fetch_role(&mut tx, pk).await?;
-        sqlx::query("DELETE FROM roles WHERE pk = ?").bind(pk).execute(&mut *tx).await.map_err(map_err)?;
-        log_write(tx, ctx, "delete", "roles", &pk.to_string(), &json!({"before": role_json(&before)})).await
+        self.write(ctx, move |c, ctx| {
+            let before = fetch_role(c, pk)?;
+            c.prepare_cached("DELETE FROM roles WHERE pk = ?")?.execute(params![pk])?;
+            log_write(c, ctx, "delete", "roles", &pk.to_string(), &json!({"before": role_json(&before)}))
+        })
+        .await
     }
 
     async fn assign_role(
@@ -271,71 +264,64 @@ impl PermissionStore for SqliteStore {
         subjects: &[SubjectFact],
         expires_at: Option<OffsetDateTime>,
     ) -> Result<Revision> {
-        let mut tx = self.begin_write().await?;
-        let before = fetch_role(&mut tx, role).await?;
-        for subject in subjects {
-            let (kind, pk) = subject_key(*subject);
-            let table = if kind == "user" { "users" } else { "groups" };
-            let org: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT org FROM {table} WHERE pk = ?")))
-                .bind(pk)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend)?;
-            if kind == "role" || org != Some(before.org) {
-                return Err(StoreError::Conflict { constraint: "members".into() });
+        let subjects = subjects.to_vec();
+        let expires_at = expires_at.map(to_micros);
+        self.write(ctx, move |c, ctx| {
+            let before = fetch_role(c, role)?;
+            for subject in subjects {
+                let (kind, pk) = subject_key(subject);
+                let table = if kind == "user" { "users" } else { "groups" };
+                let org: Option<i64> = c
+                    .prepare_cached(&format!("SELECT org FROM {table} WHERE pk = ?"))?
+                    .query_row(params![pk], |r| r.get(0))
+                    .optional()?;
+                if kind == "role" || org != Some(before.org) {
+                    return Err(StoreError::Conflict { constraint: "members".into() });
+                }
+                c.prepare_cached(
+                    "INSERT INTO role_assignments (role, subject_type, subject_pk, expires_at) VALUES (?, ?, ?, ?)
+                     ON CONFLICT (role, subject_type, subject_pk) DO UPDATE SET expires_at = excluded.expires_at",
+                )?
+                .execute(params![role, kind, pk, expires_at])?;
             }
-            sqlx::query(
-                "INSERT INTO role_assignments (role, subject_type, subject_pk, expires_at) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (role, subject_type, subject_pk) DO UPDATE SET expires_at = excluded.expires_at",
-            )
-            .bind(role)
-            .bind(kind)
-            .bind(pk)
-            .bind(expires_at.map(to_micros))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        let after = fetch_role(&mut tx, role).await?;
-        let changes = json!({"before": role_json(&before), "after": role_json(&after), "expires_at": expires_at.map(to_micros)});
-        log_write(tx, ctx, "assign", "roles", &role.to_string(), &changes).await
+            let after = fetch_role(c, role)?;
+            let changes = json!({"before": role_json(&before), "after": role_json(&after), "expires_at": expires_at});
+            log_write(c, ctx, "assign", "roles", &role.to_string(), &changes)
+        })
+        .await
     }
 
     async fn unassign_role(&self, ctx: &WriteCtx, role: i64, subjects: &[SubjectFact]) -> Result<Revision> {
-        let mut tx = self.begin_write().await?;
-        let before = fetch_role(&mut tx, role).await?;
-        for subject in subjects {
-            let (kind, pk) = subject_key(*subject);
-            sqlx::query("DELETE FROM role_assignments WHERE role = ? AND subject_type = ? AND subject_pk = ?")
-                .bind(role)
-                .bind(kind)
-                .bind(pk)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
-        let after = fetch_role(&mut tx, role).await?;
-        let changes = json!({"before": role_json(&before), "after": role_json(&after)});
-        log_write(tx, ctx, "unassign", "roles", &role.to_string(), &changes).await
+        let subjects = subjects.to_vec();
+        self.write(ctx, move |c, ctx| {
+            let before = fetch_role(c, role)?;
+            for subject in subjects {
+                let (kind, pk) = subject_key(subject);
+                c.prepare_cached("DELETE FROM role_assignments WHERE role = ? AND subject_type = ? AND subject_pk = ?")?
+                    .execute(params![role, kind, pk])?;
+            }
+            let after = fetch_role(c, role)?;
+            let changes = json!({"before": role_json(&before), "after": role_json(&after)});
+            log_write(c, ctx, "unassign", "roles", &role.to_string(), &changes)
+        })
+        .await
     }
 
     async fn module_grants(&self, subject: SubjectFact) -> Result<Vec<(String, Vec<String>)>> {
         let (kind, pk) = subject_key(subject);
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT module, action FROM grants WHERE subject_type = ? AND subject_pk = ? AND object_model = ''
-             AND (expires_at IS NULL OR expires_at > ?) ORDER BY module",
-        )
-        .bind(kind)
-        .bind(pk)
-        .bind(now_micros())
-        .fetch_all(&self.pool)
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT module, action FROM grants WHERE subject_type = ? AND subject_pk = ? AND object_model = ''
+                 AND (expires_at IS NULL OR expires_at > ?) ORDER BY module",
+            )?;
+            let mut rows = stmt.query(params![kind, pk, now_micros()])?;
+            let mut held = ModulePermissions::new();
+            while let Some(r) = rows.next()? {
+                held.insert_named(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?);
+            }
+            Ok(held.to_map().into_iter().collect())
+        })
         .await
-        .map_err(backend)?;
-        let mut held = ModulePermissions::new();
-        for (module, action) in &rows {
-            held.insert_named(module, action);
-        }
-        Ok(held.to_map().into_iter().collect())
     }
 
     async fn set_module_grants(
@@ -346,54 +332,43 @@ impl PermissionStore for SqliteStore {
         actions: &[String],
     ) -> Result<Revision> {
         let (kind, pk) = subject_key(subject);
-        let mut tx = self.begin_write().await?;
-        let before: Vec<String> = sqlx::query_scalar(
-            "SELECT action FROM grants WHERE subject_type = ? AND subject_pk = ? AND module = ? AND object_model = '' ORDER BY action",
-        )
-        .bind(kind)
-        .bind(pk)
-        .bind(module)
-        .fetch_all(&mut *tx)
+        let (module, actions) = (module.to_string(), actions.to_vec());
+        self.write(ctx, move |c, ctx| {
+            let before = c
+                .prepare_cached(
+                    "SELECT action FROM grants WHERE subject_type = ? AND subject_pk = ? AND module = ? AND object_model = '' ORDER BY action",
+                )?
+                .query_map(params![kind, pk, module], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            c.prepare_cached("DELETE FROM grants WHERE subject_type = ? AND subject_pk = ? AND module = ? AND object_model = ''")?
+                .execute(params![kind, pk, module])?;
+            for action in &actions {
+                c.prepare_cached("INSERT INTO grants (subject_type, subject_pk, module, action) VALUES (?, ?, ?, ?)")?
+                    .execute(params![kind, pk, module, action])?;
+            }
+            let changes = json!({"subject": format!("{kind}:{pk}"), "module": module, "before": before, "after": actions});
+            let action = if actions.is_empty() { "unassign" } else { "assign" };
+            let target_type = if kind == "user" { "users" } else { "roles" };
+            log_write(c, ctx, action, target_type, &pk.to_string(), &changes)
+        })
         .await
-        .map_err(backend)?;
-        sqlx::query("DELETE FROM grants WHERE subject_type = ? AND subject_pk = ? AND module = ? AND object_model = ''")
-            .bind(kind)
-            .bind(pk)
-            .bind(module)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        for action in actions {
-            sqlx::query("INSERT INTO grants (subject_type, subject_pk, module, action) VALUES (?, ?, ?, ?)")
-                .bind(kind)
-                .bind(pk)
-                .bind(module)
-                .bind(action)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
-        let changes = json!({"subject": format!("{kind}:{pk}"), "module": module, "before": before, "after": actions});
-        let action = if actions.is_empty() { "unassign" } else { "assign" };
-        let target_type = if kind == "user" { "users" } else { "roles" };
-        log_write(tx, ctx, action, target_type, &pk.to_string(), &changes).await
     }
 
     async fn grants_at(&self, subject: SubjectFact, object: Option<(&str, &str)>) -> Result<Vec<(String, String)>> {
         let (kind, pk) = subject_key(subject);
         let (model, key) = object.unwrap_or(("", ""));
-        sqlx::query_as(
-            "SELECT module, action FROM grants WHERE subject_type = ? AND subject_pk = ? AND object_model = ? AND object_pk = ?
-             AND (expires_at IS NULL OR expires_at > ?) ORDER BY module, action",
-        )
-        .bind(kind)
-        .bind(pk)
-        .bind(model)
-        .bind(key)
-        .bind(now_micros())
-        .fetch_all(&self.pool)
+        let (model, key) = (model.to_string(), key.to_string());
+        self.read(move |c| {
+            let grants = c
+                .prepare_cached(
+                    "SELECT module, action FROM grants WHERE subject_type = ? AND subject_pk = ? AND object_model = ? AND object_pk = ?
+                     AND (expires_at IS NULL OR expires_at > ?) ORDER BY module, action",
+                )?
+                .query_map(params![kind, pk, model, key, now_micros()], |r| <(String, String)>::try_from(r))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(grants)
+        })
         .await
-        .map_err(backend)
     }
 
     async fn assign_grants(
@@ -405,28 +380,25 @@ impl PermissionStore for SqliteStore {
         expires_at: Option<OffsetDateTime>,
     ) -> Result<Revision> {
         let (kind, pk) = subject_key(subject);
-        let (model, key) = object.unwrap_or(("", ""));
-        let mut tx = self.begin_write().await?;
-        for (module, action) in grants {
-            sqlx::query(
-                "INSERT INTO grants (subject_type, subject_pk, module, action, object_model, object_pk, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (subject_type, subject_pk, module, action, object_model, object_pk) DO UPDATE SET expires_at = excluded.expires_at",
-            )
-            .bind(kind)
-            .bind(pk)
-            .bind(module)
-            .bind(action)
-            .bind(model)
-            .bind(key)
-            .bind(expires_at.map(to_micros))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        let codenames: Vec<String> = grants.iter().map(|(m, a)| format!("{m}.{a}")).collect();
-        let changes = json!({"subject": format!("{kind}:{pk}"), "object": object.map(|(m, k)| format!("{m}:{k}")), "after": codenames, "expires_at": expires_at.map(to_micros)});
-        let (target_type, target_pk) = grant_target(kind, pk, object);
-        log_write(tx, ctx, "assign", &target_type, &target_pk, &changes).await
+        let grants = grants.to_vec();
+        let object = object.map(|(m, k)| (m.to_string(), k.to_string()));
+        let expires_at = expires_at.map(to_micros);
+        self.write(ctx, move |c, ctx| {
+            let object = object.as_ref().map(|(m, k)| (m.as_str(), k.as_str()));
+            let (model, key) = object.unwrap_or(("", ""));
+            for (module, action) in &grants {
+                c.prepare_cached(
+                    "INSERT INTO grants (subject_type, subject_pk, module, action, object_model, object_pk, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (subject_type, subject_pk, module, action, object_model, object_pk) DO UPDATE SET expires_at = excluded.expires_at",
+                )?
+                .execute(params![kind, pk, module, action, model, key, expires_at])?;
+            }
+            let codenames: Vec<String> = grants.iter().map(|(m, a)| format!("{m}.{a}")).collect();
+            let changes = json!({"subject": format!("{kind}:{pk}"), "object": object.map(|(m, k)| format!("{m}:{k}")), "after": codenames, "expires_at": expires_at});
+            let (target_type, target_pk) = grant_target(kind, pk, object);
+            log_write(c, ctx, "assign", &target_type, &target_pk, &changes)
+        })
+        .await
     }
 
     async fn unassign_grants(
@@ -437,76 +409,82 @@ impl PermissionStore for SqliteStore {
         object: Option<(&str, &str)>,
     ) -> Result<Revision> {
         let (kind, pk) = subject_key(subject);
-        let (model, key) = object.unwrap_or(("", ""));
-        let mut tx = self.begin_write().await?;
-        for (module, action) in grants {
-            sqlx::query("DELETE FROM grants WHERE subject_type = ? AND subject_pk = ? AND module = ? AND action = ? AND object_model = ? AND object_pk = ?")
-                .bind(kind)
-                .bind(pk)
-                .bind(module)
-                .bind(action)
-                .bind(model)
-                .bind(key)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
-        let codenames: Vec<String> = grants.iter().map(|(m, a)| format!("{m}.{a}")).collect();
-        let changes =
-            json!({"subject": format!("{kind}:{pk}"), "object": object.map(|(m, k)| format!("{m}:{k}")), "before": codenames});
-        let (target_type, target_pk) = grant_target(kind, pk, object);
-        log_write(tx, ctx, "unassign", &target_type, &target_pk, &changes).await
+        let grants = grants.to_vec();
+        let object = object.map(|(m, k)| (m.to_string(), k.to_string()));
+        self.write(ctx, move |c, ctx| {
+            let object = object.as_ref().map(|(m, k)| (m.as_str(), k.as_str()));
+            let (model, key) = object.unwrap_or(("", ""));
+            for (module, action) in &grants {
+                c.prepare_cached(
+                    "DELETE FROM grants WHERE subject_type = ? AND subject_pk = ? AND module = ? AND action = ? AND object_model = ? AND object_pk = ?",
+                )?
+                .execute(params![kind, pk, module, action, model, key])?;
+            }
+            let codenames: Vec<String> = grants.iter().map(|(m, a)| format!("{m}.{a}")).collect();
+            let changes =
+                json!({"subject": format!("{kind}:{pk}"), "object": object.map(|(m, k)| format!("{m}:{k}")), "before": codenames});
+            let (target_type, target_pk) = grant_target(kind, pk, object);
+            log_write(c, ctx, "unassign", &target_type, &target_pk, &changes)
+        })
+        .await
     }
 
     async fn holders_at(&self, kind: &str, object: Option<(&str, &str)>) -> Result<Vec<(i64, Vec<(String, String)>)>> {
+        let kind = kind.to_string();
         let (model, key) = object.unwrap_or(("", ""));
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT subject_pk, module, action FROM grants WHERE subject_type = ? AND object_model = ? AND object_pk = ?
-             AND (expires_at IS NULL OR expires_at > ?) ORDER BY subject_pk, module, action",
-        )
-        .bind(kind)
-        .bind(model)
-        .bind(key)
-        .bind(now_micros())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
-        let mut holders: Vec<(i64, Vec<(String, String)>)> = Vec::new();
-        for (pk, module, action) in rows {
-            match holders.last_mut() {
-                Some((last, grants)) if *last == pk => grants.push((module, action)),
-                _ => holders.push((pk, vec![(module, action)])),
+        let (model, key) = (model.to_string(), key.to_string());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT subject_pk, module, action FROM grants WHERE subject_type = ? AND object_model = ? AND object_pk = ?
+                 AND (expires_at IS NULL OR expires_at > ?) ORDER BY subject_pk, module, action",
+            )?;
+            let rows = stmt.query_map(params![kind, model, key, now_micros()], |r| <(i64, String, String)>::try_from(r))?;
+            let mut holders: Vec<(i64, Vec<(String, String)>)> = Vec::new();
+            for row in rows {
+                let (pk, module, action) = row?;
+                match holders.last_mut() {
+                    Some((last, grants)) if *last == pk => grants.push((module, action)),
+                    _ => holders.push((pk, vec![(module, action)])),
+                }
             }
-        }
-        Ok(holders)
+            Ok(holders)
+        })
+        .await
     }
 
     async fn engine_facts(&self) -> Result<(Facts, Revision)> {
-        // One read transaction: every table as of the same revision.
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        let facts = read_facts(&mut tx, None).await?;
-        let revision: i64 = sqlx::query_scalar(super::CURRENT_REVISION).fetch_one(&mut *tx).await.map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
-        Ok((facts, revision))
+        self.read(|c| {
+            // One read transaction: every table as of the same revision.
+            let tx = c.unchecked_transaction()?;
+            let facts = read_facts(&tx, None)?;
+            let revision: i64 = tx.prepare_cached(CURRENT_REVISION)?.query_row([], |r| r.get(0))?;
+            tx.commit()?;
+            Ok((facts, revision))
+        })
+        .await
     }
 
     async fn engine_patch(&self, scope: &Scope) -> Result<Facts> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        let facts = read_facts(&mut tx, Some(scope)).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(facts)
+        let scope = scope.clone();
+        self.read(move |c| {
+            let tx = c.unchecked_transaction()?;
+            let facts = read_facts(&tx, Some(&scope))?;
+            tx.commit()?;
+            Ok(facts)
+        })
+        .await
     }
 }
 
 /// Appends `column IN (values)`, or a condition that is false when there are no values.
-fn push_any(qb: &mut QueryBuilder<Sqlite>, column: &str, values: impl IntoIterator<Item = i64>) {
+fn push_any(sql: &mut Sql, column: &str, values: impl IntoIterator<Item = i64>) {
     let mut values = values.into_iter().peekable();
     if values.peek().is_none() {
-        qb.push("0");
+        sql.push("0");
         return;
     }
     // One JSON parameter rather than one per value: scopes may hold more values than SQLite allows parameters.
-    qb.push(format!("{column} IN (SELECT value FROM json_each(")).push_bind(Value::from_iter(values).to_string()).push("))");
+    sql.push(&format!("{column} IN (SELECT value FROM json_each(")).bind(Value::from_iter(values).to_string()).push("))");
 }
 
 /// Object keys as one JSON array of `[model, key]` pairs, to bind as one parameter and read with `json_each` (a scope
@@ -518,53 +496,50 @@ pub(super) fn object_list<'a>(objects: impl IntoIterator<Item = &'a ObjectKey>) 
 /// Appends a condition matching rows held by any scoped subject, through `subject_type` and `subject_pk` columns
 /// (and, with `roles_column`, rows of a scoped role). Terms for empty sets are left out rather than written as false:
 /// SQLite serves an OR by one index search per term only when every term can use an index, and a constant cannot.
-fn push_subjects_or(qb: &mut QueryBuilder<Sqlite>, scope: &Scope, roles_column: Option<&str>) {
+fn push_subjects_or(sql: &mut Sql, scope: &Scope, roles_column: Option<&str>) {
     let mut first = true;
-    let mut or = |qb: &mut QueryBuilder<Sqlite>| {
-        qb.push(if first { "(" } else { " OR (" });
+    let mut or = |sql: &mut Sql| {
+        sql.push(if first { "(" } else { " OR (" });
         first = false;
     };
     if let Some(column) = roles_column.filter(|_| !scope.roles.is_empty()) {
-        or(qb);
-        push_any(qb, column, scope.roles.iter().copied());
-        qb.push(")");
+        or(sql);
+        push_any(sql, column, scope.roles.iter().copied());
+        sql.push(")");
     }
     for (kind, pks) in [("user", &scope.users), ("group", &scope.groups), ("role", &scope.roles)] {
         if pks.is_empty() {
             continue;
         }
-        or(qb);
-        qb.push("subject_type = ").push_bind(kind).push(" AND ");
-        push_any(qb, "subject_pk", pks.iter().copied());
-        qb.push(")");
+        or(sql);
+        sql.push("subject_type = ").bind(kind.to_string()).push(" AND ");
+        push_any(sql, "subject_pk", pks.iter().copied());
+        sql.push(")");
     }
     if first {
-        qb.push("0");
+        sql.push("0");
     }
 }
 
 /// Rows of `select` (`SELECT columns FROM rest`), narrowed by `filter` when the facts are scoped. Scoped reads come
-/// back as one JSON array built by SQLite: sqlx hands rows over one at a time between threads, which dominated large
-/// scoped reads; a full read streams its rows, as one array of every row could pass SQLite's string limit.
-async fn scoped_rows<T>(
-    tx: &mut SqliteConnection,
-    select: &str,
-    scope: Option<&Scope>,
-    filter: impl FnOnce(&mut QueryBuilder<Sqlite>, &Scope),
-) -> Result<Vec<T>>
+/// back as one JSON array built by SQLite, in one step; a full read streams its rows, as one array of every row could
+/// pass SQLite's string limit.
+fn scoped_rows<T>(c: &Connection, select: &str, scope: Option<&Scope>, filter: impl FnOnce(&mut Sql, &Scope)) -> Result<Vec<T>>
 where
-    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + serde::de::DeserializeOwned + Send + Unpin,
+    T: for<'r> TryFrom<&'r Row<'r>, Error = rusqlite::Error> + serde::de::DeserializeOwned,
 {
     let Some(scope) = scope else {
-        return QueryBuilder::<Sqlite>::new(select).build_query_as().fetch_all(&mut *tx).await.map_err(backend);
+        let mut stmt = c.prepare_cached(select)?;
+        let rows = stmt.query_map([], |r| T::try_from(r))?.collect::<rusqlite::Result<Vec<T>>>()?;
+        return Ok(rows);
     };
     let (columns, rest) = select
         .strip_prefix("SELECT ")
         .and_then(|s| s.split_once(" FROM "))
         .ok_or_else(|| StoreError::Backend(format!("not a plain select: {select}")))?;
-    let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT json_group_array(json_array({columns})) FROM {rest} WHERE "));
-    filter(&mut qb, scope);
-    let text: String = qb.build_query_scalar().fetch_one(&mut *tx).await.map_err(backend)?;
+    let mut sql = Sql::new(&format!("SELECT json_group_array(json_array({columns})) FROM {rest} WHERE "));
+    filter(&mut sql, scope);
+    let text: String = sql.row(c, |r| r.get(0))?.ok_or_else(|| StoreError::Backend(format!("no rows from {}", sql.text())))?;
     serde_json::from_str(&text).map_err(|e| StoreError::Backend(format!("reading scoped facts: {e}")))
 }
 
@@ -574,9 +549,8 @@ type GrantRow = (String, i64, String, String, String, String, Option<i64>);
 type ObjectRow = (String, String, Option<String>, Option<String>, i64);
 
 /// Every module, as the engine needs it.
-pub(super) async fn read_modules(tx: &mut SqliteConnection) -> Result<Vec<ModuleFact>> {
-    let rows: Vec<(String, i64, String)> =
-        scoped_rows(tx, "SELECT id, is_active, custom_actions FROM modules", None, |_, _| {}).await?;
+pub(super) fn read_modules(c: &Connection) -> Result<Vec<ModuleFact>> {
+    let rows: Vec<(String, i64, String)> = scoped_rows(c, "SELECT id, is_active, custom_actions FROM modules", None, |_, _| {})?;
     Ok(rows
         .into_iter()
         .map(|(id, is_active, custom)| ModuleFact {
@@ -588,55 +562,50 @@ pub(super) async fn read_modules(tx: &mut SqliteConnection) -> Result<Vec<Module
 }
 
 /// The engine's facts: all of them, or (with a scope) those [`Facts::restricted_to`] describes.
-pub(super) async fn read_facts(tx: &mut SqliteConnection, scope: Option<&Scope>) -> Result<Facts> {
+pub(super) fn read_facts(c: &Connection, scope: Option<&Scope>) -> Result<Facts> {
     let users: Vec<(i64, i64, i64, i64)> =
-        scoped_rows(tx, "SELECT pk, org, is_active, is_superuser FROM users", scope, |qb, s| {
-            push_any(qb, "pk", s.users.iter().copied())
-        })
-        .await?;
+        scoped_rows(c, "SELECT pk, org, is_active, is_superuser FROM users", scope, |sql, s| {
+            push_any(sql, "pk", s.users.iter().copied())
+        })?;
     let groups: Vec<(i64, i64, Option<i64>, String)> =
-        scoped_rows(tx, "SELECT pk, org, parent, permissions FROM groups", scope, |qb, s| {
-            push_any(qb, "pk", s.groups.iter().copied())
-        })
-        .await?;
+        scoped_rows(c, "SELECT pk, org, parent, permissions FROM groups", scope, |sql, s| {
+            push_any(sql, "pk", s.groups.iter().copied())
+        })?;
     let roles: Vec<(i64, i64)> =
-        scoped_rows(tx, "SELECT pk, org FROM roles", scope, |qb, s| push_any(qb, "pk", s.roles.iter().copied())).await?;
+        scoped_rows(c, "SELECT pk, org FROM roles", scope, |sql, s| push_any(sql, "pk", s.roles.iter().copied()))?;
     let modules = match scope {
         Some(_) => Vec::new(),
-        None => read_modules(tx).await?,
+        None => read_modules(c)?,
     };
     let memberships: Vec<(i64, i64, Option<i64>, i64)> =
-        scoped_rows(tx, "SELECT user, grp, expires_at, restricted FROM memberships", scope, |qb, s| {
-            push_any(qb, "user", s.users.iter().copied())
-        })
-        .await?;
-    let nodes: Vec<(i64, i64, i64)> = scoped_rows(tx, "SELECT user, grp, node FROM membership_nodes", scope, |qb, s| {
-        push_any(qb, "user", s.users.iter().copied())
-    })
-    .await?;
+        scoped_rows(c, "SELECT user, grp, expires_at, restricted FROM memberships", scope, |sql, s| {
+            push_any(sql, "user", s.users.iter().copied())
+        })?;
+    let nodes: Vec<(i64, i64, i64)> = scoped_rows(c, "SELECT user, grp, node FROM membership_nodes", scope, |sql, s| {
+        push_any(sql, "user", s.users.iter().copied())
+    })?;
     let assignments: Vec<(i64, String, i64, Option<i64>)> =
-        scoped_rows(tx, "SELECT role, subject_type, subject_pk, expires_at FROM role_assignments", scope, |qb, s| {
-            push_subjects_or(qb, s, Some("role"));
-        })
-        .await?;
+        scoped_rows(c, "SELECT role, subject_type, subject_pk, expires_at FROM role_assignments", scope, |sql, s| {
+            push_subjects_or(sql, s, Some("role"));
+        })?;
     let grants: Vec<GrantRow> = scoped_rows(
-        tx,
+        c,
         "SELECT subject_type, subject_pk, module, action, object_model, object_pk, expires_at FROM grants",
         scope,
-        |qb, s| push_subjects_or(qb, s, None),
-    )
-    .await?;
+        |sql, s| push_subjects_or(sql, s, None),
+    )?;
     let objects: Vec<ObjectRow> = scoped_rows(
-        tx,
+        c,
         "SELECT o.model, o.object_pk, p.model, p.object_pk, o.org FROM objects o LEFT JOIN objects p ON p.pk = o.parent",
         scope,
-        |qb, s| {
-            qb.push("(o.model, o.object_pk) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(")
-                .push_bind(object_list(&s.objects))
-                .push("))");
+        |sql, s| {
+            sql.push(
+                "(o.model, o.object_pk) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(",
+            )
+            .bind(object_list(&s.objects))
+            .push("))");
         },
-    )
-    .await?;
+    )?;
 
     let mut facts = Facts {
         users: users
@@ -698,17 +667,18 @@ mod tests {
 
     /// The plan SQLite chooses for `select` narrowed to `scope` by [`push_subjects_or`].
     async fn plan(store: &SqliteStore, select: &str, scope: &Scope, roles_column: Option<&str>) -> String {
-        let mut qb = QueryBuilder::<Sqlite>::new(format!("EXPLAIN QUERY PLAN {select} WHERE "));
-        push_subjects_or(&mut qb, scope, roles_column);
-        let rows: Vec<(i64, i64, i64, String)> = qb.build_query_as().fetch_all(&store.pool).await.unwrap();
-        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+        let mut sql = Sql::new(&format!("EXPLAIN QUERY PLAN {select} WHERE "));
+        push_subjects_or(&mut sql, scope, roles_column);
+        let rows: Vec<String> = store.read(move |c| sql.rows(c, |r| r.get(3))).await.unwrap();
+        rows.join("\n")
     }
 
     /// Following a write reads its subjects' grants and role assignments by index, whichever sets are empty: a
     /// constant term in the OR (as `AND 0` once was) makes SQLite scan every grant on every write.
     #[tokio::test]
     async fn scoped_subject_reads_use_indexes() {
-        let store = SqliteStore::open_url("sqlite::memory:").await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("castellan.db")).await.unwrap();
         store.migrate().await.unwrap();
         let scopes = [
             Scope { users: [1].into(), ..Scope::default() },

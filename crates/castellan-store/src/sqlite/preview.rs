@@ -1,44 +1,45 @@
 //! Dry runs: a write runs to its end, then instead of committing, the facts deciding the affected users' holdings are
-//! read on both sides of it (inside the write's transaction for after, and in a read transaction begun under the
-//! write lock for before) and the write is rolled back.
+//! read on both sides of it (inside the write's savepoint for after, and in a read transaction on a connection of its
+//! own for before) and the write is rolled back.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use castellan_core::engine::{Facts, GrantFact, ObjectKey, RoleAssignmentFact, Scope, SubjectFact};
+use rusqlite::{Connection, Params, Row};
 use serde_json::Value;
-use sqlx::SqliteConnection;
 
+use super::db::open_reader;
 use super::permissions::{object_list, read_facts, read_modules};
-use super::{Tx, backend};
 use crate::{ChangeEntry, PREVIEW_MAX_USERS, Preview, PreviewSlot, Result, StoreError, engine_scope};
 
-/// Reads the preview of the write in `tx` (described by `entry`, its change-log row), leaves it in `slot` and rolls
-/// the write back; answers [`StoreError::DryRun`] so that the caller stops as if the write had failed.
-pub(super) async fn preview_and_roll_back(mut tx: Tx, entry: &ChangeEntry, slot: &PreviewSlot) -> Result<()> {
-    // One read transaction for the before side: its snapshot is taken while the write lock is held, so it is the
-    // state the write started from, however long the reading takes.
-    let mut committed = tx.pool.begin().await.map_err(backend)?;
+/// Reads the preview of the write just run on `conn` (described by `entry`, its change-log row) and leaves it in
+/// `slot`; answers [`StoreError::DryRun`] so that the writer rolls the write back as if it had failed.
+pub(super) fn preview_and_roll_back(conn: &Connection, entry: &ChangeEntry, slot: &PreviewSlot) -> Result<()> {
+    // One read transaction for the before side: a dry run runs alone, so every write before it is committed and this
+    // one is not, and the snapshot is the state the write started from, however long the reading takes.
+    let path =
+        conn.path().filter(|p| !p.is_empty()).ok_or_else(|| StoreError::Backend("a dry run needs a database file".into()))?;
+    let mut reader = open_reader(Path::new(path))?;
+    let committed = reader.transaction()?;
     let (scope, module) = match engine_scope(entry) {
         Some(scope) => (scope, None),
         None => (Scope::default(), Some(entry.target_pk.as_str())),
     };
     // What the write touched, on both sides, narrows whose holdings it can change: a membership write touches its
     // group's row only in name, and a role assignment changes its new or former holders only.
-    let touched_after = read_facts(&mut tx, Some(&scope)).await?;
-    let touched_before = read_facts(&mut committed, Some(&scope)).await?;
+    let touched_after = read_facts(conn, Some(&scope))?;
+    let touched_before = read_facts(&committed, Some(&scope))?;
     let changed = changed_subjects(&scope, &touched_before, &touched_after);
-    let mut users = affected_users(&mut tx, &changed, module).await?;
-    users.extend(affected_users(&mut committed, &changed, module).await?);
+    let mut users = affected_users(conn, &changed, module)?;
+    users.extend(affected_users(&committed, &changed, module)?);
     if users.len() > PREVIEW_MAX_USERS {
         return Err(StoreError::PreviewTooLarge(users.len()));
     }
     let users: Vec<i64> = users.into_iter().collect();
-    let after = deciding_facts(&mut tx, &users, &scope).await?;
-    // The write lock is released before the larger half of the reading, which the before side's snapshot allows.
-    sqlx::raw_sql("ROLLBACK").execute(&mut *tx.conn).await.map_err(backend)?;
-    tx.finished = true;
-    let before = deciding_facts(&mut committed, &users, &scope).await?;
-    committed.rollback().await.map_err(backend)?;
+    let after = deciding_facts(conn, &users, &scope)?;
+    let before = deciding_facts(&committed, &users, &scope)?;
+    committed.rollback()?;
     let probes = scope.objects.into_iter().collect();
     let preview = Preview { users, probes, before, after };
     *slot.lock().map_err(|_| StoreError::Backend("a dry run's preview slot is poisoned".into()))? = Some(preview);
@@ -98,66 +99,66 @@ fn json_list(values: impl IntoIterator<Item = impl Into<Value>>) -> String {
     Value::from_iter(values).to_string()
 }
 
+/// Every row of `sql` with `params`, mapped by `f`.
+fn rows<T>(c: &Connection, sql: &str, params: impl Params, f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>) -> Result<Vec<T>> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, f)?.collect::<rusqlite::Result<Vec<T>>>()?;
+    Ok(rows)
+}
+
 /// Users whose holdings a write with this scope (or on this module) can change: the scoped users, the recursive
 /// members of scoped groups, holders of scoped roles, and whoever holds a grant on a scoped object or an ancestor
 /// of it, or on the module.
-async fn affected_users(conn: &mut SqliteConnection, scope: &Scope, module: Option<&str>) -> Result<BTreeSet<i64>> {
+fn affected_users(c: &Connection, scope: &Scope, module: Option<&str>) -> Result<BTreeSet<i64>> {
     let mut users: BTreeSet<i64> = scope.users.clone();
     let mut groups: BTreeSet<i64> = scope.groups.clone();
     let mut roles: BTreeSet<i64> = scope.roles.clone();
     let mut subjects: Vec<(String, i64)> = Vec::new();
     if !scope.objects.is_empty() {
-        let objects = object_list(&scope.objects);
-        subjects.extend(
-            sqlx::query_as::<_, (String, i64)>(
-                "WITH RECURSIVE up(pk) AS (
-                    SELECT pk FROM objects
-                     WHERE (model, object_pk) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1))
-                    UNION SELECT o.parent FROM objects o JOIN up ON o.pk = up.pk WHERE o.parent IS NOT NULL)
-                 SELECT g.subject_type, g.subject_pk FROM grants g
-                   JOIN objects o ON o.model = g.object_model AND o.object_pk = g.object_pk JOIN up ON up.pk = o.pk
-                 UNION SELECT g.subject_type, g.subject_pk FROM grants g
-                  WHERE (g.object_model, g.object_pk) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1))
-                 UNION SELECT 'user', n.user FROM membership_nodes n JOIN up ON up.pk = n.node",
-            )
-            .bind(&objects)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(backend)?,
-        );
+        subjects.extend(rows(
+            c,
+            "WITH RECURSIVE up(pk) AS (
+                SELECT pk FROM objects
+                 WHERE (model, object_pk) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1))
+                UNION SELECT o.parent FROM objects o JOIN up ON o.pk = up.pk WHERE o.parent IS NOT NULL)
+             SELECT g.subject_type, g.subject_pk FROM grants g
+               JOIN objects o ON o.model = g.object_model AND o.object_pk = g.object_pk JOIN up ON up.pk = o.pk
+             UNION SELECT g.subject_type, g.subject_pk FROM grants g
+              WHERE (g.object_model, g.object_pk) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1))
+             UNION SELECT 'user', n.user FROM membership_nodes n JOIN up ON up.pk = n.node",
+            [object_list(&scope.objects)],
+            |r| <(String, i64)>::try_from(r),
+        )?);
     }
     if let Some(module) = module {
-        subjects.extend(
-            sqlx::query_as::<_, (String, i64)>(
-                "SELECT subject_type, subject_pk FROM grants WHERE module = ?1
-                 UNION SELECT 'group', pk FROM groups WHERE instr(permissions, json_quote(?1)) > 0",
-            )
-            .bind(module)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(backend)?,
-        );
+        subjects.extend(rows(
+            c,
+            "SELECT subject_type, subject_pk FROM grants WHERE module = ?1
+             UNION SELECT 'group', pk FROM groups WHERE instr(permissions, json_quote(?1)) > 0",
+            [module],
+            |r| <(String, i64)>::try_from(r),
+        )?);
     }
     sort_subjects(subjects, &mut users, &mut groups, &mut roles);
-    let holders: Vec<(String, i64)> =
-        sqlx::query_as("SELECT subject_type, subject_pk FROM role_assignments WHERE role IN (SELECT value FROM json_each(?))")
-            .bind(json_list(roles.iter().copied()))
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(backend)?;
+    let holders = rows(
+        c,
+        "SELECT subject_type, subject_pk FROM role_assignments WHERE role IN (SELECT value FROM json_each(?))",
+        [json_list(roles.iter().copied())],
+        |r| <(String, i64)>::try_from(r),
+    )?;
     sort_subjects(holders, &mut users, &mut groups, &mut roles);
-    let members: Vec<i64> = sqlx::query_scalar(
+    let members: Vec<i64> = rows(
+        c,
         "SELECT DISTINCT m.user FROM group_closure c JOIN memberships m ON m.grp = c.descendant
           WHERE c.ancestor IN (SELECT value FROM json_each(?))",
-    )
-    .bind(json_list(groups.iter().copied()))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(backend)?;
+        [json_list(groups.iter().copied())],
+        |r| r.get(0),
+    )?;
     users.extend(members);
     Ok(users)
 }
 
+/// Files each subject by its kind into `users`, `groups` or `roles`.
 fn sort_subjects(subjects: Vec<(String, i64)>, users: &mut BTreeSet<i64>, groups: &mut BTreeSet<i64>, roles: &mut BTreeSet<i64>) {
     for (kind, pk) in subjects {
         match kind.as_str() {
@@ -176,61 +177,53 @@ const GRANTED_OBJECTS: &str = "SELECT o.pk FROM grants g JOIN objects o ON o.mod
 
 /// Everything deciding what `users` hold: their groups and those groups' ancestors, the roles reaching them, their
 /// grants, the objects whose parent chains matter (with ancestors), the scoped items, and every module.
-async fn deciding_facts(conn: &mut SqliteConnection, users: &[i64], scope: &Scope) -> Result<Facts> {
+fn deciding_facts(c: &Connection, users: &[i64], scope: &Scope) -> Result<Facts> {
     let user_list = json_list(users.iter().copied());
-    let mut groups: BTreeSet<i64> = sqlx::query_scalar(
+    let mut groups: BTreeSet<i64> = rows(
+        c,
         "SELECT DISTINCT c.ancestor FROM memberships m JOIN group_closure c ON c.descendant = m.grp
           WHERE m.user IN (SELECT value FROM json_each(?))",
-    )
-    .bind(&user_list)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(backend)?
+        [&user_list],
+        |r| r.get(0),
+    )?
     .into_iter()
     .collect();
     groups.extend(&scope.groups);
     let group_list = json_list(groups.iter().copied());
-    let mut roles: BTreeSet<i64> = sqlx::query_scalar(
+    let mut roles: BTreeSet<i64> = rows(
+        c,
         "SELECT DISTINCT role FROM role_assignments
           WHERE (subject_type = 'user' AND subject_pk IN (SELECT value FROM json_each(?1)))
              OR (subject_type = 'group' AND subject_pk IN (SELECT value FROM json_each(?2)))",
-    )
-    .bind(&user_list)
-    .bind(&group_list)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(backend)?
+        [&user_list, &group_list],
+        |r| r.get(0),
+    )?
     .into_iter()
     .collect();
     roles.extend(&scope.roles);
     // Holdings are compared as granted, so objects matter only for their parent chains: those of probed objects,
     // and, when a membership is node-restricted, of restricting nodes and of everything granted (to meet the nodes).
-    let restricted: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM membership_nodes WHERE user IN (SELECT value FROM json_each(?)))")
-            .bind(&user_list)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(backend)?;
+    let restricted: bool = c
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM membership_nodes WHERE user IN (SELECT value FROM json_each(?)))")?
+        .query_row([&user_list], |r| r.get(0))?;
     let granted = if restricted { GRANTED_OBJECTS } else { "SELECT NULL WHERE 0" };
-    let objects: BTreeSet<ObjectKey> = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(format!(
-        "WITH RECURSIVE seed(pk) AS (
-            {granted}
-            UNION SELECT node FROM membership_nodes WHERE user IN (SELECT value FROM json_each(?1))
-            UNION SELECT pk FROM objects WHERE (model, object_pk) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?4))),
-         up(pk) AS (SELECT pk FROM seed UNION SELECT o.parent FROM objects o JOIN up ON o.pk = up.pk WHERE o.parent IS NOT NULL)
-         SELECT o.model, o.object_pk FROM objects o JOIN up ON o.pk = up.pk"
-    )))
-    .bind(&user_list)
-    .bind(&group_list)
-    .bind(json_list(roles.iter().copied()))
-    .bind(object_list(&scope.objects))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(backend)?
+    let objects: BTreeSet<ObjectKey> = rows(
+        c,
+        &format!(
+            "WITH RECURSIVE seed(pk) AS (
+                {granted}
+                UNION SELECT node FROM membership_nodes WHERE user IN (SELECT value FROM json_each(?1))
+                UNION SELECT pk FROM objects WHERE (model, object_pk) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?4))),
+             up(pk) AS (SELECT pk FROM seed UNION SELECT o.parent FROM objects o JOIN up ON o.pk = up.pk WHERE o.parent IS NOT NULL)
+             SELECT o.model, o.object_pk FROM objects o JOIN up ON o.pk = up.pk"
+        ),
+        [user_list, group_list, json_list(roles.iter().copied()), object_list(&scope.objects)],
+        |r| <(String, String)>::try_from(r),
+    )?
     .into_iter()
     .collect();
     let deciding = Scope { users: users.iter().copied().collect(), groups, roles, objects };
-    let mut facts = read_facts(conn, Some(&deciding)).await?;
-    facts.modules = read_modules(conn).await?;
+    let mut facts = read_facts(c, Some(&deciding))?;
+    facts.modules = read_modules(c)?;
     Ok(facts)
 }

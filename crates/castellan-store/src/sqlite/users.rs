@@ -2,57 +2,37 @@
 
 use async_trait::async_trait;
 use castellan_core::model::{NewUser, User, UserChanges};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value, json};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
-use super::{SqliteStore, Tx, backend, log_write, map_err, push_in};
+use super::{Sql, SqliteStore, backend, log_write};
 use crate::time_util::{from_micros, now_micros, to_micros};
 use crate::{LoginRecord, Page, Result, Revision, StoreError, UserFilter, UserOrder, UserQuery, UserStore, WriteCtx};
 
 const USER_COLUMNS: &str = "pk, username, email, first_name, last_name, description, is_staff, is_active, is_superuser, \
      date_joined, last_login, org, phone_number, avatar_type IS NOT NULL AS has_avatar, password_hash IS NOT NULL AS has_password";
 
-#[derive(sqlx::FromRow)]
-struct UserRow {
-    pk: i64,
-    username: String,
-    email: String,
-    first_name: String,
-    last_name: String,
-    description: String,
-    is_staff: bool,
-    is_active: bool,
-    is_superuser: bool,
-    date_joined: i64,
-    last_login: Option<i64>,
-    org: i64,
-    phone_number: Option<String>,
-    has_avatar: bool,
-    has_password: bool,
-}
-
-impl From<UserRow> for User {
-    fn from(r: UserRow) -> Self {
-        User {
-            pk: r.pk,
-            username: r.username,
-            first_name: r.first_name,
-            last_name: r.last_name,
-            email: r.email,
-            description: r.description,
-            is_staff: r.is_staff,
-            is_active: r.is_active,
-            is_superuser: r.is_superuser,
-            date_joined: from_micros(r.date_joined),
-            last_login: r.last_login.map(from_micros),
-            org: r.org,
-            groups: Vec::new(),
-            phone_number: r.phone_number,
-            has_avatar: r.has_avatar,
-            has_password: r.has_password,
-        }
-    }
+/// A user from the leading [`USER_COLUMNS`] of a row, without its groups.
+fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        pk: r.get(0)?,
+        username: r.get(1)?,
+        email: r.get(2)?,
+        first_name: r.get(3)?,
+        last_name: r.get(4)?,
+        description: r.get(5)?,
+        is_staff: r.get(6)?,
+        is_active: r.get(7)?,
+        is_superuser: r.get(8)?,
+        date_joined: from_micros(r.get(9)?),
+        last_login: r.get::<_, Option<i64>>(10)?.map(from_micros),
+        org: r.get(11)?,
+        groups: Vec::new(),
+        phone_number: r.get(12)?,
+        has_avatar: r.get(13)?,
+        has_password: r.get(14)?,
+    })
 }
 
 /// The user as recorded in the change log (never a password or hash).
@@ -65,19 +45,15 @@ fn user_json(u: &User) -> Value {
 }
 
 /// Loads the unexpired direct groups of each user with one query.
-async fn attach_groups(conn: &mut SqliteConnection, users: &mut [User]) -> Result<()> {
+fn attach_groups(c: &Connection, users: &mut [User]) -> Result<()> {
     if users.is_empty() {
         return Ok(());
     }
-    let mut qb = QueryBuilder::<Sqlite>::new("SELECT user, grp FROM memberships WHERE (expires_at IS NULL OR expires_at > ");
-    qb.push_bind(now_micros());
-    qb.push(") AND user IN (");
-    let mut sep = qb.separated(", ");
-    for u in users.iter() {
-        sep.push_bind(u.pk);
-    }
-    qb.push(") ORDER BY user, grp");
-    let rows: Vec<(i64, i64)> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(backend)?;
+    let mut sql = Sql::new("SELECT user, grp FROM memberships WHERE (expires_at IS NULL OR expires_at > ");
+    sql.bind(now_micros());
+    sql.push(") AND user IN ").bind_list(users.iter().map(|u| u.pk));
+    sql.push(" ORDER BY user, grp");
+    let rows: Vec<(i64, i64)> = sql.rows(c, |r| Ok((r.get(0)?, r.get(1)?)))?;
     for (user, grp) in rows {
         if let Ok(i) = users.binary_search_by_key(&user, |u| u.pk) {
             users[i].groups.push(grp);
@@ -88,59 +64,43 @@ async fn attach_groups(conn: &mut SqliteConnection, users: &mut [User]) -> Resul
     Ok(())
 }
 
-async fn fetch_user(conn: &mut SqliteConnection, pk: i64) -> Result<User> {
-    let row: UserRow = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE pk = ?")))
-        .bind(pk)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    let mut users = [User::from(row)];
-    attach_groups(conn, &mut users).await?;
+fn fetch_user(c: &Connection, pk: i64) -> Result<User> {
+    let user =
+        c.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE pk = ?"))?.query_row(params![pk], user_from_row)?;
+    let mut users = [user];
+    attach_groups(c, &mut users)?;
     let [user] = users;
     Ok(user)
 }
 
 /// Fails with `Conflict{groups}` unless every group exists in `org`.
-async fn ensure_groups(conn: &mut SqliteConnection, org: i64, groups: &[i64]) -> Result<()> {
+fn ensure_groups(c: &Connection, org: i64, groups: &[i64]) -> Result<()> {
     if groups.is_empty() {
         return Ok(());
     }
-    let found = existing_groups_in(conn, org, groups).await?;
+    let found = existing_groups_in(c, org, groups)?;
     if found.len() == groups.len() { Ok(()) } else { Err(StoreError::Conflict { constraint: "groups".into() }) }
 }
 
-async fn existing_groups_in(conn: &mut SqliteConnection, org: i64, groups: &[i64]) -> Result<Vec<i64>> {
-    let mut qb = QueryBuilder::<Sqlite>::new("SELECT pk FROM groups WHERE org = ");
-    qb.push_bind(org);
-    qb.push(" AND pk IN (");
-    let mut sep = qb.separated(", ");
-    for g in groups {
-        sep.push_bind(*g);
-    }
-    qb.push(") ORDER BY pk");
-    qb.build_query_scalar().fetch_all(&mut *conn).await.map_err(backend)
+fn existing_groups_in(c: &Connection, org: i64, groups: &[i64]) -> Result<Vec<i64>> {
+    let mut sql = Sql::new("SELECT pk FROM groups WHERE org = ");
+    sql.bind(org);
+    sql.push(" AND pk IN ").bind_list(groups.iter().copied());
+    sql.push(" ORDER BY pk");
+    sql.rows(c, |r| r.get(0))
 }
 
 /// Replaces a user's direct memberships with `groups`, keeping expiries of those that stay.
-async fn set_groups(tx: &mut Tx, user: i64, groups: &[i64]) -> Result<()> {
-    let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM memberships WHERE user = ");
-    qb.push_bind(user);
+fn set_groups(c: &Connection, user: i64, groups: &[i64]) -> Result<()> {
+    let mut sql = Sql::new("DELETE FROM memberships WHERE user = ");
+    sql.bind(user);
     if !groups.is_empty() {
-        qb.push(" AND grp NOT IN (");
-        let mut sep = qb.separated(", ");
-        for g in groups {
-            sep.push_bind(*g);
-        }
-        qb.push(")");
+        sql.push(" AND grp NOT IN ").bind_list(groups.iter().copied());
     }
-    qb.build().execute(&mut **tx).await.map_err(map_err)?;
+    sql.execute(c)?;
+    let mut insert = c.prepare_cached("INSERT OR IGNORE INTO memberships (user, grp) VALUES (?, ?)")?;
     for g in groups {
-        sqlx::query("INSERT OR IGNORE INTO memberships (user, grp) VALUES (?, ?)")
-            .bind(user)
-            .bind(*g)
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?;
+        insert.execute(params![user, g])?;
     }
     Ok(())
 }
@@ -180,69 +140,60 @@ fn glob_prefix_any_case(term: &str) -> String {
     pattern
 }
 
-fn push_filter(qb: &mut QueryBuilder<Sqlite>, f: &UserFilter) {
-    qb.push(" WHERE 1 = 1");
-    push_in(qb, "pk", &f.ids);
+fn push_filter(sql: &mut Sql, f: &UserFilter) {
+    sql.push(" WHERE 1 = 1");
+    sql.and_in("pk", &f.ids);
     let lower = |v: &[String]| v.iter().map(|s| s.to_lowercase()).collect::<Vec<_>>();
-    push_in(qb, "username_lower", &lower(&f.usernames));
-    push_in(qb, "email_lower", &lower(&f.emails));
-    push_in(qb, "first_name", &f.first_names);
-    push_in(qb, "last_name", &f.last_names);
-    push_in(qb, "org", &f.orgs);
+    sql.and_in("username_lower", &lower(&f.usernames));
+    sql.and_in("email_lower", &lower(&f.emails));
+    sql.and_in("first_name", &f.first_names);
+    sql.and_in("last_name", &f.last_names);
+    sql.and_in("org", &f.orgs);
     for (column, value) in [("is_active", f.is_active), ("is_staff", f.is_staff), ("is_superuser", f.is_superuser)] {
         if let Some(v) = value {
-            qb.push(format!(" AND {column} = "));
-            qb.push_bind(v);
+            sql.push(" AND ").push(column).push(" = ").bind(v);
         }
     }
     if !f.groups.is_empty() {
-        qb.push(" AND pk IN (SELECT user FROM memberships WHERE (expires_at IS NULL OR expires_at > ");
-        qb.push_bind(now_micros());
-        qb.push(")");
+        sql.push(" AND pk IN (SELECT user FROM memberships WHERE (expires_at IS NULL OR expires_at > ");
+        sql.bind(now_micros());
+        sql.push(")");
         if f.groups_recursive {
-            qb.push(" AND grp IN (SELECT descendant FROM group_closure WHERE 1 = 1");
-            push_in(qb, "ancestor", &f.groups);
-            qb.push(")");
+            sql.push(" AND grp IN (SELECT descendant FROM group_closure WHERE 1 = 1");
+            sql.and_in("ancestor", &f.groups);
+            sql.push(")");
         } else {
-            push_in(qb, "grp", &f.groups);
+            sql.and_in("grp", &f.groups);
         }
-        qb.push(")");
+        sql.push(")");
     }
     if let Some(viewer) = f.visible_to {
-        qb.push(" AND (pk = ").push_bind(viewer);
-        qb.push(" OR pk IN (SELECT user FROM memberships WHERE (expires_at IS NULL OR expires_at > ");
-        qb.push_bind(now_micros());
-        qb.push(") AND grp IN (");
-        super::groups::push_visible_groups(qb, viewer);
-        qb.push(")))");
+        sql.push(" AND (pk = ").bind(viewer);
+        sql.push(" OR pk IN (SELECT user FROM memberships WHERE (expires_at IS NULL OR expires_at > ");
+        sql.bind(now_micros());
+        sql.push(") AND grp IN (");
+        super::groups::push_visible_groups(sql, viewer);
+        sql.push(")))");
     }
     if let Some(term) = f.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         if term.chars().count() >= 3 {
-            qb.push(" AND pk IN (SELECT rowid FROM users_fts WHERE users_fts MATCH ");
-            qb.push_bind(format!("\"{}\"", term.replace('"', "\"\"")));
-            qb.push(")");
+            sql.push(" AND pk IN (SELECT rowid FROM users_fts WHERE users_fts MATCH ");
+            sql.bind(format!("\"{}\"", term.replace('"', "\"\"")));
+            sql.push(")");
         } else {
             let like = like_prefix(term);
             let glob = glob_prefix_any_case(term);
-            qb.push(" AND (username_lower LIKE ");
-            qb.push_bind(like.clone());
-            qb.push(" ESCAPE '\\' OR email_lower LIKE ");
-            qb.push_bind(like);
-            qb.push(" ESCAPE '\\' OR first_name GLOB ");
-            qb.push_bind(glob.clone());
-            qb.push(" OR last_name GLOB ");
-            qb.push_bind(glob);
-            qb.push(")");
+            sql.push(" AND (username_lower LIKE ");
+            sql.bind(like.clone());
+            sql.push(" ESCAPE '\\' OR email_lower LIKE ");
+            sql.bind(like);
+            sql.push(" ESCAPE '\\' OR first_name GLOB ");
+            sql.bind(glob.clone());
+            sql.push(" OR last_name GLOB ");
+            sql.bind(glob);
+            sql.push(")");
         }
     }
-}
-
-/// A user row with the total count of the rows matching its query.
-#[derive(sqlx::FromRow)]
-struct CountedRow {
-    #[sqlx(flatten)]
-    user: UserRow,
-    total: i64,
 }
 
 /// Whether the filter's search goes through the trigram index (terms of 3+ characters).
@@ -251,24 +202,24 @@ fn uses_text_index(f: &UserFilter) -> bool {
 }
 
 /// Filter, ordering and window of a page query.
-fn push_page(qb: &mut QueryBuilder<Sqlite>, query: &UserQuery) {
-    push_filter(qb, &query.filter);
-    push_order(qb, &query.ordering);
-    qb.push(" LIMIT ").push_bind(query.limit).push(" OFFSET ").push_bind(query.offset);
+fn push_page(sql: &mut Sql, query: &UserQuery) {
+    push_filter(sql, &query.filter);
+    push_order(sql, &query.ordering);
+    sql.push(" LIMIT ").bind(query.limit).push(" OFFSET ").bind(query.offset);
 }
 
 /// How many users match: from the maintained counters when only the organisation is filtered, else counted.
-async fn count_matching(conn: &mut SqliteConnection, filter: &UserFilter) -> Result<i64> {
-    let mut qb = if only_orgs(filter) {
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT COALESCE(SUM(n), 0) FROM user_counts WHERE 1 = 1");
-        push_in(&mut qb, "org", &filter.orgs);
-        qb
+fn count_matching(c: &Connection, filter: &UserFilter) -> Result<i64> {
+    let sql = if only_orgs(filter) {
+        let mut sql = Sql::new("SELECT COALESCE(SUM(n), 0) FROM user_counts WHERE 1 = 1");
+        sql.and_in("org", &filter.orgs);
+        sql
     } else {
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM users");
-        push_filter(&mut qb, filter);
-        qb
+        let mut sql = Sql::new("SELECT count(*) FROM users");
+        push_filter(&mut sql, filter);
+        sql
     };
-    qb.build_query_scalar().fetch_one(&mut *conn).await.map_err(backend)
+    sql.row(c, |r| r.get(0))?.ok_or_else(|| backend(rusqlite::Error::QueryReturnedNoRows))
 }
 
 /// Whether the filter restricts nothing but the organisation.
@@ -313,55 +264,59 @@ fn order_column(o: UserOrder) -> &'static str {
     }
 }
 
-fn push_order(qb: &mut QueryBuilder<Sqlite>, ordering: &[(UserOrder, bool)]) {
-    qb.push(" ORDER BY ");
+fn push_order(sql: &mut Sql, ordering: &[(UserOrder, bool)]) {
+    sql.push(" ORDER BY ");
     let mut pk_desc = false;
     for (o, desc) in ordering {
         if *o == UserOrder::Id {
             pk_desc = *desc;
             break;
         }
-        qb.push(format!("{} {}, ", order_column(*o), if *desc { "DESC" } else { "ASC" }));
+        sql.push(order_column(*o)).push(if *desc { " DESC, " } else { " ASC, " });
     }
-    qb.push(if pk_desc { "pk DESC" } else { "pk ASC" });
+    sql.push(if pk_desc { "pk DESC" } else { "pk ASC" });
 }
 
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn create_user(&self, ctx: &WriteCtx, new: NewUser) -> Result<(User, Revision)> {
-        let mut tx = self.begin_write().await?;
-        ensure_groups(&mut tx, new.org, &new.groups).await?;
-        let now = now_micros();
-        let pk: i64 = sqlx::query_scalar(
-            "INSERT INTO users (username, username_lower, password_hash, email, email_lower, first_name, last_name, description,
-                                is_staff, is_active, is_superuser, date_joined, org)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING pk",
-        )
-        .bind(&new.username)
-        .bind(new.username.to_lowercase())
-        .bind(new.password_hash.as_deref())
-        .bind(&new.email)
-        .bind(new.email.to_lowercase())
-        .bind(&new.first_name)
-        .bind(&new.last_name)
-        .bind(&new.description)
-        .bind(new.is_staff)
-        .bind(new.is_active)
-        .bind(new.is_superuser)
-        .bind(now)
-        .bind(new.org)
-        .fetch_one(&mut *tx)
+        self.write(ctx, move |c, ctx| {
+            ensure_groups(c, new.org, &new.groups)?;
+            let now = now_micros();
+            let pk: i64 = c
+                .prepare_cached(
+                    "INSERT INTO users (username, username_lower, password_hash, email, email_lower, first_name, last_name, description,
+                                        is_staff, is_active, is_superuser, date_joined, org)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING pk",
+                )?
+                .query_row(
+                    params![
+                        new.username,
+                        new.username.to_lowercase(),
+                        new.password_hash.as_deref(),
+                        new.email,
+                        new.email.to_lowercase(),
+                        new.first_name,
+                        new.last_name,
+                        new.description,
+                        new.is_staff,
+                        new.is_active,
+                        new.is_superuser,
+                        now,
+                        new.org
+                    ],
+                    |r| r.get(0),
+                )?;
+            set_groups(c, pk, &new.groups)?;
+            let user = fetch_user(c, pk)?;
+            let revision = log_write(c, ctx, "create", "users", &pk.to_string(), &json!({"after": user_json(&user)}))?;
+            Ok((user, revision))
+        })
         .await
-        .map_err(map_err)?;
-        set_groups(&mut tx, pk, &new.groups).await?;
-        let user = fetch_user(&mut tx, pk).await?;
-        let revision = log_write(tx, ctx, "create", "users", &pk.to_string(), &json!({"after": user_json(&user)})).await?;
-        Ok((user, revision))
     }
 
     async fn get_user(&self, pk: i64) -> Result<User> {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        fetch_user(&mut conn, pk).await
+        self.read(move |c| fetch_user(c, pk)).await
     }
 
     async fn get_users(&self, pks: &[i64]) -> Result<Vec<User>> {
@@ -377,144 +332,153 @@ impl UserStore for SqliteStore {
     }
 
     async fn login_record(&self, username: &str) -> Result<Option<LoginRecord>> {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        let row: Option<(i64, Option<String>)> = sqlx::query_as("SELECT pk, password_hash FROM users WHERE username_lower = ?")
-            .bind(username.to_lowercase())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(backend)?;
-        let Some((pk, password_hash)) = row else { return Ok(None) };
-        let user = fetch_user(&mut conn, pk).await?;
-        Ok(Some(LoginRecord { user, password_hash }))
+        let username = username.to_lowercase();
+        self.read(move |c| {
+            let row: Option<(i64, Option<String>)> = c
+                .prepare_cached("SELECT pk, password_hash FROM users WHERE username_lower = ?")?
+                .query_row(params![username], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(backend)?;
+            let Some((pk, password_hash)) = row else { return Ok(None) };
+            let user = fetch_user(c, pk)?;
+            Ok(Some(LoginRecord { user, password_hash }))
+        })
+        .await
     }
 
     async fn list_users(&self, query: &UserQuery) -> Result<Page<User>> {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        let (count, rows) = if uses_text_index(&query.filter) {
-            // The text search is the expensive part: run it once for the page and the total together.
-            let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {USER_COLUMNS}, count(*) OVER () AS total FROM users"));
-            push_page(&mut qb, query);
-            let rows: Vec<CountedRow> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(backend)?;
-            let count = match rows.first() {
-                Some(row) => row.total,
-                None if query.offset == 0 => 0,
-                None => count_matching(&mut conn, &query.filter).await?,
+        let query = query.clone();
+        self.read(move |c| {
+            let (count, mut items) = if uses_text_index(&query.filter) {
+                // The text search is the expensive part: run it once for the page and the total together.
+                let mut sql = Sql::new(&format!("SELECT {USER_COLUMNS}, count(*) OVER () AS total FROM users"));
+                push_page(&mut sql, &query);
+                let rows: Vec<(User, i64)> = sql.rows(c, |r| Ok((user_from_row(r)?, r.get("total")?)))?;
+                let count = match rows.first() {
+                    Some((_, total)) => *total,
+                    None if query.offset == 0 => 0,
+                    None => count_matching(c, &query.filter)?,
+                };
+                (count, rows.into_iter().map(|(user, _)| user).collect())
+            } else {
+                let count = count_matching(c, &query.filter)?;
+                let mut sql = Sql::new(&format!("SELECT {USER_COLUMNS} FROM users"));
+                push_page(&mut sql, &query);
+                (count, sql.rows(c, user_from_row)?)
             };
-            (count, rows.into_iter().map(|r| r.user).collect())
-        } else {
-            let count = count_matching(&mut conn, &query.filter).await?;
-            let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {USER_COLUMNS} FROM users"));
-            push_page(&mut qb, query);
-            let rows: Vec<UserRow> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(backend)?;
-            (count, rows)
-        };
-        let mut items: Vec<User> = rows.into_iter().map(User::from).collect();
-        attach_groups(&mut conn, &mut items).await?;
-        Ok(Page { count, items })
+            attach_groups(c, &mut items)?;
+            Ok(Page { count, items })
+        })
+        .await
     }
 
     async fn count_users(&self) -> Result<i64> {
-        sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&self.pool).await.map_err(backend)
+        self.read(|c| c.prepare_cached("SELECT count(*) FROM users")?.query_row([], |r| r.get(0)).map_err(backend)).await
     }
 
-    async fn update_user(&self, ctx: &WriteCtx, pk: i64, c: UserChanges) -> Result<(User, Revision)> {
-        let mut tx = self.begin_write().await?;
-        let before = fetch_user(&mut tx, pk).await?;
-        let mut qb = QueryBuilder::<Sqlite>::new("UPDATE users SET pk = pk");
-        if let Some(v) = &c.username {
-            qb.push(", username = ").push_bind(v.clone()).push(", username_lower = ").push_bind(v.to_lowercase());
-        }
-        if let Some(v) = &c.email {
-            qb.push(", email = ").push_bind(v.clone()).push(", email_lower = ").push_bind(v.to_lowercase());
-        }
-        for (column, value) in [("first_name", &c.first_name), ("last_name", &c.last_name), ("description", &c.description)] {
-            if let Some(v) = value {
-                qb.push(format!(", {column} = ")).push_bind(v.clone());
+    async fn update_user(&self, ctx: &WriteCtx, pk: i64, changes: UserChanges) -> Result<(User, Revision)> {
+        self.write(ctx, move |c, ctx| {
+            let before = fetch_user(c, pk)?;
+            let mut sql = Sql::new("UPDATE users SET pk = pk");
+            if let Some(v) = &changes.username {
+                sql.push(", username = ").bind(v.clone()).push(", username_lower = ").bind(v.to_lowercase());
             }
-        }
-        for (column, value) in [("is_active", c.is_active), ("is_staff", c.is_staff), ("is_superuser", c.is_superuser)] {
-            if let Some(v) = value {
-                qb.push(format!(", {column} = ")).push_bind(v);
+            if let Some(v) = &changes.email {
+                sql.push(", email = ").bind(v.clone()).push(", email_lower = ").bind(v.to_lowercase());
             }
-        }
-        if let Some(v) = &c.phone_number {
-            qb.push(", phone_number = ").push_bind(v.clone());
-        }
-        if let Some(image) = &c.avatar {
-            let (content_type, bytes) = image.clone().unzip();
-            qb.push(", avatar_type = ").push_bind(content_type).push(", avatar = ").push_bind(bytes);
-        }
-        if let Some(hash) = &c.password_hash {
-            sqlx::query("INSERT INTO password_history (user, hash) SELECT pk, password_hash FROM users WHERE pk = ? AND password_hash IS NOT NULL")
-                .bind(pk)
-                .execute(&mut *tx)
-                .await
+            for (column, value) in [("first_name", &changes.first_name), ("last_name", &changes.last_name), ("description", &changes.description)] {
+                if let Some(v) = value {
+                    sql.push(", ").push(column).push(" = ").bind(v.clone());
+                }
+            }
+            for (column, value) in [("is_active", changes.is_active), ("is_staff", changes.is_staff), ("is_superuser", changes.is_superuser)] {
+                if let Some(v) = value {
+                    sql.push(", ").push(column).push(" = ").bind(v);
+                }
+            }
+            if let Some(v) = &changes.phone_number {
+                sql.push(", phone_number = ").bind(v.clone());
+            }
+            if let Some(image) = &changes.avatar {
+                let (content_type, bytes) = image.clone().unzip();
+                sql.push(", avatar_type = ").bind(content_type).push(", avatar = ").bind(bytes);
+            }
+            if let Some(hash) = &changes.password_hash {
+                c.prepare_cached(
+                    "INSERT INTO password_history (user, hash) SELECT pk, password_hash FROM users WHERE pk = ? AND password_hash IS NOT NULL",
+                )?
+                .execute(params![pk])
                 .map_err(backend)?;
-            qb.push(", password_hash = ").push_bind(hash.clone());
-        }
-        qb.push(" WHERE pk = ").push_bind(pk);
-        qb.build().execute(&mut *tx).await.map_err(map_err)?;
-        if let Some(groups) = &c.groups {
-            ensure_groups(&mut tx, before.org, groups).await?;
-            set_groups(&mut tx, pk, groups).await?;
-        }
-        let after = fetch_user(&mut tx, pk).await?;
-        let revision = log_write(tx, ctx, "update", "users", &pk.to_string(), &diff(&before, &after, &c)).await?;
-        Ok((after, revision))
+                sql.push(", password_hash = ").bind(hash.clone());
+            }
+            sql.push(" WHERE pk = ").bind(pk);
+            sql.execute(c)?;
+            if let Some(groups) = &changes.groups {
+                ensure_groups(c, before.org, groups)?;
+                set_groups(c, pk, groups)?;
+            }
+            let after = fetch_user(c, pk)?;
+            let revision = log_write(c, ctx, "update", "users", &pk.to_string(), &diff(&before, &after, &changes))?;
+            Ok((after, revision))
+        })
+        .await
     }
 
     async fn delete_user(&self, ctx: &WriteCtx, pk: i64) -> Result<Revision> {
-        let mut tx = self.begin_write().await?;
-        let before = fetch_user(&mut tx, pk).await?;
-        sqlx::query("DELETE FROM users WHERE pk = ?").bind(pk).execute(&mut *tx).await.map_err(map_err)?;
-        let revision = log_write(tx, ctx, "delete", "users", &pk.to_string(), &json!({"before": user_json(&before)})).await?;
-        Ok(revision)
+        self.write(ctx, move |c, ctx| {
+            let before = fetch_user(c, pk)?;
+            c.prepare_cached("DELETE FROM users WHERE pk = ?")?.execute(params![pk])?;
+            log_write(c, ctx, "delete", "users", &pk.to_string(), &json!({"before": user_json(&before)}))
+        })
+        .await
     }
 
     async fn password_hashes(&self, pk: i64, n: usize) -> Result<Vec<String>> {
         let limit = i64::try_from(n).unwrap_or(i64::MAX);
-        sqlx::query_scalar(
-            "SELECT hash FROM (
-                 SELECT password_hash AS hash, 9223372036854775807 AS ord FROM users WHERE pk = ?1 AND password_hash IS NOT NULL
-                 UNION ALL SELECT hash, pk AS ord FROM password_history WHERE user = ?1
-             ) ORDER BY ord DESC LIMIT ?2",
-        )
-        .bind(pk)
-        .bind(limit)
-        .fetch_all(&self.pool)
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT hash FROM (
+                     SELECT password_hash AS hash, 9223372036854775807 AS ord FROM users WHERE pk = ?1 AND password_hash IS NOT NULL
+                     UNION ALL SELECT hash, pk AS ord FROM password_history WHERE user = ?1
+                 ) ORDER BY ord DESC LIMIT ?2",
+            )?;
+            let hashes = stmt.query_map(params![pk, limit], |r| r.get(0)).map_err(backend)?;
+            hashes.collect::<rusqlite::Result<Vec<String>>>().map_err(backend)
+        })
         .await
-        .map_err(backend)
     }
 
     async fn set_last_login(&self, pk: i64, at: OffsetDateTime) -> Result<()> {
-        sqlx::query("UPDATE users SET last_login = ? WHERE pk = ?")
-            .bind(to_micros(at))
-            .bind(pk)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        Ok(())
+        let at = to_micros(at);
+        self.write_plain(move |c| {
+            c.prepare_cached("UPDATE users SET last_login = ? WHERE pk = ?")?.execute(params![at, pk]).map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn get_avatar(&self, pk: i64) -> Result<Option<(String, Vec<u8>)>> {
-        let row: Option<(Option<String>, Option<Vec<u8>>)> = sqlx::query_as("SELECT avatar_type, avatar FROM users WHERE pk = ?")
-            .bind(pk)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
-        match row {
-            None => Err(StoreError::NotFound),
-            Some((Some(t), Some(b))) => Ok(Some((t, b))),
-            Some(_) => Ok(None),
-        }
+        self.read(move |c| {
+            let row: Option<(Option<String>, Option<Vec<u8>>)> = c
+                .prepare_cached("SELECT avatar_type, avatar FROM users WHERE pk = ?")?
+                .query_row(params![pk], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(backend)?;
+            match row {
+                None => Err(StoreError::NotFound),
+                Some((Some(t), Some(b))) => Ok(Some((t, b))),
+                Some(_) => Ok(None),
+            }
+        })
+        .await
     }
 
     async fn existing_groups(&self, org: i64, pks: &[i64]) -> Result<Vec<i64>> {
         if pks.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        existing_groups_in(&mut conn, org, pks).await
+        let pks = pks.to_vec();
+        self.read(move |c| existing_groups_in(c, org, &pks)).await
     }
 }
 
