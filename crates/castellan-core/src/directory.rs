@@ -128,16 +128,23 @@ impl Directory {
         }
     }
 
-    /// Replaces all members of a group.
-    pub fn set_group_members(&mut self, group: i64, members: &[(i64, Option<i64>)]) {
-        for (user, _) in self.members.remove(&group).unwrap_or_default() {
-            if let Some(groups) = self.groups_of.get_mut(&user) {
-                groups.retain(|g| *g != group);
+    /// Sets one membership (`Some(expires_at)`, `None` inside for no expiry) or removes it (`None`).
+    pub fn set_membership(&mut self, user: i64, group: i64, membership: Option<Option<i64>>) {
+        let members = self.members.entry(group).or_default();
+        let at = members.iter().position(|(u, _)| *u == user);
+        match (membership, at) {
+            (Some(expires_at), Some(i)) => members[i].1 = expires_at,
+            (Some(expires_at), None) => {
+                members.push((user, expires_at));
+                self.groups_of.entry(user).or_default().push(group);
             }
-        }
-        for &(user, expires_at) in members {
-            self.members.entry(group).or_default().push((user, expires_at));
-            self.groups_of.entry(user).or_default().push(group);
+            (None, Some(i)) => {
+                members.swap_remove(i);
+                if let Some(groups) = self.groups_of.get_mut(&user) {
+                    groups.retain(|g| *g != group);
+                }
+            }
+            (None, None) => {}
         }
     }
 
@@ -226,8 +233,13 @@ mod tests {
         d.set_user_memberships(10, &[(1, None)]);
         assert_eq!(d.members(&[1], false, 0).page(0, 10), vec![10]);
         assert_eq!(d.groups_of(10), &[1]);
-        d.set_group_members(1, &[]);
+        d.set_membership(10, 1, None);
         assert_eq!(d.members(&[1], true, 0).count(), 0);
+        assert!(d.groups_of(10).is_empty());
+        d.set_membership(11, 1, Some(Some(40)));
+        d.set_membership(11, 1, Some(Some(60)));
+        assert_eq!(d.members(&[1], false, 50).page(0, 10), vec![11], "re-dated, not duplicated");
+        assert_eq!(d.groups_of(11).iter().filter(|g| **g == 1).count(), 1);
     }
 
     #[test]

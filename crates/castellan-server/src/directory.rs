@@ -32,25 +32,34 @@ impl DirectoryView {
                 let memberships = store.memberships_of_user(pk).await?;
                 self.directory.write().set_user_memberships(pk, &memberships);
             }
+            // Membership writes log every membership before and after: applied as they are, whatever the group's size.
+            "groups" if matches!(entry.action.as_str(), "assign" | "unassign") => {
+                let mut directory = self.directory.write();
+                for member in entry.changes["members"].as_array().into_iter().flatten() {
+                    let Some(user) = member["user"].as_i64() else { continue };
+                    let after = &member["after"];
+                    let membership = (!after.is_null()).then(|| after["expires_at"].as_i64());
+                    directory.set_membership(user, pk, membership);
+                }
+            }
+            // A node restriction changes neither membership nor expiry.
+            "groups" if entry.action == "update" && entry.changes.get("user").is_some() => {}
             "groups" if entry.action == "delete" => {
                 let deleted = entry.changes["deleted"].as_array().cloned().unwrap_or_default();
                 let mut directory = self.directory.write();
                 directory.remove_group(pk);
                 deleted.iter().filter_map(|g| g.as_i64()).for_each(|g| directory.remove_group(g));
             }
+            // Creating, renaming or moving a group changes no membership.
             "groups" => {
                 let parent = match store.get_group(pk).await {
                     Ok(group) => Some(group.parent),
                     Err(StoreError::NotFound) => None,
                     Err(e) => return Err(e),
                 };
-                let members = store.members_of_group(pk).await?;
                 let mut directory = self.directory.write();
                 match parent {
-                    Some(parent) => {
-                        directory.set_group(pk, parent);
-                        directory.set_group_members(pk, &members);
-                    }
+                    Some(parent) => directory.set_group(pk, parent),
                     None => directory.remove_group(pk),
                 }
             }
@@ -67,10 +76,11 @@ impl DirectoryView {
         visible
     }
 
-    /// Unexpired members of `group` and every group below it, seen by `viewer` (all when `None`).
-    pub fn recursive_members(&self, group: i64, viewer: Option<i64>, now: i64) -> UserSet {
+    /// Unexpired members of `group` (and, when `recursive`, of every group below it), seen by `viewer` (all when
+    /// `None`).
+    pub fn members(&self, group: i64, recursive: bool, viewer: Option<i64>, now: i64) -> UserSet {
         let directory = self.directory.read();
-        let mut members = directory.members(&[group], true, now);
+        let mut members = directory.members(&[group], recursive, now);
         if let Some(viewer) = viewer {
             let mut visible = directory.members(&directory.active_groups_of(viewer, now), true, now);
             visible.insert(viewer);

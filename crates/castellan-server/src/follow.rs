@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use castellan_store::{Revision, Store, StoreError};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 
 use crate::directory::DirectoryView;
 use crate::engine::EngineView;
@@ -21,6 +21,8 @@ pub struct LogFollower {
     store: Arc<dyn Store>,
     engine: Arc<EngineView>,
     directory: Arc<DirectoryView>,
+    /// The last change-log row applied, announced to watchers of the log.
+    position: watch::Sender<i64>,
 }
 
 impl LogFollower {
@@ -30,7 +32,8 @@ impl LogFollower {
         let applied = store.last_change_pk().await?;
         let directory = Arc::new(DirectoryView::load(store.as_ref()).await?);
         let engine = EngineView::start(store.clone()).await?;
-        Ok(Self { applied: Mutex::new(applied), store, engine, directory })
+        let (position, _) = watch::channel(applied);
+        Ok(Self { applied: Mutex::new(applied), store, engine, directory, position })
     }
 
     /// The authorization index.
@@ -46,13 +49,38 @@ impl LogFollower {
     /// Applies every change-log row not applied yet to both views.
     pub async fn follow(&self) -> Result<(), StoreError> {
         let mut applied = self.applied.lock().await;
+        self.follow_locked(&mut applied).await
+    }
+
+    /// Brings both views to `revision` at least (a write of this server, before it is answered): a write that
+    /// another request's follow already applied costs nothing, so concurrent writers share one read of the log.
+    pub async fn follow_to(&self, revision: Revision) -> Result<(), StoreError> {
+        if self.engine.revision() >= revision {
+            return Ok(());
+        }
+        let mut applied = self.applied.lock().await;
+        if self.engine.revision() >= revision {
+            return Ok(());
+        }
+        self.follow_locked(&mut applied).await
+    }
+
+    async fn follow_locked(&self, applied: &mut i64) -> Result<(), StoreError> {
         loop {
             let entries = self.store.changes(*applied, BATCH).await?;
             let Some(last) = entries.last().map(|e| e.pk) else { return Ok(()) };
-            self.engine.apply(&entries).await?;
+            // The directory first: a request that finds the index at its revision finds the directory there too.
             self.directory.apply(self.store.as_ref(), &entries).await?;
+            self.engine.apply(&entries).await?;
             *applied = last;
+            self.position.send_replace(last);
         }
+    }
+
+    /// Announces the key of each change-log row applied as it is applied: `/watch/` streams wait on it instead of
+    /// polling the log.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.position.subscribe()
     }
 
     /// Follows the log, logging a failure (the next call retries).

@@ -43,9 +43,12 @@ fn add_trailing_slash(mut req: Request) -> Request {
 pub async fn follow_writes(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     // Only writes answer with a revision; checks and lookups are POSTs that change nothing.
-    let write = response.headers().contains_key(crate::api::REVISION_HEADER);
-    if write && response.status().is_success() {
-        state.follower.follow_or_log().await;
+    let revision = response.headers().get(crate::api::REVISION_HEADER).and_then(|v| v.to_str().ok()?.parse().ok());
+    if let Some(revision) = revision
+        && response.status().is_success()
+        && let Err(e) = state.follower.follow_to(revision).await
+    {
+        tracing::error!("cannot follow the change log: {e}");
     }
     response
 }

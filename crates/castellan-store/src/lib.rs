@@ -406,8 +406,6 @@ pub trait GroupStore {
     async fn directory_snapshot(&self) -> Result<DirectorySnapshot>;
     /// A user's memberships as (group, expires_at µs).
     async fn memberships_of_user(&self, user: i64) -> Result<Vec<(i64, Option<i64>)>>;
-    /// A group's members as (user, expires_at µs).
-    async fn members_of_group(&self, group: i64) -> Result<Vec<(i64, Option<i64>)>>;
 }
 
 /// A node or other registered object.

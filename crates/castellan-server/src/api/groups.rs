@@ -340,7 +340,7 @@ async fn members(
     if recursive && search.is_none() {
         // Counted and paged in memory: recursive membership at scale never runs recursive SQL.
         state.follower.follow().await?;
-        let members = state.directory.recursive_members(pk, caller.viewer(), super::now_micros());
+        let members = state.directory.members(pk, true, caller.viewer(), super::now_micros());
         let count = members.count() as i64;
         q.check_page(window, count)?;
         let pks = members.page(window.offset as usize, window.limit as usize);
@@ -382,14 +382,12 @@ async fn member_body(
     Ok((users, expires_at))
 }
 
-async fn members_out(state: &AppState, caller: &Principal, group: &Group) -> ApiResult<GroupMembersOut> {
-    let filter = UserFilter { groups: vec![group.pk], visible_to: caller.viewer(), ..Default::default() };
-    let page = state.store.list_users(&UserQuery { filter, limit: MEMBERS_MAX as i64, ..Default::default() }).await?;
-    Ok(GroupMembersOut {
-        group: GroupOut::from(group),
-        users: page.items.iter().map(|u| u.pk).collect(),
-        users_count: page.count,
-    })
+/// The group with its direct members after a membership write at `revision`, from the in-memory directory (brought
+/// to that revision first): answering costs the same whatever the group's size.
+async fn members_out(state: &AppState, caller: &Principal, group: &Group, revision: i64) -> ApiResult<GroupMembersOut> {
+    state.follower.follow_to(revision).await?;
+    let members = state.directory.members(group.pk, false, caller.viewer(), super::now_micros());
+    Ok(GroupMembersOut { group: GroupOut::from(group), users: members.page(0, MEMBERS_MAX), users_count: members.count() as i64 })
 }
 
 /// Add users to a group (`expires_at` optional); the caller must hold what the group confers.
@@ -407,7 +405,7 @@ async fn assign_users(
     let (users, expires_at) = member_body(&state, &caller, &body, true).await?;
     require_confer(&state, &caller, &[pk]).await?;
     let revision = state.store.add_members(&write_ctx(Some(&caller), ip), pk, &users, expires_at).await?;
-    Ok(with_revision(revision, axum::Json(members_out(&state, &caller, &group).await?)))
+    Ok(with_revision(revision, axum::Json(members_out(&state, &caller, &group, revision).await?)))
 }
 
 /// Remove users from a group; the caller must hold what the group confers.
@@ -425,5 +423,5 @@ async fn remove_users(
     let (users, _) = member_body(&state, &caller, &body, false).await?;
     require_confer(&state, &caller, &[pk]).await?;
     let revision = state.store.remove_members(&write_ctx(Some(&caller), ip), pk, &users).await?;
-    Ok(with_revision(revision, axum::Json(members_out(&state, &caller, &group).await?)))
+    Ok(with_revision(revision, axum::Json(members_out(&state, &caller, &group, revision).await?)))
 }

@@ -19,8 +19,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::links::ListQuery;
 use crate::state::AppState;
 
-/// How often the log is read for new rows when nothing arrived.
-const POLL: Duration = Duration::from_millis(250);
+/// How long a stream waits before reading the log again after a failed read.
+const RETRY: Duration = Duration::from_millis(250);
 /// Rows sent per read.
 const BATCH: i64 = 200;
 
@@ -63,12 +63,16 @@ async fn watch(
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let after = start(&state, &headers, &q).await?;
     let org = caller.org_scope();
-    let stream =
-        futures_util::stream::unfold((state, after, Vec::<Event>::new()), move |(state, mut after, mut pending)| async move {
+    let applied = state.follower.subscribe();
+    let stream = futures_util::stream::unfold(
+        (state, after, Vec::<Event>::new(), applied),
+        move |(state, mut after, mut pending, mut applied)| async move {
             loop {
                 if let Some(event) = pending.pop() {
-                    return Some((Ok(event), (state, after, pending)));
+                    return Some((Ok(event), (state, after, pending, applied)));
                 }
+                // Rows up to `seen` are committed: an empty answer means none of them is for this caller.
+                let seen = *applied.borrow_and_update();
                 let query = ChangeQuery {
                     org,
                     after: Some(after),
@@ -91,13 +95,21 @@ async fn watch(
                             })
                             .collect();
                     }
-                    Ok(_) => tokio::time::sleep(POLL).await,
+                    // Caught up: wait until the server's follower applies a newer row (its own writes, or other
+                    // replicas' found by its timer).
+                    Ok(_) => {
+                        after = after.max(seen);
+                        if applied.wait_for(|&pk| pk > after).await.is_err() {
+                            return None;
+                        }
+                    }
                     Err(e) => {
                         tracing::error!("watch cannot read the change log: {e}");
-                        tokio::time::sleep(POLL).await;
+                        tokio::time::sleep(RETRY).await;
                     }
                 }
             }
-        });
+        },
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

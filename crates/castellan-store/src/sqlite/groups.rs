@@ -545,16 +545,4 @@ impl GroupStore for SqliteStore {
         })
         .await
     }
-
-    async fn members_of_group(&self, group: i64) -> Result<Vec<(i64, Option<i64>)>> {
-        self.read(move |c| {
-            let rows = c
-                .prepare_cached("SELECT user, expires_at FROM memberships WHERE grp = ?")?
-                .query_map([group], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<Vec<(i64, Option<i64>)>>>()
-                .map_err(backend)?;
-            Ok(rows)
-        })
-        .await
-    }
 }
