@@ -81,7 +81,7 @@ pub struct Preview {
 }
 
 /// Most users a dry run previews: both sides' facts about them are read and indexed.
-pub const PREVIEW_MAX_USERS: usize = 10_000;
+pub const PREVIEW_MAX_USERS: usize = 100_000;
 
 /// Where a dry-run write leaves its [`Preview`].
 pub type PreviewSlot = std::sync::Arc<std::sync::Mutex<Option<Preview>>>;

@@ -55,7 +55,7 @@ fn fetch_role(c: &Connection, pk: i64) -> Result<Role> {
         .query_row(params![pk], |r| r.try_into())?;
     let assigned = c
         .prepare_cached(
-            "SELECT subject_type, subject_pk FROM role_assignments WHERE role = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY subject_pk",
+            "SELECT subject_type, subject_pk FROM role_assignments WHERE role = ? AND (expires_at IS NULL OR +expires_at > ?) ORDER BY subject_pk",
         )?
         .query_map(params![pk, now_micros()], |r| <(String, i64)>::try_from(r))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -312,7 +312,7 @@ impl PermissionStore for SqliteStore {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT module, action FROM grants WHERE subject_type = ? AND subject_pk = ? AND object_model = ''
-                 AND (expires_at IS NULL OR expires_at > ?) ORDER BY module",
+                 AND (expires_at IS NULL OR +expires_at > ?) ORDER BY module",
             )?;
             let mut rows = stmt.query(params![kind, pk, now_micros()])?;
             let mut held = ModulePermissions::new();
@@ -362,7 +362,7 @@ impl PermissionStore for SqliteStore {
             let grants = c
                 .prepare_cached(
                     "SELECT module, action FROM grants WHERE subject_type = ? AND subject_pk = ? AND object_model = ? AND object_pk = ?
-                     AND (expires_at IS NULL OR expires_at > ?) ORDER BY module, action",
+                     AND (expires_at IS NULL OR +expires_at > ?) ORDER BY module, action",
                 )?
                 .query_map(params![kind, pk, model, key, now_micros()], |r| <(String, String)>::try_from(r))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -436,7 +436,7 @@ impl PermissionStore for SqliteStore {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT subject_pk, module, action FROM grants WHERE subject_type = ? AND object_model = ? AND object_pk = ?
-                 AND (expires_at IS NULL OR expires_at > ?) ORDER BY subject_pk, module, action",
+                 AND (expires_at IS NULL OR +expires_at > ?) ORDER BY subject_pk, module, action",
             )?;
             let rows = stmt.query_map(params![kind, model, key, now_micros()], |r| <(i64, String, String)>::try_from(r))?;
             let mut holders: Vec<(i64, Vec<(String, String)>)> = Vec::new();

@@ -49,7 +49,7 @@ fn attach_groups(c: &Connection, users: &mut [User]) -> Result<()> {
     if users.is_empty() {
         return Ok(());
     }
-    let mut sql = Sql::new("SELECT user, grp FROM memberships WHERE (expires_at IS NULL OR expires_at > ");
+    let mut sql = Sql::new("SELECT user, grp FROM memberships WHERE (expires_at IS NULL OR +expires_at > ");
     sql.bind(now_micros());
     sql.push(") AND user IN ").bind_list(users.iter().map(|u| u.pk));
     sql.push(" ORDER BY user, grp");
@@ -155,7 +155,7 @@ fn push_filter(sql: &mut Sql, f: &UserFilter) {
         }
     }
     if !f.groups.is_empty() {
-        sql.push(" AND pk IN (SELECT user FROM memberships WHERE (expires_at IS NULL OR expires_at > ");
+        sql.push(" AND pk IN (SELECT user FROM memberships WHERE (expires_at IS NULL OR +expires_at > ");
         sql.bind(now_micros());
         sql.push(")");
         if f.groups_recursive {
@@ -169,7 +169,7 @@ fn push_filter(sql: &mut Sql, f: &UserFilter) {
     }
     if let Some(viewer) = f.visible_to {
         sql.push(" AND (pk = ").bind(viewer);
-        sql.push(" OR pk IN (SELECT user FROM memberships WHERE (expires_at IS NULL OR expires_at > ");
+        sql.push(" OR pk IN (SELECT user FROM memberships WHERE (expires_at IS NULL OR +expires_at > ");
         sql.bind(now_micros());
         sql.push(") AND grp IN (");
         super::groups::push_visible_groups(sql, viewer);
