@@ -119,8 +119,11 @@ fn requested(query: Option<&str>) -> Result<bool, ApiError> {
 }
 
 fn impact_of(preview: &Preview) -> Impact {
-    let before = Index::build(&preview.before);
-    let after = Index::build(&preview.after);
+    let (before, after) = std::thread::scope(|s| {
+        let before = s.spawn(|| Index::build(&preview.before));
+        let after = Index::build(&preview.after);
+        (before.join().unwrap_or_else(|_| Index::build(&preview.before)), after)
+    });
     impact(&before, &after, &preview.users, &preview.probes, crate::api::now_micros())
 }
 

@@ -38,9 +38,21 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-/// Everything a request may need; cheap to clone.
+/// Everything a request may need; one shared allocation, so a clone (several per request: the router, each layer and
+/// extractor with state) is one reference count, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     /// Persistence.
     pub store: Arc<dyn Store>,
     /// Settings.
@@ -71,7 +83,7 @@ impl AppState {
         let key = store.server_key(&crate::auth::credentials::random_bytes::<32>()).await?;
         let follower = Arc::new(LogFollower::start(store.clone()).await?);
         spawn_expiry_timer(store.clone(), follower.clone());
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             directory: follower.directory().clone(),
             engine: follower.engine().clone(),
             follower,
@@ -81,6 +93,6 @@ impl AppState {
             config: Arc::new(config),
             store,
             metrics,
-        })
+        })))
     }
 }

@@ -41,20 +41,68 @@ type Holdings<'a> = BTreeMap<(&'a str, Option<&'a ObjectKey>), BTreeSet<&'a str>
 /// parent is one entry, not one per descendant); `probes` are objects that moved or appeared, checked one by one
 /// (where registered) so that what their new ancestors pass down shows too.
 pub fn impact(before: &Index, after: &Index, users: &[i64], probes: &[ObjectKey], now: i64) -> Impact {
-    let mut gained: BTreeMap<(String, Option<ObjectKey>), Vec<i64>> = BTreeMap::new();
-    let mut lost: BTreeMap<(String, Option<ObjectKey>), Vec<i64>> = BTreeMap::new();
-    let mut affected = BTreeSet::new();
     let (modules_before, modules_after) = (before.modules_by_subject(), after.modules_by_subject());
-    for &user in users {
-        let was = before.holdings(user, probes, &modules_before, now);
-        let is = after.holdings(user, probes, &modules_after, now);
-        let mut changed = collect(&is, &was, user, true, &mut gained);
-        changed |= collect(&was, &is, user, false, &mut lost);
-        if changed {
-            affected.insert(user);
-        }
+    let sides = Sides { before, after, modules_before: &modules_before, modules_after: &modules_after, probes, now };
+    // Users are independent: halves of the list are diffed on their own threads, and the halves' user lists, each
+    // ascending, are concatenated in order.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+    let chunk = users.len().div_ceil(threads).max(PARALLEL_MIN);
+    let parts: Vec<Diff> = std::thread::scope(|s| {
+        let handles: Vec<_> = users.chunks(chunk).map(|part| s.spawn(|| sides.diff(part))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+    });
+    let mut total = Diff::default();
+    for part in parts {
+        total.merge(part);
     }
-    Impact { gained: entries(gained), lost: entries(lost), users_affected: affected.len() }
+    Impact { gained: entries(total.gained), lost: entries(total.lost), users_affected: total.affected }
+}
+
+/// Fewest users worth a thread of their own.
+const PARALLEL_MIN: usize = 256;
+
+/// Both indexes of an impact and what is shared while diffing users.
+struct Sides<'a> {
+    before: &'a Index,
+    after: &'a Index,
+    modules_before: &'a HashMap<Subj, Vec<u16>>,
+    modules_after: &'a HashMap<Subj, Vec<u16>>,
+    probes: &'a [ObjectKey],
+    now: i64,
+}
+
+/// Gains and losses of some users, by (permission, object), with how many users changed at all.
+#[derive(Default)]
+struct Diff {
+    gained: BTreeMap<(String, Option<ObjectKey>), Vec<i64>>,
+    lost: BTreeMap<(String, Option<ObjectKey>), Vec<i64>>,
+    affected: usize,
+}
+
+impl Diff {
+    /// Adds the diff of users that all come after this one's.
+    fn merge(&mut self, later: Diff) {
+        for (mine, theirs) in [(&mut self.gained, later.gained), (&mut self.lost, later.lost)] {
+            for (key, users) in theirs {
+                mine.entry(key).or_default().extend(users);
+            }
+        }
+        self.affected += later.affected;
+    }
+}
+
+impl Sides<'_> {
+    fn diff(&self, users: &[i64]) -> Diff {
+        let mut out = Diff::default();
+        for &user in users {
+            let was = self.before.holdings(user, self.probes, self.modules_before, self.now);
+            let is = self.after.holdings(user, self.probes, self.modules_after, self.now);
+            let mut changed = collect(&is, &was, user, true, &mut out.gained);
+            changed |= collect(&was, &is, user, false, &mut out.lost);
+            out.affected += usize::from(changed);
+        }
+        out
+    }
 }
 
 /// Records what `from` holds and `minus` does not under `user`; whether anything was recorded. An entry implied by

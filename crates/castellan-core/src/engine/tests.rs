@@ -887,3 +887,50 @@ fn impact_does_not_repeat_a_global_change_on_objects() {
     let back = impact_of(&after, &before, &[1], &probes);
     assert_eq!(listed(&back.lost), vec![("catalogs.read", None, vec![1])]);
 }
+
+#[test]
+fn impact_over_many_users_equals_the_impact_of_each_user_alone() {
+    use std::collections::BTreeMap;
+
+    use super::synthetic::{Spec, generate};
+    let spec = Spec {
+        users: 2_000,
+        roots: 2,
+        fanout: 4,
+        depth: 3,
+        memberships_per_user: 2,
+        modules: 4,
+        objects: 300,
+        object_grants: 3_000,
+    };
+    let before = generate(spec);
+    let mut after = before.clone();
+    // Move the second root's first child under the first root, and drop every tenth membership.
+    let moved = after.groups.iter().position(|g| g.2 == Some(2)).expect("a child of group 2");
+    after.groups[moved].2 = Some(1);
+    let mut n = 0;
+    after.memberships.retain(|_| {
+        n += 1;
+        n % 10 != 0
+    });
+    let users: Vec<i64> = (1..=spec.users as i64).collect();
+    let (b, a) = (Index::build(&before), Index::build(&after));
+    let together = impact(&b, &a, &users, &[], NOW);
+    assert!(together.users_affected > 300, "the parallel path is taken ({} affected)", together.users_affected);
+    let mut gained: BTreeMap<(String, Option<ObjectKey>), Vec<i64>> = BTreeMap::new();
+    let mut lost: BTreeMap<(String, Option<ObjectKey>), Vec<i64>> = BTreeMap::new();
+    let mut affected = 0;
+    for &user in &users {
+        let alone = impact(&b, &a, &[user], &[], NOW);
+        affected += alone.users_affected;
+        for (side, entries) in [(&mut gained, alone.gained), (&mut lost, alone.lost)] {
+            for e in entries {
+                side.entry((e.permission, e.object)).or_default().extend(e.users);
+            }
+        }
+    }
+    let listed = |m: BTreeMap<(String, Option<ObjectKey>), Vec<i64>>| {
+        m.into_iter().map(|((permission, object), users)| ImpactEntry { permission, object, users }).collect::<Vec<_>>()
+    };
+    assert_eq!(together, Impact { gained: listed(gained), lost: listed(lost), users_affected: affected });
+}

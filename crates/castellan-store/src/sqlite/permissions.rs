@@ -521,26 +521,21 @@ fn push_subjects_or(sql: &mut Sql, scope: &Scope, roles_column: Option<&str>) {
     }
 }
 
-/// Rows of `select` (`SELECT columns FROM rest`), narrowed by `filter` when the facts are scoped. Scoped reads come
-/// back as one JSON array built by SQLite, in one step; a full read streams its rows, as one array of every row could
-/// pass SQLite's string limit.
+/// Rows of `select` (`SELECT columns FROM table`), narrowed by `filter` when the facts are scoped; streamed row by
+/// row either way.
 fn scoped_rows<T>(c: &Connection, select: &str, scope: Option<&Scope>, filter: impl FnOnce(&mut Sql, &Scope)) -> Result<Vec<T>>
 where
-    T: for<'r> TryFrom<&'r Row<'r>, Error = rusqlite::Error> + serde::de::DeserializeOwned,
+    T: for<'r> TryFrom<&'r Row<'r>, Error = rusqlite::Error>,
 {
     let Some(scope) = scope else {
         let mut stmt = c.prepare_cached(select)?;
         let rows = stmt.query_map([], |r| T::try_from(r))?.collect::<rusqlite::Result<Vec<T>>>()?;
         return Ok(rows);
     };
-    let (columns, rest) = select
-        .strip_prefix("SELECT ")
-        .and_then(|s| s.split_once(" FROM "))
-        .ok_or_else(|| StoreError::Backend(format!("not a plain select: {select}")))?;
-    let mut sql = Sql::new(&format!("SELECT json_group_array(json_array({columns})) FROM {rest} WHERE "));
+    let mut sql = Sql::new(select);
+    sql.push(" WHERE ");
     filter(&mut sql, scope);
-    let text: String = sql.row(c, |r| r.get(0))?.ok_or_else(|| StoreError::Backend(format!("no rows from {}", sql.text())))?;
-    serde_json::from_str(&text).map_err(|e| StoreError::Backend(format!("reading scoped facts: {e}")))
+    sql.rows(c, |r| T::try_from(r))
 }
 
 /// A grant: subject type and key, module, action, object model and key (empty when global), expiry.

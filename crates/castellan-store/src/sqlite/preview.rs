@@ -21,7 +21,16 @@ pub(super) fn preview_and_roll_back(conn: &Connection, entry: &ChangeEntry, slot
     let path =
         conn.path().filter(|p| !p.is_empty()).ok_or_else(|| StoreError::Backend("a dry run needs a database file".into()))?;
     let mut reader = open_reader(Path::new(path))?;
-    let committed = reader.transaction()?;
+    reader.execute_batch("BEGIN")?;
+    let preview = read_both_sides(conn, &mut reader, entry);
+    // The read transaction ends whatever happened; the writer rolls the write back.
+    let _ = reader.execute_batch("ROLLBACK");
+    *slot.lock().map_err(|_| StoreError::Backend("a dry run's preview slot is poisoned".into()))? = Some(preview?);
+    Err(StoreError::DryRun)
+}
+
+/// The preview: facts deciding the affected users' holdings after the write (`conn`) and before it (`committed`).
+fn read_both_sides(conn: &Connection, committed: &mut Connection, entry: &ChangeEntry) -> Result<Preview> {
     let (scope, module) = match engine_scope(entry) {
         Some(scope) => (scope, None),
         None => (Scope::default(), Some(entry.target_pk.as_str())),
@@ -29,21 +38,23 @@ pub(super) fn preview_and_roll_back(conn: &Connection, entry: &ChangeEntry, slot
     // What the write touched, on both sides, narrows whose holdings it can change: a membership write touches its
     // group's row only in name, and a role assignment changes its new or former holders only.
     let touched_after = read_facts(conn, Some(&scope))?;
-    let touched_before = read_facts(&committed, Some(&scope))?;
+    let touched_before = read_facts(committed, Some(&scope))?;
     let changed = changed_subjects(&scope, &touched_before, &touched_after);
     let mut users = affected_users(conn, &changed, module)?;
-    users.extend(affected_users(&committed, &changed, module)?);
+    users.extend(affected_users(committed, &changed, module)?);
     if users.len() > PREVIEW_MAX_USERS {
         return Err(StoreError::PreviewTooLarge(users.len()));
     }
     let users: Vec<i64> = users.into_iter().collect();
-    let after = deciding_facts(conn, &users, &scope)?;
-    let before = deciding_facts(&committed, &users, &scope)?;
-    committed.rollback()?;
+    // Both sides at once, each on its own connection and thread.
+    let (users_ref, scope_ref) = (&users, &scope);
+    let (after, before) = std::thread::scope(|s| {
+        let before = s.spawn(move || deciding_facts(committed, users_ref, scope_ref));
+        let after = deciding_facts(conn, &users, &scope);
+        (after, before.join().unwrap_or_else(|_| Err(StoreError::Backend("reading a preview's before side failed".into()))))
+    });
     let probes = scope.objects.into_iter().collect();
-    let preview = Preview { users, probes, before, after };
-    *slot.lock().map_err(|_| StoreError::Backend("a dry run's preview slot is poisoned".into()))? = Some(preview);
-    Err(StoreError::DryRun)
+    Ok(Preview { users, probes, before: before?, after: after? })
 }
 
 /// The subjects and objects of `scope` whose own facts differ between `before` and `after` (each side read for

@@ -57,11 +57,6 @@ impl Sql {
         self
     }
 
-    /// The statement's text.
-    pub(super) fn text(&self) -> &str {
-        &self.text
-    }
-
     /// Runs the statement, answering the number of changed rows.
     pub(super) fn execute(&self, conn: &Connection) -> Result<usize> {
         Ok(conn.prepare_cached(&self.text)?.execute(params_from_iter(self.params.iter()))?)
