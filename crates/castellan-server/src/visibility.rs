@@ -26,6 +26,22 @@ pub async fn visible_user(state: &AppState, caller: &Principal, pk: i64) -> ApiR
     Ok(user)
 }
 
+/// Fails unless the caller sees every user of `pks`, answered from the index and the directory (no database read):
+/// 404 for a user the caller may not see; for a superuser naming a user that does not exist, 400 on `field`.
+pub fn require_visible_users(state: &AppState, caller: &Principal, pks: &[i64], field: &str) -> ApiResult<()> {
+    let visible = caller.viewer().map(|viewer| state.directory.visible_users(viewer, crate::api::now_micros()));
+    let snapshot = state.engine.snapshot();
+    for &pk in pks {
+        match (&visible, snapshot.index.user_org(pk)) {
+            (None, Some(_)) => {}
+            (None, None) => return Err(ApiError::field(field, format!("Invalid pk \"{pk}\" - object does not exist."))),
+            (Some(seen), Some(org)) if org == caller.user.org && seen.contains(pk) => {}
+            (Some(_), _) => return Err(ApiError::NotFound),
+        }
+    }
+    Ok(())
+}
+
 /// The group `pk` if the caller may see it, else 404.
 pub async fn visible_group(state: &AppState, caller: &Principal, pk: i64) -> ApiResult<Group> {
     let group = state.store.get_group(pk).await?;

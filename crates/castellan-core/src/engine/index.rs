@@ -369,6 +369,11 @@ impl Index {
         self.users.contains_key(&pk)
     }
 
+    /// The organisation of the user, `None` when the user does not exist.
+    pub fn user_org(&self, pk: i64) -> Option<i64> {
+        self.users.get(&pk).map(|&i| self.user_entries[i as usize].org)
+    }
+
     /// Number of users, groups, objects and grant sets held.
     pub fn sizes(&self) -> (usize, usize, usize, usize) {
         (self.user_entries.len(), self.group_pks.len(), self.object_keys.len(), self.grants.len())

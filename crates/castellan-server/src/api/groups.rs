@@ -24,7 +24,7 @@ use crate::extract::{JsonBody, PathPk};
 use crate::links::{Envelope, ListQuery};
 use crate::repr::UserOut;
 use crate::state::AppState;
-use crate::visibility::{redact_groups, visible_group, visible_user};
+use crate::visibility::{redact_groups, require_visible_users, visible_group};
 
 /// Most users one assign/remove request may name, and most members embedded in a group.
 pub const MEMBERS_MAX: usize = 1000;
@@ -358,7 +358,7 @@ async fn members(
 }
 
 /// Reads `{"users": [pk...], "expires_at"?}` and checks each user is visible (404 otherwise).
-async fn member_body(
+fn member_body(
     state: &AppState,
     caller: &Principal,
     body: &serde_json::Value,
@@ -369,16 +369,7 @@ async fn member_body(
     let expires_at = if with_expiry { f.future_time("expires_at", OffsetDateTime::now_utc()) } else { None };
     f.finish()?;
     let users = users.unwrap_or_default();
-    for user in &users {
-        let visible = visible_user(state, caller, *user).await;
-        match visible {
-            Ok(_) => {}
-            Err(ApiError::NotFound) if caller.user.is_superuser => {
-                return Err(ApiError::field("users", format!("Invalid pk \"{user}\" - object does not exist.")));
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    require_visible_users(state, caller, &users, "users")?;
     Ok((users, expires_at))
 }
 
@@ -402,7 +393,7 @@ async fn assign_users(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let group = visible_group(&state, &caller, pk).await?;
-    let (users, expires_at) = member_body(&state, &caller, &body, true).await?;
+    let (users, expires_at) = member_body(&state, &caller, &body, true)?;
     require_confer(&state, &caller, &[pk]).await?;
     let revision = state.store.add_members(&write_ctx(Some(&caller), ip), pk, &users, expires_at).await?;
     Ok(with_revision(revision, axum::Json(members_out(&state, &caller, &group, revision).await?)))
@@ -420,7 +411,7 @@ async fn remove_users(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let group = visible_group(&state, &caller, pk).await?;
-    let (users, _) = member_body(&state, &caller, &body, false).await?;
+    let (users, _) = member_body(&state, &caller, &body, false)?;
     require_confer(&state, &caller, &[pk]).await?;
     let revision = state.store.remove_members(&write_ctx(Some(&caller), ip), pk, &users).await?;
     Ok(with_revision(revision, axum::Json(members_out(&state, &caller, &group, revision).await?)))

@@ -9,6 +9,11 @@ use castellan_store::{SqliteStore, Store};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+pub mod auth;
+pub mod directory;
+pub mod permissions;
+pub mod users;
+
 /// The first superuser's password in every test server.
 pub const ADMIN_PASSWORD: &str = "Admin123!";
 

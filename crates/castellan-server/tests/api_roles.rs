@@ -1,0 +1,268 @@
+//! Roles over HTTP (API.md §6, §10, §11): roles with their organisation scoping, assigning and removing users and
+//! groups, and the dominance an assignment needs, also when it reaches through the roles of groups.
+
+mod common;
+
+use common::TestServer;
+use common::permissions::{
+    bad_field, denied, grant, group_pk, keys, me, member, ok, quick_user, role_change, role_pk, second_org, strings, x_rev,
+};
+use reqwest::StatusCode;
+use serde_json::json;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Roles
+// ---------------------------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn roles_crud_with_org_scoping() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let (_, org1) = me(&admin).await;
+    let before = server.revision().await;
+    let r = admin.post("/api/v1/roles/", json!({"name": "Editors", "description": "Edit things"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(x_rev(&r) > before);
+    for k in ["pk", "name", "description", "org", "users", "groups"] {
+        assert!(r.body.get(k).is_some(), "{k} in {}", r.body);
+    }
+    assert_eq!(r.body["name"], "Editors");
+    assert_eq!(r.body["description"], "Edit things");
+    assert_eq!(r.body["org"], org1, "a role created without org belongs to the creator's");
+    assert_eq!(r.body["users"], json!([]));
+    assert_eq!(r.body["groups"], json!([]));
+    let editors = r.body["pk"].as_i64().unwrap();
+    assert_eq!(ok(&admin.get(&format!("/api/v1/roles/{editors}/")).await), &r.body);
+    let list = admin.get("/api/v1/roles/").await;
+    assert_eq!(keys(ok(&list)), strings(&["count", "next", "previous", "results"]));
+    assert!(list.body["results"].as_array().unwrap().contains(&r.body));
+    let r58 = admin
+        .post("/api/v1/modules/", json!({"id": "wide", "actions": (0..58).map(|i| format!("act{i}")).collect::<Vec<_>>()}))
+        .await;
+    assert_eq!(r58.body["actions"].as_array().map(Vec::len), Some(64), "64 actions fit: {}", r58.body);
+
+    let before = server.revision().await;
+    admin.post("/api/v1/roles/", json!({"name": "Editors"})).await.error(409, "Conflict");
+    bad_field(&admin.post("/api/v1/roles/", json!({"description": "no name"})).await, "name");
+    bad_field(&admin.post("/api/v1/roles/", json!({"name": ""})).await, "name");
+    bad_field(&admin.post("/api/v1/roles/", json!({"name": 5})).await, "name");
+    bad_field(&admin.post("/api/v1/roles/", json!({"name": "x", "org": 99_999})).await, "org");
+    bad_field(&admin.post("/api/v1/roles/", json!({"name": "x", "org": "one"})).await, "org");
+    assert_eq!(server.revision().await, before);
+
+    let org2 = second_org(&admin).await;
+    let r = admin.post("/api/v1/roles/", json!({"name": "Editors", "org": org2})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "the same name in another organisation: {}", r.body);
+    assert_eq!(r.body["org"], org2);
+    let foreign = r.body["pk"].as_i64().unwrap();
+
+    let viewers = role_pk(&admin, "Viewers").await;
+    let found = admin.get("/api/v1/roles/?search=view").await;
+    assert_eq!(ok(&found)["count"], 1, "{}", found.body);
+    assert_eq!(found.body["results"][0]["pk"], viewers);
+    let before = server.revision().await;
+    admin.patch(&format!("/api/v1/roles/{viewers}/"), json!({"name": "Editors"})).await.error(409, "Conflict");
+    bad_field(&admin.put(&format!("/api/v1/roles/{viewers}/"), json!({"description": "x"})).await, "name");
+    bad_field(&admin.patch(&format!("/api/v1/roles/{viewers}/"), json!({"org": org2})).await, "org");
+    bad_field(&admin.patch(&format!("/api/v1/roles/{viewers}/"), json!({"name": "  "})).await, "name");
+    assert_eq!(server.revision().await, before);
+    let r = admin.patch(&format!("/api/v1/roles/{viewers}/"), json!({"description": "Look only"})).await;
+    assert_eq!(ok(&r)["description"], "Look only");
+    assert_eq!(r.body["name"], "Viewers");
+    assert!(x_rev(&r) > before);
+    let r = admin.put(&format!("/api/v1/roles/{viewers}/"), json!({"name": "Readers"})).await;
+    assert_eq!(ok(&r)["name"], "Readers");
+
+    // A non-superuser sees only the roles of their organisation.
+    let g = group_pk(&admin, "Role admins", None, json!({"roles": ["full"], "permissions": ["read"]})).await;
+    let (_, ra) = member(&server, &admin, "roleadmin", &[g]).await;
+    let list = ra.get("/api/v1/roles/").await;
+    let results = ok(&list)["results"].as_array().unwrap();
+    assert!(results.iter().all(|x| x["org"] == org1), "{}", list.body);
+    assert_eq!(list.body["count"].as_i64().unwrap(), results.len() as i64);
+    assert!(results.iter().any(|x| x["pk"] == editors));
+    assert!(!results.iter().any(|x| x["pk"] == foreign));
+    let before = server.revision().await;
+    ra.get(&format!("/api/v1/roles/{foreign}/")).await.error(404, "NotFound");
+    ra.patch(&format!("/api/v1/roles/{foreign}/"), json!({"description": "x"})).await.error(404, "NotFound");
+    ra.put(&format!("/api/v1/roles/{foreign}/"), json!({"name": "x"})).await.error(404, "NotFound");
+    ra.delete(&format!("/api/v1/roles/{foreign}/")).await.error(404, "NotFound");
+    ra.patch(&format!("/api/v1/roles/{foreign}/assign-users/"), json!({"users": []})).await.error(404, "NotFound");
+    ra.get(&format!("/api/v1/roles/{foreign}/permissions/")).await.error(404, "NotFound");
+    ra.get(&format!("/api/v1/roles/{foreign}/permissions/users/")).await.error(404, "NotFound");
+    let r = ra.post("/api/v1/roles/", json!({"name": "Theirs", "org": org2})).await;
+    assert!(matches!(r.status.as_u16(), 400 | 404), "creating a role in another organisation: {}", r.body);
+    assert_eq!(server.revision().await, before);
+    let r = ra.post("/api/v1/roles/", json!({"name": "Mine"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["org"], org1);
+
+    // Deleting.
+    let r = admin.delete(&format!("/api/v1/roles/{editors}/")).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert!(x_rev(&r) > 0);
+    admin.get(&format!("/api/v1/roles/{editors}/")).await.error(404, "NotFound");
+    let before = server.revision().await;
+    admin.delete(&format!("/api/v1/roles/{editors}/")).await.error(404, "NotFound");
+    admin.get("/api/v1/roles/99999/").await.error(404, "NotFound");
+    admin.get("/api/v1/roles/abc/").await.error(404, "NotFound");
+    admin.patch("/api/v1/roles/99999/", json!({"name": "x"})).await.error(404, "NotFound");
+    assert_eq!(server.revision().await, before);
+
+    // 401 and the endpoint's permission.
+    let (_, nobody) = member(&server, &admin, "nobody", &[]).await;
+    let before = server.revision().await;
+    server.anon().get("/api/v1/roles/").await.error(401, "AuthenticationRequired");
+    server.anon().post("/api/v1/roles/", json!({"name": "x"})).await.error(401, "AuthenticationRequired");
+    denied(&nobody.get("/api/v1/roles/").await, "This method needs permission read on roles.");
+    denied(&nobody.post("/api/v1/roles/", json!({"name": "x"})).await, "This method needs permission create on roles.");
+    denied(&nobody.get(&format!("/api/v1/roles/{viewers}/")).await, "This method needs permission read on roles.");
+    denied(&nobody.delete(&format!("/api/v1/roles/{viewers}/")).await, "This method needs permission delete on roles.");
+    denied(
+        &nobody.patch(&format!("/api/v1/roles/{viewers}/assign-users/"), json!({"users": []})).await,
+        "This method needs permission update on roles.",
+    );
+    assert_eq!(server.revision().await, before);
+}
+
+#[tokio::test]
+async fn role_assignments() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let g = group_pk(&admin, "Team", None, json!({})).await;
+    let g2 = group_pk(&admin, "Team 2", None, json!({})).await;
+    let u1 = quick_user(&admin, "one", json!({"groups": [g]})).await;
+    let u2 = quick_user(&admin, "two", json!({})).await;
+    let role = role_pk(&admin, "Role").await;
+
+    let r = admin.patch(&format!("/api/v1/roles/{role}/assign-users/"), json!({"users": [u2, u1]})).await;
+    assert_eq!(ok(&r)["pk"], role);
+    assert_eq!(r.body["users"], json!([u1, u2]));
+    assert_eq!(r.body["groups"], json!([]));
+    assert_eq!(x_rev(&r), server.revision().await);
+    let r = admin.patch(&format!("/api/v1/roles/{role}/assign-groups/"), json!({"groups": [g, g2]})).await;
+    assert_eq!(ok(&r)["groups"], json!([g, g2]));
+    assert_eq!(r.body["users"], json!([u1, u2]));
+    assert_eq!(ok(&admin.get(&format!("/api/v1/roles/{role}/")).await)["groups"], json!([g, g2]));
+    let r = admin.patch(&format!("/api/v1/roles/{role}/remove-users/"), json!({"users": [u2]})).await;
+    assert_eq!(ok(&r)["users"], json!([u1]));
+    let r = admin.patch(&format!("/api/v1/roles/{role}/remove-groups/"), json!({"groups": [g2]})).await;
+    assert_eq!(ok(&r)["groups"], json!([g]));
+    // Assigning twice is one assignment; removing what is not assigned is harmless.
+    let r = admin.patch(&format!("/api/v1/roles/{role}/assign-users/"), json!({"users": [u1]})).await;
+    assert_eq!(ok(&r)["users"], json!([u1]));
+    let r = admin.patch(&format!("/api/v1/roles/{role}/remove-users/"), json!({"users": [u2]})).await;
+    assert_eq!(ok(&r)["users"], json!([u1]));
+
+    let org2 = second_org(&admin).await;
+    let stranger = quick_user(&admin, "stranger", json!({"org": org2})).await;
+    let before = server.revision().await;
+    admin.patch(&format!("/api/v1/roles/{role}/assign-users/"), json!({"users": [99_999]})).await.error(404, "NotFound");
+    admin.patch(&format!("/api/v1/roles/{role}/assign-users/"), json!({"users": [u2, 99_999]})).await.error(404, "NotFound");
+    admin.patch(&format!("/api/v1/roles/{role}/assign-groups/"), json!({"groups": [99_999]})).await.error(404, "NotFound");
+    admin.patch(&format!("/api/v1/roles/{role}/remove-groups/"), json!({"groups": [99_999]})).await.error(404, "NotFound");
+    admin.patch("/api/v1/roles/99999/assign-users/", json!({"users": [u2]})).await.error(404, "NotFound");
+    let past = json!({"users": [u2], "expires_at": "2000-01-01T00:00:00Z"});
+    bad_field(&admin.patch(&format!("/api/v1/roles/{role}/assign-users/"), past).await, "expires_at");
+    let past = json!({"groups": [g2], "expires_at": "2001-01-01T00:00:00.000000Z"});
+    bad_field(&admin.patch(&format!("/api/v1/roles/{role}/assign-groups/"), past).await, "expires_at");
+    let garbage = json!({"users": [u2], "expires_at": "tomorrow"});
+    bad_field(&admin.patch(&format!("/api/v1/roles/{role}/assign-users/"), garbage).await, "expires_at");
+    bad_field(&admin.patch(&format!("/api/v1/roles/{role}/assign-users/"), json!({})).await, "users");
+    bad_field(&admin.patch(&format!("/api/v1/roles/{role}/assign-users/"), json!({"users": "x"})).await, "users");
+    bad_field(&admin.patch(&format!("/api/v1/roles/{role}/assign-groups/"), json!({"groups": [0]})).await, "groups");
+    bad_field(&admin.patch(&format!("/api/v1/roles/{role}/assign-groups/"), json!({"users": [u2]})).await, "groups");
+    bad_field(&admin.patch(&format!("/api/v1/roles/{role}/assign-users/"), json!({"users": [stranger]})).await, "users");
+    assert_eq!(server.revision().await, before, "refused assignments change nothing");
+    assert_eq!(ok(&admin.get(&format!("/api/v1/roles/{role}/")).await)["users"], json!([u1]));
+
+    let r = admin
+        .patch(&format!("/api/v1/roles/{role}/assign-users/"), json!({"users": [u2], "expires_at": "2999-01-01T00:00:00Z"}))
+        .await;
+    assert_eq!(ok(&r)["users"], json!([u1, u2]), "an assignment that expires later counts now");
+
+    // Deleting a role deletes its assignments and its grants.
+    grant(&admin, &format!("roles/{role}"), "users", &["read"]).await;
+    let (_, three) = member(&server, &admin, "three", &[]).await;
+    let three_pk = me(&three).await.0;
+    role_change(&admin, role, "assign-users", "users", &[three_pk]).await;
+    assert_eq!(three.get("/api/v1/users/").await.status, StatusCode::OK);
+    let r = admin.delete(&format!("/api/v1/roles/{role}/")).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    denied(&three.get("/api/v1/users/").await, "This method needs permission read on users.");
+}
+
+#[tokio::test]
+async fn role_assignment_needs_what_the_role_confers() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let g = group_pk(&admin, "Role editors", None, json!({"roles": ["read", "update"], "users": ["read"]})).await;
+    let (_, caller) = member(&server, &admin, "caller", &[g]).await;
+    let target = quick_user(&admin, "target", json!({"groups": [g]})).await;
+    let strong = role_pk(&admin, "Deleters").await;
+    grant(&admin, &format!("roles/{strong}"), "users", &["delete"]).await;
+    let weak = role_pk(&admin, "Readers").await;
+    grant(&admin, &format!("roles/{weak}"), "users", &["read"]).await;
+
+    let before = server.revision().await;
+    let r = caller.patch(&format!("/api/v1/roles/{strong}/assign-users/"), json!({"users": [target]})).await;
+    r.error(403, "PermissionDenied");
+    caller.patch(&format!("/api/v1/roles/{strong}/assign-groups/"), json!({"groups": [g]})).await.error(403, "PermissionDenied");
+    let r = caller.patch(&format!("/api/v1/roles/{strong}/assign-users/"), json!({"users": [me(&caller).await.0]})).await;
+    r.error(403, "PermissionDenied");
+    assert_eq!(server.revision().await, before, "refused assignments change nothing");
+    assert_eq!(ok(&admin.get(&format!("/api/v1/roles/{strong}/")).await)["users"], json!([]));
+
+    let r = caller.patch(&format!("/api/v1/roles/{weak}/assign-users/"), json!({"users": [target]})).await;
+    assert_eq!(ok(&r)["users"], json!([target]), "what the caller holds may be assigned");
+
+    // Revoking needs holding what is revoked.
+    role_change(&admin, strong, "assign-users", "users", &[target]).await;
+    let before = server.revision().await;
+    caller
+        .patch(&format!("/api/v1/roles/{strong}/remove-users/"), json!({"users": [target]}))
+        .await
+        .error(403, "PermissionDenied");
+    assert_eq!(server.revision().await, before);
+    assert_eq!(ok(&admin.get(&format!("/api/v1/roles/{strong}/")).await)["users"], json!([target]));
+    let r = caller.patch(&format!("/api/v1/roles/{weak}/remove-users/"), json!({"users": [target]})).await;
+    assert_eq!(ok(&r)["users"], json!([]));
+
+    // Users outside the caller's sight answer 404 before dominance is considered.
+    let outsider = quick_user(&admin, "outsider", json!({})).await;
+    let before = server.revision().await;
+    caller.patch(&format!("/api/v1/roles/{weak}/assign-users/"), json!({"users": [outsider]})).await.error(404, "NotFound");
+    caller.patch(&format!("/api/v1/roles/{strong}/assign-users/"), json!({"users": [outsider]})).await.error(404, "NotFound");
+    assert_eq!(server.revision().await, before);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Dominance reaching through roles of groups
+// ---------------------------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn group_representation_lists_its_roles() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let g = group_pk(&admin, "Team", None, json!({})).await;
+    let role = role_pk(&admin, "Role").await;
+    role_change(&admin, role, "assign-groups", "groups", &[g]).await;
+    assert_eq!(ok(&admin.get(&format!("/api/v1/groups/{g}/")).await)["roles"], json!([role]));
+}
+
+#[tokio::test]
+async fn joining_a_group_confers_its_roles_so_needs_them() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let top = group_pk(&admin, "Top", None, json!({"groups": ["read", "update"], "users": ["read"]})).await;
+    let sub = group_pk(&admin, "Sub", Some(top), json!({})).await;
+    let (_, caller) = member(&server, &admin, "joiner", &[top]).await;
+    let peer = quick_user(&admin, "peer", json!({"groups": [top]})).await;
+    let role = role_pk(&admin, "Deleters").await;
+    grant(&admin, &format!("roles/{role}"), "users", &["delete"]).await;
+    role_change(&admin, role, "assign-groups", "groups", &[sub]).await;
+    let before = server.revision().await;
+    let r = caller.put(&format!("/api/v1/users/{peer}/groups/{sub}/"), json!({})).await;
+    r.error(403, "PermissionDenied");
+    assert_eq!(server.revision().await, before);
+}
