@@ -21,7 +21,11 @@ pub fn engine_scope(entry: &ChangeEntry) -> Option<Scope> {
         "orgs" | "tokens" | "sessions" => return Some(scope),
         "users" => scope.users.extend(pk),
         "groups" => {
-            scope.groups.extend(pk);
+            // A membership write changes its members' facts, not the group's.
+            let membership = matches!(entry.action.as_str(), "assign" | "unassign") || changes.get("user").is_some();
+            if !membership {
+                scope.groups.extend(pk);
+            }
             scope.groups.extend(numbers(&changes["deleted"]));
             scope.users.extend(changes["user"].as_i64());
             scope.users.extend(changes["members"].as_array().into_iter().flatten().filter_map(|m| m["user"].as_i64()));
