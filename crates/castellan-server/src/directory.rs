@@ -68,6 +68,15 @@ impl DirectoryView {
         Ok(())
     }
 
+    /// Fills each user's `groups` with the groups the user is directly and currently in, ascending.
+    pub fn attach_groups(&self, users: &mut [castellan_core::model::User], now: i64) {
+        let directory = self.directory.read();
+        for user in users {
+            user.groups = directory.active_groups_of(user.pk, now);
+            user.groups.sort_unstable();
+        }
+    }
+
     /// The users `viewer` sees: members of the viewer's groups and of every group below them, and the viewer.
     pub fn visible_users(&self, viewer: i64, now: i64) -> UserSet {
         let directory = self.directory.read();

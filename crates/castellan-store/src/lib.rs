@@ -201,6 +201,8 @@ pub struct UserQuery {
     pub offset: i64,
     /// Rows to return.
     pub limit: i64,
+    /// Leave each user's `groups` empty: the caller fills them from the in-memory directory.
+    pub skip_groups: bool,
 }
 
 /// One page of rows and the total count.

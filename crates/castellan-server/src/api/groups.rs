@@ -350,9 +350,10 @@ async fn members(
     }
     let filter =
         UserFilter { groups: vec![pk], groups_recursive: recursive, visible_to: caller.viewer(), search, ..Default::default() };
-    let mut page =
-        state.store.list_users(&UserQuery { filter, ordering: Vec::new(), offset: window.offset, limit: window.limit }).await?;
+    let query = UserQuery { filter, ordering: Vec::new(), offset: window.offset, limit: window.limit, skip_groups: true };
+    let mut page = state.store.list_users(&query).await?;
     q.check_page(window, page.count)?;
+    state.directory.attach_groups(&mut page.items, super::now_micros());
     redact_groups(&state, &caller, &mut page.items).await?;
     Ok(axum::Json(q.envelope(window, page.count, page.items.iter().map(UserOut::from).collect())))
 }

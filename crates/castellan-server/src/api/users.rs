@@ -109,8 +109,10 @@ async fn list_users(State(state): State<AppState>, caller: Principal, q: ListQue
     let ordering = q.ordering_of(UserOrder::parse)?;
     let expand = q.boolean("groups")?.unwrap_or(false);
     let window = q.window()?;
-    let mut page = state.store.list_users(&UserQuery { filter, ordering, offset: window.offset, limit: window.limit }).await?;
+    let query = UserQuery { filter, ordering, offset: window.offset, limit: window.limit, skip_groups: true };
+    let mut page = state.store.list_users(&query).await?;
     q.check_page(window, page.count)?;
+    state.directory.attach_groups(&mut page.items, super::now_micros());
     redact_groups(&state, &caller, &mut page.items).await?;
     if expand {
         let items = expand_groups(&state, &page.items, true).await?;

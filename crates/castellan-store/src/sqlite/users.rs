@@ -366,7 +366,9 @@ impl UserStore for SqliteStore {
                 push_page(&mut sql, &query);
                 (count, sql.rows(c, user_from_row)?)
             };
-            attach_groups(c, &mut items)?;
+            if !query.skip_groups {
+                attach_groups(c, &mut items)?;
+            }
             Ok(Page { count, items })
         })
         .await

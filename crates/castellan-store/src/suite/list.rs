@@ -233,7 +233,7 @@ pub async fn list_users_ordering(store: &dyn Store) {
 pub async fn list_users_paging(store: &dyn Store) {
     people(store).await;
     let page = |offset: i64, limit: i64, filter: UserFilter| {
-        let query = UserQuery { filter, ordering: vec![(UserOrder::Username, false)], offset, limit };
+        let query = UserQuery { filter, ordering: vec![(UserOrder::Username, false)], offset, limit, skip_groups: false };
         async move { store.list_users(&query).await.unwrap() }
     };
     let p = page(0, 2, UserFilter::default()).await;
