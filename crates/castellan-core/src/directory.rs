@@ -9,7 +9,8 @@ pub struct Directory {
     parent: HashMap<i64, Option<i64>>,
     children: HashMap<i64, Vec<i64>>,
     members: HashMap<i64, Vec<(i64, Option<i64>)>>,
-    groups_of: HashMap<i64, Vec<i64>>,
+    /// Each user's memberships as (group, expires_at): a user's groups are found without scanning any group's members.
+    groups_of: HashMap<i64, Vec<(i64, Option<i64>)>>,
 }
 
 /// A set of user keys as a bitset over key values.
@@ -83,7 +84,7 @@ impl Directory {
         }
         for &(user, group, expires_at) in memberships {
             d.members.entry(group).or_default().push((user, expires_at));
-            d.groups_of.entry(user).or_default().push(group);
+            d.groups_of.entry(user).or_default().push((group, expires_at));
         }
         d
     }
@@ -110,41 +111,44 @@ impl Directory {
         self.children.remove(&pk);
         for (user, _) in self.members.remove(&pk).unwrap_or_default() {
             if let Some(groups) = self.groups_of.get_mut(&user) {
-                groups.retain(|g| *g != pk);
+                groups.retain(|(g, _)| *g != pk);
             }
         }
     }
 
     /// Replaces all memberships of a user (`[]` when the user is gone).
     pub fn set_user_memberships(&mut self, user: i64, memberships: &[(i64, Option<i64>)]) {
-        for group in self.groups_of.remove(&user).unwrap_or_default() {
+        for (group, _) in self.groups_of.remove(&user).unwrap_or_default() {
             if let Some(members) = self.members.get_mut(&group) {
                 members.retain(|(u, _)| *u != user);
             }
         }
         for &(group, expires_at) in memberships {
             self.members.entry(group).or_default().push((user, expires_at));
-            self.groups_of.entry(user).or_default().push(group);
+            self.groups_of.entry(user).or_default().push((group, expires_at));
         }
     }
 
     /// Sets one membership (`Some(expires_at)`, `None` inside for no expiry) or removes it (`None`).
     pub fn set_membership(&mut self, user: i64, group: i64, membership: Option<Option<i64>>) {
+        // The user's own list says whether the membership exists: a new member of a large group costs no scan of it.
+        let groups = self.groups_of.entry(user).or_default();
+        let known = groups.iter().any(|(g, _)| *g == group);
         let members = self.members.entry(group).or_default();
-        let at = members.iter().position(|(u, _)| *u == user);
-        match (membership, at) {
-            (Some(expires_at), Some(i)) => members[i].1 = expires_at,
-            (Some(expires_at), None) => {
+        match (membership, known) {
+            (Some(expires_at), true) => {
+                members.iter_mut().filter(|(u, _)| *u == user).for_each(|m| m.1 = expires_at);
+                groups.iter_mut().filter(|(g, _)| *g == group).for_each(|m| m.1 = expires_at);
+            }
+            (Some(expires_at), false) => {
                 members.push((user, expires_at));
-                self.groups_of.entry(user).or_default().push(group);
+                groups.push((group, expires_at));
             }
-            (None, Some(i)) => {
-                members.swap_remove(i);
-                if let Some(groups) = self.groups_of.get_mut(&user) {
-                    groups.retain(|g| *g != group);
-                }
+            (None, true) => {
+                members.retain(|(u, _)| *u != user);
+                groups.retain(|(g, _)| *g != group);
             }
-            (None, None) => {}
+            (None, false) => {}
         }
     }
 
@@ -185,17 +189,14 @@ impl Directory {
     }
 
     /// Groups a user is directly in (expired ones included).
-    pub fn groups_of(&self, user: i64) -> &[i64] {
-        self.groups_of.get(&user).map(Vec::as_slice).unwrap_or_default()
+    pub fn groups_of(&self, user: i64) -> Vec<i64> {
+        self.groups_of.get(&user).into_iter().flatten().map(|m| m.0).collect()
     }
 
     /// Groups a user is directly and currently (unexpired) in.
     pub fn active_groups_of(&self, user: i64, now: i64) -> Vec<i64> {
-        self.groups_of(user)
-            .iter()
-            .copied()
-            .filter(|g| self.members.get(g).is_some_and(|m| m.iter().any(|(u, e)| *u == user && e.is_none_or(|e| e > now))))
-            .collect()
+        let memberships = self.groups_of.get(&user).into_iter().flatten();
+        memberships.filter(|(_, e)| e.is_none_or(|e| e > now)).map(|m| m.0).collect()
     }
 }
 
@@ -232,7 +233,7 @@ mod tests {
         assert_eq!(d.members(&[1], true, 0).page(0, 10), vec![10]);
         d.set_user_memberships(10, &[(1, None)]);
         assert_eq!(d.members(&[1], false, 0).page(0, 10), vec![10]);
-        assert_eq!(d.groups_of(10), &[1]);
+        assert_eq!(d.groups_of(10), vec![1]);
         d.set_membership(10, 1, None);
         assert_eq!(d.members(&[1], true, 0).count(), 0);
         assert!(d.groups_of(10).is_empty());
