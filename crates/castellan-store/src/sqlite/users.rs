@@ -178,7 +178,7 @@ fn push_filter(sql: &mut Sql, f: &UserFilter) {
     if let Some(term) = f.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         if term.chars().count() >= 3 {
             sql.push(" AND pk IN (SELECT rowid FROM users_fts WHERE users_fts MATCH ");
-            sql.bind(format!("\"{}\"", term.replace('"', "\"\"")));
+            sql.bind(fts_phrase(term));
             sql.push(")");
         } else {
             let like = like_prefix(term);
@@ -194,6 +194,45 @@ fn push_filter(sql: &mut Sql, f: &UserFilter) {
             sql.push(")");
         }
     }
+}
+
+/// A search term as one FTS5 phrase (a substring match with the trigram tokenizer).
+fn fts_phrase(term: &str) -> String {
+    format!("\"{}\"", term.replace('"', "\"\""))
+}
+
+/// A page of a search that filters nothing else, in key order: the matching keys come from the trigram index alone
+/// and only the page's rows are read (counting through the rows themselves cost twice the index lookup). `None`
+/// when the query is not such a search.
+fn search_page(c: &Connection, query: &UserQuery) -> Result<Option<Page<User>>> {
+    let descending = match query.ordering.as_slice() {
+        [] | [(UserOrder::Id, false)] => false,
+        [(UserOrder::Id, true)] => true,
+        _ => return Ok(None),
+    };
+    let term = match &query.filter {
+        UserFilter { search: Some(term), orgs, .. } if orgs.is_empty() && uses_text_index(&query.filter) => term.trim(),
+        _ => return Ok(None),
+    };
+    let unfiltered = UserFilter { search: None, ..query.filter.clone() };
+    if !only_orgs(&unfiltered) {
+        return Ok(None);
+    }
+    let mut pks: Vec<i64> = c
+        .prepare_cached("SELECT rowid FROM users_fts WHERE users_fts MATCH ?")?
+        .query_map([fts_phrase(term)], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    pks.sort_unstable();
+    if descending {
+        pks.reverse();
+    }
+    let count = pks.len() as i64;
+    let offset = usize::try_from(query.offset).unwrap_or(0);
+    let limit = usize::try_from(query.limit).unwrap_or(0);
+    let page: Vec<i64> = pks.into_iter().skip(offset).take(limit).collect();
+    let mut sql = Sql::new(&format!("SELECT {USER_COLUMNS} FROM users WHERE pk IN "));
+    sql.bind_list(page.iter().copied()).push(if descending { " ORDER BY pk DESC" } else { " ORDER BY pk" });
+    Ok(Some(Page { count, items: sql.rows(c, user_from_row)? }))
 }
 
 /// Whether the filter's search goes through the trigram index (terms of 3+ characters).
@@ -349,7 +388,9 @@ impl UserStore for SqliteStore {
     async fn list_users(&self, query: &UserQuery) -> Result<Page<User>> {
         let query = query.clone();
         self.read(move |c| {
-            let (count, mut items) = if uses_text_index(&query.filter) {
+            let (count, mut items) = if let Some(page) = search_page(c, &query)? {
+                (page.count, page.items)
+            } else if uses_text_index(&query.filter) {
                 // The text search is the expensive part: run it once for the page and the total together.
                 let mut sql = Sql::new(&format!("SELECT {USER_COLUMNS}, count(*) OVER () AS total FROM users"));
                 push_page(&mut sql, &query);

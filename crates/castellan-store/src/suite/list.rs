@@ -160,6 +160,23 @@ pub async fn list_users_search(store: &dyn Store) {
     assert_eq!(found(store, combined).await, ["Carol", "erin"]);
     let combined = UserFilter { search: Some("s".into()), is_active: Some(true), ..Default::default() };
     assert_eq!(found(store, combined).await, ["bob", "erin"]);
+
+    // Paged in key order either way, with the exact count, past the end too.
+    let window = |descending: bool, offset: i64, limit: i64| UserQuery {
+        filter: UserFilter { search: Some("acme.test".into()), ..Default::default() },
+        ordering: vec![(UserOrder::Id, descending)],
+        offset,
+        limit,
+        skip_groups: false,
+    };
+    let mut keys = vec![p.alice.pk, p.bob.pk, p.dave.pk, p.mallory.pk];
+    keys.sort_unstable();
+    let page = store.list_users(&window(true, 1, 2)).await.unwrap();
+    assert_eq!((page.count, page.items.iter().map(|u| u.pk).collect::<Vec<_>>()), (4, vec![keys[2], keys[1]]));
+    let page = store.list_users(&window(false, 3, 5)).await.unwrap();
+    assert_eq!((page.count, page.items.iter().map(|u| u.pk).collect::<Vec<_>>()), (4, vec![keys[3]]));
+    let past = store.list_users(&window(false, 10, 2)).await.unwrap();
+    assert_eq!((past.count, past.items.len()), (4, 0));
 }
 
 /// Search sees renames and deletions.
