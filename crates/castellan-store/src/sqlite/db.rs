@@ -147,14 +147,12 @@ impl Readers {
     }
 }
 
-/// Opens the write connection. `journal_size_limit` truncates the WAL back to 64 MiB whenever a checkpoint lets it
-/// restart (a bulk load left it at 928 MB otherwise).
 fn open_writer(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
-         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536; PRAGMA journal_size_limit = 67108864;",
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;",
     )
     .map_err(backend)?;
     conn.set_prepared_statement_cache_capacity(256);

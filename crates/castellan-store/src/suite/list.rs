@@ -169,7 +169,7 @@ pub async fn list_users_search(store: &dyn Store) {
         limit,
         skip_groups: false,
     };
-    let mut keys = vec![p.alice.pk, p.bob.pk, p.dave.pk, p.mallory.pk];
+    let mut keys = [p.alice.pk, p.bob.pk, p.dave.pk, p.mallory.pk];
     keys.sort_unstable();
     let page = store.list_users(&window(true, 1, 2)).await.unwrap();
     assert_eq!((page.count, page.items.iter().map(|u| u.pk).collect::<Vec<_>>()), (4, vec![keys[2], keys[1]]));
