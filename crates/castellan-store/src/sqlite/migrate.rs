@@ -64,3 +64,49 @@ fn adopt_sqlx_history(conn: &Connection) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    fn applied(conn: &Connection) -> i64 {
+        conn.query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn a_database_migrated_by_sqlx_upgrades_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("old.db")).unwrap();
+        super::run(&conn).unwrap();
+        // What an sqlx-era Castellan left: the schema, and its history in sqlx's table only.
+        conn.execute_batch(
+            "DROP TABLE schema_migrations;
+             CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL,
+                 installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL,
+                 checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);",
+        )
+        .unwrap();
+        for (version, description, _) in super::MIGRATIONS {
+            conn.execute(
+                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (?, ?, 1, x'00', 0)",
+                rusqlite::params![version, description],
+            )
+            .unwrap();
+        }
+        // Running the migrations again would fail on tables that exist: the history is adopted instead.
+        super::run(&conn).unwrap();
+        assert_eq!(applied(&conn), super::MIGRATIONS.len() as i64);
+        super::run(&conn).unwrap();
+        assert_eq!(applied(&conn), super::MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn a_database_newer_than_this_castellan_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("new.db")).unwrap();
+        super::run(&conn).unwrap();
+        conn.execute("INSERT INTO schema_migrations (version, description, applied_at) VALUES (999, 'future', 0)", []).unwrap();
+        let refused = super::run(&conn).unwrap_err().to_string();
+        assert!(refused.contains("newer than this Castellan"), "{refused}");
+    }
+}
