@@ -59,23 +59,29 @@ impl UserOut {
     }
 }
 
-impl From<&User> for UserOut {
-    fn from(u: &User) -> Self {
+impl From<User> for UserOut {
+    fn from(u: User) -> Self {
         Self {
             pk: u.pk,
-            username: u.username.clone(),
-            first_name: u.first_name.clone(),
-            last_name: u.last_name.clone(),
-            email: u.email.clone(),
-            description: u.description.clone(),
+            username: u.username,
+            first_name: u.first_name,
+            last_name: u.last_name,
+            email: u.email,
+            description: u.description,
             is_staff: u.is_staff,
             is_active: u.is_active,
             is_superuser: u.is_superuser,
             date_joined: timestamp(u.date_joined),
             last_login: u.last_login.map(timestamp),
-            groups: u.groups.clone(),
+            groups: u.groups,
             org: u.org,
         }
+    }
+}
+
+impl From<&User> for UserOut {
+    fn from(u: &User) -> Self {
+        Self::from(u.clone())
     }
 }
 

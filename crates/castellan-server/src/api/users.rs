@@ -118,7 +118,7 @@ async fn list_users(State(state): State<AppState>, caller: Principal, q: ListQue
         let items = expand_groups(&state, &page.items, true).await?;
         return Ok(axum::Json(q.envelope(window, page.count, items)).into_response());
     }
-    let items: Vec<UserOut> = page.items.iter().map(UserOut::from).collect();
+    let items: Vec<UserOut> = page.items.into_iter().map(UserOut::from).collect();
     Ok(axum::Json(q.envelope(window, page.count, items)).into_response())
 }
 
