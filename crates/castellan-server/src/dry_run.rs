@@ -124,7 +124,7 @@ fn impact_of(preview: &Preview) -> Impact {
         let after = Index::build(&preview.after);
         (before.join().unwrap_or_else(|_| Index::build(&preview.before)), after)
     });
-    impact(&before, &after, &preview.users, &preview.probes, crate::api::now_micros())
+    impact(&before, &after, &preview.users, &preview.probes, crate::clock::now_micros())
 }
 
 fn body(impact: &Impact) -> Value {

@@ -50,7 +50,7 @@ impl EngineView {
 
     /// Whether `user` holds `module.action` globally now.
     pub fn allows(&self, user: i64, module: &str, action: &str) -> bool {
-        self.snapshot().index.check(user, module, action, None, crate::api::now_micros()).allowed
+        self.snapshot().index.check(user, module, action, None, crate::clock::now_micros()).allowed
     }
 
     /// The revision the index reflects.

@@ -65,3 +65,13 @@ impl<S: Send + Sync> FromRequestParts<S> for PathPk {
         path_key(&raw).map(PathPk)
     }
 }
+
+/// The write context of a request: who, from where, which request.
+pub fn write_ctx(principal: Option<&crate::auth::principal::Principal>, ip: std::net::IpAddr) -> castellan_store::WriteCtx {
+    castellan_store::WriteCtx {
+        actor: principal.map(|p| (p.user.pk, p.user.username.clone())),
+        ip: Some(ip.to_string()),
+        request_id: Some(crate::error::request_id()),
+        preview: crate::dry_run::preview_slot(),
+    }
+}

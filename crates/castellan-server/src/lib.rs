@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 pub mod bootstrap;
+pub mod clock;
 pub mod config;
 pub mod directory;
 pub mod dominance;
@@ -14,6 +15,7 @@ pub mod follow;
 pub mod hashing;
 pub mod links;
 pub mod middleware;
+pub mod passwords;
 pub mod repr;
 pub mod state;
 pub mod visibility;

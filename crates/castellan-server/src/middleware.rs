@@ -38,12 +38,15 @@ fn add_trailing_slash(mut req: Request) -> Request {
     req
 }
 
+/// Header carrying the store's revision after a successful write.
+pub const REVISION_HEADER: &str = "x-revision";
+
 /// After a successful write, brings the index and the directory up to date with the change log before answering,
 /// so the writer's next request (a check, or a request the write authorizes) sees its write.
 pub async fn follow_writes(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     // Only writes answer with a revision; checks and lookups are POSTs that change nothing.
-    let revision = response.headers().get(crate::api::REVISION_HEADER).and_then(|v| v.to_str().ok()?.parse().ok());
+    let revision = response.headers().get(REVISION_HEADER).and_then(|v| v.to_str().ok()?.parse().ok());
     if let Some(revision) = revision
         && response.status().is_success()
         && let Err(e) = state.follower.follow_to(revision).await

@@ -29,7 +29,7 @@ pub async fn visible_user(state: &AppState, caller: &Principal, pk: i64) -> ApiR
 /// Fails unless the caller sees every user of `pks`, answered from the index and the directory (no database read):
 /// 404 for a user the caller may not see; for a superuser naming a user that does not exist, 400 on `field`.
 pub fn require_visible_users(state: &AppState, caller: &Principal, pks: &[i64], field: &str) -> ApiResult<()> {
-    let visible = caller.viewer().map(|viewer| state.directory.visible_users(viewer, crate::api::now_micros()));
+    let visible = caller.viewer().map(|viewer| state.directory.visible_users(viewer, crate::clock::now_micros()));
     let snapshot = state.engine.snapshot();
     for &pk in pks {
         match (&visible, snapshot.index.user_org(pk)) {
@@ -82,4 +82,13 @@ pub async fn redact_groups(state: &AppState, caller: &Principal, users: &mut [Us
         u.groups.retain(|g| seen.binary_search(g).is_ok());
     }
     Ok(())
+}
+
+/// The role if the caller may see it (its organisation), else 404.
+pub async fn visible_role(state: &AppState, caller: &Principal, pk: i64) -> ApiResult<castellan_store::Role> {
+    let role = state.store.get_role(pk).await?;
+    if caller.org_scope().is_some_and(|own| own != role.org) {
+        return Err(ApiError::NotFound);
+    }
+    Ok(role)
 }

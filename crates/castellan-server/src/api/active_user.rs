@@ -13,13 +13,14 @@ use serde_json::{Map, Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::write_ctx;
-use super::users::{check_new_password, expand_groups, hash_password};
 use super::{authenticated, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::write_ctx;
 use crate::extract::{JsonBody, PathPk, body_bytes, is_json, parse_json};
 use crate::links::{Envelope, ListQuery};
+use crate::passwords::{check_new_password, hash_password};
+use crate::repr::expand_groups;
 use crate::repr::{ActiveUserOut, ProfileOut};
 use crate::state::AppState;
 

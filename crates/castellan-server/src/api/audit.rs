@@ -4,19 +4,17 @@
 use axum::extract::State;
 use castellan_core::error::Errors;
 use castellan_core::permission::valid_module_id;
-use castellan_store::{ChangeEntry, ChangeOrder, ChangeQuery};
-use serde::Serialize;
-use serde_json::Value;
+use castellan_store::{ChangeOrder, ChangeQuery};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{guarded, timestamp};
+use super::guarded;
 use crate::auth::principal::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::links::{Envelope, ListQuery, Window};
+use crate::repr::AuditEntryOut;
 use crate::state::AppState;
 
 /// Every `action` an audit entry can have (§10).
@@ -29,86 +27,9 @@ pub const FILTER_VALUES_MAX: usize = 1000;
 /// Longest `target_pk` or object key accepted in a filter.
 const KEY_MAX: usize = 255;
 
-/// Keys whose values are secrets: removed from `changes` wherever they occur.
-const SECRET_KEYS: [&str; 9] =
-    ["password_hash", "hash", "secret", "secret_hash", "token", "session_secret", "csrf_token", "api_key", "private_key"];
-
 /// Routes of module `audit`.
 pub fn router() -> OpenApiRouter<AppState> {
     guarded("audit", None, OpenApiRouter::new().routes(routes!(list_audit)))
-}
-
-/// Who made a change.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ActorOut {
-    /// The user's key.
-    pub pk: i64,
-    /// The username when the change was made.
-    pub username: String,
-}
-
-/// One audit entry.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditEntryOut {
-    /// Primary key (entries are append-only).
-    pub pk: i64,
-    /// When, RFC 3339 UTC with microseconds.
-    pub at: String,
-    /// The revision the change produced; null for audit-only events (logins, user data).
-    pub revision: Option<i64>,
-    /// Who, or null for the server itself.
-    pub actor: Option<ActorOut>,
-    /// `create`, `update`, `delete`, `assign`, `unassign`, `expire`, `login`, `logout`, `login_failed`, `password_change`.
-    pub action: String,
-    /// The target's module id.
-    pub target_type: String,
-    /// The target's key.
-    pub target_pk: String,
-    /// Before and after values; secrets never appear.
-    #[schema(value_type = Object)]
-    pub changes: Value,
-    /// Client address.
-    pub ip: Option<String>,
-    /// The request's id.
-    pub request_id: Option<String>,
-}
-
-impl From<ChangeEntry> for AuditEntryOut {
-    fn from(c: ChangeEntry) -> Self {
-        let mut changes = c.changes;
-        scrub(&mut changes);
-        Self {
-            pk: c.pk,
-            at: timestamp(c.at),
-            revision: c.revision,
-            actor: c.actor.map(|(pk, username)| ActorOut { pk, username }),
-            action: c.action,
-            target_type: c.target_type,
-            target_pk: c.target_pk,
-            changes,
-            ip: c.ip,
-            request_id: c.request_id,
-        }
-    }
-}
-
-/// Removes secret-bearing keys at any depth, and shows a password only as `"changed"` (defence in depth: the store
-/// never logs secrets in the first place).
-fn scrub(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.retain(|k, _| !SECRET_KEYS.contains(&k.to_ascii_lowercase().as_str()));
-            for (k, v) in map.iter_mut() {
-                if k.eq_ignore_ascii_case("password") && !v.is_null() {
-                    *v = Value::String("changed".into());
-                } else {
-                    scrub(v);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(scrub),
-        _ => {}
-    }
 }
 
 /// An RFC 3339 instant; an unencoded `+` of the offset arrives as a space and is taken back as `+`.
@@ -290,7 +211,7 @@ async fn list_audit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::repr::timestamp;
 
     #[test]
     fn instants() {
@@ -318,16 +239,5 @@ mod tests {
         for bad in ["catalogs", "catalogs:", ":42", "Catalogs:42", "cat alogs:1"] {
             assert_eq!(parse_object(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn scrubbing() {
-        let mut v = json!({"after": {"password": "changed", "password_hash": "$argon2id$x", "name": "ci",
-            "nested": [{"secret": "s", "Token": "t", "keep": 1}], "password2": "x"}});
-        scrub(&mut v);
-        assert_eq!(v, json!({"after": {"password": "changed", "name": "ci", "nested": [{"keep": 1}], "password2": "x"}}));
-        let mut v = json!({"password": "Hunter2!"});
-        scrub(&mut v);
-        assert_eq!(v, json!({"password": "changed"}));
     }
 }

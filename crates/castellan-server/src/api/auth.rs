@@ -16,12 +16,14 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{timestamp, with_revision};
+use super::with_revision;
 use crate::auth::credentials::new_secret;
 use crate::auth::principal::{CSRF_COOKIE, ClientIp, Principal, SECRET_COOKIE, SID_COOKIE};
 use crate::error::{ApiError, ApiResult, request_id};
 use crate::extract::JsonBody;
+use crate::extract::write_ctx;
 use crate::repr::UserOut;
+use crate::repr::timestamp;
 use crate::state::AppState;
 
 /// The login answer.
@@ -40,16 +42,6 @@ pub struct LoginOut {
 /// `/auth/login/`, `/auth/logout/`.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(login)).merge(super::authenticated(OpenApiRouter::new().routes(routes!(logout))))
-}
-
-/// The write context of a request: who, from where, which request.
-pub fn write_ctx(principal: Option<&Principal>, ip: std::net::IpAddr) -> WriteCtx {
-    WriteCtx {
-        actor: principal.map(|p| (p.user.pk, p.user.username.clone())),
-        ip: Some(ip.to_string()),
-        request_id: Some(request_id()),
-        preview: crate::dry_run::preview_slot(),
-    }
 }
 
 const BAD_LOGIN: &str = "Unable to log in with provided credentials.";

@@ -13,8 +13,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{authenticated, now_micros};
+use super::authenticated;
 use crate::auth::principal::Principal;
+use crate::clock::now_micros;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -209,7 +210,7 @@ async fn check(State(state): State<AppState>, caller: Principal, JsonBody(body):
     let valid_until = decision
         .valid_until
         .and_then(|us| time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).ok())
-        .map(super::timestamp);
+        .map(crate::repr::timestamp);
     Ok(axum::Json(CheckOut { allowed: decision.allowed, revision: snapshot.revision, explanation, paths_total, valid_until }))
 }
 
@@ -357,7 +358,7 @@ async fn capabilities(State(state): State<AppState>, caller: Principal) -> ApiRe
     };
     let global = if eff.superuser {
         let modules = state.store.list_modules().await?;
-        modules.iter().flat_map(|m| super::modules::module_actions(m).into_iter().map(move |a| format!("{}.{a}", m.id))).collect()
+        modules.iter().flat_map(|m| crate::repr::module_actions(m).into_iter().map(move |a| format!("{}.{a}", m.id))).collect()
     } else {
         eff.global
     };

@@ -11,13 +11,14 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::write_ctx;
-use super::{authenticated, timestamp, with_revision};
+use super::{authenticated, with_revision};
 use crate::auth::credentials::new_secret;
 use crate::auth::principal::{ClientIp, Principal};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::write_ctx;
 use crate::extract::{JsonBody, PathPk};
 use crate::links::{Envelope, ListQuery};
+use crate::repr::timestamp;
 use crate::state::AppState;
 
 /// Longest token name.

@@ -9,20 +9,21 @@ use castellan_core::model::{GroupInput, WriteMode};
 use castellan_core::permission::{Action, Permission};
 use castellan_store::{Group, GroupChanges, GroupFilter, GroupOrder, GroupQuery, NewGroup, UserFilter, UserQuery};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::write_ctx;
-use super::{guarded, timestamp, with_revision};
+use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::dominance::{require_confer, require_covers};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::write_ctx;
 use crate::extract::{JsonBody, PathPk};
 use crate::links::{Envelope, ListQuery};
+use crate::repr::GroupOut;
 use crate::repr::UserOut;
+use crate::repr::module_actions;
 use crate::state::AppState;
 use crate::visibility::{redact_groups, require_visible_users, visible_group};
 
@@ -42,45 +43,6 @@ pub fn router() -> OpenApiRouter<AppState> {
             .routes(routes!(assign_users))
             .routes(routes!(remove_users)),
     )
-}
-
-/// A group as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct GroupOut {
-    /// Primary key.
-    pub pk: i64,
-    /// Name, unique among siblings.
-    pub name: String,
-    /// Free text.
-    pub description: String,
-    /// Owning organisation.
-    pub org: i64,
-    /// Parent group, or null for a root.
-    pub parent: Option<i64>,
-    /// Conferred module permissions `{module_id: [action...]}`.
-    pub permissions: BTreeMap<String, Vec<String>>,
-    /// Roles assigned to the group.
-    pub roles: Vec<i64>,
-    /// When it was created.
-    pub created_date: String,
-    /// When it last changed.
-    pub modified_date: String,
-}
-
-impl From<&Group> for GroupOut {
-    fn from(g: &Group) -> Self {
-        Self {
-            pk: g.pk,
-            name: g.name.clone(),
-            description: g.description.clone(),
-            org: g.org,
-            parent: g.parent,
-            permissions: g.permissions.to_map(),
-            roles: g.roles.clone(),
-            created_date: timestamp(g.created_date),
-            modified_date: timestamp(g.modified_date),
-        }
-    }
 }
 
 /// A group with its (visible) direct members, after assign/remove.
@@ -182,7 +144,7 @@ async fn check_known_actions(state: &AppState, permissions: &castellan_core::per
     let modules = state.store.list_modules().await?;
     let mut errors = Vec::new();
     for (module, actions) in permissions.to_map() {
-        let known = modules.iter().find(|m| m.id == module).map(super::modules::module_actions);
+        let known = modules.iter().find(|m| m.id == module).map(module_actions);
         for action in actions {
             let valid = match &known {
                 Some(list) => list.contains(&action),
@@ -340,7 +302,7 @@ async fn members(
     if recursive && search.is_none() {
         // Counted and paged in memory: recursive membership at scale never runs recursive SQL.
         state.follower.follow().await?;
-        let members = state.directory.members(pk, true, caller.viewer(), super::now_micros());
+        let members = state.directory.members(pk, true, caller.viewer(), crate::clock::now_micros());
         let count = members.count() as i64;
         q.check_page(window, count)?;
         let pks = members.page(window.offset as usize, window.limit as usize);
@@ -353,7 +315,7 @@ async fn members(
     let query = UserQuery { filter, ordering: Vec::new(), offset: window.offset, limit: window.limit, skip_groups: true };
     let mut page = state.store.list_users(&query).await?;
     q.check_page(window, page.count)?;
-    state.directory.attach_groups(&mut page.items, super::now_micros());
+    state.directory.attach_groups(&mut page.items, crate::clock::now_micros());
     redact_groups(&state, &caller, &mut page.items).await?;
     Ok(axum::Json(q.envelope(window, page.count, page.items.iter().map(UserOut::from).collect())))
 }
@@ -378,7 +340,7 @@ fn member_body(
 /// to that revision first): answering costs the same whatever the group's size.
 async fn members_out(state: &AppState, caller: &Principal, group: &Group, revision: i64) -> ApiResult<GroupMembersOut> {
     state.follower.follow_to(revision).await?;
-    let members = state.directory.members(group.pk, false, caller.viewer(), super::now_micros());
+    let members = state.directory.members(group.pk, false, caller.viewer(), crate::clock::now_micros());
     Ok(GroupMembersOut { group: GroupOut::from(group), users: members.page(0, MEMBERS_MAX), users_count: members.count() as i64 })
 }
 

@@ -11,14 +11,14 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::write_ctx;
-use super::groups::GroupOut;
 use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::dominance::require_confer;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::write_ctx;
 use crate::extract::{PathPk, path_key};
 use crate::links::{Envelope, ListQuery};
+use crate::repr::GroupOut;
 use crate::state::AppState;
 use crate::visibility::{visible_group, visible_user};
 

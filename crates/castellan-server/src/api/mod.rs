@@ -30,13 +30,10 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::auth::principal::principal_of;
 use crate::state::AppState;
 
-/// Header carrying the store's revision after a successful write.
-pub const REVISION_HEADER: &str = "x-revision";
-
 /// Adds `X-Revision` to a write's response.
 pub fn with_revision(revision: Revision, response: impl IntoResponse) -> Response {
     let mut response = response.into_response();
-    response.headers_mut().insert(REVISION_HEADER, HeaderValue::from(revision));
+    response.headers_mut().insert(crate::middleware::REVISION_HEADER, HeaderValue::from(revision));
     response
 }
 
@@ -114,49 +111,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(watch::router())
 }
 
-/// Now, in microseconds since the epoch (the engine's and the directory's clock unit).
-pub fn now_micros() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64
-}
-
-/// A user-facing timestamp: RFC 3339 UTC with microseconds. Written digit by digit: a page of users formats two per
-/// user, and `format!` with padding was a tenth of a listing's CPU.
-pub fn timestamp(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let Ok(year) = u32::try_from(t.year()) else { return format!("{t:?}") };
-    if year > 9999 {
-        return format!("{t:?}");
-    }
-    let mut out = *b"0000-00-00T00:00:00.000000Z";
-    let fields = [
-        (0, 4, year),
-        (5, 2, u32::from(u8::from(t.month()))),
-        (8, 2, u32::from(t.day())),
-        (11, 2, u32::from(t.hour())),
-        (14, 2, u32::from(t.minute())),
-        (17, 2, u32::from(t.second())),
-        (20, 6, t.microsecond()),
-    ];
-    for (start, width, mut value) in fields {
-        for i in (start..start + width).rev() {
-            out[i] = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
-    }
-    out.iter().map(|&b| char::from(b)).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_have_microseconds() {
-        let t = time::macros::datetime!(2022-12-21 10:32:51.707174 UTC);
-        assert_eq!(timestamp(t), "2022-12-21T10:32:51.707174Z");
-        let early = time::macros::datetime!(0999-01-02 03:04:05.000006 +02:00);
-        assert_eq!(timestamp(early), "0999-01-02T01:04:05.000006Z", "padded, and in UTC");
-    }
 
     #[test]
     fn permission_by_method() {

@@ -12,15 +12,15 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::write_ctx;
-use super::modules::module_actions;
-use super::roles::visible_role;
 use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::dominance::require_covers;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::write_ctx;
 use crate::extract::{JsonBody, PathPk, path_key};
+use crate::repr::module_actions;
 use crate::state::AppState;
+use crate::visibility::visible_role;
 use crate::visibility::{visible_group, visible_user};
 
 /// Routes of module `permissions`.

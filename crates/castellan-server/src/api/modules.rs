@@ -13,12 +13,13 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::write_ctx;
 use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::JsonBody;
+use crate::extract::write_ctx;
 use crate::links::{Envelope, ListQuery};
+use crate::repr::module_actions;
 use crate::state::AppState;
 
 /// Routes of module `modules`.
@@ -46,11 +47,6 @@ pub struct ModuleOut {
     pub is_active: bool,
     /// Standard actions, then custom ones.
     pub actions: Vec<String>,
-}
-
-/// Every action of a module: the standard six, then its custom ones.
-pub fn module_actions(m: &Module) -> Vec<String> {
-    Action::ALL.iter().map(|a| a.as_str().to_string()).chain(m.custom_actions.iter().cloned()).collect()
 }
 
 impl From<&Module> for ModuleOut {

@@ -14,15 +14,16 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::write_ctx;
-use super::modules::module_actions;
-use super::roles::visible_role;
-use super::{guarded, now_micros, with_revision};
+use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
+use crate::clock::now_micros;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::write_ctx;
 use crate::extract::{JsonBody, PathPk};
 use crate::links::{Envelope, ListQuery};
+use crate::repr::module_actions;
 use crate::state::AppState;
+use crate::visibility::visible_role;
 use crate::visibility::{visible_group, visible_user};
 
 /// Most permissions one assign/unassign request may name.

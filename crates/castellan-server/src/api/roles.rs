@@ -15,14 +15,16 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::write_ctx;
-use super::{guarded, timestamp, with_revision};
+use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::dominance::require_covers;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::write_ctx;
 use crate::extract::{JsonBody, PathPk};
 use crate::links::{Envelope, ListQuery};
+use crate::repr::timestamp;
 use crate::state::AppState;
+use crate::visibility::visible_role;
 use crate::visibility::{visible_group, visible_user};
 
 /// Most users or groups one assign/remove request may name.
@@ -77,15 +79,6 @@ impl From<&Role> for RoleOut {
             modified_date: timestamp(r.modified_date),
         }
     }
-}
-
-/// The role if the caller may see it (its organisation), else 404.
-pub async fn visible_role(state: &AppState, caller: &Principal, pk: i64) -> ApiResult<Role> {
-    let role = state.store.get_role(pk).await?;
-    if caller.org_scope().is_some_and(|own| own != role.org) {
-        return Err(ApiError::NotFound);
-    }
-    Ok(role)
 }
 
 /// What holding a role confers: its global module grants.

@@ -9,11 +9,11 @@ use serde_json::{Map, Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::write_ctx;
 use super::{authenticated, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::JsonBody;
+use crate::extract::write_ctx;
 use crate::state::AppState;
 
 /// Largest value, as JSON text.

@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use castellan_core::model::{NewUser, User, UserChanges, UserInput, WriteMode};
-use castellan_core::password;
 use castellan_core::permission::{Action, Permission};
 use castellan_core::{DomainError, FieldError};
 use castellan_store::{UserFilter, UserOrder, UserQuery};
@@ -12,14 +11,16 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::write_ctx;
 use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::dominance::{require_confer, require_covers};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::write_ctx;
 use crate::extract::{JsonBody, PathPk};
 use crate::links::{Envelope, ListQuery};
-use crate::repr::{GroupRef, UserOut};
+use crate::passwords::{check_new_password, hash_password};
+use crate::repr::UserOut;
+use crate::repr::expand_groups;
 use crate::state::AppState;
 use crate::visibility::{redact_groups, visible_group, visible_subset, visible_user};
 
@@ -69,21 +70,6 @@ fn filter_from(q: &ListQuery, caller: &Principal) -> ApiResult<UserFilter> {
     })
 }
 
-/// Expands each user's `groups` into `{pk, name, description, children}` with one store call for the whole page.
-pub async fn expand_groups(state: &AppState, users: &[User], expanded: bool) -> ApiResult<Vec<UserOut<GroupRef>>> {
-    let mut pks: Vec<i64> = users.iter().flat_map(|u| u.groups.iter().copied()).collect();
-    pks.sort_unstable();
-    pks.dedup();
-    let briefs = state.store.groups_brief(&pks).await?;
-    Ok(users
-        .iter()
-        .map(|u| {
-            let refs = briefs.iter().filter(|g| u.groups.contains(&g.pk)).map(|g| GroupRef::new(g.clone(), expanded)).collect();
-            UserOut::from(u).with_groups(refs)
-        })
-        .collect())
-}
-
 /// List users, filtered, searched, ordered and paged.
 #[utoipa::path(get, path = "/api/v1/users/", tag = "users",
     params(
@@ -112,7 +98,7 @@ async fn list_users(State(state): State<AppState>, caller: Principal, q: ListQue
     let query = UserQuery { filter, ordering, offset: window.offset, limit: window.limit, skip_groups: true };
     let mut page = state.store.list_users(&query).await?;
     q.check_page(window, page.count)?;
-    state.directory.attach_groups(&mut page.items, super::now_micros());
+    state.directory.attach_groups(&mut page.items, crate::clock::now_micros());
     redact_groups(&state, &caller, &mut page.items).await?;
     if expand {
         let items = expand_groups(&state, &page.items, true).await?;
@@ -120,25 +106,6 @@ async fn list_users(State(state): State<AppState>, caller: Principal, q: ListQue
     }
     let items: Vec<UserOut> = page.items.into_iter().map(UserOut::from).collect();
     Ok(axum::Json(q.envelope(window, page.count, items)).into_response())
-}
-
-/// Hashes a password on the hashing pool, so logins and checks never stall behind argon2.
-pub async fn hash_password(state: &AppState, password: String) -> ApiResult<String> {
-    state.hashing.run(move || password::hash(&password)).await?.map_err(|e| ApiError::Internal(e.to_string()))
-}
-
-/// Refuses a new password that breaks the rule or repeats one of the last `history_count` passwords.
-pub async fn check_new_password(state: &AppState, org: i64, user: Option<i64>, password: &str, username: &str) -> ApiResult<()> {
-    let policy = state.store.password_policy(org).await?;
-    policy.check(password, username).map_err(|m| ApiError::field("password", m))?;
-    let Some(pk) = user else { return Ok(()) };
-    let recent = state.store.password_hashes(pk, policy.history_count).await?;
-    let candidate = password.to_string();
-    let reused = state.hashing.run(move || password::matches_any(&candidate, recent.iter().map(String::as_str))).await?;
-    if reused {
-        return Err(ApiError::field("password", policy.reuse_message()));
-    }
-    Ok(())
 }
 
 /// Reads a user body like `UserInput::parse`, and also checks what the body alone cannot tell (the password rule,
@@ -350,7 +317,7 @@ async fn require_dominates(state: &AppState, caller: &Principal, target: &User) 
     if caller.user.pk == target.pk {
         return Ok(());
     }
-    require_covers(caller, &state.engine.held(target.pk, super::now_micros()))
+    require_covers(caller, &state.engine.held(target.pk, crate::clock::now_micros()))
 }
 
 /// Changing a user's `groups` needs `groups.update`, visible groups, and holding what the added and removed groups

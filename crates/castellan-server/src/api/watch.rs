@@ -12,11 +12,11 @@ use futures_util::stream::Stream;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::audit::AuditEntryOut;
 use super::guarded;
 use crate::auth::principal::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::links::ListQuery;
+use crate::repr::AuditEntryOut;
 use crate::state::AppState;
 
 /// How long a stream waits before reading the log again after a failed read.

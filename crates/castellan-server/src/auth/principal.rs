@@ -73,7 +73,7 @@ impl Principal {
             if self.user.is_superuser {
                 ModulePermissions::new()
             } else {
-                self.engine.held(self.user.pk, crate::api::now_micros())
+                self.engine.held(self.user.pk, crate::clock::now_micros())
             }
         })
     }
