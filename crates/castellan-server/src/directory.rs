@@ -2,7 +2,7 @@
 //! ([`crate::follow`]).
 
 use castellan_core::directory::{Directory, UserSet};
-use castellan_store::{ChangeEntry, Store, StoreError};
+use castellan_store::{ChangeEntry, Store, StoreError, is_membership_change};
 use parking_lot::RwLock;
 
 /// The directory in memory.
@@ -33,7 +33,8 @@ impl DirectoryView {
                 self.directory.write().set_user_memberships(pk, &memberships);
             }
             // Membership writes log every membership before and after: applied as they are, whatever the group's size.
-            "groups" if matches!(entry.action.as_str(), "assign" | "unassign") => {
+            // A node restriction (`update` of one member) changes neither membership nor expiry.
+            _ if is_membership_change(entry) => {
                 let mut directory = self.directory.write();
                 for member in entry.changes["members"].as_array().into_iter().flatten() {
                     let Some(user) = member["user"].as_i64() else { continue };
@@ -42,8 +43,6 @@ impl DirectoryView {
                     directory.set_membership(user, pk, membership);
                 }
             }
-            // A node restriction changes neither membership nor expiry.
-            "groups" if entry.action == "update" && entry.changes.get("user").is_some() => {}
             "groups" if entry.action == "delete" => {
                 let deleted = entry.changes["deleted"].as_array().cloned().unwrap_or_default();
                 let mut directory = self.directory.write();
@@ -79,10 +78,7 @@ impl DirectoryView {
 
     /// The users `viewer` sees: members of the viewer's groups and of every group below them, and the viewer.
     pub fn visible_users(&self, viewer: i64, now: i64) -> UserSet {
-        let directory = self.directory.read();
-        let mut visible = directory.members(&directory.active_groups_of(viewer, now), true, now);
-        visible.insert(viewer);
-        visible
+        visible_in(&self.directory.read(), viewer, now)
     }
 
     /// Unexpired members of `group` (and, when `recursive`, of every group below it), seen by `viewer` (all when
@@ -91,10 +87,16 @@ impl DirectoryView {
         let directory = self.directory.read();
         let mut members = directory.members(&[group], recursive, now);
         if let Some(viewer) = viewer {
-            let mut visible = directory.members(&directory.active_groups_of(viewer, now), true, now);
-            visible.insert(viewer);
-            members.intersect(&visible);
+            members.intersect(&visible_in(&directory, viewer, now));
         }
         members
     }
+}
+
+/// The users `viewer` sees in `directory`: members of the viewer's groups and of every group below them, and the
+/// viewer.
+fn visible_in(directory: &Directory, viewer: i64, now: i64) -> UserSet {
+    let mut visible = directory.members(&directory.active_groups_of(viewer, now), true, now);
+    visible.insert(viewer);
+    visible
 }

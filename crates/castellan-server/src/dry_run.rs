@@ -122,7 +122,7 @@ fn impact_of(preview: &Preview) -> Impact {
     let (before, after) = std::thread::scope(|s| {
         let before = s.spawn(|| Index::build(&preview.before));
         let after = Index::build(&preview.after);
-        (before.join().unwrap_or_else(|_| Index::build(&preview.before)), after)
+        (before.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), after)
     });
     impact(&before, &after, &preview.users, &preview.probes, crate::clock::now_micros())
 }

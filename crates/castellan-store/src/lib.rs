@@ -18,7 +18,7 @@ pub mod suite;
 mod time_util;
 
 pub use permissions::{Module, PermissionStore, Role};
-pub use scope::engine_scope;
+pub use scope::{engine_scope, is_membership_change};
 pub use sqlite::SqliteStore;
 pub use sqlite::dataset::{DatasetInfo, DatasetSpec, ImportCounts};
 

@@ -7,6 +7,13 @@ use serde_json::Value;
 
 use crate::ChangeEntry;
 
+/// Whether `entry` is a membership write of a group (members assigned or unassigned, or one member's node
+/// restriction): it changes those members' facts, not the group's.
+pub fn is_membership_change(entry: &ChangeEntry) -> bool {
+    entry.target_type == "groups"
+        && (matches!(entry.action.as_str(), "assign" | "unassign") || entry.changes.get("user").is_some())
+}
+
 /// The scope to refresh after `entry`, or `None` when only a rebuild will do (a module changed).
 pub fn engine_scope(entry: &ChangeEntry) -> Option<Scope> {
     let mut scope = Scope::default();
@@ -21,9 +28,7 @@ pub fn engine_scope(entry: &ChangeEntry) -> Option<Scope> {
         "orgs" | "tokens" | "sessions" => return Some(scope),
         "users" => scope.users.extend(pk),
         "groups" => {
-            // A membership write changes its members' facts, not the group's.
-            let membership = matches!(entry.action.as_str(), "assign" | "unassign") || changes.get("user").is_some();
-            if !membership {
+            if !is_membership_change(entry) {
                 scope.groups.extend(pk);
             }
             scope.groups.extend(numbers(&changes["deleted"]));

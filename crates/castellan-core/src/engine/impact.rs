@@ -49,7 +49,7 @@ pub fn impact(before: &Index, after: &Index, users: &[i64], probes: &[ObjectKey]
     let chunk = users.len().div_ceil(threads).max(PARALLEL_MIN);
     let parts: Vec<Diff> = std::thread::scope(|s| {
         let handles: Vec<_> = users.chunks(chunk).map(|part| s.spawn(|| sides.diff(part))).collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
     });
     let mut total = Diff::default();
     for part in parts {

@@ -16,12 +16,10 @@ use utoipa_axum::routes;
 use super::{authenticated, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::write_ctx;
-use crate::extract::{JsonBody, PathPk, body_bytes, is_json, parse_json};
+use crate::extract::{JsonBody, PathPk, body_bytes, is_json, parse_json, write_ctx};
 use crate::links::{Envelope, ListQuery};
 use crate::passwords::{check_new_password, hash_password};
-use crate::repr::expand_groups;
-use crate::repr::{ActiveUserOut, ProfileOut};
+use crate::repr::{ActiveUserOut, ProfileOut, expand_groups};
 use crate::state::AppState;
 
 /// Largest avatar image.

@@ -20,10 +20,8 @@ use super::with_revision;
 use crate::auth::credentials::new_secret;
 use crate::auth::principal::{CSRF_COOKIE, ClientIp, Principal, SECRET_COOKIE, SID_COOKIE};
 use crate::error::{ApiError, ApiResult, request_id};
-use crate::extract::JsonBody;
-use crate::extract::write_ctx;
-use crate::repr::UserOut;
-use crate::repr::timestamp;
+use crate::extract::{JsonBody, write_ctx};
+use crate::repr::{UserOut, timestamp};
 use crate::state::AppState;
 
 /// The login answer.

@@ -18,12 +18,9 @@ use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::dominance::{require_confer, require_covers};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::write_ctx;
-use crate::extract::{JsonBody, PathPk};
+use crate::extract::{JsonBody, PathPk, write_ctx};
 use crate::links::{Envelope, ListQuery};
-use crate::repr::GroupOut;
-use crate::repr::UserOut;
-use crate::repr::module_actions;
+use crate::repr::{GroupOut, UserOut, module_actions};
 use crate::state::AppState;
 use crate::visibility::{redact_groups, require_visible_users, visible_group};
 

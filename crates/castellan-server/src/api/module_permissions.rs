@@ -16,12 +16,10 @@ use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::dominance::require_covers;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::write_ctx;
-use crate::extract::{JsonBody, PathPk, path_key};
+use crate::extract::{JsonBody, PathPk, path_key, write_ctx};
 use crate::repr::module_actions;
 use crate::state::AppState;
-use crate::visibility::visible_role;
-use crate::visibility::{visible_group, visible_user};
+use crate::visibility::{visible_group, visible_role, visible_user};
 
 /// Routes of module `permissions`.
 pub fn router() -> OpenApiRouter<AppState> {

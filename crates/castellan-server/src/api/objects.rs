@@ -14,8 +14,7 @@ use utoipa_axum::routes;
 use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::JsonBody;
-use crate::extract::write_ctx;
+use crate::extract::{JsonBody, write_ctx};
 use crate::state::AppState;
 
 /// Longest object key.

@@ -18,13 +18,11 @@ use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::clock::now_micros;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::write_ctx;
-use crate::extract::{JsonBody, PathPk};
+use crate::extract::{JsonBody, PathPk, write_ctx};
 use crate::links::{Envelope, ListQuery};
 use crate::repr::module_actions;
 use crate::state::AppState;
-use crate::visibility::visible_role;
-use crate::visibility::{visible_group, visible_user};
+use crate::visibility::{visible_group, visible_role, visible_user};
 
 /// Most permissions one assign/unassign request may name.
 const PERMISSIONS_MAX: usize = 100;

@@ -19,13 +19,11 @@ use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::dominance::require_covers;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::write_ctx;
-use crate::extract::{JsonBody, PathPk};
+use crate::extract::{JsonBody, PathPk, write_ctx};
 use crate::links::{Envelope, ListQuery};
 use crate::repr::timestamp;
 use crate::state::AppState;
-use crate::visibility::visible_role;
-use crate::visibility::{visible_group, visible_user};
+use crate::visibility::{visible_group, visible_role, visible_user};
 
 /// Most users or groups one assign/remove request may name.
 const SUBJECTS_MAX: usize = 1000;

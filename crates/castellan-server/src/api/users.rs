@@ -15,12 +15,10 @@ use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::dominance::{require_confer, require_covers};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::write_ctx;
-use crate::extract::{JsonBody, PathPk};
+use crate::extract::{JsonBody, PathPk, write_ctx};
 use crate::links::{Envelope, ListQuery};
 use crate::passwords::{check_new_password, hash_password};
-use crate::repr::UserOut;
-use crate::repr::expand_groups;
+use crate::repr::{UserOut, expand_groups};
 use crate::state::AppState;
 use crate::visibility::{redact_groups, visible_group, visible_subset, visible_user};
 
