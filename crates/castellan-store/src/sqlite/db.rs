@@ -18,8 +18,10 @@ use tokio::sync::oneshot;
 
 use crate::{Result, StoreError};
 
-/// The savepoint each write of a group runs in; a dry run rolls back to it to read the state before the write.
-pub(super) const WRITE_SAVEPOINT: &str = "write";
+/// Statements around each write of a group: its savepoint, kept, or undone (prepared once, cached).
+const SAVEPOINT: &str = "SAVEPOINT write";
+const RELEASE: &str = "RELEASE write";
+const ROLLBACK_TO: &str = "ROLLBACK TO write";
 
 /// Most writes committed in one transaction: bounds how long the first of them waits for its acknowledgement.
 const MAX_GROUP: usize = 512;
@@ -47,7 +49,7 @@ type Ack = Box<dyn FnOnce(std::result::Result<(), &str>) + Send>;
 
 /// The write queue and the read pool of one database file.
 pub(super) struct Db {
-    writer: Mutex<mpsc::Sender<Queued>>,
+    writer: mpsc::Sender<Queued>,
     readers: Arc<Readers>,
     /// Transactions committed by the writer (each holding one group of writes).
     commits: Arc<AtomicU64>,
@@ -72,7 +74,7 @@ impl Db {
             })
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
         let readers = Arc::new(Readers { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) });
-        Ok(Self { writer: Mutex::new(tx), readers, commits })
+        Ok(Self { writer: tx, readers, commits })
     }
 
     /// How many transactions the writer has committed.
@@ -121,10 +123,7 @@ impl Db {
             });
             (ok, ack)
         });
-        self.writer
-            .lock()
-            .send(Queued { job, alone })
-            .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
+        self.writer.send(Queued { job, alone }).map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
         answer.await.map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?
     }
 }
@@ -173,7 +172,7 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection> {
 /// The writer thread: takes every write waiting, runs them in one transaction, commits, acknowledges.
 fn run_writer(conn: Connection, queue: mpsc::Receiver<Queued>, commits: &AtomicU64) {
     while let Ok(first) = queue.recv() {
-        let mut group = Group { conn: &conn, acks: Vec::new(), broken: None, open: false, commits };
+        let mut group = Group { conn: &conn, acks: Vec::new(), broken: None, commits };
         group.run(first);
         while group.acks.len() < MAX_GROUP {
             match queue.try_recv() {
@@ -191,7 +190,6 @@ struct Group<'c> {
     acks: Vec<Ack>,
     /// Why the transaction cannot commit (a savepoint could not be taken or released).
     broken: Option<String>,
-    open: bool,
     commits: &'c AtomicU64,
 }
 
@@ -202,18 +200,18 @@ impl Group<'_> {
         if queued.alone && !self.acks.is_empty() {
             self.commit();
         }
-        if !self.open && self.broken.is_none() {
-            match self.conn.execute_batch("BEGIN IMMEDIATE") {
-                Ok(()) => self.open = true,
-                Err(e) => self.broken = Some(e.to_string()),
-            }
+        if self.conn.is_autocommit()
+            && self.broken.is_none()
+            && let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE")
+        {
+            self.broken = Some(e.to_string());
         }
         if let Some(why) = &self.broken {
             let (_, ack) = (queued.job)(Err(why));
             self.acks.push(ack);
             return;
         }
-        if let Err(e) = self.conn.execute_batch(&format!("SAVEPOINT {WRITE_SAVEPOINT}")) {
+        if let Err(e) = self.step(SAVEPOINT) {
             let why = e.to_string();
             let (_, ack) = (queued.job)(Err(&why));
             self.acks.push(ack);
@@ -221,22 +219,23 @@ impl Group<'_> {
             return;
         }
         let (ok, ack) = (queued.job)(Ok(self.conn));
-        let end = if ok {
-            format!("RELEASE {WRITE_SAVEPOINT}")
-        } else {
-            format!("ROLLBACK TO {WRITE_SAVEPOINT}; RELEASE {WRITE_SAVEPOINT}")
-        };
-        if let Err(e) = self.conn.execute_batch(&end) {
+        let ended = if ok { self.step(RELEASE) } else { self.step(ROLLBACK_TO).and_then(|()| self.step(RELEASE)) };
+        if let Err(e) = ended {
             self.broken = Some(e.to_string());
         }
         self.acks.push(ack);
+    }
+
+    /// Runs one of the cached statements around a write.
+    fn step(&self, sql: &str) -> rusqlite::Result<()> {
+        self.conn.prepare_cached(sql)?.execute([]).map(|_| ())
     }
 
     /// Commits (or, when broken, rolls back) and acknowledges every write of the group.
     fn commit(&mut self) {
         let outcome = match self.broken.take() {
             Some(why) => Err(why),
-            None if self.open => {
+            None if !self.conn.is_autocommit() => {
                 self.commits.fetch_add(1, Ordering::Relaxed);
                 self.conn.execute_batch("COMMIT").map_err(|e| e.to_string())
             }
@@ -245,7 +244,6 @@ impl Group<'_> {
         if !self.conn.is_autocommit() {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
-        self.open = false;
         let outcome = outcome.as_ref().map(|_| ()).map_err(String::as_str);
         for ack in self.acks.drain(..) {
             ack(outcome);

@@ -1,4 +1,4 @@
-//! Schema migrations: the files of `migrations/sqlite`, applied in order, each in its own savepoint, each recorded in
+//! Schema migrations: the files of `migrations/sqlite`, applied in order in one write (all or none), each recorded in
 //! `schema_migrations`. A data directory made by an older Castellan (which recorded migrations in sqlx's
 //! `_sqlx_migrations`) upgrades in place: the versions recorded there count as applied.
 
@@ -26,6 +26,14 @@ pub(super) fn run(conn: &Connection) -> Result<()> {
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER NOT NULL)",
     )?;
     adopt_sqlx_history(conn)?;
+    // A newer Castellan's schema is refused before anything is applied to it.
+    let newest: i64 = conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if newest > known {
+        return Err(StoreError::Backend(format!(
+            "the database is at schema version {newest}, newer than this Castellan knows ({known}); upgrade Castellan"
+        )));
+    }
     for &(version, description, sql) in MIGRATIONS {
         let applied: Option<i64> =
             conn.query_row("SELECT version FROM schema_migrations WHERE version = ?", [version], |r| r.get(0)).optional()?;
@@ -37,13 +45,6 @@ pub(super) fn run(conn: &Connection) -> Result<()> {
             "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
             params![version, description, now_micros()],
         )?;
-    }
-    let newest: i64 = conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
-    let known = MIGRATIONS.last().map_or(0, |m| m.0);
-    if newest > known {
-        return Err(StoreError::Backend(format!(
-            "the database is at schema version {newest}, newer than this Castellan knows ({known}); upgrade Castellan"
-        )));
     }
     Ok(())
 }

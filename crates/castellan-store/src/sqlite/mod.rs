@@ -120,7 +120,7 @@ fn log_write(
 ) -> Result<Revision> {
     if let Some(slot) = &ctx.preview {
         let entry = change_entry(ctx, action, target_type, target_pk, changes.clone());
-        return preview::preview_and_roll_back(conn, &entry, slot).map(|()| 0);
+        return Err(preview::preview_and_roll_back(conn, &entry, slot));
     }
     insert_log(conn, ctx, true, action, target_type, target_pk, changes)?
         .ok_or_else(|| StoreError::Backend("the change log gave no revision".into()))

@@ -14,8 +14,16 @@ use super::permissions::{object_list, read_facts, read_modules};
 use crate::{ChangeEntry, PREVIEW_MAX_USERS, Preview, PreviewSlot, Result, StoreError, engine_scope};
 
 /// Reads the preview of the write just run on `conn` (described by `entry`, its change-log row) and leaves it in
-/// `slot`; answers [`StoreError::DryRun`] so that the writer rolls the write back as if it had failed.
-pub(super) fn preview_and_roll_back(conn: &Connection, entry: &ChangeEntry, slot: &PreviewSlot) -> Result<()> {
+/// `slot`; answers [`StoreError::DryRun`] (or why the preview failed) so that the writer rolls the write back as if it
+/// had failed.
+pub(super) fn preview_and_roll_back(conn: &Connection, entry: &ChangeEntry, slot: &PreviewSlot) -> StoreError {
+    match read_preview(conn, entry, slot) {
+        Ok(()) => StoreError::DryRun,
+        Err(e) => e,
+    }
+}
+
+fn read_preview(conn: &Connection, entry: &ChangeEntry, slot: &PreviewSlot) -> Result<()> {
     // One read transaction for the before side: a dry run runs alone, so every write before it is committed and this
     // one is not, and the snapshot is the state the write started from, however long the reading takes.
     let path =
@@ -26,7 +34,7 @@ pub(super) fn preview_and_roll_back(conn: &Connection, entry: &ChangeEntry, slot
     // The read transaction ends whatever happened; the writer rolls the write back.
     let _ = reader.execute_batch("ROLLBACK");
     *slot.lock().map_err(|_| StoreError::Backend("a dry run's preview slot is poisoned".into()))? = Some(preview?);
-    Err(StoreError::DryRun)
+    Ok(())
 }
 
 /// The preview: facts deciding the affected users' holdings after the write (`conn`) and before it (`committed`).
