@@ -1,5 +1,6 @@
 //! Castellan's domain: types, validation rules and the authorization rules. No IO, no async, no SQL.
 
+pub mod change;
 pub mod directory;
 pub mod engine;
 pub mod error;

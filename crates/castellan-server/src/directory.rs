@@ -1,8 +1,9 @@
 //! The in-memory directory (group tree and memberships), kept current by the change-log follower
 //! ([`crate::follow`]).
 
+use castellan_core::change::Change;
 use castellan_core::directory::{Directory, UserSet};
-use castellan_store::{ChangeEntry, Store, StoreError, is_membership_change};
+use castellan_store::{ChangeEntry, Store, StoreError};
 use parking_lot::RwLock;
 
 /// The directory in memory.
@@ -26,44 +27,37 @@ impl DirectoryView {
     }
 
     async fn apply_one(&self, store: &dyn Store, entry: &ChangeEntry) -> Result<(), StoreError> {
-        let Ok(pk) = entry.target_pk.parse::<i64>() else { return Ok(()) };
-        match entry.target_type.as_str() {
-            "users" if entry.revision.is_some() => {
-                let memberships = store.memberships_of_user(pk).await?;
-                self.directory.write().set_user_memberships(pk, &memberships);
+        let Some(change) = &entry.change else { return self.reload(store).await };
+        match change {
+            Change::UserCreated { pk, .. } | Change::UserUpdated { pk, .. } | Change::UserDeleted { pk, .. } => {
+                let memberships = store.memberships_of_user(*pk).await?;
+                self.directory.write().set_user_memberships(*pk, &memberships);
             }
             // Membership writes log every membership before and after: applied as they are, whatever the group's size.
-            // A node restriction (`update` of one member) changes neither membership nor expiry.
-            _ if is_membership_change(entry) => {
+            Change::MembersAssigned { .. } | Change::MembersUnassigned { .. } => {
                 let mut directory = self.directory.write();
-                for member in entry.changes["members"].as_array().into_iter().flatten() {
-                    let Some(user) = member["user"].as_i64() else { continue };
-                    let after = &member["after"];
-                    let membership = (!after.is_null()).then(|| after["expires_at"].as_i64());
-                    directory.set_membership(user, pk, membership);
+                for (user, group, membership) in change.memberships() {
+                    directory.set_membership(user, group, membership);
                 }
             }
-            "groups" if entry.action == "delete" => {
-                let deleted = entry.changes["deleted"].as_array().cloned().unwrap_or_default();
+            Change::GroupDeleted { pk, deleted, .. } => {
                 let mut directory = self.directory.write();
-                directory.remove_group(pk);
-                deleted.iter().filter_map(|g| g.as_i64()).for_each(|g| directory.remove_group(g));
+                directory.remove_group(*pk);
+                deleted.iter().for_each(|g| directory.remove_group(*g));
             }
             // Creating, renaming or moving a group changes no membership.
-            "groups" => {
-                let parent = match store.get_group(pk).await {
-                    Ok(group) => Some(group.parent),
-                    Err(StoreError::NotFound) => None,
-                    Err(e) => return Err(e),
-                };
-                let mut directory = self.directory.write();
-                match parent {
-                    Some(parent) => directory.set_group(pk, parent),
-                    None => directory.remove_group(pk),
-                }
+            Change::GroupCreated { pk, after } | Change::GroupUpdated { pk, after, .. } => {
+                self.directory.write().set_group(*pk, after.parent);
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    /// Loads the whole directory again: a change-log row this build does not understand may have changed anything.
+    async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let (groups, memberships) = store.directory_snapshot().await?;
+        *self.directory.write() = Directory::build(&groups, &memberships);
         Ok(())
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use castellan_core::engine::{Index, Scope};
 use castellan_core::permission::ModulePermissions;
-use castellan_store::{ChangeEntry, Revision, Store, StoreError, engine_scope};
+use castellan_store::{ChangeEntry, Revision, Store, StoreError};
 use parking_lot::{RwLock, RwLockReadGuard};
 
 /// Beyond this many subjects and objects in one batch of changes, rebuilding is cheaper than patching.
@@ -64,7 +64,7 @@ impl EngineView {
         let mut scope = Scope::default();
         let mut rebuild = false;
         for entry in entries {
-            match engine_scope(entry) {
+            match entry.engine_scope() {
                 Some(s) => scope.extend(s),
                 None => rebuild = true,
             }

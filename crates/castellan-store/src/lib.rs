@@ -3,6 +3,7 @@
 //! Every write runs in one transaction that also appends its change-log row and advances the revision.
 
 use async_trait::async_trait;
+use castellan_core::change::Change;
 use castellan_core::engine::{Facts, ObjectKey};
 use castellan_core::model::{ApiToken, NewUser, Org, Session, User, UserChanges};
 use castellan_core::password::PasswordPolicy;
@@ -11,14 +12,12 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 pub mod permissions;
-mod scope;
 pub mod sqlite;
 #[cfg(feature = "testsuite")]
 pub mod suite;
 mod time_util;
 
 pub use permissions::{Module, PermissionStore, Role};
-pub use scope::{engine_scope, is_membership_change};
 pub use sqlite::SqliteStore;
 pub use sqlite::dataset::{DatasetInfo, DatasetSpec, ImportCounts};
 
@@ -103,25 +102,23 @@ pub struct ChangeEntry {
     pub target_type: String,
     /// The target's key.
     pub target_pk: String,
-    /// Before/after values, secrets removed.
+    /// The change as stored (before/after values, secrets removed), as the audit log shows it.
     pub changes: Value,
+    /// The typed change, `None` for a row this build does not understand (written before typed changes, or by a
+    /// newer version): followers rebuild what they hold instead.
+    pub change: Option<Change>,
     /// Client address.
     pub ip: Option<String>,
     /// Request id.
     pub request_id: Option<String>,
 }
 
-/// An audit-only event (does not advance the revision).
-#[derive(Debug, Clone)]
-pub struct AuditEvent {
-    /// `login`, `logout`, `login_failed`, `password_change`, `update` (user data) ...
-    pub action: &'static str,
-    /// The target's module id.
-    pub target_type: &'static str,
-    /// The target's key.
-    pub target_pk: String,
-    /// Details, secrets removed.
-    pub changes: Value,
+impl ChangeEntry {
+    /// What an authorization index must read again after this row, or `None` when only a rebuild will do (a module
+    /// changed, or the row is not understood).
+    pub fn engine_scope(&self) -> Option<castellan_core::engine::Scope> {
+        self.change.as_ref().and_then(Change::engine_scope)
+    }
 }
 
 /// Which users a list returns; empty vectors mean "no filter", several values match any.
@@ -560,7 +557,7 @@ pub trait ChangeLog {
     /// The newest committed revision.
     async fn revision(&self) -> Result<Revision>;
     /// Appends an audit-only event.
-    async fn audit(&self, ctx: &WriteCtx, event: AuditEvent) -> Result<()>;
+    async fn audit(&self, ctx: &WriteCtx, event: Change) -> Result<()>;
     /// Writes one `expire` change (at a new revision) for each membership, grant or role assignment whose expiry
     /// passed since the last call, up to `now`; returns how many were recorded.
     async fn record_expirations(&self, now: OffsetDateTime) -> Result<usize>;

@@ -5,12 +5,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, Response};
 use axum_extra::extract::cookie::{Cookie, SameSite};
+use castellan_core::change::Change;
 use castellan_core::fields::Fields;
 use castellan_core::password;
 use castellan_core::validate::{PASSWORD_MAX, USERNAME_MAX};
-use castellan_store::{AuditEvent, WriteCtx};
+use castellan_store::WriteCtx;
 use serde::Serialize;
-use serde_json::json;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -77,17 +77,12 @@ async fn login(
         })
         .await?;
     let ctx = WriteCtx { actor: None, ip: Some(ip.to_string()), request_id: Some(request_id()), preview: None };
+    let account = record.as_ref().map(|r| r.user.pk);
     let user = match record {
         Some(r) if verified && r.user.is_active => r.user,
         _ => {
             state.throttle.failure(&username, ip);
-            let event = AuditEvent {
-                action: "login_failed",
-                target_type: "users",
-                target_pk: String::new(),
-                changes: json!({"username": username}),
-            };
-            state.store.audit(&ctx, event).await?;
+            state.store.audit(&ctx, Change::LoginFailed { user: account, username }).await?;
             return Err(ApiError::AuthenticationFailed(BAD_LOGIN.into()));
         }
     };
@@ -112,13 +107,7 @@ async fn start_session(
     let session = state.store.create_session(user.pk, &hash, &csrf_token, now, now + ttl, &ip.to_string(), &user_agent).await?;
     state.store.set_last_login(user.pk, now).await?;
     ctx.actor = Some((user.pk, user.username.clone()));
-    let event = AuditEvent {
-        action: "login",
-        target_type: "users",
-        target_pk: user.pk.to_string(),
-        changes: json!({"session": session.pk}),
-    };
-    state.store.audit(&ctx, event).await?;
+    state.store.audit(&ctx, Change::LoggedIn { user: user.pk, session: Some(session.pk) }).await?;
     let mut user = user;
     user.last_login = Some(now);
     let secure = state.config.public_url.as_ref().is_some_and(|u| u.scheme() == "https");
@@ -148,9 +137,7 @@ async fn logout(State(state): State<AppState>, ClientIp(ip): ClientIp, principal
     }
     state.credentials.invalidate_user(principal.user.pk);
     let ctx = write_ctx(Some(&principal), ip);
-    let event =
-        AuditEvent { action: "logout", target_type: "users", target_pk: principal.user.pk.to_string(), changes: json!({}) };
-    state.store.audit(&ctx, event).await?;
+    state.store.audit(&ctx, Change::LoggedOut { user: principal.user.pk }).await?;
     let cookies = [expired_cookie(SID_COOKIE), expired_cookie(SECRET_COOKIE), expired_cookie(CSRF_COOKIE)];
     let revision = state.store.revision().await?;
     Ok(with_revision(revision, (StatusCode::NO_CONTENT, AppendHeaders(cookies.map(|c| (header::SET_COOKIE, c))))))

@@ -3,8 +3,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use castellan_core::change::Change;
 use castellan_core::validate;
-use castellan_store::AuditEvent;
 use serde_json::{Map, Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -52,12 +52,7 @@ async fn store_value(state: AppState, ip: std::net::IpAddr, caller: Principal, k
         return Err(ApiError::PayloadTooLarge(format!("A value may be at most {VALUE_MAX} bytes.")));
     }
     let created = state.store.data_put(caller.user.pk, &key, &value, TOTAL_MAX).await?;
-    let event = AuditEvent {
-        action: if created { "create" } else { "update" },
-        target_type: "user_data",
-        target_pk: format!("{}:{key}", caller.user.pk),
-        changes: json!({"key": key}),
-    };
+    let event = Change::UserDataWritten { user: caller.user.pk, key: key.clone(), created };
     state.store.audit(&write_ctx(Some(&caller), ip), event).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok(with_revision(state.store.revision().await?, (status, axum::Json(json!({"key": key, "value": value})))))
@@ -102,12 +97,7 @@ async fn delete_value(
 ) -> ApiResult<Response> {
     checked_key(&key).map_err(|_| ApiError::NotFound)?;
     state.store.data_delete(caller.user.pk, &key).await?;
-    let event = AuditEvent {
-        action: "delete",
-        target_type: "user_data",
-        target_pk: format!("{}:{key}", caller.user.pk),
-        changes: json!({"key": key}),
-    };
+    let event = Change::UserDataDeleted { user: caller.user.pk, key };
     state.store.audit(&write_ctx(Some(&caller), ip), event).await?;
     Ok(with_revision(state.store.revision().await?, StatusCode::NO_CONTENT))
 }

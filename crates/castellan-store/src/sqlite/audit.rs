@@ -1,6 +1,7 @@
 //! The audit log: filtered, ordered, counted pages of the change log.
 
 use async_trait::async_trait;
+use castellan_core::change::Change;
 use rusqlite::Row;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -13,6 +14,10 @@ const CHANGE_COLUMNS: &str = "pk, at, revision, actor, actor_username, action, t
 
 /// A change-log row read as [`CHANGE_COLUMNS`], in that order.
 pub(super) fn change_from_row(r: &Row<'_>) -> rusqlite::Result<ChangeEntry> {
+    let text = r
+        .get_ref(8)?
+        .as_str()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(8, rusqlite::types::Type::Text, e.into()))?;
     Ok(ChangeEntry {
         pk: r.get(0)?,
         at: from_micros(r.get(1)?),
@@ -21,7 +26,8 @@ pub(super) fn change_from_row(r: &Row<'_>) -> rusqlite::Result<ChangeEntry> {
         action: r.get(5)?,
         target_type: r.get(6)?,
         target_pk: r.get(7)?,
-        changes: serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or(Value::Null),
+        changes: serde_json::from_str(text).unwrap_or(Value::Null),
+        change: Change::decode(text),
         ip: r.get(9)?,
         request_id: r.get(10)?,
     })

@@ -1,28 +1,44 @@
 //! The change log: every write's row, and audit-only events.
 
 use async_trait::async_trait;
-use rusqlite::params;
-use serde_json::Value;
+use castellan_core::change::Change;
+use castellan_core::engine::SubjectFact;
+use rusqlite::{Row, params};
 use time::OffsetDateTime;
 
 use super::audit::change_from_row;
-use super::{CURRENT_REVISION, SqliteStore, backend, log_change, log_write};
+use super::{CURRENT_REVISION, SqliteStore, backend, insert_log, log_write};
 use crate::time_util::to_micros;
-use crate::{AuditEvent, ChangeEntry, ChangeLog, Result, Revision, WriteCtx};
+use crate::{ChangeEntry, ChangeLog, Result, Revision, WriteCtx};
 
-/// What expired after the cursor and by `now`: (expires_at, target_type, target_pk, what expired), oldest first.
-const DUE: &str = "SELECT expires_at, 'groups', CAST(grp AS TEXT), json_object('membership', json_object('user', user, 'group', grp))
+/// What expired after the cursor and by `now`, oldest first: (expires_at, kind, user or role, group, subject,
+/// permission, object as `model:key`).
+const DUE: &str = "SELECT expires_at, 'membership', user, grp, NULL, NULL, NULL
        FROM memberships WHERE expires_at > ?1 AND expires_at <= ?2
      UNION ALL
-     SELECT expires_at, 'roles', CAST(role AS TEXT), json_object('role_assignment', json_object('role', role, 'subject', subject_type || ':' || subject_pk))
+     SELECT expires_at, 'role', role, NULL, subject_type || ':' || subject_pk, NULL, NULL
        FROM role_assignments WHERE expires_at > ?1 AND expires_at <= ?2
      UNION ALL
-     SELECT expires_at, CASE WHEN object_model = '' THEN subject_type || 's' ELSE object_model END,
-            CASE WHEN object_model = '' THEN CAST(subject_pk AS TEXT) ELSE object_pk END,
-            json_object('grant', json_object('subject', subject_type || ':' || subject_pk, 'permission', module || '.' || action,
-                                             'object_pk', NULLIF(object_pk, '')))
+     SELECT expires_at, 'grant', NULL, NULL, subject_type || ':' || subject_pk, module || '.' || action,
+            CASE WHEN object_model = '' THEN NULL ELSE object_model || ':' || object_pk END
        FROM grants WHERE expires_at > ?1 AND expires_at <= ?2
      ORDER BY 1";
+
+/// One row of [`DUE`] as the change recording it.
+fn expiry_from(r: &Row<'_>) -> rusqlite::Result<Option<Change>> {
+    let expired_at: i64 = r.get(0)?;
+    let subject = r.get::<_, Option<String>>(4)?.as_deref().and_then(SubjectFact::from_text);
+    let change = match (r.get::<_, String>(1)?.as_str(), subject) {
+        ("membership", _) => Some(Change::MembershipExpired { user: r.get(2)?, group: r.get(3)?, expired_at }),
+        ("role", Some(subject)) => Some(Change::RoleAssignmentExpired { role: r.get(2)?, subject, expired_at }),
+        ("grant", Some(subject)) => {
+            let object = r.get::<_, Option<String>>(6)?.and_then(|o| o.split_once(':').map(|(m, k)| (m.into(), k.into())));
+            Some(Change::GrantExpired { subject, permission: r.get(5)?, object, expired_at })
+        }
+        _ => None,
+    };
+    Ok(change)
+}
 
 #[async_trait]
 impl ChangeLog for SqliteStore {
@@ -30,9 +46,8 @@ impl ChangeLog for SqliteStore {
         self.read(|c| c.prepare_cached(CURRENT_REVISION)?.query_row([], |r| r.get(0)).map_err(backend)).await
     }
 
-    async fn audit(&self, ctx: &WriteCtx, event: AuditEvent) -> Result<()> {
-        let AuditEvent { action, target_type, target_pk, changes } = event;
-        self.write(ctx, move |c, ctx| log_change(c, ctx, action, target_type, &target_pk, &changes)).await
+    async fn audit(&self, ctx: &WriteCtx, event: Change) -> Result<()> {
+        self.write(ctx, move |c, ctx| insert_log(c, ctx, &event).map(drop)).await
     }
 
     async fn record_expirations(&self, now: OffsetDateTime) -> Result<usize> {
@@ -40,18 +55,14 @@ impl ChangeLog for SqliteStore {
         self.write(&WriteCtx::default(), move |c, ctx| {
             let since: i64 =
                 c.prepare_cached("SELECT at FROM expiry_cursor WHERE id = 1")?.query_row([], |r| r.get(0)).map_err(backend)?;
-            let due = c
-                .prepare_cached(DUE)?
-                .query_map(params![since, now], |r| <(i64, String, String, String)>::try_from(r))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            for (expired_at, target_type, target_pk, what) in &due {
-                c.prepare_cached("UPDATE expiry_cursor SET at = ? WHERE id = 1")?.execute(params![expired_at])?;
-                let mut changes: Value = serde_json::from_str(what).unwrap_or(Value::Null);
-                changes["expired_at"] = Value::from(*expired_at);
-                log_write(c, ctx, "expire", target_type, target_pk, &changes)?;
+            let due =
+                c.prepare_cached(DUE)?.query_map(params![since, now], expiry_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let count = due.len();
+            for change in due.into_iter().flatten() {
+                log_write(c, ctx, change)?;
             }
             c.prepare_cached("UPDATE expiry_cursor SET at = MAX(at, ?) WHERE id = 1")?.execute(params![now]).map_err(backend)?;
-            Ok(due.len())
+            Ok(count)
         })
         .await
     }

@@ -1,9 +1,9 @@
 //! Sessions and API tokens, looked up by the keyed hash of their secret.
 
 use async_trait::async_trait;
+use castellan_core::change::{Change, TokenRecord};
 use castellan_core::model::{ApiToken, Session};
 use rusqlite::{OptionalExtension, Row, params};
-use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{SqliteStore, backend, log_write};
@@ -83,8 +83,8 @@ impl CredentialStore for SqliteStore {
                      VALUES (?, ?, ?, ?, ?, ?) RETURNING {TOKEN_COLUMNS}"
                 ))?
                 .query_row(params![user, name, prefix, secret_hash, now_micros(), expires_at], token_from)?;
-            let changes = json!({"after": {"user": user, "name": name, "prefix": prefix}});
-            let revision = log_write(c, ctx, "create", "tokens", &token.pk.to_string(), &changes)?;
+            let change = Change::TokenCreated { pk: token.pk, after: TokenRecord { user, name, prefix } };
+            let revision = log_write(c, ctx, change)?;
             Ok((token, revision))
         })
         .await
@@ -164,7 +164,7 @@ impl CredentialStore for SqliteStore {
             if deleted == 0 {
                 return Err(StoreError::NotFound);
             }
-            log_write(c, ctx, "delete", "tokens", &pk.to_string(), &json!({"before": {"user": user}}))
+            log_write(c, ctx, Change::TokenDeleted { pk, user })
         })
         .await
     }

@@ -4,6 +4,7 @@
 //! descendant of G" is one indexed join and moving a subtree rewrites only the rows of that subtree.
 
 use async_trait::async_trait;
+use castellan_core::change::{Change, GroupRecord, MemberChange, MembershipRecord};
 use castellan_core::permission::ModulePermissions;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Value, json};
@@ -46,8 +47,14 @@ fn permissions_text(p: &ModulePermissions) -> String {
     json!(p.to_map()).to_string()
 }
 
-fn group_json(g: &Group) -> Value {
-    json!({"name": g.name, "description": g.description, "org": g.org, "parent": g.parent, "permissions": g.permissions.to_map()})
+fn group_record(g: &Group) -> GroupRecord {
+    GroupRecord {
+        name: g.name.clone(),
+        description: g.description.clone(),
+        org: g.org,
+        parent: g.parent,
+        permissions: g.permissions.to_map(),
+    }
 }
 
 /// SQL for "memberships that count now" (unexpired), with the current time bound by the caller. Everywhere in this
@@ -174,11 +181,8 @@ fn fetch_membership(c: &Connection, user: i64, group: i64) -> Result<Option<Memb
     Ok(Some(Membership { user, group, expires_at: expires_at.map(from_micros), restricted, nodes }))
 }
 
-fn membership_json(m: &Option<Membership>) -> Value {
-    match m {
-        None => Value::Null,
-        Some(m) => json!({"expires_at": m.expires_at.map(to_micros), "restricted": m.restricted, "nodes": m.nodes}),
-    }
+fn membership_record(m: Option<Membership>) -> Option<MembershipRecord> {
+    m.map(|m| MembershipRecord { expires_at: m.expires_at.map(to_micros), restricted: m.restricted, nodes: m.nodes })
 }
 
 /// Whether group `?1` exists, and whether every user of the JSON array `?2` belongs to its organisation.
@@ -186,21 +190,24 @@ const MEMBER_CHECKS: &str = "SELECT EXISTS (SELECT 1 FROM groups WHERE pk = ?1),
         (SELECT count(*) FROM users u JOIN groups g ON g.org = u.org
           WHERE g.pk = ?1 AND u.pk IN (SELECT value FROM json_each(?2))) = json_array_length(?2)";
 
-/// The change-log `changes` of adding the users of the JSON array `?2` to group `?1` with expiry `?3`: each
-/// membership before (from the row it replaces) and after.
-const MEMBER_CHANGES: &str = "SELECT json_object('members', json_group_array(json_object(
-          'user', j.value,
-          'before', json(CASE WHEN m.user IS NULL THEN NULL ELSE json_object(
-              'expires_at', m.expires_at,
-              'restricted', json(CASE WHEN m.restricted THEN 'true' ELSE 'false' END),
-              'nodes', json((SELECT json_group_array(node) FROM (SELECT node FROM membership_nodes n
-                              WHERE n.user = m.user AND n.grp = m.grp ORDER BY node)))) END),
-          'after', json_object(
-              'expires_at', ?3,
-              'restricted', json(CASE WHEN m.restricted THEN 'true' ELSE 'false' END),
-              'nodes', json((SELECT json_group_array(node) FROM (SELECT node FROM membership_nodes n
-                              WHERE n.user = m.user AND n.grp = m.grp ORDER BY node)))))))
+/// Each user of the JSON array `?2` with its membership of group `?1` before it is added: (user, whether a member,
+/// expiry, restricted, restricting nodes as a JSON array).
+const MEMBERS_BEFORE: &str = "SELECT j.value, m.user IS NOT NULL, m.expires_at, COALESCE(m.restricted, 0),
+          (SELECT json_group_array(node) FROM (SELECT node FROM membership_nodes n
+            WHERE n.user = m.user AND n.grp = m.grp ORDER BY node))
    FROM json_each(?2) j LEFT JOIN memberships m ON m.user = j.value AND m.grp = ?1";
+
+/// One row of [`MEMBERS_BEFORE`] as the change of giving that member expiry `expires_at`.
+fn member_added(r: &Row<'_>, expires_at: Option<i64>) -> rusqlite::Result<MemberChange> {
+    let nodes: Vec<i64> = serde_json::from_str(r.get_ref(4)?.as_str()?).unwrap_or_default();
+    let restricted: bool = r.get(3)?;
+    let before = r.get::<_, bool>(1)?.then(|| r.get(2)).transpose()?.map(|expires_at| MembershipRecord {
+        expires_at,
+        restricted,
+        nodes: nodes.clone(),
+    });
+    Ok(MemberChange { user: r.get(0)?, before, after: Some(MembershipRecord { expires_at, restricted, nodes }) })
+}
 
 /// Adds (or re-dates) the memberships of the users of the JSON array `?2` in group `?1` with expiry `?3`.
 const UPSERT_MEMBERS: &str = "INSERT INTO memberships (user, grp, expires_at)
@@ -290,7 +297,7 @@ impl GroupStore for SqliteStore {
                 .execute([group.pk])
                 .map_err(backend)?;
             move_subtree(c, group.pk, group.parent)?;
-            let revision = log_write(c, ctx, "create", "groups", &group.pk.to_string(), &json!({"after": group_json(&group)}))?;
+            let revision = log_write(c, ctx, Change::GroupCreated { pk: group.pk, after: group_record(&group) })?;
             Ok((group, revision))
         })
         .await
@@ -360,8 +367,8 @@ impl GroupStore for SqliteStore {
                 move_subtree(conn, pk, parent)?;
             }
             let after = fetch_group(conn, pk)?;
-            let changes = json!({"before": group_json(&before), "after": group_json(&after)});
-            let revision = log_write(conn, ctx, "update", "groups", &pk.to_string(), &changes)?;
+            let change = Change::GroupUpdated { pk, before: group_record(&before), after: group_record(&after) };
+            let revision = log_write(conn, ctx, change)?;
             Ok((after, revision))
         })
         .await
@@ -384,8 +391,7 @@ impl GroupStore for SqliteStore {
                     delete.execute([*g])?;
                 }
             }
-            let changes = json!({"before": group_json(&before), "deleted": subtree});
-            log_write(c, ctx, "delete", "groups", &pk.to_string(), &changes)
+            log_write(c, ctx, Change::GroupDeleted { pk, before: group_record(&before), deleted: subtree })
         })
         .await
     }
@@ -415,10 +421,12 @@ impl GroupStore for SqliteStore {
             if !same_org {
                 return Err(StoreError::Conflict { constraint: "members".into() });
             }
-            let changes: String = c.prepare_cached(MEMBER_CHANGES)?.query_row(params![group, users, expires_at], |r| r.get(0))?;
-            let changes: Value = serde_json::from_str(&changes).map_err(|e| StoreError::Backend(e.to_string()))?;
+            let members = c
+                .prepare_cached(MEMBERS_BEFORE)?
+                .query_map(params![group, users], |r| member_added(r, expires_at))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             c.prepare_cached(UPSERT_MEMBERS)?.execute(params![group, users, expires_at])?;
-            log_write(c, ctx, "assign", "groups", &group.to_string(), &changes)
+            log_write(c, ctx, Change::MembersAssigned { group, members })
         })
         .await
     }
@@ -427,16 +435,13 @@ impl GroupStore for SqliteStore {
         let users = users.to_vec();
         self.write(ctx, move |c, ctx| {
             fetch_group(c, group)?;
-            let mut changes = Vec::with_capacity(users.len());
-            for user in &users {
-                let before = fetch_membership(c, *user, group)?;
-                if before.is_none() {
-                    continue;
-                }
-                c.prepare_cached("DELETE FROM memberships WHERE user = ? AND grp = ?")?.execute([*user, group])?;
-                changes.push(json!({"user": user, "before": membership_json(&before), "after": null}));
+            let mut members = Vec::with_capacity(users.len());
+            for &user in &users {
+                let Some(before) = fetch_membership(c, user, group)? else { continue };
+                c.prepare_cached("DELETE FROM memberships WHERE user = ? AND grp = ?")?.execute([user, group])?;
+                members.push(MemberChange { user, before: membership_record(Some(before)), after: None });
             }
-            log_write(c, ctx, "unassign", "groups", &group.to_string(), &json!({"members": changes}))
+            log_write(c, ctx, Change::MembersUnassigned { group, members })
         })
         .await
     }
@@ -464,8 +469,8 @@ impl GroupStore for SqliteStore {
                 .execute(params![nodes.is_some(), user, group])
                 .map_err(backend)?;
             let after = fetch_membership(c, user, group)?;
-            let changes = json!({"user": user, "before": membership_json(&before), "after": membership_json(&after)});
-            log_write(c, ctx, "update", "groups", &group.to_string(), &changes)
+            let (before, after) = (membership_record(before), membership_record(after));
+            log_write(c, ctx, Change::MembershipRestricted { group, user, before, after })
         })
         .await
     }

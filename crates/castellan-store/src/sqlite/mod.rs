@@ -20,13 +20,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use castellan_core::change::Change;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::Value;
 
 use self::db::{Db, backend, map_err};
 use self::sql::Sql;
 use crate::time_util::now_micros;
-use crate::{ChangeEntry, Result, Revision, Store, StoreError, WriteCtx};
+use crate::{Result, Revision, Store, StoreError, WriteCtx};
 
 /// Castellan's store on one SQLite file.
 #[derive(Clone)]
@@ -110,80 +110,36 @@ impl SqliteStore {
 
 /// Appends the change-log row of a write running on the writer thread and answers its revision. For a dry run
 /// (`ctx.preview`), the preview is read on both sides of the write instead, which is then rolled back.
-fn log_write(
-    conn: &Connection,
-    ctx: &WriteCtx,
-    action: &str,
-    target_type: &str,
-    target_pk: &str,
-    changes: &Value,
-) -> Result<Revision> {
+fn log_write(conn: &Connection, ctx: &WriteCtx, change: Change) -> Result<Revision> {
     if let Some(slot) = &ctx.preview {
-        let entry = change_entry(ctx, action, target_type, target_pk, changes.clone());
-        return Err(preview::preview_and_roll_back(conn, &entry, slot));
+        return Err(preview::preview_and_roll_back(conn, &change, slot));
     }
-    insert_log(conn, ctx, true, action, target_type, target_pk, changes)?
-        .ok_or_else(|| StoreError::Backend("the change log gave no revision".into()))
+    insert_log(conn, ctx, &change)?.ok_or_else(|| StoreError::Backend("the change log gave no revision".into()))
 }
 
-/// Appends one audit-only change-log row (it advances nothing).
-fn log_change(
-    conn: &Connection,
-    ctx: &WriteCtx,
-    action: &str,
-    target_type: &str,
-    target_pk: &str,
-    changes: &Value,
-) -> Result<()> {
-    insert_log(conn, ctx, false, action, target_type, target_pk, changes)?;
-    Ok(())
-}
-
-fn insert_log(
-    conn: &Connection,
-    ctx: &WriteCtx,
-    advances: bool,
-    action: &str,
-    target_type: &str,
-    target_pk: &str,
-    changes: &Value,
-) -> Result<Option<Revision>> {
+/// Appends `change` to the change log; answers the revision it produced (`None` for an audit-only event).
+fn insert_log(conn: &Connection, ctx: &WriteCtx, change: &Change) -> Result<Option<Revision>> {
     let (actor, actor_username) = match &ctx.actor {
         Some((pk, name)) => (Some(*pk), Some(name.as_str())),
         None => (None, None),
     };
+    let (target_type, target_pk) = change.target();
     let revision = conn.prepare_cached(INSERT_LOG)?.query_row(
         params![
             now_micros(),
-            advances,
+            change.advances_revision(),
             actor,
             actor_username,
-            action,
+            change.action(),
             target_type,
             target_pk,
-            changes.to_string(),
+            change.encode(),
             ctx.ip,
             ctx.request_id
         ],
         |r| r.get(0),
     )?;
     Ok(revision)
-}
-
-/// The change-log row a write is about to append, as followers read it (for a dry run, which appends none).
-fn change_entry(ctx: &WriteCtx, action: &str, target_type: &str, target_pk: &str, changes: Value) -> ChangeEntry {
-    ChangeEntry {
-        pk: 0,
-        at: time::OffsetDateTime::now_utc(),
-        revision: Some(0),
-        actor: ctx.actor.clone(),
-        action: action.to_string(),
-        target_type: target_type.to_string(),
-        target_pk: target_pk.to_string(),
-        changes,
-        ip: ctx.ip.clone(),
-        request_id: ctx.request_id.clone(),
-    }
 }
 
 /// Lower-cases `term` and escapes `LIKE` wildcards (with `\\` as the escape character).

@@ -1,8 +1,8 @@
 //! Registered objects: nodes for restrictions, parents for grants.
 
 use async_trait::async_trait;
+use castellan_core::change::{Change, ObjectRecord as ChangedObject};
 use rusqlite::{OptionalExtension, Row, params};
-use serde_json::json;
 
 use super::{SqliteStore, backend, log_write, map_err};
 use crate::{ObjectRecord, ObjectStore, Result, Revision, StoreError, WriteCtx};
@@ -41,8 +41,8 @@ impl ObjectStore for SqliteStore {
                     other => other,
                 })?;
             let object = object_from(row);
-            let changes = json!({"after": {"model": model, "object_pk": object_pk, "parent": parent, "org": org}});
-            let revision = log_write(c, ctx, "create", &model, &object_pk, &changes)?;
+            let after = ChangedObject { model, object_pk, parent, org };
+            let revision = log_write(c, ctx, Change::ObjectRegistered { after })?;
             Ok((object, revision))
         })
         .await
@@ -64,12 +64,12 @@ impl ObjectStore for SqliteStore {
     async fn delete_object(&self, ctx: &WriteCtx, model: &str, object_pk: &str) -> Result<Revision> {
         let (model, object_pk) = (model.to_string(), object_pk.to_string());
         self.write(ctx, move |c, ctx| {
-            let done =
-                c.prepare_cached("DELETE FROM objects WHERE model = ? AND object_pk = ?")?.execute(params![model, object_pk])?;
-            if done == 0 {
-                return Err(StoreError::NotFound);
-            }
-            log_write(c, ctx, "delete", &model, &object_pk, &json!({"before": {"model": model}}))
+            let (_, model, object_pk, parent, org) = c
+                .prepare_cached(
+                    "DELETE FROM objects WHERE model = ? AND object_pk = ? RETURNING pk, model, object_pk, parent, org",
+                )?
+                .query_row(params![model, object_pk], object_row)?;
+            log_write(c, ctx, Change::ObjectDeleted { before: ChangedObject { model, object_pk, parent, org } })
         })
         .await
     }

@@ -1,10 +1,10 @@
 //! Organisations.
 
 use async_trait::async_trait;
+use castellan_core::change::{Change, OrgRecord, PolicyRecord};
 use castellan_core::model::Org;
 use castellan_core::password::PasswordPolicy;
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::json;
 
 use super::{Sql, SqliteStore, backend, like_escape, log_write};
 use crate::time_util::{from_micros, now_micros};
@@ -39,6 +39,10 @@ fn push_org_filter(sql: &mut Sql, only: Option<i64>, search: Option<&str>) {
     }
 }
 
+fn org_record(org: &Org) -> OrgRecord {
+    OrgRecord { name: org.name.clone(), slug: org.slug.clone(), description: org.description.clone() }
+}
+
 fn policy_of(c: &Connection, org: i64) -> Result<PasswordPolicy> {
     let text: Option<String> = c
         .prepare_cached("SELECT policy FROM password_policies WHERE org = ?")?
@@ -60,8 +64,7 @@ impl OrgStore for SqliteStore {
                 ))?
                 .query_row(params![name, slug, description, now, now], org_row)?;
             let org = org_from(row);
-            let after = json!({"after": {"name": name, "slug": slug, "description": description}});
-            let revision = log_write(c, ctx, "create", "orgs", &org.pk.to_string(), &after)?;
+            let revision = log_write(c, ctx, Change::OrgCreated { pk: org.pk, after: org_record(&org) })?;
             Ok((org, revision))
         })
         .await
@@ -113,11 +116,7 @@ impl OrgStore for SqliteStore {
             sql.push(" WHERE pk = ").bind(pk);
             sql.execute(c)?;
             let after = fetch_org(c, "pk", pk)?;
-            let changes = json!({
-                "before": {"name": before.name, "slug": before.slug, "description": before.description},
-                "after": {"name": after.name, "slug": after.slug, "description": after.description},
-            });
-            let revision = log_write(c, ctx, "update", "orgs", &pk.to_string(), &changes)?;
+            let revision = log_write(c, ctx, Change::OrgUpdated { pk, before: org_record(&before), after: org_record(&after) })?;
             Ok((after, revision))
         })
         .await
@@ -137,8 +136,7 @@ impl OrgStore for SqliteStore {
                 }
             }
             c.prepare_cached("DELETE FROM orgs WHERE pk = ?")?.execute([pk])?;
-            let changes = json!({"before": {"name": org.name, "slug": org.slug, "description": org.description}});
-            log_write(c, ctx, "delete", "orgs", &pk.to_string(), &changes)
+            log_write(c, ctx, Change::OrgDeleted { pk, before: org_record(&org) })
         })
         .await
     }
@@ -156,8 +154,8 @@ impl OrgStore for SqliteStore {
                 "INSERT INTO password_policies (org, policy) VALUES (?, ?) ON CONFLICT (org) DO UPDATE SET policy = excluded.policy",
             )?
             .execute(params![org, text])?;
-            let changes = json!({"before": {"password_policy": before}, "after": {"password_policy": policy}});
-            log_write(c, ctx, "update", "orgs", &org.to_string(), &changes)
+            let (before, after) = (PolicyRecord { password_policy: before }, PolicyRecord { password_policy: policy });
+            log_write(c, ctx, Change::PasswordPolicySet { org, before, after })
         })
         .await
     }

@@ -1,6 +1,7 @@
 //! Modules, roles, role assignments, grants, and the engine's facts.
 
 use async_trait::async_trait;
+use castellan_core::change::{Change, ModuleRecord, RoleRecord};
 use castellan_core::engine::{
     Facts, GrantFact, MembershipFact, ModuleFact, ObjectFact, ObjectKey, RoleAssignmentFact, Scope, SubjectFact, UserFact,
 };
@@ -23,8 +24,8 @@ fn module_from(r: &Row<'_>) -> rusqlite::Result<Module> {
     })
 }
 
-fn module_json(m: &Module) -> Value {
-    json!({"description": m.description, "is_active": m.is_active, "actions": m.custom_actions})
+fn module_record(m: &Module) -> ModuleRecord {
+    ModuleRecord { description: m.description.clone(), is_active: m.is_active, actions: m.custom_actions.clone() }
 }
 
 const MODULE_COLUMNS: &str = "id, description, is_active, custom_actions, builtin";
@@ -74,22 +75,14 @@ fn fetch_role(c: &Connection, pk: i64) -> Result<Role> {
 
 /// Where a grant change is filed in the change log: on the object (found by the audit's `object=model:key`) or,
 /// for global grants, on the subject.
-fn grant_target(kind: &str, pk: i64, object: Option<(&str, &str)>) -> (String, String) {
-    match object {
-        Some((model, key)) => (model.to_string(), key.to_string()),
-        None => {
-            let table = match kind {
-                "user" => "users",
-                "group" => "groups",
-                _ => "roles",
-            };
-            (table.to_string(), pk.to_string())
-        }
+fn role_record(r: &Role) -> RoleRecord {
+    RoleRecord {
+        name: r.name.clone(),
+        description: r.description.clone(),
+        org: r.org,
+        users: r.users.clone(),
+        groups: r.groups.clone(),
     }
-}
-
-fn role_json(r: &Role) -> Value {
-    json!({"name": r.name, "description": r.description, "org": r.org, "users": r.users, "groups": r.groups})
 }
 
 fn role_conflict(e: StoreError) -> StoreError {
@@ -128,7 +121,7 @@ impl PermissionStore for SqliteStore {
                 other => other,
             })?;
             let module = fetch_module(c, &m.id)?;
-            let revision = log_write(c, ctx, "create", "modules", &m.id, &json!({"after": module_json(&module)}))?;
+            let revision = log_write(c, ctx, Change::ModuleCreated { id: m.id.clone(), after: module_record(&module) })?;
             Ok((module, revision))
         })
         .await
@@ -149,8 +142,8 @@ impl PermissionStore for SqliteStore {
                 m.id
             ])?;
             let after = fetch_module(c, &m.id)?;
-            let changes = json!({"before": module_json(&before), "after": module_json(&after)});
-            let revision = log_write(c, ctx, "update", "modules", &m.id, &changes)?;
+            let change = Change::ModuleUpdated { id: m.id.clone(), before: module_record(&before), after: module_record(&after) };
+            let revision = log_write(c, ctx, change)?;
             Ok((after, revision))
         })
         .await
@@ -170,7 +163,7 @@ impl PermissionStore for SqliteStore {
                 "UPDATE groups SET permissions = json_remove(permissions, ?1) WHERE json_type(permissions, ?1) IS NOT NULL",
             )?
             .execute(params![key])?;
-            log_write(c, ctx, "delete", "modules", &id, &json!({"before": module_json(&before)}))
+            log_write(c, ctx, Change::ModuleDeleted { id, before: module_record(&before) })
         })
         .await
     }
@@ -186,7 +179,7 @@ impl PermissionStore for SqliteStore {
                 .query_row(params![name, description, org, now, now], |r| r.get(0))
                 .map_err(|e| role_conflict(map_err(e)))?;
             let role = fetch_role(c, pk)?;
-            let revision = log_write(c, ctx, "create", "roles", &pk.to_string(), &json!({"after": role_json(&role)}))?;
+            let revision = log_write(c, ctx, Change::RoleCreated { pk, after: role_record(&role) })?;
             Ok((role, revision))
         })
         .await
@@ -241,8 +234,8 @@ impl PermissionStore for SqliteStore {
             let before = fetch_role(c, pk)?;
             sql.execute(c).map_err(role_conflict)?;
             let after = fetch_role(c, pk)?;
-            let changes = json!({"before": role_json(&before), "after": role_json(&after)});
-            let revision = log_write(c, ctx, "update", "roles", &pk.to_string(), &changes)?;
+            let revision =
+                log_write(c, ctx, Change::RoleUpdated { pk, before: role_record(&before), after: role_record(&after) })?;
             Ok((after, revision))
         })
         .await
@@ -252,7 +245,7 @@ impl PermissionStore for SqliteStore {
         self.write(ctx, move |c, ctx| {
             let before = fetch_role(c, pk)?;
             c.prepare_cached("DELETE FROM roles WHERE pk = ?")?.execute(params![pk])?;
-            log_write(c, ctx, "delete", "roles", &pk.to_string(), &json!({"before": role_json(&before)}))
+            log_write(c, ctx, Change::RoleDeleted { pk, before: role_record(&before) })
         })
         .await
     }
@@ -285,8 +278,8 @@ impl PermissionStore for SqliteStore {
                 .execute(params![role, kind, pk, expires_at])?;
             }
             let after = fetch_role(c, role)?;
-            let changes = json!({"before": role_json(&before), "after": role_json(&after), "expires_at": expires_at});
-            log_write(c, ctx, "assign", "roles", &role.to_string(), &changes)
+            let (before, after) = (role_record(&before), role_record(&after));
+            log_write(c, ctx, Change::RoleAssigned { pk: role, before, after, expires_at })
         })
         .await
     }
@@ -301,8 +294,7 @@ impl PermissionStore for SqliteStore {
                     .execute(params![role, kind, pk])?;
             }
             let after = fetch_role(c, role)?;
-            let changes = json!({"before": role_json(&before), "after": role_json(&after)});
-            log_write(c, ctx, "unassign", "roles", &role.to_string(), &changes)
+            log_write(c, ctx, Change::RoleUnassigned { pk: role, before: role_record(&before), after: role_record(&after) })
         })
         .await
     }
@@ -346,10 +338,7 @@ impl PermissionStore for SqliteStore {
                 c.prepare_cached("INSERT INTO grants (subject_type, subject_pk, module, action) VALUES (?, ?, ?, ?)")?
                     .execute(params![kind, pk, module, action])?;
             }
-            let changes = json!({"subject": format!("{kind}:{pk}"), "module": module, "before": before, "after": actions});
-            let action = if actions.is_empty() { "unassign" } else { "assign" };
-            let target_type = if kind == "user" { "users" } else { "roles" };
-            log_write(c, ctx, action, target_type, &pk.to_string(), &changes)
+            log_write(c, ctx, Change::ModulePermissionsSet { subject, module, before, after: actions })
         })
         .await
     }
@@ -394,9 +383,8 @@ impl PermissionStore for SqliteStore {
                 .execute(params![kind, pk, module, action, model, key, expires_at])?;
             }
             let codenames: Vec<String> = grants.iter().map(|(m, a)| format!("{m}.{a}")).collect();
-            let changes = json!({"subject": format!("{kind}:{pk}"), "object": object.map(|(m, k)| format!("{m}:{k}")), "after": codenames, "expires_at": expires_at});
-            let (target_type, target_pk) = grant_target(kind, pk, object);
-            log_write(c, ctx, "assign", &target_type, &target_pk, &changes)
+            let object = object.map(|(m, k)| (m.to_string(), k.to_string()));
+            log_write(c, ctx, Change::GrantsAssigned { subject, object, after: codenames, expires_at })
         })
         .await
     }
@@ -421,10 +409,8 @@ impl PermissionStore for SqliteStore {
                 .execute(params![kind, pk, module, action, model, key])?;
             }
             let codenames: Vec<String> = grants.iter().map(|(m, a)| format!("{m}.{a}")).collect();
-            let changes =
-                json!({"subject": format!("{kind}:{pk}"), "object": object.map(|(m, k)| format!("{m}:{k}")), "before": codenames});
-            let (target_type, target_pk) = grant_target(kind, pk, object);
-            log_write(c, ctx, "unassign", &target_type, &target_pk, &changes)
+            let object = object.map(|(m, k)| (m.to_string(), k.to_string()));
+            log_write(c, ctx, Change::GrantsUnassigned { subject, object, before: codenames })
         })
         .await
     }

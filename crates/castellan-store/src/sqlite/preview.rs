@@ -5,32 +5,33 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use castellan_core::change::Change;
 use castellan_core::engine::{Facts, GrantFact, ObjectKey, RoleAssignmentFact, Scope, SubjectFact};
 use rusqlite::{Connection, Params, Row};
 use serde_json::Value;
 
 use super::db::open_reader;
 use super::permissions::{object_list, read_facts, read_modules};
-use crate::{ChangeEntry, PREVIEW_MAX_USERS, Preview, PreviewSlot, Result, StoreError, engine_scope};
+use crate::{PREVIEW_MAX_USERS, Preview, PreviewSlot, Result, StoreError};
 
-/// Reads the preview of the write just run on `conn` (described by `entry`, its change-log row) and leaves it in
+/// Reads the preview of the write just run on `conn` (described by `change`) and leaves it in
 /// `slot`; answers [`StoreError::DryRun`] (or why the preview failed) so that the writer rolls the write back as if it
 /// had failed.
-pub(super) fn preview_and_roll_back(conn: &Connection, entry: &ChangeEntry, slot: &PreviewSlot) -> StoreError {
-    match read_preview(conn, entry, slot) {
+pub(super) fn preview_and_roll_back(conn: &Connection, change: &Change, slot: &PreviewSlot) -> StoreError {
+    match read_preview(conn, change, slot) {
         Ok(()) => StoreError::DryRun,
         Err(e) => e,
     }
 }
 
-fn read_preview(conn: &Connection, entry: &ChangeEntry, slot: &PreviewSlot) -> Result<()> {
+fn read_preview(conn: &Connection, change: &Change, slot: &PreviewSlot) -> Result<()> {
     // One read transaction for the before side: a dry run runs alone, so every write before it is committed and this
     // one is not, and the snapshot is the state the write started from, however long the reading takes.
     let path =
         conn.path().filter(|p| !p.is_empty()).ok_or_else(|| StoreError::Backend("a dry run needs a database file".into()))?;
     let mut reader = open_reader(Path::new(path))?;
     reader.execute_batch("BEGIN")?;
-    let preview = read_both_sides(conn, &mut reader, entry);
+    let preview = read_both_sides(conn, &mut reader, change);
     // The read transaction ends whatever happened; the writer rolls the write back.
     let _ = reader.execute_batch("ROLLBACK");
     *slot.lock().map_err(|_| StoreError::Backend("a dry run's preview slot is poisoned".into()))? = Some(preview?);
@@ -38,10 +39,10 @@ fn read_preview(conn: &Connection, entry: &ChangeEntry, slot: &PreviewSlot) -> R
 }
 
 /// The preview: facts deciding the affected users' holdings after the write (`conn`) and before it (`committed`).
-fn read_both_sides(conn: &Connection, committed: &mut Connection, entry: &ChangeEntry) -> Result<Preview> {
-    let (scope, module) = match engine_scope(entry) {
+fn read_both_sides(conn: &Connection, committed: &mut Connection, change: &Change) -> Result<Preview> {
+    let (scope, module) = match change.engine_scope() {
         Some(scope) => (scope, None),
-        None => (Scope::default(), Some(entry.target_pk.as_str())),
+        None => (Scope::default(), change.module()),
     };
     // What the write touched, on both sides, narrows whose holdings it can change: a membership write touches its
     // group's row only in name, and a role assignment changes its new or former holders only.

@@ -1,9 +1,10 @@
 //! Users, memberships (as the `groups` field), password history and avatars.
 
 use async_trait::async_trait;
+use castellan_core::change::{Change, UserFields, UserRecord};
 use castellan_core::model::{NewUser, User, UserChanges};
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::{Sql, SqliteStore, backend, log_write};
@@ -36,12 +37,20 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
 }
 
 /// The user as recorded in the change log (never a password or hash).
-fn user_json(u: &User) -> Value {
-    json!({
-        "username": u.username, "email": u.email, "first_name": u.first_name, "last_name": u.last_name,
-        "description": u.description, "is_staff": u.is_staff, "is_active": u.is_active,
-        "is_superuser": u.is_superuser, "org": u.org, "groups": u.groups, "phone_number": u.phone_number,
-    })
+fn user_record(u: &User) -> UserRecord {
+    UserRecord {
+        username: u.username.clone(),
+        email: u.email.clone(),
+        first_name: u.first_name.clone(),
+        last_name: u.last_name.clone(),
+        description: u.description.clone(),
+        is_staff: u.is_staff,
+        is_active: u.is_active,
+        is_superuser: u.is_superuser,
+        org: u.org,
+        groups: u.groups.clone(),
+        phone_number: u.phone_number.clone(),
+    }
 }
 
 /// Loads the unexpired direct groups of each user with one query.
@@ -348,7 +357,7 @@ impl UserStore for SqliteStore {
                 )?;
             set_groups(c, pk, &new.groups)?;
             let user = fetch_user(c, pk)?;
-            let revision = log_write(c, ctx, "create", "users", &pk.to_string(), &json!({"after": user_json(&user)}))?;
+            let revision = log_write(c, ctx, Change::UserCreated { pk, after: user_record(&user) })?;
             Ok((user, revision))
         })
         .await
@@ -461,7 +470,7 @@ impl UserStore for SqliteStore {
                 set_groups(c, pk, groups)?;
             }
             let after = fetch_user(c, pk)?;
-            let revision = log_write(c, ctx, "update", "users", &pk.to_string(), &diff(&before, &after, &changes))?;
+            let revision = log_write(c, ctx, updated(pk, &before, &after, &changes))?;
             Ok((after, revision))
         })
         .await
@@ -471,7 +480,7 @@ impl UserStore for SqliteStore {
         self.write(ctx, move |c, ctx| {
             let before = fetch_user(c, pk)?;
             c.prepare_cached("DELETE FROM users WHERE pk = ?")?.execute(params![pk])?;
-            log_write(c, ctx, "delete", "users", &pk.to_string(), &json!({"before": user_json(&before)}))
+            log_write(c, ctx, Change::UserDeleted { pk, before: user_record(&before) })
         })
         .await
     }
@@ -525,25 +534,28 @@ impl UserStore for SqliteStore {
     }
 }
 
-/// Before/after values of the fields that changed; a password change is recorded without any secret.
-fn diff(before: &User, after: &User, changes: &UserChanges) -> Value {
-    let (b, a) = (user_json(before), user_json(after));
-    let mut before_map = Map::new();
-    let mut after_map = Map::new();
-    if let (Value::Object(b), Value::Object(a)) = (b, a) {
-        for (k, av) in a {
-            let bv = b.get(&k).cloned().unwrap_or(Value::Null);
-            if bv != av {
-                before_map.insert(k.clone(), bv);
-                after_map.insert(k, av);
-            }
+/// The change of updating user `pk`: before/after values of the fields that changed; a password change is recorded
+/// without any secret.
+fn updated(pk: i64, before: &User, after: &User, changes: &UserChanges) -> Change {
+    let fields = |u: &User| match serde_json::to_value(user_record(u)) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    let (b, a) = (fields(before), fields(after));
+    let mut before_map = UserFields::new();
+    let mut after_map = UserFields::new();
+    for (k, av) in a {
+        let bv = b.get(&k).cloned().unwrap_or(Value::Null);
+        if bv != av {
+            before_map.insert(k.clone(), bv);
+            after_map.insert(k, av);
         }
     }
     if changes.password_hash.is_some() {
-        after_map.insert("password".into(), json!("changed"));
+        after_map.insert("password".into(), Value::from("changed"));
     }
     if let Some(image) = &changes.avatar {
-        after_map.insert("avatar".into(), json!(image.as_ref().map(|(content_type, _)| content_type)));
+        after_map.insert("avatar".into(), image.as_ref().map(|(content_type, _)| content_type.clone()).into());
     }
-    json!({"before": before_map, "after": after_map})
+    Change::UserUpdated { pk, before: before_map, after: after_map }
 }

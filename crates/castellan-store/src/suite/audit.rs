@@ -2,11 +2,11 @@
 
 use castellan_core::model::{User, UserChanges};
 use castellan_core::permission::ModulePermissions;
-use serde_json::json;
 use time::Duration;
 
 use super::{changes_after, new_user};
-use crate::{AuditEvent, ChangeEntry, ChangeOrder, ChangeQuery, NewGroup, Store, WriteCtx};
+use crate::{ChangeEntry, ChangeOrder, ChangeQuery, NewGroup, Store, WriteCtx};
+use castellan_core::change::Change;
 
 /// A write context acting as `user`.
 fn as_user(user: &User) -> WriteCtx {
@@ -49,27 +49,17 @@ async fn fixture(store: &dyn Store) -> Fixture {
     let group_a = store.create_group(&as_user(&alice), group(org_a, "Editors")).await.unwrap().0.pk;
     let changes = UserChanges { first_name: Some("Alicia".into()), ..Default::default() };
     store.update_user(&as_user(&alice), alice.pk, changes).await.unwrap();
-    let login = |user: &User| AuditEvent {
-        action: "login",
-        target_type: "users",
-        target_pk: user.pk.to_string(),
-        changes: json!({"session": 1}),
-    };
+    let login = |user: &User| Change::LoggedIn { user: user.pk, session: Some(1) };
     store.audit(&as_user(&alice), login(&alice)).await.unwrap();
 
     let group_b = store.create_group(&as_user(&bob), group(org_b, "Editors")).await.unwrap().0.pk;
     store.add_members(&as_user(&bob), group_b, &[bob.pk], None).await.unwrap();
     store.audit(&as_user(&bob), login(&bob)).await.unwrap();
     store.create_object(&as_user(&bob), "catalogs", "42", None, org_b).await.unwrap();
-    let logout = AuditEvent { action: "logout", target_type: "users", target_pk: bob.pk.to_string(), changes: json!({}) };
+    let logout = Change::LoggedOut { user: bob.pk };
     store.audit(&as_user(&bob), logout).await.unwrap();
 
-    let failed = AuditEvent {
-        action: "login_failed",
-        target_type: "users",
-        target_pk: String::new(),
-        changes: json!({"username": "mallory"}),
-    };
+    let failed = Change::LoginFailed { user: None, username: "mallory".into() };
     store.audit(&server, failed).await.unwrap();
 
     let all = changes_after(store, 0).await;
@@ -279,7 +269,7 @@ pub async fn audit_ordering_and_paging(store: &dyn Store) {
 
     // An actor unknown to the store (or the server itself) has no organisation: only unscoped queries see the row.
     let ghost = WriteCtx { actor: Some((9999, "ghost".to_string())), ..WriteCtx::default() };
-    let event = AuditEvent { action: "logout", target_type: "users", target_pk: "9999".into(), changes: json!({}) };
+    let event = Change::LoggedOut { user: 9999 };
     store.audit(&ghost, event).await.unwrap();
     let ghost_rows = pks(store, ChangeQuery { actors: vec![9999], ..everything() }).await;
     assert_eq!(ghost_rows.len(), 1);

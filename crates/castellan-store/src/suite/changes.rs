@@ -5,7 +5,8 @@ use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
 use super::{changes_after, ctx, expect_no_change, expect_one_change, make_org, make_user, mark, new_user, set_avatar};
-use crate::{AuditEvent, Store, WriteCtx};
+use crate::{Store, WriteCtx};
+use castellan_core::change::Change;
 
 /// Migrating an up-to-date store again changes nothing and leaves it usable.
 pub async fn migrate_is_idempotent(store: &dyn Store) {
@@ -90,12 +91,7 @@ pub async fn audit_does_not_advance_revision(store: &dyn Store) {
     let org = make_org(store, "acme").await;
     let user = make_user(store, new_user(org.pk, "alice")).await;
     let before = mark(store).await;
-    let event = AuditEvent {
-        action: "login",
-        target_type: "users",
-        target_pk: user.pk.to_string(),
-        changes: json!({"method": "password"}),
-    };
+    let event = Change::LoggedIn { user: user.pk, session: None };
     store.audit(&ctx(), event).await.unwrap();
     assert_eq!(store.revision().await.unwrap(), before.revision);
     let rows = changes_after(store, before.log_pk).await;
@@ -104,7 +100,8 @@ pub async fn audit_does_not_advance_revision(store: &dyn Store) {
     assert_eq!(row.revision, None);
     assert_eq!((row.action.as_str(), row.target_type.as_str()), ("login", "users"));
     assert_eq!(row.target_pk, user.pk.to_string());
-    assert_eq!(row.changes, json!({"method": "password"}));
+    assert_eq!(row.change, Some(Change::LoggedIn { user: user.pk, session: None }));
+    assert_eq!(row.changes["session"], json!(null));
     assert_eq!((row.actor.clone(), row.ip.clone(), row.request_id.clone()), (ctx().actor, ctx().ip, ctx().request_id));
 
     // The next directory write gets the next revision: audits leave no gap.
@@ -153,10 +150,7 @@ pub async fn concurrent_writes_get_distinct_revisions(store: &dyn Store) {
     let before = mark(store).await;
     let ctx = ctx();
     let org = |slug: &'static str| store.create_org(&ctx, slug, slug, "");
-    let audit = |n: u32| {
-        let event = AuditEvent { action: "login", target_type: "users", target_pk: n.to_string(), changes: json!({}) };
-        store.audit(&ctx, event)
-    };
+    let audit = |n: u32| store.audit(&ctx, Change::LoggedIn { user: i64::from(n), session: None });
     let (a, b, c, d, e, f, g, h) =
         tokio::join!(org("a-org"), org("b-org"), org("c-org"), org("d-org"), org("e-org"), org("f-org"), audit(1), audit(2));
     g.unwrap();

@@ -6,7 +6,7 @@ use castellan_core::model::UserChanges;
 use serde_json::json;
 
 use super::{ctx, make_org, make_user, new_user};
-use crate::{Group, GroupChanges, Module, NewGroup, PreviewSlot, Store, StoreError, WriteCtx, engine_scope};
+use crate::{Group, GroupChanges, Module, NewGroup, PreviewSlot, Store, StoreError, WriteCtx};
 
 /// An index kept current from the log, as a server keeps it.
 struct Follower {
@@ -28,7 +28,7 @@ impl Follower {
         let mut scope = Scope::default();
         let mut rebuild = false;
         for entry in &entries {
-            match engine_scope(entry) {
+            match entry.engine_scope() {
                 Some(s) => scope.extend(s),
                 None => rebuild = true,
             }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use castellan_core::change::Change;
 use castellan_core::engine::{Facts, Scope, SubjectFact};
 use castellan_core::model::UserChanges;
 use castellan_core::password::PasswordPolicy;
@@ -812,7 +813,8 @@ pub async fn expirations_are_recorded_once(store: &dyn Store) {
         (row.target_type.as_str(), row.target_pk.as_str(), row.revision),
         ("groups", g.pk.to_string().as_str(), Some(revision))
     );
-    assert_eq!(row.changes["membership"]["user"], u);
+    assert!(matches!(row.change, Some(Change::MembershipExpired { user, group, .. }) if user == u && group == g.pk), "{row:?}");
+    assert_eq!(row.changes["user"], u);
     assert_eq!(store.record_expirations(later + Duration::seconds(1)).await.unwrap(), 0, "recorded once");
 }
 

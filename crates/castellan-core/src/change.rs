@@ -1,0 +1,811 @@
+//! The one vocabulary of writes: every write the API can make is one [`Change`], with the values before and after it
+//! (secrets never appear). The store appends each change to the change log in the write's transaction, and every
+//! follower of the log (the authorization index, the directory, the audit log, `watch/`) reads the same typed rows.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::engine::{ObjectKey, Scope, SubjectFact};
+use crate::password::PasswordPolicy;
+
+/// The version of the change-log encoding written by this build. A row of a newer version is not understood (its
+/// followers rebuild from the store instead of guessing).
+pub const CHANGE_VERSION: u32 = 1;
+
+/// One write, as the change log records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    /// A user was created.
+    UserCreated {
+        /// The user.
+        pk: i64,
+        /// Its fields.
+        after: UserRecord,
+    },
+    /// A user's fields changed (only the fields that changed appear).
+    UserUpdated {
+        /// The user.
+        pk: i64,
+        /// Changed fields before.
+        before: UserFields,
+        /// Changed fields after (a new password shows as `"changed"`).
+        after: UserFields,
+    },
+    /// A user was deleted.
+    UserDeleted {
+        /// The user.
+        pk: i64,
+        /// Its fields.
+        before: UserRecord,
+    },
+    /// A group was created.
+    GroupCreated {
+        /// The group.
+        pk: i64,
+        /// Its fields.
+        after: GroupRecord,
+    },
+    /// A group was renamed, described, moved or given other permissions.
+    GroupUpdated {
+        /// The group.
+        pk: i64,
+        /// Its fields before.
+        before: GroupRecord,
+        /// Its fields after.
+        after: GroupRecord,
+    },
+    /// A group was deleted with its subtree.
+    GroupDeleted {
+        /// The group.
+        pk: i64,
+        /// Its fields.
+        before: GroupRecord,
+        /// Every group of the subtree below it that went with it.
+        deleted: Vec<i64>,
+    },
+    /// Users were added to a group (or their expiry changed).
+    MembersAssigned {
+        /// The group.
+        group: i64,
+        /// Each membership before and after.
+        members: Vec<MemberChange>,
+    },
+    /// Users were removed from a group.
+    MembersUnassigned {
+        /// The group.
+        group: i64,
+        /// Each membership before (after is empty).
+        members: Vec<MemberChange>,
+    },
+    /// One membership's node restriction changed.
+    MembershipRestricted {
+        /// The group.
+        group: i64,
+        /// The member.
+        user: i64,
+        /// The membership before.
+        before: Option<MembershipRecord>,
+        /// The membership after.
+        after: Option<MembershipRecord>,
+    },
+    /// An organisation was created.
+    OrgCreated {
+        /// The organisation.
+        pk: i64,
+        /// Its fields.
+        after: OrgRecord,
+    },
+    /// An organisation was renamed or described.
+    OrgUpdated {
+        /// The organisation.
+        pk: i64,
+        /// Its fields before.
+        before: OrgRecord,
+        /// Its fields after.
+        after: OrgRecord,
+    },
+    /// An organisation was deleted.
+    OrgDeleted {
+        /// The organisation.
+        pk: i64,
+        /// Its fields.
+        before: OrgRecord,
+    },
+    /// An organisation's password policy changed.
+    PasswordPolicySet {
+        /// The organisation.
+        org: i64,
+        /// The policy before.
+        before: PolicyRecord,
+        /// The policy after.
+        after: PolicyRecord,
+    },
+    /// A module was registered.
+    ModuleCreated {
+        /// The module id.
+        id: String,
+        /// Its fields.
+        after: ModuleRecord,
+    },
+    /// A module was described, (de)activated or given other custom actions.
+    ModuleUpdated {
+        /// The module id.
+        id: String,
+        /// Its fields before.
+        before: ModuleRecord,
+        /// Its fields after.
+        after: ModuleRecord,
+    },
+    /// A module was deleted with its grants.
+    ModuleDeleted {
+        /// The module id.
+        id: String,
+        /// Its fields.
+        before: ModuleRecord,
+    },
+    /// A role was created.
+    RoleCreated {
+        /// The role.
+        pk: i64,
+        /// Its fields.
+        after: RoleRecord,
+    },
+    /// A role was renamed or described.
+    RoleUpdated {
+        /// The role.
+        pk: i64,
+        /// Its fields before.
+        before: RoleRecord,
+        /// Its fields after.
+        after: RoleRecord,
+    },
+    /// A role was deleted.
+    RoleDeleted {
+        /// The role.
+        pk: i64,
+        /// Its fields.
+        before: RoleRecord,
+    },
+    /// A role was assigned to users or groups.
+    RoleAssigned {
+        /// The role.
+        pk: i64,
+        /// The role and its holders before.
+        before: RoleRecord,
+        /// The role and its holders after.
+        after: RoleRecord,
+        /// When the new assignments expire (microseconds since the epoch).
+        expires_at: Option<i64>,
+    },
+    /// A role was taken from users or groups.
+    RoleUnassigned {
+        /// The role.
+        pk: i64,
+        /// The role and its holders before.
+        before: RoleRecord,
+        /// The role and its holders after.
+        after: RoleRecord,
+    },
+    /// The actions a subject holds on one module, globally, were replaced.
+    ModulePermissionsSet {
+        /// Who holds them.
+        #[serde(with = "subject_text")]
+        subject: SubjectFact,
+        /// The module.
+        module: String,
+        /// Actions before.
+        before: Vec<String>,
+        /// Actions after.
+        after: Vec<String>,
+    },
+    /// Permissions were granted to a subject, globally or on one object.
+    GrantsAssigned {
+        /// Who holds them.
+        #[serde(with = "subject_text")]
+        subject: SubjectFact,
+        /// The object, when not global.
+        #[serde(with = "object_text")]
+        object: Option<ObjectKey>,
+        /// `module.action` of each permission granted.
+        after: Vec<String>,
+        /// When they expire (microseconds since the epoch).
+        expires_at: Option<i64>,
+    },
+    /// Permissions were taken from a subject, globally or on one object.
+    GrantsUnassigned {
+        /// Who held them.
+        #[serde(with = "subject_text")]
+        subject: SubjectFact,
+        /// The object, when not global.
+        #[serde(with = "object_text")]
+        object: Option<ObjectKey>,
+        /// `module.action` of each permission taken.
+        before: Vec<String>,
+    },
+    /// An object was registered (or re-registered under another parent).
+    ObjectRegistered {
+        /// The object.
+        after: ObjectRecord,
+    },
+    /// An object was unregistered.
+    ObjectDeleted {
+        /// The object.
+        before: ObjectRecord,
+    },
+    /// An API token was created (its secret is not recorded).
+    TokenCreated {
+        /// The token.
+        pk: i64,
+        /// Whose it is and what it is called.
+        after: TokenRecord,
+    },
+    /// An API token was revoked.
+    TokenDeleted {
+        /// The token.
+        pk: i64,
+        /// Whose it was.
+        user: i64,
+    },
+    /// A membership reached its expiry.
+    MembershipExpired {
+        /// The member.
+        user: i64,
+        /// The group.
+        group: i64,
+        /// When (microseconds since the epoch).
+        expired_at: i64,
+    },
+    /// A role assignment reached its expiry.
+    RoleAssignmentExpired {
+        /// The role.
+        role: i64,
+        /// Who held it.
+        #[serde(with = "subject_text")]
+        subject: SubjectFact,
+        /// When (microseconds since the epoch).
+        expired_at: i64,
+    },
+    /// A grant reached its expiry.
+    GrantExpired {
+        /// Who held it.
+        #[serde(with = "subject_text")]
+        subject: SubjectFact,
+        /// `module.action`.
+        permission: String,
+        /// The object, when not global.
+        #[serde(with = "object_text")]
+        object: Option<ObjectKey>,
+        /// When (microseconds since the epoch).
+        expired_at: i64,
+    },
+    /// A user logged in (audit only).
+    LoggedIn {
+        /// The user.
+        user: i64,
+        /// The session opened.
+        session: Option<i64>,
+    },
+    /// A login was refused (audit only).
+    LoginFailed {
+        /// The account, when one has that username.
+        user: Option<i64>,
+        /// The username tried.
+        username: String,
+    },
+    /// A user logged out (audit only).
+    LoggedOut {
+        /// The user.
+        user: i64,
+    },
+    /// A user wrote one key of their data store (audit only; the value is not recorded).
+    UserDataWritten {
+        /// The user.
+        user: i64,
+        /// The key.
+        key: String,
+        /// Whether the key was new.
+        created: bool,
+    },
+    /// A user deleted one key of their data store (audit only).
+    UserDataDeleted {
+        /// The user.
+        user: i64,
+        /// The key.
+        key: String,
+    },
+}
+
+/// A user's recorded fields (no secrets).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// Login name.
+    pub username: String,
+    /// Email address.
+    pub email: String,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// Free text.
+    pub description: String,
+    /// Staff flag.
+    pub is_staff: bool,
+    /// Active account.
+    pub is_active: bool,
+    /// Holds everything.
+    pub is_superuser: bool,
+    /// Organisation.
+    pub org: i64,
+    /// Direct groups.
+    pub groups: Vec<i64>,
+    /// Phone number.
+    pub phone_number: Option<String>,
+}
+
+/// Some of a user's fields: those a change touched.
+pub type UserFields = BTreeMap<String, serde_json::Value>;
+
+/// A group's recorded fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    /// Name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Organisation.
+    pub org: i64,
+    /// Parent group.
+    pub parent: Option<i64>,
+    /// Module permissions held by the group's members.
+    pub permissions: BTreeMap<String, Vec<String>>,
+}
+
+/// One membership: when it expires and how it is restricted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipRecord {
+    /// Expiry (microseconds since the epoch).
+    pub expires_at: Option<i64>,
+    /// Whether node restrictions apply.
+    pub restricted: bool,
+    /// Restricting nodes, ascending.
+    pub nodes: Vec<i64>,
+}
+
+/// One member's membership before and after a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberChange {
+    /// The member.
+    pub user: i64,
+    /// Before (`None`: not a member).
+    pub before: Option<MembershipRecord>,
+    /// After (`None`: not a member).
+    pub after: Option<MembershipRecord>,
+}
+
+/// An organisation's recorded fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgRecord {
+    /// Display name.
+    pub name: String,
+    /// URL-safe name.
+    pub slug: String,
+    /// Free text.
+    pub description: String,
+}
+
+/// An organisation's password policy, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyRecord {
+    /// The policy.
+    pub password_policy: PasswordPolicy,
+}
+
+/// A module's recorded fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleRecord {
+    /// Free text.
+    pub description: String,
+    /// Inactive modules grant nothing.
+    pub is_active: bool,
+    /// Custom actions beyond the standard six.
+    pub actions: Vec<String>,
+}
+
+/// A role's recorded fields and holders.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleRecord {
+    /// Name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Organisation.
+    pub org: i64,
+    /// Users holding it directly.
+    pub users: Vec<i64>,
+    /// Groups holding it.
+    pub groups: Vec<i64>,
+}
+
+/// A registered object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    /// Module id.
+    pub model: String,
+    /// The application's key.
+    pub object_pk: String,
+    /// The parent object's record key.
+    pub parent: Option<i64>,
+    /// Organisation.
+    pub org: i64,
+}
+
+/// An API token's recorded fields (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Whose.
+    pub user: i64,
+    /// Its name.
+    pub name: String,
+    /// The first characters of its secret, as shown in listings.
+    pub prefix: String,
+}
+
+/// A change as one change-log row holds it: the change and the version of its encoding.
+#[derive(Debug, Serialize, Deserialize)]
+struct Versioned<C> {
+    v: u32,
+    #[serde(flatten)]
+    change: C,
+}
+
+impl Change {
+    /// The change as the change log stores it (JSON with its version and kind).
+    pub fn encode(&self) -> String {
+        serde_json::to_string(&Versioned { v: CHANGE_VERSION, change: self }).unwrap_or_else(|_| "{}".to_string())
+    }
+
+    /// Reads a change-log row's change; `None` for a row this build does not understand (written before typed
+    /// changes, or by a newer version).
+    pub fn decode(text: &str) -> Option<Change> {
+        let versioned: Versioned<Change> = serde_json::from_str(text).ok()?;
+        (versioned.v <= CHANGE_VERSION).then_some(versioned.change)
+    }
+
+    /// Whether the change advances the revision: audit-only events (logins, logouts, user data) do not.
+    pub fn advances_revision(&self) -> bool {
+        !matches!(
+            self,
+            Change::LoggedIn { .. }
+                | Change::LoginFailed { .. }
+                | Change::LoggedOut { .. }
+                | Change::UserDataWritten { .. }
+                | Change::UserDataDeleted { .. }
+        )
+    }
+
+    /// The audit log's `action`.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Change::UserCreated { .. }
+            | Change::GroupCreated { .. }
+            | Change::OrgCreated { .. }
+            | Change::ModuleCreated { .. }
+            | Change::RoleCreated { .. }
+            | Change::ObjectRegistered { .. }
+            | Change::TokenCreated { .. } => "create",
+            Change::UserDataWritten { created: true, .. } => "create",
+            Change::UserUpdated { .. }
+            | Change::GroupUpdated { .. }
+            | Change::MembershipRestricted { .. }
+            | Change::OrgUpdated { .. }
+            | Change::PasswordPolicySet { .. }
+            | Change::ModuleUpdated { .. }
+            | Change::RoleUpdated { .. }
+            | Change::UserDataWritten { created: false, .. } => "update",
+            Change::UserDeleted { .. }
+            | Change::GroupDeleted { .. }
+            | Change::OrgDeleted { .. }
+            | Change::ModuleDeleted { .. }
+            | Change::RoleDeleted { .. }
+            | Change::ObjectDeleted { .. }
+            | Change::TokenDeleted { .. }
+            | Change::UserDataDeleted { .. } => "delete",
+            Change::MembersAssigned { .. } | Change::RoleAssigned { .. } | Change::GrantsAssigned { .. } => "assign",
+            Change::MembersUnassigned { .. } | Change::RoleUnassigned { .. } | Change::GrantsUnassigned { .. } => "unassign",
+            Change::ModulePermissionsSet { after, .. } => {
+                if after.is_empty() {
+                    "unassign"
+                } else {
+                    "assign"
+                }
+            }
+            Change::MembershipExpired { .. } | Change::RoleAssignmentExpired { .. } | Change::GrantExpired { .. } => "expire",
+            Change::LoggedIn { .. } => "login",
+            Change::LoginFailed { .. } => "login_failed",
+            Change::LoggedOut { .. } => "logout",
+        }
+    }
+
+    /// The audit log's `target_type` and `target_pk`: the module id and key of what the change is about.
+    pub fn target(&self) -> (String, String) {
+        let pk = |kind: &str, pk: i64| (kind.to_string(), pk.to_string());
+        match self {
+            Change::UserCreated { pk: p, .. } | Change::UserUpdated { pk: p, .. } | Change::UserDeleted { pk: p, .. } => {
+                pk("users", *p)
+            }
+            Change::LoggedIn { user, .. } | Change::LoggedOut { user } => pk("users", *user),
+            Change::LoginFailed { user, .. } => ("users".to_string(), user.map(|u| u.to_string()).unwrap_or_default()),
+            Change::GroupCreated { pk: p, .. } | Change::GroupUpdated { pk: p, .. } | Change::GroupDeleted { pk: p, .. } => {
+                pk("groups", *p)
+            }
+            Change::MembersAssigned { group, .. }
+            | Change::MembersUnassigned { group, .. }
+            | Change::MembershipRestricted { group, .. }
+            | Change::MembershipExpired { group, .. } => pk("groups", *group),
+            Change::OrgCreated { pk: p, .. } | Change::OrgUpdated { pk: p, .. } | Change::OrgDeleted { pk: p, .. } => {
+                pk("orgs", *p)
+            }
+            Change::PasswordPolicySet { org, .. } => pk("orgs", *org),
+            Change::ModuleCreated { id, .. } | Change::ModuleUpdated { id, .. } | Change::ModuleDeleted { id, .. } => {
+                ("modules".to_string(), id.clone())
+            }
+            Change::RoleCreated { pk: p, .. }
+            | Change::RoleUpdated { pk: p, .. }
+            | Change::RoleDeleted { pk: p, .. }
+            | Change::RoleAssigned { pk: p, .. }
+            | Change::RoleUnassigned { pk: p, .. } => pk("roles", *p),
+            Change::RoleAssignmentExpired { role, .. } => pk("roles", *role),
+            Change::ModulePermissionsSet { subject, .. } => subject_target(*subject),
+            Change::GrantsAssigned { subject, object, .. }
+            | Change::GrantsUnassigned { subject, object, .. }
+            | Change::GrantExpired { subject, object, .. } => match object {
+                Some((model, key)) => (model.clone(), key.clone()),
+                None => subject_target(*subject),
+            },
+            Change::ObjectRegistered { after } => (after.model.clone(), after.object_pk.clone()),
+            Change::ObjectDeleted { before } => (before.model.clone(), before.object_pk.clone()),
+            Change::TokenCreated { pk: p, .. } | Change::TokenDeleted { pk: p, .. } => pk("tokens", *p),
+            Change::UserDataWritten { user, key, .. } | Change::UserDataDeleted { user, key } => {
+                ("user_data".to_string(), format!("{user}:{key}"))
+            }
+        }
+    }
+
+    /// Whether the change is a membership write (members assigned or unassigned, or one member's node
+    /// restriction): it changes those members' facts, not the group's.
+    pub fn is_membership_change(&self) -> bool {
+        matches!(self, Change::MembersAssigned { .. } | Change::MembersUnassigned { .. } | Change::MembershipRestricted { .. })
+    }
+
+    /// The memberships the change sets, as (user, group, `Some(expiry)` for a membership or `None` for none):
+    /// what a directory of memberships applies.
+    pub fn memberships(&self) -> Vec<(i64, i64, Option<Option<i64>>)> {
+        match self {
+            Change::MembersAssigned { group, members } | Change::MembersUnassigned { group, members } => {
+                members.iter().map(|m| (m.user, *group, m.after.as_ref().map(|after| after.expires_at))).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// What an authorization index must read again after this change, or `None` when only a rebuild will do (a
+    /// module changed: every permission id may move). Being generous is safe; missing something is not.
+    pub fn engine_scope(&self) -> Option<Scope> {
+        let mut scope = Scope::default();
+        match self {
+            Change::ModuleCreated { .. } | Change::ModuleUpdated { .. } | Change::ModuleDeleted { .. } => return None,
+            Change::UserCreated { pk, .. } | Change::UserUpdated { pk, .. } | Change::UserDeleted { pk, .. } => {
+                scope.users.insert(*pk);
+            }
+            Change::GroupCreated { pk, .. } | Change::GroupUpdated { pk, .. } => {
+                scope.groups.insert(*pk);
+            }
+            Change::GroupDeleted { pk, deleted, .. } => {
+                scope.groups.insert(*pk);
+                scope.groups.extend(deleted.iter().copied());
+            }
+            Change::MembersAssigned { members, .. } | Change::MembersUnassigned { members, .. } => {
+                scope.users.extend(members.iter().map(|m| m.user));
+            }
+            Change::MembershipRestricted { user, .. } => {
+                scope.users.insert(*user);
+            }
+            Change::RoleCreated { pk, .. }
+            | Change::RoleUpdated { pk, .. }
+            | Change::RoleDeleted { pk, .. }
+            | Change::RoleAssigned { pk, .. }
+            | Change::RoleUnassigned { pk, .. } => {
+                scope.roles.insert(*pk);
+            }
+            Change::ModulePermissionsSet { subject, .. }
+            | Change::GrantsAssigned { subject, .. }
+            | Change::GrantsUnassigned { subject, .. } => scope.insert_subject(*subject),
+            Change::ObjectRegistered { after } => {
+                scope.objects.insert((after.model.clone(), after.object_pk.clone()));
+            }
+            Change::ObjectDeleted { before } => {
+                scope.objects.insert((before.model.clone(), before.object_pk.clone()));
+            }
+            // Expiries need no refresh: checks compare the clock themselves. Organisations, policies, tokens and
+            // audit-only events decide no holding.
+            Change::MembershipExpired { .. }
+            | Change::RoleAssignmentExpired { .. }
+            | Change::GrantExpired { .. }
+            | Change::OrgCreated { .. }
+            | Change::OrgUpdated { .. }
+            | Change::OrgDeleted { .. }
+            | Change::PasswordPolicySet { .. }
+            | Change::TokenCreated { .. }
+            | Change::TokenDeleted { .. }
+            | Change::LoggedIn { .. }
+            | Change::LoginFailed { .. }
+            | Change::LoggedOut { .. }
+            | Change::UserDataWritten { .. }
+            | Change::UserDataDeleted { .. } => {}
+        }
+        Some(scope)
+    }
+
+    /// The module whose change forces a rebuild, if the change is one.
+    pub fn module(&self) -> Option<&str> {
+        match self {
+            Change::ModuleCreated { id, .. } | Change::ModuleUpdated { id, .. } | Change::ModuleDeleted { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// The audit target of a subject's own record.
+fn subject_target(subject: SubjectFact) -> (String, String) {
+    let (kind, pk) = match subject {
+        SubjectFact::User(pk) => ("users", pk),
+        SubjectFact::Group(pk) => ("groups", pk),
+        SubjectFact::Role(pk) => ("roles", pk),
+    };
+    (kind.to_string(), pk.to_string())
+}
+
+impl Scope {
+    /// Adds a subject (a user, group or role) to the scope.
+    pub fn insert_subject(&mut self, subject: SubjectFact) {
+        match subject {
+            SubjectFact::User(pk) => self.users.insert(pk),
+            SubjectFact::Group(pk) => self.groups.insert(pk),
+            SubjectFact::Role(pk) => self.roles.insert(pk),
+        };
+    }
+}
+
+impl SubjectFact {
+    /// `user:5`, `group:7`, `role:2`.
+    pub fn to_text(self) -> String {
+        match self {
+            SubjectFact::User(pk) => format!("user:{pk}"),
+            SubjectFact::Group(pk) => format!("group:{pk}"),
+            SubjectFact::Role(pk) => format!("role:{pk}"),
+        }
+    }
+
+    /// Reads `user:5`, `group:7` or `role:2`.
+    pub fn from_text(text: &str) -> Option<SubjectFact> {
+        let (kind, pk) = text.split_once(':')?;
+        let pk = pk.parse().ok()?;
+        match kind {
+            "user" => Some(SubjectFact::User(pk)),
+            "group" => Some(SubjectFact::Group(pk)),
+            "role" => Some(SubjectFact::Role(pk)),
+            _ => None,
+        }
+    }
+}
+
+/// Subjects written as `kind:pk`, as the audit log's `subject` filter names them.
+mod subject_text {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(subject: &SubjectFact, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&subject.to_text())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SubjectFact, D::Error> {
+        let text = String::deserialize(d)?;
+        SubjectFact::from_text(&text).ok_or_else(|| serde::de::Error::custom(format!("not a subject: {text}")))
+    }
+}
+
+/// Objects written as `model:key`, as the audit log's `object` filter names them.
+mod object_text {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(object: &Option<ObjectKey>, s: S) -> Result<S::Ok, S::Error> {
+        match object {
+            Some((model, key)) => s.serialize_str(&format!("{model}:{key}")),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ObjectKey>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(d)? else { return Ok(None) };
+        let (model, key) = text.split_once(':').ok_or_else(|| serde::de::Error::custom(format!("not an object: {text}")))?;
+        Ok(Some((model.to_string(), key.to_string())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn membership(expires_at: Option<i64>) -> MembershipRecord {
+        MembershipRecord { expires_at, restricted: false, nodes: Vec::new() }
+    }
+
+    #[test]
+    fn a_change_reads_back_as_written() {
+        let changes = [
+            Change::MembersAssigned {
+                group: 4,
+                members: vec![MemberChange { user: 9, before: None, after: Some(membership(Some(5))) }],
+            },
+            Change::GrantsAssigned {
+                subject: SubjectFact::Group(3),
+                object: Some(("catalogs".into(), "a:b".into())),
+                after: vec!["catalogs.read".into()],
+                expires_at: None,
+            },
+            Change::ObjectRegistered {
+                after: ObjectRecord { model: "docs".into(), object_pk: "1".into(), parent: None, org: 1 },
+            },
+            Change::LoginFailed { user: None, username: "mallory".into() },
+        ];
+        for change in changes {
+            assert_eq!(Change::decode(&change.encode()), Some(change));
+        }
+    }
+
+    #[test]
+    fn the_log_shows_subjects_and_objects_as_text() {
+        let change = Change::GrantsUnassigned {
+            subject: SubjectFact::User(5),
+            object: Some(("catalogs".into(), "42".into())),
+            before: vec!["catalogs.read".into()],
+        };
+        let value: serde_json::Value = serde_json::from_str(&change.encode()).unwrap();
+        assert_eq!(value["v"], 1);
+        assert_eq!(value["kind"], "grants_unassigned");
+        assert_eq!(value["subject"], "user:5");
+        assert_eq!(value["object"], "catalogs:42");
+        assert_eq!(change.target(), ("catalogs".to_string(), "42".to_string()));
+        assert_eq!(change.action(), "unassign");
+    }
+
+    #[test]
+    fn rows_this_build_does_not_understand_are_none() {
+        assert_eq!(Change::decode(r#"{"after": {"name": "x"}}"#), None);
+        let newer = Change::LoggedOut { user: 1 }.encode().replace("\"v\":1", "\"v\":99");
+        assert_eq!(Change::decode(&newer), None);
+        assert_eq!(Change::decode("not json"), None);
+    }
+
+    #[test]
+    fn membership_writes_scope_their_members_not_their_group() {
+        let change = Change::MembersUnassigned {
+            group: 4,
+            members: vec![MemberChange { user: 9, before: Some(membership(None)), after: None }],
+        };
+        let scope = change.engine_scope().unwrap();
+        assert!(scope.groups.is_empty());
+        assert_eq!(scope.users.into_iter().collect::<Vec<_>>(), vec![9]);
+        assert_eq!(change.memberships(), vec![(9, 4, None)]);
+        assert!(change.is_membership_change());
+    }
+
+    #[test]
+    fn module_changes_ask_for_a_rebuild_and_audit_events_advance_nothing() {
+        let module = ModuleRecord { description: String::new(), is_active: true, actions: Vec::new() };
+        assert_eq!(Change::ModuleDeleted { id: "docs".into(), before: module }.engine_scope(), None);
+        assert!(!Change::LoggedIn { user: 1, session: Some(2) }.advances_revision());
+        assert!(Change::TokenDeleted { pk: 1, user: 2 }.advances_revision());
+    }
+}
