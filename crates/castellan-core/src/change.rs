@@ -172,6 +172,9 @@ pub enum Change {
     RoleAssigned {
         /// The role.
         pk: i64,
+        /// The users and groups it was assigned to.
+        #[serde(with = "subjects_text")]
+        subjects: Vec<SubjectFact>,
         /// The role and its holders before.
         before: RoleRecord,
         /// The role and its holders after.
@@ -183,6 +186,9 @@ pub enum Change {
     RoleUnassigned {
         /// The role.
         pk: i64,
+        /// The users and groups it was taken from.
+        #[serde(with = "subjects_text")]
+        subjects: Vec<SubjectFact>,
         /// The role and its holders before.
         before: RoleRecord,
         /// The role and its holders after.
@@ -435,8 +441,9 @@ pub struct ObjectRecord {
     pub model: String,
     /// The application's key.
     pub object_pk: String,
-    /// The parent object's record key.
-    pub parent: Option<i64>,
+    /// The parent object.
+    #[serde(with = "object_text")]
+    pub parent: Option<ObjectKey>,
     /// Organisation.
     pub org: i64,
 }
@@ -612,12 +619,12 @@ impl Change {
             Change::MembershipRestricted { user, .. } => {
                 scope.users.insert(*user);
             }
-            Change::RoleCreated { pk, .. }
-            | Change::RoleUpdated { pk, .. }
-            | Change::RoleDeleted { pk, .. }
-            | Change::RoleAssigned { pk, .. }
-            | Change::RoleUnassigned { pk, .. } => {
+            Change::RoleCreated { pk, .. } | Change::RoleUpdated { pk, .. } | Change::RoleDeleted { pk, .. } => {
                 scope.roles.insert(*pk);
+            }
+            // Only the holders named change: their role assignments are read again.
+            Change::RoleAssigned { subjects, .. } | Change::RoleUnassigned { subjects, .. } => {
+                subjects.iter().for_each(|s| scope.insert_subject(*s));
             }
             Change::ModulePermissionsSet { subject, .. }
             | Change::GrantsAssigned { subject, .. }
@@ -712,6 +719,22 @@ mod subject_text {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SubjectFact, D::Error> {
         let text = String::deserialize(d)?;
         SubjectFact::from_text(&text).ok_or_else(|| serde::de::Error::custom(format!("not a subject: {text}")))
+    }
+}
+
+/// Lists of subjects written as `kind:pk`.
+mod subjects_text {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(subjects: &[SubjectFact], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(subjects.iter().map(|subject| subject.to_text()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SubjectFact>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|text| SubjectFact::from_text(text).ok_or_else(|| serde::de::Error::custom(format!("not a subject: {text}"))))
+            .collect()
     }
 }
 

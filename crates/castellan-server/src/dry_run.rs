@@ -1,67 +1,29 @@
-//! `?dry_run=true` (API.md §8, §11): a write that can change who holds what runs to its end, then the store rolls it
-//! back and leaves the facts on both sides of it; the answer is what each affected user would gain and lose.
+//! `?dry_run=true` (API.md §8, §11): a write runs to its end, the store rolls it back and hands over the typed
+//! change it would have made, and the model answers what each affected user would gain and lose (no database is
+//! read for the preview). Any write can be asked for a dry run: one that reaches a write the store cannot roll
+//! back (sessions, user data, audit-only events) is refused with 400 before that write runs.
 
 use axum::Json;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use castellan_core::engine::{Impact, ImpactEntry, Index, impact};
-use castellan_store::{Preview, PreviewSlot};
+use castellan_core::change::Change;
+use castellan_core::engine::{Impact, ImpactEntry, PreviewTooLarge};
+use castellan_store::{PREVIEW_MAX_USERS, PreviewSlot};
 use serde_json::{Value, json};
 use utoipa::openapi::OpenApi;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 /// Users named per impact entry; `users_count` gives the total.
 const USERS_LISTED: usize = 100;
 
-tokio::task_local! {
-    /// The preview slot of the dry run being served.
-    static PREVIEW: PreviewSlot;
-}
-
-/// The preview slot of the request being served, when it is a dry run (for its write context).
-pub fn preview_slot() -> Option<PreviewSlot> {
-    PREVIEW.try_with(Clone::clone).ok()
-}
-
-/// Routes whose writes can be previewed: each makes one logged store write, and nothing else, before it answers.
-/// Other writes (sessions, tokens, user data, passwords) refuse `dry_run` rather than risk applying it.
-const PREVIEWABLE: &[&str] = &[
-    "/api/v1/users/",
-    "/api/v1/users/{pk}/",
-    "/api/v1/users/{pk}/groups/{group_pk}/",
-    "/api/v1/users/{pk}/groups/{group_pk}/nodes/",
-    "/api/v1/users/{pk}/groups/{group_pk}/nodes/{node_id}/",
-    "/api/v1/users/{pk}/permissions/{module_id}/",
-    "/api/v1/groups/",
-    "/api/v1/groups/{pk}/",
-    "/api/v1/groups/{pk}/assign-users/",
-    "/api/v1/groups/{pk}/remove-users/",
-    "/api/v1/groups/{pk}/permissions/{module_id}/",
-    "/api/v1/roles/",
-    "/api/v1/roles/{pk}/",
-    "/api/v1/roles/{pk}/assign-users/",
-    "/api/v1/roles/{pk}/remove-users/",
-    "/api/v1/roles/{pk}/assign-groups/",
-    "/api/v1/roles/{pk}/remove-groups/",
-    "/api/v1/roles/{pk}/permissions/{module_id}/",
-    "/api/v1/rbac/permissions/assigned_by_users/{pk}/assign/",
-    "/api/v1/rbac/permissions/assigned_by_users/{pk}/unassign/",
-    "/api/v1/rbac/permissions/assigned_by_roles/{pk}/assign/",
-    "/api/v1/rbac/permissions/assigned_by_roles/{pk}/unassign/",
-    "/api/v1/rbac/permissions/assigned_by_groups/{pk}/assign/",
-    "/api/v1/rbac/permissions/assigned_by_groups/{pk}/unassign/",
-    "/api/v1/modules/",
-    "/api/v1/modules/{id}/",
-    "/api/v1/objects/",
-    "/api/v1/objects/{model}/{object_pk}/",
-];
-
-/// Serves `?dry_run=true` on a write: the handler runs with a preview slot its store write fills, and the answer
-/// is the impact. Writes that reach no store write (nothing to change) preview as no impact; refusals pass through.
-pub async fn dry_run(req: Request, next: Next) -> Response {
+/// Serves `?dry_run=true` on a write: the handler runs as a store dry run, and the answer is the impact of the
+/// change its write would have made. A handler that reaches no write (nothing to change) previews as no impact;
+/// refusals pass through.
+pub async fn dry_run(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let wanted = match requested(req.uri().query()) {
         Ok(wanted) => wanted,
         Err(e) => return e.into_response(),
@@ -69,24 +31,40 @@ pub async fn dry_run(req: Request, next: Next) -> Response {
     if !wanted || matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
-    if !PREVIEWABLE.contains(&route.as_str()) {
-        return ApiError::field("dry_run", "This write cannot be previewed.").into_response();
-    }
     let slot = PreviewSlot::default();
-    let response = PREVIEW.scope(slot.clone(), next.run(req)).await;
-    let preview = slot.lock().ok().and_then(|mut s| s.take());
-    match preview {
-        Some(preview) => match tokio::task::spawn_blocking(move || impact_of(&preview)).await {
+    let response = castellan_store::dry_run(slot.clone(), next.run(req)).await;
+    let change = slot.lock().ok().and_then(|mut s| s.take());
+    match change {
+        Some(change) => match preview(&state, change).await {
             Ok(impact) => Json(body(&impact)).into_response(),
-            Err(e) => ApiError::Internal(format!("computing a dry run's impact: {e}")).into_response(),
+            Err(e) => e.into_response(),
         },
         None if response.status().is_success() => Json(body(&Impact::default())).into_response(),
         None => response,
     }
 }
 
-/// Documents `dry_run` on every write operation of the previewable routes.
+/// Refuses work that has effects outside the store while a dry run is served (they could not be rolled back).
+pub fn refuse_in_dry_run() -> ApiResult<()> {
+    match castellan_store::dry_run_slot() {
+        Some(_) => Err(castellan_store::StoreError::NotPreviewable.into()),
+        None => Ok(()),
+    }
+}
+
+/// The impact of `change` on the model, brought first to the state the write started from (the newest commit).
+async fn preview(state: &AppState, change: Change) -> ApiResult<Impact> {
+    let revision = state.store.revision().await?;
+    state.follower.follow_to(revision).await?;
+    let overlay = state.engine.overlay(&change).map_err(|PreviewTooLarge(n)| {
+        ApiError::field("dry_run", format!("This write affects {n} users; a preview covers at most {PREVIEW_MAX_USERS}."))
+    })?;
+    tokio::task::spawn_blocking(move || overlay.impact(crate::clock::now_micros()))
+        .await
+        .map_err(|e| ApiError::Internal(format!("computing a dry run's impact: {e}")))
+}
+
+/// Documents `dry_run` on every write operation.
 pub fn document(api: &mut OpenApi) {
     use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
     use utoipa::openapi::schema::{ObjectBuilder, Type};
@@ -95,10 +73,13 @@ pub fn document(api: &mut OpenApi) {
         .name("dry_run")
         .parameter_in(ParameterIn::Query)
         .required(Required::False)
-        .description(Some("Change nothing; answer 200 with the impact: permissions gained and lost per affected user."))
+        .description(Some(
+            "Change nothing; answer 200 with the impact: permissions gained and lost per affected user \
+             (400 when this write cannot be previewed).",
+        ))
         .schema(Some(ObjectBuilder::new().schema_type(Type::Boolean)))
         .build();
-    for (_, item) in api.paths.paths.iter_mut().filter(|(p, _)| PREVIEWABLE.contains(&p.as_str())) {
+    for item in api.paths.paths.values_mut() {
         for op in [&mut item.put, &mut item.post, &mut item.patch, &mut item.delete].into_iter().flatten() {
             op.parameters.get_or_insert_with(Vec::new).push(RefOr::T(parameter.clone()));
         }
@@ -116,15 +97,6 @@ fn requested(query: Option<&str>) -> Result<bool, ApiError> {
         Some("true" | "1" | "yes") => Ok(true),
         Some(_) => Err(ApiError::field("dry_run", "Must be a valid boolean.")),
     }
-}
-
-fn impact_of(preview: &Preview) -> Impact {
-    let (before, after) = std::thread::scope(|s| {
-        let before = s.spawn(|| Index::build(&preview.before));
-        let after = Index::build(&preview.after);
-        (before.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), after)
-    });
-    impact(&before, &after, &preview.users, &preview.probes, crate::clock::now_micros())
 }
 
 fn body(impact: &Impact) -> Value {
@@ -161,20 +133,16 @@ mod tests {
     }
 
     #[test]
-    fn every_previewable_route_exists_and_is_documented() {
+    fn every_write_documents_dry_run() {
         let doc = crate::openapi();
-        for path in PREVIEWABLE {
-            let item = doc.paths.paths.get(*path).unwrap_or_else(|| panic!("{path} is not a route"));
-            let ops = [&item.put, &item.post, &item.patch, &item.delete];
-            let writes: Vec<_> = ops.into_iter().flatten().collect();
-            assert!(!writes.is_empty(), "{path} has no write");
-            for op in writes {
+        let mut writes = 0;
+        for item in doc.paths.paths.values() {
+            for op in [&item.put, &item.post, &item.patch, &item.delete].into_iter().flatten() {
+                writes += 1;
                 let params = op.parameters.iter().flatten();
-                assert!(
-                    params.clone().any(|p| matches!(p, utoipa::openapi::RefOr::T(p) if p.name == "dry_run")),
-                    "{path}: dry_run is not documented"
-                );
+                assert!(params.clone().any(|p| matches!(p, utoipa::openapi::RefOr::T(p) if p.name == "dry_run")));
             }
         }
+        assert!(writes > 40, "{writes} writes");
     }
 }

@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
-use castellan_core::engine::{Index, Scope};
+use castellan_core::change::Change;
+use castellan_core::engine::{Index, Overlay, PreviewTooLarge, Scope};
 use castellan_core::permission::ModulePermissions;
-use castellan_store::{ChangeEntry, Revision, Store, StoreError};
+use castellan_store::{ChangeEntry, PREVIEW_MAX_USERS, Revision, Store, StoreError};
 use parking_lot::{RwLock, RwLockReadGuard};
 
 /// Beyond this many subjects and objects in one batch of changes, rebuilding is cheaper than patching.
@@ -46,6 +47,12 @@ impl EngineView {
             held.insert_named(module, action);
         }
         held
+    }
+
+    /// The two sides of a dry run of `change` (read from the index under its lock; the impact is computed from them
+    /// without it).
+    pub fn overlay(&self, change: &Change) -> Result<Overlay, PreviewTooLarge> {
+        self.snapshot().index.overlay(change, PREVIEW_MAX_USERS)
     }
 
     /// Whether `user` holds `module.action` globally now.

@@ -146,12 +146,9 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { constraint } => Self::Conflict(conflict_message(&constraint)),
             StoreError::LimitExceeded(m) => Self::PayloadTooLarge(m),
             StoreError::Backend(m) => Self::Internal(m),
-            StoreError::PreviewTooLarge(n) => Self::field(
-                "dry_run",
-                format!("This write affects {n} users; a preview covers at most {}.", castellan_store::PREVIEW_MAX_USERS),
-            ),
-            // Never answered: the dry-run middleware answers with the preview the store left instead.
+            // Never answered: the dry-run middleware answers with the impact of the change the store left instead.
             StoreError::DryRun => Self::Conflict("The write was previewed, not applied.".into()),
+            StoreError::NotPreviewable => Self::field("dry_run", "This write cannot be previewed."),
         }
     }
 }

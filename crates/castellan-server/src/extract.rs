@@ -72,6 +72,5 @@ pub fn write_ctx(principal: Option<&crate::auth::principal::Principal>, ip: std:
         actor: principal.map(|p| (p.user.pk, p.user.username.clone())),
         ip: Some(ip.to_string()),
         request_id: Some(crate::error::request_id()),
-        preview: crate::dry_run::preview_slot(),
     }
 }

@@ -59,7 +59,7 @@ pub fn app(state: AppState) -> Router {
         SwaggerUi::new("/api/docs").url("/api/v1/schema/", doc).config(Config::from("/api/v1/schema/").validator_url("none"));
     let routed = Router::new()
         .merge(api_routes)
-        .route_layer(axum::middleware::from_fn(dry_run::dry_run))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), dry_run::dry_run))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::follow_writes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::principal::authenticate))
         .merge(api::health::router())

@@ -169,12 +169,20 @@ async fn dry_run_refusals_and_errors_pass_through_unchanged() {
     let r = preview(&w, Method::PATCH, &format!("/api/v1/groups/{}/", w.sales), Some(json!({"parent": w.eu}))).await;
     r.error(400, "ValidationError");
 
-    // Writes that cannot be previewed refuse rather than apply.
-    let tokens = w.admin.get("/api/v1/active_user/tokens/").await;
-    let r = preview(&w, Method::POST, "/api/v1/active_user/tokens/", Some(json!({"name": "ci"}))).await;
+    // Writes the store cannot roll back refuse rather than apply.
+    let r = preview(&w, Method::PUT, "/api/v1/active_user/data/theme/", Some(json!({"value": "dark"}))).await;
     r.error(400, "ValidationError");
     assert!(r.fields().iter().any(|f| f == "dry_run"), "{}", r.body);
+    assert_eq!(w.admin.get("/api/v1/active_user/data/theme/").await.status, StatusCode::NOT_FOUND, "nothing was stored");
+    let r = preview(&w, Method::POST, &format!("/api/v1/users/{}/unlock/", w.bob), None).await;
+    r.error(400, "ValidationError");
+
+    // Any other write previews its change: a token confers nothing, and none is created.
+    let tokens = w.admin.get("/api/v1/active_user/tokens/").await;
+    let r = preview(&w, Method::POST, "/api/v1/active_user/tokens/", Some(json!({"name": "ci"}))).await;
+    assert_eq!(ok(&r)["impact"], json!({"gained": [], "lost": [], "users_affected": 0}));
     assert_eq!(w.admin.get("/api/v1/active_user/tokens/").await.body, tokens.body, "no token was created");
+    assert_eq!(w.server.revision().await, before, "nothing was written");
 
     // An unprivileged caller is refused as without dry_run.
     w.server.create_user(&w.admin, "carl", json!({})).await;

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use castellan_core::change::Change;
-use castellan_core::engine::{Facts, ObjectKey};
+
 use castellan_core::model::{ApiToken, NewUser, Org, Session, User, UserChanges};
 use castellan_core::password::PasswordPolicy;
 use castellan_core::permission::ModulePermissions;
@@ -42,12 +42,12 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Backend(String),
-    /// A dry run's write affects more users (the number given) than a preview covers; it was rolled back.
-    #[error("a preview is limited to {PREVIEW_MAX_USERS} affected users; this write affects {0}")]
-    PreviewTooLarge(usize),
-    /// A dry run reached its write, left a [`Preview`] and rolled the write back.
+    /// A dry run reached its write, left its change and rolled the write back.
     #[error("dry run: the write was previewed and rolled back")]
     DryRun,
+    /// A dry run reached a write that cannot be previewed (one that is not logged); nothing was written.
+    #[error("this write cannot be previewed")]
+    NotPreviewable,
 }
 
 /// Result of store operations.
@@ -62,28 +62,29 @@ pub struct WriteCtx {
     pub ip: Option<String>,
     /// The request's id.
     pub request_id: Option<String>,
-    /// Set for a dry run: the write is rolled back instead of committed, after leaving here what it would change.
-    pub preview: Option<PreviewSlot>,
 }
 
-/// What a dry run found, read on both sides of the write it rolled back: the facts an impact is computed from.
-#[derive(Debug, Clone, Default)]
-pub struct Preview {
-    /// Users whose holdings the write can change.
-    pub users: Vec<i64>,
-    /// Objects the write registers, moves or removes (checked one by one, as their ancestors changed).
-    pub probes: Vec<ObjectKey>,
-    /// Facts deciding those users' holdings before the write.
-    pub before: Facts,
-    /// The same facts after it.
-    pub after: Facts,
-}
-
-/// Most users a dry run previews: both sides' facts about them are read and indexed.
+/// Most users a dry run previews.
 pub const PREVIEW_MAX_USERS: usize = 100_000;
 
-/// Where a dry-run write leaves its [`Preview`].
-pub type PreviewSlot = std::sync::Arc<std::sync::Mutex<Option<Preview>>>;
+/// Where a dry run's write leaves the change it would have made.
+pub type PreviewSlot = std::sync::Arc<std::sync::Mutex<Option<Change>>>;
+
+tokio::task_local! {
+    static DRY_RUN: PreviewSlot;
+}
+
+/// Runs `work` as a dry run: its first logged write runs to its end, leaves its [`Change`] in `slot` and is rolled
+/// back (answering [`StoreError::DryRun`]); any write that is not logged, or audit-only, is refused with
+/// [`StoreError::NotPreviewable`] before it runs. Nothing is ever committed.
+pub async fn dry_run<F: std::future::Future>(slot: PreviewSlot, work: F) -> F::Output {
+    DRY_RUN.scope(slot, work).await
+}
+
+/// The slot of the dry run being served, if the current task is one.
+pub fn dry_run_slot() -> Option<PreviewSlot> {
+    DRY_RUN.try_with(Clone::clone).ok()
+}
 
 /// One change-log row.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,26 +13,25 @@ async fn fresh() -> (SqliteStore, TempDir) {
 
 castellan_store::store_suite!(fresh());
 
-/// A dry run whose write would change the holdings of more users than a preview covers is refused, and rolled back.
+/// In a dry run, a write the store cannot hand over as a change (unlogged, or audit-only) is refused before it
+/// runs, and a logged one is rolled back: nothing is written either way.
 #[tokio::test]
-async fn previews_are_bounded() {
-    use castellan_store::{
-        ChangeLog, DatasetSpec, GroupChanges, GroupStore, OrgStore, PREVIEW_MAX_USERS, PreviewSlot, StoreError, WriteCtx,
-    };
+async fn dry_runs_write_nothing() {
+    use castellan_core::change::Change;
+    use castellan_store::{ChangeLog, OrgStore, PreviewSlot, StoreError, UserDataStore, WriteCtx};
     let (store, _dir) = fresh().await;
-    let org = store.create_org(&WriteCtx::default(), "Acme", "acme", "").await.unwrap().0.pk;
-    let users = PREVIEW_MAX_USERS as u64 + 1;
-    let spec = DatasetSpec { users, roots: 1, fanout: 1, depth: 1, memberships_per_user: 1, org };
-    let info = store.load_dataset(&spec, "unusable").await.unwrap();
-    let group = info.levels[0].0;
     let revision = store.revision().await.unwrap();
-    let permissions = castellan_core::permission::ModulePermissions::parse(&serde_json::json!({"users": ["read"]}), "p").unwrap();
-    let changes = GroupChanges { permissions: Some(permissions), ..Default::default() };
+    let last = store.last_change_pk().await.unwrap();
     let slot = PreviewSlot::default();
-    let dry = WriteCtx { preview: Some(slot.clone()), ..WriteCtx::default() };
-    let refused = store.update_group(&dry, group, changes.clone()).await;
-    assert!(matches!(refused, Err(StoreError::PreviewTooLarge(n)) if n == users as usize), "{refused:?}");
+    let refused = castellan_store::dry_run(slot.clone(), store.data_put(1, "k", &serde_json::json!(1), 1000)).await;
+    assert!(matches!(refused, Err(StoreError::NotPreviewable)), "{refused:?}");
+    let audit = castellan_store::dry_run(slot.clone(), store.audit(&WriteCtx::default(), Change::LoggedOut { user: 1 })).await;
+    assert!(matches!(audit, Err(StoreError::NotPreviewable)), "{audit:?}");
     assert!(slot.lock().unwrap().is_none());
-    assert_eq!(store.revision().await.unwrap(), revision, "nothing was written");
-    store.update_group(&WriteCtx::default(), group, changes).await.unwrap();
+    let created = castellan_store::dry_run(slot.clone(), store.create_org(&WriteCtx::default(), "Acme", "acme", "")).await;
+    assert!(matches!(created, Err(StoreError::DryRun)), "{created:?}");
+    assert!(matches!(slot.lock().unwrap().take(), Some(Change::OrgCreated { .. })));
+    assert_eq!((store.revision().await.unwrap(), store.last_change_pk().await.unwrap()), (revision, last));
+    assert!(matches!(store.org_by_slug("acme").await, Err(StoreError::NotFound)), "the dry run's org was rolled back");
+    assert_eq!(store.data_get(1, "k").await.unwrap(), None);
 }

@@ -6,11 +6,13 @@
 //! inactive modules and inactive users grant nothing; superusers hold everything. A grant on an object covers the
 //! object's descendants, for the permission granted only.
 
+mod apply;
 mod check;
 mod facts;
 mod impact;
 mod index;
 mod patch;
+mod preview;
 pub mod synthetic;
 
 pub use check::{Decision, Denial, Effective, Path, Step};
@@ -18,6 +20,7 @@ pub use facts::{Facts, GrantFact, MembershipFact, ModuleFact, ObjectFact, Object
 pub use impact::{Impact, ImpactEntry, impact};
 pub use index::Index;
 pub use patch::{NeedsRebuild, Scope};
+pub use preview::{Overlay, PreviewTooLarge};
 
 #[cfg(test)]
 mod tests;

@@ -76,7 +76,7 @@ async fn login(
             }
         })
         .await?;
-    let ctx = WriteCtx { actor: None, ip: Some(ip.to_string()), request_id: Some(request_id()), preview: None };
+    let ctx = WriteCtx { actor: None, ip: Some(ip.to_string()), request_id: Some(request_id()) };
     let account = record.as_ref().map(|r| r.user.pk);
     let user = match record {
         Some(r) if verified && r.user.is_active => r.user,

@@ -363,6 +363,7 @@ async fn delete_user(
     responses((status = 204), (status = 401), (status = 403), (status = 404)))]
 async fn unlock(State(state): State<AppState>, caller: Principal, PathPk(pk): PathPk) -> ApiResult<Response> {
     let target = visible_user(&state, &caller, pk).await?;
+    crate::dry_run::refuse_in_dry_run()?;
     state.throttle.unlock(&target.username);
     Ok(with_revision(state.store.revision().await?, StatusCode::NO_CONTENT))
 }

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::audit::change_from_row;
 use super::{CURRENT_REVISION, SqliteStore, backend, insert_log, log_write};
 use crate::time_util::to_micros;
-use crate::{ChangeEntry, ChangeLog, Result, Revision, WriteCtx};
+use crate::{ChangeEntry, ChangeLog, Result, Revision, StoreError, WriteCtx, dry_run_slot};
 
 /// What expired after the cursor and by `now`, oldest first: (expires_at, kind, user or role, group, subject,
 /// permission, object as `model:key`).
@@ -47,7 +47,10 @@ impl ChangeLog for SqliteStore {
     }
 
     async fn audit(&self, ctx: &WriteCtx, event: Change) -> Result<()> {
-        self.write(ctx, move |c, ctx| insert_log(c, ctx, &event).map(drop)).await
+        if dry_run_slot().is_some() {
+            return Err(StoreError::NotPreviewable);
+        }
+        self.write(ctx, move |c, logging| insert_log(c, &logging.ctx, &event).map(drop)).await
     }
 
     async fn record_expirations(&self, now: OffsetDateTime) -> Result<usize> {

@@ -38,18 +38,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// back what acknowledges it once the group's commit is known.
 type Job = Box<dyn FnOnce(std::result::Result<&Connection, &str>) -> (bool, Ack) + Send>;
 
-/// A write in the queue; `alone` writes (dry runs) start a transaction of their own.
-struct Queued {
-    job: Job,
-    alone: bool,
-}
-
 /// Acknowledges one write with the outcome of its group's commit (`Err` with the reason when it failed).
 type Ack = Box<dyn FnOnce(std::result::Result<(), &str>) + Send>;
 
 /// The write queue and the read pool of one database file.
 pub(super) struct Db {
-    writer: mpsc::Sender<Queued>,
+    writer: mpsc::Sender<Job>,
     readers: Arc<Readers>,
     /// Transactions committed by the writer (each holding one group of writes).
     commits: Arc<AtomicU64>,
@@ -64,7 +58,7 @@ impl Db {
     /// Opens `path` (creating it), sets the pragmas and starts the writer thread.
     pub(super) fn open(path: &Path) -> Result<Self> {
         let conn = open_writer(path)?;
-        let (tx, rx) = mpsc::channel::<Queued>();
+        let (tx, rx) = mpsc::channel::<Job>();
         let commits = Arc::new(AtomicU64::new(0));
         std::thread::Builder::new()
             .name("castellan-sqlite-writer".into())
@@ -95,8 +89,8 @@ impl Db {
     }
 
     /// Queues `f` for the writer thread; answers once the group it ran in is committed (or `f`'s own error, in
-    /// which case nothing it did is kept). An `alone` write runs after the writes before it are committed.
-    pub(super) async fn write<T, F>(&self, alone: bool, f: F) -> Result<T>
+    /// which case nothing it did is kept).
+    pub(super) async fn write<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
         T: Send + 'static,
@@ -123,7 +117,7 @@ impl Db {
             });
             (ok, ack)
         });
-        self.writer.send(Queued { job, alone }).map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
+        self.writer.send(job).map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
         answer.await.map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?
     }
 }
@@ -170,7 +164,7 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection> {
 }
 
 /// The writer thread: takes every write waiting, runs them in one transaction, commits, acknowledges.
-fn run_writer(conn: Connection, queue: mpsc::Receiver<Queued>, commits: &AtomicU64) {
+fn run_writer(conn: Connection, queue: mpsc::Receiver<Job>, commits: &AtomicU64) {
     while let Ok(first) = queue.recv() {
         let mut group = Group { conn: &conn, acks: Vec::new(), broken: None, commits };
         group.run(first);
@@ -194,12 +188,8 @@ struct Group<'c> {
 }
 
 impl Group<'_> {
-    /// Runs one write in its savepoint; a dry run first commits the writes before it, so that a read connection
-    /// sees exactly the state it starts from.
-    fn run(&mut self, queued: Queued) {
-        if queued.alone && !self.acks.is_empty() {
-            self.commit();
-        }
+    /// Runs one write in its savepoint.
+    fn run(&mut self, job: Job) {
         if self.conn.is_autocommit()
             && self.broken.is_none()
             && let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE")
@@ -207,18 +197,18 @@ impl Group<'_> {
             self.broken = Some(e.to_string());
         }
         if let Some(why) = &self.broken {
-            let (_, ack) = (queued.job)(Err(why));
+            let (_, ack) = job(Err(why));
             self.acks.push(ack);
             return;
         }
         if let Err(e) = self.step(SAVEPOINT) {
             let why = e.to_string();
-            let (_, ack) = (queued.job)(Err(&why));
+            let (_, ack) = job(Err(&why));
             self.acks.push(ack);
             self.broken = Some(why);
             return;
         }
-        let (ok, ack) = (queued.job)(Ok(self.conn));
+        let (ok, ack) = job(Ok(self.conn));
         let ended = if ok { self.step(RELEASE) } else { self.step(ROLLBACK_TO).and_then(|()| self.step(RELEASE)) };
         if let Err(e) = ended {
             self.broken = Some(e.to_string());
@@ -302,23 +292,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let db = Db::open(&path).unwrap();
-        db.write(false, |c| Ok(c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")?)).await.unwrap();
+        db.write(|c| Ok(c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")?)).await.unwrap();
         // The first write holds the writer while the others queue, so all four run in one group.
         let commits_before = db.commits();
         let later = || tokio::time::sleep(Duration::from_millis(50));
         let (slow, first, refused, last) = tokio::join!(
-            db.write(false, |c| {
+            db.write(|c| {
                 std::thread::sleep(Duration::from_millis(200));
                 Ok(c.execute("INSERT INTO t (n) VALUES (1)", [])?)
             }),
             async {
                 later().await;
-                db.write(false, |c| Ok(c.execute("INSERT INTO t (n) VALUES (2)", [])?)).await
+                db.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (2)", [])?)).await
             },
             async {
                 later().await;
                 tokio::time::sleep(Duration::from_millis(10)).await;
-                db.write(false, |c| {
+                db.write(|c| {
                     c.execute("INSERT INTO t (n) VALUES (3)", [])?;
                     // A duplicate key: refused after having written row 3.
                     Ok(c.execute("INSERT INTO t (n) VALUES (1)", [])?)
@@ -328,7 +318,7 @@ mod tests {
             async {
                 later().await;
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                db.write(false, |c| Ok(c.execute("INSERT INTO t (n) VALUES (4)", [])?)).await
+                db.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (4)", [])?)).await
             },
         );
         assert_eq!(slow.unwrap(), 1);

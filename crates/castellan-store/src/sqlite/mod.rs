@@ -9,7 +9,6 @@ mod groups;
 mod objects;
 mod orgs;
 mod permissions;
-mod preview;
 mod users;
 
 mod db;
@@ -26,7 +25,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use self::db::{Db, backend, map_err};
 use self::sql::Sql;
 use crate::time_util::now_micros;
-use crate::{Result, Revision, Store, StoreError, WriteCtx};
+use crate::{PreviewSlot, Result, Revision, Store, StoreError, WriteCtx, dry_run_slot};
 
 /// Castellan's store on one SQLite file.
 #[derive(Clone)]
@@ -73,23 +72,28 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// Runs a logged write `f` on the writer thread: `ctx` is moved into it, and a dry run runs alone.
+    /// Runs a logged write `f` on the writer thread (`ctx` is moved into it); in a dry run, its change-log append
+    /// hands the change over and rolls the write back instead.
     async fn write<T, F>(&self, ctx: &WriteCtx, f: F) -> Result<T>
     where
-        F: FnOnce(&Connection, &WriteCtx) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connection, &Logging) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let ctx = ctx.clone();
-        self.db.write(ctx.preview.is_some(), move |c| f(c, &ctx)).await
+        let logging = Logging { ctx: ctx.clone(), preview: dry_run_slot() };
+        self.db.write(move |c| f(c, &logging)).await
     }
 
-    /// Runs an unlogged write (sessions, user data) on the writer thread.
+    /// Runs an unlogged write (sessions, user data) on the writer thread; refused in a dry run, which could not
+    /// roll it back.
     async fn write_plain<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        self.db.write(false, f).await
+        if dry_run_slot().is_some() {
+            return Err(StoreError::NotPreviewable);
+        }
+        self.db.write(f).await
     }
 
     /// Transactions the writer has committed since the store was opened; each holds one group of writes, so writes
@@ -110,11 +114,19 @@ impl SqliteStore {
 
 /// Appends the change-log row of a write running on the writer thread and answers its revision. For a dry run
 /// (`ctx.preview`), the preview is read on both sides of the write instead, which is then rolled back.
-fn log_write(conn: &Connection, ctx: &WriteCtx, change: Change) -> Result<Revision> {
-    if let Some(slot) = &ctx.preview {
-        return Err(preview::preview_and_roll_back(conn, &change, slot));
+fn log_write(conn: &Connection, logging: &Logging, change: Change) -> Result<Revision> {
+    if let Some(slot) = &logging.preview {
+        let mut slot = slot.lock().map_err(|_| StoreError::Backend("a dry run's slot is poisoned".into()))?;
+        *slot = Some(change);
+        return Err(StoreError::DryRun);
     }
-    insert_log(conn, ctx, &change)?.ok_or_else(|| StoreError::Backend("the change log gave no revision".into()))
+    insert_log(conn, &logging.ctx, &change)?.ok_or_else(|| StoreError::Backend("the change log gave no revision".into()))
+}
+
+/// How a write running on the writer thread logs its change: who made it, and the slot of a dry run.
+struct Logging {
+    ctx: WriteCtx,
+    preview: Option<PreviewSlot>,
 }
 
 /// Appends `change` to the change log; answers the revision it produced (`None` for an audit-only event).

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use castellan_core::change::{Change, ObjectRecord as ChangedObject};
-use rusqlite::{OptionalExtension, Row, params};
+use castellan_core::engine::ObjectKey;
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{SqliteStore, backend, log_write, map_err};
 use crate::{ObjectRecord, ObjectStore, Result, Revision, StoreError, WriteCtx};
@@ -15,6 +16,16 @@ fn object_row(r: &Row<'_>) -> rusqlite::Result<ObjectRow> {
 
 fn object_from(r: ObjectRow) -> ObjectRecord {
     ObjectRecord { pk: r.0, model: r.1, object_pk: r.2, parent: r.3, org: r.4 }
+}
+
+/// The key of the object whose record key is `parent`.
+fn parent_key(c: &Connection, parent: Option<i64>) -> Result<Option<ObjectKey>> {
+    let Some(parent) = parent else { return Ok(None) };
+    let key = c
+        .prepare_cached("SELECT model, object_pk FROM objects WHERE pk = ?")?
+        .query_row([parent], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(key)
 }
 
 #[async_trait]
@@ -41,7 +52,7 @@ impl ObjectStore for SqliteStore {
                     other => other,
                 })?;
             let object = object_from(row);
-            let after = ChangedObject { model, object_pk, parent, org };
+            let after = ChangedObject { model, object_pk, parent: parent_key(c, parent)?, org };
             let revision = log_write(c, ctx, Change::ObjectRegistered { after })?;
             Ok((object, revision))
         })
@@ -65,10 +76,10 @@ impl ObjectStore for SqliteStore {
         let (model, object_pk) = (model.to_string(), object_pk.to_string());
         self.write(ctx, move |c, ctx| {
             let (_, model, object_pk, parent, org) = c
-                .prepare_cached(
-                    "DELETE FROM objects WHERE model = ? AND object_pk = ? RETURNING pk, model, object_pk, parent, org",
-                )?
+                .prepare_cached("SELECT pk, model, object_pk, parent, org FROM objects WHERE model = ? AND object_pk = ?")?
                 .query_row(params![model, object_pk], object_row)?;
+            let parent = parent_key(c, parent)?;
+            c.prepare_cached("DELETE FROM objects WHERE model = ? AND object_pk = ?")?.execute(params![model, object_pk])?;
             log_write(c, ctx, Change::ObjectDeleted { before: ChangedObject { model, object_pk, parent, org } })
         })
         .await

@@ -261,7 +261,7 @@ impl PermissionStore for SqliteStore {
         let expires_at = expires_at.map(to_micros);
         self.write(ctx, move |c, ctx| {
             let before = fetch_role(c, role)?;
-            for subject in subjects {
+            for &subject in &subjects {
                 let (kind, pk) = subject_key(subject);
                 let table = if kind == "user" { "users" } else { "groups" };
                 let org: Option<i64> = c
@@ -279,7 +279,7 @@ impl PermissionStore for SqliteStore {
             }
             let after = fetch_role(c, role)?;
             let (before, after) = (role_record(&before), role_record(&after));
-            log_write(c, ctx, Change::RoleAssigned { pk: role, before, after, expires_at })
+            log_write(c, ctx, Change::RoleAssigned { pk: role, subjects, before, after, expires_at })
         })
         .await
     }
@@ -288,13 +288,14 @@ impl PermissionStore for SqliteStore {
         let subjects = subjects.to_vec();
         self.write(ctx, move |c, ctx| {
             let before = fetch_role(c, role)?;
-            for subject in subjects {
+            for &subject in &subjects {
                 let (kind, pk) = subject_key(subject);
                 c.prepare_cached("DELETE FROM role_assignments WHERE role = ? AND subject_type = ? AND subject_pk = ?")?
                     .execute(params![role, kind, pk])?;
             }
             let after = fetch_role(c, role)?;
-            log_write(c, ctx, Change::RoleUnassigned { pk: role, before: role_record(&before), after: role_record(&after) })
+            let (before, after) = (role_record(&before), role_record(&after));
+            log_write(c, ctx, Change::RoleUnassigned { pk: role, subjects, before, after })
         })
         .await
     }

@@ -14,7 +14,6 @@ fn as_user(user: &User) -> WriteCtx {
         actor: Some((user.pk, user.username.clone())),
         ip: Some("198.51.100.7".to_string()),
         request_id: Some(format!("req-{}", user.username)),
-        preview: None,
     }
 }
 

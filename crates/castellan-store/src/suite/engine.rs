@@ -6,7 +6,7 @@ use castellan_core::model::UserChanges;
 use serde_json::json;
 
 use super::{ctx, make_org, make_user, new_user};
-use crate::{Group, GroupChanges, Module, NewGroup, PreviewSlot, Store, StoreError, WriteCtx};
+use crate::{Group, GroupChanges, Module, NewGroup, PreviewSlot, Store, StoreError};
 
 /// An index kept current from the log, as a server keeps it.
 struct Follower {
@@ -138,29 +138,32 @@ pub async fn index_follows_the_change_log(store: &dyn Store) {
 }
 
 /// Runs `$write` (an expression using `$ctx: &WriteCtx`) as a dry run, then for real: the dry run must change
-/// nothing, and the impact computed from its preview must equal the impact computed from every fact before and
-/// after the real write, for every user.
+/// nothing, and the impact the model previews from the change it handed over must equal the impact computed from
+/// every fact before and after the real write, for every user.
 macro_rules! dry_then_real {
     ($store:expr, $users:expr, $what:expr, |$ctx:ident| $write:expr) => {{
         let store: &dyn Store = $store;
         let (facts_before, revision) = store.engine_facts().await.unwrap();
         let slot = PreviewSlot::default();
-        let dry = WriteCtx { preview: Some(slot.clone()), ..ctx() };
-        {
-            let $ctx = &dry;
-            assert!(matches!($write.await, Err(StoreError::DryRun)), "a dry run of {} did not stop", $what);
-        }
+        let dry = crate::dry_run(slot.clone(), async {
+            let real = ctx();
+            let $ctx = &real;
+            $write.await
+        });
+        assert!(matches!(dry.await, Err(StoreError::DryRun)), "a dry run of {} did not stop", $what);
         let (facts_unchanged, revision_unchanged) = store.engine_facts().await.unwrap();
         assert_eq!((facts_unchanged == facts_before, revision_unchanged), (true, revision), "a dry run of {} wrote", $what);
-        let preview = slot.lock().unwrap().take().unwrap_or_else(|| panic!("no preview for {}", $what));
-        let previewed = impact(&Index::build(&preview.before), &Index::build(&preview.after), &preview.users, &preview.probes, 0);
+        let change = slot.lock().unwrap().take().unwrap_or_else(|| panic!("no change for {}", $what));
+        let index_before = Index::build(&facts_before);
+        let overlay = index_before.overlay(&change, usize::MAX).unwrap();
+        let previewed = overlay.impact(0);
         {
             let real = ctx();
             let $ctx = &real;
             $write.await.unwrap();
         }
         let facts_after = store.engine_facts().await.unwrap().0;
-        let actual = impact(&Index::build(&facts_before), &Index::build(&facts_after), $users, &preview.probes, 0);
+        let actual = impact(&index_before, &Index::build(&facts_after), $users, overlay.probes(), 0);
         assert_eq!(previewed, actual, "the preview of {} differs from what the write did", $what);
         assert!(previewed.users_affected > 0, "{} was meant to change something", $what);
     }};

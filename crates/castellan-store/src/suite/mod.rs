@@ -147,7 +147,6 @@ fn ctx() -> WriteCtx {
         actor: Some((1, "suite-admin".to_string())),
         ip: Some("192.0.2.10".to_string()),
         request_id: Some("req-suite-1".to_string()),
-        preview: None,
     }
 }
 
