@@ -10,6 +10,7 @@ use super::facts::{
 };
 use super::impact::{Impact, impact};
 use super::index::{Index, Subj};
+use super::patch::Scope;
 use crate::change::{Change, UserFields};
 use crate::permission::Action;
 
@@ -62,7 +63,7 @@ impl Index {
     /// the holders of the roles it alters, and whoever holds a grant on an object it registers or removes (or on an
     /// ancestor of it) or a grant in a module it alters.
     pub fn affected_users(&self, change: &Change) -> BTreeSet<i64> {
-        let mut reach = Reach::default();
+        let mut reach = Scope::default();
         match change {
             Change::UserCreated { pk, .. } | Change::UserDeleted { pk, .. } => {
                 reach.users.insert(*pk);
@@ -86,11 +87,11 @@ impl Index {
                 reach.roles.insert(*pk);
             }
             Change::RoleAssigned { subjects, .. } | Change::RoleUnassigned { subjects, .. } => {
-                subjects.iter().for_each(|s| reach.insert(*s));
+                subjects.iter().for_each(|s| reach.insert_subject(*s));
             }
             Change::ModulePermissionsSet { subject, .. }
             | Change::GrantsAssigned { subject, .. }
-            | Change::GrantsUnassigned { subject, .. } => reach.insert(*subject),
+            | Change::GrantsUnassigned { subject, .. } => reach.insert_subject(*subject),
             Change::ObjectRegistered { after } => {
                 self.reach_object(&(after.model.clone(), after.object_pk.clone()), &mut reach);
                 if let Some(parent) = &after.parent {
@@ -106,12 +107,12 @@ impl Index {
 
     /// Subjects holding a grant on `key` or an ancestor of it, and users whose membership is restricted to one of
     /// those nodes.
-    fn reach_object(&self, key: &ObjectKey, reach: &mut Reach) {
+    fn reach_object(&self, key: &ObjectKey, reach: &mut Scope) {
         let chain: Vec<u32> = self.ancestors(self.object(&key.0, &key.1)).collect();
         for &o in &chain {
             for m in 0..self.module_entries.len() as u16 {
                 for (subject, _, _) in self.object_grants.get(&(o, m)).into_iter().flatten() {
-                    reach.insert(self.subject_fact(*subject));
+                    reach.insert_subject(self.subject_fact(*subject));
                 }
             }
         }
@@ -124,18 +125,18 @@ impl Index {
     }
 
     /// Subjects holding any grant in module `id`.
-    fn reach_module(&self, id: &str, reach: &mut Reach) {
+    fn reach_module(&self, id: &str, reach: &mut Scope) {
         let Some(&module) = self.modules.get(id) else { return };
         for &(subject, m) in self.grants.keys() {
             if m == module {
-                reach.insert(self.subject_fact(subject));
+                reach.insert_subject(self.subject_fact(subject));
             }
         }
     }
 
     /// The users reached: named ones, holders of the roles (directly or through a group), and members of the groups
     /// or of any group below them.
-    fn users_reached(&self, mut reach: Reach) -> BTreeSet<i64> {
+    fn users_reached(&self, mut reach: Scope) -> BTreeSet<i64> {
         for role in &reach.roles {
             let Some(&r) = self.role_ids.get(role) else { continue };
             for holder in &self.role_holders[r as usize] {
@@ -287,24 +288,6 @@ impl Index {
             let parent = self.object_parent[o as usize].map(|p| self.object_keys[p as usize].clone());
             facts.objects.push(ObjectFact { key: self.object_keys[o as usize].clone(), parent, org });
         }
-    }
-}
-
-/// Users, groups and roles reached by a change.
-#[derive(Default)]
-struct Reach {
-    users: BTreeSet<i64>,
-    groups: BTreeSet<i64>,
-    roles: BTreeSet<i64>,
-}
-
-impl Reach {
-    fn insert(&mut self, subject: SubjectFact) {
-        match subject {
-            SubjectFact::User(pk) => self.users.insert(pk),
-            SubjectFact::Group(pk) => self.groups.insert(pk),
-            SubjectFact::Role(pk) => self.roles.insert(pk),
-        };
     }
 }
 
