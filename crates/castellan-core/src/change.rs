@@ -353,6 +353,12 @@ pub struct UserRecord {
 /// Some of a user's fields: those a change touched.
 pub type UserFields = BTreeMap<String, serde_json::Value>;
 
+/// The direct groups among changed user fields, when they changed.
+pub fn changed_groups(fields: &UserFields) -> Option<Vec<i64>> {
+    let groups = fields.get("groups")?.as_array()?;
+    Some(groups.iter().filter_map(serde_json::Value::as_i64).collect())
+}
+
 /// A group's recorded fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupRecord {

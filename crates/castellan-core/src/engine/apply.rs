@@ -4,7 +4,7 @@
 use super::facts::{
     Facts, GrantFact, MembershipFact, ModuleFact, ObjectFact, ObjectKey, RoleAssignmentFact, SubjectFact, UserFact,
 };
-use crate::change::{Change, GroupRecord, MembershipRecord};
+use crate::change::{Change, GroupRecord, MembershipRecord, changed_groups};
 
 impl Facts {
     /// Applies `change`. Facts the change names but these facts do not hold (a user outside the preview) are left
@@ -128,8 +128,7 @@ impl Facts {
             user.is_superuser = flag("is_superuser", user.is_superuser);
             user.org = after.get("org").and_then(|v| v.as_i64()).unwrap_or(user.org);
         }
-        let Some(groups) = after.get("groups").and_then(|g| g.as_array()) else { return };
-        let groups: Vec<i64> = groups.iter().filter_map(|g| g.as_i64()).collect();
+        let Some(groups) = changed_groups(after) else { return };
         self.memberships.retain(|m| m.user != pk || groups.contains(&m.group));
         for group in groups {
             if !self.memberships.iter().any(|m| m.user == pk && m.group == group) {

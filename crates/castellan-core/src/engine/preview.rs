@@ -11,7 +11,7 @@ use super::facts::{
 use super::impact::{Impact, impact};
 use super::index::{Index, Subj};
 use super::patch::Scope;
-use crate::change::{Change, UserFields};
+use crate::change::{Change, UserFields, changed_groups};
 use crate::permission::Action;
 
 /// A preview would cover more users than allowed; carries how many.
@@ -310,11 +310,7 @@ fn mentioned_groups(change: &Change) -> Vec<i64> {
             std::iter::once(*pk).chain(after.parent).collect()
         }
         Change::UserCreated { after, .. } => after.groups.clone(),
-        Change::UserUpdated { after, .. } => after
-            .get("groups")
-            .and_then(|g| g.as_array())
-            .map(|groups| groups.iter().filter_map(|g| g.as_i64()).collect())
-            .unwrap_or_default(),
+        Change::UserUpdated { after, .. } => changed_groups(after).unwrap_or_default(),
         Change::RoleAssigned { subjects, .. } | Change::RoleUnassigned { subjects, .. } => {
             subjects.iter().filter_map(|s| if let SubjectFact::Group(g) = s { Some(*g) } else { None }).collect()
         }
