@@ -188,6 +188,35 @@ impl Directory {
         set
     }
 
+    /// The groups `viewer` sees (seed 004): the viewer's unexpired groups and every group below them, ascending.
+    pub fn visible_groups(&self, viewer: i64, now: i64) -> Vec<i64> {
+        let mut out: Vec<i64> = self.active_groups_of(viewer, now).into_iter().flat_map(|g| self.subtree(g)).collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Whether `viewer` sees `group`: one of the viewer's unexpired groups or a group below one.
+    pub fn sees_group(&self, viewer: i64, group: i64, now: i64) -> bool {
+        let mine = self.active_groups_of(viewer, now);
+        self.ancestry(group).any(|g| mine.contains(&g))
+    }
+
+    /// Whether `viewer` sees `user`: themselves, or an unexpired member of a group the viewer sees.
+    pub fn sees_user(&self, viewer: i64, user: i64, now: i64) -> bool {
+        if viewer == user {
+            return true;
+        }
+        let mine = self.active_groups_of(viewer, now);
+        self.active_groups_of(user, now).into_iter().any(|g| self.ancestry(g).any(|a| mine.contains(&a)))
+    }
+
+    /// The group (if it exists) and its ancestors up to the root, stopping short of a cycle.
+    fn ancestry(&self, group: i64) -> impl Iterator<Item = i64> + '_ {
+        let first = self.parent.contains_key(&group).then_some(group);
+        std::iter::successors(first, |g| self.parent.get(g).copied().flatten()).take(self.parent.len())
+    }
+
     /// Groups a user is directly in (expired ones included).
     pub fn groups_of(&self, user: i64) -> Vec<i64> {
         self.groups_of.get(&user).into_iter().flatten().map(|m| m.0).collect()
@@ -221,6 +250,15 @@ mod tests {
         assert_eq!(d.members(&[2], true, 0).page(0, 10), vec![10, 11]);
         assert_eq!(d.active_groups_of(12, 0), vec![4]);
         assert!(d.active_groups_of(12, 50).is_empty());
+        assert_eq!(d.visible_groups(10, 0), vec![2, 3], "a group and everything below it, once");
+        assert_eq!(d.visible_groups(12, 0), vec![4]);
+        assert!(d.visible_groups(12, 50).is_empty(), "an expired membership shows nothing");
+        assert!(d.sees_group(10, 3, 0) && d.sees_group(10, 2, 0) && !d.sees_group(10, 1, 0) && !d.sees_group(10, 4, 0));
+        assert!(!d.sees_group(12, 4, 50) && !d.sees_group(10, 99, 0));
+        assert!(d.sees_user(10, 11, 0), "a member of a group below the viewer's");
+        assert!(d.sees_user(12, 12, 50), "everyone sees themselves");
+        assert!(d.sees_user(11, 10, 0), "10 is also in 3");
+        assert!(!d.sees_user(11, 12, 0) && !d.sees_user(10, 12, 0) && !d.sees_user(12, 13, 0));
     }
 
     #[test]

@@ -75,6 +75,27 @@ impl DirectoryView {
         visible_in(&self.directory.read(), viewer, now)
     }
 
+    /// Whether `viewer` sees `user` (themselves, or a member of a group the viewer sees).
+    pub fn sees_user(&self, viewer: i64, user: i64, now: i64) -> bool {
+        self.directory.read().sees_user(viewer, user, now)
+    }
+
+    /// Which of `groups` the viewer sees, in their order.
+    pub fn seen_groups(&self, viewer: i64, groups: &[i64], now: i64) -> Vec<i64> {
+        let directory = self.directory.read();
+        groups.iter().copied().filter(|&g| directory.sees_group(viewer, g, now)).collect()
+    }
+
+    /// The group and every group below it.
+    pub fn subtree(&self, group: i64) -> Vec<i64> {
+        self.directory.read().subtree(group)
+    }
+
+    /// Every group the viewer sees (theirs and all below them), ascending.
+    pub fn visible_groups(&self, viewer: i64, now: i64) -> Vec<i64> {
+        self.directory.read().visible_groups(viewer, now)
+    }
+
     /// Unexpired members of `group` (and, when `recursive`, of every group below it), seen by `viewer` (all when
     /// `None`).
     pub fn members(&self, group: i64, recursive: bool, viewer: Option<i64>, now: i64) -> UserSet {

@@ -139,8 +139,8 @@ pub struct UserFilter {
     pub groups: Vec<i64>,
     /// Whether `groups` includes members of descendant groups.
     pub groups_recursive: bool,
-    /// Only users visible to this user (seed 004: members of the viewer's groups or their descendants, and the viewer).
-    pub visible_to: Option<i64>,
+    /// Only the users a viewer sees, as the model says (API.md §11).
+    pub seen_by: Option<SeenBy>,
     /// By active flag.
     pub is_active: Option<bool>,
     /// By staff flag.
@@ -151,6 +151,16 @@ pub struct UserFilter {
     pub orgs: Vec<i64>,
     /// Substring (3+ characters) or prefix match over username, names and email.
     pub search: Option<String>,
+}
+
+/// What a viewer sees of the users, decided by the model (seed 004: the viewer's groups and every group below them)
+/// and applied by the store as a filter: the viewer and the unexpired members of `groups`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeenBy {
+    /// The viewer, who always sees themselves.
+    pub viewer: i64,
+    /// The groups the viewer sees.
+    pub groups: Vec<i64>,
 }
 
 /// A sortable user column.
@@ -296,8 +306,8 @@ pub struct GroupFilter {
     pub member: Option<i64>,
     /// Substring (case-insensitive) of name or description.
     pub search: Option<String>,
-    /// Only groups visible to this user: the user's groups and their descendants.
-    pub visible_to: Option<i64>,
+    /// Only these groups (the groups the model says a viewer sees); `Some` of none matches nothing.
+    pub within: Option<Vec<i64>>,
 }
 
 /// A sortable group column.
@@ -396,12 +406,6 @@ pub trait GroupStore {
     async fn membership(&self, user: i64, group: i64) -> Result<Option<Membership>>;
     /// Replaces a membership's node restriction: `Some(nodes)` restricts (even to none), `None` lifts it.
     async fn set_restriction(&self, ctx: &WriteCtx, user: i64, group: i64, nodes: Option<Vec<i64>>) -> Result<Revision>;
-    /// What membership of these groups confers: their permissions and their ancestors'.
-    async fn conferred_by(&self, groups: &[i64]) -> Result<ModulePermissions>;
-    /// What a user holds through unrestricted, unexpired memberships (and ancestor groups).
-    async fn effective_permissions(&self, user: i64) -> Result<ModulePermissions>;
-    /// Whether `ancestor` is `group` or one of its ancestors.
-    async fn is_within(&self, group: i64, ancestor: i64) -> Result<bool>;
     /// Every group as (pk, parent) and every membership as (user, group, expires_at in µs since the epoch).
     async fn directory_snapshot(&self) -> Result<DirectorySnapshot>;
     /// A user's memberships as (group, expires_at µs).

@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 
 use super::facts::ObjectKey;
 use super::index::{GrantSet, Index, Subj, UserEntry, latest, may_hold_globally, standard_bit};
-use crate::permission::Action;
+use crate::permission::{Action, ModulePermissions};
 
 /// Why a check was denied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -463,6 +463,35 @@ impl Index {
         out.objects.sort();
         out.objects.dedup();
         out
+    }
+
+    /// What membership of `groups` confers at `now` (API.md §11, no escalation): the global grants of each group
+    /// and its ancestors and of the roles they hold. Inactive modules count: reactivating one must not hand out what
+    /// the writer could not. Unknown groups confer nothing.
+    pub fn conferred_by(&self, groups: &[i64], now: i64) -> ModulePermissions {
+        let mut out = ModulePermissions::new();
+        let chains = groups.iter().filter_map(|pk| self.group_ids.get(pk)).map(|&g| &self.group_chains[g as usize]);
+        for &g in chains.flatten() {
+            self.add_global(Subj::Group(g), now, &mut out);
+            for &(role, expires_at) in &self.group_roles[g as usize] {
+                if alive(expires_at, now) {
+                    self.add_global(Subj::Role(role), now, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// Adds the subject's unexpired global grants to `out`.
+    fn add_global(&self, subject: Subj, now: i64, out: &mut ModulePermissions) {
+        for (m, me) in self.module_entries.iter().enumerate() {
+            let Some(set) = self.grants.get(&(subject, m as u16)) else { continue };
+            for &(mask, expires_at) in &set.global {
+                if alive(expires_at, now) {
+                    actions_of(mask, &me.actions).for_each(|a| out.insert_named(&me.id, a));
+                }
+            }
+        }
     }
 
     /// Keys of the objects of `model` on which `user` holds `module.action`, or `None` when it is held globally

@@ -934,3 +934,23 @@ fn impact_over_many_users_equals_the_impact_of_each_user_alone() {
     };
     assert_eq!(together, Impact { gained: listed(gained), lost: listed(lost), users_affected: affected });
 }
+
+#[test]
+fn conferred_by_groups_ancestors_and_their_roles() {
+    let mut f = base();
+    f.grants.push(grant(SubjectFact::Group(10), "catalogs", "read", None));
+    f.grants.push(grant(SubjectFact::Group(12), "users", "update", None));
+    f.grants.push(grant(SubjectFact::Group(11), "products", "read", Some(("products", "42"))));
+    f.grants.push(grant(SubjectFact::Role(7), "nodes", "create", None));
+    f.grants.push(grant(SubjectFact::Group(13), "brands", "read", None));
+    f.role_assignments.push(RoleAssignmentFact { role: 7, subject: SubjectFact::Group(11), expires_at: None });
+    let ix = Index::build(&f);
+    let names = |groups: &[i64]| ix.conferred_by(groups, NOW).pairs().map(|(m, a)| format!("{m}.{a}")).collect::<Vec<_>>();
+    assert_eq!(names(&[12]), ["catalogs.read", "nodes.create", "users.update"], "itself, ancestors, their roles");
+    assert_eq!(names(&[11]), ["catalogs.read", "nodes.create"], "nothing from below, no object grants");
+    assert_eq!(names(&[13]), ["brands.read", "catalogs.read"], "an inactive module still counts");
+    assert!(names(&[999]).is_empty() && names(&[]).is_empty());
+    let mut expired = f.clone();
+    expired.role_assignments[0].expires_at = Some(NOW);
+    assert_eq!(Index::build(&expired).conferred_by(&[11], NOW).pairs().count(), 1, "an expired role confers nothing");
+}

@@ -442,6 +442,6 @@ async fn lookup_users(
     }
     let (count, pks) = q.page_of(window, users)?;
     let mut page = state.store.get_users(&pks).await?;
-    crate::visibility::redact_groups(&state, &caller, &mut page).await?;
+    crate::visibility::redact_groups(&state, &caller, &mut page);
     Ok(axum::Json(q.envelope(window, count, page.iter().map(crate::repr::UserOut::from).collect())))
 }

@@ -22,7 +22,7 @@ use crate::extract::{JsonBody, PathPk, write_ctx};
 use crate::links::{Envelope, ListQuery};
 use crate::repr::{GroupOut, UserOut, module_actions};
 use crate::state::AppState;
-use crate::visibility::{redact_groups, require_visible_users, visible_group};
+use crate::visibility::{groups_seen, redact_groups, require_visible_users, users_seen, visible_group};
 
 /// Most users one assign/remove request may name, and most members embedded in a group.
 pub const MEMBERS_MAX: usize = 1000;
@@ -66,7 +66,7 @@ async fn group_page(
             filter.orgs.push(if q.all(&["org"]).is_empty() { own } else { 0 });
         }
     }
-    filter.visible_to = caller.viewer();
+    filter.within = groups_seen(state, caller);
     let ordering = q.ordering_of(GroupOrder::parse)?;
     let window = q.window()?;
     let page = state.store.list_groups(&GroupQuery { filter, ordering, offset: window.offset, limit: window.limit }).await?;
@@ -123,7 +123,7 @@ async fn check_group_write(state: &AppState, caller: &Principal, input: &GroupIn
             .await
             .map_err(|_| ApiError::field("parent", "Invalid pk - object does not exist."))?;
         if current.is_some() {
-            require_confer(state, caller, &[parent]).await?;
+            require_confer(state, caller, &[parent])?;
         }
     }
     // Moving a group away from its parent takes what the old parent chain confers from the subtree's members (§11).
@@ -131,7 +131,7 @@ async fn check_group_write(state: &AppState, caller: &Principal, input: &GroupIn
         && let Some(old_parent) = g.parent
         && new_parent != Some(old_parent)
     {
-        require_confer(state, caller, &[old_parent]).await?;
+        require_confer(state, caller, &[old_parent])?;
     }
     Ok(())
 }
@@ -230,26 +230,6 @@ async fn patch_group(
     update(&state, ip, &caller, pk, GroupInput::parse(&body, WriteMode::Patch)?).await
 }
 
-/// The keys of `pk` and all its descendants.
-async fn subtree(state: &AppState, pk: i64) -> ApiResult<Vec<i64>> {
-    let mut all = vec![pk];
-    let mut next = 0;
-    while next < all.len() {
-        let filter = GroupFilter { parent: Some(Some(all[next])), ..Default::default() };
-        let mut query = GroupQuery { filter, limit: 1000, ..Default::default() };
-        loop {
-            let page = state.store.list_groups(&query).await?;
-            all.extend(page.items.iter().map(|g| g.pk));
-            query.offset += page.items.len() as i64;
-            if page.items.is_empty() || query.offset >= page.count {
-                break;
-            }
-        }
-        next += 1;
-    }
-    Ok(all)
-}
-
 /// Delete a group; one with children needs `?cascade=true`, which deletes the subtree.
 #[utoipa::path(delete, path = "/api/v1/groups/{pk}/", tag = "groups", params(("pk" = i64, Path), ("cascade" = Option<bool>, Query)),
     responses((status = 204), (status = 401), (status = 403), (status = 404), (status = 409)))]
@@ -263,8 +243,9 @@ async fn delete_group(
     let group = visible_group(&state, &caller, pk).await?;
     let cascade = q.boolean("cascade")?.unwrap_or(false);
     // A cascade revokes what every group of the subtree confers on its members (§11).
-    let doomed = if cascade && !caller.user.is_superuser { subtree(&state, group.pk).await? } else { vec![group.pk] };
-    require_covers(&caller, &state.store.conferred_by(&doomed).await?)?;
+    state.follower.follow().await?;
+    let doomed = if cascade { state.directory.subtree(group.pk) } else { vec![group.pk] };
+    require_confer(&state, &caller, &doomed)?;
     let revision = state.store.delete_group(&write_ctx(Some(&caller), ip), pk, cascade).await?;
     Ok(with_revision(revision, StatusCode::NO_CONTENT))
 }
@@ -304,16 +285,21 @@ async fn members(
         q.check_page(window, count)?;
         let pks = members.page(window.offset as usize, window.limit as usize);
         let mut users = state.store.get_users(&pks).await?;
-        redact_groups(&state, &caller, &mut users).await?;
+        redact_groups(&state, &caller, &mut users);
         return Ok(axum::Json(q.envelope(window, count, users.iter().map(UserOut::from).collect())));
     }
-    let filter =
-        UserFilter { groups: vec![pk], groups_recursive: recursive, visible_to: caller.viewer(), search, ..Default::default() };
+    let filter = UserFilter {
+        groups: vec![pk],
+        groups_recursive: recursive,
+        seen_by: users_seen(&state, &caller),
+        search,
+        ..Default::default()
+    };
     let query = UserQuery { filter, ordering: Vec::new(), offset: window.offset, limit: window.limit, skip_groups: true };
     let mut page = state.store.list_users(&query).await?;
     q.check_page(window, page.count)?;
     state.directory.attach_groups(&mut page.items, crate::clock::now_micros());
-    redact_groups(&state, &caller, &mut page.items).await?;
+    redact_groups(&state, &caller, &mut page.items);
     Ok(axum::Json(q.envelope(window, page.count, page.items.iter().map(UserOut::from).collect())))
 }
 
@@ -354,7 +340,7 @@ async fn assign_users(
 ) -> ApiResult<Response> {
     let group = visible_group(&state, &caller, pk).await?;
     let (users, expires_at) = member_body(&state, &caller, &body, true)?;
-    require_confer(&state, &caller, &[pk]).await?;
+    require_confer(&state, &caller, &[pk])?;
     let revision = state.store.add_members(&write_ctx(Some(&caller), ip), pk, &users, expires_at).await?;
     Ok(with_revision(revision, axum::Json(members_out(&state, &caller, &group, revision).await?)))
 }
@@ -372,7 +358,7 @@ async fn remove_users(
 ) -> ApiResult<Response> {
     let group = visible_group(&state, &caller, pk).await?;
     let (users, _) = member_body(&state, &caller, &body, false)?;
-    require_confer(&state, &caller, &[pk]).await?;
+    require_confer(&state, &caller, &[pk])?;
     let revision = state.store.remove_members(&write_ctx(Some(&caller), ip), pk, &users).await?;
     Ok(with_revision(revision, axum::Json(members_out(&state, &caller, &group, revision).await?)))
 }

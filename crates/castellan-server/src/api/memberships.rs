@@ -19,7 +19,7 @@ use crate::extract::{PathPk, path_key, write_ctx};
 use crate::links::{Envelope, ListQuery};
 use crate::repr::GroupOut;
 use crate::state::AppState;
-use crate::visibility::{visible_group, visible_user};
+use crate::visibility::{groups_seen, visible_group, visible_user};
 
 /// Routes of module `groups`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -75,7 +75,7 @@ async fn user_groups(
     q: ListQuery,
 ) -> ApiResult<axum::Json<Envelope<GroupOut>>> {
     visible_user(&state, &caller, pk).await?;
-    let filter = GroupFilter { member: Some(pk), visible_to: caller.viewer(), ..Default::default() };
+    let filter = GroupFilter { member: Some(pk), within: groups_seen(&state, &caller), ..Default::default() };
     let window = q.window()?;
     let query = castellan_store::GroupQuery { filter, ordering: Vec::new(), offset: window.offset, limit: window.limit };
     let page = state.store.list_groups(&query).await?;
@@ -101,7 +101,7 @@ async fn join(
     let mut f = Fields::new(&body)?;
     let expires_at = f.future_time("expires_at", time::OffsetDateTime::now_utc());
     f.finish()?;
-    require_confer(&state, &caller, &[group]).await?;
+    require_confer(&state, &caller, &[group])?;
     let revision = state.store.add_members(&write_ctx(Some(&caller), ip), group, &[user], expires_at).await?;
     Ok(with_revision(revision, axum::Json(GroupOut::from(&target))))
 }
@@ -117,7 +117,7 @@ async fn leave(
 ) -> ApiResult<Response> {
     let [user, group] = keys(&[raw.0, raw.1])?[..] else { return Err(ApiError::NotFound) };
     membership_of(&state, &caller, user, group).await?;
-    require_confer(&state, &caller, &[group]).await?;
+    require_confer(&state, &caller, &[group])?;
     let revision = state.store.remove_members(&write_ctx(Some(&caller), ip), group, &[user]).await?;
     Ok(with_revision(revision, StatusCode::NO_CONTENT))
 }
@@ -146,7 +146,7 @@ async fn lift_restriction(
 ) -> ApiResult<Response> {
     let [user, group] = keys(&[raw.0, raw.1])?[..] else { return Err(ApiError::NotFound) };
     membership_of(&state, &caller, user, group).await?;
-    require_confer(&state, &caller, &[group]).await?;
+    require_confer(&state, &caller, &[group])?;
     let revision = state.store.set_restriction(&write_ctx(Some(&caller), ip), user, group, None).await?;
     Ok(with_revision(revision, StatusCode::NO_CONTENT))
 }
@@ -174,7 +174,7 @@ async fn add_node(
     let m = membership_of(&state, &caller, user, group).await?;
     existing_node(&state, &caller, node).await?;
     if m.restricted {
-        require_confer(&state, &caller, &[group]).await?;
+        require_confer(&state, &caller, &[group])?;
     }
     let mut nodes = m.nodes.clone();
     if !nodes.contains(&node) {

@@ -20,7 +20,7 @@ use crate::links::{Envelope, ListQuery};
 use crate::passwords::{check_new_password, hash_password};
 use crate::repr::{UserOut, expand_groups};
 use crate::state::AppState;
-use crate::visibility::{redact_groups, visible_group, visible_subset, visible_user};
+use crate::visibility::{redact_groups, users_seen, visible_group, visible_subset, visible_user};
 
 /// Routes of module `users`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -41,7 +41,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     ))
 }
 
-fn filter_from(q: &ListQuery, caller: &Principal) -> ApiResult<UserFilter> {
+/// The list filter of a users query, narrowed to the caller's organisation and to the users the caller sees.
+fn filter_from(state: &AppState, q: &ListQuery, caller: &Principal) -> ApiResult<UserFilter> {
     let mut orgs = q.ints(&["org"])?;
     if let Some(own) = caller.org_scope() {
         orgs.retain(|o| *o == own);
@@ -64,7 +65,7 @@ fn filter_from(q: &ListQuery, caller: &Principal) -> ApiResult<UserFilter> {
         orgs,
         search: q.search(),
         groups_recursive: q.boolean("recursive")?.unwrap_or(false),
-        visible_to: caller.viewer(),
+        seen_by: users_seen(state, caller),
     })
 }
 
@@ -82,10 +83,10 @@ fn filter_from(q: &ListQuery, caller: &Principal) -> ApiResult<UserFilter> {
     ),
     responses((status = 200, body = Envelope<UserOut>), (status = 400), (status = 401), (status = 403)))]
 async fn list_users(State(state): State<AppState>, caller: Principal, q: ListQuery) -> ApiResult<Response> {
-    let mut filter = filter_from(&q, &caller)?;
+    let mut filter = filter_from(&state, &q, &caller)?;
     if !filter.groups.is_empty() && caller.viewer().is_some() {
         // Filtering by a group the caller cannot see would reveal who is in it: such groups match nobody.
-        filter.groups = visible_subset(&state, &caller, &filter.groups).await?;
+        filter.groups = visible_subset(&state, &caller, &filter.groups);
         if filter.groups.is_empty() {
             filter.groups.push(0);
         }
@@ -97,7 +98,7 @@ async fn list_users(State(state): State<AppState>, caller: Principal, q: ListQue
     let mut page = state.store.list_users(&query).await?;
     q.check_page(window, page.count)?;
     state.directory.attach_groups(&mut page.items, crate::clock::now_micros());
-    redact_groups(&state, &caller, &mut page.items).await?;
+    redact_groups(&state, &caller, &mut page.items);
     if expand {
         let items = expand_groups(&state, &page.items, true).await?;
         return Ok(axum::Json(q.envelope(window, page.count, items)).into_response());
@@ -195,7 +196,7 @@ async fn create_user(
         groups: input.groups.unwrap_or_default(),
     };
     let (mut user, revision) = state.store.create_user(&write_ctx(Some(&caller), ip), new).await?;
-    redact_groups(&state, &caller, std::slice::from_mut(&mut user)).await?;
+    redact_groups(&state, &caller, std::slice::from_mut(&mut user));
     Ok(with_revision(revision, (StatusCode::CREATED, axum::Json(UserOut::from(&user)))))
 }
 
@@ -301,7 +302,7 @@ async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: 
         ..Default::default()
     };
     let (mut user, revision) = state.store.update_user(&write_ctx(Some(caller), ip), pk, changes).await?;
-    redact_groups(state, caller, std::slice::from_mut(&mut user)).await?;
+    redact_groups(state, caller, std::slice::from_mut(&mut user));
     if deactivated || password_changed {
         let keep = if caller.user.pk == pk { caller.session } else { None };
         state.store.end_credentials(pk, keep, caller.user.pk != pk || deactivated).await?;
@@ -333,7 +334,7 @@ async fn check_groups_change(state: &AppState, caller: &Principal, current: &[i6
             .await
             .map_err(|_| ApiError::field("groups", format!("Invalid pk \"{group}\" - object does not exist.")))?;
     }
-    require_confer(state, caller, &changed).await
+    require_confer(state, caller, &changed)
 }
 
 /// Delete a user.

@@ -57,11 +57,6 @@ fn group_record(g: &Group) -> GroupRecord {
     }
 }
 
-/// SQL for "memberships that count now" (unexpired), with the current time bound by the caller. Everywhere in this
-/// backend that condition reads `+expires_at`: without the unary plus, SQLite sees that a bound time could let it use
-/// the partial expiry index and re-prepares the statement on every new time (15% of a user listing's CPU).
-const ACTIVE: &str = "(expires_at IS NULL OR +expires_at > ?)";
-
 fn fetch_group(c: &Connection, pk: i64) -> Result<Group> {
     let row = c.prepare_cached(&format!("SELECT {GROUP_COLUMNS} FROM groups WHERE pk = ?"))?.query_row([pk], group_row)?;
     let mut groups = [group_from(row)];
@@ -127,15 +122,6 @@ fn move_subtree(c: &Connection, pk: i64, parent: Option<i64>) -> Result<()> {
     Ok(())
 }
 
-/// The groups a user sees: the user's (unexpired) groups and all their descendants.
-pub(super) fn push_visible_groups(sql: &mut Sql, viewer: i64) {
-    sql.push("SELECT c.descendant FROM group_closure c JOIN memberships m ON m.grp = c.ancestor WHERE m.user = ");
-    sql.bind(viewer);
-    sql.push(" AND (m.expires_at IS NULL OR +m.expires_at > ");
-    sql.bind(now_micros());
-    sql.push(")");
-}
-
 fn push_group_filter(sql: &mut Sql, f: &GroupFilter) {
     sql.push(" WHERE 1 = 1");
     sql.and_in("pk", &f.ids);
@@ -159,10 +145,8 @@ fn push_group_filter(sql: &mut Sql, f: &GroupFilter) {
         sql.push(" AND (lower(name) LIKE ").bind(pattern.clone()).push(" ESCAPE '\\' OR lower(description) LIKE ");
         sql.bind(pattern).push(" ESCAPE '\\')");
     }
-    if let Some(viewer) = f.visible_to {
-        sql.push(" AND pk IN (");
-        push_visible_groups(sql, viewer);
-        sql.push(")");
+    if let Some(within) = &f.within {
+        sql.and_in_json("pk", within);
     }
 }
 
@@ -213,39 +197,6 @@ fn member_added(r: &Row<'_>, expires_at: Option<i64>) -> rusqlite::Result<Member
 const UPSERT_MEMBERS: &str = "INSERT INTO memberships (user, grp, expires_at)
      SELECT j.value, ?1, ?3 FROM json_each(?2) j WHERE true
      ON CONFLICT (user, grp) DO UPDATE SET expires_at = excluded.expires_at";
-
-/// The permissions stored on `groups` and all their ancestors, merged.
-fn conferred(c: &Connection, groups: &[i64]) -> Result<ModulePermissions> {
-    let mut out = ModulePermissions::new();
-    if groups.is_empty() {
-        return Ok(out);
-    }
-    let mut sql =
-        Sql::new("SELECT DISTINCT g.permissions FROM groups g JOIN group_closure c ON c.ancestor = g.pk WHERE c.descendant IN ");
-    sql.bind_list(groups.iter().copied());
-    let rows: Vec<String> = sql.rows(c, |r| r.get(0))?;
-    for text in rows {
-        if let Some(p) = serde_json::from_str::<Value>(&text).ok().and_then(|v| ModulePermissions::parse(&v, "permissions").ok())
-        {
-            out.extend(&p);
-        }
-    }
-    // Global grants to those groups and their ancestors, and to the roles assigned to any of them.
-    let now = now_micros();
-    let mut sql = Sql::new("SELECT module, action FROM grants WHERE object_model = '' AND (expires_at IS NULL OR +expires_at > ");
-    sql.bind(now)
-        .push(") AND ((subject_type = 'group' AND subject_pk IN (SELECT ancestor FROM group_closure WHERE descendant IN ");
-    sql.bind_list(groups.iter().copied());
-    sql.push(")) OR (subject_type = 'role' AND subject_pk IN (SELECT role FROM role_assignments WHERE subject_type = 'group' AND (expires_at IS NULL OR +expires_at > ");
-    sql.bind(now).push(") AND subject_pk IN (SELECT ancestor FROM group_closure WHERE descendant IN ");
-    sql.bind_list(groups.iter().copied());
-    sql.push("))))");
-    let rows: Vec<(String, String)> = sql.rows(c, |r| Ok((r.get(0)?, r.get(1)?)))?;
-    for (module, action) in &rows {
-        out.insert_named(module, action);
-    }
-    Ok(out)
-}
 
 #[async_trait]
 impl GroupStore for SqliteStore {
@@ -471,55 +422,6 @@ impl GroupStore for SqliteStore {
             let after = fetch_membership(c, user, group)?;
             let (before, after) = (membership_record(before), membership_record(after));
             log_write(c, ctx, Change::MembershipRestricted { group, user, before, after })
-        })
-        .await
-    }
-
-    async fn conferred_by(&self, groups: &[i64]) -> Result<ModulePermissions> {
-        let groups = groups.to_vec();
-        self.read(move |c| conferred(c, &groups)).await
-    }
-
-    async fn effective_permissions(&self, user: i64) -> Result<ModulePermissions> {
-        self.read(move |c| {
-            let groups = c
-                .prepare_cached(&format!("SELECT grp FROM memberships WHERE user = ? AND restricted = 0 AND {ACTIVE}"))?
-                .query_map([user, now_micros()], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<i64>>>()
-                .map_err(backend)?;
-            let mut held = conferred(c, &groups)?;
-            // Global grants to the user and to the roles assigned to the user.
-            let now = now_micros();
-            let mut sql =
-                Sql::new("SELECT module, action FROM grants WHERE object_model = '' AND (expires_at IS NULL OR +expires_at > ");
-            sql.bind(now).push(") AND ((subject_type = 'user' AND subject_pk = ").bind(user);
-            sql.push(") OR (subject_type = 'role' AND subject_pk IN (SELECT role FROM role_assignments WHERE subject_type = 'user' AND subject_pk = ");
-            sql.bind(user).push(" AND (expires_at IS NULL OR +expires_at > ").bind(now).push(")))) ");
-            let rows: Vec<(String, String)> = sql.rows(c, |r| Ok((r.get(0)?, r.get(1)?)))?;
-            for (module, action) in &rows {
-                held.insert_named(module, action);
-            }
-            let inactive = c
-                .prepare_cached("SELECT id FROM modules WHERE is_active = 0")?
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()
-                .map_err(backend)?;
-            for module in inactive {
-                held.set(&module, &[]);
-            }
-            Ok(held)
-        })
-        .await
-    }
-
-    async fn is_within(&self, group: i64, ancestor: i64) -> Result<bool> {
-        self.read(move |c| {
-            let found: Option<i64> = c
-                .prepare_cached("SELECT 1 FROM group_closure WHERE ancestor = ? AND descendant = ?")?
-                .query_row([ancestor, group], |r| r.get(0))
-                .optional()
-                .map_err(backend)?;
-            Ok(found.is_some())
         })
         .await
     }

@@ -62,6 +62,13 @@ impl Sql {
         Ok(conn.prepare_cached(&self.text)?.execute(params_from_iter(self.params.iter()))?)
     }
 
+    /// Appends `AND column IN (...)` over keys passed as one JSON array: one statement text for any number of keys
+    /// (a viewer may see a hundred thousand groups, beyond SQLite's bound-parameter limit). None matches nothing.
+    pub(super) fn and_in_json(&mut self, column: &str, keys: &[i64]) -> &mut Self {
+        let json = serde_json::to_string(keys).unwrap_or_else(|_| "[]".into());
+        self.push(" AND ").push(column).push(" IN (SELECT value FROM json_each(").bind(json).push("))")
+    }
+
     /// Every row, mapped by `f`.
     pub(super) fn rows<T>(&self, conn: &Connection, f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>) -> Result<Vec<T>> {
         let mut stmt = conn.prepare_cached(&self.text)?;

@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use castellan_core::change::Change;
-use castellan_core::engine::{Facts, Scope, SubjectFact};
+use castellan_core::directory::Directory;
+use castellan_core::engine::{Facts, Index, Scope, SubjectFact};
 use castellan_core::model::UserChanges;
 use castellan_core::password::PasswordPolicy;
 use castellan_core::permission::{Action, ModulePermissions};
@@ -15,7 +16,8 @@ use super::{
     assert_any_conflict, assert_conflict, assert_not_found, ctx, expect_no_change, expect_one_change, make_org, make_user, mark,
     new_user,
 };
-use crate::{Group, GroupChanges, GroupFilter, GroupQuery, NewGroup, Store, UserFilter, UserQuery};
+use crate::time_util::now_micros;
+use crate::{Group, GroupChanges, GroupFilter, GroupQuery, NewGroup, SeenBy, Store, UserFilter, UserQuery};
 
 /// Module permissions from their wire form (`{"users": ["read"], "groups": "write"}`).
 fn perms(value: Value) -> ModulePermissions {
@@ -76,9 +78,30 @@ fn set(keys: &[i64]) -> BTreeSet<i64> {
     keys.iter().copied().collect()
 }
 
-/// Whether `user` holds `action` on `module` through their groups.
+/// The model built from what the store holds (the store answers no access question itself).
+async fn model(store: &dyn Store) -> Index {
+    Index::build(&store.engine_facts().await.unwrap().0)
+}
+
+/// Whether `user` holds `action` on `module` globally, by the model built from the store.
 async fn holds(store: &dyn Store, user: i64, module: &str, action: Action) -> bool {
-    store.effective_permissions(user).await.unwrap().allows(module, action)
+    model(store).await.check(user, module, action.as_str(), None, now_micros()).allowed
+}
+
+/// Everything `user` holds globally, by the model built from the store.
+async fn effective(store: &dyn Store, user: i64) -> Vec<String> {
+    model(store).await.effective(user, now_micros()).global
+}
+
+/// What membership of `groups` confers, by the model built from the store.
+async fn conferred_by(store: &dyn Store, groups: &[i64]) -> ModulePermissions {
+    model(store).await.conferred_by(groups, now_micros())
+}
+
+/// Whether `group` is `ancestor` or below it, by the directory built from the store.
+async fn is_within(store: &dyn Store, group: i64, ancestor: i64) -> bool {
+    let (groups, memberships) = store.directory_snapshot().await.unwrap();
+    Directory::build(&groups, &memberships).subtree(ancestor).contains(&group)
 }
 
 /// Groups are created under parents; names are unique among siblings only; a parent must exist in the same org.
@@ -162,11 +185,11 @@ pub async fn groups_create_with_parents_and_sibling_names(store: &dyn Store) {
         [(sales.pk, vec![eu.pk, us.pk]), (us.pk, vec![us_eu.pk])]
     );
 
-    assert!(store.is_within(eu.pk, sales.pk).await.unwrap());
-    assert!(store.is_within(eu.pk, eu.pk).await.unwrap(), "a group is within itself");
-    assert!(store.is_within(us_eu.pk, sales.pk).await.unwrap());
-    assert!(!store.is_within(sales.pk, eu.pk).await.unwrap());
-    assert!(!store.is_within(us_eu.pk, eu.pk).await.unwrap());
+    assert!(is_within(store, eu.pk, sales.pk).await);
+    assert!(is_within(store, eu.pk, eu.pk).await, "a group is within itself");
+    assert!(is_within(store, us_eu.pk, sales.pk).await);
+    assert!(!is_within(store, sales.pk, eu.pk).await);
+    assert!(!is_within(store, us_eu.pk, eu.pk).await);
     assert_not_found(store.get_group(9999).await);
 }
 
@@ -203,28 +226,28 @@ pub async fn group_move_updates_closure(store: &dyn Store) {
     assert_eq!(members_of(store, a.pk, true).await, set(&[ua]), "the moved subtree left A");
     assert_eq!(members_of(store, d.pk, true).await, set(&[ud, ub, uc]), "the moved subtree joined D");
     assert_eq!(members_of(store, b.pk, true).await, set(&[ub, uc]), "the subtree itself is intact");
-    assert!(store.is_within(c.pk, d.pk).await.unwrap());
-    assert!(store.is_within(c.pk, b.pk).await.unwrap());
-    assert!(store.is_within(b.pk, d.pk).await.unwrap());
-    assert!(!store.is_within(c.pk, a.pk).await.unwrap());
-    assert!(!store.is_within(b.pk, a.pk).await.unwrap());
+    assert!(is_within(store, c.pk, d.pk).await);
+    assert!(is_within(store, c.pk, b.pk).await);
+    assert!(is_within(store, b.pk, d.pk).await);
+    assert!(!is_within(store, c.pk, a.pk).await);
+    assert!(!is_within(store, b.pk, a.pk).await);
     assert!(holds(store, uc, "audit", Action::Read).await, "C's members now inherit D's permissions");
-    assert!(store.conferred_by(&[c.pk]).await.unwrap().allows("audit", Action::Read));
+    assert!(conferred_by(store, &[c.pk]).await.allows("audit", Action::Read));
 
     // B becomes a root: D keeps only its own members.
     move_group(store, b.pk, None).await;
     assert_eq!(store.get_group(b.pk).await.unwrap().parent, None);
     assert_eq!(members_of(store, d.pk, true).await, set(&[ud]));
     assert_eq!(members_of(store, b.pk, true).await, set(&[ub, uc]));
-    assert!(!store.is_within(c.pk, d.pk).await.unwrap());
+    assert!(!is_within(store, c.pk, d.pk).await);
     assert!(!holds(store, uc, "audit", Action::Read).await);
 
     // A (a former ancestor) moves below C: B ⊃ C ⊃ A.
     move_group(store, a.pk, Some(c.pk)).await;
     assert_eq!(members_of(store, b.pk, true).await, set(&[ub, uc, ua]));
     assert_eq!(members_of(store, c.pk, true).await, set(&[uc, ua]));
-    assert!(store.is_within(a.pk, b.pk).await.unwrap());
-    assert!(!store.is_within(b.pk, a.pk).await.unwrap());
+    assert!(is_within(store, a.pk, b.pk).await);
+    assert!(!is_within(store, b.pk, a.pk).await);
 
     // A user filter with descendants follows the closure, and other groups are unaffected.
     let both = user_keys(store, UserFilter { groups: vec![c.pk, d.pk], groups_recursive: true, ..Default::default() }).await;
@@ -273,9 +296,9 @@ pub async fn group_cycles_are_refused(store: &dyn Store) {
 
     assert_eq!(store.get_group(a.pk).await.unwrap(), a, "a refused move changes nothing");
     assert_eq!(store.get_group(b.pk).await.unwrap(), b);
-    assert!(store.is_within(c.pk, a.pk).await.unwrap());
-    assert!(!store.is_within(a.pk, c.pk).await.unwrap());
-    assert!(!store.is_within(a.pk, b.pk).await.unwrap());
+    assert!(is_within(store, c.pk, a.pk).await);
+    assert!(!is_within(store, a.pk, c.pk).await);
+    assert!(!is_within(store, a.pk, b.pk).await);
     assert_eq!(members_of(store, a.pk, true).await, set(&[ua, uc]));
     assert_eq!(members_of(store, c.pk, true).await, set(&[uc]));
 }
@@ -392,7 +415,7 @@ pub async fn memberships_add_remove_and_expiry(store: &dyn Store) {
     assert_eq!(members_of(store, parent.pk, true).await, set(&[u1, u3]));
     assert!(store.get_user(u2).await.unwrap().groups.is_empty(), "an expired membership is not in `groups`");
     assert_eq!(store.get_users(&[u2]).await.unwrap()[0].groups, Vec::<i64>::new());
-    assert!(store.effective_permissions(u2).await.unwrap().is_empty(), "an expired membership confers nothing");
+    assert!(effective(store, u2).await.is_empty(), "an expired membership confers nothing");
     assert!(group_keys(store, GroupFilter { member: Some(u2), ..Default::default() }).await.is_empty());
 
     // An expiry passes by the clock alone.
@@ -435,7 +458,7 @@ pub async fn memberships_add_remove_and_expiry(store: &dyn Store) {
     assert_eq!(logged[0]["after"], Value::Null);
     assert_eq!(store.membership(u1, g.pk).await.unwrap(), None);
     assert!(store.get_user(u1).await.unwrap().groups.is_empty());
-    assert!(store.effective_permissions(u1).await.unwrap().is_empty());
+    assert!(effective(store, u1).await.is_empty());
     assert_eq!(members_of(store, g.pk, false).await, set(&[u2, u3]));
 }
 
@@ -461,11 +484,11 @@ pub async fn restrictions_exclude_permissions(store: &dyn Store) {
     let m = store.membership(u, g.pk).await.unwrap().unwrap();
     assert!(m.restricted);
     assert!(m.nodes.is_empty());
-    assert!(store.effective_permissions(u).await.unwrap().is_empty(), "a restricted membership confers nothing globally");
+    assert!(effective(store, u).await.is_empty(), "a restricted membership confers nothing globally");
     assert_eq!(store.get_user(u).await.unwrap().groups, [g.pk], "restrictions do not change membership");
     assert_eq!(members_of(store, g.pk, false).await, set(&[u]));
-    assert_eq!(user_keys(store, UserFilter { visible_to: Some(u), ..Default::default() }).await, set(&[u]));
-    assert_eq!(group_keys(store, GroupFilter { visible_to: Some(u), ..Default::default() }).await, [g.pk]);
+    assert_eq!(user_keys(store, users_seen_by(store, u).await).await, set(&[u]));
+    assert_eq!(group_keys(store, groups_seen_by(store, u).await).await, [g.pk]);
 
     // Nodes are kept ascending and without repeats.
     let before = mark(store).await;
@@ -475,7 +498,7 @@ pub async fn restrictions_exclude_permissions(store: &dyn Store) {
     assert_eq!(row.changes["after"]["nodes"], json!([7, 9]));
     let m = store.membership(u, g.pk).await.unwrap().unwrap();
     assert_eq!((m.restricted, m.nodes.clone()), (true, vec![7, 9]));
-    assert!(store.effective_permissions(u).await.unwrap().is_empty());
+    assert!(effective(store, u).await.is_empty());
 
     // An unrestricted path to the same ancestor wins for what it confers.
     store.add_members(&ctx(), parent.pk, &[u], None).await.unwrap();
@@ -524,7 +547,7 @@ pub async fn conferred_by_includes_ancestors(store: &dyn Store) {
     let leaf = make_group_with(store, org, "Leaf", Some(mid.pk), json!({"users": ["full"]})).await;
     let other = make_group_with(store, org, "Other", None, json!({"audit": "read"})).await;
 
-    let p = store.conferred_by(&[leaf.pk]).await.unwrap();
+    let p = conferred_by(store, &[leaf.pk]).await;
     let map = p.to_map();
     assert_eq!(map.keys().map(String::as_str).collect::<Vec<_>>(), ["groups", "orgs", "users"]);
     assert_eq!(map["users"], ["full"]);
@@ -532,16 +555,16 @@ pub async fn conferred_by_includes_ancestors(store: &dyn Store) {
     assert_eq!(map["orgs"], ["read"]);
     assert!(p.allows("users", Action::Delete));
 
-    let p = store.conferred_by(&[mid.pk]).await.unwrap();
+    let p = conferred_by(store, &[mid.pk]).await;
     assert!(!p.allows("users", Action::Access), "a descendant's permissions do not flow up");
     assert!(p.allows("groups", Action::Update));
     assert!(p.allows("orgs", Action::Read));
 
-    let p = store.conferred_by(&[mid.pk, other.pk]).await.unwrap();
+    let p = conferred_by(store, &[mid.pk, other.pk]).await;
     assert!(p.allows("audit", Action::Read));
     assert!(p.allows("groups", Action::Update));
-    assert!(store.conferred_by(&[]).await.unwrap().is_empty());
-    assert!(store.conferred_by(&[9999]).await.unwrap().is_empty());
+    assert!(conferred_by(store, &[]).await.is_empty());
+    assert!(conferred_by(store, &[9999]).await.is_empty());
 
     // Changing an ancestor's permissions changes what the leaf confers.
     let before = mark(store).await;
@@ -551,18 +574,36 @@ pub async fn conferred_by_includes_ancestors(store: &dyn Store) {
     assert_eq!(row.changes["before"]["permissions"], json!({"orgs": ["read"]}));
     assert_eq!(row.changes["after"]["permissions"], json!({"modules": ["read"]}));
     assert_eq!(updated.permissions, perms(json!({"modules": ["read"]})));
-    let p = store.conferred_by(&[leaf.pk]).await.unwrap();
+    let p = conferred_by(store, &[leaf.pk]).await;
     assert!(p.allows("modules", Action::Read));
     assert!(!p.allows("orgs", Action::Read));
 
     // Members hold what the leaf confers.
     let u = member(store, org, "u", &[leaf.pk]).await;
-    assert_eq!(store.effective_permissions(u).await.unwrap(), store.conferred_by(&[leaf.pk]).await.unwrap());
+    let conferred = conferred_by(store, &[leaf.pk]).await.pairs().map(|(m, a)| format!("{m}.{a}")).collect::<Vec<_>>();
+    assert_eq!(effective(store, u).await, conferred);
     let nobody = make_user(store, new_user(org, "nobody")).await.pk;
-    assert!(store.effective_permissions(nobody).await.unwrap().is_empty());
+    assert!(effective(store, nobody).await.is_empty());
 }
 
-/// `visible_to` (seed 004): a viewer sees their groups and descendants, and the members of those plus themselves.
+/// The groups `viewer` sees, by the directory built from the store.
+async fn visible_groups(store: &dyn Store, viewer: i64) -> Vec<i64> {
+    let (groups, memberships) = store.directory_snapshot().await.unwrap();
+    Directory::build(&groups, &memberships).visible_groups(viewer, now_micros())
+}
+
+/// A group filter to what `viewer` sees.
+async fn groups_seen_by(store: &dyn Store, viewer: i64) -> GroupFilter {
+    GroupFilter { within: Some(visible_groups(store, viewer).await), ..Default::default() }
+}
+
+/// A user filter to what `viewer` sees.
+async fn users_seen_by(store: &dyn Store, viewer: i64) -> UserFilter {
+    UserFilter { seen_by: Some(SeenBy { viewer, groups: visible_groups(store, viewer).await }), ..Default::default() }
+}
+
+/// Visibility (seed 004): the directory says which groups a viewer sees (theirs and their descendants), and the
+/// store's list filters narrow to those groups and to their members plus the viewer.
 pub async fn visible_to_filters_groups_and_users(store: &dyn Store) {
     let acme = make_org(store, "acme").await.pk;
     let globex = make_org(store, "globex").await.pk;
@@ -582,44 +623,43 @@ pub async fn visible_to_filters_groups_and_users(store: &dyn Store) {
     let loner = member(store, acme, "loner", &[]).await;
     let u_far = member(store, globex, "far", &[far]).await;
 
-    let groups_of = |viewer: i64| GroupFilter { visible_to: Some(viewer), ..Default::default() };
-    assert_eq!(group_keys(store, groups_of(u_eu)).await, [eu, north]);
-    assert_eq!(group_keys(store, groups_of(u_north)).await, [north]);
-    assert_eq!(group_keys(store, groups_of(u_sales)).await, [sales, eu, north, us]);
-    assert_eq!(group_keys(store, groups_of(u_both)).await, [eu, north, us]);
-    assert_eq!(group_keys(store, groups_of(u_ops)).await, [ops]);
-    assert!(group_keys(store, groups_of(loner)).await.is_empty());
-    assert_eq!(group_keys(store, groups_of(u_far)).await, [far]);
-    let filtered = GroupFilter { visible_to: Some(u_eu), ids: vec![eu, us, sales], ..Default::default() };
+    assert_eq!(group_keys(store, groups_seen_by(store, u_eu).await).await, [eu, north]);
+    assert_eq!(group_keys(store, groups_seen_by(store, u_north).await).await, [north]);
+    assert_eq!(group_keys(store, groups_seen_by(store, u_sales).await).await, [sales, eu, north, us]);
+    assert_eq!(group_keys(store, groups_seen_by(store, u_both).await).await, [eu, north, us]);
+    assert_eq!(group_keys(store, groups_seen_by(store, u_ops).await).await, [ops]);
+    assert!(group_keys(store, groups_seen_by(store, loner).await).await.is_empty());
+    assert_eq!(group_keys(store, groups_seen_by(store, u_far).await).await, [far]);
+    let filtered = GroupFilter { ids: vec![eu, us, sales], ..groups_seen_by(store, u_eu).await };
     assert_eq!(group_keys(store, filtered).await, [eu]);
 
-    let users_of = |viewer: i64| UserFilter { visible_to: Some(viewer), ..Default::default() };
-    assert_eq!(user_keys(store, users_of(u_eu)).await, set(&[u_eu, u_north, u_both]));
-    assert_eq!(user_keys(store, users_of(u_north)).await, set(&[u_north]));
-    assert_eq!(user_keys(store, users_of(u_us)).await, set(&[u_us, u_both]));
-    assert_eq!(user_keys(store, users_of(u_sales)).await, set(&[u_sales, u_eu, u_north, u_us, u_both]));
-    assert_eq!(user_keys(store, users_of(loner)).await, set(&[loner]), "everyone sees themselves");
-    assert_eq!(user_keys(store, users_of(u_far)).await, set(&[u_far]));
+    assert_eq!(user_keys(store, users_seen_by(store, u_eu).await).await, set(&[u_eu, u_north, u_both]));
+    assert_eq!(user_keys(store, users_seen_by(store, u_north).await).await, set(&[u_north]));
+    assert_eq!(user_keys(store, users_seen_by(store, u_us).await).await, set(&[u_us, u_both]));
+    assert_eq!(user_keys(store, users_seen_by(store, u_sales).await).await, set(&[u_sales, u_eu, u_north, u_us, u_both]));
+    assert_eq!(user_keys(store, users_seen_by(store, loner).await).await, set(&[loner]), "everyone sees themselves");
+    assert_eq!(user_keys(store, users_seen_by(store, u_far).await).await, set(&[u_far]));
 
     // Combined with other filters.
-    let f = UserFilter { visible_to: Some(u_eu), groups: vec![us], ..Default::default() };
+    let f = UserFilter { groups: vec![us], ..users_seen_by(store, u_eu).await };
     assert_eq!(user_keys(store, f).await, set(&[u_both]));
-    let f = UserFilter { visible_to: Some(u_eu), groups: vec![sales], groups_recursive: true, ..Default::default() };
+    let f = UserFilter { groups: vec![sales], groups_recursive: true, ..users_seen_by(store, u_eu).await };
     assert_eq!(user_keys(store, f).await, set(&[u_eu, u_north, u_both]));
-    let f = UserFilter { visible_to: Some(u_eu), ids: vec![u_us, u_north], ..Default::default() };
+    let f = UserFilter { ids: vec![u_us, u_north], ..users_seen_by(store, u_eu).await };
     assert_eq!(user_keys(store, f).await, set(&[u_north]));
 
     // An expired membership gives no visibility.
     store.add_members(&ctx(), ops, &[u_eu], Some(OffsetDateTime::now_utc() - Duration::seconds(1))).await.unwrap();
-    assert_eq!(group_keys(store, groups_of(u_eu)).await, [eu, north]);
-    assert_eq!(user_keys(store, users_of(u_eu)).await, set(&[u_eu, u_north, u_both]));
-    assert_eq!(user_keys(store, users_of(u_ops)).await, set(&[u_ops]), "an expired member is not seen either");
+    assert_eq!(group_keys(store, groups_seen_by(store, u_eu).await).await, [eu, north]);
+    assert_eq!(user_keys(store, users_seen_by(store, u_eu).await).await, set(&[u_eu, u_north, u_both]));
+    assert_eq!(user_keys(store, users_seen_by(store, u_ops).await).await, set(&[u_ops]), "an expired member is not seen either");
 
     // Moving a group moves who sees it.
     move_group(store, ops, Some(north)).await;
-    assert_eq!(group_keys(store, groups_of(u_eu)).await, [eu, north, ops]);
-    assert_eq!(user_keys(store, users_of(u_eu)).await, set(&[u_eu, u_north, u_both, u_ops]));
-    let page = store.list_users(&UserQuery { filter: users_of(u_eu), limit: 2, offset: 2, ..Default::default() }).await.unwrap();
+    assert_eq!(group_keys(store, groups_seen_by(store, u_eu).await).await, [eu, north, ops]);
+    assert_eq!(user_keys(store, users_seen_by(store, u_eu).await).await, set(&[u_eu, u_north, u_both, u_ops]));
+    let query = UserQuery { filter: users_seen_by(store, u_eu).await, limit: 2, offset: 2, ..Default::default() };
+    let page = store.list_users(&query).await.unwrap();
     assert_eq!(page.count, 4, "the count covers only visible users");
     assert_eq!(page.items.len(), 2);
 }
