@@ -1,41 +1,53 @@
-//! Layers around the routed application: request ids, metrics and trailing-slash tolerance.
+//! Layers around the routed application: request ids, metrics and trailing-slash tolerance (tower-http's).
 
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Uri};
 use axum::middleware::{Next, from_fn};
 use axum::response::Response;
-use tower::Layer;
-use tower::util::MapRequestLayer;
+use tower::Service;
+use tower_http::normalize_path::NormalizePath;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 
 use crate::error::REQUEST_ID;
 use crate::state::AppState;
 
-/// Wraps the routed app: the slash is added before routing, so `/api/v1/users` answers like `/api/v1/users/`.
+/// Wraps the routed app: API paths are declared with a trailing slash (seed 000) and requests without one are served
+/// the same (tower-http adds it before routing; other paths, such as `/healthz` or the docs' assets, are left as they
+/// are); every request gets an id (tower-http's, or the client's own `X-Request-Id`), returned in the response and
+/// carried by error bodies.
 pub fn outer(routed: Router) -> Router {
-    let slashed = MapRequestLayer::new(add_trailing_slash).layer(routed);
-    Router::new().fallback_service(slashed).layer(from_fn(metrics)).layer(from_fn(request_id))
+    let by_path = ApiSlash { api: NormalizePath::append_trailing_slash(routed.clone()), other: routed };
+    Router::new()
+        .fallback_service(by_path)
+        .layer(from_fn(metrics))
+        .layer(from_fn(request_id_scope))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
-/// API paths are declared with a trailing slash (seed 000); requests without one are served the same.
-fn add_trailing_slash(mut req: Request) -> Request {
-    let path = req.uri().path();
-    if path.starts_with("/api/v1/") && !path.ends_with('/') {
-        let pq = match req.uri().query() {
-            Some(q) => format!("{path}/?{q}"),
-            None => format!("{path}/"),
-        };
-        let mut parts = req.uri().clone().into_parts();
-        if let Ok(pq) = pq.parse() {
-            parts.path_and_query = Some(pq);
-            if let Ok(uri) = Uri::from_parts(parts) {
-                *req.uri_mut() = uri;
-            }
-        }
+/// Sends `/api/v1/` requests through tower-http's trailing-slash normalisation and the rest straight on. Dispatched
+/// by hand because a wildcard route would add its own parameter to every handler's `Path`.
+#[derive(Clone)]
+struct ApiSlash {
+    api: NormalizePath<Router>,
+    other: Router,
+}
+
+impl Service<Request> for ApiSlash {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = axum::routing::future::RouteFuture<std::convert::Infallible>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        // Both are routers, which are always ready.
+        std::task::Poll::Ready(Ok(()))
     }
-    req
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        if req.uri().path().starts_with("/api/v1/") { self.api.call(req) } else { self.other.call(req) }
+    }
 }
 
 /// Header carrying the store's revision after a successful write.
@@ -56,15 +68,10 @@ pub async fn follow_writes(State(state): State<AppState>, req: Request, next: Ne
     response
 }
 
-/// Gives each request an id, visible to error bodies and logs, and returned as `X-Request-Id`.
-async fn request_id(req: Request, next: Next) -> Response {
-    let id = uuid::Uuid::new_v4().to_string();
-    let header = HeaderValue::from_str(&id).ok();
-    let mut response = REQUEST_ID.scope(id, next.run(req)).await;
-    if let Some(h) = header {
-        response.headers_mut().insert("x-request-id", h);
-    }
-    response
+/// Makes the request's id (set by [`SetRequestIdLayer`]) known to error bodies and logs of this request.
+async fn request_id_scope(req: Request, next: Next) -> Response {
+    let id = req.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or_default().to_owned();
+    REQUEST_ID.scope(id, next.run(req)).await
 }
 
 /// Counts requests and their latency by method and status.

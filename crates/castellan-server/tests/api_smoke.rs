@@ -56,6 +56,27 @@ async fn health_metrics_schema_and_docs_need_no_credentials() {
 }
 
 #[tokio::test]
+async fn request_ids_are_given_or_kept_and_reach_error_bodies() {
+    let server = TestServer::start().await;
+    let url = format!("{}/api/v1/users/", server.base);
+    let r = server.anon().http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let given = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(given.len(), 36, "a fresh UUID: {given}");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["id"], given, "the error body names the same request");
+
+    let r = server.anon().http.get(&url).header("x-request-id", "trace-42").send().await.unwrap();
+    assert_eq!(r.headers()["x-request-id"], "trace-42", "a caller's id is kept for tracing across services");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["id"], "trace-42");
+
+    let health = server.anon().http.get(format!("{}/healthz/", server.base)).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::NOT_FOUND, "only API paths gain a trailing slash");
+    assert!(health.headers().contains_key("x-request-id"));
+}
+
+#[tokio::test]
 async fn every_api_operation_states_its_permission() {
     let server = TestServer::start().await;
     let schema = server.anon().get("/api/v1/schema/").await.body;
