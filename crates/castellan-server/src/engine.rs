@@ -1,17 +1,14 @@
 //! The authorization engine's index, held in memory and kept current by the change-log follower ([`crate::follow`]):
-//! each row names what it touched, those facts are read again and patched into the index, so a write costs in
-//! proportion to what it touched.
+//! each row's typed change is applied to the facts the index holds about what it touched, so a write costs in
+//! proportion to what it touched and following the log reads nothing but the log.
 
 use std::sync::Arc;
 
 use castellan_core::change::Change;
-use castellan_core::engine::{Index, Overlay, PreviewTooLarge, Scope};
+use castellan_core::engine::{Index, Overlay, PreviewTooLarge};
 use castellan_core::permission::ModulePermissions;
 use castellan_store::{ChangeEntry, PREVIEW_MAX_USERS, Revision, Store, StoreError};
 use parking_lot::{RwLock, RwLockReadGuard};
-
-/// Beyond this many subjects and objects in one batch of changes, rebuilding is cheaper than patching.
-const PATCH_MAX: usize = 10_000;
 
 /// An index and the revision it reflects.
 pub struct Snapshot {
@@ -65,30 +62,22 @@ impl EngineView {
         self.current.read().revision
     }
 
-    /// Applies change-log rows: patches what they touched, or rebuilds when a patch cannot say. Applying a row
-    /// twice is harmless (a patch replaces facts with their current values).
+    /// Applies change-log rows in order, each typed change followed from the index alone (no store read); a row
+    /// the index cannot follow (a module changed, or a row this build does not understand) rebuilds it from the
+    /// store. Applying a row twice is harmless: a change states facts after it, it does not add to them.
     pub async fn apply(&self, entries: &[ChangeEntry]) -> Result<(), StoreError> {
-        let mut scope = Scope::default();
-        let mut rebuild = false;
-        for entry in entries {
-            match entry.engine_scope() {
-                Some(s) => scope.extend(s),
-                None => rebuild = true,
-            }
-        }
-        rebuild |= scope.users.len() + scope.groups.len() + scope.roles.len() + scope.objects.len() > PATCH_MAX;
-        if !rebuild && !scope.is_empty() {
-            let facts = self.store.engine_patch(&scope).await?;
-            rebuild = self.current.write().index.apply(&scope, &facts).is_err();
-        }
-        if rebuild {
-            let snapshot = build(self.store.as_ref()).await?;
-            *self.current.write() = snapshot;
-            return Ok(());
-        }
         let revision = entries.iter().filter_map(|e| e.revision).max().unwrap_or(0);
-        let mut current = self.current.write();
-        current.revision = current.revision.max(revision);
+        let followed = {
+            let mut current = self.current.write();
+            let followed = entries.iter().all(|e| e.change.as_ref().is_some_and(|c| current.index.follow(c).is_ok()));
+            if followed {
+                current.revision = current.revision.max(revision);
+            }
+            followed
+        };
+        if !followed {
+            *self.current.write() = build(self.store.as_ref()).await?;
+        }
         Ok(())
     }
 }

@@ -9,8 +9,8 @@ use super::facts::{
     Facts, GrantFact, MembershipFact, ModuleFact, ObjectFact, ObjectKey, RoleAssignmentFact, SubjectFact, UserFact,
 };
 use super::impact::{Impact, impact};
-use super::index::{Index, Subj};
-use super::patch::Scope;
+use super::index::{Index, MembershipEntry, Subj, UserEntry};
+use super::patch::{NeedsRebuild, Scope};
 use crate::change::{Change, UserFields, changed_groups};
 use crate::permission::Action;
 
@@ -183,24 +183,11 @@ impl Index {
         for pk in users {
             let Some(&u) = self.users.get(pk) else { continue };
             let entry = &self.user_entries[u as usize];
-            facts.users.push(UserFact {
-                pk: entry.pk,
-                org: entry.org,
-                is_active: entry.is_active,
-                is_superuser: entry.is_superuser,
-            });
+            facts.users.push(user_fact(entry));
             for m in &entry.memberships {
                 groups.extend(self.group_chains[m.group as usize].iter().copied());
-                let restriction = m.restriction.as_ref().map(|nodes| {
-                    objects.extend(nodes.iter().copied());
-                    nodes.iter().filter_map(|&n| self.object_keys[n as usize].1.parse().ok()).collect()
-                });
-                facts.memberships.push(MembershipFact {
-                    user: entry.pk,
-                    group: self.group_pks[m.group as usize],
-                    expires_at: m.expires_at,
-                    restriction,
-                });
+                objects.extend(m.restriction.iter().flatten().copied());
+                facts.memberships.push(self.membership_fact(entry.pk, m));
             }
             self.add_roles(Subj::User(u), &entry.roles, &mut roles, &mut facts);
         }
@@ -227,6 +214,71 @@ impl Index {
         }
         self.add_objects(&objects, &mut facts);
         facts
+    }
+
+    /// The facts the index holds about `scope`, as [`Facts::restricted_to`] picks them out of all facts (group and
+    /// role organisations read 0: the index does not keep them, and no decision reads them).
+    pub fn facts_about(&self, scope: &Scope) -> Facts {
+        let mut facts = Facts::default();
+        let (mut roles, mut objects) = (BTreeSet::new(), BTreeSet::new());
+        for &u in scope.users.iter().filter_map(|pk| self.users.get(pk)) {
+            let entry = &self.user_entries[u as usize];
+            facts.users.push(user_fact(entry));
+            facts.memberships.extend(entry.memberships.iter().map(|m| self.membership_fact(entry.pk, m)));
+            self.add_roles(Subj::User(u), &entry.roles, &mut roles, &mut facts);
+            self.add_grants(Subj::User(u), &mut objects, &mut facts);
+        }
+        for &g in scope.groups.iter().filter_map(|pk| self.group_ids.get(pk)) {
+            let parent = self.group_chains[g as usize].get(1).map(|&p| self.group_pks[p as usize]);
+            facts.groups.push((self.group_pks[g as usize], 0, parent));
+            self.add_roles(Subj::Group(g), &self.group_roles[g as usize], &mut roles, &mut facts);
+            self.add_grants(Subj::Group(g), &mut objects, &mut facts);
+        }
+        for &r in scope.roles.iter().filter_map(|pk| self.role_ids.get(pk)) {
+            facts.roles.push((self.role_pks[r as usize], 0));
+            for &holder in &self.role_holders[r as usize] {
+                let held = match holder {
+                    Subj::User(u) => &self.user_entries[u as usize].roles,
+                    Subj::Group(g) => &self.group_roles[g as usize],
+                    Subj::Role(_) => continue,
+                };
+                let of_r: Vec<(u32, Option<i64>)> = held.iter().filter(|(role, _)| *role == r).copied().collect();
+                self.add_roles(holder, &of_r, &mut roles, &mut facts);
+            }
+            self.add_grants(Subj::Role(r), &mut objects, &mut facts);
+        }
+        // A scoped role held by a scoped user or group was listed from both sides.
+        let mut seen = BTreeSet::new();
+        facts.role_assignments.retain(|a| seen.insert((a.role, a.subject)));
+        for key in &scope.objects {
+            let Some(o) = self.object(&key.0, &key.1) else { continue };
+            let Some(org) = self.object_org[o as usize] else { continue };
+            let parent = self.object_parent[o as usize].map(|p| self.object_keys[p as usize].clone());
+            facts.objects.push(ObjectFact { key: key.clone(), parent, org });
+        }
+        facts
+    }
+
+    /// Follows one logged change from the index alone (no store read): the facts it holds about the change's
+    /// scope, with the change applied, replace them. `Err` when the index must be rebuilt from the store (a module
+    /// changed, or the patch names something the index does not know); the index is then half-updated.
+    pub fn follow(&mut self, change: &Change) -> Result<(), NeedsRebuild> {
+        let Some(scope) = change.engine_scope() else { return Err(NeedsRebuild) };
+        if scope.is_empty() {
+            return Ok(());
+        }
+        let mut facts = self.facts_about(&scope);
+        facts.apply(change);
+        self.apply(&scope, &facts.restricted_to(&scope))
+    }
+
+    /// A user's membership as a fact (restricting nodes by their keys).
+    fn membership_fact(&self, user: i64, m: &MembershipEntry) -> MembershipFact {
+        let restriction = m
+            .restriction
+            .as_ref()
+            .map(|nodes| nodes.iter().filter_map(|&n| self.object_keys[n as usize].1.parse().ok()).collect());
+        MembershipFact { user, group: self.group_pks[m.group as usize], expires_at: m.expires_at, restriction }
     }
 
     fn module_facts(&self) -> Vec<ModuleFact> {
@@ -289,6 +341,11 @@ impl Index {
             facts.objects.push(ObjectFact { key: self.object_keys[o as usize].clone(), parent, org });
         }
     }
+}
+
+/// A user's own flags as a fact.
+fn user_fact(entry: &UserEntry) -> UserFact {
+    UserFact { pk: entry.pk, org: entry.org, is_active: entry.is_active, is_superuser: entry.is_superuser }
 }
 
 /// Whether changed user fields decide holdings (flags, organisation, direct groups).

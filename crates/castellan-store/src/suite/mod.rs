@@ -34,11 +34,10 @@ pub use credentials::{
 pub use data::{user_data_limit_refuses_and_changes_nothing, user_data_put_get_delete};
 pub use engine::{dry_runs_preview_what_the_write_does, index_follows_the_change_log};
 pub use groups::{
-    conferred_by_includes_ancestors, engine_patch_matches_restricted_facts, expirations_are_recorded_once,
-    group_cycles_are_refused, group_delete_children_and_cascade, group_move_updates_closure,
-    groups_create_with_parents_and_sibling_names, memberships_add_remove_and_expiry, objects_create_find_delete,
-    org_list_update_delete, password_policy_default_and_set, restrictions_exclude_permissions,
-    visible_to_filters_groups_and_users,
+    conferred_by_includes_ancestors, expirations_are_recorded_once, group_cycles_are_refused, group_delete_children_and_cascade,
+    group_move_updates_closure, groups_create_with_parents_and_sibling_names, index_holds_the_facts_of_any_scope,
+    memberships_add_remove_and_expiry, objects_create_find_delete, org_list_update_delete, password_policy_default_and_set,
+    restrictions_exclude_permissions, visible_to_filters_groups_and_users,
 };
 pub use list::{
     get_users_ascending_skips_unknown, list_users_counts_follow_writes, list_users_filters, list_users_ordering,
@@ -79,7 +78,7 @@ macro_rules! store_suite {
         $crate::store_suite!(@tests $fresh;
             migrate_is_idempotent,
             org_create_and_lookup,
-            engine_patch_matches_restricted_facts,
+            index_holds_the_facts_of_any_scope,
             index_follows_the_change_log,
             dry_runs_preview_what_the_write_does,
             org_duplicate_slug_conflicts,
