@@ -305,6 +305,14 @@ pub enum Change {
         /// The user.
         user: i64,
     },
+    /// A user's other sessions (and, with `tokens`, API tokens) were ended: revoked by an administrator, or by a
+    /// password change or deactivation (audit only; logged as a logout).
+    SessionsRevoked {
+        /// The user.
+        user: i64,
+        /// Whether the API tokens were ended too.
+        tokens: bool,
+    },
     /// A user wrote one key of their data store (audit only; the value is not recorded).
     UserDataWritten {
         /// The user.
@@ -493,6 +501,7 @@ impl Change {
             Change::LoggedIn { .. }
                 | Change::LoginFailed { .. }
                 | Change::LoggedOut { .. }
+                | Change::SessionsRevoked { .. }
                 | Change::UserDataWritten { .. }
                 | Change::UserDataDeleted { .. }
         )
@@ -537,7 +546,7 @@ impl Change {
             Change::MembershipExpired { .. } | Change::RoleAssignmentExpired { .. } | Change::GrantExpired { .. } => "expire",
             Change::LoggedIn { .. } => "login",
             Change::LoginFailed { .. } => "login_failed",
-            Change::LoggedOut { .. } => "logout",
+            Change::LoggedOut { .. } | Change::SessionsRevoked { .. } => "logout",
         }
     }
 
@@ -548,7 +557,9 @@ impl Change {
             Change::UserCreated { pk: p, .. } | Change::UserUpdated { pk: p, .. } | Change::UserDeleted { pk: p, .. } => {
                 pk("users", *p)
             }
-            Change::LoggedIn { user, .. } | Change::LoggedOut { user } => pk("users", *user),
+            Change::LoggedIn { user, .. } | Change::LoggedOut { user } | Change::SessionsRevoked { user, .. } => {
+                pk("users", *user)
+            }
             Change::LoginFailed { user, .. } => ("users".to_string(), user.map(|u| u.to_string()).unwrap_or_default()),
             Change::GroupCreated { pk: p, .. } | Change::GroupUpdated { pk: p, .. } | Change::GroupDeleted { pk: p, .. } => {
                 pk("groups", *p)
@@ -583,6 +594,16 @@ impl Change {
             Change::UserDataWritten { user, key, .. } | Change::UserDataDeleted { user, key } => {
                 ("user_data".to_string(), format!("{user}:{key}"))
             }
+        }
+    }
+
+    /// The user whose credentials the change may end or whose account a cached credential carries (an account
+    /// changed or deleted, a token revoked, a logout): followers drop what they cached for that user.
+    pub fn credentials_of(&self) -> Option<i64> {
+        match self {
+            Change::UserUpdated { pk, .. } | Change::UserDeleted { pk, .. } => Some(*pk),
+            Change::TokenDeleted { user, .. } | Change::LoggedOut { user } | Change::SessionsRevoked { user, .. } => Some(*user),
+            _ => None,
         }
     }
 
@@ -655,6 +676,7 @@ impl Change {
             | Change::LoggedIn { .. }
             | Change::LoginFailed { .. }
             | Change::LoggedOut { .. }
+            | Change::SessionsRevoked { .. }
             | Change::UserDataWritten { .. }
             | Change::UserDataDeleted { .. } => {}
         }
@@ -836,5 +858,8 @@ mod tests {
         assert_eq!(Change::ModuleDeleted { id: "docs".into(), before: module }.engine_scope(), None);
         assert!(!Change::LoggedIn { user: 1, session: Some(2) }.advances_revision());
         assert!(Change::TokenDeleted { pk: 1, user: 2 }.advances_revision());
+        assert_eq!(Change::TokenDeleted { pk: 1, user: 2 }.credentials_of(), Some(2));
+        assert_eq!(Change::LoggedOut { user: 3 }.credentials_of(), Some(3));
+        assert_eq!(Change::LoggedIn { user: 3, session: None }.credentials_of(), None);
     }
 }

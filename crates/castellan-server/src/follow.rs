@@ -1,6 +1,6 @@
-//! One reader of the change log for everything this server holds in memory (the authorization index and the
-//! directory): after each write of this server, before it is answered; on a timer, for other replicas' writes; and
-//! on demand, to reach a revision a caller asks for.
+//! One reader of the change log for everything this server holds in memory (the authorization index, the
+//! directory and the credential cache): after each write of this server, before it is answered; on a timer, for
+//! other replicas' writes; and on demand, to reach a revision a caller asks for.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use castellan_store::{Revision, Store, StoreError};
 use tokio::sync::{Mutex, watch};
 
+use crate::auth::credentials::CredentialCache;
 use crate::directory::DirectoryView;
 use crate::engine::EngineView;
 
@@ -21,19 +22,20 @@ pub struct LogFollower {
     store: Arc<dyn Store>,
     engine: Arc<EngineView>,
     directory: Arc<DirectoryView>,
+    credentials: Arc<CredentialCache>,
     /// The last change-log row applied, announced to watchers of the log.
     position: watch::Sender<i64>,
 }
 
 impl LogFollower {
-    /// Loads both views from the store.
-    pub async fn start(store: Arc<dyn Store>) -> Result<Self, StoreError> {
+    /// Loads both views from the store; `credentials` is the cache the log's changes invalidate.
+    pub async fn start(store: Arc<dyn Store>, credentials: Arc<CredentialCache>) -> Result<Self, StoreError> {
         // Read the log position first: rows after it are applied again, which is harmless.
         let applied = store.last_change_pk().await?;
         let directory = Arc::new(DirectoryView::load(store.as_ref()).await?);
         let engine = EngineView::start(store.clone()).await?;
         let (position, _) = watch::channel(applied);
-        Ok(Self { applied: Mutex::new(applied), store, engine, directory, position })
+        Ok(Self { applied: Mutex::new(applied), store, engine, directory, credentials, position })
     }
 
     /// The authorization index.
@@ -72,6 +74,11 @@ impl LogFollower {
             // The directory first: a request that finds the index at its revision finds the directory there too.
             self.directory.apply(self.store.as_ref(), &entries).await?;
             self.engine.apply(&entries).await?;
+            // Also for this server's own writes (whose handlers invalidate at once): another replica's revocation
+            // reaches this cache only this way.
+            for user in entries.iter().filter_map(|e| e.change.as_ref()?.credentials_of()) {
+                self.credentials.invalidate_user(user);
+            }
             *applied = last;
             self.position.send_replace(last);
         }

@@ -81,14 +81,15 @@ impl AppState {
         metrics: Option<PrometheusHandle>,
     ) -> Result<Self, castellan_store::StoreError> {
         let key = store.server_key(&crate::auth::credentials::random_bytes::<32>()).await?;
-        let follower = Arc::new(LogFollower::start(store.clone()).await?);
+        let credentials = Arc::new(CredentialCache::new(key));
+        let follower = Arc::new(LogFollower::start(store.clone(), credentials.clone()).await?);
         spawn_expiry_timer(store.clone(), follower.clone());
         Ok(Self(Arc::new(Shared {
             directory: follower.directory().clone(),
             engine: follower.engine().clone(),
             follower,
             hashing: Arc::new(HashPool::new(cores(), config.login_wait_budget)),
-            credentials: Arc::new(CredentialCache::new(key)),
+            credentials,
             throttle: Arc::new(LoginThrottle::default()),
             config: Arc::new(config),
             store,

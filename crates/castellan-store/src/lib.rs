@@ -539,8 +539,9 @@ pub trait CredentialStore {
     async fn delete_session(&self, user: i64, pk: i64) -> Result<()>;
     /// Revokes one token of `user`.
     async fn delete_token(&self, ctx: &WriteCtx, user: i64, pk: i64) -> Result<Revision>;
-    /// Ends every session of `user` but `keep`, and (when `tokens`) every token.
-    async fn end_credentials(&self, user: i64, keep_session: Option<i64>, tokens: bool) -> Result<()>;
+    /// Ends every session of `user` but `keep`, and (when `tokens`) every token; logged, so that every server drops
+    /// what it cached of them.
+    async fn end_credentials(&self, ctx: &WriteCtx, user: i64, keep_session: Option<i64>, tokens: bool) -> Result<()>;
 }
 
 /// The per-user key/value store.

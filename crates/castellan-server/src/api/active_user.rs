@@ -239,7 +239,7 @@ async fn change_password(
     )?;
     let changes = UserChanges { password_hash: Some(hash_password(&state, new).await?), ..Default::default() };
     let (_, revision) = state.store.update_user(&write_ctx(Some(&caller), ip), caller.user.pk, changes).await?;
-    state.store.end_credentials(caller.user.pk, caller.session, false).await?;
+    state.store.end_credentials(&write_ctx(Some(&caller), ip), caller.user.pk, caller.session, false).await?;
     state.credentials.invalidate_user(caller.user.pk);
     Ok(with_revision(revision, axum::Json(json!({"detail": "Password changed."}))))
 }

@@ -305,7 +305,7 @@ async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: 
     redact_groups(state, caller, std::slice::from_mut(&mut user));
     if deactivated || password_changed {
         let keep = if caller.user.pk == pk { caller.session } else { None };
-        state.store.end_credentials(pk, keep, caller.user.pk != pk || deactivated).await?;
+        state.store.end_credentials(&write_ctx(Some(caller), ip), pk, keep, caller.user.pk != pk || deactivated).await?;
     }
     state.credentials.invalidate_user(pk);
     Ok(with_revision(revision, axum::Json(UserOut::from(&user))))
@@ -372,13 +372,18 @@ async fn unlock(State(state): State<AppState>, caller: Principal, PathPk(pk): Pa
 /// End all sessions and tokens of a user.
 #[utoipa::path(post, path = "/api/v1/users/{pk}/revoke_sessions/", tag = "users", params(("pk" = i64, Path)),
     responses((status = 204), (status = 401), (status = 403), (status = 404)))]
-async fn revoke_sessions(State(state): State<AppState>, caller: Principal, PathPk(pk): PathPk) -> ApiResult<Response> {
+async fn revoke_sessions(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+) -> ApiResult<Response> {
     let target = visible_user(&state, &caller, pk).await?;
     if target.is_superuser && !caller.user.is_superuser {
         return Err(ApiError::PermissionDenied("Only a superuser can act on a superuser.".into()));
     }
     require_dominates(&state, &caller, &target).await?;
-    state.store.end_credentials(pk, None, true).await?;
+    state.store.end_credentials(&write_ctx(Some(&caller), ip), pk, None, true).await?;
     state.credentials.invalidate_user(pk);
     Ok(with_revision(state.store.revision().await?, StatusCode::NO_CONTENT))
 }

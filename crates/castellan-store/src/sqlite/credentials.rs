@@ -6,7 +6,7 @@ use castellan_core::model::{ApiToken, Session};
 use rusqlite::{OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
-use super::{SqliteStore, backend, log_write};
+use super::{SqliteStore, backend, log_event, log_write};
 use crate::time_util::{from_micros, now_micros, to_micros};
 use crate::{Credential, CredentialStore, Result, Revision, StoreError, WriteCtx};
 
@@ -169,15 +169,15 @@ impl CredentialStore for SqliteStore {
         .await
     }
 
-    async fn end_credentials(&self, user: i64, keep_session: Option<i64>, tokens: bool) -> Result<()> {
-        self.write_plain(move |c| {
+    async fn end_credentials(&self, ctx: &WriteCtx, user: i64, keep_session: Option<i64>, tokens: bool) -> Result<()> {
+        self.write(ctx, move |c, ctx| {
             c.prepare_cached("DELETE FROM sessions WHERE user = ? AND pk IS NOT ?")?
                 .execute(params![user, keep_session])
                 .map_err(backend)?;
             if tokens {
                 c.prepare_cached("DELETE FROM api_tokens WHERE user = ?")?.execute(params![user]).map_err(backend)?;
             }
-            Ok(())
+            log_event(c, ctx, Change::SessionsRevoked { user, tokens }).map(|_| ())
         })
         .await
     }

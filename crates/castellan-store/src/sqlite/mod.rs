@@ -115,12 +115,17 @@ impl SqliteStore {
 /// Appends the change-log row of a write running on the writer thread and answers its revision. For a dry run
 /// (`ctx.preview`), the preview is read on both sides of the write instead, which is then rolled back.
 fn log_write(conn: &Connection, logging: &Logging, change: Change) -> Result<Revision> {
+    log_event(conn, logging, change)?.ok_or_else(|| StoreError::Backend("the change log gave no revision".into()))
+}
+
+/// Like [`log_write`], for any change: answers the revision it produced (`None` for an audit-only event).
+fn log_event(conn: &Connection, logging: &Logging, change: Change) -> Result<Option<Revision>> {
     if let Some(slot) = &logging.preview {
         let mut slot = slot.lock().map_err(|_| StoreError::Backend("a dry run's slot is poisoned".into()))?;
         *slot = Some(change);
         return Err(StoreError::DryRun);
     }
-    insert_log(conn, &logging.ctx, &change)?.ok_or_else(|| StoreError::Backend("the change log gave no revision".into()))
+    insert_log(conn, &logging.ctx, &change)
 }
 
 /// How a write running on the writer thread logs its change: who made it, and the slot of a dry run.

@@ -69,7 +69,7 @@ pub async fn sessions_do_not_advance_revision(store: &dyn Store) {
     store.touch_credential(&Credential::Session(s.clone()), t0() + Duration::minutes(1)).await.unwrap();
     store.delete_session(alice.pk, s.pk).await.unwrap();
     store.create_session(alice.pk, b"hash-2", "csrf", t0(), t0() + Duration::hours(1), "", "").await.unwrap();
-    store.end_credentials(alice.pk, None, false).await.unwrap();
+    store.end_credentials(&ctx(), alice.pk, None, false).await.unwrap();
     expect_no_change(store, before).await;
 }
 
@@ -89,13 +89,13 @@ pub async fn end_credentials_keeps_the_kept_session(store: &dyn Store) {
     let (bob_token, _) = store.create_token(&ctx(), bob.pk, "ci", "cst_b", b"bob-token", None).await.unwrap();
 
     let kept = alice_sessions[1].clone();
-    store.end_credentials(alice.pk, Some(kept.pk), false).await.unwrap();
+    store.end_credentials(&ctx(), alice.pk, Some(kept.pk), false).await.unwrap();
     assert_eq!(store.list_sessions(alice.pk).await.unwrap(), vec![kept.clone()]);
     assert_eq!(store.list_tokens(alice.pk).await.unwrap(), vec![alice_token.clone()], "tokens stay unless asked");
 
     // Keeping another user's session keeps nothing of Alice's.
     store.create_session(alice.pk, b"alice-3", "c", now, expires, "", "").await.unwrap();
-    store.end_credentials(alice.pk, Some(bob_session.pk), true).await.unwrap();
+    store.end_credentials(&ctx(), alice.pk, Some(bob_session.pk), true).await.unwrap();
     assert!(store.list_sessions(alice.pk).await.unwrap().is_empty());
     assert!(store.list_tokens(alice.pk).await.unwrap().is_empty());
     assert!(store.credential_by_hash(b"alice-token").await.unwrap().is_none());
@@ -103,11 +103,11 @@ pub async fn end_credentials_keeps_the_kept_session(store: &dyn Store) {
     assert_eq!(store.list_sessions(bob.pk).await.unwrap(), vec![bob_session]);
     assert_eq!(store.list_tokens(bob.pk).await.unwrap(), vec![bob_token.clone()]);
 
-    store.end_credentials(bob.pk, None, true).await.unwrap();
+    store.end_credentials(&ctx(), bob.pk, None, true).await.unwrap();
     assert!(store.list_sessions(bob.pk).await.unwrap().is_empty());
     assert!(store.list_tokens(bob.pk).await.unwrap().is_empty());
     // Nothing left to end is not an error.
-    store.end_credentials(bob.pk, None, true).await.unwrap();
+    store.end_credentials(&ctx(), bob.pk, None, true).await.unwrap();
 }
 
 /// Tokens are stored as given, found by hash, listed newest first, touched, and revoked only by their owner.
