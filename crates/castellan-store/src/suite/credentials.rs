@@ -1,5 +1,6 @@
 //! Sessions and API tokens: create, find by secret hash, list, touch, delete, end.
 
+use castellan_core::change::Change;
 use time::{Duration, OffsetDateTime};
 
 use super::{
@@ -69,8 +70,14 @@ pub async fn sessions_do_not_advance_revision(store: &dyn Store) {
     store.touch_credential(&Credential::Session(s.clone()), t0() + Duration::minutes(1)).await.unwrap();
     store.delete_session(alice.pk, s.pk).await.unwrap();
     store.create_session(alice.pk, b"hash-2", "csrf", t0(), t0() + Duration::hours(1), "", "").await.unwrap();
-    store.end_credentials(&ctx(), alice.pk, None, false).await.unwrap();
     expect_no_change(store, before).await;
+    // Ending them is logged (so every server drops them from its cache) without advancing the revision.
+    store.end_credentials(&ctx(), alice.pk, None, false).await.unwrap();
+    assert_eq!(store.revision().await.unwrap(), before.revision);
+    let rows = changes_after(store, before.log_pk).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].action.as_str(), rows[0].revision), ("logout", None));
+    assert_eq!(rows[0].change, Some(Change::SessionsRevoked { user: alice.pk, tokens: false }));
 }
 
 /// `end_credentials` ends every session of the user but the kept one, and tokens only when asked.
