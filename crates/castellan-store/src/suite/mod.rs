@@ -36,14 +36,16 @@ pub use engine::{dry_runs_preview_what_the_write_does, index_follows_the_change_
 pub use groups::{
     conferred_by_includes_ancestors, expirations_are_recorded_once, group_cycles_are_refused, group_delete_children_and_cascade,
     group_move_updates_closure, groups_create_with_parents_and_sibling_names, index_holds_the_facts_of_any_scope,
-    memberships_add_remove_and_expiry, objects_create_find_delete, org_list_update_delete, password_policy_default_and_set,
-    restrictions_exclude_permissions, visible_to_filters_groups_and_users,
+    memberships_add_remove_and_expiry, restrictions_exclude_permissions, visible_to_filters_groups_and_users,
 };
 pub use list::{
     get_users_ascending_skips_unknown, list_users_counts_follow_writes, list_users_filters, list_users_ordering,
     list_users_paging, list_users_search, list_users_search_follows_updates, list_users_search_unicode_and_syntax,
 };
-pub use orgs::{org_create_and_lookup, org_duplicate_slug_conflicts};
+pub use orgs::{
+    objects_create_find_delete, org_create_and_lookup, org_duplicate_slug_conflicts, org_list_update_delete,
+    password_policy_default_and_set,
+};
 pub use users::{
     avatar_set_get_clear, change_log_holds_no_secrets, delete_user_removes_everything, password_history_newest_first,
     set_last_login_is_audit_only, unknown_groups_are_refused, unknown_org_is_refused, update_user_partial, user_round_trip,
