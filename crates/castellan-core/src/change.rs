@@ -597,6 +597,19 @@ impl Change {
         }
     }
 
+    /// Whether following the change needs the facts the store holds, not only those the index holds: the index
+    /// merges a group's own `permissions` with the global grants given to it, so a change to either (the same action
+    /// may come from both) cannot say what remains.
+    pub fn needs_stored_facts(&self) -> bool {
+        match self {
+            Change::GroupUpdated { before, after, .. } => before.permissions != after.permissions,
+            Change::ModulePermissionsSet { subject: SubjectFact::Group(_), .. } => true,
+            Change::GrantsAssigned { subject: SubjectFact::Group(_), object, .. }
+            | Change::GrantsUnassigned { subject: SubjectFact::Group(_), object, .. } => object.is_none(),
+            _ => false,
+        }
+    }
+
     /// The user whose credentials the change may end or whose account a cached credential carries (an account
     /// changed or deleted, a token revoked, a logout): followers drop what they cached for that user.
     pub fn credentials_of(&self) -> Option<i64> {

@@ -1,6 +1,7 @@
 //! The authorization engine's index, held in memory and kept current by the change-log follower ([`crate::follow`]):
 //! each row's typed change is applied to the facts the index holds about what it touched, so a write costs in
-//! proportion to what it touched and following the log reads nothing but the log.
+//! proportion to what it touched and following the log reads nothing but the log (but for changes of a group's
+//! global permissions, whose facts are read again).
 
 use std::sync::Arc;
 
@@ -62,23 +63,34 @@ impl EngineView {
         self.current.read().revision
     }
 
-    /// Applies change-log rows in order, each typed change followed from the index alone (no store read); a row
-    /// the index cannot follow (a module changed, or a row this build does not understand) rebuilds it from the
-    /// store. Applying a row twice is harmless: a change states facts after it, it does not add to them.
+    /// Applies change-log rows in order. Each typed change is followed from the index alone (no store read), but
+    /// a change to a group's own or granted global permissions is patched with the facts the store holds about it
+    /// ([`Change::needs_stored_facts`]); a row the index cannot follow (a module changed, or a row this build does
+    /// not understand) rebuilds it from the store. Applying a row twice is harmless: a change states facts after it.
     pub async fn apply(&self, entries: &[ChangeEntry]) -> Result<(), StoreError> {
-        let revision = entries.iter().filter_map(|e| e.revision).max().unwrap_or(0);
-        let followed = {
-            let mut current = self.current.write();
-            let followed = entries.iter().all(|e| e.change.as_ref().is_some_and(|c| current.index.follow(c).is_ok()));
-            if followed {
-                current.revision = current.revision.max(revision);
+        for entry in entries {
+            let followed = match &entry.change {
+                Some(change) if change.needs_stored_facts() => self.patch_from_store(change).await?,
+                Some(change) => self.current.write().index.follow(change).is_ok(),
+                None => false,
+            };
+            if !followed {
+                *self.current.write() = build(self.store.as_ref()).await?;
+                return Ok(());
             }
-            followed
-        };
-        if !followed {
-            *self.current.write() = build(self.store.as_ref()).await?;
         }
+        let revision = entries.iter().filter_map(|e| e.revision).max().unwrap_or(0);
+        let mut current = self.current.write();
+        current.revision = current.revision.max(revision);
         Ok(())
+    }
+
+    /// Replaces what the index holds about the change's scope with the store's current facts; `false` when the
+    /// index must be rebuilt.
+    async fn patch_from_store(&self, change: &Change) -> Result<bool, StoreError> {
+        let Some(scope) = change.engine_scope() else { return Ok(false) };
+        let facts = self.store.engine_patch(&scope).await?;
+        Ok(self.current.write().index.apply(&scope, &facts).is_ok())
     }
 }
 

@@ -2,7 +2,7 @@
 //! authorization engine is built from.
 
 use async_trait::async_trait;
-use castellan_core::engine::{Facts, SubjectFact};
+use castellan_core::engine::{Facts, Scope, SubjectFact};
 use time::OffsetDateTime;
 
 use crate::{Page, Result, Revision, WriteCtx};
@@ -111,4 +111,7 @@ pub trait PermissionStore {
     async fn holders_at(&self, kind: &str, object: Option<(&str, &str)>) -> Result<Vec<(i64, Vec<(String, String)>)>>;
     /// Everything the authorization engine is built from, with the revision it reflects.
     async fn engine_facts(&self) -> Result<(Facts, Revision)>;
+    /// The current facts about what `scope` names, as [`Facts::restricted_to`] describes them: for the changes the
+    /// index cannot follow from its own facts ([`castellan_core::change::Change::needs_stored_facts`]).
+    async fn engine_patch(&self, scope: &Scope) -> Result<Facts>;
 }

@@ -3,7 +3,7 @@
 
 use std::ops::ControlFlow;
 
-use super::facts::ObjectKey;
+use super::facts::{ObjectKey, SubjectFact};
 use super::index::{GrantSet, Index, Subj, UserEntry, latest, may_hold_globally, standard_bit};
 use crate::permission::{Action, ModulePermissions};
 
@@ -478,6 +478,16 @@ impl Index {
                     self.add_global(Subj::Role(role), now, &mut out);
                 }
             }
+        }
+        out
+    }
+
+    /// The unexpired global grants of one user, group or role itself (nothing it inherits), inactive modules
+    /// included: what assigning a role confers, for the no-escalation rule.
+    pub fn granted_to(&self, subject: SubjectFact, now: i64) -> ModulePermissions {
+        let mut out = ModulePermissions::new();
+        if let Some(subject) = self.subject(subject) {
+            self.add_global(subject, now, &mut out);
         }
         out
     }

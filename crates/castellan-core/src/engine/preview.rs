@@ -224,7 +224,9 @@ impl Index {
         for &u in scope.users.iter().filter_map(|pk| self.users.get(pk)) {
             let entry = &self.user_entries[u as usize];
             facts.users.push(user_fact(entry));
-            facts.memberships.extend(entry.memberships.iter().map(|m| self.membership_fact(entry.pk, m)));
+            // A deleted group's memberships stay in its members' entries (they decide nothing); the store has none.
+            let live = entry.memberships.iter().filter(|m| self.group_ids.contains_key(&self.group_pks[m.group as usize]));
+            facts.memberships.extend(live.map(|m| self.membership_fact(entry.pk, m)));
             self.add_roles(Subj::User(u), &entry.roles, &mut roles, &mut facts);
             self.add_grants(Subj::User(u), &mut objects, &mut facts);
         }
@@ -260,10 +262,11 @@ impl Index {
     }
 
     /// Follows one logged change from the index alone (no store read): the facts it holds about the change's
-    /// scope, with the change applied, replace them. `Err` when the index must be rebuilt from the store (a module
-    /// changed, or the patch names something the index does not know); the index is then half-updated.
+    /// scope, with the change applied, replace them. `Err` when the store's facts are needed (a module changed, a
+    /// group's own or granted global permissions changed: [`Change::needs_stored_facts`], or the patch names
+    /// something the index does not know); the index is then half-updated unless the change needed stored facts.
     pub fn follow(&mut self, change: &Change) -> Result<(), NeedsRebuild> {
-        let Some(scope) = change.engine_scope() else { return Err(NeedsRebuild) };
+        let Some(scope) = change.engine_scope().filter(|_| !change.needs_stored_facts()) else { return Err(NeedsRebuild) };
         if scope.is_empty() {
             return Ok(());
         }

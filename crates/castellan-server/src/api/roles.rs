@@ -80,12 +80,8 @@ impl From<&Role> for RoleOut {
 }
 
 /// What holding a role confers: its global module grants.
-pub async fn role_permissions(state: &AppState, role: i64) -> ApiResult<ModulePermissions> {
-    let mut held = ModulePermissions::new();
-    for (module, actions) in state.store.module_grants(SubjectFact::Role(role)).await? {
-        held.set(&module, &actions);
-    }
-    Ok(held)
+pub fn role_permissions(state: &AppState, role: i64) -> ModulePermissions {
+    state.engine.snapshot().index.granted_to(SubjectFact::Role(role), crate::clock::now_micros())
 }
 
 /// List roles of the caller's organisation (all for superusers).
@@ -192,7 +188,7 @@ async fn delete_role(
     PathPk(pk): PathPk,
 ) -> ApiResult<Response> {
     visible_role(&state, &caller, pk).await?;
-    require_covers(&caller, &role_permissions(&state, pk).await?)?;
+    require_covers(&caller, &role_permissions(&state, pk))?;
     let revision = state.store.delete_role(&write_ctx(Some(&caller), ip), pk).await?;
     Ok(with_revision(revision, StatusCode::NO_CONTENT))
 }
@@ -237,7 +233,7 @@ async fn change(
             }
         }
     }
-    require_covers(caller, &role_permissions(state, pk).await?)?;
+    require_covers(caller, &role_permissions(state, pk))?;
     let ctx = write_ctx(Some(caller), ip);
     let revision = if assign {
         state.store.assign_role(&ctx, pk, &subjects, expires_at).await.map_err(|e| match ApiError::from(e) {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use castellan_core::change::{Change, ModuleRecord, RoleRecord};
 use castellan_core::engine::{
-    Facts, GrantFact, MembershipFact, ModuleFact, ObjectFact, RoleAssignmentFact, SubjectFact, UserFact,
+    Facts, GrantFact, MembershipFact, ModuleFact, ObjectFact, ObjectKey, RoleAssignmentFact, Scope, SubjectFact, UserFact,
 };
 use castellan_core::permission::ModulePermissions;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -443,23 +443,86 @@ impl PermissionStore for SqliteStore {
         self.read(|c| {
             // One read transaction: every table as of the same revision.
             let tx = c.unchecked_transaction()?;
-            let facts = read_facts(&tx)?;
+            let facts = read_facts(&tx, None)?;
             let revision: i64 = tx.prepare_cached(CURRENT_REVISION)?.query_row([], |r| r.get(0))?;
             tx.commit()?;
             Ok((facts, revision))
         })
         .await
     }
+
+    async fn engine_patch(&self, scope: &Scope) -> Result<Facts> {
+        let scope = scope.clone();
+        self.read(move |c| {
+            let tx = c.unchecked_transaction()?;
+            let facts = read_facts(&tx, Some(&scope))?;
+            tx.commit()?;
+            Ok(facts)
+        })
+        .await
+    }
 }
 
-/// Every row of `select`, streamed row by row.
-fn all_rows<T>(c: &Connection, select: &str) -> Result<Vec<T>>
+/// Appends `column IN (values)`, or a condition that is false when there are no values.
+fn push_any(sql: &mut Sql, column: &str, values: impl IntoIterator<Item = i64>) {
+    let mut values = values.into_iter().peekable();
+    if values.peek().is_none() {
+        sql.push("0");
+        return;
+    }
+    // One JSON parameter rather than one per value: scopes may hold more values than SQLite allows parameters.
+    sql.push(&format!("{column} IN (SELECT value FROM json_each(")).bind(Value::from_iter(values).to_string()).push("))");
+}
+
+/// Object keys as one JSON array of `[model, key]` pairs, to bind as one parameter and read with `json_each` (a scope
+/// may name more objects than an expression may have terms).
+pub(super) fn object_list<'a>(objects: impl IntoIterator<Item = &'a ObjectKey>) -> String {
+    Value::from_iter(objects.into_iter().map(|(m, k)| Value::from(vec![m.clone(), k.clone()]))).to_string()
+}
+
+/// Appends a condition matching rows held by any scoped subject, through `subject_type` and `subject_pk` columns
+/// (and, with `roles_column`, rows of a scoped role). Terms for empty sets are left out rather than written as false:
+/// SQLite serves an OR by one index search per term only when every term can use an index, and a constant cannot.
+fn push_subjects_or(sql: &mut Sql, scope: &Scope, roles_column: Option<&str>) {
+    let mut first = true;
+    let mut or = |sql: &mut Sql| {
+        sql.push(if first { "(" } else { " OR (" });
+        first = false;
+    };
+    if let Some(column) = roles_column.filter(|_| !scope.roles.is_empty()) {
+        or(sql);
+        push_any(sql, column, scope.roles.iter().copied());
+        sql.push(")");
+    }
+    for (kind, pks) in [("user", &scope.users), ("group", &scope.groups), ("role", &scope.roles)] {
+        if pks.is_empty() {
+            continue;
+        }
+        or(sql);
+        sql.push("subject_type = ").bind(kind.to_string()).push(" AND ");
+        push_any(sql, "subject_pk", pks.iter().copied());
+        sql.push(")");
+    }
+    if first {
+        sql.push("0");
+    }
+}
+
+/// Rows of `select` (`SELECT columns FROM table`), narrowed by `filter` when the facts are scoped; streamed row by
+/// row either way.
+fn scoped_rows<T>(c: &Connection, select: &str, scope: Option<&Scope>, filter: impl FnOnce(&mut Sql, &Scope)) -> Result<Vec<T>>
 where
     T: for<'r> TryFrom<&'r Row<'r>, Error = rusqlite::Error>,
 {
-    let mut stmt = c.prepare_cached(select)?;
-    let rows = stmt.query_map([], |r| T::try_from(r))?.collect::<rusqlite::Result<Vec<T>>>()?;
-    Ok(rows)
+    let Some(scope) = scope else {
+        let mut stmt = c.prepare_cached(select)?;
+        let rows = stmt.query_map([], |r| T::try_from(r))?.collect::<rusqlite::Result<Vec<T>>>()?;
+        return Ok(rows);
+    };
+    let mut sql = Sql::new(select);
+    sql.push(" WHERE ");
+    filter(&mut sql, scope);
+    sql.rows(c, |r| T::try_from(r))
 }
 
 /// A grant: subject type and key, module, action, object model and key (empty when global), expiry.
@@ -469,7 +532,7 @@ type ObjectRow = (String, String, Option<String>, Option<String>, i64);
 
 /// Every module, as the engine needs it.
 pub(super) fn read_modules(c: &Connection) -> Result<Vec<ModuleFact>> {
-    let rows: Vec<(String, i64, String)> = all_rows(c, "SELECT id, is_active, custom_actions FROM modules")?;
+    let rows: Vec<(String, i64, String)> = scoped_rows(c, "SELECT id, is_active, custom_actions FROM modules", None, |_, _| {})?;
     Ok(rows
         .into_iter()
         .map(|(id, is_active, custom)| ModuleFact {
@@ -480,22 +543,50 @@ pub(super) fn read_modules(c: &Connection) -> Result<Vec<ModuleFact>> {
         .collect())
 }
 
-/// The engine's facts, all of them.
-pub(super) fn read_facts(c: &Connection) -> Result<Facts> {
-    let users: Vec<(i64, i64, i64, i64)> = all_rows(c, "SELECT pk, org, is_active, is_superuser FROM users")?;
-    let groups: Vec<(i64, i64, Option<i64>, String)> = all_rows(c, "SELECT pk, org, parent, permissions FROM groups")?;
-    let roles: Vec<(i64, i64)> = all_rows(c, "SELECT pk, org FROM roles")?;
-    let modules = read_modules(c)?;
+/// The engine's facts: all of them, or (with a scope) those [`Facts::restricted_to`] describes.
+pub(super) fn read_facts(c: &Connection, scope: Option<&Scope>) -> Result<Facts> {
+    let users: Vec<(i64, i64, i64, i64)> =
+        scoped_rows(c, "SELECT pk, org, is_active, is_superuser FROM users", scope, |sql, s| {
+            push_any(sql, "pk", s.users.iter().copied())
+        })?;
+    let groups: Vec<(i64, i64, Option<i64>, String)> =
+        scoped_rows(c, "SELECT pk, org, parent, permissions FROM groups", scope, |sql, s| {
+            push_any(sql, "pk", s.groups.iter().copied())
+        })?;
+    let roles: Vec<(i64, i64)> =
+        scoped_rows(c, "SELECT pk, org FROM roles", scope, |sql, s| push_any(sql, "pk", s.roles.iter().copied()))?;
+    let modules = match scope {
+        Some(_) => Vec::new(),
+        None => read_modules(c)?,
+    };
     let memberships: Vec<(i64, i64, Option<i64>, i64)> =
-        all_rows(c, "SELECT user, grp, expires_at, restricted FROM memberships")?;
-    let nodes: Vec<(i64, i64, i64)> = all_rows(c, "SELECT user, grp, node FROM membership_nodes")?;
+        scoped_rows(c, "SELECT user, grp, expires_at, restricted FROM memberships", scope, |sql, s| {
+            push_any(sql, "user", s.users.iter().copied())
+        })?;
+    let nodes: Vec<(i64, i64, i64)> = scoped_rows(c, "SELECT user, grp, node FROM membership_nodes", scope, |sql, s| {
+        push_any(sql, "user", s.users.iter().copied())
+    })?;
     let assignments: Vec<(i64, String, i64, Option<i64>)> =
-        all_rows(c, "SELECT role, subject_type, subject_pk, expires_at FROM role_assignments")?;
-    let grants: Vec<GrantRow> =
-        all_rows(c, "SELECT subject_type, subject_pk, module, action, object_model, object_pk, expires_at FROM grants")?;
-    let objects: Vec<ObjectRow> = all_rows(
+        scoped_rows(c, "SELECT role, subject_type, subject_pk, expires_at FROM role_assignments", scope, |sql, s| {
+            push_subjects_or(sql, s, Some("role"));
+        })?;
+    let grants: Vec<GrantRow> = scoped_rows(
+        c,
+        "SELECT subject_type, subject_pk, module, action, object_model, object_pk, expires_at FROM grants",
+        scope,
+        |sql, s| push_subjects_or(sql, s, None),
+    )?;
+    let objects: Vec<ObjectRow> = scoped_rows(
         c,
         "SELECT o.model, o.object_pk, p.model, p.object_pk, o.org FROM objects o LEFT JOIN objects p ON p.pk = o.parent",
+        scope,
+        |sql, s| {
+            sql.push(
+                "(o.model, o.object_pk) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(",
+            )
+            .bind(object_list(&s.objects))
+            .push("))");
+        },
     )?;
 
     let mut facts = Facts {
@@ -553,4 +644,41 @@ pub(super) fn read_facts(c: &Connection) -> Result<Facts> {
     facts.objects =
         objects.into_iter().map(|(model, key, pm, pk, org)| ObjectFact { key: (model, key), parent: pm.zip(pk), org }).collect();
     Ok(facts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    /// The plan SQLite chooses for `select` narrowed to `scope` by [`push_subjects_or`].
+    async fn plan(store: &SqliteStore, select: &str, scope: &Scope, roles_column: Option<&str>) -> String {
+        let mut sql = Sql::new(&format!("EXPLAIN QUERY PLAN {select} WHERE "));
+        push_subjects_or(&mut sql, scope, roles_column);
+        let rows: Vec<String> = store.read(move |c| sql.rows(c, |r| r.get(3))).await.unwrap();
+        rows.join("\n")
+    }
+
+    /// Following a write reads its subjects' grants and role assignments by index, whichever sets are empty: a
+    /// constant term in the OR (as `AND 0` once was) makes SQLite scan every grant on every write.
+    #[tokio::test]
+    async fn scoped_subject_reads_use_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("castellan.db")).await.unwrap();
+        store.migrate().await.unwrap();
+        let scopes = [
+            Scope { users: [1].into(), ..Scope::default() },
+            Scope { users: [1].into(), groups: [2, 3].into(), ..Scope::default() },
+            Scope { roles: [4].into(), ..Scope::default() },
+            Scope { groups: [2].into(), roles: [4].into(), ..Scope::default() },
+        ];
+        for scope in &scopes {
+            let grants = plan(&store, "SELECT * FROM grants", scope, None).await;
+            assert!(!grants.contains("SCAN grants"), "{scope:?}:\n{grants}");
+            let assignments = plan(&store, "SELECT * FROM role_assignments", scope, Some("role")).await;
+            assert!(!assignments.contains("SCAN role_assignments"), "{scope:?}:\n{assignments}");
+        }
+        let empty = plan(&store, "SELECT * FROM grants", &Scope::default(), None).await;
+        assert!(!empty.is_empty());
+    }
 }

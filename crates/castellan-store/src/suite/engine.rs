@@ -8,7 +8,8 @@ use serde_json::json;
 use super::{ctx, make_org, make_user, new_user};
 use crate::{Group, GroupChanges, Module, NewGroup, PreviewSlot, Store, StoreError};
 
-/// An index kept current from the log as a server keeps it: each row's typed change followed from the index alone.
+/// An index kept current from the log as a server keeps it: each row's typed change followed from the index alone, or
+/// patched with the store's facts when the change needs them.
 struct Follower {
     index: Index,
     applied: i64,
@@ -28,7 +29,13 @@ impl Follower {
         let mut rebuild = false;
         for entry in &entries {
             let change = entry.change.as_ref().unwrap_or_else(|| panic!("row {} is untyped", entry.pk));
-            rebuild = rebuild || self.index.follow(change).is_err();
+            rebuild = rebuild
+                || match change.engine_scope() {
+                    Some(scope) if change.needs_stored_facts() => {
+                        self.index.apply(&scope, &store.engine_patch(&scope).await.unwrap()).is_err()
+                    }
+                    _ => self.index.follow(change).is_err(),
+                };
             self.applied = entry.pk;
         }
         let (facts, _) = store.engine_facts().await.unwrap();
@@ -108,6 +115,15 @@ pub async fn index_follows_the_change_log(store: &dyn Store) {
     f.follow_and_compare(store, &users, "assigning a role and granting to it").await;
     store.set_module_grants(&ctx(), SubjectFact::User(alice), "groups", &["delete".to_string()]).await.unwrap();
     f.follow_and_compare(store, &users, "per-module grants of a user").await;
+    // Other's own permissions confer users.delete; a grant of the same action comes and goes beside them.
+    let delete = [("users".to_string(), "delete".to_string())];
+    store.assign_grants(&ctx(), SubjectFact::Group(other.pk), &delete, None, None).await.unwrap();
+    store.unassign_grants(&ctx(), SubjectFact::Group(other.pk), &delete, None).await.unwrap();
+    f.follow_and_compare(store, &users, "granting and revoking what a group's own permissions confer").await;
+    store.set_module_grants(&ctx(), SubjectFact::Group(other.pk), "users", &[]).await.unwrap();
+    f.follow_and_compare(store, &users, "emptying a group's granted module permissions").await;
+    let own = f.index.conferred_by(&[other.pk], 0);
+    assert!(own.allows("users", castellan_core::permission::Action::Delete), "the group's own permissions stay");
 
     let (node, _) = store.create_object(&ctx(), "nodes", "1", None, org).await.unwrap();
     let (catalog, _) = store.create_object(&ctx(), "catalogs", "10", None, org).await.unwrap();
@@ -129,6 +145,9 @@ pub async fn index_follows_the_change_log(store: &dyn Store) {
     f.follow_and_compare(store, &users, "deactivating a user").await;
     store.delete_group(&ctx(), root.pk, true).await.unwrap();
     f.follow_and_compare(store, &users, "deleting a tree of groups").await;
+    store.delete_group(&ctx(), other.pk, true).await.unwrap();
+    store.update_user(&ctx(), bob, UserChanges { first_name: Some("B".into()), ..Default::default() }).await.unwrap();
+    f.follow_and_compare(store, &users, "updating a member of a deleted group").await;
     store.delete_user(&ctx(), bob).await.unwrap();
     f.follow_and_compare(store, &users, "deleting a user").await;
     assert_eq!(f.rebuilds, 0, "every write above is followed in place");

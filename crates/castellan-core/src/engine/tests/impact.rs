@@ -173,4 +173,8 @@ fn conferred_by_groups_ancestors_and_their_roles() {
     let mut expired = f.clone();
     expired.role_assignments[0].expires_at = Some(NOW);
     assert_eq!(Index::build(&expired).conferred_by(&[11], NOW).pairs().count(), 1, "an expired role confers nothing");
+    let role = ix.granted_to(SubjectFact::Role(7), NOW);
+    assert_eq!(role.pairs().collect::<Vec<_>>(), [("nodes", "create")], "a role's own grants");
+    assert!(ix.granted_to(SubjectFact::Group(11), NOW).is_empty(), "its object grant is not global, nothing inherited");
+    assert!(ix.granted_to(SubjectFact::Role(99), NOW).is_empty());
 }
