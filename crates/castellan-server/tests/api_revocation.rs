@@ -178,14 +178,19 @@ async fn revocation_is_seen_by_every_instance() {
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     eventually_refused(&on_other(&clients[0])).await;
     assert_works(&on_other(&clients[1]), "kate").await;
-    // revoke_sessions on the first instance ends the others everywhere.
+    // Ending the other session from the session list (with the token) ends it on the second instance too.
+    let sessions = clients[2].get(SESSIONS).await;
+    let remaining = sessions.body["results"][0]["pk"].as_i64().unwrap();
+    assert_eq!(sessions.body["count"], 1, "{}", sessions.body);
+    assert_eq!(clients[2].delete(&format!("{SESSIONS}{remaining}/")).await.status, StatusCode::NO_CONTENT);
+    eventually_refused(&on_other(&clients[1])).await;
+    assert_works(&on_other(&clients[2]), "kate").await;
+    // revoke_sessions on the first instance ends the token everywhere.
     let r = admin.post(&format!("/api/v1/users/{pk}/revoke_sessions/"), json!({})).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    for c in &clients[1..] {
-        eventually_refused(&on_other(c)).await;
-    }
+    eventually_refused(&on_other(&clients[2])).await;
     let audit = admin.get(&format!("/api/v1/audit/?target_type=users&target_pk={pk}&action=logout")).await;
-    assert_eq!(audit.body["count"], 2, "the logout and the revocation are in the log: {}", audit.body);
+    assert_eq!(audit.body["count"], 3, "the logout, the ended session and the revocation are in the log: {}", audit.body);
 }
 
 #[tokio::test]

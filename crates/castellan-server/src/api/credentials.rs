@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use castellan_core::change::Change;
 use castellan_core::fields::Fields;
 use castellan_core::model::{ApiToken, Session};
 use serde::Serialize;
@@ -121,9 +122,16 @@ async fn list_sessions(
 /// End one of the caller's sessions.
 #[utoipa::path(delete, path = "/api/v1/active_user/sessions/{pk}/", tag = "active_user", params(("pk" = i64, Path)),
     responses((status = 204), (status = 401), (status = 404)))]
-async fn delete_session(State(state): State<AppState>, caller: Principal, PathPk(pk): PathPk) -> ApiResult<Response> {
+async fn delete_session(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    caller: Principal,
+    PathPk(pk): PathPk,
+) -> ApiResult<Response> {
     state.store.delete_session(caller.user.pk, pk).await?;
     state.credentials.invalidate_user(caller.user.pk);
+    // Logged as that session's logout, so that every other server drops it from its cache too.
+    state.store.audit(&write_ctx(Some(&caller), ip), Change::LoggedOut { user: caller.user.pk }).await?;
     Ok(with_revision(state.store.revision().await?, StatusCode::NO_CONTENT))
 }
 
