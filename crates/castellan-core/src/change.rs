@@ -490,7 +490,12 @@ impl Change {
     /// Reads a change-log row's change; `None` for a row this build does not understand (written before typed
     /// changes, or by a newer version).
     pub fn decode(text: &str) -> Option<Change> {
-        let versioned: Versioned<Change> = serde_json::from_str(text).ok()?;
+        Self::from_value(&serde_json::from_str(text).ok()?)
+    }
+
+    /// Like [`Change::decode`], from the row's change already parsed as JSON (the audit log shows it as such).
+    pub fn from_value(value: &serde_json::Value) -> Option<Change> {
+        let versioned = Versioned::<Change>::deserialize(value).ok()?;
         (versioned.v <= CHANGE_VERSION).then_some(versioned.change)
     }
 

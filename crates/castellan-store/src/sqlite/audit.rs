@@ -18,6 +18,8 @@ pub(super) fn change_from_row(r: &Row<'_>) -> rusqlite::Result<ChangeEntry> {
         .get_ref(8)?
         .as_str()
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(8, rusqlite::types::Type::Text, e.into()))?;
+    // Parsed once: the audit log shows the JSON, followers read the typed change out of it.
+    let changes: Value = serde_json::from_str(text).unwrap_or(Value::Null);
     Ok(ChangeEntry {
         pk: r.get(0)?,
         at: from_micros(r.get(1)?),
@@ -26,8 +28,8 @@ pub(super) fn change_from_row(r: &Row<'_>) -> rusqlite::Result<ChangeEntry> {
         action: r.get(5)?,
         target_type: r.get(6)?,
         target_pk: r.get(7)?,
-        changes: serde_json::from_str(text).unwrap_or(Value::Null),
-        change: Change::decode(text),
+        change: Change::from_value(&changes),
+        changes,
         ip: r.get(9)?,
         request_id: r.get(10)?,
     })
