@@ -23,14 +23,18 @@ pub async fn visible_user(state: &AppState, caller: &Principal, pk: i64) -> ApiR
 }
 
 /// Fails unless the caller sees every user of `pks`, answered from the index and the directory (no database read):
-/// 404 for a user the caller may not see; for a superuser naming a user that does not exist, 400 on `field`.
-pub fn require_visible_users(state: &AppState, caller: &Principal, pks: &[i64], field: &str) -> ApiResult<()> {
+/// 404 for a user the caller may not see; for a superuser naming a user that does not exist, 400 on `field` (404
+/// without one).
+pub fn require_visible_users(state: &AppState, caller: &Principal, pks: &[i64], field: Option<&str>) -> ApiResult<()> {
     let now = now_micros();
     let snapshot = state.engine.snapshot();
     for &pk in pks {
         match (caller.viewer(), snapshot.index.user_org(pk)) {
             (None, Some(_)) => {}
-            (None, None) => return Err(ApiError::field(field, format!("Invalid pk \"{pk}\" - object does not exist."))),
+            (None, None) => {
+                let Some(field) = field else { return Err(ApiError::NotFound) };
+                return Err(ApiError::field(field, format!("Invalid pk \"{pk}\" - object does not exist.")));
+            }
             (Some(viewer), Some(org)) if org == caller.user.org && state.directory.sees_user(viewer, pk, now) => {}
             (Some(_), _) => return Err(ApiError::NotFound),
         }

@@ -315,7 +315,7 @@ fn member_body(
     let expires_at = if with_expiry { f.future_time("expires_at", OffsetDateTime::now_utc()) } else { None };
     f.finish()?;
     let users = users.unwrap_or_default();
-    require_visible_users(state, caller, &users, "users")?;
+    require_visible_users(state, caller, &users, Some("users"))?;
     Ok((users, expires_at))
 }
 

@@ -23,7 +23,7 @@ use crate::extract::{JsonBody, PathPk, write_ctx};
 use crate::links::{Envelope, ListQuery};
 use crate::repr::timestamp;
 use crate::state::AppState;
-use crate::visibility::{visible_group, visible_role, visible_user};
+use crate::visibility::{require_visible_users, visible_group, visible_role};
 
 /// Most users or groups one assign/remove request may name.
 const SUBJECTS_MAX: usize = 1000;
@@ -220,19 +220,18 @@ async fn change(
     let pks = f.pk_list(field, true, SUBJECTS_MAX).unwrap_or_default();
     let expires_at = if assign { f.future_time("expires_at", OffsetDateTime::now_utc()) } else { None };
     f.finish()?;
-    let mut subjects = Vec::with_capacity(pks.len());
-    for subject in pks {
-        match kind {
-            Kind::Users => {
-                visible_user(state, caller, subject).await?;
-                subjects.push(SubjectFact::User(subject));
-            }
-            Kind::Groups => {
-                visible_group(state, caller, subject).await?;
-                subjects.push(SubjectFact::Group(subject));
-            }
+    let subjects: Vec<SubjectFact> = match kind {
+        Kind::Users => {
+            require_visible_users(state, caller, &pks, None)?;
+            pks.into_iter().map(SubjectFact::User).collect()
         }
-    }
+        Kind::Groups => {
+            for &group in &pks {
+                visible_group(state, caller, group).await?;
+            }
+            pks.into_iter().map(SubjectFact::Group).collect()
+        }
+    };
     require_covers(caller, &role_permissions(state, pk))?;
     let ctx = write_ctx(Some(caller), ip);
     let revision = if assign {
