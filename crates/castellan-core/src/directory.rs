@@ -198,8 +198,13 @@ impl Directory {
 
     /// Whether `viewer` sees `group`: one of the viewer's unexpired groups or a group below one.
     pub fn sees_group(&self, viewer: i64, group: i64, now: i64) -> bool {
+        !self.seen_groups(viewer, &[group], now).is_empty()
+    }
+
+    /// Which of `groups` the viewer sees, in their order.
+    pub fn seen_groups(&self, viewer: i64, groups: &[i64], now: i64) -> Vec<i64> {
         let mine = self.active_groups_of(viewer, now);
-        self.ancestry(group).any(|g| mine.contains(&g))
+        groups.iter().copied().filter(|&g| self.below_any(g, &mine)).collect()
     }
 
     /// Whether `viewer` sees `user`: themselves, or an unexpired member of a group the viewer sees.
@@ -208,7 +213,12 @@ impl Directory {
             return true;
         }
         let mine = self.active_groups_of(viewer, now);
-        self.active_groups_of(user, now).into_iter().any(|g| self.ancestry(g).any(|a| mine.contains(&a)))
+        self.active_groups_of(user, now).into_iter().any(|g| self.below_any(g, &mine))
+    }
+
+    /// Whether `group` is one of `groups` or below one.
+    fn below_any(&self, group: i64, groups: &[i64]) -> bool {
+        self.ancestry(group).any(|a| groups.contains(&a))
     }
 
     /// The group (if it exists) and its ancestors up to the root, stopping short of a cycle.

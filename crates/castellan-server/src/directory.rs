@@ -82,8 +82,7 @@ impl DirectoryView {
 
     /// Which of `groups` the viewer sees, in their order.
     pub fn seen_groups(&self, viewer: i64, groups: &[i64], now: i64) -> Vec<i64> {
-        let directory = self.directory.read();
-        groups.iter().copied().filter(|&g| directory.sees_group(viewer, g, now)).collect()
+        self.directory.read().seen_groups(viewer, groups, now)
     }
 
     /// The group and every group below it.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use castellan_core::change::Change;
 use castellan_core::engine::{Index, Overlay, PreviewTooLarge};
 use castellan_core::permission::ModulePermissions;
-use castellan_store::{ChangeEntry, PREVIEW_MAX_USERS, Revision, Store, StoreError};
+use castellan_store::{ChangeEntry, PREVIEW_MAX_USERS, Revision, Store, StoreError, stored_facts_for};
 use parking_lot::{RwLock, RwLockReadGuard};
 
 /// An index and the revision it reflects.
@@ -70,8 +70,10 @@ impl EngineView {
     pub async fn apply(&self, entries: &[ChangeEntry]) -> Result<(), StoreError> {
         for entry in entries {
             let followed = match &entry.change {
-                Some(change) if change.needs_stored_facts() => self.patch_from_store(change).await?,
-                Some(change) => self.current.write().index.follow(change).is_ok(),
+                Some(change) => {
+                    let stored = stored_facts_for(self.store.as_ref(), change).await?;
+                    self.current.write().index.follow(change, stored.as_ref()).is_ok()
+                }
                 None => false,
             };
             if !followed {
@@ -83,14 +85,6 @@ impl EngineView {
         let mut current = self.current.write();
         current.revision = current.revision.max(revision);
         Ok(())
-    }
-
-    /// Replaces what the index holds about the change's scope with the store's current facts; `false` when the
-    /// index must be rebuilt.
-    async fn patch_from_store(&self, change: &Change) -> Result<bool, StoreError> {
-        let Some(scope) = change.engine_scope() else { return Ok(false) };
-        let facts = self.store.engine_patch(&scope).await?;
-        Ok(self.current.write().index.apply(&scope, &facts).is_ok())
     }
 }
 

@@ -114,11 +114,12 @@ pub struct ChangeEntry {
     pub request_id: Option<String>,
 }
 
-impl ChangeEntry {
-    /// What an authorization index must read again after this row, or `None` when only a rebuild will do (a module
-    /// changed, or the row is not understood).
-    pub fn engine_scope(&self) -> Option<castellan_core::engine::Scope> {
-        self.change.as_ref().and_then(Change::engine_scope)
+/// The facts the store holds about what `change` touched, when an index cannot follow the change from its own facts
+/// ([`Change::needs_stored_facts`]); `None` otherwise. Hand them to [`castellan_core::engine::Index::follow`].
+pub async fn stored_facts_for(store: &dyn Store, change: &Change) -> Result<Option<castellan_core::engine::Facts>> {
+    match change.engine_scope() {
+        Some(scope) if change.needs_stored_facts() => Ok(Some(store.engine_patch(&scope).await?)),
+        _ => Ok(None),
     }
 }
 

@@ -261,12 +261,16 @@ impl Index {
         facts
     }
 
-    /// Follows one logged change from the index alone (no store read): the facts it holds about the change's
-    /// scope, with the change applied, replace them. `Err` when the store's facts are needed (a module changed, a
-    /// group's own or granted global permissions changed: [`Change::needs_stored_facts`], or the patch names
-    /// something the index does not know); the index is then half-updated unless the change needed stored facts.
-    pub fn follow(&mut self, change: &Change) -> Result<(), NeedsRebuild> {
-        let Some(scope) = change.engine_scope().filter(|_| !change.needs_stored_facts()) else { return Err(NeedsRebuild) };
+    /// Follows one logged change: the facts the index holds about the change's scope, with the change applied,
+    /// replace them. A change the index cannot follow from its own facts ([`Change::needs_stored_facts`]) takes the
+    /// store's facts about its scope instead (`stored`). `Err` when the index must be rebuilt (a module changed, stored
+    /// facts are needed but missing, or the patch names something the index does not know); the index may then be
+    /// half-updated.
+    pub fn follow(&mut self, change: &Change, stored: Option<&Facts>) -> Result<(), NeedsRebuild> {
+        let Some(scope) = change.engine_scope() else { return Err(NeedsRebuild) };
+        if change.needs_stored_facts() {
+            return self.apply(&scope, stored.ok_or(NeedsRebuild)?);
+        }
         if scope.is_empty() {
             return Ok(());
         }

@@ -463,17 +463,6 @@ impl PermissionStore for SqliteStore {
     }
 }
 
-/// Appends `column IN (values)`, or a condition that is false when there are no values.
-fn push_any(sql: &mut Sql, column: &str, values: impl IntoIterator<Item = i64>) {
-    let mut values = values.into_iter().peekable();
-    if values.peek().is_none() {
-        sql.push("0");
-        return;
-    }
-    // One JSON parameter rather than one per value: scopes may hold more values than SQLite allows parameters.
-    sql.push(&format!("{column} IN (SELECT value FROM json_each(")).bind(Value::from_iter(values).to_string()).push("))");
-}
-
 /// Object keys as one JSON array of `[model, key]` pairs, to bind as one parameter and read with `json_each` (a scope
 /// may name more objects than an expression may have terms).
 pub(super) fn object_list<'a>(objects: impl IntoIterator<Item = &'a ObjectKey>) -> String {
@@ -491,7 +480,7 @@ fn push_subjects_or(sql: &mut Sql, scope: &Scope, roles_column: Option<&str>) {
     };
     if let Some(column) = roles_column.filter(|_| !scope.roles.is_empty()) {
         or(sql);
-        push_any(sql, column, scope.roles.iter().copied());
+        sql.in_json(column, scope.roles.iter().copied());
         sql.push(")");
     }
     for (kind, pks) in [("user", &scope.users), ("group", &scope.groups), ("role", &scope.roles)] {
@@ -500,7 +489,7 @@ fn push_subjects_or(sql: &mut Sql, scope: &Scope, roles_column: Option<&str>) {
         }
         or(sql);
         sql.push("subject_type = ").bind(kind.to_string()).push(" AND ");
-        push_any(sql, "subject_pk", pks.iter().copied());
+        sql.in_json("subject_pk", pks.iter().copied());
         sql.push(")");
     }
     if first {
@@ -547,24 +536,25 @@ pub(super) fn read_modules(c: &Connection) -> Result<Vec<ModuleFact>> {
 pub(super) fn read_facts(c: &Connection, scope: Option<&Scope>) -> Result<Facts> {
     let users: Vec<(i64, i64, i64, i64)> =
         scoped_rows(c, "SELECT pk, org, is_active, is_superuser FROM users", scope, |sql, s| {
-            push_any(sql, "pk", s.users.iter().copied())
+            sql.in_json("pk", s.users.iter().copied());
         })?;
     let groups: Vec<(i64, i64, Option<i64>, String)> =
         scoped_rows(c, "SELECT pk, org, parent, permissions FROM groups", scope, |sql, s| {
-            push_any(sql, "pk", s.groups.iter().copied())
+            sql.in_json("pk", s.groups.iter().copied());
         })?;
-    let roles: Vec<(i64, i64)> =
-        scoped_rows(c, "SELECT pk, org FROM roles", scope, |sql, s| push_any(sql, "pk", s.roles.iter().copied()))?;
+    let roles: Vec<(i64, i64)> = scoped_rows(c, "SELECT pk, org FROM roles", scope, |sql, s| {
+        sql.in_json("pk", s.roles.iter().copied());
+    })?;
     let modules = match scope {
         Some(_) => Vec::new(),
         None => read_modules(c)?,
     };
     let memberships: Vec<(i64, i64, Option<i64>, i64)> =
         scoped_rows(c, "SELECT user, grp, expires_at, restricted FROM memberships", scope, |sql, s| {
-            push_any(sql, "user", s.users.iter().copied())
+            sql.in_json("user", s.users.iter().copied());
         })?;
     let nodes: Vec<(i64, i64, i64)> = scoped_rows(c, "SELECT user, grp, node FROM membership_nodes", scope, |sql, s| {
-        push_any(sql, "user", s.users.iter().copied())
+        sql.in_json("user", s.users.iter().copied());
     })?;
     let assignments: Vec<(i64, String, i64, Option<i64>)> =
         scoped_rows(c, "SELECT role, subject_type, subject_pk, expires_at FROM role_assignments", scope, |sql, s| {

@@ -62,11 +62,17 @@ impl Sql {
         Ok(conn.prepare_cached(&self.text)?.execute(params_from_iter(self.params.iter()))?)
     }
 
-    /// Appends `AND column IN (...)` over keys passed as one JSON array: one statement text for any number of keys
-    /// (a viewer may see a hundred thousand groups, beyond SQLite's bound-parameter limit). None matches nothing.
+    /// Appends `column IN (...)` over keys passed as one JSON array: one statement text for any number of keys (a
+    /// viewer may see a hundred thousand groups, a scope may name more keys than SQLite takes parameters). None
+    /// matches nothing.
+    pub(super) fn in_json(&mut self, column: &str, keys: impl IntoIterator<Item = i64>) -> &mut Self {
+        let json = serde_json::Value::from_iter(keys).to_string();
+        self.push(column).push(" IN (SELECT value FROM json_each(").bind(json).push("))")
+    }
+
+    /// Appends `AND` [`Self::in_json`].
     pub(super) fn and_in_json(&mut self, column: &str, keys: &[i64]) -> &mut Self {
-        let json = serde_json::to_string(keys).unwrap_or_else(|_| "[]".into());
-        self.push(" AND ").push(column).push(" IN (SELECT value FROM json_each(").bind(json).push("))")
+        self.push(" AND ").in_json(column, keys.iter().copied())
     }
 
     /// Every row, mapped by `f`.

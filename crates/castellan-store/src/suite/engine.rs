@@ -29,13 +29,8 @@ impl Follower {
         let mut rebuild = false;
         for entry in &entries {
             let change = entry.change.as_ref().unwrap_or_else(|| panic!("row {} is untyped", entry.pk));
-            rebuild = rebuild
-                || match change.engine_scope() {
-                    Some(scope) if change.needs_stored_facts() => {
-                        self.index.apply(&scope, &store.engine_patch(&scope).await.unwrap()).is_err()
-                    }
-                    _ => self.index.follow(change).is_err(),
-                };
+            let stored = crate::stored_facts_for(store, change).await.unwrap();
+            rebuild = rebuild || self.index.follow(change, stored.as_ref()).is_err();
             self.applied = entry.pk;
         }
         let (facts, _) = store.engine_facts().await.unwrap();
