@@ -482,18 +482,13 @@ struct Versioned<C> {
 }
 
 impl Change {
-    /// The change as the change log stores it (JSON with its version and kind).
-    pub fn encode(&self) -> String {
-        serde_json::to_string(&Versioned { v: CHANGE_VERSION, change: self }).unwrap_or_else(|_| "{}".to_string())
+    /// The change as JSON with its version and kind, as the change log stores it and the audit log shows it.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(Versioned { v: CHANGE_VERSION, change: self }).unwrap_or_else(|_| serde_json::json!({}))
     }
 
-    /// Reads a change-log row's change; `None` for a row this build does not understand (written before typed
-    /// changes, or by a newer version).
-    pub fn decode(text: &str) -> Option<Change> {
-        Self::from_value(&serde_json::from_str(text).ok()?)
-    }
-
-    /// Like [`Change::decode`], from the row's change already parsed as JSON (the audit log shows it as such).
+    /// Reads a change-log row's change, parsed as JSON (the audit log shows it as such); `None` for a row this build
+    /// does not understand (written before typed changes, or by a newer version).
     pub fn from_value(value: &serde_json::Value) -> Option<Change> {
         let versioned = Versioned::<Change>::deserialize(value).ok()?;
         (versioned.v <= CHANGE_VERSION).then_some(versioned.change)
@@ -829,7 +824,7 @@ mod tests {
             Change::LoginFailed { user: None, username: "mallory".into() },
         ];
         for change in changes {
-            assert_eq!(Change::decode(&change.encode()), Some(change));
+            assert_eq!(Change::from_value(&change.to_value()), Some(change));
         }
     }
 
@@ -840,7 +835,7 @@ mod tests {
             object: Some(("catalogs".into(), "42".into())),
             before: vec!["catalogs.read".into()],
         };
-        let value: serde_json::Value = serde_json::from_str(&change.encode()).unwrap();
+        let value = change.to_value();
         assert_eq!(value["v"], 1);
         assert_eq!(value["kind"], "grants_unassigned");
         assert_eq!(value["subject"], "user:5");
@@ -851,10 +846,11 @@ mod tests {
 
     #[test]
     fn rows_this_build_does_not_understand_are_none() {
-        assert_eq!(Change::decode(r#"{"after": {"name": "x"}}"#), None);
-        let newer = Change::LoggedOut { user: 1 }.encode().replace("\"v\":1", "\"v\":99");
-        assert_eq!(Change::decode(&newer), None);
-        assert_eq!(Change::decode("not json"), None);
+        assert_eq!(Change::from_value(&serde_json::json!({"after": {"name": "x"}})), None);
+        let mut newer = Change::LoggedOut { user: 1 }.to_value();
+        newer["v"] = 99.into();
+        assert_eq!(Change::from_value(&newer), None);
+        assert_eq!(Change::from_value(&serde_json::json!("not a change")), None);
     }
 
     #[test]

@@ -201,6 +201,11 @@ impl Directory {
         !self.seen_groups(viewer, &[group], now).is_empty()
     }
 
+    /// Whether the group exists.
+    pub fn has_group(&self, group: i64) -> bool {
+        self.parent.contains_key(&group)
+    }
+
     /// Which of `groups` the viewer sees, in their order.
     pub fn seen_groups(&self, viewer: i64, groups: &[i64], now: i64) -> Vec<i64> {
         let mine = self.active_groups_of(viewer, now);

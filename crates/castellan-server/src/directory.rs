@@ -85,6 +85,15 @@ impl DirectoryView {
         self.directory.read().seen_groups(viewer, groups, now)
     }
 
+    /// Whether `viewer` sees `group` (any existing group when `None`).
+    pub fn sees_group(&self, viewer: Option<i64>, group: i64, now: i64) -> bool {
+        let directory = self.directory.read();
+        match viewer {
+            Some(viewer) => directory.sees_group(viewer, group, now),
+            None => directory.has_group(group),
+        }
+    }
+
     /// The group and every group below it.
     pub fn subtree(&self, group: i64) -> Vec<i64> {
         self.directory.read().subtree(group)

@@ -51,7 +51,7 @@ impl LogFollower {
     /// Applies every change-log row not applied yet to both views.
     pub async fn follow(&self) -> Result<(), StoreError> {
         let mut applied = self.applied.lock().await;
-        self.follow_locked(&mut applied).await
+        self.follow_locked(&mut applied, None).await
     }
 
     /// Brings both views to `revision` at least (a write of this server, before it is answered): a write that
@@ -64,11 +64,16 @@ impl LogFollower {
         if self.engine.revision() >= revision {
             return Ok(());
         }
-        self.follow_locked(&mut applied).await
+        self.follow_locked(&mut applied, Some(revision)).await
     }
 
-    async fn follow_locked(&self, applied: &mut i64) -> Result<(), StoreError> {
+    /// Applies the log's rows after `applied` until none is left, or until the index reaches `until` (this server's
+    /// own rows come from the store's memory; looking for rows after them would read the database).
+    async fn follow_locked(&self, applied: &mut i64, until: Option<Revision>) -> Result<(), StoreError> {
         loop {
+            if until.is_some_and(|until| self.engine.revision() >= until) {
+                return Ok(());
+            }
             let entries = self.store.changes(*applied, BATCH).await?;
             let Some(last) = entries.last().map(|e| e.pk) else { return Ok(()) };
             // The directory first: a request that finds the index at its revision finds the directory there too.

@@ -53,6 +53,12 @@ pub async fn visible_group(state: &AppState, caller: &Principal, pk: i64) -> Api
     Ok(group)
 }
 
+/// Fails with 404 unless the group `pk` exists and the caller sees it, answered from the directory (no database
+/// read: a write that then finds the group gone answers 404 too).
+pub fn require_visible_group(state: &AppState, caller: &Principal, pk: i64) -> ApiResult<()> {
+    if state.directory.sees_group(caller.viewer(), pk, now_micros()) { Ok(()) } else { Err(ApiError::NotFound) }
+}
+
 /// Which of the groups `pks` the caller sees (all of them for superusers), in their order.
 pub fn visible_subset(state: &AppState, caller: &Principal, pks: &[i64]) -> Vec<i64> {
     match caller.viewer() {

@@ -547,7 +547,7 @@ async fn writes_of_another_replica_reach_the_index() {
     assert_eq!(client.get("/api/v1/users/").await.status, StatusCode::FORBIDDEN);
 
     let other = castellan_store::SqliteStore::open(&server.db_path()).await.unwrap();
-    let revision = other.add_members(&WriteCtx::default(), readers, &[u], None).await.unwrap();
+    let (_, revision) = other.add_members(&WriteCtx::default(), readers, &[u], None).await.unwrap();
     // Read-your-writes across replicas: asking for the other replica's revision waits for it.
     let r = check(&client, json!({"permission": "users.read", "at_least_revision": revision})).await;
     assert_eq!(r.body["allowed"], true, "{}", r.body);

@@ -15,6 +15,7 @@ pub mod permissions;
 pub mod sqlite;
 #[cfg(feature = "testsuite")]
 pub mod suite;
+mod tail;
 mod time_util;
 
 pub use permissions::{Module, PermissionStore, Role};
@@ -394,15 +395,16 @@ pub trait GroupStore {
     /// Deletes a group; with children that is `Conflict{children}` unless `cascade`, which deletes the subtree.
     async fn delete_group(&self, ctx: &WriteCtx, pk: i64, cascade: bool) -> Result<Revision>;
     /// Adds users to a group (existing memberships get the new expiry); users of another org are `Conflict{members}`.
+    /// Answers the group as the write found it.
     async fn add_members(
         &self,
         ctx: &WriteCtx,
         group: i64,
         users: &[i64],
         expires_at: Option<OffsetDateTime>,
-    ) -> Result<Revision>;
-    /// Removes users from a group (absent ones are ignored).
-    async fn remove_members(&self, ctx: &WriteCtx, group: i64, users: &[i64]) -> Result<Revision>;
+    ) -> Result<(Group, Revision)>;
+    /// Removes users from a group (absent ones are ignored); answers the group as the write found it.
+    async fn remove_members(&self, ctx: &WriteCtx, group: i64, users: &[i64]) -> Result<(Group, Revision)>;
     /// One membership, expired or not.
     async fn membership(&self, user: i64, group: i64) -> Result<Option<Membership>>;
     /// Replaces a membership's node restriction: `Some(nodes)` restricts (even to none), `None` lifts it.
@@ -572,7 +574,8 @@ pub trait ChangeLog {
     async fn change_pk_at_revision(&self, revision: Revision) -> Result<i64>;
     /// The key of the newest change-log row (0 when empty).
     async fn last_change_pk(&self) -> Result<i64>;
-    /// Change-log rows after `after_pk`, oldest first, at most `limit`.
+    /// Change-log rows after `after_pk`, oldest first, at most `limit`. A store answers its own newest writes from
+    /// memory, so rows another process committed after them come only in a later answer: read on until one is empty.
     async fn changes(&self, after_pk: i64, limit: i64) -> Result<Vec<ChangeEntry>>;
 }
 

@@ -35,3 +35,53 @@ async fn dry_runs_write_nothing() {
     assert!(matches!(store.org_by_slug("acme").await, Err(StoreError::NotFound)), "the dry run's org was rolled back");
     assert_eq!(store.data_get(1, "k").await.unwrap(), None);
 }
+
+/// Followers of a store read its own writes from memory: what it hands them must be the log on disk, row for row,
+/// with nothing of a refused write or a dry run, and with the rows another process wrote in between.
+#[tokio::test]
+async fn the_log_a_store_hands_its_followers_is_the_log_on_disk() {
+    use castellan_core::change::Change;
+    use castellan_core::model::NewUser;
+    use castellan_store::{ChangeLog, GroupStore, NewGroup, OrgStore, PreviewSlot, UserStore, WriteCtx};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("castellan.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.migrate().await.unwrap();
+    let ctx = WriteCtx { actor: None, ip: Some("192.0.2.1".into()), request_id: Some("r-1".into()) };
+    let start = store.last_change_pk().await.unwrap();
+    let (org, _) = store.create_org(&ctx, "Acme", "acme", "").await.unwrap();
+    let user = |username: &str| NewUser {
+        username: username.into(),
+        password_hash: None,
+        email: format!("{username}@example.com"),
+        first_name: String::new(),
+        last_name: String::new(),
+        description: String::new(),
+        is_active: true,
+        is_staff: false,
+        is_superuser: false,
+        org: org.pk,
+        groups: Vec::new(),
+    };
+    let (ann, _) = store.create_user(&ctx, user("ann")).await.unwrap();
+    let group =
+        NewGroup { name: "g".into(), description: String::new(), org: org.pk, parent: None, permissions: Default::default() };
+    let (g, _) = store.create_group(&ctx, group).await.unwrap();
+    assert!(store.create_org(&ctx, "Acme", "acme", "").await.is_err(), "a refused write");
+    let slot = PreviewSlot::default();
+    let dry = castellan_store::dry_run(slot, store.add_members(&ctx, g.pk, &[ann.pk], None)).await;
+    assert!(dry.is_err(), "a dry run");
+    // Another process writes in between.
+    let other = SqliteStore::open(&path).await.unwrap();
+    other.create_user(&ctx, user("bob")).await.unwrap();
+    store.add_members(&ctx, g.pk, &[ann.pk], None).await.unwrap();
+    store.audit(&ctx, Change::LoggedOut { user: ann.pk }).await.unwrap();
+    let on_disk = SqliteStore::open(&path).await.unwrap();
+    let disk = on_disk.changes(start, 1000).await.unwrap();
+    assert_eq!(disk.len(), 6, "{disk:#?}");
+    assert_eq!(store.changes(start, 1000).await.unwrap(), disk, "with the other process's row");
+    for (i, row) in disk.iter().enumerate() {
+        assert_eq!(store.changes(row.pk - 1, 1).await.unwrap(), disk[i..=i], "from row {}", row.pk);
+    }
+    assert!(store.changes(disk[disk.len() - 1].pk, 1000).await.unwrap().is_empty());
+}

@@ -22,7 +22,7 @@ use crate::extract::{JsonBody, PathPk, write_ctx};
 use crate::links::{Envelope, ListQuery};
 use crate::repr::{GroupOut, UserOut, module_actions};
 use crate::state::AppState;
-use crate::visibility::{groups_seen, redact_groups, require_visible_users, users_seen, visible_group};
+use crate::visibility::{groups_seen, redact_groups, require_visible_group, require_visible_users, users_seen, visible_group};
 
 /// Most users one assign/remove request may name, and most members embedded in a group.
 pub const MEMBERS_MAX: usize = 1000;
@@ -338,10 +338,10 @@ async fn assign_users(
     PathPk(pk): PathPk,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let group = visible_group(&state, &caller, pk).await?;
+    require_visible_group(&state, &caller, pk)?;
     let (users, expires_at) = member_body(&state, &caller, &body, true)?;
     require_confer(&state, &caller, &[pk])?;
-    let revision = state.store.add_members(&write_ctx(Some(&caller), ip), pk, &users, expires_at).await?;
+    let (group, revision) = state.store.add_members(&write_ctx(Some(&caller), ip), pk, &users, expires_at).await?;
     Ok(with_revision(revision, axum::Json(members_out(&state, &caller, &group, revision).await?)))
 }
 
@@ -356,9 +356,9 @@ async fn remove_users(
     PathPk(pk): PathPk,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let group = visible_group(&state, &caller, pk).await?;
+    require_visible_group(&state, &caller, pk)?;
     let (users, _) = member_body(&state, &caller, &body, false)?;
     require_confer(&state, &caller, &[pk])?;
-    let revision = state.store.remove_members(&write_ctx(Some(&caller), ip), pk, &users).await?;
+    let (group, revision) = state.store.remove_members(&write_ctx(Some(&caller), ip), pk, &users).await?;
     Ok(with_revision(revision, axum::Json(members_out(&state, &caller, &group, revision).await?)))
 }

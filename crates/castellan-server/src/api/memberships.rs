@@ -19,7 +19,7 @@ use crate::extract::{PathPk, path_key, write_ctx};
 use crate::links::{Envelope, ListQuery};
 use crate::repr::GroupOut;
 use crate::state::AppState;
-use crate::visibility::{groups_seen, visible_group, visible_user};
+use crate::visibility::{groups_seen, require_visible_group, require_visible_users, visible_group, visible_user};
 
 /// Routes of module `groups`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -95,14 +95,14 @@ async fn join(
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let [user, group] = keys(&[raw.0, raw.1])?[..] else { return Err(ApiError::NotFound) };
-    visible_user(&state, &caller, user).await?;
-    let target = visible_group(&state, &caller, group).await?;
+    require_visible_users(&state, &caller, &[user], None)?;
+    require_visible_group(&state, &caller, group)?;
     let body = if body.iter().all(u8::is_ascii_whitespace) { serde_json::json!({}) } else { crate::extract::parse_json(&body)? };
     let mut f = Fields::new(&body)?;
     let expires_at = f.future_time("expires_at", time::OffsetDateTime::now_utc());
     f.finish()?;
     require_confer(&state, &caller, &[group])?;
-    let revision = state.store.add_members(&write_ctx(Some(&caller), ip), group, &[user], expires_at).await?;
+    let (target, revision) = state.store.add_members(&write_ctx(Some(&caller), ip), group, &[user], expires_at).await?;
     Ok(with_revision(revision, axum::Json(GroupOut::from(&target))))
 }
 
@@ -118,7 +118,7 @@ async fn leave(
     let [user, group] = keys(&[raw.0, raw.1])?[..] else { return Err(ApiError::NotFound) };
     membership_of(&state, &caller, user, group).await?;
     require_confer(&state, &caller, &[group])?;
-    let revision = state.store.remove_members(&write_ctx(Some(&caller), ip), group, &[user]).await?;
+    let (_, revision) = state.store.remove_members(&write_ctx(Some(&caller), ip), group, &[user]).await?;
     Ok(with_revision(revision, StatusCode::NO_CONTENT))
 }
 

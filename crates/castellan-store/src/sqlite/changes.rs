@@ -50,7 +50,7 @@ impl ChangeLog for SqliteStore {
         if dry_run_slot().is_some() {
             return Err(StoreError::NotPreviewable);
         }
-        self.write(ctx, move |c, logging| insert_log(c, &logging.ctx, &event).map(drop)).await
+        self.write(ctx, move |c, logging| insert_log(c, logging, event).map(drop)).await
     }
 
     async fn record_expirations(&self, now: OffsetDateTime) -> Result<usize> {
@@ -87,6 +87,9 @@ impl ChangeLog for SqliteStore {
     }
 
     async fn changes(&self, after_pk: i64, limit: i64) -> Result<Vec<ChangeEntry>> {
+        if let Some(rows) = self.tail.after(after_pk, usize::try_from(limit).unwrap_or(0)) {
+            return Ok(rows);
+        }
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT pk, at, revision, actor, actor_username, action, target_type, target_pk, changes, ip, request_id

@@ -100,6 +100,17 @@ impl Db {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.write_then(f, |_| {}).await
+    }
+
+    /// Like [`Db::write`], and runs `committed` with `f`'s answer on the writer thread once the group is committed,
+    /// before the write is acknowledged: in commit order, so what it publishes is in the order of the log.
+    pub(super) async fn write_then<T, F, C>(&self, f: F, committed: C) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        C: FnOnce(&mut T) + Send + 'static,
+        T: Send + 'static,
+    {
         let (reply, answer) = oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |conn| {
             let conn = match conn {
@@ -116,7 +127,10 @@ impl Db {
                 let answer = match (outcome, commit) {
                     (Err(e), _) => Err(e),
                     (Ok(_), Err(why)) => Err(StoreError::Backend(format!("commit failed: {why}"))),
-                    (Ok(value), Ok(())) => Ok(value),
+                    (Ok(mut value), Ok(())) => {
+                        committed(&mut value);
+                        Ok(value)
+                    }
                 };
                 let _ = reply.send(answer);
             });
@@ -218,7 +232,8 @@ fn open_writer(path: &Path) -> Result<Connection> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
-         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 0;",
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 0;
+         PRAGMA mmap_size = 4294967296;",
     )
     .map_err(backend)?;
     conn.set_prepared_statement_cache_capacity(256);
@@ -231,7 +246,8 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
-    conn.execute_batch("PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;").map_err(backend)?;
+    conn.execute_batch("PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384; PRAGMA mmap_size = 4294967296;")
+        .map_err(backend)?;
     conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
 }

@@ -169,10 +169,9 @@ fn membership_record(m: Option<Membership>) -> Option<MembershipRecord> {
     m.map(|m| MembershipRecord { expires_at: m.expires_at.map(to_micros), restricted: m.restricted, nodes: m.nodes })
 }
 
-/// Whether group `?1` exists, and whether every user of the JSON array `?2` belongs to its organisation.
-const MEMBER_CHECKS: &str = "SELECT EXISTS (SELECT 1 FROM groups WHERE pk = ?1),
-        (SELECT count(*) FROM users u JOIN groups g ON g.org = u.org
-          WHERE g.pk = ?1 AND u.pk IN (SELECT value FROM json_each(?2))) = json_array_length(?2)";
+/// Whether every user of the JSON array `?2` belongs to organisation `?1`.
+const MEMBERS_OF_ORG: &str = "SELECT (SELECT count(*) FROM users
+          WHERE org = ?1 AND pk IN (SELECT value FROM json_each(?2))) = json_array_length(?2)";
 
 /// Each user of the JSON array `?2` with its membership of group `?1` before it is added: (user, whether a member,
 /// expiry, restricted, restricting nodes as a JSON array).
@@ -353,7 +352,7 @@ impl GroupStore for SqliteStore {
         group: i64,
         users: &[i64],
         expires_at: Option<OffsetDateTime>,
-    ) -> Result<Revision> {
+    ) -> Result<(Group, Revision)> {
         // A user named twice is one member (not a user of another org).
         let mut distinct: Vec<i64> = Vec::with_capacity(users.len());
         for user in users {
@@ -364,11 +363,8 @@ impl GroupStore for SqliteStore {
         let users = Value::from(distinct).to_string();
         let expires_at = expires_at.map(to_micros);
         self.write(ctx, move |c, ctx| {
-            let (exists, same_org): (bool, bool) =
-                c.prepare_cached(MEMBER_CHECKS)?.query_row(params![group, users], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            if !exists {
-                return Err(StoreError::NotFound);
-            }
+            let record = fetch_group(c, group)?;
+            let same_org: bool = c.prepare_cached(MEMBERS_OF_ORG)?.query_row(params![record.org, users], |r| r.get(0))?;
             if !same_org {
                 return Err(StoreError::Conflict { constraint: "members".into() });
             }
@@ -377,22 +373,22 @@ impl GroupStore for SqliteStore {
                 .query_map(params![group, users], |r| member_added(r, expires_at))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             c.prepare_cached(UPSERT_MEMBERS)?.execute(params![group, users, expires_at])?;
-            log_write(c, ctx, Change::MembersAssigned { group, members })
+            Ok((record, log_write(c, ctx, Change::MembersAssigned { group, members })?))
         })
         .await
     }
 
-    async fn remove_members(&self, ctx: &WriteCtx, group: i64, users: &[i64]) -> Result<Revision> {
+    async fn remove_members(&self, ctx: &WriteCtx, group: i64, users: &[i64]) -> Result<(Group, Revision)> {
         let users = users.to_vec();
         self.write(ctx, move |c, ctx| {
-            fetch_group(c, group)?;
+            let record = fetch_group(c, group)?;
             let mut members = Vec::with_capacity(users.len());
             for &user in &users {
                 let Some(before) = fetch_membership(c, user, group)? else { continue };
                 c.prepare_cached("DELETE FROM memberships WHERE user = ? AND grp = ?")?.execute([user, group])?;
                 members.push(MemberChange { user, before: membership_record(Some(before)), after: None });
             }
-            log_write(c, ctx, Change::MembersUnassigned { group, members })
+            Ok((record, log_write(c, ctx, Change::MembersUnassigned { group, members })?))
         })
         .await
     }

@@ -15,6 +15,7 @@ mod db;
 mod migrate;
 mod sql;
 
+use std::cell::RefCell;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -24,13 +25,16 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use self::db::{Db, backend, map_err};
 use self::sql::Sql;
-use crate::time_util::now_micros;
-use crate::{PreviewSlot, Result, Revision, Store, StoreError, WriteCtx, dry_run_slot};
+use crate::tail::CommittedTail;
+use crate::time_util::{from_micros, now_micros};
+use crate::{ChangeEntry, PreviewSlot, Result, Revision, Store, StoreError, WriteCtx, dry_run_slot};
 
 /// Castellan's store on one SQLite file.
 #[derive(Clone)]
 pub struct SqliteStore {
     db: Arc<Db>,
+    /// The change-log rows this store committed last, which its followers read instead of the log.
+    tail: Arc<CommittedTail>,
 }
 
 /// The newest committed revision: the largest one logged (0 before any write).
@@ -42,7 +46,7 @@ const INSERT_LOG: &str =
     "INSERT INTO change_log (at, revision, actor, actor_username, action, target_type, target_pk, changes, ip, request_id, org)
      VALUES (?1, CASE WHEN ?2 THEN (SELECT COALESCE(MAX(revision), 0) + 1 FROM change_log) END, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
              (SELECT org FROM users WHERE pk = ?3))
-     RETURNING revision";
+     RETURNING pk, revision";
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file at `path`.
@@ -51,7 +55,7 @@ impl SqliteStore {
         let db = tokio::task::spawn_blocking(move || Db::open(&path))
             .await
             .map_err(|e| StoreError::Backend(format!("cannot open the database: {e}")))??;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self { db: Arc::new(db), tail: Arc::default() })
     }
 
     /// Opens a `sqlite:` URL (`sqlite://path`, `sqlite:path`; query parameters such as `mode=rwc` are accepted and
@@ -79,8 +83,14 @@ impl SqliteStore {
         F: FnOnce(&Connection, &Logging) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let logging = Logging { ctx: ctx.clone(), preview: dry_run_slot() };
-        self.db.write(move |c| f(c, &logging)).await
+        let logging = Logging { ctx: ctx.clone(), preview: dry_run_slot(), logged: RefCell::default() };
+        let tail = self.tail.clone();
+        let write = move |c: &Connection| {
+            let out = f(c, &logging)?;
+            Ok((out, logging.logged.into_inner()))
+        };
+        let (out, _) = self.db.write_then(write, move |(_, logged)| tail.push(std::mem::take(logged))).await?;
+        Ok(out)
     }
 
     /// Runs an unlogged write (sessions, user data) on the writer thread; refused in a dry run, which could not
@@ -125,37 +135,54 @@ fn log_event(conn: &Connection, logging: &Logging, change: Change) -> Result<Opt
         *slot = Some(change);
         return Err(StoreError::DryRun);
     }
-    insert_log(conn, &logging.ctx, &change)
+    insert_log(conn, logging, change)
 }
 
-/// How a write running on the writer thread logs its change: who made it, and the slot of a dry run.
+/// How a write running on the writer thread logs its change: who made it, the slot of a dry run, and the rows it
+/// appended (published to the store's tail once committed).
 struct Logging {
     ctx: WriteCtx,
     preview: Option<PreviewSlot>,
+    logged: RefCell<Vec<ChangeEntry>>,
 }
 
 /// Appends `change` to the change log; answers the revision it produced (`None` for an audit-only event).
-fn insert_log(conn: &Connection, ctx: &WriteCtx, change: &Change) -> Result<Option<Revision>> {
+fn insert_log(conn: &Connection, logging: &Logging, change: Change) -> Result<Option<Revision>> {
+    let ctx = &logging.ctx;
     let (actor, actor_username) = match &ctx.actor {
         Some((pk, name)) => (Some(*pk), Some(name.as_str())),
         None => (None, None),
     };
     let (target_type, target_pk) = change.target();
-    let revision = conn.prepare_cached(INSERT_LOG)?.query_row(
+    let (at, changes) = (now_micros(), change.to_value());
+    let (pk, revision) = conn.prepare_cached(INSERT_LOG)?.query_row(
         params![
-            now_micros(),
+            at,
             change.advances_revision(),
             actor,
             actor_username,
             change.action(),
             target_type,
             target_pk,
-            change.encode(),
+            changes.to_string(),
             ctx.ip,
             ctx.request_id
         ],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
+    logging.logged.borrow_mut().push(ChangeEntry {
+        pk,
+        at: from_micros(at),
+        revision,
+        actor: ctx.actor.clone(),
+        action: change.action().to_string(),
+        target_type,
+        target_pk,
+        changes,
+        change: Some(change),
+        ip: ctx.ip.clone(),
+        request_id: ctx.request_id.clone(),
+    });
     Ok(revision)
 }
 

@@ -366,7 +366,8 @@ pub async fn memberships_add_remove_and_expiry(store: &dyn Store) {
     let foreign = make_user(store, new_user(globex, "foreign")).await.pk;
 
     let before = mark(store).await;
-    let revision = store.add_members(&ctx(), g.pk, &[u1, u2], None).await.unwrap();
+    let (group, revision) = store.add_members(&ctx(), g.pk, &[u1, u2], None).await.unwrap();
+    assert_eq!(group, store.get_group(g.pk).await.unwrap(), "the write answers its group");
     let row = expect_one_change(store, before, revision).await;
     assert_eq!((row.action.as_str(), row.target_type.as_str()), ("assign", "groups"));
     assert_eq!(row.target_pk, g.pk.to_string());
@@ -391,7 +392,7 @@ pub async fn memberships_add_remove_and_expiry(store: &dyn Store) {
     // A future expiry counts until it passes.
     let later = OffsetDateTime::now_utc() + Duration::hours(1);
     let before = mark(store).await;
-    let revision = store.add_members(&ctx(), g.pk, &[u3], Some(later)).await.unwrap();
+    let (_, revision) = store.add_members(&ctx(), g.pk, &[u3], Some(later)).await.unwrap();
     expect_one_change(store, before, revision).await;
     let m = store.membership(u3, g.pk).await.unwrap().unwrap();
     assert!((m.expires_at.expect("an expiry") - later).abs() < Duration::milliseconds(1));
@@ -401,7 +402,7 @@ pub async fn memberships_add_remove_and_expiry(store: &dyn Store) {
     // Re-adding an existing member replaces the expiry: a past one makes the membership stop counting at once.
     let earlier = OffsetDateTime::now_utc() - Duration::minutes(1);
     let before = mark(store).await;
-    let revision = store.add_members(&ctx(), g.pk, &[u2], Some(earlier)).await.unwrap();
+    let (_, revision) = store.add_members(&ctx(), g.pk, &[u2], Some(earlier)).await.unwrap();
     let row = expect_one_change(store, before, revision).await;
     assert!(row.changes["members"][0]["before"].is_object(), "the old membership is logged: {}", row.changes);
     assert!(store.membership(u2, g.pk).await.unwrap().is_some(), "an expired membership still exists");
@@ -436,13 +437,14 @@ pub async fn memberships_add_remove_and_expiry(store: &dyn Store) {
 
     // Naming a member twice is not an org conflict.
     let before = mark(store).await;
-    let revision = store.add_members(&ctx(), g.pk, &[u1, u1], None).await.unwrap();
+    let (_, revision) = store.add_members(&ctx(), g.pk, &[u1, u1], None).await.unwrap();
     expect_one_change(store, before, revision).await;
     assert_eq!(members_of(store, g.pk, false).await, set(&[u1, u2, u3]));
 
     // Removing: absent users are ignored; the removed lose the group and what it confers.
     let before = mark(store).await;
-    let revision = store.remove_members(&ctx(), g.pk, &[u1, foreign, u1 + 1000]).await.unwrap();
+    let (group, revision) = store.remove_members(&ctx(), g.pk, &[u1, foreign, u1 + 1000]).await.unwrap();
+    assert_eq!(group, store.get_group(g.pk).await.unwrap(), "the write answers its group");
     let row = expect_one_change(store, before, revision).await;
     assert_eq!((row.action.as_str(), row.target_type.as_str()), ("unassign", "groups"));
     let logged = row.changes["members"].as_array().unwrap();

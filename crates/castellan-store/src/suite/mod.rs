@@ -198,7 +198,15 @@ struct Mark {
 
 /// Every change-log row after `after_pk`.
 async fn changes_after(store: &dyn Store, after_pk: i64) -> Vec<ChangeEntry> {
-    store.changes(after_pk, i64::MAX).await.unwrap()
+    let mut rows: Vec<ChangeEntry> = Vec::new();
+    loop {
+        let after = rows.last().map_or(after_pk, |row| row.pk);
+        let more = store.changes(after, i64::MAX).await.unwrap();
+        if more.is_empty() {
+            return rows;
+        }
+        rows.extend(more);
+    }
 }
 
 /// Takes a [`Mark`].
