@@ -1,7 +1,7 @@
 //! Impact of a write before it is made: what each affected user holds on the index before the write and on the index
 //! after it, diffed and aggregated per permission (API.md §8 and §11, `?dry_run=true`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use super::check::alive;
@@ -33,9 +33,28 @@ pub struct Impact {
     pub users_affected: usize,
 }
 
-/// What one user holds: action names per (module, object), normalised so `full` lists every action of its module
-/// and any action lists `access` (which every action implies). Names are borrowed from the index.
-type Holdings<'a> = BTreeMap<(&'a str, Option<&'a ObjectKey>), BTreeSet<&'a str>>;
+/// What one user holds per (module, object), normalised so `full` holds every action of its module and any action
+/// holds `access` (which every action implies). Names are borrowed from the index.
+type Holdings<'a> = HashMap<(&'a str, Option<&'a ObjectKey>), Held<'a>>;
+
+/// Actions held in one module, as a mask over that module's actions in one index.
+#[derive(Clone, Copy)]
+struct Held<'a> {
+    mask: u64,
+    actions: &'a [String],
+}
+
+impl Held<'_> {
+    /// The same actions as a mask over `actions` (the module's actions in the other index: almost always the same
+    /// list, unless the change alters the module).
+    fn over(&self, actions: &[String]) -> u64 {
+        if std::ptr::eq(self.actions, actions) || self.actions == actions {
+            return self.mask;
+        }
+        let held = |name: &String| self.actions.iter().position(|a| a == name).is_some_and(|b| self.mask & (1 << b) != 0);
+        actions.iter().enumerate().filter(|(_, name)| held(name)).fold(0, |mask, (b, _)| mask | 1 << b)
+    }
+}
 
 /// The impact of going from `before` to `after` for `users`. Grants on objects are compared as granted (a grant on a
 /// parent is one entry, not one per descendant); `probes` are objects that moved or appeared, checked one by one
@@ -94,9 +113,10 @@ impl Diff {
 impl Sides<'_> {
     fn diff(&self, users: &[i64]) -> Diff {
         let mut out = Diff::default();
+        let (mut passed_before, mut passed_after) = (Passed::default(), Passed::default());
         for &user in users {
-            let was = self.before.holdings(user, self.probes, self.modules_before, self.now);
-            let is = self.after.holdings(user, self.probes, self.modules_after, self.now);
+            let was = self.before.holdings(user, self.probes, self.modules_before, self.now, &mut passed_before);
+            let is = self.after.holdings(user, self.probes, self.modules_after, self.now, &mut passed_after);
             let mut changed = collect(&is, &was, user, true, &mut out.gained);
             changed |= collect(&was, &is, user, false, &mut out.lost);
             out.affected += usize::from(changed);
@@ -115,26 +135,28 @@ fn collect(
     full_implies: bool,
     out: &mut BTreeMap<(String, Option<ObjectKey>), Vec<i64>>,
 ) -> bool {
+    let (full, access) = (1u64 << standard_bit(Action::Full), 1u64 << standard_bit(Action::Access));
     let mut changed = false;
-    for (&(module, object), actions) in from {
-        let other = minus.get(&(module, object));
-        // On an object, an action held globally on either side is no change of the object's (or one implied by the
-        // global change listed beside it).
-        let global = |side: &Holdings<'_>, a: &str| side.get(&(module, None)).is_some_and(|g| g.contains(a));
-        let new: Vec<&str> = actions
-            .iter()
-            .copied()
-            .filter(|a| other.is_none_or(|o| !o.contains(a)))
-            .filter(|a| object.is_none() || !(global(from, a) || global(minus, a)))
-            .collect();
-        if new.is_empty() {
+    for (&(module, object), held) in from {
+        let mask_in = |side: &Holdings<'_>, object| side.get(&(module, object)).map_or(0, |h: &Held<'_>| h.over(held.actions));
+        let mut new = held.mask & !mask_in(minus, object);
+        if object.is_some() {
+            // On an object, an action held globally on either side is no change of the object's (or one implied by
+            // the global change listed beside it).
+            new &= !(mask_in(from, None) | mask_in(minus, None));
+        }
+        if new == 0 {
             continue;
         }
         changed = true;
-        let full = Action::Full.as_str();
-        let only_full = full_implies && new.contains(&full);
-        let keep = |a: &&&str| if only_full { **a == full } else { **a != Action::Access.as_str() || new.len() == 1 };
-        for action in new.iter().filter(keep) {
+        let keep = if full_implies && new & full != 0 {
+            full
+        } else if new == access {
+            access
+        } else {
+            new & !access
+        };
+        for (_, action) in held.actions.iter().enumerate().filter(|(b, _)| keep & (1 << b) != 0) {
             out.entry((format!("{module}.{action}"), object.cloned())).or_default().push(user);
         }
     }
@@ -148,6 +170,10 @@ fn entries(map: BTreeMap<(String, Option<ObjectKey>), Vec<i64>>) -> Vec<ImpactEn
 /// Action masks by (module, object), in one index's dense ids.
 type Masks = HashMap<(u16, Option<u32>), u64>;
 
+/// What each group or role passes down to its members as granted, without node restriction: the same for every
+/// user reached through it, so found once per impact (thousands of users share their groups' ancestors).
+type Passed = HashMap<Subj, Vec<((u16, Option<u32>), u64)>>;
+
 impl Index {
     /// The modules in which each subject holds any grant, so a walk looks up only those.
     fn modules_by_subject(&self) -> HashMap<Subj, Vec<u16>> {
@@ -160,10 +186,17 @@ impl Index {
 
     /// What `user` holds at `now`, as [`Holdings`]: grants as granted, node-restricted ones where their nodes
     /// meet them, and every action on each probed object.
-    fn holdings(&self, user: i64, probes: &[ObjectKey], modules: &HashMap<Subj, Vec<u16>>, now: i64) -> Holdings<'_> {
-        let Some(entry) = self.users.get(&user).map(|&u| &self.user_entries[u as usize]) else { return Holdings::new() };
+    fn holdings(
+        &self,
+        user: i64,
+        probes: &[ObjectKey],
+        modules: &HashMap<Subj, Vec<u16>>,
+        now: i64,
+        passed: &mut Passed,
+    ) -> Holdings<'_> {
+        let Some(entry) = self.users.get(&user).map(|&u| &self.user_entries[u as usize]) else { return Holdings::default() };
         if !entry.is_active {
-            return Holdings::new();
+            return Holdings::default();
         }
         let mut masks = Masks::default();
         if entry.is_superuser {
@@ -171,7 +204,7 @@ impl Index {
                 masks.insert((m, None), u64::MAX);
             }
         } else {
-            self.granted(entry, modules, now, &mut masks);
+            self.granted(entry, modules, now, &mut masks, passed);
             for probe in probes {
                 let Some(o) = self.object(&probe.0, &probe.1) else { continue };
                 for (m, me) in self.module_entries.iter().enumerate() {
@@ -187,53 +220,66 @@ impl Index {
     }
 
     /// Adds every unexpired grant reaching `entry`, as granted.
-    fn granted(&self, entry: &UserEntry, modules: &HashMap<Subj, Vec<u16>>, now: i64, masks: &mut Masks) {
+    fn granted(&self, entry: &UserEntry, modules: &HashMap<Subj, Vec<u16>>, now: i64, masks: &mut Masks, passed: &mut Passed) {
         let _ = self.walk(entry, now, &mut |route| {
-            for &m in modules.get(&route.subject).into_iter().flatten() {
-                let Some(set) = self.grants.get(&(route.subject, m)) else { continue };
-                let mut add = |object: Option<u32>, mask: u64| *masks.entry((m, object)).or_default() |= mask;
-                for &(mask, _) in set.global.iter().filter(|g| alive(g.1, now)) {
-                    match route.restriction {
-                        None => add(None, mask),
-                        Some(nodes) => {
-                            for &n in nodes.iter().filter(|&&n| self.object_org[n as usize].is_none_or(|o| o == entry.org)) {
-                                add(Some(n), mask);
-                            }
+            let mut add = |key: (u16, Option<u32>), mask: u64| *masks.entry(key).or_default() |= mask;
+            match route.restriction {
+                None if matches!(route.subject, Subj::User(_)) => self.each_grant(route.subject, modules, now, add),
+                None => {
+                    let list = passed.entry(route.subject).or_insert_with(|| {
+                        let mut list = Vec::new();
+                        self.each_grant(route.subject, modules, now, |key, mask| list.push((key, mask)));
+                        list
+                    });
+                    list.iter().for_each(|&(key, mask)| add(key, mask));
+                }
+                Some(nodes) => self.each_grant(route.subject, modules, now, |(m, object), mask| match object {
+                    None => {
+                        for &n in nodes.iter().filter(|&&n| self.object_org[n as usize].is_none_or(|o| o == entry.org)) {
+                            add((m, Some(n)), mask);
                         }
                     }
-                }
-                for (&o, list) in &set.objects {
-                    for &(mask, _) in list.iter().filter(|g| alive(g.1, now)) {
-                        match route.restriction {
-                            None => add(Some(o), mask),
-                            Some(nodes) if nodes.iter().any(|&n| self.reaches(o, n)) => add(Some(o), mask),
-                            Some(nodes) => {
-                                for &n in nodes.iter().filter(|&&n| self.reaches(n, o)) {
-                                    add(Some(n), mask);
-                                }
-                            }
+                    Some(o) if nodes.iter().any(|&n| self.reaches(o, n)) => add((m, Some(o)), mask),
+                    Some(o) => {
+                        for &n in nodes.iter().filter(|&&n| self.reaches(n, o)) {
+                            add((m, Some(n)), mask);
                         }
                     }
-                }
+                }),
             }
             ControlFlow::Continue(())
         });
     }
 
+    /// Calls `f` with each unexpired grant of `subject` as ((module, object), mask).
+    fn each_grant(&self, subject: Subj, modules: &HashMap<Subj, Vec<u16>>, now: i64, mut f: impl FnMut((u16, Option<u32>), u64)) {
+        for &m in modules.get(&subject).into_iter().flatten() {
+            let Some(set) = self.grants.get(&(subject, m)) else { continue };
+            for &(mask, _) in set.global.iter().filter(|g| alive(g.1, now)) {
+                f((m, None), mask);
+            }
+            for (&o, list) in &set.objects {
+                for &(mask, _) in list.iter().filter(|g| alive(g.1, now)) {
+                    f((m, Some(o)), mask);
+                }
+            }
+        }
+    }
+
     /// Masks as names, over active modules only: `full` stands for every action of its module, and any action
     /// implies `access`.
     fn named(&self, masks: &Masks) -> Holdings<'_> {
-        let mut out = Holdings::new();
+        let mut out = Holdings::default();
         for (&(m, object), &mask) in masks {
             let me = &self.module_entries[m as usize];
             if !me.is_active || mask == 0 {
                 continue;
             }
+            let all = u64::MAX >> (u64::BITS as usize - me.actions.len().clamp(1, u64::BITS as usize));
             let full = 1u64 << standard_bit(Action::Full);
-            let mask = if mask & full != 0 { u64::MAX } else { mask | 1 << standard_bit(Action::Access) };
+            let mask = if mask & full != 0 { u64::MAX } else { mask | 1 << standard_bit(Action::Access) } & all;
             let key = (me.id.as_str(), object.map(|o| &self.object_keys[o as usize]));
-            let actions = me.actions.iter().enumerate().filter(|(b, _)| mask & (1 << b) != 0).map(|(_, a)| a.as_str());
-            out.insert(key, actions.collect());
+            out.insert(key, Held { mask, actions: &me.actions });
         }
         out
     }

@@ -178,3 +178,19 @@ fn conferred_by_groups_ancestors_and_their_roles() {
     assert!(ix.granted_to(SubjectFact::Group(11), NOW).is_empty(), "its object grant is not global, nothing inherited");
     assert!(ix.granted_to(SubjectFact::Role(99), NOW).is_empty());
 }
+
+#[test]
+fn impact_compares_actions_by_name_when_a_module_changes_its_actions() {
+    let mut before = base();
+    before.grants.push(grant(SubjectFact::User(1), "products", "full", None));
+    before.grants.push(grant(SubjectFact::User(2), "products", "read", None));
+    let mut after = before.clone();
+    let products = after.modules.iter_mut().find(|m| m.id == "products").unwrap();
+    products.custom_actions = vec!["approve".into(), "reset_password".into()];
+    let got = impact_of(&before, &after, &[1, 2], &[]);
+    assert_eq!(listed(&got.gained), vec![("products.approve", None, vec![1])], "full now covers one more action");
+    assert!(got.lost.is_empty(), "{:?}", got.lost);
+    assert_eq!(got.users_affected, 1);
+    let back = impact_of(&after, &before, &[1, 2], &[]);
+    assert_eq!(listed(&back.lost), vec![("products.approve", None, vec![1])]);
+}
