@@ -41,7 +41,6 @@ async fn dry_runs_write_nothing() {
 #[tokio::test]
 async fn the_log_a_store_hands_its_followers_is_the_log_on_disk() {
     use castellan_core::change::Change;
-    use castellan_core::model::NewUser;
     use castellan_store::{ChangeLog, GroupStore, NewGroup, OrgStore, PreviewSlot, UserStore, WriteCtx};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("castellan.db");
@@ -50,19 +49,7 @@ async fn the_log_a_store_hands_its_followers_is_the_log_on_disk() {
     let ctx = WriteCtx { actor: None, ip: Some("192.0.2.1".into()), request_id: Some("r-1".into()) };
     let start = store.last_change_pk().await.unwrap();
     let (org, _) = store.create_org(&ctx, "Acme", "acme", "").await.unwrap();
-    let user = |username: &str| NewUser {
-        username: username.into(),
-        password_hash: None,
-        email: format!("{username}@example.com"),
-        first_name: String::new(),
-        last_name: String::new(),
-        description: String::new(),
-        is_active: true,
-        is_staff: false,
-        is_superuser: false,
-        org: org.pk,
-        groups: Vec::new(),
-    };
+    let user = |username: &str| castellan_store::suite::new_user(org.pk, username);
     let (ann, _) = store.create_user(&ctx, user("ann")).await.unwrap();
     let group =
         NewGroup { name: "g".into(), description: String::new(), org: org.pk, parent: None, permissions: Default::default() };

@@ -157,7 +157,7 @@ fn hash_for(username: &str, n: u32) -> String {
 }
 
 /// A new active, unprivileged user of `org` with a password and no groups.
-fn new_user(org: i64, username: &str) -> NewUser {
+pub fn new_user(org: i64, username: &str) -> NewUser {
     NewUser {
         username: username.to_string(),
         password_hash: Some(hash_for(username, 0)),
