@@ -24,6 +24,31 @@ async fn readme_walkthrough() {
     assert_eq!(admin.get(&format!("/api/v1/users/{pk}/")).await.body["first_name"], "bar");
 }
 
+/// The value of the `castellan_http_requests_total` series with these labels in a `/metrics` body (0 when absent).
+fn requests_counted(body: &str, method: &str, status: &str) -> u64 {
+    let series = format!("castellan_http_requests_total{{method=\"{method}\",status=\"{status}\"}} ");
+    body.lines().find_map(|l| l.strip_prefix(series.as_str())).map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn requests_are_counted_by_method_and_status_with_their_latency() {
+    let server = TestServer::start_measured().await;
+    let anon = server.anon();
+    let scrape = || async { anon.http.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap() };
+    let before = scrape().await;
+    for _ in 0..3 {
+        assert_eq!(anon.get("/healthz").await.status, StatusCode::OK);
+    }
+    assert_eq!(anon.get("/api/v1/users/").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(anon.post("/api/v1/no-such-thing/", serde_json::json!({})).await.status, StatusCode::NOT_FOUND);
+    let after = scrape().await;
+    // The first scrape itself is a counted GET 200 too.
+    assert_eq!(requests_counted(&after, "GET", "200") - requests_counted(&before, "GET", "200"), 4, "{after}");
+    assert_eq!(requests_counted(&after, "GET", "401") - requests_counted(&before, "GET", "401"), 1);
+    assert_eq!(requests_counted(&after, "POST", "404") - requests_counted(&before, "POST", "404"), 1);
+    assert!(after.contains("castellan_http_request_duration_seconds"), "{after}");
+}
+
 #[tokio::test]
 async fn health_metrics_schema_and_docs_need_no_credentials() {
     let server = TestServer::start().await;

@@ -35,6 +35,17 @@ impl TestServer {
 
     /// Starts a server with `config`, bootstrapped with `admin` / `ADMIN_PASSWORD`.
     pub async fn start_with(config: ServerConfig) -> Self {
+        Self::launch(config, None).await
+    }
+
+    /// Starts a server that records metrics with the process-wide recorder (installed by the first caller).
+    pub async fn start_measured() -> Self {
+        static RECORDER: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> = std::sync::OnceLock::new();
+        let handle = RECORDER.get_or_init(castellan_server::install_metrics).clone();
+        Self::launch(ServerConfig::default(), Some(handle.expect("no other recorder in this test binary"))).await
+    }
+
+    async fn launch(config: ServerConfig, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("castellan.db")).await.unwrap();
         store.migrate().await.unwrap();
@@ -42,7 +53,7 @@ impl TestServer {
         castellan_server::bootstrap::first_start(store.as_ref(), Some(ADMIN_PASSWORD.into()), &dir.path().join("pw"))
             .await
             .unwrap();
-        let state = AppState::new(store.clone(), config, None).await.unwrap();
+        let state = AppState::new(store.clone(), config, metrics).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
