@@ -94,9 +94,14 @@ impl ListQuery {
         }
     }
 
-    /// `search`, or seed 004's `q`.
-    pub fn search(&self) -> Option<String> {
-        self.one(&["search", "q"]).map(str::to_string).filter(|s| !s.trim().is_empty())
+    /// `search`, or seed 004's `q`; a term with a control character (a NUL, a line break) is refused with 400 naming
+    /// the parameter given. The term is text to find, never query syntax.
+    pub fn search(&self) -> Result<Option<String>, ApiError> {
+        let Some((name, term)) = self.pairs.iter().rev().find(|(k, _)| k == "search" || k == "q") else { return Ok(None) };
+        if term.chars().any(char::is_control) {
+            return Err(ApiError::field(name, "Must not contain control characters."));
+        }
+        Ok(Some(term.clone()).filter(|s| !s.trim().is_empty()))
     }
 
     /// Ordering keys as (field, descending): `ordering=-a,b`, `sort=+a,-b`, or `sortby` + `sortorder`.
@@ -185,7 +190,8 @@ impl ListQuery {
 
     /// The DRF envelope for one page.
     pub fn envelope<T: Serialize>(&self, window: Window, count: i64, results: Vec<T>) -> Envelope<T> {
-        let next = (window.offset + window.limit < count).then(|| self.link(window, window.offset + window.limit));
+        let after = window.offset.saturating_add(window.limit);
+        let next = (after < count).then(|| self.link(window, after));
         let previous = (window.offset > 0).then(|| self.link(window, (window.offset - window.limit).max(0)));
         Envelope { count, next, previous, results }
     }

@@ -416,3 +416,43 @@ async fn users_carry_groups_and_can_be_filtered_and_expanded_by_them() {
     assert_eq!(r.body["groups"], json!([]));
     assert_eq!(names(&format!("group={sales}")).await, Vec::<String>::new());
 }
+
+/// A search term is data, never query syntax: control characters are refused with 400 naming the parameter, for the
+/// full-text path (3+ characters) and the prefix path alike, on every list that searches.
+#[tokio::test]
+async fn control_characters_in_a_search_are_refused_and_quotes_are_only_text() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    quick_user(&admin, "adam", json!({})).await;
+    for path in [
+        "/api/v1/users/?search=ab%00",
+        "/api/v1/users/?q=adm%00in",
+        "/api/v1/users/?search=%00",
+        "/api/v1/users/?search=a%0Ab",
+        "/api/v1/groups/?search=ab%00cd",
+        "/api/v1/roles/?search=%00",
+        "/api/v1/orgs/?q=x%1Fy",
+    ] {
+        let r = admin.get(path).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.body);
+        let name = if path.contains("q=") { "q" } else { "search" };
+        assert_eq!(r.fields(), vec![name.to_string()], "{path}: {}", r.body);
+    }
+    for term in ["%22ad", "ad%22%20OR%20%22x", "NEAR(ad", "ad*", "%22%22%22"] {
+        let r = admin.get(&format!("/api/v1/users/?search={term}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{term}: {}", r.body);
+    }
+    assert_eq!(usernames(&admin.get("/api/v1/users/?search=ada").await), vec!["adam".to_string()]);
+}
+
+/// An offset far past the end answers an empty page without a `next` link (no arithmetic overflow).
+#[tokio::test]
+async fn the_largest_skip_count_is_an_empty_last_page() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let r = admin.get("/api/v1/users/?skipCount=9223372036854775807&maxItems=10").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["next"], Value::Null);
+    assert_eq!(r.body["results"], json!([]));
+    assert!(r.body["previous"].as_str().unwrap().contains("skipCount=9223372036854775797"), "{}", r.body);
+}

@@ -95,7 +95,7 @@ async fn list_groups(
         names: q.strings(&["name"]),
         orgs: q.ints(&["org"])?,
         parent,
-        search: q.search(),
+        search: q.search()?,
         ..Default::default()
     };
     Ok(axum::Json(group_page(&state, &caller, &q, filter).await?))
@@ -276,7 +276,7 @@ async fn members(
     visible_group(&state, &caller, pk).await?;
     let recursive = q.boolean("recursive")?.unwrap_or(false);
     let window = q.window()?;
-    let search = q.search();
+    let search = q.search()?;
     if recursive && search.is_none() {
         // Counted and paged in memory: recursive membership at scale never runs recursive SQL.
         state.follower.follow().await?;

@@ -106,7 +106,7 @@ async fn visible_org(state: &AppState, caller: &Principal, pk: i64) -> ApiResult
     responses((status = 200, body = Envelope<OrgOut>), (status = 401), (status = 403)))]
 async fn list_orgs(State(state): State<AppState>, caller: Principal, q: ListQuery) -> ApiResult<axum::Json<Envelope<OrgOut>>> {
     let window = q.window()?;
-    let search = q.search();
+    let search = q.search()?;
     let page = state.store.list_orgs(caller.org_scope(), search.as_deref(), window.offset, window.limit).await?;
     q.check_page(window, page.count)?;
     Ok(axum::Json(q.envelope(window, page.count, page.items.iter().map(OrgOut::from).collect())))

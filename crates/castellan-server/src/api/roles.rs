@@ -89,7 +89,7 @@ pub fn role_permissions(state: &AppState, role: i64) -> ModulePermissions {
     responses((status = 200, body = Envelope<RoleOut>), (status = 401), (status = 403)))]
 async fn list_roles(State(state): State<AppState>, caller: Principal, q: ListQuery) -> ApiResult<axum::Json<Envelope<RoleOut>>> {
     let window = q.window()?;
-    let search = q.search();
+    let search = q.search()?;
     let page = state.store.list_roles(caller.org_scope(), search.as_deref(), window.offset, window.limit).await?;
     q.check_page(window, page.count)?;
     Ok(axum::Json(q.envelope(window, page.count, page.items.iter().map(RoleOut::from).collect())))

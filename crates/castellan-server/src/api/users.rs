@@ -63,7 +63,7 @@ fn filter_from(state: &AppState, q: &ListQuery, caller: &Principal) -> ApiResult
         is_staff: q.boolean("is_staff")?,
         is_superuser: q.boolean("is_superuser")?,
         orgs,
-        search: q.search(),
+        search: q.search()?,
         groups_recursive: q.boolean("recursive")?.unwrap_or(false),
         seen_by: users_seen(state, caller),
     })

@@ -322,6 +322,19 @@ pub async fn list_users_search_unicode_and_syntax(store: &dyn Store) {
         let page = store.list_users(&query).await.unwrap_or_else(|e| panic!("search {term:?} failed: {e}"));
         assert!(page.items.is_empty(), "search {term:?} is literal text, found {:?}", names(&page.items));
     }
+    // Arbitrary terms over the characters query languages give meaning to: none is an error.
+    let alphabet: Vec<char> = "\"'*?[]()^-+:.,;%_\\/ NEARORANDNOTaéÅ字😀0".chars().collect();
+    let mut rng = castellan_core::engine::synthetic::Rng(42);
+    for _ in 0..300 {
+        let len = 1 + rng.below(8) as usize;
+        let term: String = (0..len).map(|_| alphabet[rng.below(alphabet.len() as u64) as usize]).collect();
+        let query = UserQuery {
+            filter: UserFilter { search: Some(term.clone()), ..Default::default() },
+            limit: 10,
+            ..Default::default()
+        };
+        store.list_users(&query).await.unwrap_or_else(|e| panic!("search {term:?} failed: {e}"));
+    }
 }
 
 /// Unfiltered and per-organisation counts stay exact through creates and deletes (they come from counters).
