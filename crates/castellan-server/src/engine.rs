@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use castellan_core::change::Change;
-use castellan_core::engine::{Index, Overlay, PreviewTooLarge};
+use castellan_core::engine::{Effective, Index, Overlay, PreviewTooLarge};
 use castellan_core::permission::ModulePermissions;
 use castellan_store::{ChangeEntry, PREVIEW_MAX_USERS, Revision, Store, StoreError, stored_facts_for};
 use parking_lot::{RwLock, RwLockReadGuard};
@@ -39,12 +39,12 @@ impl EngineView {
 
     /// The module permissions `user` holds globally at `now` (µs), which gate the API's own endpoints.
     pub fn held(&self, user: i64, now: i64) -> ModulePermissions {
-        let effective = self.snapshot().index.effective(user, now);
-        let mut held = ModulePermissions::new();
-        for (module, action) in effective.global.iter().filter_map(|p| p.split_once('.')) {
-            held.insert_named(module, action);
-        }
-        held
+        module_permissions(self.snapshot().index.effective(user, now))
+    }
+
+    /// The module permissions `user` would hold globally at `now` if active (what reactivating the user hands back).
+    pub fn held_when_active(&self, user: i64, now: i64) -> ModulePermissions {
+        module_permissions(self.snapshot().index.effective_when_active(user, now))
     }
 
     /// The two sides of a dry run of `change` (read from the index under its lock; the impact is computed from them
@@ -95,4 +95,13 @@ async fn build(store: &dyn Store) -> Result<Snapshot, StoreError> {
         .await
         .map_err(|e| StoreError::Backend(format!("building the authorization index: {e}")))?;
     Ok(Snapshot { index, revision })
+}
+
+/// Global permissions of an effective listing as module permissions.
+fn module_permissions(effective: Effective) -> ModulePermissions {
+    let mut held = ModulePermissions::new();
+    for (module, action) in effective.global.iter().filter_map(|p| p.split_once('.')) {
+        held.insert_named(module, action);
+    }
+    held
 }

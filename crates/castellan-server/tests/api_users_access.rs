@@ -136,3 +136,37 @@ async fn stored_users(server: &TestServer, pks: &[i64]) -> Vec<User> {
     }
     out
 }
+
+/// Reactivating a user hands back everything the user holds: the caller must hold it too, though a deactivated user
+/// holds nothing while inactive (API.md §11, no escalation).
+#[tokio::test]
+async fn reactivating_a_user_needs_holding_what_the_user_would_hold() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let group = |name: &str, permissions: Value| {
+        let admin = &admin;
+        let name = name.to_string();
+        async move {
+            let r = admin.post("/api/v1/groups/", json!({"name": name, "permissions": permissions})).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            r.body["pk"].as_i64().unwrap()
+        }
+    };
+    let managers = group("Managers", json!({"users": ["full"]})).await;
+    let powerful = group("Powerful", json!({"roles": ["full"]})).await;
+    server.create_user(&admin, "manager", json!({"groups": [managers]})).await;
+    let strong = server.create_user(&admin, "strong", json!({"groups": [managers, powerful]})).await;
+    let plain = server.create_user(&admin, "plain", json!({"groups": [managers]})).await;
+    for pk in [strong, plain] {
+        let r = admin.patch(&format!("/api/v1/users/{pk}/"), json!({"is_active": false})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let manager = server.login("manager", PW).await;
+    let rev = server.revision().await;
+    manager.patch(&format!("/api/v1/users/{strong}/"), json!({"is_active": true})).await.error(403, "PermissionDenied");
+    assert_eq!(server.revision().await, rev);
+    assert!(!server.store.get_user(strong).await.unwrap().is_active, "still inactive");
+    let r = manager.patch(&format!("/api/v1/users/{plain}/"), json!({"is_active": true})).await;
+    assert_eq!(r.status, StatusCode::OK, "the manager holds all a plain member holds: {}", r.body);
+    assert_eq!(r.body["is_active"], true);
+}

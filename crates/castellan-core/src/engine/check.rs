@@ -424,10 +424,16 @@ impl Index {
     /// Everything `user` holds at `now` through unrestricted routes (restricted memberships only narrow, so what
     /// they carry shows in checks on objects inside their nodes, not here).
     pub fn effective(&self, user: i64, now: i64) -> Effective {
-        let Some(entry) = self.users.get(&user).map(|&u| &self.user_entries[u as usize]) else { return Effective::default() };
-        if !entry.is_active {
-            return Effective::default();
+        match self.users.get(&user).map(|&u| &self.user_entries[u as usize]) {
+            Some(entry) if entry.is_active => self.effective_when_active(user, now),
+            _ => Effective::default(),
         }
+    }
+
+    /// What `user` would hold at `now` if active: a deactivated user holds nothing, but reactivating them (or acting
+    /// on their credentials) hands back all of this.
+    pub fn effective_when_active(&self, user: i64, now: i64) -> Effective {
+        let Some(entry) = self.users.get(&user).map(|&u| &self.user_entries[u as usize]) else { return Effective::default() };
         if entry.is_superuser {
             return Effective { superuser: true, ..Effective::default() };
         }

@@ -311,12 +311,13 @@ async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: 
     Ok(with_revision(revision, axum::Json(UserOut::from(&user))))
 }
 
-/// Acting on another user's credentials, identity or activation needs holding everything that user holds (§11).
+/// Acting on another user's credentials, identity or activation needs holding everything that user holds (§11),
+/// counted as if the user were active: reactivating a user hands all of it back.
 async fn require_dominates(state: &AppState, caller: &Principal, target: &User) -> ApiResult<()> {
     if caller.user.pk == target.pk {
         return Ok(());
     }
-    require_covers(caller, &state.engine.held(target.pk, crate::clock::now_micros()))
+    require_covers(caller, &state.engine.held_when_active(target.pk, crate::clock::now_micros()))
 }
 
 /// Changing a user's `groups` needs `groups.update`, visible groups, and holding what the added and removed groups
