@@ -235,10 +235,13 @@ pub enum Change {
         /// The object.
         after: ObjectRecord,
     },
-    /// An object was unregistered.
+    /// An object was unregistered, with every grant on it (its children stay, without a parent).
     ObjectDeleted {
         /// The object.
         before: ObjectRecord,
+        /// The grants on the object, deleted with it (none in rows logged before they were).
+        #[serde(default)]
+        grants: Vec<ObjectGrant>,
     },
     /// An API token was created (its secret is not recorded).
     TokenCreated {
@@ -448,6 +451,16 @@ pub struct RoleRecord {
     pub groups: Vec<i64>,
 }
 
+/// A grant on an object, as deleting the object records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectGrant {
+    /// The holder.
+    #[serde(with = "subject_text")]
+    pub subject: SubjectFact,
+    /// `module.action`.
+    pub permission: String,
+}
+
 /// A registered object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRecord {
@@ -589,7 +602,7 @@ impl Change {
                 None => subject_target(*subject),
             },
             Change::ObjectRegistered { after } => (after.model.clone(), after.object_pk.clone()),
-            Change::ObjectDeleted { before } => (before.model.clone(), before.object_pk.clone()),
+            Change::ObjectDeleted { before, .. } => (before.model.clone(), before.object_pk.clone()),
             Change::TokenCreated { pk: p, .. } | Change::TokenDeleted { pk: p, .. } => pk("tokens", *p),
             Change::UserDataWritten { user, key, .. } | Change::UserDataDeleted { user, key } => {
                 ("user_data".to_string(), format!("{user}:{key}"))
@@ -672,8 +685,9 @@ impl Change {
             Change::ObjectRegistered { after } => {
                 scope.objects.insert((after.model.clone(), after.object_pk.clone()));
             }
-            Change::ObjectDeleted { before } => {
+            Change::ObjectDeleted { before, grants } => {
                 scope.objects.insert((before.model.clone(), before.object_pk.clone()));
+                grants.iter().for_each(|g| scope.insert_subject(g.subject));
             }
             // Expiries need no refresh: checks compare the clock themselves. Organisations, policies, tokens and
             // audit-only events decide no holding.

@@ -562,3 +562,41 @@ async fn writes_of_another_replica_reach_the_index() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Deleting an object deletes the grants on it (API.md §11): checks deny at once, no holder is listed any more,
+/// its children stay registered without a parent, and registering the key again starts clean.
+#[tokio::test]
+async fn deleting_an_object_deletes_its_grants() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    module(&admin, "catalogs", "Catalogs", &[]).await;
+    object(&admin, "catalogs", "9", None).await;
+    object(&admin, "products", "42", Some(("catalogs", "9"))).await;
+    let holder = quick_user(&admin, "holder", json!({})).await;
+    let rev = grant_on_object(&admin, holder, "catalogs", "read", "catalogs", "9").await;
+    assert!(allowed_on(&admin, holder, "catalogs.read", None, json!("9"), rev).await);
+    assert!(allowed_on(&admin, holder, "catalogs.read", Some("products"), json!("42"), rev).await);
+    let listed = |admin: &Client| {
+        let admin = admin.clone();
+        async move {
+            let r = admin.get("/api/v1/rbac/permissions/assigned_by_users/?model=catalogs&object_pk=9").await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.body["count"].as_i64().unwrap()
+        }
+    };
+    assert_eq!(listed(&admin).await, 1);
+
+    let r = admin.delete("/api/v1/objects/catalogs/9/").await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let rev = x_rev(&r);
+    assert!(!allowed_on(&admin, holder, "catalogs.read", None, json!("9"), rev).await, "the grant went with the object");
+    assert!(!allowed_on(&admin, holder, "catalogs.read", Some("products"), json!("42"), rev).await, "the child is detached");
+    assert_eq!(listed(&admin).await, 0);
+    let log = server.store.changes(0, 10_000).await.unwrap();
+    let deleted = log.iter().rev().find(|e| e.action == "delete" && e.target_type == "catalogs").expect("logged");
+    assert_eq!(deleted.changes["grants"], json!([{"subject": format!("user:{holder}"), "permission": "catalogs.read"}]));
+
+    let rev = object(&admin, "catalogs", "9", None).await;
+    assert!(!allowed_on(&admin, holder, "catalogs.read", None, json!("9"), rev).await, "registered again: no grant");
+    assert_eq!(listed(&admin).await, 0);
+}

@@ -96,9 +96,10 @@ impl Facts {
                 self.objects.retain(|o| o.key != key);
                 self.objects.push(ObjectFact { key, parent: after.parent.clone(), org: after.org });
             }
-            Change::ObjectDeleted { before } => {
+            Change::ObjectDeleted { before, .. } => {
                 let key: ObjectKey = (before.model.clone(), before.object_pk.clone());
                 self.objects.retain(|o| o.key != key);
+                self.grants.retain(|g| g.object.as_ref() != Some(&key));
                 for child in self.objects.iter_mut().filter(|o| o.parent.as_ref() == Some(&key)) {
                     child.parent = None;
                 }

@@ -122,8 +122,8 @@ impl Index {
         }
     }
 
-    /// Unregisters a deleted object: its children become roots (as the store sets their parent to null) and the
-    /// grants on its key stay, as they do in the store.
+    /// Unregisters a deleted object: its children become roots (as the store sets their parent to null). The grants
+    /// on it go with their holders' facts (the change scopes every holder).
     fn remove_object(&mut self, key: &ObjectKey) {
         let Some(id) = self.object(&key.0, &key.1) else { return };
         for child in std::mem::take(&mut self.object_children[id as usize]) {

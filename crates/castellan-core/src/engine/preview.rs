@@ -98,7 +98,9 @@ impl Index {
                     self.reach_object(parent, &mut reach);
                 }
             }
-            Change::ObjectDeleted { before } => self.reach_object(&(before.model.clone(), before.object_pk.clone()), &mut reach),
+            Change::ObjectDeleted { before, .. } => {
+                self.reach_object(&(before.model.clone(), before.object_pk.clone()), &mut reach)
+            }
             Change::ModuleUpdated { id, .. } | Change::ModuleDeleted { id, .. } => self.reach_module(id, &mut reach),
             _ => {}
         }
@@ -400,7 +402,7 @@ fn mentioned_roles(change: &Change) -> Vec<i64> {
 /// a restriction.
 fn mentioned_objects(change: &Change) -> Vec<ObjectKey> {
     match change {
-        Change::ObjectRegistered { after: o } | Change::ObjectDeleted { before: o } => {
+        Change::ObjectRegistered { after: o } | Change::ObjectDeleted { before: o, .. } => {
             std::iter::once((o.model.clone(), o.object_pk.clone())).chain(o.parent.clone()).collect()
         }
         Change::GrantsAssigned { object: Some(o), .. } | Change::GrantsUnassigned { object: Some(o), .. } => vec![o.clone()],
@@ -412,7 +414,7 @@ fn mentioned_objects(change: &Change) -> Vec<ObjectKey> {
 /// Objects a preview checks one by one: those registered or removed, so that what their ancestors pass down shows.
 fn probes(change: &Change) -> Vec<ObjectKey> {
     match change {
-        Change::ObjectRegistered { after: o } | Change::ObjectDeleted { before: o } => {
+        Change::ObjectRegistered { after: o } | Change::ObjectDeleted { before: o, .. } => {
             vec![(o.model.clone(), o.object_pk.clone())]
         }
         _ => Vec::new(),

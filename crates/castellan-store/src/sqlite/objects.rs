@@ -1,8 +1,8 @@
 //! Registered objects: nodes for restrictions, parents for grants.
 
 use async_trait::async_trait;
-use castellan_core::change::{Change, ObjectRecord as ChangedObject};
-use castellan_core::engine::ObjectKey;
+use castellan_core::change::{Change, ObjectGrant, ObjectRecord as ChangedObject};
+use castellan_core::engine::{ObjectKey, SubjectFact};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{SqliteStore, backend, log_write, map_err};
@@ -79,8 +79,21 @@ impl ObjectStore for SqliteStore {
                 .prepare_cached("SELECT pk, model, object_pk, parent, org FROM objects WHERE model = ? AND object_pk = ?")?
                 .query_row(params![model, object_pk], object_row)?;
             let parent = parent_key(c, parent)?;
+            let grants = c
+                .prepare_cached(
+                    "DELETE FROM grants WHERE object_model = ? AND object_pk = ?
+                     RETURNING subject_type || ':' || subject_pk, module || '.' || action",
+                )?
+                .query_map(params![model, object_pk], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut grants: Vec<ObjectGrant> = grants
+                .into_iter()
+                .filter_map(|(subject, permission)| Some(ObjectGrant { subject: SubjectFact::from_text(&subject)?, permission }))
+                .collect();
+            grants.sort_by(|a, b| (a.subject.to_text(), &a.permission).cmp(&(b.subject.to_text(), &b.permission)));
             c.prepare_cached("DELETE FROM objects WHERE model = ? AND object_pk = ?")?.execute(params![model, object_pk])?;
-            log_write(c, ctx, Change::ObjectDeleted { before: ChangedObject { model, object_pk, parent, org } })
+            let before = ChangedObject { model, object_pk, parent, org };
+            log_write(c, ctx, Change::ObjectDeleted { before, grants })
         })
         .await
     }
