@@ -26,3 +26,17 @@ pub fn require_confer(state: &AppState, caller: &Principal, groups: &[i64]) -> A
     }
     require_covers(caller, &state.engine.snapshot().index.conferred_by(groups, crate::clock::now_micros()))
 }
+
+/// Refuses unless the caller holds, on the object `(model, key)`, every permission that anyone holds on it or above
+/// it through object grants: linking a new object under it hands all of that to those holders.
+pub fn require_link(state: &AppState, caller: &Principal, model: &str, key: &str) -> ApiResult<()> {
+    if caller.user.is_superuser {
+        return Ok(());
+    }
+    let now = crate::clock::now_micros();
+    let snapshot = state.engine.snapshot();
+    let conferred = snapshot.index.granted_on(model, key, now);
+    let held =
+        |(module, action): (&str, &str)| snapshot.index.check(caller.user.pk, module, action, Some((model, key)), now).allowed;
+    if conferred.pairs().all(held) { Ok(()) } else { Err(ApiError::PermissionDenied(DETAIL.into())) }
+}

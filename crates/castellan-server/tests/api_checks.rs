@@ -10,6 +10,7 @@ use common::permissions::{
     NEEDS_PERMISSIONS_READ, PW, allowed, bad_field, check, denied, grant, group_pk, keys, me, member, module, ok, quick_user,
     role_change, role_pk, second_org, strings, x_rev,
 };
+use common::users::with;
 use common::{Client, Resp, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -599,4 +600,42 @@ async fn deleting_an_object_deletes_its_grants() {
     let rev = object(&admin, "catalogs", "9", None).await;
     assert!(!allowed_on(&admin, holder, "catalogs.read", None, json!("9"), rev).await, "registered again: no grant");
     assert_eq!(listed(&admin).await, 0);
+}
+
+/// Registering an object under a parent hands it to everyone holding something on the parent or above it: the
+/// caller must hold all of that on the parent (API.md §11, no escalation). The object belongs to the given org
+/// (default: the caller's), and a parent of another org is refused.
+#[tokio::test]
+async fn linking_an_object_needs_holding_what_its_parent_passes_down() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    module(&admin, "catalogs", "Catalogs", &[]).await;
+    object(&admin, "catalogs", "9", None).await;
+    object(&admin, "catalogs", "10", None).await;
+    let holder = quick_user(&admin, "holder", json!({})).await;
+    grant_on_object(&admin, holder, "catalogs", "update", "catalogs", "9").await;
+    let registrars = group_pk(&admin, "Registrars", None, json!({"permissions": ["create", "delete"]})).await;
+    let (registrar_pk, registrar) = member(&server, &admin, "registrar", &[registrars]).await;
+    let under =
+        |key: &str, parent: &str| json!({"model": "products", "object_pk": key, "parent_model": "catalogs", "parent_pk": parent});
+
+    let rev = server.revision().await;
+    registrar.post("/api/v1/objects/", under("1", "9")).await.error(403, "PermissionDenied");
+    assert_eq!(server.revision().await, rev, "nothing registered");
+    assert_eq!(server.store.find_object("products", "1").await.unwrap(), None);
+    let r = registrar.post("/api/v1/objects/", under("2", "10")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "nothing is granted on catalogs 10: {}", r.body);
+    grant_on_object(&admin, registrar_pk, "catalogs", "update", "catalogs", "9").await;
+    let r = registrar.post("/api/v1/objects/", under("1", "9")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "the registrar now holds what the link hands on: {}", r.body);
+
+    let org2 = second_org(&admin).await;
+    let r = registrar.post("/api/v1/objects/", json!({"model": "products", "object_pk": "3", "org": org2})).await;
+    assert_eq!((r.status, r.fields()), (StatusCode::BAD_REQUEST, vec!["org".to_string()]), "{}", r.body);
+    let r = admin.post("/api/v1/objects/", json!({"model": "products", "object_pk": "3", "org": org2})).await;
+    assert_eq!((r.status, &r.body["org"]), (StatusCode::CREATED, &json!(org2)), "{}", r.body);
+    let r = admin.post("/api/v1/objects/", with(under("4", "9"), json!({"org": org2}))).await;
+    assert_eq!((r.status, r.fields()), (StatusCode::BAD_REQUEST, vec!["parent_pk".to_string()]), "{}", r.body);
+    let r = admin.post("/api/v1/objects/", under("5", "9")).await;
+    assert_eq!((r.status, &r.body["org"]), (StatusCode::CREATED, &json!(1)), "{}", r.body);
 }

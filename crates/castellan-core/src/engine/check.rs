@@ -498,6 +498,22 @@ impl Index {
         out
     }
 
+    /// Every unexpired object grant, of anyone, on `(model, key)` or an object above it: what registering an object
+    /// under it hands to those holders, for the no-escalation rule.
+    pub fn granted_on(&self, model: &str, key: &str, now: i64) -> ModulePermissions {
+        let mut out = ModulePermissions::new();
+        for o in self.ancestors(self.object(model, key)) {
+            for (m, me) in self.module_entries.iter().enumerate() {
+                for &(_, mask, expires_at) in self.object_grants.get(&(o, m as u16)).into_iter().flatten() {
+                    if alive(expires_at, now) {
+                        actions_of(mask, &me.actions).for_each(|a| out.insert_named(&me.id, a));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Adds the subject's unexpired global grants to `out`.
     fn add_global(&self, subject: Subj, now: i64, out: &mut ModulePermissions) {
         for (m, me) in self.module_entries.iter().enumerate() {

@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 
 use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
+use crate::dominance::require_link;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, write_ctx};
 use crate::state::AppState;
@@ -42,7 +43,7 @@ pub struct ObjectOut {
 
 /// Register an object, optionally under a parent object.
 #[utoipa::path(post, path = "/api/v1/objects/", tag = "objects",
-    request_body(content = Object, description = "`{\"model\", \"object_pk\", \"parent_model\", \"parent_pk\"}`"),
+    request_body(content = Object, description = "`{\"model\", \"object_pk\", \"parent_model\", \"parent_pk\", \"org\"}`: the org defaults to the caller's; a parent must be of the same org, and the caller must hold on it every permission granted on it or above it"),
     responses((status = 201, body = ObjectOut), (status = 400), (status = 401), (status = 403), (status = 409)))]
 async fn create_object(
     State(state): State<AppState>,
@@ -55,6 +56,7 @@ async fn create_object(
     let object_pk = f.string("object_pk", true, OBJECT_PK_MAX);
     let parent_model = f.nullable_string("parent_model", false, 64).flatten();
     let parent_pk = f.nullable_string("parent_pk", false, OBJECT_PK_MAX).flatten();
+    let org = f.pk("org", false);
     for (name, value) in [("model", &model), ("parent_model", &parent_model)] {
         if value.as_deref().is_some_and(|m| !valid_module_id(m)) {
             f.error(name, "Module ids are lower-case slugs of 1 to 64 characters.");
@@ -68,14 +70,22 @@ async fn create_object(
     }
     f.finish()?;
     let (model, object_pk) = (model.unwrap_or_default(), object_pk.unwrap_or_default());
+    let org = org.unwrap_or(caller.user.org);
+    if (!caller.user.is_superuser && org != caller.user.org) || state.store.get_org(org).await.is_err() {
+        return Err(ApiError::field("org", "Invalid pk - object does not exist."));
+    }
     let parent = match (&parent_model, &parent_pk) {
         (Some(m), Some(p)) => {
             let parent = state.store.find_object(m, p).await?.filter(|o| caller.org_scope().is_none_or(|own| own == o.org));
-            Some(parent.ok_or_else(|| ApiError::field("parent_pk", "The parent object is not registered."))?)
+            let parent = parent.ok_or_else(|| ApiError::field("parent_pk", "The parent object is not registered."))?;
+            if parent.org != org {
+                return Err(ApiError::field("parent_pk", "The parent object belongs to another organisation."));
+            }
+            require_link(&state, &caller, m, p)?;
+            Some(parent)
         }
         _ => None,
     };
-    let org = parent.as_ref().map_or(caller.user.org, |p| p.org);
     let ctx = write_ctx(Some(&caller), ip);
     let (object, revision) = state.store.create_object(&ctx, &model, &object_pk, parent.map(|p| p.pk), org).await?;
     let out = ObjectOut { model: object.model, object_pk: object.object_pk, parent_model, parent_pk, org: object.org };
