@@ -164,6 +164,16 @@ async fn checks_cover_objects_through_parents_and_orgs() {
     let rev = object(&registrar, "catalogs", "77", None).await;
     assert!(!allowed_on(&admin, a, "catalogs.read", None, json!("77"), rev).await, "catalog 77 belongs to another organisation");
     assert!(allowed_on(&admin, a, "catalogs.read", None, json!("9"), rev).await);
+    // To anyone but a superuser, an object of another organisation is unknown (§11): 404, in single and bulk checks.
+    let (_, asker) = member(&server, &admin, "asker", &[]).await;
+    let about_77 = json!({"permission": "catalogs.read", "model": "catalogs", "object_pk": "77", "at_least_revision": rev});
+    check(&asker, about_77.clone()).await.error(404, "NotFound");
+    asker
+        .post("/api/v1/check/bulk/", json!({"checks": [{"permission": "catalogs.read"}, about_77]}))
+        .await
+        .error(404, "NotFound");
+    let own = json!({"permission": "catalogs.read", "model": "catalogs", "object_pk": "9"});
+    assert_eq!(ok(&check(&asker, own).await)["allowed"], false, "an object of one's own org is checked");
 
     // full implies every action, custom ones included, even those added later.
     let f = quick_user(&admin, "fullholder", json!({})).await;

@@ -269,6 +269,11 @@ async fn anonymous_callers_get_401_and_refusals_follow_the_order() {
     c.patch(&format!("/api/v1/groups/{hidden}/assign-users/"), json!({"users": [m.target]})).await.error(404, "NotFound");
     c.put(&format!("/api/v1/users/{}/groups/{hidden}/", m.target), json!({})).await.error(404, "NotFound");
     c.delete(&format!("/api/v1/groups/{hidden}/")).await.error(404, "NotFound");
-    c.patch(&format!("/api/v1/groups/{}/", m.readers), json!({"parent": hidden})).await.error(400, "ValidationError");
+    // Naming an invisible group (here of the same org) as a parent is naming an unknown record: 404 (§11).
+    c.patch(&format!("/api/v1/groups/{}/", m.readers), json!({"parent": hidden})).await.error(404, "NotFound");
+    c.post("/api/v1/groups/", json!({"name": "Child", "parent": hidden})).await.error(404, "NotFound");
     assert_eq!(server.revision().await, rev);
+    // A superuser sees every group: a key that names none is a bad field.
+    let r = admin.patch(&format!("/api/v1/groups/{}/", m.readers), json!({"parent": 999_999})).await;
+    assert_eq!((r.status.as_u16(), r.fields()), (400, vec!["parent".to_string()]), "{}", r.body);
 }

@@ -354,6 +354,11 @@ impl Index {
         self.objects.get(model).and_then(|m| m.get(key)).copied()
     }
 
+    /// The organisation of a registered object (`None` when the key is not registered).
+    pub fn object_org(&self, model: &str, key: &str) -> Option<i64> {
+        self.object(model, key).and_then(|o| self.object_org[o as usize])
+    }
+
     /// `from`, then each of its ancestors up to the root (cut short, should the chain ever loop).
     pub(crate) fn ancestors(&self, from: Option<u32>) -> impl Iterator<Item = u32> + '_ {
         std::iter::successors(from, |&o| self.object_parent[o as usize]).take(self.object_parent.len() + 1)

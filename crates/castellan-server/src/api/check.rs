@@ -100,6 +100,19 @@ async fn subject(state: &AppState, caller: &Principal, user: Option<i64>) -> Api
     }
 }
 
+/// A registered object of another organisation is unknown to a non-superuser (§11: 404, as for any record of another
+/// org); keys never registered carry no org and are checked as they are.
+fn require_own_object(
+    index: &castellan_core::engine::Index,
+    caller: &Principal,
+    object: Option<&(String, String)>,
+) -> ApiResult<()> {
+    match (caller.org_scope(), object.and_then(|(m, k)| index.object_org(m, k))) {
+        (Some(own), Some(org)) if org != own => Err(ApiError::NotFound),
+        _ => Ok(()),
+    }
+}
+
 /// Brings the index to `at_least_revision` when asked (400 beyond the newest revision, 503 when it does not get
 /// there in time). Without it the index already holds every write this server answered, since writes are followed
 /// before their responses; writes of other replicas arrive within a tick.
@@ -193,6 +206,7 @@ async fn check(State(state): State<AppState>, caller: Principal, JsonBody(body):
     catch_up(&state, &body).await?;
     let user = subject(&state, &caller, q.user).await?;
     let snapshot = state.engine.snapshot();
+    require_own_object(&snapshot.index, &caller, q.object.as_ref())?;
     let object = q.object.as_ref().map(|(m, k)| (m.as_str(), k.as_str()));
     let now = now_micros();
     let decision = snapshot.index.check(user, &q.module, &q.action, object, now);
@@ -279,6 +293,9 @@ async fn bulk_check(
         subject(&state, &caller, user).await?;
     }
     let snapshot = state.engine.snapshot();
+    for q in &queries {
+        require_own_object(&snapshot.index, &caller, q.object.as_ref())?;
+    }
     let now = now_micros();
     let results = queries
         .iter()

@@ -119,9 +119,12 @@ async fn check_group_write(state: &AppState, caller: &Principal, input: &GroupIn
     if let Some(Some(parent)) = input.parent
         && current.is_none_or(|g| g.parent != Some(parent))
     {
-        visible_group(state, caller, parent)
-            .await
-            .map_err(|_| ApiError::field("parent", "Invalid pk - object does not exist."))?;
+        // A group of another org, or outside the caller's groups, is unknown to the caller (§11: 404); only a
+        // superuser, who sees every group, is told that the key names no group.
+        visible_group(state, caller, parent).await.map_err(|_| match caller.viewer() {
+            Some(_) => ApiError::NotFound,
+            None => ApiError::field("parent", "Invalid pk - object does not exist."),
+        })?;
         if current.is_some() {
             require_confer(state, caller, &[parent])?;
         }
