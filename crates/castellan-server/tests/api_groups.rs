@@ -176,6 +176,8 @@ async fn deleting_a_group_with_children_needs_cascade() {
 async fn group_permissions_accept_seed_001_levels_and_name_bad_modules() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let r = admin.post("/api/v1/modules/", json!({"id": "brands", "description": "Brands", "actions": []})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let body = json!({"name": "Writers", "permissions": {"brands": "write", "users": "read", "groups": ["read", "update"]}});
     let r = admin.post("/api/v1/groups/", body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
@@ -191,6 +193,7 @@ async fn group_permissions_accept_seed_001_levels_and_name_bad_modules() {
         (json!({"brands": "admin"}), "permissions.brands"),
         (json!({"brands": 5}), "permissions.brands"),
         (json!({"Bad Id": ["read"]}), "permissions.Bad Id"),
+        (json!({"unregistered": ["read"]}), "permissions"),
         (json!(["read"]), "permissions"),
         (json!("write"), "permissions"),
     ];

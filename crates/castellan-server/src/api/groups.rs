@@ -144,13 +144,13 @@ async fn check_known_actions(state: &AppState, permissions: &castellan_core::per
     let modules = state.store.list_modules().await?;
     let mut errors = Vec::new();
     for (module, actions) in permissions.to_map() {
-        let known = modules.iter().find(|m| m.id == module).map(module_actions);
+        // API.md §10 (settled): a module must be registered before a group can carry its permissions.
+        let Some(known) = modules.iter().find(|m| m.id == module).map(module_actions) else {
+            errors.push(castellan_core::FieldError::new("permissions", format!("\"{module}\" is not a registered module.")));
+            continue;
+        };
         for action in actions {
-            let valid = match &known {
-                Some(list) => list.contains(&action),
-                None => castellan_core::permission::Action::parse(&action).is_some(),
-            };
-            if !valid {
+            if !known.contains(&action) {
                 errors.push(castellan_core::FieldError::new(
                     format!("permissions.{module}"),
                     format!("\"{action}\" is not a valid action."),
