@@ -531,6 +531,7 @@ impl Change {
             | Change::ObjectRegistered { .. }
             | Change::TokenCreated { .. } => "create",
             Change::UserDataWritten { created: true, .. } => "create",
+            Change::UserUpdated { after, .. } if after.contains_key("password") => "password_change",
             Change::UserUpdated { .. }
             | Change::GroupUpdated { .. }
             | Change::MembershipRestricted { .. }
