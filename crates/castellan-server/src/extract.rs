@@ -66,6 +66,21 @@ impl<S: Send + Sync> FromRequestParts<S> for PathPk {
     }
 }
 
+/// Text path segments (`T` is a `String` or a tuple of them): a segment that is not UTF-8 text is a 400 in the
+/// contract's error shape, not axum's plain-text rejection.
+pub struct PathText<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for PathText<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(PathText(value)),
+            Err(_) => Err(ApiError::field("path", "Path segments must be UTF-8 text.")),
+        }
+    }
+}
+
 /// The write context of a request: who, from where, which request.
 pub fn write_ctx(principal: Option<&crate::auth::principal::Principal>, ip: std::net::IpAddr) -> castellan_store::WriteCtx {
     castellan_store::WriteCtx {

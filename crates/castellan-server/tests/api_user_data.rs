@@ -297,3 +297,23 @@ async fn data_writes_are_audited_without_a_revision() {
         assert!(!c.changes.to_string().contains("secret-value"), "values are not copied into the log: {c:?}");
     }
 }
+
+/// A key that is not UTF-8 text is refused in the contract's error shape (not axum's plain-text rejection), and
+/// nothing is written.
+#[tokio::test]
+async fn keys_that_are_not_text_are_refused_in_the_error_shape() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    for (method, path) in [
+        (Method::PUT, "/api/v1/active_user/data/%FF/"),
+        (Method::GET, "/api/v1/active_user/data/%FF/"),
+        (Method::DELETE, "/api/v1/active_user/data/%C3%28/"),
+        (Method::DELETE, "/api/v1/objects/catalogs/%FF/"),
+    ] {
+        let r = admin.send(method.clone(), path, Some(json!(1))).await;
+        assert!(r.headers["content-type"].to_str().unwrap().starts_with("application/json"), "{method} {path}");
+        r.error(400, "ValidationError");
+        assert_eq!(r.fields(), vec!["path".to_string()], "{method} {path}: {}", r.body);
+    }
+    assert_eq!(admin.get("/api/v1/active_user/data/").await.body, json!({"data": {}}));
+}

@@ -372,7 +372,7 @@ async fn x_revision_increments_by_one_per_write() {
     let user_log: Vec<_> = log.iter().filter(|c| c.target_type == "users" && c.target_pk == pk.to_string()).collect();
     assert_eq!(
         user_log.iter().map(|c| c.action.as_str()).collect::<Vec<_>>(),
-        ["create", "update", "update", "update", "logout", "delete"],
+        ["create", "update", "update", "password_change", "logout", "delete"],
         "the password change ended the user's sessions (an audit-only entry, at no revision)"
     );
     let revisions: Vec<i64> = user_log.iter().filter_map(|c| c.revision).collect();

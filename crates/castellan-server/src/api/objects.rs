@@ -1,7 +1,7 @@
 //! Registered objects (API.md §6): an object may name a parent so that grants flow down, and nodes (module `nodes`)
 //! are what membership restrictions refer to.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use castellan_core::fields::Fields;
@@ -15,7 +15,7 @@ use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::dominance::require_link;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, write_ctx};
+use crate::extract::{JsonBody, PathText, write_ctx};
 use crate::state::AppState;
 
 /// Longest object key.
@@ -99,7 +99,7 @@ async fn delete_object(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     caller: Principal,
-    Path((model, object_pk)): Path<(String, String)>,
+    PathText((model, object_pk)): PathText<(String, String)>,
 ) -> ApiResult<Response> {
     let object = state.store.find_object(&model, &object_pk).await?.ok_or(ApiError::NotFound)?;
     if caller.org_scope().is_some_and(|own| own != object.org) {

@@ -1,6 +1,6 @@
 //! The caller's key/value data store (seed 004 `/user/me/data`).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use castellan_core::change::Change;
@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::{authenticated, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, write_ctx};
+use crate::extract::{JsonBody, PathText, write_ctx};
 use crate::state::AppState;
 
 /// Largest value, as JSON text.
@@ -40,7 +40,11 @@ async fn all_data(State(state): State<AppState>, caller: Principal) -> ApiResult
 /// One value.
 #[utoipa::path(get, path = "/api/v1/active_user/data/{key}/", tag = "active_user", params(("key" = String, Path)),
     responses((status = 200, description = "`{\"key\", \"value\"}`"), (status = 401), (status = 404)))]
-async fn get_value(State(state): State<AppState>, caller: Principal, Path(key): Path<String>) -> ApiResult<axum::Json<Value>> {
+async fn get_value(
+    State(state): State<AppState>,
+    caller: Principal,
+    PathText(key): PathText<String>,
+) -> ApiResult<axum::Json<Value>> {
     checked_key(&key).map_err(|_| ApiError::NotFound)?;
     let value = state.store.data_get(caller.user.pk, &key).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(json!({"key": key, "value": value})))
@@ -66,7 +70,7 @@ async fn put_value(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     caller: Principal,
-    Path(key): Path<String>,
+    PathText(key): PathText<String>,
     JsonBody(value): JsonBody,
 ) -> ApiResult<Response> {
     store_value(state, ip, caller, key, value).await
@@ -80,7 +84,7 @@ async fn post_value(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     caller: Principal,
-    Path(key): Path<String>,
+    PathText(key): PathText<String>,
     JsonBody(value): JsonBody,
 ) -> ApiResult<Response> {
     store_value(state, ip, caller, key, value).await
@@ -93,7 +97,7 @@ async fn delete_value(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     caller: Principal,
-    Path(key): Path<String>,
+    PathText(key): PathText<String>,
 ) -> ApiResult<Response> {
     checked_key(&key).map_err(|_| ApiError::NotFound)?;
     state.store.data_delete(caller.user.pk, &key).await?;
