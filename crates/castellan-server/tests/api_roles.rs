@@ -266,3 +266,60 @@ async fn joining_a_group_confers_its_roles_so_needs_them() {
     r.error(403, "PermissionDenied");
     assert_eq!(server.revision().await, before);
 }
+
+/// A group's `roles` is written on POST, PUT and PATCH `groups/` (API.md §10, settled): gated by `roles.update`,
+/// dominance-checked (what a role confers, added or removed), and a role of another org is a bad field.
+#[tokio::test]
+async fn group_roles_are_written_gated_and_dominance_checked() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let auditors = role_pk(&admin, "Auditors").await;
+    grant(&admin, &format!("roles/{auditors}"), "audit", &["read"]).await;
+    let r = admin.post("/api/v1/groups/", json!({"name": "Team", "roles": [auditors]})).await;
+    assert_eq!((r.status, &r.body["roles"]), (StatusCode::CREATED, &json!([auditors])), "{}", r.body);
+    let team = r.body["pk"].as_i64().unwrap();
+    let (alice, _) = member(&server, &admin, "alice", &[team]).await;
+    let rev = server.revision().await;
+    let holds = |rev: i64| {
+        let admin = admin.clone();
+        async move {
+            let body = json!({"user": alice, "permission": "audit.read", "at_least_revision": rev});
+            ok(&admin.post("/api/v1/check/", body).await)["allowed"].as_bool().unwrap()
+        }
+    };
+    assert!(holds(rev).await, "the group's role reaches its members");
+    assert_eq!(ok(&admin.get(&format!("/api/v1/roles/{auditors}/")).await)["groups"], json!([team]));
+
+    // A manager of groups without roles.update, then one with it but without what the role confers.
+    let editors = group_pk(&admin, "Editors", None, json!({"groups": ["read", "update"]})).await;
+    let (_, editor) = member(&server, &admin, "editor", &[editors, team]).await;
+    let before = server.revision().await;
+    editor.patch(&format!("/api/v1/groups/{team}/"), json!({"roles": []})).await.error(403, "PermissionDenied");
+    let stronger = role_pk(&admin, "Stronger").await;
+    grant(&admin, &format!("roles/{stronger}"), "users", &["full"]).await;
+    let role_editors = group_pk(&admin, "RoleEditors", None, json!({"roles": ["read", "update"]})).await;
+    let (_, role_editor) = member(&server, &admin, "roleeditor", &[editors, role_editors, team]).await;
+    let before = before.max(server.revision().await);
+    denied(
+        &role_editor.patch(&format!("/api/v1/groups/{team}/"), json!({"roles": [auditors, stronger]})).await,
+        "You cannot confer or revoke permissions you do not hold.",
+    );
+    assert_eq!(server.revision().await, before, "nothing written");
+    let r = role_editor.patch(&format!("/api/v1/groups/{team}/"), json!({"roles": []})).await;
+    assert_eq!((r.status, &r.body["roles"]), (StatusCode::OK, &json!([])), "{}", r.body);
+    assert!(!holds(x_rev(&r)).await, "unassigned");
+
+    // Bad values, and a role of another org, change nothing.
+    let org2 = second_org(&admin).await;
+    let r = admin.post("/api/v1/roles/", json!({"name": "Foreign", "org": org2})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let foreign = r.body["pk"].as_i64().unwrap();
+    let before = server.revision().await;
+    for roles in [json!([foreign]), json!([999_999]), json!("x"), json!(null), json!(["a"])] {
+        bad_field(&admin.patch(&format!("/api/v1/groups/{team}/"), json!({"roles": roles})).await, "roles");
+        bad_field(&admin.post("/api/v1/groups/", json!({"name": "New", "roles": roles})).await, "roles");
+    }
+    assert_eq!(server.revision().await, before);
+    let r = admin.put(&format!("/api/v1/groups/{team}/"), json!({"name": "Team", "roles": [auditors]})).await;
+    assert_eq!((r.status, &r.body["roles"]), (StatusCode::OK, &json!([auditors])), "{}", r.body);
+}

@@ -27,7 +27,12 @@ pub struct GroupInput {
     pub parent: Option<Option<i64>>,
     /// Conferred module permissions.
     pub permissions: Option<ModulePermissions>,
+    /// The roles the group holds (replaced as a whole).
+    pub roles: Option<Vec<i64>>,
 }
+
+/// Most roles one group write may name.
+pub const GROUP_ROLES_MAX: usize = 1000;
 
 impl GroupInput {
     /// Reads and checks a group body; POST and PUT need `name`.
@@ -55,8 +60,9 @@ impl GroupInput {
                 Err(other) => return Err(other),
             },
         };
+        let roles = f.pk_list("roles", false, GROUP_ROLES_MAX);
         f.finish()?;
-        Ok(Self { name, description, org, parent, permissions })
+        Ok(Self { name, description, org, parent, permissions, roles })
     }
 }
 

@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use castellan_core::engine::SubjectFact;
 use castellan_core::fields::Fields;
 use castellan_core::model::{GroupInput, WriteMode};
 use castellan_core::permission::{Action, Permission};
@@ -22,7 +23,9 @@ use crate::extract::{JsonBody, PathPk, write_ctx};
 use crate::links::{Envelope, ListQuery};
 use crate::repr::{GroupOut, UserOut, module_actions};
 use crate::state::AppState;
-use crate::visibility::{groups_seen, redact_groups, require_visible_group, require_visible_users, users_seen, visible_group};
+use crate::visibility::{
+    groups_seen, redact_groups, require_visible_group, require_visible_users, users_seen, visible_group, visible_role,
+};
 
 /// Most users one assign/remove request may name, and most members embedded in a group.
 pub const MEMBERS_MAX: usize = 1000;
@@ -163,7 +166,7 @@ async fn check_known_actions(state: &AppState, permissions: &castellan_core::per
 
 /// Create a group (`name` is enough, seed 000).
 #[utoipa::path(post, path = "/api/v1/groups/", tag = "groups",
-    request_body(content = Object, description = "`{\"name\", \"description\", \"org\", \"parent\", \"permissions\": {module: [action...] | \"read\" | \"write\"}}`"),
+    request_body(content = Object, description = "`{\"name\", \"description\", \"org\", \"parent\", \"permissions\": {module: [action...] | \"read\" | \"write\"}, \"roles\": [pk...]}` (`roles` needs roles.update and holding what each role confers)"),
     responses((status = 201, body = GroupOut), (status = 400), (status = 401), (status = 403), (status = 409)))]
 async fn create_group(
     State(state): State<AppState>,
@@ -177,6 +180,7 @@ async fn create_group(
         return Err(ApiError::field("org", "Invalid pk - object does not exist."));
     }
     check_group_write(&state, &caller, &input, None).await?;
+    let roles = roles_change(&state, &caller, org, &[], input.roles.as_deref()).await?;
     let new = NewGroup {
         name: input.name.unwrap_or_default(),
         description: input.description.unwrap_or_default(),
@@ -184,7 +188,9 @@ async fn create_group(
         parent: input.parent.flatten(),
         permissions: input.permissions.unwrap_or_default(),
     };
-    let (group, revision) = state.store.create_group(&write_ctx(Some(&caller), ip), new).await?;
+    let ctx = write_ctx(Some(&caller), ip);
+    let (group, revision) = state.store.create_group(&ctx, new).await?;
+    let (group, revision) = apply_roles_change(&state, &ctx, group, revision, roles).await?;
     Ok(with_revision(revision, (StatusCode::CREATED, axum::Json(GroupOut::from(&group)))))
 }
 
@@ -201,10 +207,72 @@ async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: 
         return Err(ApiError::field("org", "A group's organisation cannot be changed."));
     }
     check_group_write(state, caller, &input, Some(&current)).await?;
+    let roles = roles_change(state, caller, current.org, &current.roles, input.roles.as_deref()).await?;
     let changes =
         GroupChanges { name: input.name, description: input.description, parent: input.parent, permissions: input.permissions };
-    let (group, revision) = state.store.update_group(&write_ctx(Some(caller), ip), pk, changes).await?;
+    let ctx = write_ctx(Some(caller), ip);
+    let (group, revision) = state.store.update_group(&ctx, pk, changes).await?;
+    let (group, revision) = apply_roles_change(state, &ctx, group, revision, roles).await?;
     Ok(with_revision(revision, axum::Json(GroupOut::from(&group))))
+}
+
+/// The roles a group write adds and removes.
+#[derive(Default)]
+struct RolesChange {
+    added: Vec<i64>,
+    removed: Vec<i64>,
+}
+
+/// Checks a change of a group's `roles` (API.md §10, §11): it needs `roles.update`; each role must be one the caller
+/// sees in the group's org (400 otherwise); and the caller must hold what each added or removed role confers.
+async fn roles_change(
+    state: &AppState,
+    caller: &Principal,
+    org: i64,
+    current: &[i64],
+    requested: Option<&[i64]>,
+) -> ApiResult<RolesChange> {
+    let Some(requested) = requested else { return Ok(RolesChange::default()) };
+    let added: Vec<i64> = requested.iter().filter(|r| !current.contains(r)).copied().collect();
+    let removed: Vec<i64> = current.iter().filter(|r| !requested.contains(r)).copied().collect();
+    if added.is_empty() && removed.is_empty() {
+        return Ok(RolesChange::default());
+    }
+    caller.require(Permission { module: "roles", action: Action::Update })?;
+    for &role in &added {
+        match visible_role(state, caller, role).await {
+            Ok(r) if r.org == org => {}
+            _ => return Err(ApiError::field("roles", format!("Invalid pk \"{role}\" - object does not exist."))),
+        }
+    }
+    let now = crate::clock::now_micros();
+    for &role in added.iter().chain(&removed) {
+        let conferred = state.engine.snapshot().index.granted_to(SubjectFact::Role(role), now);
+        require_covers(caller, &conferred)?;
+    }
+    Ok(RolesChange { added, removed })
+}
+
+/// Assigns and unassigns the roles of a checked [`RolesChange`] to `group` (written just before, at `revision`);
+/// answers the group as it then stands and the last revision.
+async fn apply_roles_change(
+    state: &AppState,
+    ctx: &castellan_store::WriteCtx,
+    group: Group,
+    mut revision: i64,
+    change: RolesChange,
+) -> ApiResult<(Group, i64)> {
+    if change.added.is_empty() && change.removed.is_empty() {
+        return Ok((group, revision));
+    }
+    let holder = [SubjectFact::Group(group.pk)];
+    for role in change.added {
+        revision = state.store.assign_role(ctx, role, &holder, None).await?;
+    }
+    for role in change.removed {
+        revision = state.store.unassign_role(ctx, role, &holder).await?;
+    }
+    Ok((state.store.get_group(group.pk).await?, revision))
 }
 
 /// Replace a group (`name` required).
