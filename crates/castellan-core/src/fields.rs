@@ -67,6 +67,16 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A one-line text of at most `max` characters (a name): like [`Fields::string`], and a control character (a
+    /// NUL, a line break) is refused.
+    pub fn line(&mut self, name: &str, required: bool, max: usize) -> Option<String> {
+        let text = self.string(name, required, max)?;
+        if text.chars().any(char::is_control) {
+            self.errors.add(name, "Must not contain control characters.");
+        }
+        Some(text)
+    }
+
     /// A string or null: `Some(None)` for an explicit null.
     pub fn nullable_string(&mut self, name: &str, required: bool, max: usize) -> Option<Option<String>> {
         match self.present(name, required)? {

@@ -384,3 +384,26 @@ async fn user_group_membership_endpoints() {
     assert_eq!(admin.get(&format!("/api/v1/users/{u}/groups/")).await.body["count"], 0);
     assert_eq!(groups_of(&admin, u).await, Vec::<i64>::new());
 }
+
+/// Names are one line of text: a control character (a NUL, a line break) in a group, role, token or person's name is
+/// refused with 400 naming the field, and nothing is written.
+#[tokio::test]
+async fn names_with_control_characters_are_refused() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let before = server.revision().await;
+    for (path, body, field) in [
+        ("/api/v1/groups/", json!({"name": "a\u{0}b"}), "name"),
+        ("/api/v1/roles/", json!({"name": "two\nlines"}), "name"),
+        ("/api/v1/active_user/tokens/", json!({"name": "ci\u{7}"}), "name"),
+    ] {
+        invalid(&admin.post(path, body).await, &[field]);
+    }
+    invalid(
+        &admin.patch("/api/v1/users/1/", json!({"first_name": "Ad\u{0}min", "last_name": "x\r"})).await,
+        &["first_name", "last_name"],
+    );
+    assert_eq!(server.revision().await, before);
+    let r = admin.post("/api/v1/groups/", json!({"name": "Ümlaut & Co. (EU) — 東京"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+}

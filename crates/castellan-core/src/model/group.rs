@@ -38,7 +38,7 @@ impl GroupInput {
     /// Reads and checks a group body; POST and PUT need `name`.
     pub fn parse(body: &Value, mode: WriteMode) -> Result<Self, DomainError> {
         let mut f = Fields::new(body)?;
-        let name = f.string("name", mode != WriteMode::Patch, GROUP_NAME_MAX);
+        let name = f.line("name", mode != WriteMode::Patch, GROUP_NAME_MAX);
         if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
             f.error("name", "This field may not be blank.");
         }
@@ -86,7 +86,7 @@ impl OrgInput {
     /// Reads and checks an organisation body; POST and PUT need `name` (the slug defaults to the slugified name).
     pub fn parse(body: &Value, mode: WriteMode) -> Result<Self, DomainError> {
         let mut f = Fields::new(body)?;
-        let name = f.string("name", mode != WriteMode::Patch, GROUP_NAME_MAX);
+        let name = f.line("name", mode != WriteMode::Patch, GROUP_NAME_MAX);
         if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
             f.error("name", "This field may not be blank.");
         }
@@ -169,6 +169,12 @@ mod tests {
         };
         let fields: Vec<_> = e.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["name", "parent", "permissions.b"]);
+        for name in ["a\u{0}b", "two\nlines", "tab\there", "\u{7f}"] {
+            assert!(GroupInput::parse(&json!({"name": name}), WriteMode::Create).is_err(), "{name:?}");
+        }
+        let g = GroupInput::parse(&json!({"name": "Ümlaut & Co. (EU) — 東京", "roles": [3, 3, 4]}), WriteMode::Create).unwrap();
+        assert_eq!(g.roles, Some(vec![3, 4]), "a role named twice is one");
+        assert!(GroupInput::parse(&json!({"roles": null}), WriteMode::Patch).is_err());
     }
 
     #[test]

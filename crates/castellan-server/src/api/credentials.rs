@@ -161,7 +161,7 @@ async fn create_token(
         return Err(ApiError::PermissionDenied("Tokens cannot create tokens.".into()));
     }
     let mut f = Fields::new(&body)?;
-    let name = f.string("name", true, TOKEN_NAME_MAX);
+    let name = f.line("name", true, TOKEN_NAME_MAX);
     if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         f.error("name", "This field may not be blank.");
     }

@@ -97,7 +97,7 @@ async fn list_roles(State(state): State<AppState>, caller: Principal, q: ListQue
 
 fn read_role(body: &serde_json::Value, required: bool) -> ApiResult<(Option<String>, Option<String>, Option<i64>)> {
     let mut f = Fields::new(body)?;
-    let name = f.string("name", required, GROUP_NAME_MAX);
+    let name = f.line("name", required, GROUP_NAME_MAX);
     if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         f.error("name", "This field may not be blank.");
     }
