@@ -15,6 +15,9 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// Longest expected wait for a hashing thread that a login queues for; beyond it logins answer 429.
     pub login_wait_budget: Duration,
+    /// `CASTELLAN_TRUSTED_PROXIES`: peers whose `X-Forwarded-For`/`Forwarded` is believed (for throttling, audit
+    /// addresses and forward-auth); from anyone else those headers are ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ServerConfig {
@@ -25,6 +28,15 @@ impl Default for ServerConfig {
             session_idle: Duration::from_secs(2 * 3600),
             body_limit: 1024 * 1024,
             login_wait_budget: Duration::from_secs(2),
+            trusted_proxies: Vec::new(),
         }
     }
+}
+
+/// Reads one trusted proxy: a network in CIDR notation (`10.0.0.0/8`) or a single address.
+pub fn parse_trusted_proxy(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is neither an address nor a network in CIDR notation"))
 }

@@ -143,3 +143,41 @@ async fn concurrent_logins(server: &TestServer, n: usize) -> (usize, usize) {
     }
     (ok, throttled)
 }
+
+/// One failed login from `from` (an `X-Forwarded-For` value, when given).
+async fn fail_from(server: &TestServer, from: Option<&str>, username: &str) -> common::Resp {
+    let mut request = server.anon().http.post(format!("{}{LOGIN}", server.base));
+    if let Some(from) = from {
+        request = request.header("x-forwarded-for", from);
+    }
+    common::Client::read(request.json(&json!({"username": username, "password": "Wrong-Passw0rd"})).send().await.unwrap()).await
+}
+
+/// Behind a trusted proxy each client has its own address (API.md §10): its own throttle bucket and its own audit
+/// address. From a peer that is not trusted, forwarding headers are ignored, so a client cannot pick its address.
+#[tokio::test]
+async fn clients_behind_a_trusted_proxy_are_told_apart_and_others_cannot_spoof() {
+    let trusted = vec![castellan_server::config::parse_trusted_proxy("127.0.0.1").unwrap()];
+    let server = TestServer::start_with(ServerConfig { trusted_proxies: trusted, ..Default::default() }).await;
+    for i in 0..101 {
+        fail_from(&server, Some("203.0.113.7"), &format!("ghost{i}")).await.error(401, "AuthenticationFailed");
+    }
+    fail_from(&server, Some("203.0.113.7"), "ghost").await.error(429, "Throttled");
+    // Another client behind the same proxy, and one that names itself further out in the chain, are not throttled:
+    // the nearest untrusted hop is the client.
+    fail_from(&server, Some("198.51.100.9"), "ghost").await.error(401, "AuthenticationFailed");
+    fail_from(&server, Some("203.0.113.7, 198.51.100.10"), "ghost").await.error(401, "AuthenticationFailed");
+    fail_from(&server, None, "ghost").await.error(401, "AuthenticationFailed");
+    let log = server.store.changes(0, 100_000).await.unwrap();
+    let ips: Vec<&str> = log.iter().rev().take(3).filter_map(|e| e.ip.as_deref()).collect();
+    assert_eq!(ips, ["127.0.0.1", "198.51.100.10", "198.51.100.9"], "audit addresses, newest first");
+
+    // Without trusted proxies the header is ignored: every "client" is the peer.
+    let server = TestServer::start().await;
+    for i in 0..101 {
+        fail_from(&server, Some(&format!("192.0.2.{}", i % 250)), &format!("ghost{i}")).await.error(401, "AuthenticationFailed");
+    }
+    fail_from(&server, Some("192.0.2.250"), "ghost").await.error(429, "Throttled");
+    let log = server.store.changes(0, 100_000).await.unwrap();
+    assert!(log.iter().filter_map(|e| e.ip.as_deref()).all(|ip| ip == "127.0.0.1"));
+}

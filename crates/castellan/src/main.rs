@@ -34,6 +34,8 @@ enum Command {
         #[arg(long, env = "CASTELLAN_PUBLIC_URL")]
         public_url: Option<url::Url>,
         #[command(flatten)]
+        limits: Limits,
+        #[command(flatten)]
         storage: Storage,
     },
     /// Bring the store's schema up to date.
@@ -61,6 +63,37 @@ enum Command {
         #[command(flatten)]
         storage: Storage,
     },
+}
+
+/// Session lifetimes, the body limit and the proxies whose forwarding headers are believed.
+#[derive(Args)]
+struct Limits {
+    /// A session's absolute lifetime, in seconds.
+    #[arg(long, env = "CASTELLAN_SESSION_TTL", default_value_t = 12 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    session_ttl: u64,
+    /// A session's lifetime without use, in seconds.
+    #[arg(long, env = "CASTELLAN_SESSION_IDLE", default_value_t = 2 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    session_idle: u64,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "CASTELLAN_BODY_LIMIT", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
+    body_limit: u64,
+    /// Proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For / Forwarded headers are believed.
+    #[arg(long, env = "CASTELLAN_TRUSTED_PROXIES", value_delimiter = ',', value_parser = castellan_server::config::parse_trusted_proxy)]
+    trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl Limits {
+    /// The server configuration with these limits and `public_url`.
+    fn config(self, public_url: Option<url::Url>) -> ServerConfig {
+        ServerConfig {
+            public_url,
+            session_ttl: std::time::Duration::from_secs(self.session_ttl),
+            session_idle: std::time::Duration::from_secs(self.session_idle),
+            body_limit: usize::try_from(self.body_limit).unwrap_or(usize::MAX),
+            trusted_proxies: self.trusted_proxies,
+            ..ServerConfig::default()
+        }
+    }
 }
 
 #[derive(Args)]
@@ -124,7 +157,7 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<(), AnyError> {
     match cli.command {
-        Command::Serve { listen, public_url, storage } => serve(&listen, public_url, &storage).await,
+        Command::Serve { listen, public_url, limits, storage } => serve(&listen, limits.config(public_url), &storage).await,
         Command::Migrate { storage } => {
             storage.open().await?;
             tracing::info!("store is up to date");
@@ -135,14 +168,13 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
     }
 }
 
-async fn serve(listen: &str, public_url: Option<url::Url>, storage: &Storage) -> Result<(), AnyError> {
+async fn serve(listen: &str, config: ServerConfig, storage: &Storage) -> Result<(), AnyError> {
     let store = storage.open().await?;
     let password_file = storage.data_dir.join("initial-admin-password");
     if storage.database_url.is_none() {
         std::fs::create_dir_all(&storage.data_dir)?;
     }
     bootstrap::first_start(store.as_ref(), std::env::var("CASTELLAN_ADMIN_PASSWORD").ok(), &password_file).await?;
-    let config = ServerConfig { public_url, ..ServerConfig::default() };
     let state = AppState::new(store, config, castellan_server::install_metrics()).await?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, "castellan listening");

@@ -128,8 +128,58 @@ fn presented(headers: &HeaderMap) -> Option<Presented> {
 }
 
 /// The client's address (the TCP peer; proxies are not trusted by default).
-pub fn client_ip(parts_extensions: &axum::http::Extensions) -> IpAddr {
-    parts_extensions.get::<ConnectInfo<SocketAddr>>().map(|ci| ci.0.ip()).unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+/// The client's address: the peer's, or, when the peer is a trusted proxy, the nearest address in its
+/// `X-Forwarded-For` (else `Forwarded: for=`) chain that is not itself a trusted proxy. Addresses a client put at the
+/// far end of the chain are never reached while a nearer one is untrusted, so they cannot be spoofed.
+pub fn client_ip(parts: &Parts, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ci| ci.0.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for hop in forwarded_chain(&parts.headers).into_iter().rev() {
+        let Some(ip) = hop else { break };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
+}
+
+/// The addresses a request passed through, nearest last: `X-Forwarded-For` (every such header, in order), else the
+/// `for=` parameters of `Forwarded`. `None` for an entry that is not an address (`unknown`, an obfuscated name).
+fn forwarded_chain(headers: &axum::http::HeaderMap) -> Vec<Option<IpAddr>> {
+    let values = |name: &str| -> Vec<String> {
+        headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).map(str::to_string).collect()
+    };
+    let xff = values("x-forwarded-for");
+    if !xff.is_empty() {
+        return xff.iter().map(|hop| parse_hop(hop)).collect();
+    }
+    values("forwarded")
+        .iter()
+        .filter_map(|element| {
+            element.split(';').find_map(|pair| {
+                let (key, value) = pair.trim().split_once('=')?;
+                key.trim().eq_ignore_ascii_case("for").then(|| parse_hop(value))
+            })
+        })
+        .collect()
+}
+
+/// One hop: `203.0.113.7`, `203.0.113.7:4711`, `2001:db8::1`, `"[2001:db8::1]:4711"`.
+fn parse_hop(text: &str) -> Option<IpAddr> {
+    let text = text.trim().trim_matches('"');
+    text.parse::<IpAddr>()
+        .ok()
+        .or_else(|| text.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| text.strip_prefix('[')?.strip_suffix(']')?.parse().ok())
 }
 
 /// Looks a secret up, from the cache or the store, and checks that it is still valid.
@@ -256,10 +306,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 /// The client address, as an extractor.
 pub struct ClientIp(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(client_ip(&parts.extensions)))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(parts, &state.config.trusted_proxies)))
     }
 }
