@@ -297,12 +297,13 @@ async fn assign_and_remove_users() {
     assert_eq!(r.body["permissions"], json!({"users": ["read"]}));
     assert_eq!(sorted(r.body["users"].as_array().unwrap().iter().map(|u| u.as_i64().unwrap()).collect()), [a, b]);
     assert_eq!(r.body["users_count"], 2);
+    assert_eq!(r.body["users_hidden"], 0, "the hidden count sits beside the visible one (API.md §10)");
     assert_eq!(groups_of(&admin, a).await, [g]);
 
     let r = admin.patch(&format!("/api/v1/groups/{g}/remove-users/"), json!({"users": [a, c]})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["users"], json!([b]));
-    assert_eq!(r.body["users_count"], 1);
+    assert_eq!((&r.body["users_count"], &r.body["users_hidden"]), (&json!(1), &json!(0)));
     assert_eq!(groups_of(&admin, a).await, Vec::<i64>::new());
 
     // Refusals change nothing.

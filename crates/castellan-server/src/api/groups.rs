@@ -55,6 +55,8 @@ pub struct GroupMembersOut {
     pub users: Vec<i64>,
     /// Number of visible direct members.
     pub users_count: i64,
+    /// Number of direct members the caller may not see.
+    pub users_hidden: i64,
 }
 
 async fn group_page(
@@ -394,8 +396,14 @@ fn member_body(
 /// to that revision first): answering costs the same whatever the group's size.
 async fn members_out(state: &AppState, caller: &Principal, group: &Group, revision: i64) -> ApiResult<GroupMembersOut> {
     state.follower.follow_to(revision).await?;
-    let members = state.directory.members(group.pk, false, caller.viewer(), crate::clock::now_micros());
-    Ok(GroupMembersOut { group: GroupOut::from(group), users: members.page(0, MEMBERS_MAX), users_count: members.count() as i64 })
+    let now = crate::clock::now_micros();
+    let members = state.directory.members(group.pk, false, caller.viewer(), now);
+    let all = match caller.viewer() {
+        Some(_) => state.directory.members(group.pk, false, None, now).count(),
+        None => members.count(),
+    };
+    let (users_count, users_hidden) = (members.count() as i64, (all - members.count()) as i64);
+    Ok(GroupMembersOut { group: GroupOut::from(group), users: members.page(0, MEMBERS_MAX), users_count, users_hidden })
 }
 
 /// Add users to a group (`expires_at` optional); the caller must hold what the group confers.
