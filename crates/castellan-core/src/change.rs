@@ -564,6 +564,26 @@ impl Change {
         }
     }
 
+    /// The organisation of what the change is about, when the change itself records it (creations and deletions
+    /// do, so a deleted record's entry still belongs to its org); `None` when the store must look the target up.
+    pub fn org(&self) -> Option<i64> {
+        match self {
+            Change::UserCreated { after, .. } => Some(after.org),
+            Change::UserDeleted { before, .. } => Some(before.org),
+            Change::GroupCreated { after, .. } | Change::GroupUpdated { after, .. } => Some(after.org),
+            Change::GroupDeleted { before, .. } => Some(before.org),
+            Change::OrgCreated { pk, .. } | Change::OrgUpdated { pk, .. } | Change::OrgDeleted { pk, .. } => Some(*pk),
+            Change::PasswordPolicySet { org, .. } => Some(*org),
+            Change::RoleCreated { after, .. } | Change::RoleUpdated { after, .. } => Some(after.org),
+            Change::RoleDeleted { before, .. } | Change::RoleAssigned { before, .. } | Change::RoleUnassigned { before, .. } => {
+                Some(before.org)
+            }
+            Change::ObjectRegistered { after } => Some(after.org),
+            Change::ObjectDeleted { before, .. } => Some(before.org),
+            _ => None,
+        }
+    }
+
     /// The audit log's `target_type` and `target_pk`: the module id and key of what the change is about.
     pub fn target(&self) -> (String, String) {
         let pk = |kind: &str, pk: i64| (kind.to_string(), pk.to_string());

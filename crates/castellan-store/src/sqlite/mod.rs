@@ -41,11 +41,18 @@ pub struct SqliteStore {
 const CURRENT_REVISION: &str = "SELECT COALESCE(MAX(revision), 0) FROM change_log";
 
 /// Appends a change-log row; the revision is the newest logged plus one when the row `advances` it (only the writer
-/// thread writes, so no other write takes it).
+/// thread writes, so no other write takes it). The row belongs to the org of its target (API.md §11): the one the
+/// change records (`?11`), else the target's as stored, else (an unregistered object, a module) the actor's.
 const INSERT_LOG: &str =
     "INSERT INTO change_log (at, revision, actor, actor_username, action, target_type, target_pk, changes, ip, request_id, org)
      VALUES (?1, CASE WHEN ?2 THEN (SELECT COALESCE(MAX(revision), 0) + 1 FROM change_log) END, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
-             (SELECT org FROM users WHERE pk = ?3))
+             COALESCE(?11, CASE ?6
+                 WHEN 'users' THEN (SELECT org FROM users WHERE pk = ?7)
+                 WHEN 'groups' THEN (SELECT org FROM groups WHERE pk = ?7)
+                 WHEN 'roles' THEN (SELECT org FROM roles WHERE pk = ?7)
+                 WHEN 'orgs' THEN CAST(?7 AS INTEGER)
+                 ELSE (SELECT org FROM objects WHERE model = ?6 AND object_pk = ?7) END,
+               (SELECT org FROM users WHERE pk = ?3)))
      RETURNING pk, revision";
 
 impl SqliteStore {
@@ -166,7 +173,8 @@ fn insert_log(conn: &Connection, logging: &Logging, change: Change) -> Result<Op
             target_pk,
             changes.to_string(),
             ctx.ip,
-            ctx.request_id
+            ctx.request_id,
+            change.org()
         ],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
