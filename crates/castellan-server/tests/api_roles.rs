@@ -323,3 +323,35 @@ async fn group_roles_are_written_gated_and_dominance_checked() {
     let r = admin.put(&format!("/api/v1/groups/{team}/"), json!({"name": "Team", "roles": [auditors]})).await;
     assert_eq!((r.status, &r.body["roles"]), (StatusCode::OK, &json!([auditors])), "{}", r.body);
 }
+
+/// A role names only the holders the caller may see, and counts the others (API.md §10 "Lists at scale", §11
+/// "Visibility"), in its detail, the list and the answers of its writes.
+#[tokio::test]
+async fn roles_name_only_the_holders_the_caller_sees() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let team = group_pk(&admin, "Team", None, json!({"roles": ["read"]})).await;
+    let elsewhere = group_pk(&admin, "Elsewhere", None, json!({})).await;
+    let (_, reader) = member(&server, &admin, "reader", &[team]).await;
+    let mate = quick_user(&admin, "mate", json!({"groups": [team]})).await;
+    let stranger = quick_user(&admin, "stranger", json!({"groups": [elsewhere]})).await;
+    let role = role_pk(&admin, "Viewers").await;
+    role_change(&admin, role, "assign-users", "users", &[mate, stranger]).await;
+    role_change(&admin, role, "assign-groups", "groups", &[team, elsewhere]).await;
+
+    let shown = |body: &serde_json::Value| {
+        let fields = ["users", "users_count", "users_hidden", "groups", "groups_count", "groups_hidden"];
+        fields.map(|f| body[f].clone())
+    };
+    let r = reader.get(&format!("/api/v1/roles/{role}/")).await;
+    assert_eq!(shown(ok(&r)), [json!([mate]), json!(1), json!(1), json!([team]), json!(1), json!(1)], "{}", r.body);
+    let r = reader.get("/api/v1/roles/").await;
+    let listed = ok(&r)["results"].as_array().unwrap().iter().find(|x| x["pk"] == role).cloned().unwrap();
+    assert_eq!(shown(&listed), [json!([mate]), json!(1), json!(1), json!([team]), json!(1), json!(1)]);
+    let mut everyone = [mate, stranger];
+    everyone.sort_unstable();
+    let mut both = [team, elsewhere];
+    both.sort_unstable();
+    let r = admin.get(&format!("/api/v1/roles/{role}/")).await;
+    assert_eq!(shown(ok(&r)), [json!(everyone), json!(2), json!(0), json!(both), json!(2), json!(0)], "{}", r.body);
+}

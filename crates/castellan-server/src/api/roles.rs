@@ -17,13 +17,14 @@ use utoipa_axum::routes;
 
 use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
+use crate::clock::now_micros;
 use crate::dominance::require_covers;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, PathPk, write_ctx};
 use crate::links::{Envelope, ListQuery};
 use crate::repr::timestamp;
 use crate::state::AppState;
-use crate::visibility::{require_visible_users, visible_group, visible_role};
+use crate::visibility::{require_visible_users, visible_group, visible_role, visible_subset};
 
 /// Most users or groups one assign/remove request may name.
 const SUBJECTS_MAX: usize = 1000;
@@ -54,25 +55,49 @@ pub struct RoleOut {
     pub description: String,
     /// Owning organisation.
     pub org: i64,
-    /// Users it is assigned to.
+    /// Users it is assigned to that the caller sees (at most 1,000).
     pub users: Vec<i64>,
-    /// Groups it is assigned to.
+    /// Number of users it is assigned to that the caller sees.
+    pub users_count: i64,
+    /// Number of users it is assigned to that the caller may not see.
+    pub users_hidden: i64,
+    /// Groups it is assigned to that the caller sees (at most 1,000).
     pub groups: Vec<i64>,
+    /// Number of groups it is assigned to that the caller sees.
+    pub groups_count: i64,
+    /// Number of groups it is assigned to that the caller may not see.
+    pub groups_hidden: i64,
     /// When it was created.
     pub created_date: String,
     /// When it last changed.
     pub modified_date: String,
 }
 
-impl From<&Role> for RoleOut {
-    fn from(r: &Role) -> Self {
+/// Most entries an embedded `users`/`groups` array holds (API.md §10 "Lists at scale").
+const EMBEDDED_MAX: usize = 1000;
+
+impl RoleOut {
+    /// The role as `caller` may see it: only the holders the caller sees are named, the others counted.
+    fn seen_by(state: &AppState, caller: &Principal, r: &Role) -> Self {
+        let (users, groups) = match caller.viewer() {
+            None => (r.users.clone(), r.groups.clone()),
+            Some(viewer) => {
+                let seen = state.directory.visible_users(viewer, now_micros());
+                (r.users.iter().copied().filter(|u| seen.contains(*u)).collect(), visible_subset(state, caller, &r.groups))
+            }
+        };
+        let (users_count, groups_count) = (users.len() as i64, groups.len() as i64);
         Self {
             pk: r.pk,
             name: r.name.clone(),
             description: r.description.clone(),
             org: r.org,
-            users: r.users.clone(),
-            groups: r.groups.clone(),
+            users_hidden: r.users.len() as i64 - users_count,
+            groups_hidden: r.groups.len() as i64 - groups_count,
+            users: users.into_iter().take(EMBEDDED_MAX).collect(),
+            groups: groups.into_iter().take(EMBEDDED_MAX).collect(),
+            users_count,
+            groups_count,
             created_date: timestamp(r.created_date),
             modified_date: timestamp(r.modified_date),
         }
@@ -92,7 +117,7 @@ async fn list_roles(State(state): State<AppState>, caller: Principal, q: ListQue
     let search = q.search()?;
     let page = state.store.list_roles(caller.org_scope(), search.as_deref(), window.offset, window.limit).await?;
     q.check_page(window, page.count)?;
-    Ok(axum::Json(q.envelope(window, page.count, page.items.iter().map(RoleOut::from).collect())))
+    Ok(axum::Json(q.envelope(window, page.count, page.items.iter().map(|r| RoleOut::seen_by(&state, &caller, r)).collect())))
 }
 
 fn read_role(body: &serde_json::Value, required: bool) -> ApiResult<(Option<String>, Option<String>, Option<i64>)> {
@@ -124,14 +149,14 @@ async fn create_role(
     let ctx = write_ctx(Some(&caller), ip);
     let (role, revision) =
         state.store.create_role(&ctx, &name.unwrap_or_default(), &description.unwrap_or_default(), org).await?;
-    Ok(with_revision(revision, (StatusCode::CREATED, axum::Json(RoleOut::from(&role)))))
+    Ok(with_revision(revision, (StatusCode::CREATED, axum::Json(RoleOut::seen_by(&state, &caller, &role)))))
 }
 
 /// One role.
 #[utoipa::path(get, path = "/api/v1/roles/{pk}/", tag = "roles", params(("pk" = i64, Path)),
     responses((status = 200, body = RoleOut), (status = 401), (status = 403), (status = 404)))]
 async fn get_role(State(state): State<AppState>, caller: Principal, PathPk(pk): PathPk) -> ApiResult<axum::Json<RoleOut>> {
-    Ok(axum::Json(RoleOut::from(&visible_role(&state, &caller, pk).await?)))
+    Ok(axum::Json(RoleOut::seen_by(&state, &caller, &visible_role(&state, &caller, pk).await?)))
 }
 
 async fn update(
@@ -149,7 +174,7 @@ async fn update(
     }
     let (role, revision) =
         state.store.update_role(&write_ctx(Some(caller), ip), pk, name.as_deref(), description.as_deref()).await?;
-    Ok(with_revision(revision, axum::Json(RoleOut::from(&role))))
+    Ok(with_revision(revision, axum::Json(RoleOut::seen_by(state, caller, &role))))
 }
 
 /// Replace a role (`name` required).
@@ -243,7 +268,7 @@ async fn change(
         state.store.unassign_role(&ctx, pk, &subjects).await?
     };
     let role = state.store.get_role(pk).await?;
-    Ok(with_revision(revision, axum::Json(RoleOut::from(&role))))
+    Ok(with_revision(revision, axum::Json(RoleOut::seen_by(state, caller, &role))))
 }
 
 /// Assign the role to users (`expires_at` optional).
