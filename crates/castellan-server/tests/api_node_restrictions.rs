@@ -110,6 +110,14 @@ async fn node_restrictions_hide_nodes_from_callers_without_nodes_read() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body, json!({"node_ids": [], "hidden": 2, "restricted": true}));
 
+    // nodes.read on one node shows that node only.
+    let lead_pk = lead.get("/api/v1/users/me/").await.body["pk"].as_i64().unwrap();
+    let grant = json!({"permissions": ["nodes.read"], "model": "nodes", "object_pk": "7"});
+    let r = admin.post(&format!("/api/v1/rbac/permissions/assigned_by_users/{lead_pk}/assign/"), grant).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = lead.get(&nodes).await;
+    assert_eq!(r.body, json!({"node_ids": [7], "hidden": 1, "restricted": true}));
+
     let r =
         admin.patch(&format!("/api/v1/groups/{leads}/"), json!({"permissions": {"groups": ["read"], "nodes": ["read"]}})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);

@@ -4,7 +4,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use castellan_core::fields::Fields;
-use castellan_core::permission::{Action, Permission};
 use castellan_store::{GroupFilter, Membership};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -45,12 +44,16 @@ pub struct NodesOut {
     pub restricted: bool,
 }
 
-fn nodes_out(caller: &Principal, m: &Membership) -> NodesOut {
-    if caller.holds(Permission { module: "nodes", action: Action::Read }) {
-        NodesOut { node_ids: m.nodes.clone(), hidden: 0, restricted: m.restricted }
-    } else {
-        NodesOut { node_ids: Vec::new(), hidden: m.nodes.len(), restricted: m.restricted }
-    }
+/// A membership's restricting nodes as `caller` may see them: those on which the caller holds `nodes.read` (globally
+/// or on the node), the others counted as `hidden`.
+fn nodes_out(state: &AppState, caller: &Principal, m: &Membership) -> NodesOut {
+    let (now, snapshot) = (crate::clock::now_micros(), state.engine.snapshot());
+    let readable = |node: &i64| {
+        caller.user.is_superuser
+            || snapshot.index.check(caller.user.pk, "nodes", "read", Some(("nodes", &node.to_string())), now).allowed
+    };
+    let node_ids: Vec<i64> = m.nodes.iter().copied().filter(readable).collect();
+    NodesOut { hidden: m.nodes.len() - node_ids.len(), node_ids, restricted: m.restricted }
 }
 
 /// The user and group, both visible, and their membership (404 when any is missing).
@@ -132,7 +135,7 @@ async fn get_nodes(
 ) -> ApiResult<axum::Json<NodesOut>> {
     let [user, group] = keys(&[raw.0, raw.1])?[..] else { return Err(ApiError::NotFound) };
     let m = membership_of(&state, &caller, user, group).await?;
-    Ok(axum::Json(nodes_out(&caller, &m)))
+    Ok(axum::Json(nodes_out(&state, &caller, &m)))
 }
 
 /// Lift the restriction: the membership carries the group's permissions everywhere again.
@@ -182,7 +185,7 @@ async fn add_node(
     }
     let revision = state.store.set_restriction(&write_ctx(Some(&caller), ip), user, group, Some(nodes)).await?;
     let m = state.store.membership(user, group).await?.ok_or(ApiError::NotFound)?;
-    Ok(with_revision(revision, axum::Json(nodes_out(&caller, &m))))
+    Ok(with_revision(revision, axum::Json(nodes_out(&state, &caller, &m))))
 }
 
 /// Remove a node from the membership's restriction (the membership stays restricted, possibly to nothing).
@@ -204,5 +207,5 @@ async fn remove_node(
     let nodes = m.nodes.iter().copied().filter(|n| *n != node).collect();
     let revision = state.store.set_restriction(&write_ctx(Some(&caller), ip), user, group, Some(nodes)).await?;
     let m = state.store.membership(user, group).await?.ok_or(ApiError::NotFound)?;
-    Ok(with_revision(revision, axum::Json(nodes_out(&caller, &m))))
+    Ok(with_revision(revision, axum::Json(nodes_out(&state, &caller, &m))))
 }
