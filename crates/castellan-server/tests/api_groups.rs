@@ -408,3 +408,30 @@ async fn names_with_control_characters_are_refused() {
     let r = admin.post("/api/v1/groups/", json!({"name": "Ümlaut & Co. (EU) — 東京"})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 }
+
+/// A user's groups are searched and ordered as the group list is (`search`/`q`, `ordering`/`sort`/`sortby`).
+#[tokio::test]
+async fn a_users_groups_take_search_and_ordering() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let alpha = group_pk(&admin, "Alpha team", None, json!({})).await;
+    let beta = group_pk(&admin, "Beta team", None, json!({})).await;
+    let gamma = group_pk(&admin, "Gamma crew", None, json!({})).await;
+    let u = quick_user(&admin, "u", &[alpha, beta, gamma]).await;
+    let groups = |query: &str| {
+        let admin = admin.clone();
+        let path = format!("/api/v1/users/{u}/groups/?{query}");
+        async move {
+            let r = admin.get(&path).await;
+            assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+            pks(&r)
+        }
+    };
+    assert_eq!(groups("search=team").await, [alpha, beta]);
+    assert_eq!(groups("q=crew").await, [gamma]);
+    assert_eq!(groups("ordering=-name").await, [gamma, beta, alpha]);
+    assert_eq!(groups("sort=-name").await, [gamma, beta, alpha]);
+    assert_eq!(groups("sortby=name&sortorder=desc&search=team").await, [beta, alpha]);
+    invalid(&admin.get(&format!("/api/v1/users/{u}/groups/?ordering=nope")).await, &["ordering"]);
+    invalid(&admin.get(&format!("/api/v1/users/{u}/groups/?search=a%00b")).await, &["search"]);
+}

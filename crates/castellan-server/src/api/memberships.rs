@@ -68,8 +68,10 @@ fn keys(raw: &[String]) -> ApiResult<Vec<i64>> {
     raw.iter().map(|k| path_key(k)).collect()
 }
 
-/// The groups of a user, paged (only groups the caller sees).
-#[utoipa::path(get, path = "/api/v1/users/{pk}/groups/", tag = "groups", params(("pk" = i64, Path)),
+/// The groups of a user, paged (only groups the caller sees), searched and ordered as the group list is.
+#[utoipa::path(get, path = "/api/v1/users/{pk}/groups/", tag = "groups",
+    params(("pk" = i64, Path), ("search" = Option<String>, Query), ("ordering" = Option<String>, Query),
+        ("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query)),
     responses((status = 200, body = Envelope<GroupOut>), (status = 401), (status = 403), (status = 404)))]
 async fn user_groups(
     State(state): State<AppState>,
@@ -78,9 +80,11 @@ async fn user_groups(
     q: ListQuery,
 ) -> ApiResult<axum::Json<Envelope<GroupOut>>> {
     visible_user(&state, &caller, pk).await?;
-    let filter = GroupFilter { member: Some(pk), within: groups_seen(&state, &caller), ..Default::default() };
+    let filter =
+        GroupFilter { member: Some(pk), within: groups_seen(&state, &caller), search: q.search()?, ..Default::default() };
+    let ordering = q.ordering_of(castellan_store::GroupOrder::parse)?;
     let window = q.window()?;
-    let query = castellan_store::GroupQuery { filter, ordering: Vec::new(), offset: window.offset, limit: window.limit };
+    let query = castellan_store::GroupQuery { filter, ordering, offset: window.offset, limit: window.limit };
     let page = state.store.list_groups(&query).await?;
     q.check_page(window, page.count)?;
     Ok(axum::Json(q.envelope(window, page.count, page.items.iter().map(GroupOut::from).collect())))
