@@ -4,7 +4,7 @@
 //! back (sessions, user data, audit-only events) is refused with 400 before that write runs.
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -22,26 +22,31 @@ const USERS_LISTED: usize = 100;
 
 /// Serves `?dry_run=true` on a write: the handler runs as a store dry run, and the answer is the impact of the
 /// change its write would have made. A handler that reaches no write (nothing to change) previews as no impact;
-/// refusals pass through.
-pub async fn dry_run(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// refusals pass through. Other requests run as they are (a malformed `dry_run` is refused on any method).
+pub async fn dry_run(state: &AppState, req: Request, next: Next) -> Response {
     let wanted = match requested(req.uri().query()) {
         Ok(wanted) => wanted,
         Err(e) => return e.into_response(),
     };
-    if !wanted || matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+    if !wanted || is_read(req.method()) {
         return next.run(req).await;
     }
     let slot = PreviewSlot::default();
     let response = castellan_store::dry_run(slot.clone(), next.run(req)).await;
     let change = slot.lock().ok().and_then(|mut s| s.take());
     match change {
-        Some(change) => match preview(&state, change).await {
+        Some(change) => match preview(state, change).await {
             Ok(impact) => Json(body(&impact)).into_response(),
             Err(e) => e.into_response(),
         },
         None if response.status().is_success() => Json(body(&Impact::default())).into_response(),
         None => response,
     }
+}
+
+/// Whether requests of `method` only read.
+pub fn is_read(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 /// Refuses work that has effects outside the store while a dry run is served (they could not be rolled back).

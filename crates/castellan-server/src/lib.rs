@@ -59,9 +59,7 @@ pub fn app(state: AppState) -> Router {
         SwaggerUi::new("/api/docs").url("/api/v1/schema/", doc).config(Config::from("/api/v1/schema/").validator_url("none"));
     let routed = Router::new()
         .merge(api_routes)
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), dry_run::dry_run))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::follow_writes))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::principal::authenticate))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::api))
         .merge(api::health::router())
         .merge(docs)
         .fallback(|| async { ApiError::NotFound })
@@ -77,14 +75,36 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let upkeep = state.metrics.clone().map(|handle| tokio::spawn(metrics_upkeep(handle)));
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let summaries = tokio::spawn(error::refusals::summarise());
     let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
     summaries.abort();
+    upkeep.inspect(tokio::task::JoinHandle::abort);
     served
 }
 
+/// Latency buckets of the `_seconds` histograms, from 100 µs (a check) to 10 s (a large dry run).
+const LATENCY_BUCKETS: [f64; 14] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0];
+
 /// Installs the process-wide Prometheus recorder (once); `None` if another recorder is already installed.
+/// Durations are histograms with [`LATENCY_BUCKETS`] (aggregatable across replicas, unlike quantiles).
 pub fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
-    metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok()
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
+        .ok()?
+        .install_recorder()
+        .ok()
+}
+
+/// Folds recorded histogram samples into their buckets every few seconds. The recorder queues every sample until
+/// then (about 27 bytes a request): without upkeep, a server nobody scrapes grows by a gigabyte per 40 million
+/// requests.
+async fn metrics_upkeep(handle: metrics_exporter_prometheus::PrometheusHandle) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        every.tick().await;
+        handle.run_upkeep();
+    }
 }

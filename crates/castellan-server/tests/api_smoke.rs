@@ -47,7 +47,9 @@ async fn requests_are_counted_by_method_and_status_with_their_latency() {
     assert_eq!(counted("DELETE", "404"), 3, "{after}");
     assert_eq!(counted("PUT", "401"), 1, "{after}");
     assert!(counted("GET", "200") >= 1, "the first scrape: {after}");
-    assert!(after.contains("castellan_http_request_duration_seconds{method=\"DELETE\""), "{after}");
+    let latency = |series: &str| after.lines().any(|l| l.starts_with(series));
+    assert!(latency("castellan_http_request_duration_seconds_bucket{method=\"DELETE\",le=\"0.001\"}"), "{after}");
+    assert!(latency("castellan_http_request_duration_seconds_count{method=\"DELETE\"}"), "{after}");
 }
 
 #[tokio::test]

@@ -4,11 +4,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
-use axum::middleware::Next;
-use axum::response::Response;
 use axum_extra::extract::CookieJar;
 use castellan_core::model::User;
 use castellan_core::permission::{ModulePermissions, Permission};
@@ -275,14 +273,11 @@ async fn authenticate_parts(state: &AppState, method: &Method, headers: &HeaderM
     Ok(AuthOutcome::Authenticated(Box::new(principal)))
 }
 
-/// Middleware: resolves the caller's credentials once and records the outcome for extractors.
-pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let outcome = match authenticate_parts(&state, req.method(), req.headers()).await {
-        Ok(outcome) => outcome,
-        Err(e) => return axum::response::IntoResponse::into_response(e),
-    };
+/// Resolves the caller's credentials once and records the outcome in the request for extractors.
+pub async fn authenticate(state: &AppState, req: &mut Request) -> Result<(), ApiError> {
+    let outcome = authenticate_parts(state, req.method(), req.headers()).await?;
     req.extensions_mut().insert(outcome);
-    next.run(req).await
+    Ok(())
 }
 
 /// The caller, or the reason there is none.
