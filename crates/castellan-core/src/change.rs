@@ -484,6 +484,9 @@ pub struct TokenRecord {
     pub name: String,
     /// The first characters of its secret, as shown in listings.
     pub prefix: String,
+    /// Its scopes as `"module.action"` names; absent when it carries all of its owner's holdings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
 }
 
 /// A change as one change-log row holds it: the change and the version of its encoding.

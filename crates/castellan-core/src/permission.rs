@@ -158,6 +158,40 @@ impl ModulePermissions {
         other.0.iter().all(|(module, actions)| actions.iter().all(|a| self.allows_named(module, a)))
     }
 
+    /// What is held both here and in `other`, under the same implications (`full` implies every action, every action
+    /// implies `access`): `{m: [full]}` with `{m: [read]}` is `{m: [read]}`.
+    pub fn intersection(&self, other: &ModulePermissions) -> ModulePermissions {
+        let mut out = ModulePermissions::new();
+        let mut keep = |held: &ModulePermissions, (module, action): (&str, &str)| {
+            if held.allows_named(module, action) {
+                out.insert_named(module, action);
+            }
+        };
+        self.pairs().for_each(|pair| keep(other, pair));
+        other.pairs().for_each(|pair| keep(self, pair));
+        out
+    }
+
+    /// Reads a list of `"module.action"` names (token scopes, API.md §11); the errors name `field`.
+    pub fn parse_names(value: &serde_json::Value, field: &str) -> Result<Self, crate::DomainError> {
+        let serde_json::Value::Array(items) = value else {
+            return Err(crate::DomainError::field(field, "Expected a list of \"module.action\" names."));
+        };
+        let mut out = Self::new();
+        for item in items {
+            match item.as_str().and_then(|name| name.split_once('.')) {
+                Some((module, action)) if valid_module_id(module) && valid_module_id(action) => out.insert_named(module, action),
+                _ => return Err(crate::DomainError::field(field, format!("{item} is not a \"module.action\" name."))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every permission as `"module.action"`, modules by id and their actions in [`actions`](Self::actions) order.
+    pub fn names(&self) -> Vec<String> {
+        self.0.keys().flat_map(|m| self.actions(m).into_iter().map(move |a| format!("{m}.{a}"))).collect()
+    }
+
     /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.0.values().all(|a| a.is_empty())
@@ -220,6 +254,21 @@ impl ModulePermissions {
 mod module_permission_tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn intersection_keeps_what_both_sides_imply() {
+        let parse = |v: serde_json::Value| ModulePermissions::parse_names(&v, "p").unwrap();
+        let held = parse(json!(["users.full", "groups.read", "roles.read"]));
+        let scopes = parse(json!(["users.read", "groups.full", "orgs.read"]));
+        let both = held.intersection(&scopes);
+        assert_eq!(both.names(), ["groups.read", "users.read"]);
+        assert_eq!(scopes.intersection(&held), both);
+        assert!(both.allows("groups", Action::Access));
+        assert!(!both.allows("users", Action::Update));
+        assert!(ModulePermissions::parse_names(&json!(["users"]), "p").is_err());
+        assert!(ModulePermissions::parse_names(&json!([1]), "p").is_err());
+        assert!(ModulePermissions::parse_names(&json!("users.read"), "p").is_err());
+    }
 
     #[test]
     fn algebra() {

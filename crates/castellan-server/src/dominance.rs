@@ -11,17 +11,13 @@ const DETAIL: &str = "You cannot confer or revoke permissions you do not hold.";
 
 /// Refuses unless the caller holds every permission in `conferred`.
 pub fn require_covers(caller: &Principal, conferred: &ModulePermissions) -> ApiResult<()> {
-    if caller.user.is_superuser || caller.held().covers(conferred) {
-        Ok(())
-    } else {
-        Err(ApiError::PermissionDenied(DETAIL.into()))
-    }
+    if caller.is_superuser() || caller.held().covers(conferred) { Ok(()) } else { Err(ApiError::PermissionDenied(DETAIL.into())) }
 }
 
 /// Refuses unless the caller holds everything membership of `groups` confers (their permissions and ancestors'),
 /// as the model says.
 pub fn require_confer(state: &AppState, caller: &Principal, groups: &[i64]) -> ApiResult<()> {
-    if caller.user.is_superuser || groups.is_empty() {
+    if caller.is_superuser() || groups.is_empty() {
         return Ok(());
     }
     require_covers(caller, &state.engine.snapshot().index.conferred_by(groups, crate::clock::now_micros()))
@@ -30,13 +26,12 @@ pub fn require_confer(state: &AppState, caller: &Principal, groups: &[i64]) -> A
 /// Refuses unless the caller holds, on the object `(model, key)`, every permission that anyone holds on it or above
 /// it through object grants: linking a new object under it hands all of that to those holders.
 pub fn require_link(state: &AppState, caller: &Principal, model: &str, key: &str) -> ApiResult<()> {
-    if caller.user.is_superuser {
+    if caller.is_superuser() {
         return Ok(());
     }
     let now = crate::clock::now_micros();
     let snapshot = state.engine.snapshot();
     let conferred = snapshot.index.granted_on(model, key, now);
-    let held =
-        |(module, action): (&str, &str)| snapshot.index.check(caller.user.pk, module, action, Some((model, key)), now).allowed;
+    let held = |(module, action): (&str, &str)| caller.holds_at(&snapshot.index, module, action, Some((model, key)), now);
     if conferred.pairs().all(held) { Ok(()) } else { Err(ApiError::PermissionDenied(DETAIL.into())) }
 }

@@ -26,7 +26,8 @@ async fn api_token_lifecycle() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let mut keys: Vec<&str> = r.body.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["created_date", "expires_at", "last_used", "name", "pk", "prefix", "token"]);
+    assert_eq!(keys, ["created_date", "expires_at", "last_used", "name", "permissions", "pk", "prefix", "token"]);
+    assert_eq!(r.body["permissions"], Value::Null, "no scopes: all of the owner's holdings");
     let pk = r.body["pk"].as_i64().unwrap();
     let secret = r.body["token"].as_str().unwrap().to_string();
     let prefix = r.body["prefix"].as_str().unwrap();
@@ -176,8 +177,6 @@ async fn an_api_token_expires() {
 // ---------------------------------------------------------------------------------------------------------------
 
 #[tokio::test]
-#[ignore = "missing feature: API tokens cannot carry `permissions` (§11); the field is silently ignored and the store \
-            has no column for it"]
 async fn token_permissions_restrict_the_token() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
@@ -200,4 +199,136 @@ async fn token_permissions_restrict_the_token() {
     let lena = server.login("lena", USER_PASSWORD).await;
     lena.post(TOKENS, json!({"name": "escalate", "permissions": ["users.delete"]})).await.error(403, "PermissionDenied");
     assert!(list_tokens(&lena).await.is_empty());
+}
+
+/// A group conferring `permissions`, with `user` as its member; answers the group's pk.
+async fn member_of(admin: &common::Client, name: &str, permissions: Value, user: i64) -> i64 {
+    let r = admin.post("/api/v1/groups/", json!({"name": name, "permissions": permissions})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let group = r.body["pk"].as_i64().unwrap();
+    let r = admin.patch(&format!("/api/v1/groups/{group}/assign-users/"), json!({"users": [user]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    group
+}
+
+/// A scoped token of `client`'s user: answers a client using it.
+async fn scoped(server: &TestServer, client: &common::Client, permissions: Value) -> common::Client {
+    let r = client.post(TOKENS, json!({"name": "scoped", "permissions": permissions})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    with_token(server, r.body["token"].as_str().unwrap())
+}
+
+async fn allowed(client: &common::Client, permission: &str) -> bool {
+    let r = client.post("/api/v1/check/", json!({"permission": permission})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["allowed"].as_bool().unwrap()
+}
+
+/// The token acts with its scopes and its owner's current holdings both: on endpoints, in checks, bulk checks,
+/// lookups and effective permissions about the caller; and losing a holding takes it from the token too.
+#[tokio::test]
+async fn a_scoped_token_acts_with_the_intersection_of_its_scopes_and_its_owners_holdings() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let nina = server.create_user(&admin, "nina", json!({})).await;
+    let staff = member_of(&admin, "staff", json!({"users": ["full"], "groups": ["read"]}), nina).await;
+    let session = server.login("nina", USER_PASSWORD).await;
+    let token = scoped(&server, &session, json!(["users.read", "groups.read"])).await;
+
+    assert_eq!(token.get("/api/v1/users/").await.status, StatusCode::OK);
+    let new_user = json!({"username": "x", "password": USER_PASSWORD, "email": "x@example.com", "groups": []});
+    token.post("/api/v1/users/", new_user.clone()).await.error(403, "PermissionDenied");
+    assert!(allowed(&token, "users.read").await);
+    assert!(allowed(&token, "users.access").await, "every action implies access");
+    assert!(!allowed(&token, "users.update").await, "the owner holds it, the token does not carry it");
+    assert!(allowed(&session, "users.update").await);
+    let explained = token.post("/api/v1/check/", json!({"permission": "users.update", "explain": true})).await;
+    explained.error(403, "PermissionDenied");
+
+    let bulk = token
+        .post("/api/v1/check/bulk/", json!({"checks": [{"permission": "users.read"}, {"permission": "users.delete"}]}))
+        .await;
+    assert_eq!(bulk.body["results"], json!([{"allowed": true}, {"allowed": false}]), "{}", bulk.body);
+    let effective = token.get(&format!("/api/v1/users/{nina}/effective_permissions/")).await;
+    assert_eq!(effective.body["global"], json!(["groups.read", "users.read"]), "{}", effective.body);
+    let capabilities = token.get("/api/v1/active_user/capabilities/").await;
+    assert_eq!(capabilities.body["global"], json!(["groups.read", "users.read"]), "{}", capabilities.body);
+    let found = token.post("/api/v1/lookup/objects/", json!({"permission": "users.update", "model": "users"})).await;
+    assert_eq!((found.body["all"].clone(), found.body["count"].clone()), (json!(false), json!(0)), "{}", found.body);
+    let found = token.post("/api/v1/lookup/objects/", json!({"permission": "users.read", "model": "users"})).await;
+    assert_eq!(found.body["all"], true, "{}", found.body);
+
+    // The owner loses what the token carries: so does the token.
+    let r = admin.patch(&format!("/api/v1/groups/{staff}/remove-users/"), json!({"users": [nina]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    token.get("/api/v1/users/").await.error(403, "PermissionDenied");
+    assert!(!allowed(&token, "users.read").await);
+}
+
+/// Dominance counts what the token carries, not what its owner holds: a token scoped to group writes cannot put a
+/// user into a group conferring more than its scopes.
+#[tokio::test]
+async fn a_scoped_token_cannot_confer_what_its_scopes_leave_out() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let omar = server.create_user(&admin, "omar", json!({})).await;
+    let someone = server.create_user(&admin, "someone", json!({})).await;
+    member_of(&admin, "managers", json!({"groups": ["full"], "users": ["full"], "roles": ["full"]}), omar).await;
+    // Omar sees the groups below his team, and the users in it.
+    let team = member_of(&admin, "team", json!({}), omar).await;
+    let r = admin.patch(&format!("/api/v1/groups/{team}/assign-users/"), json!({"users": [someone]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let child = |name: &str, permissions: Value| json!({"name": name, "parent": team, "permissions": permissions});
+    let strong = admin.post("/api/v1/groups/", child("strong", json!({"roles": ["full"]}))).await;
+    let strong = strong.body["pk"].as_i64().unwrap();
+    let weak = admin.post("/api/v1/groups/", child("weak", json!({"users": ["read"]}))).await;
+    let weak = weak.body["pk"].as_i64().unwrap();
+    let session = server.login("omar", USER_PASSWORD).await;
+    let token = scoped(&server, &session, json!(["groups.full", "users.read"])).await;
+
+    let assign = format!("/api/v1/groups/{strong}/assign-users/");
+    token.patch(&assign, json!({"users": [someone]})).await.error(403, "PermissionDenied");
+    let r = session.patch(&assign, json!({"users": [someone]})).await;
+    assert_eq!(r.status, StatusCode::OK, "the owner holds roles.full: {}", r.body);
+    let r = token.patch(&format!("/api/v1/groups/{weak}/assign-users/"), json!({"users": [someone]})).await;
+    assert_eq!(r.status, StatusCode::OK, "within the token's scopes: {}", r.body);
+}
+
+/// A superuser's scoped token holds its scopes and none of the powers only superusers have.
+#[tokio::test]
+async fn a_superusers_scoped_token_is_no_superuser() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let token = scoped(&server, &admin, json!(["users.read"])).await;
+    assert_eq!(token.get("/api/v1/users/").await.status, StatusCode::OK);
+    let module = json!({"id": "reports"});
+    token.post("/api/v1/modules/", module.clone()).await.error(403, "PermissionDenied");
+    token.post("/api/v1/orgs/", json!({"name": "Other", "slug": "other"})).await.error(403, "PermissionDenied");
+    assert!(!allowed(&token, "groups.read").await);
+    assert!(allowed(&token, "users.read").await);
+    let capabilities = token.get("/api/v1/active_user/capabilities/").await;
+    assert_eq!(capabilities.body["global"], json!(["users.read"]), "{}", capabilities.body);
+    let effective = token.get("/api/v1/users/1/effective_permissions/").await;
+    assert_eq!((effective.body["superuser"].clone(), effective.body["global"].clone()), (Value::Null, json!(["users.read"])));
+    // The same superuser's session and unscoped tokens are unaffected.
+    assert_eq!(admin.post("/api/v1/modules/", module).await.status, StatusCode::CREATED);
+}
+
+/// Scopes are `"module.action"` names of registered modules and their actions; anything else is a 400 naming
+/// `permissions`, and nothing is created.
+#[tokio::test]
+async fn token_scopes_are_validated() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    for bad in [json!("users.read"), json!(["users"]), json!([1]), json!(["nosuchmodule.read"]), json!(["users.fly"])] {
+        let r = admin.post(TOKENS, json!({"name": "bad", "permissions": bad})).await;
+        r.error(400, "ValidationError");
+        assert_eq!(r.fields(), ["permissions"], "{bad}: {}", r.body);
+    }
+    assert!(list_tokens(&admin).await.is_empty());
+    let r = admin.post(TOKENS, json!({"name": "none", "permissions": []})).await;
+    assert_eq!(r.body["permissions"], json!([]), "{}", r.body);
+    let none = with_token(&server, r.body["token"].as_str().unwrap());
+    assert_works(&none, "admin").await;
+    none.get("/api/v1/users/").await.error(403, "PermissionDenied");
 }

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use castellan_core::change::Change;
 
-use castellan_core::model::{ApiToken, NewUser, Org, Session, User, UserChanges};
+use castellan_core::model::{ApiToken, NewToken, NewUser, Org, Session, User, UserChanges};
 use castellan_core::password::PasswordPolicy;
 use castellan_core::permission::ModulePermissions;
 use serde_json::Value;
@@ -521,15 +521,7 @@ pub trait CredentialStore {
         user_agent: &str,
     ) -> Result<Session>;
     /// Stores a new API token.
-    async fn create_token(
-        &self,
-        ctx: &WriteCtx,
-        user: i64,
-        name: &str,
-        prefix: &str,
-        secret_hash: &[u8],
-        expires_at: Option<OffsetDateTime>,
-    ) -> Result<(ApiToken, Revision)>;
+    async fn create_token(&self, ctx: &WriteCtx, user: i64, token: NewToken) -> Result<(ApiToken, Revision)>;
     /// The session or token whose secret hashes to `hash`.
     async fn credential_by_hash(&self, hash: &[u8]) -> Result<Option<Credential>>;
     /// Records use of a session or token.

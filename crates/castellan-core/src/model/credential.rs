@@ -2,6 +2,8 @@
 
 use time::OffsetDateTime;
 
+use crate::permission::ModulePermissions;
+
 /// A login session.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {
@@ -40,4 +42,21 @@ pub struct ApiToken {
     pub expires_at: Option<OffsetDateTime>,
     /// When it was last used (written at most once a minute).
     pub last_used: Option<OffsetDateTime>,
+    /// Its scopes: the token acts with these and its owner's current holdings both (`None`: all of the owner's).
+    pub permissions: Option<ModulePermissions>,
+}
+
+/// A personal API token to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewToken {
+    /// The owner's label for it.
+    pub name: String,
+    /// The first characters of the secret.
+    pub prefix: String,
+    /// The keyed hash of the secret.
+    pub secret_hash: Vec<u8>,
+    /// Optional end of life.
+    pub expires_at: Option<OffsetDateTime>,
+    /// Its scopes (`None`: all of the owner's holdings).
+    pub permissions: Option<ModulePermissions>,
 }

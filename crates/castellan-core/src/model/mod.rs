@@ -5,7 +5,7 @@ pub mod group;
 pub mod org;
 pub mod user;
 
-pub use credential::{ApiToken, Session};
+pub use credential::{ApiToken, NewToken, Session};
 pub use group::{GroupInput, OrgInput};
 pub use org::Org;
 pub use user::{NewUser, User, UserChanges, UserInput, WriteMode};

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use castellan_core::engine::{Denial, Path, Step};
+use castellan_core::engine::{Decision, Denial, Effective, Path, Step};
 use castellan_core::fields::Fields;
-use castellan_core::permission::{Action, Permission, valid_module_id};
+use castellan_core::permission::{Action, ModulePermissions, Permission, valid_module_id};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -87,7 +87,7 @@ async fn subject(state: &AppState, caller: &Principal, user: Option<i64>) -> Api
         Some(pk) if pk == caller.user.pk => Ok(pk),
         Some(pk) => {
             require_check(caller)?;
-            if caller.user.is_superuser {
+            if caller.viewer().is_none() {
                 // Superusers see every user: the index alone says whether this one exists.
                 if !state.engine.snapshot().index.has_user(pk) {
                     return Err(ApiError::NotFound);
@@ -209,8 +209,14 @@ async fn check(State(state): State<AppState>, caller: Principal, JsonBody(body):
     require_own_object(&snapshot.index, &caller, q.object.as_ref())?;
     let object = q.object.as_ref().map(|(m, k)| (m.as_str(), k.as_str()));
     let now = now_micros();
-    let decision = snapshot.index.check(user, &q.module, &q.action, object, now);
-    let (explanation, paths_total) = if explain {
+    let mut decision = snapshot.index.check(user, &q.module, &q.action, object, now);
+    let out_of_scope = !caller.answers_for(user, &q.module, &q.action);
+    if out_of_scope {
+        decision = Decision { allowed: false, valid_until: None, ..decision };
+    }
+    let (explanation, paths_total) = if explain && out_of_scope {
+        (Some(vec![format!("the token used does not carry {}.{}", q.module, q.action)]), Some(0))
+    } else if explain {
         let (_, paths, total) = snapshot.index.explain(user, &q.module, &q.action, object, now, PATHS_MAX);
         let lines = if decision.allowed {
             paths.iter().map(render).collect()
@@ -301,8 +307,10 @@ async fn bulk_check(
         .iter()
         .map(|q| {
             let object = q.object.as_ref().map(|(m, k)| (m.as_str(), k.as_str()));
+            let user = q.user.unwrap_or(caller.user.pk);
             BulkItem {
-                allowed: snapshot.index.check(q.user.unwrap_or(caller.user.pk), &q.module, &q.action, object, now).allowed,
+                allowed: caller.answers_for(user, &q.module, &q.action)
+                    && snapshot.index.check(user, &q.module, &q.action, object, now).allowed,
             }
         })
         .collect();
@@ -335,7 +343,7 @@ async fn effective_permissions(
 ) -> ApiResult<axum::Json<EffectiveOut>> {
     let user = subject(&state, &caller, Some(pk)).await?;
     let snapshot = state.engine.snapshot();
-    let eff = snapshot.index.effective(user, now_micros());
+    let eff = within_scopes(&caller, user, snapshot.index.effective(user, now_micros()));
     if eff.superuser {
         return Ok(axum::Json(EffectiveOut { superuser: true, global: None, objects: None, revision: snapshot.revision }));
     }
@@ -349,6 +357,22 @@ async fn effective_permissions(
         objects: Some(objects),
         revision: snapshot.revision,
     }))
+}
+
+/// `eff`, about `user`, narrowed to the token's scopes when `user` is the caller and the token has scopes (API.md
+/// §11): a superuser's scoped token holds its scopes and no more.
+fn within_scopes(caller: &Principal, user: i64, mut eff: Effective) -> Effective {
+    let Some(scopes) = caller.scopes().filter(|_| user == caller.user.pk) else { return eff };
+    if eff.superuser {
+        return Effective { superuser: false, global: scopes.names(), objects: Vec::new() };
+    }
+    let mut held = ModulePermissions::new();
+    for (module, action) in eff.global.iter().filter_map(|name| name.split_once('.')) {
+        held.insert_named(module, action);
+    }
+    eff.global = held.intersection(scopes).names();
+    eff.objects.retain(|(model, _, action)| scopes.allows_named(model, action));
+    eff
 }
 
 /// Everything a front end needs about the caller in one answer.
@@ -371,7 +395,7 @@ pub struct CapabilitiesOut {
 async fn capabilities(State(state): State<AppState>, caller: Principal) -> ApiResult<axum::Json<CapabilitiesOut>> {
     let (eff, revision) = {
         let snapshot = state.engine.snapshot();
-        (snapshot.index.effective(caller.user.pk, now_micros()), snapshot.revision)
+        (within_scopes(&caller, caller.user.pk, snapshot.index.effective(caller.user.pk, now_micros())), snapshot.revision)
     };
     let global = if eff.superuser {
         let modules = state.store.list_modules().await?;
@@ -423,7 +447,11 @@ async fn lookup_objects(
     let snapshot = state.engine.snapshot();
     let model = body.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
     let window = q.window()?;
-    let found = snapshot.index.lookup_objects(user, &query.module, &query.action, &model, now_micros());
+    let found = if caller.answers_for(user, &query.module, &query.action) {
+        snapshot.index.lookup_objects(user, &query.module, &query.action, &model, now_micros())
+    } else {
+        Some(Vec::new())
+    };
     let (all, keys) = match found {
         None => (true, Vec::new()),
         Some(keys) => (false, keys),
@@ -457,6 +485,7 @@ async fn lookup_users(
         let visible = state.directory.visible_users(viewer, now);
         users.retain(|pk| visible.contains(*pk));
     }
+    users.retain(|pk| caller.answers_for(*pk, &query.module, &query.action));
     let (count, pks) = q.page_of(window, users)?;
     let mut page = state.store.get_users(&pks).await?;
     crate::visibility::redact_groups(&state, &caller, &mut page);

@@ -5,7 +5,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use castellan_core::change::Change;
 use castellan_core::fields::Fields;
-use castellan_core::model::{ApiToken, Session};
+use castellan_core::model::{ApiToken, NewToken, Session};
+use castellan_core::permission::ModulePermissions;
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -83,6 +84,9 @@ pub struct TokenOut {
     pub expires_at: Option<String>,
     /// When it was last used (to the minute).
     pub last_used: Option<String>,
+    /// Its scopes as `"module.action"` names: it acts with these and its owner's current holdings both; `null` when
+    /// it carries all of its owner's holdings.
+    pub permissions: Option<Vec<String>>,
     /// The secret, only in the creation answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
@@ -96,6 +100,7 @@ fn token_out(t: ApiToken, secret: Option<String>) -> TokenOut {
         created_date: timestamp(t.created_date),
         expires_at: t.expires_at.map(timestamp),
         last_used: t.last_used.map(timestamp),
+        permissions: t.permissions.as_ref().map(ModulePermissions::names),
         token: secret,
     }
 }
@@ -149,7 +154,7 @@ async fn list_tokens(
 
 /// Create an API token; its secret is shown in this answer only.
 #[utoipa::path(post, path = "/api/v1/active_user/tokens/", tag = "active_user",
-    request_body(content = Object, description = "`{\"name\", \"expires_at\" (optional, RFC 3339, in the future)}`"),
+    request_body(content = Object, description = "`{\"name\", \"expires_at\" (optional, RFC 3339, in the future), \"permissions\" (optional: [\"module.action\"...], scopes the owner holds)}`"),
     responses((status = 201, body = TokenOut), (status = 400), (status = 401), (status = 403)))]
 async fn create_token(
     State(state): State<AppState>,
@@ -166,14 +171,37 @@ async fn create_token(
         f.error("name", "This field may not be blank.");
     }
     let expires_at = f.future_time("expires_at", OffsetDateTime::now_utc());
+    let permissions = body.get("permissions").filter(|v| !v.is_null());
     f.finish()?;
-    let name = name.unwrap_or_default();
+    let permissions = match permissions {
+        Some(value) => Some(scopes(&state, &caller, value).await?),
+        None => None,
+    };
     let secret = new_secret("ct_");
     let prefix: String = secret.chars().take(PREFIX_LEN).collect();
-    let hash = state.credentials.hash(&secret);
-    let ctx = write_ctx(Some(&caller), ip);
-    let (token, revision) = state.store.create_token(&ctx, caller.user.pk, &name, &prefix, &hash, expires_at).await?;
+    let secret_hash = state.credentials.hash(&secret).to_vec();
+    let new = NewToken { name: name.unwrap_or_default(), prefix, secret_hash, expires_at, permissions };
+    let (token, revision) = state.store.create_token(&write_ctx(Some(&caller), ip), caller.user.pk, new).await?;
     Ok(with_revision(revision, (StatusCode::CREATED, axum::Json(token_out(token, Some(secret))))))
+}
+
+/// A new token's scopes: `"module.action"` names of registered modules and their actions (400 naming
+/// `permissions`), each held by the owner (API.md §11: 403 naming the first one the owner lacks).
+async fn scopes(state: &AppState, caller: &Principal, value: &serde_json::Value) -> ApiResult<ModulePermissions> {
+    let scopes = ModulePermissions::parse_names(value, "permissions")?;
+    let modules = state.store.list_modules().await?;
+    for (module, action) in scopes.pairs() {
+        let Some(known) = modules.iter().find(|m| m.id == module) else {
+            return Err(ApiError::field("permissions", format!("\"{module}\" is not a registered module.")));
+        };
+        if !crate::repr::module_actions(known).iter().any(|a| a == action) {
+            return Err(ApiError::field("permissions", format!("\"{action}\" is not an action of module \"{module}\".")));
+        }
+    }
+    if let Some((module, action)) = scopes.pairs().find(|(module, action)| !caller.holds_named(module, action)) {
+        return Err(ApiError::PermissionDenied(format!("You cannot give a token {module}.{action}: you do not hold it.")));
+    }
+    Ok(scopes)
 }
 
 /// Revoke one of the caller's API tokens.

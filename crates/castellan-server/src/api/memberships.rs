@@ -48,10 +48,7 @@ pub struct NodesOut {
 /// or on the node), the others counted as `hidden`.
 fn nodes_out(state: &AppState, caller: &Principal, m: &Membership) -> NodesOut {
     let (now, snapshot) = (crate::clock::now_micros(), state.engine.snapshot());
-    let readable = |node: &i64| {
-        caller.user.is_superuser
-            || snapshot.index.check(caller.user.pk, "nodes", "read", Some(("nodes", &node.to_string())), now).allowed
-    };
+    let readable = |node: &i64| caller.holds_at(&snapshot.index, "nodes", "read", Some(("nodes", &node.to_string())), now);
     let node_ids: Vec<i64> = m.nodes.iter().copied().filter(readable).collect();
     NodesOut { hidden: m.nodes.len() - node_ids.len(), node_ids, restricted: m.restricted }
 }

@@ -58,7 +58,7 @@ impl From<&Module> for ModuleOut {
 const BUILTIN_ACTIONS: &[(&str, &str)] = &[("permissions", "check")];
 
 fn require_superuser(caller: &Principal) -> ApiResult<()> {
-    if caller.user.is_superuser { Ok(()) } else { Err(ApiError::PermissionDenied("Only a superuser can change modules.".into())) }
+    if caller.is_superuser() { Ok(()) } else { Err(ApiError::PermissionDenied("Only a superuser can change modules.".into())) }
 }
 
 /// Reads `{"id", "description", "is_active", "actions"}` onto `module` (`id` only when `creating`).

@@ -71,7 +71,7 @@ async fn create_object(
     f.finish()?;
     let (model, object_pk) = (model.unwrap_or_default(), object_pk.unwrap_or_default());
     let org = org.unwrap_or(caller.user.org);
-    if (!caller.user.is_superuser && org != caller.user.org) || state.store.get_org(org).await.is_err() {
+    if (!caller.is_superuser() && org != caller.user.org) || state.store.get_org(org).await.is_err() {
         return Err(ApiError::field("org", "Invalid pk - object does not exist."));
     }
     let parent = match (&parent_model, &parent_pk) {

@@ -90,7 +90,7 @@ impl From<PasswordPolicy> for PolicyOut {
 }
 
 fn require_superuser(caller: &Principal, what: &str) -> ApiResult<()> {
-    if caller.user.is_superuser { Ok(()) } else { Err(ApiError::PermissionDenied(format!("Only a superuser can {what}."))) }
+    if caller.is_superuser() { Ok(()) } else { Err(ApiError::PermissionDenied(format!("Only a superuser can {what}."))) }
 }
 
 /// The organisation if the caller may see it (own organisation, or any for superusers), else 404.

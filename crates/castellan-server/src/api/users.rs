@@ -128,7 +128,7 @@ async fn parse_user(
         && !refused(&errors, "org")
         && let Some(given) = body.get("org").and_then(Value::as_i64)
     {
-        if (!caller.user.is_superuser && given != caller.user.org) || state.store.get_org(given).await.is_err() {
+        if (!caller.is_superuser() && given != caller.user.org) || state.store.get_org(given).await.is_err() {
             errors.push(FieldError::new("org", "Invalid pk - object does not exist."));
         } else {
             org = given;
@@ -166,11 +166,11 @@ async fn create_user(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let input = parse_user(&state, &caller, &body, WriteMode::Create, None).await?;
-    if !caller.user.is_superuser && (input.is_superuser == Some(true) || input.is_staff == Some(true)) {
+    if !caller.is_superuser() && (input.is_superuser == Some(true) || input.is_staff == Some(true)) {
         return Err(ApiError::PermissionDenied("Only a superuser can set is_superuser or is_staff.".into()));
     }
     let org = input.org.unwrap_or(caller.user.org);
-    if (!caller.user.is_superuser && org != caller.user.org) || state.store.get_org(org).await.is_err() {
+    if (!caller.is_superuser() && org != caller.user.org) || state.store.get_org(org).await.is_err() {
         return Err(ApiError::field("org", "Invalid pk - object does not exist."));
     }
     check_groups_change(&state, &caller, &[], input.groups.as_deref()).await?;
@@ -241,15 +241,15 @@ async fn patch_user(
 
 /// Refuses what §10 and §11 forbid: touching superuser flags or superusers without being one, deactivating
 /// oneself, and the last active superuser giving up the role.
-async fn check_update_rules(state: &AppState, caller: &User, target: &User, input: &UserInput) -> ApiResult<()> {
+async fn check_update_rules(state: &AppState, caller: &Principal, target: &User, input: &UserInput) -> ApiResult<()> {
     let flag_changes =
         input.is_superuser.is_some_and(|v| v != target.is_superuser) || input.is_staff.is_some_and(|v| v != target.is_staff);
-    if !caller.is_superuser && (flag_changes || target.is_superuser) {
+    if !caller.is_superuser() && (flag_changes || target.is_superuser) {
         return Err(ApiError::PermissionDenied(
             "Only a superuser can modify a superuser or set is_superuser or is_staff.".into(),
         ));
     }
-    let is_self = caller.pk == target.pk;
+    let is_self = caller.user.pk == target.pk;
     if is_self && input.is_active == Some(false) {
         return Err(ApiError::PermissionDenied("You cannot deactivate yourself.".into()));
     }
@@ -269,7 +269,7 @@ async fn active_superusers(state: &AppState) -> ApiResult<i64> {
 
 async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: i64, input: UserInput) -> ApiResult<Response> {
     let target = visible_user(state, caller, pk).await?;
-    check_update_rules(state, &caller.user, &target, &input).await?;
+    check_update_rules(state, caller, &target, &input).await?;
     let stronger_fields = input.password.is_some()
         || input.username.as_ref().is_some_and(|u| *u != target.username)
         || input.email.as_ref().is_some_and(|e| *e != target.email)
@@ -351,7 +351,7 @@ async fn delete_user(
     if target.pk == caller.user.pk {
         return Err(ApiError::PermissionDenied("You cannot delete yourself.".into()));
     }
-    if target.is_superuser && !caller.user.is_superuser {
+    if target.is_superuser && !caller.is_superuser() {
         return Err(ApiError::PermissionDenied("Only a superuser can delete a superuser.".into()));
     }
     require_dominates(&state, &caller, &target).await?;
@@ -380,7 +380,7 @@ async fn revoke_sessions(
     PathPk(pk): PathPk,
 ) -> ApiResult<Response> {
     let target = visible_user(&state, &caller, pk).await?;
-    if target.is_superuser && !caller.user.is_superuser {
+    if target.is_superuser && !caller.is_superuser() {
         return Err(ApiError::PermissionDenied("Only a superuser can act on a superuser.".into()));
     }
     require_dominates(&state, &caller, &target).await?;

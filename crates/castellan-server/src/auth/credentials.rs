@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use castellan_core::model::User;
+use castellan_core::permission::ModulePermissions;
 use castellan_store::Credential;
 use hmac::{KeyInit, Mac};
 use parking_lot::RwLock;
@@ -26,10 +27,23 @@ const CACHE_MAX: usize = 100_000;
 /// A credential resolved to its user.
 #[derive(Debug, Clone)]
 pub struct Resolved {
-    /// The session or token.
-    pub credential: Credential,
+    /// The session or token (shared: a cache hit copies no strings).
+    pub credential: Arc<Credential>,
     /// Its owner.
     pub user: Arc<User>,
+    /// A token's scopes (`None`: all of its owner's holdings).
+    pub scopes: Option<Arc<ModulePermissions>>,
+}
+
+impl Resolved {
+    /// A credential read from the store, with its owner.
+    pub fn new(credential: Credential, user: User) -> Self {
+        let scopes = match &credential {
+            Credential::Token(t) => t.permissions.clone().map(Arc::new),
+            Credential::Session(_) => None,
+        };
+        Self { credential: Arc::new(credential), user: Arc::new(user), scopes }
+    }
 }
 
 /// The credential key and the hash → principal cache.

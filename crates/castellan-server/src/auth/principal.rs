@@ -8,6 +8,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use axum_extra::extract::CookieJar;
+use castellan_core::engine::Index;
 use castellan_core::model::User;
 use castellan_core::permission::{ModulePermissions, Permission};
 use castellan_store::{Credential, StoreError};
@@ -39,6 +40,8 @@ pub struct Principal {
     pub session: Option<i64>,
     /// The API token used, if any.
     pub token: Option<i64>,
+    /// The token's scopes: the caller acts with these and its own holdings both (`None`: no narrowing).
+    scopes: Option<Arc<ModulePermissions>>,
     engine: Arc<EngineView>,
     /// Global module permissions, listed only when a dominance rule needs them all.
     held: Arc<OnceLock<ModulePermissions>>,
@@ -62,17 +65,48 @@ impl Principal {
 
     /// Whether the caller holds an action by name (custom actions included) globally.
     pub fn holds_named(&self, module: &str, action: &str) -> bool {
-        self.user.is_active && (self.user.is_superuser || self.engine.allows(self.user.pk, module, action))
+        self.user.is_active
+            && self.in_scope(module, action)
+            && (self.user.is_superuser || self.engine.allows(self.user.pk, module, action))
     }
 
-    /// Every module permission the caller holds globally (empty for superusers, who hold everything).
+    /// Whether the credential used may act with `module.action` at all: a token with scopes acts only within them
+    /// (API.md §11), on every endpoint and in every check and lookup about the caller.
+    pub fn in_scope(&self, module: &str, action: &str) -> bool {
+        self.scopes.as_ref().is_none_or(|s| s.allows_named(module, action))
+    }
+
+    /// Whether an answer about `user` holding `module.action` may say yes: about the caller, only within the
+    /// token's scopes; about anyone else, as the model says.
+    pub fn answers_for(&self, user: i64, module: &str, action: &str) -> bool {
+        user != self.user.pk || self.in_scope(module, action)
+    }
+
+    /// Whether the caller acts as a superuser: a superuser's token with scopes holds only those, and none of the
+    /// powers only superusers have (modules, organisations, superuser accounts).
+    pub fn is_superuser(&self) -> bool {
+        self.user.is_superuser && self.scopes.is_none()
+    }
+
+    /// Whether the caller holds `module.action` on `object` (globally when `None`) as `index` says, within the
+    /// token's scopes.
+    pub fn holds_at(&self, index: &Index, module: &str, action: &str, object: Option<(&str, &str)>, now: i64) -> bool {
+        self.is_superuser() || (self.in_scope(module, action) && index.check(self.user.pk, module, action, object, now).allowed)
+    }
+
+    /// The token's scopes, when the credential used narrows what the caller holds.
+    pub fn scopes(&self) -> Option<&ModulePermissions> {
+        self.scopes.as_deref()
+    }
+
+    /// Every module permission the caller holds globally, within the token's scopes (empty for superusers, who hold
+    /// everything, unless a token narrows them to its scopes).
     pub fn held(&self) -> &ModulePermissions {
-        self.held.get_or_init(|| {
-            if self.user.is_superuser {
-                ModulePermissions::new()
-            } else {
-                self.engine.held(self.user.pk, crate::clock::now_micros())
-            }
+        self.held.get_or_init(|| match (&self.scopes, self.user.is_superuser) {
+            (None, true) => ModulePermissions::new(),
+            (Some(scopes), true) => ModulePermissions::clone(scopes),
+            (None, false) => self.engine.held(self.user.pk, crate::clock::now_micros()),
+            (Some(scopes), false) => self.engine.held(self.user.pk, crate::clock::now_micros()).intersection(scopes),
         })
     }
 
@@ -202,14 +236,14 @@ async fn resolve(state: &AppState, secret: &str) -> Result<Option<Resolved>, Api
                 Err(StoreError::NotFound) => return Ok(None),
                 Err(e) => return Err(e.into()),
             };
-            let r = Resolved { credential, user: Arc::new(user) };
+            let r = Resolved::new(credential, user);
             state.credentials.put(hash, r.clone(), generation);
             r
         }
     };
     let now = OffsetDateTime::now_utc();
     let idle = time::Duration::try_from(state.config.session_idle).unwrap_or(time::Duration::hours(2));
-    let (valid, last_used) = match &resolved.credential {
+    let (valid, last_used) = match &*resolved.credential {
         Credential::Session(s) => (s.expires_at > now && s.last_used + idle > now, Some(s.last_used)),
         Credential::Token(t) => (t.expires_at.is_none_or(|e| e > now), t.last_used),
     };
@@ -218,11 +252,12 @@ async fn resolve(state: &AppState, secret: &str) -> Result<Option<Resolved>, Api
     }
     if last_used.is_none_or(|t| now - t > TOUCH_EVERY) {
         state.store.touch_credential(&resolved.credential, now).await?;
-        let mut fresh = resolved.clone();
-        match &mut fresh.credential {
+        let mut touched = Credential::clone(&resolved.credential);
+        match &mut touched {
             Credential::Session(s) => s.last_used = now,
             Credential::Token(t) => t.last_used = Some(now),
         }
+        let fresh = Resolved { credential: Arc::new(touched), ..resolved.clone() };
         state.credentials.put(hash, fresh, generation);
     }
     Ok(Some(resolved))
@@ -255,7 +290,7 @@ async fn authenticate_parts(state: &AppState, method: &Method, headers: &HeaderM
     let Some(resolved) = resolve(state, secret).await? else {
         return Ok(AuthOutcome::Failed("Invalid or expired credentials."));
     };
-    let (session, token, csrf) = match &resolved.credential {
+    let (session, token, csrf) = match &*resolved.credential {
         Credential::Session(s) => (Some(s.pk), None, Some(s.csrf_token.clone())),
         Credential::Token(t) => (None, Some(t.pk), None),
     };
@@ -269,7 +304,7 @@ async fn authenticate_parts(state: &AppState, method: &Method, headers: &HeaderM
         }
     }
     let engine = state.engine.clone();
-    let principal = Principal { user: resolved.user, session, token, engine, held: Arc::default() };
+    let principal = Principal { user: resolved.user, session, token, scopes: resolved.scopes, engine, held: Arc::default() };
     Ok(AuthOutcome::Authenticated(Box::new(principal)))
 }
 

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use castellan_core::change::{Change, TokenRecord};
-use castellan_core::model::{ApiToken, Session};
+use castellan_core::model::{ApiToken, NewToken, Session};
+use castellan_core::permission::ModulePermissions;
 use rusqlite::{OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
@@ -11,7 +12,7 @@ use crate::time_util::{from_micros, now_micros, to_micros};
 use crate::{Credential, CredentialStore, Result, Revision, StoreError, WriteCtx};
 
 const SESSION_COLUMNS: &str = "pk, user, csrf_token, created, last_used, expires_at, ip, user_agent";
-const TOKEN_COLUMNS: &str = "pk, user, name, prefix, created_date, expires_at, last_used";
+const TOKEN_COLUMNS: &str = "pk, user, name, prefix, created_date, expires_at, last_used, permissions";
 
 fn session_from(r: &Row<'_>) -> rusqlite::Result<Session> {
     Ok(Session {
@@ -35,7 +36,13 @@ fn token_from(r: &Row<'_>) -> rusqlite::Result<ApiToken> {
         created_date: from_micros(r.get(4)?),
         expires_at: r.get::<_, Option<i64>>(5)?.map(from_micros),
         last_used: r.get::<_, Option<i64>>(6)?.map(from_micros),
+        permissions: r.get::<_, Option<String>>(7)?.map(|text| scopes_from(&text)),
     })
+}
+
+/// A token's stored scopes; text that does not read as scopes leaves the token none (never all of its owner's).
+fn scopes_from(text: &str) -> ModulePermissions {
+    serde_json::from_str(text).ok().and_then(|v| ModulePermissions::parse_names(&v, "permissions").ok()).unwrap_or_default()
 }
 
 #[async_trait]
@@ -65,26 +72,19 @@ impl CredentialStore for SqliteStore {
         .await
     }
 
-    async fn create_token(
-        &self,
-        ctx: &WriteCtx,
-        user: i64,
-        name: &str,
-        prefix: &str,
-        secret_hash: &[u8],
-        expires_at: Option<OffsetDateTime>,
-    ) -> Result<(ApiToken, Revision)> {
-        let (name, prefix, secret_hash) = (name.to_string(), prefix.to_string(), secret_hash.to_vec());
-        let expires_at = expires_at.map(to_micros);
+    async fn create_token(&self, ctx: &WriteCtx, user: i64, new: NewToken) -> Result<(ApiToken, Revision)> {
+        let expires_at = new.expires_at.map(to_micros);
+        let names = new.permissions.as_ref().map(ModulePermissions::names);
+        let scopes = names.as_ref().map(|n| serde_json::json!(n).to_string());
         self.write(ctx, move |c, ctx| {
             let token = c
                 .prepare_cached(&format!(
-                    "INSERT INTO api_tokens (user, name, prefix, secret_hash, created_date, expires_at)
-                     VALUES (?, ?, ?, ?, ?, ?) RETURNING {TOKEN_COLUMNS}"
+                    "INSERT INTO api_tokens (user, name, prefix, secret_hash, created_date, expires_at, permissions)
+                     VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {TOKEN_COLUMNS}"
                 ))?
-                .query_row(params![user, name, prefix, secret_hash, now_micros(), expires_at], token_from)?;
-            let change = Change::TokenCreated { pk: token.pk, after: TokenRecord { user, name, prefix } };
-            let revision = log_write(c, ctx, change)?;
+                .query_row(params![user, new.name, new.prefix, new.secret_hash, now_micros(), expires_at, scopes], token_from)?;
+            let after = TokenRecord { user, name: new.name, prefix: new.prefix, permissions: names };
+            let revision = log_write(c, ctx, Change::TokenCreated { pk: token.pk, after })?;
             Ok((token, revision))
         })
         .await

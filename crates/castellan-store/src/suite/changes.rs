@@ -54,7 +54,8 @@ pub async fn writes_advance_revision_and_log_once(store: &dyn Store) {
     assert_eq!((row.action.as_str(), row.target_type.as_str(), row.target_pk.clone()), ("update", "users", user.pk.to_string()));
 
     let m = mark(store).await;
-    let (token, rev) = store.create_token(&ctx(), user.pk, "ci", "cst_ab12", b"token-hash-1", None).await.unwrap();
+    let (token, rev) =
+        store.create_token(&ctx(), user.pk, super::new_token("ci", "cst_ab12", b"token-hash-1", None)).await.unwrap();
     let row = expect_one_change(store, m, rev).await;
     assert_eq!(
         (row.action.as_str(), row.target_type.as_str(), row.target_pk.clone()),

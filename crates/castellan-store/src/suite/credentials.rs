@@ -92,8 +92,9 @@ pub async fn end_credentials_keeps_the_kept_session(store: &dyn Store) {
         alice_sessions.push(store.create_session(alice.pk, hash.as_bytes(), "c", now, expires, "", "").await.unwrap());
     }
     let bob_session = store.create_session(bob.pk, b"bob-0", "c", now, expires, "", "").await.unwrap();
-    let (alice_token, _) = store.create_token(&ctx(), alice.pk, "ci", "cst_a", b"alice-token", None).await.unwrap();
-    let (bob_token, _) = store.create_token(&ctx(), bob.pk, "ci", "cst_b", b"bob-token", None).await.unwrap();
+    let (alice_token, _) =
+        store.create_token(&ctx(), alice.pk, super::new_token("ci", "cst_a", b"alice-token", None)).await.unwrap();
+    let (bob_token, _) = store.create_token(&ctx(), bob.pk, super::new_token("ci", "cst_b", b"bob-token", None)).await.unwrap();
 
     let kept = alice_sessions[1].clone();
     store.end_credentials(&ctx(), alice.pk, Some(kept.pk), false).await.unwrap();
@@ -126,13 +127,22 @@ pub async fn tokens_create_find_list_delete(store: &dyn Store) {
 
     let started = OffsetDateTime::now_utc();
     let before = mark(store).await;
-    let (t1, rev) = store.create_token(&ctx(), alice.pk, "deploy", "cst_ab12", b"token-1", Some(expires)).await.unwrap();
+    let (t1, rev) =
+        store.create_token(&ctx(), alice.pk, super::new_token("deploy", "cst_ab12", b"token-1", Some(expires))).await.unwrap();
     expect_one_change(store, before, rev).await;
     assert_eq!((t1.user, t1.name.as_str(), t1.prefix.as_str()), (alice.pk, "deploy", "cst_ab12"));
     assert_eq!((t1.expires_at, t1.last_used), (Some(expires), None));
     assert!((t1.created_date - started).abs() < Duration::minutes(1), "created_date {} is not now", t1.created_date);
-    let (t2, _) = store.create_token(&ctx(), alice.pk, "laptop", "cst_cd34", b"token-2", None).await.unwrap();
-    assert_eq!(t2.expires_at, None);
+    let mut scoped = super::new_token("laptop", "cst_cd34", b"token-2", None);
+    let scopes = castellan_core::permission::ModulePermissions::parse_names(&serde_json::json!(["users.read", "m.full"]), "p");
+    scoped.permissions = Some(scopes.unwrap());
+    let (t2, _) = store.create_token(&ctx(), alice.pk, scoped.clone()).await.unwrap();
+    assert_eq!((t2.expires_at, &t2.permissions), (None, &scoped.permissions));
+    assert_eq!(t1.permissions, None, "a token without scopes carries all of its owner's holdings");
+    match store.credential_by_hash(b"token-2").await.unwrap() {
+        Some(Credential::Token(found)) => assert_eq!(found.permissions, scoped.permissions),
+        other => panic!("expected token, got {other:?}"),
+    }
 
     match store.credential_by_hash(b"token-1").await.unwrap() {
         Some(Credential::Token(found)) => assert_eq!(found, t1),
@@ -142,8 +152,8 @@ pub async fn tokens_create_find_list_delete(store: &dyn Store) {
     assert!(store.list_tokens(bob.pk).await.unwrap().is_empty());
 
     let before = mark(store).await;
-    assert_any_conflict(store.create_token(&ctx(), bob.pk, "dup", "cst_x", b"token-1", None).await);
-    assert_any_conflict(store.create_token(&ctx(), bob.pk + 1000, "ghost", "cst_x", b"token-9", None).await);
+    assert_any_conflict(store.create_token(&ctx(), bob.pk, super::new_token("dup", "cst_x", b"token-1", None)).await);
+    assert_any_conflict(store.create_token(&ctx(), bob.pk + 1000, super::new_token("ghost", "cst_x", b"token-9", None)).await);
     expect_no_change(store, before).await;
 
     let used = t0() + Duration::minutes(3);

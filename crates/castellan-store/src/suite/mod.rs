@@ -151,6 +151,22 @@ fn ctx() -> WriteCtx {
     }
 }
 
+/// A token to store, carrying all of its owner's holdings.
+fn new_token(
+    name: &str,
+    prefix: &str,
+    secret_hash: &[u8],
+    expires_at: Option<time::OffsetDateTime>,
+) -> castellan_core::model::NewToken {
+    castellan_core::model::NewToken {
+        name: name.to_string(),
+        prefix: prefix.to_string(),
+        secret_hash: secret_hash.to_vec(),
+        expires_at,
+        permissions: None,
+    }
+}
+
 /// A password hash unique to `username`, shaped like a real argon2id PHC string.
 fn hash_for(username: &str, n: u32) -> String {
     format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ${username}HASHSECRET{n}")

@@ -249,7 +249,7 @@ pub async fn change_log_holds_no_secrets(store: &dyn Store) {
     let row = expect_one_change(store, before, revision).await;
     assert!(row.changes["after"].get("password").is_some(), "a password change is recorded: {}", row.changes);
 
-    store.create_token(&ctx(), alice.pk, "ci", "cst_ab12", b"SECRETTOKENHASH", None).await.unwrap();
+    store.create_token(&ctx(), alice.pk, super::new_token("ci", "cst_ab12", b"SECRETTOKENHASH", None)).await.unwrap();
     let now = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
     store
         .create_session(alice.pk, b"SECRETSESSIONHASH", "csrf-SECRET", now, now + Duration::hours(1), "192.0.2.1", "ua")
@@ -279,7 +279,10 @@ pub async fn delete_user_removes_everything(store: &dyn Store) {
     let later = now + Duration::hours(1);
     for (user, tag) in [(alice.pk, "a"), (bob.pk, "b")] {
         store.create_session(user, format!("session-{tag}").as_bytes(), "csrf", now, later, "192.0.2.1", "ua").await.unwrap();
-        store.create_token(&ctx(), user, "ci", "cst_1234", format!("token-{tag}").as_bytes(), None).await.unwrap();
+        store
+            .create_token(&ctx(), user, super::new_token("ci", "cst_1234", format!("token-{tag}").as_bytes(), None))
+            .await
+            .unwrap();
         store.data_put(user, "theme", &json!("dark"), 1000).await.unwrap();
         set_avatar(store, user, Some(("image/png".into(), vec![1, 2, 3]))).await.unwrap();
         let changes = UserChanges { password_hash: Some(hash_for(tag, 9)), ..Default::default() };
