@@ -49,6 +49,9 @@ pub enum ApiError {
     /// 415.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 408: the request body did not arrive within the body timeout.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// 429 with the seconds to wait.
     #[error("Request was throttled. Expected available in {0} seconds.")]
     Throttled(u64),
@@ -78,6 +81,7 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
             Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"),
+            Self::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "RequestTimeout"),
             Self::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "Throttled"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ServerError"),

@@ -20,15 +20,22 @@ pub fn is_json(req_headers: &axum::http::HeaderMap) -> bool {
     })
 }
 
-/// Reads the body, mapping the size limit to 413.
+/// Reads the body, mapping the size limit to 413 and the body timeout to 408.
 pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge("Request body is too large.".into())
+        } else if crate::serve::timed_out(&rejection) {
+            body_timed_out()
         } else {
             ApiError::field("non_field_errors", "The request body could not be read.")
         }
     })
+}
+
+/// The answer to a body that did not arrive within the body timeout.
+pub fn body_timed_out() -> ApiError {
+    ApiError::RequestTimeout("The request body was not received in time.".into())
 }
 
 /// Parses JSON text into a value, as a 400 naming the problem when malformed.

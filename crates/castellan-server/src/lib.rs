@@ -17,11 +17,11 @@ pub mod links;
 pub mod middleware;
 pub mod passwords;
 pub mod repr;
+pub mod serve;
 pub mod state;
 pub mod visibility;
 
 use std::future::Future;
-use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -69,16 +69,17 @@ pub fn app(state: AppState) -> Router {
     middleware::outer(routed)
 }
 
-/// Serves `app` on `listener` until `shutdown` completes; in-flight requests finish first.
+/// Serves `app` on `listener` within the configured connection limits until `shutdown` completes; in-flight
+/// requests finish first.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let upkeep = state.metrics.clone().map(|handle| tokio::spawn(metrics_upkeep(handle)));
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let limits = state.config.connections;
     let summaries = tokio::spawn(error::refusals::summarise());
-    let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
+    let served = serve::serve(listener, app(state), limits, shutdown).await;
     summaries.abort();
     upkeep.inspect(tokio::task::JoinHandle::abort);
     served

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use castellan_core::model::NewUser;
 use castellan_core::password::{self, PasswordPolicy};
+use castellan_server::serve::{ConnectionLimits, default_max_connections};
 use castellan_server::{AppState, ServerConfig, bootstrap};
 use castellan_store::{OrgStore, PermissionStore, SqliteStore, Store, WriteCtx};
 use clap::{Args, Parser, Subcommand};
@@ -65,7 +66,7 @@ enum Command {
     },
 }
 
-/// Session lifetimes, the body limit and the proxies whose forwarding headers are believed.
+/// Session lifetimes, the body limit, the proxies whose forwarding headers are believed, and connection bounds.
 #[derive(Args)]
 struct Limits {
     /// A session's absolute lifetime, in seconds.
@@ -80,6 +81,15 @@ struct Limits {
     /// Proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For / Forwarded headers are believed.
     #[arg(long, env = "CASTELLAN_TRUSTED_PROXIES", value_delimiter = ',', value_parser = castellan_server::config::parse_trusted_proxy)]
     trusted_proxies: Vec<ipnet::IpNet>,
+    /// Longest wait for a request's headers, in seconds; also closes kept-alive connections idle for as long.
+    #[arg(long, env = "CASTELLAN_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
+    /// Longest time to receive a request's body, in seconds.
+    #[arg(long, env = "CASTELLAN_BODY_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout: u64,
+    /// Most connections open at once (default: the descriptor limit less 64).
+    #[arg(long, env = "CASTELLAN_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
 }
 
 impl Limits {
@@ -91,6 +101,13 @@ impl Limits {
             session_idle: std::time::Duration::from_secs(self.session_idle),
             body_limit: usize::try_from(self.body_limit).unwrap_or(usize::MAX),
             trusted_proxies: self.trusted_proxies,
+            connections: ConnectionLimits {
+                header_timeout: std::time::Duration::from_secs(self.header_timeout),
+                body_timeout: std::time::Duration::from_secs(self.body_timeout),
+                max_connections: self.max_connections.map_or_else(default_max_connections, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX).min(default_max_connections())
+                }),
+            },
             ..ServerConfig::default()
         }
     }
@@ -157,7 +174,10 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<(), AnyError> {
     match cli.command {
-        Command::Serve { listen, public_url, limits, storage } => serve(&listen, limits.config(public_url), &storage).await,
+        Command::Serve { listen, public_url, limits, storage } => {
+            castellan_server::serve::raise_descriptor_limit();
+            serve(&listen, limits.config(public_url), &storage).await
+        }
         Command::Migrate { storage } => {
             storage.open().await?;
             tracing::info!("store is up to date");

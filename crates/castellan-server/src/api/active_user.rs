@@ -116,6 +116,8 @@ async fn read_profile_body(state: &AppState, req: Request) -> ApiResult<ProfileB
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge(format!("The avatar may be at most {AVATAR_MAX} bytes."))
+    } else if crate::serve::timed_out(&e) {
+        crate::extract::body_timed_out()
     } else {
         ApiError::field("non_field_errors", "Malformed multipart body.")
     }

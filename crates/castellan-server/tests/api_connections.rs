@@ -1,0 +1,103 @@
+//! Hostile clients at the connection level: slow headers, idle kept-alive connections, trickled bodies, and more
+//! silent connections than the server may hold. Each is bounded, and the server keeps answering.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use castellan_server::ServerConfig;
+use castellan_server::serve::ConnectionLimits;
+use common::TestServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A server whose header and body timeouts are one second, holding at most `max_connections` connections.
+async fn bounded(max_connections: usize) -> TestServer {
+    let connections =
+        ConnectionLimits { header_timeout: Duration::from_secs(1), body_timeout: Duration::from_secs(1), max_connections };
+    TestServer::start_with(ServerConfig { connections, ..ServerConfig::default() }).await
+}
+
+async fn connect(server: &TestServer) -> TcpStream {
+    TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap()
+}
+
+/// Reads until the server closes the connection (or 5 s pass); answers what was read and when it was closed.
+async fn read_until_closed(stream: &mut TcpStream) -> (String, Option<Duration>) {
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&out).into_owned(), Some(started.elapsed())),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), None),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_sends_its_headers_slowly_is_disconnected() {
+    let server = bounded(64).await;
+    let mut slow = connect(&server).await;
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let (_, closed) = read_until_closed(&mut slow).await;
+    let closed = closed.expect("the connection stays open past the header timeout");
+    assert!(closed < Duration::from_secs(3), "closed after {closed:?}");
+}
+
+#[tokio::test]
+async fn an_idle_kept_alive_connection_is_closed() {
+    let server = bounded(64).await;
+    let mut idle = connect(&server).await;
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let (answered, closed) = read_until_closed(&mut idle).await;
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    let closed = closed.expect("an idle connection stays open past the header timeout");
+    assert!(closed < Duration::from_secs(3), "closed after {closed:?}");
+}
+
+#[tokio::test]
+async fn a_trickled_body_is_answered_408_in_the_error_shape() {
+    let server = bounded(64).await;
+    let mut trickle = connect(&server).await;
+    let head = "POST /api/v1/auth/login/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n";
+    trickle.write_all(head.as_bytes()).await.unwrap();
+    trickle.write_all(b"{\"username\": ").await.unwrap();
+    let (answered, _) = read_until_closed(&mut trickle).await;
+    assert!(answered.starts_with("HTTP/1.1 408"), "{answered}");
+    assert!(answered.contains("\"type\":\"RequestTimeout\""), "{answered}");
+}
+
+/// More silent connections than the cap: those beyond it are closed at once, the silent ones are closed by the
+/// header timeout, and the server answers again without a restart.
+#[tokio::test]
+async fn silent_connections_beyond_the_cap_cannot_take_the_server_down() {
+    let server = bounded(8).await;
+    let mut silent = Vec::new();
+    for _ in 0..8 {
+        silent.push(connect(&server).await);
+    }
+    // Let the server accept all eight before the ninth arrives.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut beyond = connect(&server).await;
+    let (_, closed) = read_until_closed(&mut beyond).await;
+    assert!(closed.expect("a connection beyond the cap is kept") < Duration::from_millis(900), "closed at once");
+
+    let anon = server.anon();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = tokio::time::timeout(Duration::from_millis(500), anon.http.get(format!("{}/healthz", server.base)).send());
+        if let Ok(Ok(r)) = answer.await
+            && r.status() == 200
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/healthz does not answer once the silent connections time out");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for mut s in silent {
+        let (_, closed) = read_until_closed(&mut s).await;
+        assert!(closed.is_some(), "a silent connection stays open");
+    }
+}
