@@ -40,6 +40,18 @@ pub fn username(value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A username as stored: NFKC-normalised, as Django's `normalize_username` does, so that the full-width `ａｄｍｉｎ`
+/// is `admin` and a precomposed `Å` and `A` with a combining ring are one spelling.
+pub fn normalize_username(value: &str) -> String {
+    icu_normalizer::ComposingNormalizerBorrowed::new_nfkc().normalize(value).into_owned()
+}
+
+/// The key usernames are compared by (uniqueness, login, filters): NFKC, lower-cased, NFKC again, after Unicode's
+/// NFKC_Casefold; `Admin`, `ADMIN` and `ａｄｍｉｎ` share one key.
+pub fn username_key(value: &str) -> String {
+    normalize_username(&normalize_username(value).to_lowercase())
+}
+
 /// A syntactically valid email address.
 pub fn email(value: &str) -> Result<(), String> {
     if value.is_empty() {

@@ -313,6 +313,31 @@ async fn every_bad_field_is_listed_at_once() {
     assert_eq!(server.revision().await, rev);
 }
 
+/// Usernames are compared after NFKC normalisation and case folding: a full-width `ａｄｍｉｎ` is `admin`, and `Åsa`
+/// spelled with a combining ring is the precomposed `Åsa`. Stored usernames are NFKC, and logins find them either way.
+#[tokio::test]
+async fn usernames_that_differ_only_in_unicode_form_are_one_username() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let precomposed = "\u{c5}sa";
+    let combining = "A\u{30a}sa";
+    let pk = server.create_user(&admin, combining, json!({"email": "asa@example.com"})).await;
+    let shown = admin.get(&format!("/api/v1/users/{pk}/")).await;
+    assert_eq!(shown.body["username"], precomposed, "stored in NFKC");
+    let (rev, users) = (server.revision().await, server.store.count_users().await.unwrap());
+    for dup in [precomposed, combining, "\u{e5}SA", "\u{ff41}\u{ff44}\u{ff4d}\u{ff49}\u{ff4e}", "\u{ff21}DMIN"] {
+        let r = admin.post("/api/v1/users/", with(new_user(dup), json!({"email": "dup@example.com"}))).await;
+        r.error(409, "Conflict");
+    }
+    assert_eq!((server.revision().await, server.store.count_users().await.unwrap()), (rev, users));
+    assert!(can_log_in(&server, precomposed, PW).await);
+    assert!(can_log_in(&server, combining, PW).await);
+    let listed = admin.get(&format!("/api/v1/users/?username={combining}")).await;
+    assert_eq!(listed.body["count"], 1, "{}", listed.body);
+    let r = admin.post("/api/v1/users/", with(new_user("bob\u{0}"), json!({"email": "b@example.com"}))).await;
+    assert_eq!(r.fields(), ["username"], "control characters are refused: {}", r.body);
+}
+
 #[tokio::test]
 async fn duplicate_username_in_other_case_is_409() {
     let server = TestServer::start().await;

@@ -224,6 +224,7 @@ async fn shutdown_signal() {
 }
 
 async fn create_superuser(storage: &Storage, username: String, email: String) -> Result<(), AnyError> {
+    let username = castellan_core::validate::normalize_username(&username);
     castellan_core::validate::username(&username)?;
     castellan_core::validate::email(&email)?;
     let password = match std::env::var("CASTELLAN_SUPERUSER_PASSWORD") {

@@ -146,7 +146,7 @@ impl UserInput {
     pub fn parse(body: &Value, mode: WriteMode) -> Result<Self, DomainError> {
         let mut f = Fields::new(body)?;
         let required = mode != WriteMode::Patch;
-        let username = f.string("username", required, USERNAME_MAX);
+        let username = f.string("username", required, USERNAME_MAX).map(|u| validate::normalize_username(&u));
         if let Some(u) = &username {
             f.check("username", validate::username(u));
         }

@@ -126,7 +126,7 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 /// Validates a profile update into user changes; `replace` requires `username`.
 fn profile_changes(body: ProfileBody, replace: bool) -> ApiResult<UserChanges> {
     let mut f = Fields::new(&body.fields)?;
-    let username = f.string("username", replace, USERNAME_MAX);
+    let username = f.string("username", replace, USERNAME_MAX).map(|u| validate::normalize_username(&u));
     if let Some(u) = &username {
         f.check("username", validate::username(u));
     }

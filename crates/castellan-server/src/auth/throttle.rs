@@ -81,9 +81,9 @@ pub fn network_of(ip: IpAddr) -> String {
     }
 }
 
-/// Usernames are compared case-insensitively, so throttles are too.
+/// Usernames are compared by their normalised, case-folded key, so throttles are too.
 fn normalise(username: &str) -> String {
-    username.trim().to_lowercase()
+    castellan_core::validate::username_key(username.trim())
 }
 
 impl LoginThrottle {

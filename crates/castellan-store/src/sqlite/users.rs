@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use castellan_core::change::{Change, UserFields, UserRecord};
 use castellan_core::model::{NewUser, User, UserChanges};
+use castellan_core::validate::username_key;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -153,7 +154,8 @@ fn push_filter(sql: &mut Sql, f: &UserFilter) {
     sql.push(" WHERE 1 = 1");
     sql.and_in("pk", &f.ids);
     let lower = |v: &[String]| v.iter().map(|s| s.to_lowercase()).collect::<Vec<_>>();
-    sql.and_in("username_lower", &lower(&f.usernames));
+    let keys: Vec<String> = f.usernames.iter().map(|u| username_key(u)).collect();
+    sql.and_in("username_lower", &keys);
     sql.and_in("email_lower", &lower(&f.emails));
     sql.and_in("first_name", &f.first_names);
     sql.and_in("last_name", &f.last_names);
@@ -341,7 +343,7 @@ impl UserStore for SqliteStore {
                 .query_row(
                     params![
                         new.username,
-                        new.username.to_lowercase(),
+                        username_key(&new.username),
                         new.password_hash.as_deref(),
                         new.email,
                         new.email.to_lowercase(),
@@ -381,7 +383,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn login_record(&self, username: &str) -> Result<Option<LoginRecord>> {
-        let username = username.to_lowercase();
+        let username = username_key(username);
         self.read(move |c| {
             let row: Option<(i64, Option<String>)> = c
                 .prepare_cached("SELECT pk, password_hash FROM users WHERE username_lower = ?")?
@@ -434,7 +436,7 @@ impl UserStore for SqliteStore {
             let before = fetch_user(c, pk)?;
             let mut sql = Sql::new("UPDATE users SET pk = pk");
             if let Some(v) = &changes.username {
-                sql.push(", username = ").bind(v.clone()).push(", username_lower = ").bind(v.to_lowercase());
+                sql.push(", username = ").bind(v.clone()).push(", username_lower = ").bind(username_key(v));
             }
             if let Some(v) = &changes.email {
                 sql.push(", email = ").bind(v.clone()).push(", email_lower = ").bind(v.to_lowercase());
