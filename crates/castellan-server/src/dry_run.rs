@@ -64,9 +64,11 @@ async fn preview(state: &AppState, change: Change) -> ApiResult<Impact> {
     let overlay = state.engine.overlay(&change).map_err(|PreviewTooLarge(n)| {
         ApiError::field("dry_run", format!("This write affects {n} users; a preview covers at most {PREVIEW_MAX_USERS}."))
     })?;
-    tokio::task::spawn_blocking(move || overlay.impact(crate::clock::now_micros()))
+    let impact = tokio::task::spawn_blocking(move || overlay.impact(crate::clock::now_micros()))
         .await
-        .map_err(|e| ApiError::Internal(format!("computing a dry run's impact: {e}")))
+        .map_err(|e| ApiError::Internal(format!("computing a dry run's impact: {e}")))?;
+    state.telemetry.preview(impact.users_affected);
+    Ok(impact)
 }
 
 /// Documents `dry_run` on every write operation.

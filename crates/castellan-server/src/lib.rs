@@ -19,6 +19,7 @@ pub mod passwords;
 pub mod repr;
 pub mod serve;
 pub mod state;
+pub mod telemetry;
 pub mod visibility;
 
 use std::future::Future;
@@ -88,12 +89,19 @@ pub async fn serve(
 /// Latency buckets of the `_seconds` histograms, from 100 µs (a check) to 10 s (a large dry run).
 const LATENCY_BUCKETS: [f64; 14] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0];
 
+/// Buckets of the `_size` and `_users` histograms (bulk checks, write groups, dry runs).
+const SIZE_BUCKETS: [f64; 9] = [1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 1_000.0, 10_000.0, 100_000.0];
+
 /// Installs the process-wide Prometheus recorder (once); `None` if another recorder is already installed.
 /// Durations are histograms with [`LATENCY_BUCKETS`] (aggregatable across replicas, unlike quantiles).
 pub fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
+        .ok()?
+        .set_buckets_for_metric(Matcher::Suffix("_size".into()), &SIZE_BUCKETS)
+        .ok()?
+        .set_buckets_for_metric(Matcher::Suffix("_users".into()), &SIZE_BUCKETS)
         .ok()?
         .install_recorder()
         .ok()

@@ -71,6 +71,8 @@ pub struct Shared {
     pub follower: Arc<LogFollower>,
     /// Renders `/metrics`.
     pub metrics: Option<PrometheusHandle>,
+    /// Check, login and dry-run figures for `/metrics`.
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 impl AppState {
@@ -94,6 +96,7 @@ impl AppState {
             config: Arc::new(config),
             store,
             metrics,
+            telemetry: crate::telemetry::Telemetry::new(),
         })))
     }
 }

@@ -122,3 +122,78 @@ async fn every_api_operation_states_its_permission() {
         }
     }
 }
+
+/// The value of the first series of `/metrics` starting with `series` (0 when absent).
+fn series_value(body: &str, series: &str) -> f64 {
+    body.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok()).unwrap_or(0.0)
+}
+
+/// Check decisions, check latency, bulk sizes, logins by outcome, dry-run sizes, write groups and commits, and the
+/// index's revision and lag are exported. Other tests of this binary count into the same recorder: only increases
+/// are asserted.
+#[tokio::test]
+async fn metrics_count_checks_logins_previews_and_writes() {
+    let server = TestServer::start_measured().await;
+    let admin = server.admin().await;
+    let anon = server.anon();
+    let scrape = || async { anon.http.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap() };
+    let before = scrape().await;
+    let pk = server.create_user(&admin, "mira", json!({})).await;
+    assert_eq!(admin.post("/api/v1/check/", json!({"permission": "users.read"})).await.body["allowed"], true);
+    let denied = admin.post("/api/v1/check/", json!({"user": pk, "permission": "users.read"})).await;
+    assert_eq!(denied.body["allowed"], false, "{}", denied.body);
+    let bulk = json!({"checks": [{"permission": "users.read"}, {"user": pk, "permission": "users.read"}, {"permission": "groups.read"}]});
+    assert_eq!(admin.post("/api/v1/check/bulk/", bulk).await.status, StatusCode::OK);
+    anon.post("/api/v1/auth/login/", json!({"username": "mira", "password": "wrong-Passw0rd!"}))
+        .await
+        .error(401, "AuthenticationFailed");
+    server.login("mira", common::auth::USER_PASSWORD).await;
+    let group = admin.post("/api/v1/groups/", json!({"name": "g"})).await.body["pk"].as_i64().unwrap();
+    let preview = admin.patch(&format!("/api/v1/groups/{group}/assign-users/?dry_run=true"), json!({"users": [pk]})).await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    let after = scrape().await;
+
+    let grew = |series: &str, by: f64| {
+        let (was, is) = (series_value(&before, series), series_value(&after, series));
+        assert!(is - was >= by, "{series}: {was} -> {is}\n{after}");
+    };
+    grew("castellan_checks_total{decision=\"allowed\"}", 3.0);
+    grew("castellan_checks_total{decision=\"denied\"}", 2.0);
+    grew("castellan_check_duration_seconds_count", 3.0);
+    grew("castellan_bulk_check_size_sum", 3.0);
+    grew("castellan_logins_total{outcome=\"failure\"}", 1.0);
+    grew("castellan_logins_total{outcome=\"success\"}", 1.0);
+    grew("castellan_preview_users_count", 1.0);
+    grew("castellan_write_group_size_count", 2.0);
+    grew("castellan_commit_duration_seconds_count", 2.0);
+    assert!(series_value(&after, "castellan_index_revision ") >= server.revision().await as f64 - 1.0, "{after}");
+    assert!(after.contains("castellan_index_lag_revisions "), "{after}");
+}
+
+/// `/readyz` fails while the index is more revisions behind the store than allowed, and recovers once it has
+/// followed (here: writes made straight to the store, which the server learns of on its next tick).
+#[tokio::test]
+async fn readiness_fails_while_the_index_lags_behind_the_store() {
+    let config = castellan_server::ServerConfig { ready_max_lag: 0, ..castellan_server::ServerConfig::default() };
+    let server = TestServer::start_with(config).await;
+    let anon = server.anon();
+    assert_eq!(anon.get("/readyz").await.body["index_lag"], 0);
+    let ctx = castellan_store::WriteCtx::default();
+    let mut refused = None;
+    for i in 0..5 {
+        server.store.create_org(&ctx, &format!("Org {i}"), &format!("org-{i}"), "").await.unwrap();
+        let r = anon.get("/readyz").await;
+        if r.status == StatusCode::SERVICE_UNAVAILABLE {
+            refused = Some(r);
+            break;
+        }
+    }
+    let refused = refused.expect("a lagging index never made /readyz fail");
+    assert_eq!(refused.body["type"], "Unavailable");
+    assert!(refused.body["detail"].as_str().unwrap().contains("behind"), "{}", refused.body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while anon.get("/readyz").await.status != StatusCode::OK {
+        assert!(std::time::Instant::now() < deadline, "the index never caught up");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

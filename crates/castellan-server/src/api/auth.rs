@@ -23,6 +23,7 @@ use crate::error::{ApiError, ApiResult, request_id};
 use crate::extract::{JsonBody, write_ctx};
 use crate::repr::{UserOut, timestamp};
 use crate::state::AppState;
+use crate::telemetry::Login;
 
 /// The login answer.
 #[derive(Serialize, ToSchema)]
@@ -62,6 +63,7 @@ async fn login(
         return Err(ApiError::field("username", "This field is required."));
     };
     if let Some(wait) = state.throttle.retry_after(&username, ip) {
+        state.telemetry.login(Login::Throttled);
         return Err(ApiError::Throttled(wait.as_secs().max(1)));
     }
     let record = state.store.login_record(&username).await?;
@@ -75,18 +77,21 @@ async fn login(
                 false
             }
         })
-        .await?;
+        .await
+        .inspect_err(|_| state.telemetry.login(Login::Throttled))?;
     let ctx = WriteCtx { actor: None, ip: Some(ip.to_string()), request_id: Some(request_id()) };
     let account = record.as_ref().map(|r| r.user.pk);
     let user = match record {
         Some(r) if verified && r.user.is_active => r.user,
         _ => {
             state.throttle.failure(&username, ip);
+            state.telemetry.login(Login::Failure);
             state.store.audit(&ctx, Change::LoginFailed { user: account, username }).await?;
             return Err(ApiError::AuthenticationFailed(BAD_LOGIN.into()));
         }
     };
     state.throttle.success(&username, ip);
+    state.telemetry.login(Login::Success);
     start_session(&state, user, ip, &headers, ctx).await
 }
 

@@ -195,6 +195,7 @@ pub struct CheckOut {
     request_body(content = Object, description = "`{\"user\", \"permission\": \"module.action\", \"object_pk\", \"model\", \"at_least_revision\", \"explain\"}`"),
     responses((status = 200, body = CheckOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 503)))]
 async fn check(State(state): State<AppState>, caller: Principal, JsonBody(body): JsonBody) -> ApiResult<axum::Json<CheckOut>> {
+    let started = std::time::Instant::now();
     let mut f = Fields::new(&body)?;
     let query = parse_query(&mut f);
     let explain = f.bool("explain").unwrap_or(false);
@@ -231,6 +232,8 @@ async fn check(State(state): State<AppState>, caller: Principal, JsonBody(body):
         .valid_until
         .and_then(|us| time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).ok())
         .map(crate::repr::timestamp);
+    state.telemetry.check(decision.allowed);
+    state.telemetry.check_duration(started.elapsed());
     Ok(axum::Json(CheckOut { allowed: decision.allowed, revision: snapshot.revision, explanation, paths_total, valid_until }))
 }
 
@@ -259,6 +262,7 @@ async fn bulk_check(
     caller: Principal,
     JsonBody(body): JsonBody,
 ) -> ApiResult<axum::Json<BulkOut>> {
+    let started = std::time::Instant::now();
     let Some(items) = body.get("checks").and_then(Value::as_array) else {
         return Err(ApiError::field("checks", "Expected a list of checks."));
     };
@@ -313,7 +317,10 @@ async fn bulk_check(
                     && snapshot.index.check(user, &q.module, &q.action, object, now).allowed,
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    state.telemetry.bulk(results.len());
+    results.iter().for_each(|r| state.telemetry.check(r.allowed));
+    state.telemetry.check_duration(started.elapsed());
     Ok(axum::Json(BulkOut { results, revision: snapshot.revision }))
 }
 

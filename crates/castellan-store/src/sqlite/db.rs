@@ -312,11 +312,15 @@ impl Group<'_> {
 
     /// Commits (or, when broken, rolls back) and acknowledges every write of the group.
     fn commit(&mut self) {
+        metrics::histogram!("castellan_write_group_size").record(self.acks.len() as f64);
         let outcome = match self.broken.take() {
             Some(why) => Err(why),
             None if !self.conn.is_autocommit() => {
                 self.commits.fetch_add(1, Ordering::Relaxed);
-                self.conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+                let started = std::time::Instant::now();
+                let committed = self.conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+                metrics::histogram!("castellan_commit_duration_seconds").record(started.elapsed().as_secs_f64());
+                committed
             }
             None => Ok(()),
         };
