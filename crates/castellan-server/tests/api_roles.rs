@@ -354,4 +354,24 @@ async fn roles_name_only_the_holders_the_caller_sees() {
     both.sort_unstable();
     let r = admin.get(&format!("/api/v1/roles/{role}/")).await;
     assert_eq!(shown(ok(&r)), [json!(everyone), json!(2), json!(0), json!(both), json!(2), json!(0)], "{}", r.body);
+
+    // The paged sub-resources list the same holders, as users and groups.
+    let pks =
+        |r: &common::Resp| ok(r)["results"].as_array().unwrap().iter().map(|x| x["pk"].as_i64().unwrap()).collect::<Vec<_>>();
+    let r = reader.get(&format!("/api/v1/roles/{role}/users/")).await;
+    assert_eq!((pks(&r), &r.body["count"], &r.body["results"][0]["username"]), (vec![mate], &json!(1), &json!("mate")));
+    let r = reader.get(&format!("/api/v1/roles/{role}/groups/")).await;
+    assert_eq!((pks(&r), &r.body["results"][0]["name"]), (vec![team], &json!("Team")));
+    let r = admin.get(&format!("/api/v1/roles/{role}/users/?page_size=1&page=2")).await;
+    assert_eq!((pks(&r), &r.body["count"]), (vec![everyone[1]], &json!(2)), "{}", r.body);
+    assert_eq!(admin.get(&format!("/api/v1/roles/{role}/groups/")).await.body["count"], 2);
+    admin.get(&format!("/api/v1/roles/{role}/users/?page=9")).await.error(404, "NotFound");
+    admin.get("/api/v1/roles/999999/users/").await.error(404, "NotFound");
+    server.create_user(&admin, "outsider", json!({})).await;
+    server
+        .login("outsider", common::auth::USER_PASSWORD)
+        .await
+        .get(&format!("/api/v1/roles/{role}/groups/"))
+        .await
+        .error(403, "PermissionDenied");
 }

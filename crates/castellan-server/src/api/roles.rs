@@ -8,7 +8,7 @@ use castellan_core::fields::Fields;
 use castellan_core::model::group::GROUP_NAME_MAX;
 use castellan_core::permission::ModulePermissions;
 use castellan_core::validate::DESCRIPTION_MAX;
-use castellan_store::Role;
+use castellan_store::{GroupFilter, GroupQuery, Role};
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -22,9 +22,9 @@ use crate::dominance::require_covers;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, PathPk, write_ctx};
 use crate::links::{Envelope, ListQuery};
-use crate::repr::timestamp;
+use crate::repr::{GroupOut, UserOut, timestamp};
 use crate::state::AppState;
-use crate::visibility::{require_visible_users, visible_group, visible_role, visible_subset};
+use crate::visibility::{redact_groups, require_visible_users, visible_group, visible_role, visible_subset};
 
 /// Most users or groups one assign/remove request may name.
 const SUBJECTS_MAX: usize = 1000;
@@ -40,7 +40,9 @@ pub fn router() -> OpenApiRouter<AppState> {
             .routes(routes!(assign_users))
             .routes(routes!(remove_users))
             .routes(routes!(assign_groups))
-            .routes(routes!(remove_groups)),
+            .routes(routes!(remove_groups))
+            .routes(routes!(role_users))
+            .routes(routes!(role_groups)),
     )
 }
 
@@ -79,13 +81,7 @@ const EMBEDDED_MAX: usize = 1000;
 impl RoleOut {
     /// The role as `caller` may see it: only the holders the caller sees are named, the others counted.
     fn seen_by(state: &AppState, caller: &Principal, r: &Role) -> Self {
-        let (users, groups) = match caller.viewer() {
-            None => (r.users.clone(), r.groups.clone()),
-            Some(viewer) => {
-                let seen = state.directory.visible_users(viewer, now_micros());
-                (r.users.iter().copied().filter(|u| seen.contains(*u)).collect(), visible_subset(state, caller, &r.groups))
-            }
-        };
+        let (users, groups) = (visible_users(state, caller, r), visible_subset(state, caller, &r.groups));
         let (users_count, groups_count) = (users.len() as i64, groups.len() as i64);
         Self {
             pk: r.pk,
@@ -102,6 +98,54 @@ impl RoleOut {
             modified_date: timestamp(r.modified_date),
         }
     }
+}
+
+/// The users `r` is assigned to that `caller` sees, ascending.
+fn visible_users(state: &AppState, caller: &Principal, r: &Role) -> Vec<i64> {
+    match caller.viewer() {
+        None => r.users.clone(),
+        Some(viewer) => {
+            let seen = state.directory.visible_users(viewer, now_micros());
+            r.users.iter().copied().filter(|u| seen.contains(*u)).collect()
+        }
+    }
+}
+
+/// The users a role is assigned to that the caller sees, paged (the role's `users` names at most 1,000).
+#[utoipa::path(get, path = "/api/v1/roles/{pk}/users/", tag = "roles", params(("pk" = i64, Path), ("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query)),
+    responses((status = 200, body = Envelope<UserOut>), (status = 400), (status = 401), (status = 403), (status = 404)))]
+async fn role_users(
+    State(state): State<AppState>,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    q: ListQuery,
+) -> ApiResult<axum::Json<Envelope<UserOut>>> {
+    let role = visible_role(&state, &caller, pk).await?;
+    let window = q.window()?;
+    let (count, pks) = q.page_of(window, visible_users(&state, &caller, &role))?;
+    let mut users = state.store.get_users(&pks).await?;
+    redact_groups(&state, &caller, &mut users);
+    Ok(axum::Json(q.envelope(window, count, users.iter().map(UserOut::from).collect())))
+}
+
+/// The groups a role is assigned to that the caller sees, paged (the role's `groups` names at most 1,000).
+#[utoipa::path(get, path = "/api/v1/roles/{pk}/groups/", tag = "roles", params(("pk" = i64, Path), ("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query)),
+    responses((status = 200, body = Envelope<GroupOut>), (status = 400), (status = 401), (status = 403), (status = 404)))]
+async fn role_groups(
+    State(state): State<AppState>,
+    caller: Principal,
+    PathPk(pk): PathPk,
+    q: ListQuery,
+) -> ApiResult<axum::Json<Envelope<GroupOut>>> {
+    let role = visible_role(&state, &caller, pk).await?;
+    let window = q.window()?;
+    let groups = visible_subset(&state, &caller, &role.groups);
+    let count = groups.len() as i64;
+    q.check_page(window, count)?;
+    let filter = GroupFilter { ids: groups, ..Default::default() };
+    let page =
+        state.store.list_groups(&GroupQuery { filter, ordering: Vec::new(), offset: window.offset, limit: window.limit }).await?;
+    Ok(axum::Json(q.envelope(window, count, page.items.iter().map(GroupOut::from).collect())))
 }
 
 /// What holding a role confers: its global module grants.
