@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::{Sql, SqliteStore, backend, like_escape, log_write, map_err};
+use super::{Sql, SqliteStore, TRIGRAM, backend, fts_phrase, like_escape, log_write, map_err};
 use crate::time_util::{from_micros, now_micros, to_micros};
 use crate::{
     DirectorySnapshot, Group, GroupBrief, GroupChanges, GroupFilter, GroupOrder, GroupQuery, GroupStore, Membership, NewGroup,
@@ -141,9 +141,13 @@ fn push_group_filter(sql: &mut Sql, f: &GroupFilter) {
         sql.push(" AND (expires_at IS NULL OR +expires_at > ").bind(now_micros()).push("))");
     }
     if let Some(term) = f.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        let pattern = format!("%{}%", like_escape(term));
-        sql.push(" AND (lower(name) LIKE ").bind(pattern.clone()).push(" ESCAPE '\\' OR lower(description) LIKE ");
-        sql.bind(pattern).push(" ESCAPE '\\')");
+        if term.chars().count() >= TRIGRAM {
+            sql.push(" AND pk IN (SELECT rowid FROM groups_fts WHERE groups_fts MATCH ").bind(fts_phrase(term)).push(")");
+        } else {
+            let pattern = format!("%{}%", like_escape(term));
+            sql.push(" AND (lower(name) LIKE ").bind(pattern.clone()).push(" ESCAPE '\\' OR lower(description) LIKE ");
+            sql.bind(pattern).push(" ESCAPE '\\')");
+        }
     }
     if let Some(within) = &f.within {
         sql.and_in_json("pk", within);

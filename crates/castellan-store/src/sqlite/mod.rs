@@ -194,6 +194,14 @@ fn insert_log(conn: &Connection, logging: &Logging, change: Change) -> Result<Op
     Ok(revision)
 }
 
+/// A search term as one FTS5 phrase: a substring match with the trigram tokenizer, never query syntax.
+fn fts_phrase(term: &str) -> String {
+    format!("\"{}\"", term.replace('"', "\"\""))
+}
+
+/// Terms this long or longer are looked up in a trigram index; shorter ones have no trigram to look up.
+const TRIGRAM: usize = 3;
+
 /// Lower-cases `term` and escapes `LIKE` wildcards (with `\\` as the escape character).
 fn like_escape(term: &str) -> String {
     term.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::{Sql, SqliteStore, backend, log_write};
+use super::{Sql, SqliteStore, TRIGRAM, backend, fts_phrase, log_write};
 use crate::time_util::{from_micros, now_micros, to_micros};
 use crate::{LoginRecord, Page, Result, Revision, StoreError, UserFilter, UserOrder, UserQuery, UserStore, WriteCtx};
 
@@ -188,7 +188,7 @@ fn push_filter(sql: &mut Sql, f: &UserFilter) {
         sql.push("))");
     }
     if let Some(term) = f.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        if term.chars().count() >= 3 {
+        if term.chars().count() >= TRIGRAM {
             sql.push(" AND pk IN (SELECT rowid FROM users_fts WHERE users_fts MATCH ");
             sql.bind(fts_phrase(term));
             sql.push(")");
@@ -206,11 +206,6 @@ fn push_filter(sql: &mut Sql, f: &UserFilter) {
             sql.push(")");
         }
     }
-}
-
-/// A search term as one FTS5 phrase (a substring match with the trigram tokenizer).
-fn fts_phrase(term: &str) -> String {
-    format!("\"{}\"", term.replace('"', "\"\""))
 }
 
 /// A page of a search that filters nothing else, in key order: the matching keys come from the trigram index alone

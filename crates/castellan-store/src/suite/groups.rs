@@ -751,3 +751,29 @@ pub async fn index_holds_the_facts_of_any_scope(store: &dyn Store) {
     assert_eq!(patch.memberships.iter().find(|m| m.user == bob).unwrap().restriction, Some(vec![node.pk]));
     assert_eq!(patch.role_assignments.len(), 2);
 }
+
+/// Group search matches a substring of the name or the description, in any case, for short and long terms alike;
+/// renamed and deleted groups are found by their new names only; a quote or an FTS operator is only text.
+pub async fn group_search_matches_names_and_descriptions(store: &dyn Store) {
+    let acme = make_org(store, "acme").await.pk;
+    let make = |name: &str, description: &str| NewGroup { description: description.into(), ..new_group(acme, name, None) };
+    let (sales, _) = store.create_group(&ctx(), make("Sales Europe", "Everyone who sells")).await.unwrap();
+    let (ops, _) = store.create_group(&ctx(), make("Operations", "Keeps the lights on")).await.unwrap();
+    let (odd, _) = store.create_group(&ctx(), make("Quote \"NEAR\" AND", "")).await.unwrap();
+    let (gone, _) = store.create_group(&ctx(), make("Temporary sales", "")).await.unwrap();
+    let search = |term: &str| GroupFilter { search: Some(term.into()), ..Default::default() };
+    assert_eq!(set(&group_keys(store, search("sales")).await), set(&[sales.pk, gone.pk]));
+    assert_eq!(group_keys(store, search("EUROPE")).await, vec![sales.pk]);
+    assert_eq!(group_keys(store, search("lights")).await, vec![ops.pk], "descriptions are searched");
+    assert_eq!(group_keys(store, search("ps")).await, vec![ops.pk], "short terms match substrings too");
+    assert_eq!(group_keys(store, search("\"NEAR\" AND")).await, vec![odd.pk]);
+    assert!(group_keys(store, search("sales NEAR ops")).await.is_empty());
+    store.delete_group(&ctx(), gone.pk, false).await.unwrap();
+    let renamed = GroupChanges { name: Some("Field team".into()), ..Default::default() };
+    store.update_group(&ctx(), ops.pk, renamed).await.unwrap();
+    assert_eq!(group_keys(store, search("sales")).await, vec![sales.pk]);
+    assert!(group_keys(store, search("Operations")).await.is_empty());
+    assert_eq!(group_keys(store, search("field")).await, vec![ops.pk]);
+    let within = GroupFilter { within: Some(vec![ops.pk]), ..search("sales") };
+    assert!(group_keys(store, within).await.is_empty(), "search and other filters combine");
+}

@@ -35,8 +35,9 @@ pub use data::{user_data_limit_refuses_and_changes_nothing, user_data_put_get_de
 pub use engine::{dry_runs_preview_what_the_write_does, index_follows_the_change_log};
 pub use groups::{
     conferred_by_includes_ancestors, expirations_are_recorded_once, group_cycles_are_refused, group_delete_children_and_cascade,
-    group_move_updates_closure, groups_create_with_parents_and_sibling_names, index_holds_the_facts_of_any_scope,
-    memberships_add_remove_and_expiry, restrictions_exclude_permissions, visible_to_filters_groups_and_users,
+    group_move_updates_closure, group_search_matches_names_and_descriptions, groups_create_with_parents_and_sibling_names,
+    index_holds_the_facts_of_any_scope, memberships_add_remove_and_expiry, restrictions_exclude_permissions,
+    visible_to_filters_groups_and_users,
 };
 pub use list::{
     get_users_ascending_skips_unknown, list_users_counts_follow_writes, list_users_filters, list_users_ordering,
@@ -119,6 +120,7 @@ macro_rules! store_suite {
             user_data_put_get_delete,
             user_data_limit_refuses_and_changes_nothing,
             groups_create_with_parents_and_sibling_names,
+            group_search_matches_names_and_descriptions,
             group_move_updates_closure,
             group_cycles_are_refused,
             group_delete_children_and_cascade,
