@@ -1,6 +1,7 @@
 //! No privilege escalation (API.md §11): a write that can make anyone gain a permission needs the caller to hold
 //! everything it confers; revoking needs holding what is revoked. Superusers hold everything.
 
+use castellan_core::engine::{Index, ObjectGrantOf, SubjectFact};
 use castellan_core::permission::ModulePermissions;
 
 use crate::auth::principal::Principal;
@@ -14,13 +15,31 @@ pub fn require_covers(caller: &Principal, conferred: &ModulePermissions) -> ApiR
     if caller.is_superuser() || caller.held().covers(conferred) { Ok(()) } else { Err(ApiError::PermissionDenied(DETAIL.into())) }
 }
 
-/// Refuses unless the caller holds everything membership of `groups` confers (their permissions and ancestors'),
-/// as the model says.
+/// Refuses unless the caller holds everything membership of `groups` confers (their permissions and ancestors',
+/// their roles', globally and on objects), as the model says.
 pub fn require_confer(state: &AppState, caller: &Principal, groups: &[i64]) -> ApiResult<()> {
     if caller.is_superuser() || groups.is_empty() {
         return Ok(());
     }
-    require_covers(caller, &state.engine.snapshot().index.conferred_by(groups, crate::clock::now_micros()))
+    let (snapshot, now) = (state.engine.snapshot(), crate::clock::now_micros());
+    require_covers(caller, &snapshot.index.conferred_by(groups, now))?;
+    require_objects(caller, &snapshot.index, &snapshot.index.objects_conferred_by(groups, now), now)
+}
+
+/// Refuses unless the caller holds everything holding `role` confers, globally and on objects.
+pub fn require_role(state: &AppState, caller: &Principal, role: i64) -> ApiResult<()> {
+    if caller.is_superuser() {
+        return Ok(());
+    }
+    let (snapshot, now) = (state.engine.snapshot(), crate::clock::now_micros());
+    require_covers(caller, &snapshot.index.granted_to(SubjectFact::Role(role), now))?;
+    require_objects(caller, &snapshot.index, &snapshot.index.objects_granted_to(SubjectFact::Role(role), now), now)
+}
+
+/// Refuses unless the caller holds each object grant on its object (or above it, or globally).
+fn require_objects(caller: &Principal, index: &Index, grants: &[ObjectGrantOf], now: i64) -> ApiResult<()> {
+    let held = |(module, action, (model, key)): &ObjectGrantOf| caller.holds_at(index, module, action, Some((model, key)), now);
+    if grants.iter().all(held) { Ok(()) } else { Err(ApiError::PermissionDenied(DETAIL.into())) }
 }
 
 /// Refuses unless the caller holds, on the object `(model, key)`, every permission that anyone holds on it or above

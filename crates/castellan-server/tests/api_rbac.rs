@@ -143,3 +143,63 @@ async fn bad_input_and_escalation_are_refused_without_changes() {
     let r = plain.post(&url, json!({"permissions": ["catalogs.read"]})).await;
     assert_eq!(r.error(403, "PermissionDenied")["detail"], "This method needs permission create on permissions.");
 }
+
+/// Object grants carried by a group or a role count for the no-escalation rule (API.md §11: a membership confers
+/// what the group and its ancestors carry): joining someone to a subgroup whose parent holds `catalogs.full` on
+/// catalog 9, or assigning a role that does, needs the caller to hold that on catalog 9.
+#[tokio::test]
+async fn object_grants_of_groups_and_roles_count_for_no_escalation() {
+    let server = TestServer::start().await;
+    let (admin, ed) = setup(&server).await;
+    let on_nine = json!({"permissions": ["catalogs.full"], "model": "catalogs", "object_pk": "9"});
+    // Managers may manage groups, users and roles, and read catalog 9; the team below carries catalogs.full on it.
+    let managers = admin
+        .post(
+            "/api/v1/groups/",
+            json!({"name": "Managers", "permissions": {"groups": ["full"], "users": ["full"], "roles": ["full"]}}),
+        )
+        .await
+        .body["pk"]
+        .as_i64()
+        .unwrap();
+    let team = admin.post("/api/v1/groups/", json!({"name": "Team", "parent": managers})).await.body["pk"].as_i64().unwrap();
+    let inner = admin.post("/api/v1/groups/", json!({"name": "Inner", "parent": team})).await.body["pk"].as_i64().unwrap();
+    let r = admin.post(&format!("/api/v1/rbac/permissions/assigned_by_groups/{team}/assign/"), on_nine.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let role = admin.post("/api/v1/roles/", json!({"name": "Catalog owners"})).await.body["pk"].as_i64().unwrap();
+    let r = admin.post(&format!("/api/v1/rbac/permissions/assigned_by_roles/{role}/assign/"), on_nine.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let mona = server.create_user(&admin, "mona", json!({"groups": [managers]})).await;
+    let r = admin
+        .post(
+            &format!("/api/v1/rbac/permissions/assigned_by_users/{mona}/assign/"),
+            json!({"permissions": ["catalogs.read"], "model": "catalogs", "object_pk": "9"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    admin.put(&format!("/api/v1/users/{ed}/groups/{managers}/"), json!({})).await;
+    let mona_c = server.login("mona", common::auth::USER_PASSWORD).await;
+    let before = server.revision().await;
+
+    let refused = [
+        mona_c.patch(&format!("/api/v1/groups/{inner}/assign-users/"), json!({"users": [ed]})).await,
+        mona_c.put(&format!("/api/v1/users/{ed}/groups/{team}/"), json!({})).await,
+        mona_c.patch(&format!("/api/v1/roles/{role}/assign-users/"), json!({"users": [ed]})).await,
+        mona_c.patch(&format!("/api/v1/roles/{role}/assign-groups/"), json!({"groups": [managers]})).await,
+        mona_c.patch(&format!("/api/v1/groups/{managers}/"), json!({"roles": [role]})).await,
+        mona_c.delete(&format!("/api/v1/roles/{role}/")).await,
+    ];
+    for r in &refused {
+        r.error(403, "PermissionDenied");
+        assert_eq!(r.body["detail"], "You cannot confer or revoke permissions you do not hold.");
+    }
+    assert_eq!(server.revision().await, before, "nothing written");
+
+    // Holding catalogs.full on catalog 9 (through an object grant) is enough.
+    let r = admin.post(&format!("/api/v1/rbac/permissions/assigned_by_users/{mona}/assign/"), on_nine).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = mona_c.patch(&format!("/api/v1/groups/{inner}/assign-users/"), json!({"users": [ed]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = mona_c.patch(&format!("/api/v1/roles/{role}/assign-users/"), json!({"users": [ed]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}

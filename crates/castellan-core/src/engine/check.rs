@@ -409,6 +409,9 @@ impl Index {
     }
 }
 
+/// An object grant as `(module, action, (model, key))`.
+pub type ObjectGrantOf = (String, String, ObjectKey);
+
 /// What a user holds: global permissions and permissions on objects (API.md §6 effective permissions).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Effective {
@@ -512,6 +515,47 @@ impl Index {
             }
         }
         out
+    }
+
+    /// Every unexpired object grant that membership of `groups` confers (each group's and its ancestors', and
+    /// their roles'), as `(module, action, (model, key))`: the object half of [`conferred_by`](Self::conferred_by).
+    pub fn objects_conferred_by(&self, groups: &[i64], now: i64) -> Vec<ObjectGrantOf> {
+        let mut out = Vec::new();
+        let chains = groups.iter().filter_map(|pk| self.group_ids.get(pk)).map(|&g| &self.group_chains[g as usize]);
+        for &g in chains.flatten() {
+            self.add_object_grants(Subj::Group(g), now, &mut out);
+            for &(role, expires_at) in &self.group_roles[g as usize] {
+                if alive(expires_at, now) {
+                    self.add_object_grants(Subj::Role(role), now, &mut out);
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The unexpired object grants of one user, group or role itself: the object half of
+    /// [`granted_to`](Self::granted_to).
+    pub fn objects_granted_to(&self, subject: SubjectFact, now: i64) -> Vec<ObjectGrantOf> {
+        let mut out = Vec::new();
+        if let Some(subject) = self.subject(subject) {
+            self.add_object_grants(subject, now, &mut out);
+        }
+        out
+    }
+
+    /// Adds the subject's unexpired object grants to `out`.
+    fn add_object_grants(&self, subject: Subj, now: i64, out: &mut Vec<ObjectGrantOf>) {
+        for (m, me) in self.module_entries.iter().enumerate() {
+            let Some(set) = self.grants.get(&(subject, m as u16)) else { continue };
+            for (&o, list) in &set.objects {
+                let object = &self.object_keys[o as usize];
+                for &(mask, _) in list.iter().filter(|(_, expires_at)| alive(*expires_at, now)) {
+                    out.extend(actions_of(mask, &me.actions).map(|a| (me.id.clone(), a.to_string(), object.clone())));
+                }
+            }
+        }
     }
 
     /// Adds the subject's unexpired global grants to `out`.

@@ -15,7 +15,7 @@ mod patch;
 mod preview;
 pub mod synthetic;
 
-pub use check::{Decision, Denial, Effective, Path, Step};
+pub use check::{Decision, Denial, Effective, ObjectGrantOf, Path, Step};
 pub use facts::{Facts, GrantFact, MembershipFact, ModuleFact, ObjectFact, ObjectKey, RoleAssignmentFact, SubjectFact, UserFact};
 pub use impact::{Impact, ImpactEntry, impact};
 pub use index::Index;

@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 
 use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
-use crate::dominance::{require_confer, require_covers};
+use crate::dominance::{require_confer, require_covers, require_role};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, PathPk, write_ctx};
 use crate::links::{Envelope, ListQuery};
@@ -247,10 +247,8 @@ async fn roles_change(
             _ => return Err(ApiError::field("roles", format!("Invalid pk \"{role}\" - object does not exist."))),
         }
     }
-    let now = crate::clock::now_micros();
     for &role in added.iter().chain(&removed) {
-        let conferred = state.engine.snapshot().index.granted_to(SubjectFact::Role(role), now);
-        require_covers(caller, &conferred)?;
+        require_role(state, caller, role)?;
     }
     Ok(RolesChange { added, removed })
 }

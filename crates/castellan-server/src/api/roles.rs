@@ -6,7 +6,6 @@ use axum::response::Response;
 use castellan_core::engine::SubjectFact;
 use castellan_core::fields::Fields;
 use castellan_core::model::group::GROUP_NAME_MAX;
-use castellan_core::permission::ModulePermissions;
 use castellan_core::validate::DESCRIPTION_MAX;
 use castellan_store::{GroupFilter, GroupQuery, Role};
 use serde::Serialize;
@@ -18,7 +17,7 @@ use utoipa_axum::routes;
 use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
 use crate::clock::now_micros;
-use crate::dominance::require_covers;
+use crate::dominance::require_role;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, PathPk, write_ctx};
 use crate::links::{Envelope, ListQuery};
@@ -148,11 +147,6 @@ async fn role_groups(
     Ok(axum::Json(q.envelope(window, count, page.items.iter().map(GroupOut::from).collect())))
 }
 
-/// What holding a role confers: its global module grants.
-pub fn role_permissions(state: &AppState, role: i64) -> ModulePermissions {
-    state.engine.snapshot().index.granted_to(SubjectFact::Role(role), crate::clock::now_micros())
-}
-
 /// List roles of the caller's organisation (all for superusers).
 #[utoipa::path(get, path = "/api/v1/roles/", tag = "roles", params(("search" = Option<String>, Query), ("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query)),
     responses((status = 200, body = Envelope<RoleOut>), (status = 401), (status = 403)))]
@@ -257,7 +251,7 @@ async fn delete_role(
     PathPk(pk): PathPk,
 ) -> ApiResult<Response> {
     visible_role(&state, &caller, pk).await?;
-    require_covers(&caller, &role_permissions(&state, pk))?;
+    require_role(&state, &caller, pk)?;
     let revision = state.store.delete_role(&write_ctx(Some(&caller), ip), pk).await?;
     Ok(with_revision(revision, StatusCode::NO_CONTENT))
 }
@@ -301,7 +295,7 @@ async fn change(
             pks.into_iter().map(SubjectFact::Group).collect()
         }
     };
-    require_covers(caller, &role_permissions(state, pk))?;
+    require_role(state, caller, pk)?;
     let ctx = write_ctx(Some(caller), ip);
     let revision = if assign {
         state.store.assign_role(&ctx, pk, &subjects, expires_at).await.map_err(|e| match ApiError::from(e) {
