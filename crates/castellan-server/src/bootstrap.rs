@@ -34,7 +34,12 @@ fn random_password() -> String {
     format!("Ca1!{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<18>()))
 }
 
+/// Writes `contents` to a new file only its owner can read, creating its directory (with `--database-url`, the data
+/// directory holds nothing else and may not exist yet).
 fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -88,4 +93,26 @@ pub async fn first_start(store: &dyn Store, admin_password: Option<String>, pass
         tracing::info!("created superuser 'admin' with the password from CASTELLAN_ADMIN_PASSWORD");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use castellan_store::{SqliteStore, Store, UserStore};
+
+    /// With `--database-url` the data directory may not exist yet: the generated password's file is still written,
+    /// readable by its owner only.
+    #[tokio::test]
+    async fn the_generated_password_is_written_where_the_data_directory_is_yet_to_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("castellan.db")).await.unwrap();
+        store.migrate().await.unwrap();
+        let file = dir.path().join("not-yet").join("initial-admin-password");
+        super::first_start(&store, None, &file).await.unwrap();
+        let password = std::fs::read_to_string(&file).unwrap();
+        assert!(password.trim().len() >= 20, "{password}");
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(store.count_users().await.unwrap(), 1);
+    }
 }

@@ -34,6 +34,9 @@ pub struct ConnectionLimits {
     pub body_timeout: Duration,
     /// Most connections open at once; more are closed as soon as they are accepted.
     pub max_connections: usize,
+    /// How long requests in flight may take to finish once shutdown begins; a `watch/` stream never ends by itself
+    /// and would otherwise hold shutdown forever.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -42,6 +45,7 @@ impl Default for ConnectionLimits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             max_connections: default_max_connections(),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -120,7 +124,9 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("closing connections still open {:?} after shutdown began", limits.shutdown_grace);
+    }
     Ok(())
 }
 

@@ -13,8 +13,12 @@ use tokio::net::TcpStream;
 
 /// A server whose header and body timeouts are one second, holding at most `max_connections` connections.
 async fn bounded(max_connections: usize) -> TestServer {
-    let connections =
-        ConnectionLimits { header_timeout: Duration::from_secs(1), body_timeout: Duration::from_secs(1), max_connections };
+    let connections = ConnectionLimits {
+        header_timeout: Duration::from_secs(1),
+        body_timeout: Duration::from_secs(1),
+        max_connections,
+        shutdown_grace: Duration::from_secs(1),
+    };
     TestServer::start_with(ServerConfig { connections, ..ServerConfig::default() }).await
 }
 
@@ -100,4 +104,23 @@ async fn silent_connections_beyond_the_cap_cannot_take_the_server_down() {
         let (_, closed) = read_until_closed(&mut s).await;
         assert!(closed.is_some(), "a silent connection stays open");
     }
+}
+
+/// Shutdown lets requests in flight finish, but a `watch/` stream, which never ends by itself, holds it for the
+/// grace period only.
+#[tokio::test]
+async fn shutdown_does_not_wait_forever_for_a_watch_stream() {
+    let server = bounded(64).await;
+    let admin = server.admin().await;
+    let mut stream = admin
+        .http
+        .get(format!("{}/api/v1/watch/", server.base))
+        .bearer_auth(admin.token.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let _ = tokio::time::timeout(Duration::from_millis(300), stream.chunk()).await;
+    let took = tokio::time::timeout(Duration::from_secs(10), server.shut_down()).await.expect("shutdown hangs");
+    assert!(took < Duration::from_secs(4), "took {took:?}");
 }

@@ -52,6 +52,22 @@ async fn five_failures_lock_an_account_until_unlocked() {
     login_full(&server, "alice", USER_PASSWORD).await;
 }
 
+/// A login cannot be previewed: `?dry_run=true` is refused with 400 before the attempt is counted, so dry runs
+/// neither lock an account nor leave audit entries.
+#[tokio::test]
+async fn dry_run_logins_are_refused_and_not_counted() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    server.create_user(&admin, "dora", json!({})).await;
+    let anon = server.anon();
+    for _ in 0..6 {
+        let r = anon.post(&format!("{LOGIN}?dry_run=true"), json!({"username": "dora", "password": "Wrong-Passw0rd"})).await;
+        r.error(400, "ValidationError");
+    }
+    let r = try_login(&server, "dora", USER_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "dry runs counted as failures: {}", r.body);
+}
+
 #[tokio::test]
 async fn throttle_counts_unknown_usernames_and_resets_on_success() {
     let server = TestServer::start().await;

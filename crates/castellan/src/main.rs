@@ -111,6 +111,7 @@ impl Limits {
                 max_connections: self.max_connections.map_or_else(default_max_connections, |n| {
                     usize::try_from(n).unwrap_or(usize::MAX).min(default_max_connections())
                 }),
+                ..ConnectionLimits::default()
             },
             ..ServerConfig::default()
         }

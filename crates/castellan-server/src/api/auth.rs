@@ -55,6 +55,8 @@ async fn login(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
+    // A login cannot be previewed; refused before the throttle counts it.
+    crate::dry_run::refuse_in_dry_run()?;
     let mut f = Fields::new(&body)?;
     let username = f.string("username", true, USERNAME_MAX);
     let password = f.string("password", true, PASSWORD_MAX);

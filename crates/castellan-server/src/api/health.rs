@@ -37,6 +37,8 @@ async fn index_lag(state: &AppState) -> ApiResult<u64> {
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     metrics::gauge!("castellan_index_revision").set(state.engine.revision() as f64);
+    metrics::counter!("castellan_connections_refused_total")
+        .absolute(crate::serve::CONNECTIONS_REFUSED.load(std::sync::atomic::Ordering::Relaxed));
     if let Ok(lag) = index_lag(&state).await {
         metrics::gauge!("castellan_index_lag_revisions").set(lag as f64);
     }

@@ -24,7 +24,8 @@ pub struct TestServer {
     /// The store behind it, to assert that refused requests changed nothing.
     pub store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl TestServer {
@@ -57,10 +58,18 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(castellan_server::serve(listener, state, async {
+        let served = tokio::spawn(castellan_server::serve(listener, state, async {
             let _ = rx.await;
         }));
-        TestServer { base: format!("http://{addr}"), store, _dir: dir, _shutdown: tx }
+        TestServer { base: format!("http://{addr}"), store, _dir: dir, shutdown: tx, served }
+    }
+
+    /// Shuts the server down as SIGTERM does; answers how long serving took to end.
+    pub async fn shut_down(self) -> std::time::Duration {
+        let started = std::time::Instant::now();
+        let _ = self.shutdown.send(());
+        self.served.await.unwrap().unwrap();
+        started.elapsed()
     }
 
     /// An anonymous client.
