@@ -14,13 +14,39 @@ pub const PAGE_SIZE_DEFAULT: i64 = 50;
 /// Largest page size; larger requests are clamped (DRF's behaviour).
 pub const PAGE_SIZE_MAX: i64 = 1000;
 
-/// The origin the server is reached at: `CASTELLAN_PUBLIC_URL`, else `http://` + `Host`.
-pub fn origin(state: &AppState, headers: &HeaderMap) -> String {
+/// The origin the server is reached at: `CASTELLAN_PUBLIC_URL`; else, from a trusted proxy, the scheme and host
+/// of its `X-Forwarded-Proto` and `X-Forwarded-Host`; else `http://` + `Host`.
+pub fn origin(state: &AppState, headers: &HeaderMap, extensions: &axum::http::Extensions) -> String {
     if let Some(url) = &state.config.public_url {
         return url.origin().ascii_serialization();
     }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    format!("http://{host}")
+    let from_proxy = crate::auth::principal::peer(extensions)
+        .is_some_and(|peer| state.config.trusted_proxies.iter().any(|net| net.contains(&peer)));
+    // A proxy may have appended to a client's own value: its own is the last one.
+    let forwarded = |name: &str| {
+        let value = headers.get(name).filter(|_| from_proxy)?.to_str().ok()?;
+        value.rsplit(',').next().map(str::trim).filter(|v| !v.is_empty())
+    };
+    let scheme = match forwarded("x-forwarded-proto").map(str::to_ascii_lowercase).as_deref() {
+        Some("https") => "https",
+        _ => "http",
+    };
+    let host = forwarded("x-forwarded-host")
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c)))
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
+/// The origin the request reached the server at, as an extractor (see [`origin`]).
+pub struct RequestOrigin(pub String);
+
+impl FromRequestParts<AppState> for RequestOrigin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(RequestOrigin(origin(state, &parts.headers, &parts.extensions)))
+    }
 }
 
 /// The request's query string as ordered key/value pairs, plus what a list needs to build links.
@@ -37,7 +63,7 @@ impl FromRequestParts<AppState> for ListQuery {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let uri = parts.extensions.get::<OriginalUri>().map_or_else(|| parts.uri.clone(), |o| o.0.clone());
         let pairs = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
-        Ok(Self { pairs, path: uri.path().to_string(), origin: origin(state, &parts.headers) })
+        Ok(Self { pairs, path: uri.path().to_string(), origin: origin(state, &parts.headers, &parts.extensions) })
     }
 }
 

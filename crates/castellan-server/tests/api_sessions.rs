@@ -325,3 +325,47 @@ async fn public_url_decides_csrf_origin_and_secure_cookies() {
     let r = cookie_send(&server, &cookie, Method::POST, TOKENS, &[("origin", "https://id.example.com")], body()).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 }
+
+/// Behind a trusted proxy that terminates TLS, the origin is the proxy's `X-Forwarded-Proto` and `X-Forwarded-Host`:
+/// cookies are `Secure`, `next` links and the CSRF origin check use it. From an untrusted peer those headers change
+/// nothing.
+#[tokio::test]
+async fn a_trusted_proxys_forwarded_scheme_and_host_make_the_origin() {
+    let forwarded = [("x-forwarded-proto", "https"), ("x-forwarded-host", "id.example.com")];
+    let send = |server: &TestServer, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Value>| {
+        let mut req = reqwest::Client::new().request(method, format!("{}{}", server.base, path));
+        for (k, v) in headers.iter().chain(&forwarded) {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move { Client::read(req.send().await.unwrap()).await }
+    };
+    let credentials = json!({"username": "admin", "password": ADMIN_PASSWORD});
+
+    let trusted = ServerConfig { trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()], ..ServerConfig::default() };
+    let server = TestServer::start_with(trusted).await;
+    let login = send(&server, Method::POST, "/api/v1/auth/login/", &[], Some(credentials.clone())).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    assert!(set_cookie(&login, "sid").unwrap().attrs.iter().any(|a| a == "secure"), "{:?}", login.headers);
+    let token = login.body["token"].as_str().unwrap();
+    let cookie = format!("sid={}; session_secret={token}", set_cookie(&login, "sid").unwrap().value);
+    let auth = format!("Bearer {token}");
+    let page = send(&server, Method::GET, "/api/v1/users/?page_size=1", &[("authorization", auth.as_str())], None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    server.create_user(&server.admin().await, "second", json!({})).await;
+    let page = send(&server, Method::GET, "/api/v1/users/?page_size=1", &[("authorization", auth.as_str())], None).await;
+    assert!(page.body["next"].as_str().unwrap().starts_with("https://id.example.com/api/v1/users/"), "{}", page.body);
+    let same_origin = [("cookie", cookie.as_str()), ("origin", "https://id.example.com")];
+    let r = send(&server, Method::POST, TOKENS, &same_origin, Some(json!({"name": "via proxy"}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    let untrusted = TestServer::start().await;
+    let login = send(&untrusted, Method::POST, "/api/v1/auth/login/", &[], Some(credentials)).await;
+    assert!(!set_cookie(&login, "sid").unwrap().attrs.iter().any(|a| a == "secure"), "{:?}", login.headers);
+    let cookie =
+        format!("sid={}; session_secret={}", set_cookie(&login, "sid").unwrap().value, login.body["token"].as_str().unwrap());
+    let spoofed = [("cookie", cookie.as_str()), ("origin", "https://id.example.com")];
+    send(&untrusted, Method::POST, TOKENS, &spoofed, Some(json!({"name": "spoofed"}))).await.error(403, "CsrfFailed");
+}

@@ -21,6 +21,7 @@ use crate::auth::credentials::new_secret;
 use crate::auth::principal::{CSRF_COOKIE, ClientIp, Principal, SECRET_COOKIE, SID_COOKIE};
 use crate::error::{ApiError, ApiResult, request_id};
 use crate::extract::{JsonBody, write_ctx};
+use crate::links::RequestOrigin;
 use crate::repr::{UserOut, timestamp};
 use crate::state::AppState;
 use crate::telemetry::Login;
@@ -52,6 +53,7 @@ const BAD_LOGIN: &str = "Unable to log in with provided credentials.";
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    RequestOrigin(origin): RequestOrigin,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
@@ -94,7 +96,8 @@ async fn login(
     };
     state.throttle.success(&username, ip);
     state.telemetry.login(Login::Success);
-    start_session(&state, user, ip, &headers, ctx).await
+    let secure = origin.starts_with("https://");
+    start_session(&state, user, ip, &headers, secure, ctx).await
 }
 
 async fn start_session(
@@ -102,6 +105,7 @@ async fn start_session(
     user: castellan_core::model::User,
     ip: std::net::IpAddr,
     headers: &HeaderMap,
+    secure: bool,
     mut ctx: WriteCtx,
 ) -> ApiResult<Response> {
     let secret = new_secret("cs_");
@@ -117,7 +121,6 @@ async fn start_session(
     state.store.audit(&ctx, Change::LoggedIn { user: user.pk, session: Some(session.pk) }).await?;
     let mut user = user;
     user.last_login = Some(now);
-    let secure = state.config.public_url.as_ref().is_some_and(|u| u.scheme() == "https");
     let cookies = [
         cookie(SID_COOKIE, session.pk.to_string(), true, secure),
         cookie(SECRET_COOKIE, secret.clone(), true, secure),

@@ -164,11 +164,7 @@ fn presented(headers: &HeaderMap) -> Option<Presented> {
 /// `X-Forwarded-For` (else `Forwarded: for=`) chain that is not itself a trusted proxy. Addresses a client put at the
 /// far end of the chain are never reached while a nearer one is untrusted, so they cannot be spoofed.
 pub fn client_ip(parts: &Parts, trusted: &[ipnet::IpNet]) -> IpAddr {
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ci| ci.0.ip())
-        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    let peer = peer(&parts.extensions).unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -182,6 +178,11 @@ pub fn client_ip(parts: &Parts, trusted: &[ipnet::IpNet]) -> IpAddr {
         }
     }
     client
+}
+
+/// The address of the peer that sent the request (a client, or a proxy), when the server recorded it.
+pub fn peer(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    extensions.get::<ConnectInfo<SocketAddr>>().map(|ci| ci.0.ip())
 }
 
 /// The addresses a request passed through, nearest last: `X-Forwarded-For` (every such header, in order), else the
@@ -264,7 +265,7 @@ async fn resolve(state: &AppState, secret: &str) -> Result<Option<Resolved>, Api
 }
 
 /// Whether a cookie-authenticated unsafe request proves it is same-origin (§10).
-fn csrf_passes(state: &AppState, headers: &HeaderMap, csrf_token: &str) -> bool {
+fn csrf_passes(state: &AppState, headers: &HeaderMap, extensions: &axum::http::Extensions, csrf_token: &str) -> bool {
     let header_token = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
     if header_token.is_some_and(|t| constant_time_eq(t.as_bytes(), csrf_token.as_bytes())) {
         return true;
@@ -273,7 +274,7 @@ fn csrf_passes(state: &AppState, headers: &HeaderMap, csrf_token: &str) -> bool 
         return true;
     }
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    origin.is_some_and(|o| o.trim_end_matches('/') == crate::links::origin(state, headers))
+    origin.is_some_and(|o| o.trim_end_matches('/') == crate::links::origin(state, headers, extensions))
 }
 
 /// Compares secrets without an early exit.
@@ -281,7 +282,12 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn authenticate_parts(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<AuthOutcome, ApiError> {
+async fn authenticate_parts(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Result<AuthOutcome, ApiError> {
     let Some(presented) = presented(headers) else { return Ok(AuthOutcome::Anonymous) };
     let (secret, cookie_sid) = match &presented {
         Presented::Header(t) => (t.as_str(), None),
@@ -299,7 +305,7 @@ async fn authenticate_parts(state: &AppState, method: &Method, headers: &HeaderM
             return Ok(AuthOutcome::Failed("Invalid or expired credentials."));
         }
         let unsafe_method = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if unsafe_method && !csrf_passes(state, headers, csrf.as_deref().unwrap_or_default()) {
+        if unsafe_method && !csrf_passes(state, headers, extensions, csrf.as_deref().unwrap_or_default()) {
             return Ok(AuthOutcome::CsrfFailed);
         }
     }
@@ -310,7 +316,7 @@ async fn authenticate_parts(state: &AppState, method: &Method, headers: &HeaderM
 
 /// Resolves the caller's credentials once and records the outcome in the request for extractors.
 pub async fn authenticate(state: &AppState, req: &mut Request) -> Result<(), ApiError> {
-    let outcome = authenticate_parts(state, req.method(), req.headers()).await?;
+    let outcome = authenticate_parts(state, req.method(), req.headers(), req.extensions()).await?;
     req.extensions_mut().insert(outcome);
     Ok(())
 }
