@@ -52,6 +52,12 @@ pub enum ApiError {
     /// 408: the request body did not arrive within the body timeout.
     #[error("{0}")]
     RequestTimeout(String),
+    /// 414: the request target is longer than the server reads.
+    #[error("{0}")]
+    UriTooLong(String),
+    /// 431: the request's headers are larger than the server reads.
+    #[error("{0}")]
+    HeadersTooLarge(String),
     /// 429 with the seconds to wait.
     #[error("Request was throttled. Expected available in {0} seconds.")]
     Throttled(u64),
@@ -82,6 +88,8 @@ impl ApiError {
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
             Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"),
             Self::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "RequestTimeout"),
+            Self::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "UriTooLong"),
+            Self::HeadersTooLarge(_) => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "RequestHeaderFieldsTooLarge"),
             Self::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "Throttled"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ServerError"),

@@ -82,10 +82,32 @@ async fn request_scope(State(recorded): State<Arc<RequestMetrics>>, req: Request
     let id = req.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or_default().to_owned();
     let method = method_index(req.method());
     let start = Instant::now();
-    let response = REQUEST_ID.scope(id, next.run(req)).await;
+    let answer = async move {
+        match oversized(&req) {
+            Some(refusal) => refusal.into_response(),
+            None => next.run(req).await,
+        }
+    };
+    let response = REQUEST_ID.scope(id, answer).await;
     recorded.count(method, response.status().as_u16());
     recorded.duration(method).record(start.elapsed().as_secs_f64());
     response
+}
+
+/// Longest request target read (path and query).
+const URI_MAX: usize = 8 * 1024;
+/// Most bytes of header names and values read. Beyond 100 headers, or beyond hyper's read buffer, hyper itself
+/// answers 431 before a request exists, with no body.
+const HEADERS_MAX: usize = 32 * 1024;
+
+/// The contract's 414 or 431 for a request whose target or headers are larger than the server reads.
+fn oversized(req: &Request) -> Option<crate::error::ApiError> {
+    use crate::error::ApiError;
+    if req.uri().path_and_query().map_or(0, |target| target.as_str().len()) > URI_MAX {
+        return Some(ApiError::UriTooLong(format!("The request target is longer than {URI_MAX} bytes.")));
+    }
+    let size: usize = req.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    (size > HEADERS_MAX).then(|| ApiError::HeadersTooLarge(format!("The request headers are larger than {HEADERS_MAX} bytes.")))
 }
 
 /// The methods requests are counted by (`OTHER` for extension methods).

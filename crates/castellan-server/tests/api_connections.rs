@@ -124,3 +124,21 @@ async fn shutdown_does_not_wait_forever_for_a_watch_stream() {
     let took = tokio::time::timeout(Duration::from_secs(10), server.shut_down()).await.expect("shutdown hangs");
     assert!(took < Duration::from_secs(4), "took {took:?}");
 }
+
+/// A request target or headers larger than the server reads are answered in the contract's error shape.
+#[tokio::test]
+async fn oversized_targets_and_headers_get_the_error_shape() {
+    let server = bounded(64).await;
+    let http = reqwest::Client::new();
+    let long = format!("{}/api/v1/users/?search={}", server.base, "a".repeat(9000));
+    let r = common::Client::read(http.get(long).send().await.unwrap()).await;
+    r.error(414, "UriTooLong");
+    let big = "b".repeat(8000);
+    let mut req = http.get(format!("{}/healthz", server.base));
+    for name in ["x-a", "x-b", "x-c", "x-d", "x-e"] {
+        req = req.header(name, big.as_str());
+    }
+    let r = common::Client::read(req.send().await.unwrap()).await;
+    r.error(431, "RequestHeaderFieldsTooLarge");
+    assert_eq!(http.get(format!("{}/healthz", server.base)).send().await.unwrap().status(), 200);
+}
