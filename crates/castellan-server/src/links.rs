@@ -4,6 +4,8 @@
 use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -74,8 +76,8 @@ pub struct Window {
     pub offset: i64,
     /// Rows returned.
     pub limit: i64,
-    /// Whether the client paged by `skipCount` rather than `page`.
-    by_offset: bool,
+    /// Whether the client paged by `skipCount` rather than `page` (its links then carry offsets, not cursors).
+    pub by_offset: bool,
 }
 
 impl ListQuery {
@@ -193,18 +195,38 @@ impl ListQuery {
     }
 
     fn link(&self, window: Window, offset: i64) -> String {
+        if window.by_offset {
+            self.link_with("skipCount", &offset.to_string())
+        } else {
+            self.link_with("page", &(offset / window.limit + 1).to_string())
+        }
+    }
+
+    /// This list's URL with its parameters, its position given by `key=value` alone.
+    fn link_with(&self, key: &str, value: &str) -> String {
         let mut ser = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in &self.pairs {
             if !matches!(k.as_str(), "page" | "skipCount" | "cursor") {
                 ser.append_pair(k, v);
             }
         }
-        if window.by_offset {
-            ser.append_pair("skipCount", &offset.to_string());
-        } else {
-            ser.append_pair("page", &(offset / window.limit + 1).to_string());
-        }
+        ser.append_pair(key, value);
         format!("{}{}?{}", self.origin, self.path, ser.finish())
+    }
+
+    /// The `cursor` parameter of a keyset-paged list: opaque to clients (the server wrote it into a `next` or
+    /// `previous` link); anything it did not write is a 400 naming `cursor`.
+    pub fn cursor<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>, ApiError> {
+        let Some(raw) = self.one(&["cursor"]) else { return Ok(None) };
+        let invalid = || ApiError::field("cursor", "Invalid cursor.");
+        let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| invalid())?;
+        serde_json::from_slice(&bytes).map(Some).map_err(|_| invalid())
+    }
+
+    /// A link to the page that starts at `cursor`.
+    pub fn cursor_link<T: Serialize>(&self, cursor: &T) -> String {
+        let encoded = serde_json::to_vec(cursor).map(|json| URL_SAFE_NO_PAD.encode(json)).unwrap_or_default();
+        self.link_with("cursor", &encoded)
     }
 
     /// Pages a list held in memory: refuses a page past the end, then keeps this page's items.

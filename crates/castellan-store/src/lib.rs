@@ -185,6 +185,18 @@ pub enum UserOrder {
 }
 
 impl UserOrder {
+    /// The sort keys before the `pk` tiebreak that every ordering ends with (keys after an `Id` key never decide).
+    pub fn keys(ordering: &[(UserOrder, bool)]) -> impl Iterator<Item = (UserOrder, bool)> + '_ {
+        ordering.iter().copied().take_while(|(order, _)| *order != UserOrder::Id)
+    }
+
+    /// Whether the `pk` tiebreak descends (when an `Id` key says so).
+    pub fn pk_descends(ordering: &[(UserOrder, bool)]) -> bool {
+        ordering.iter().find(|(order, _)| *order == UserOrder::Id).is_some_and(|(_, desc)| *desc)
+    }
+}
+
+impl UserOrder {
     /// Parses an `ordering` field name (seed 000 and seed 004 spellings).
     pub fn parse(name: &str) -> Option<Self> {
         Some(match name {
@@ -213,6 +225,52 @@ pub struct UserQuery {
     pub limit: i64,
     /// Leave each user's `groups` empty: the caller fills them from the in-memory directory.
     pub skip_groups: bool,
+    /// Read from this position in the order instead of skipping `offset` rows (keyset paging: any page costs what
+    /// the first does). The rows still come in the query's order.
+    pub after: Option<UserCursor>,
+}
+
+/// A sort key's value, as a cursor carries it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum SortValue {
+    /// A number (times in microseconds).
+    Int(i64),
+    /// A text (usernames by their folded key, emails lower-cased).
+    Text(String),
+    /// No value (a user who never logged in).
+    Null,
+}
+
+/// A position in a user list's order: the values of one row's sort keys and its pk, and whether to read the rows
+/// before it (a previous page) rather than after it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UserCursor {
+    /// The row's values of the sort keys before the `pk` tiebreak, in order.
+    pub keys: Vec<SortValue>,
+    /// The row's pk.
+    pub pk: i64,
+    /// Read the rows before it.
+    pub backwards: bool,
+}
+
+impl UserCursor {
+    /// The position of `user` in `ordering`, with its keys as the store compares them.
+    pub fn at(user: &User, ordering: &[(UserOrder, bool)], backwards: bool) -> Self {
+        let micros = |t: OffsetDateTime| SortValue::Int(time_util::to_micros(t));
+        let keys = UserOrder::keys(ordering)
+            .map(|(order, _)| match order {
+                UserOrder::Id => SortValue::Int(user.pk),
+                UserOrder::Username => SortValue::Text(castellan_core::validate::username_key(&user.username)),
+                UserOrder::Email => SortValue::Text(user.email.to_lowercase()),
+                UserOrder::FirstName => SortValue::Text(user.first_name.clone()),
+                UserOrder::LastName => SortValue::Text(user.last_name.clone()),
+                UserOrder::DateJoined => micros(user.date_joined),
+                UserOrder::LastLogin => user.last_login.map_or(SortValue::Null, micros),
+            })
+            .collect();
+        Self { keys, pk: user.pk, backwards }
+    }
 }
 
 /// One page of rows and the total count.

@@ -366,7 +366,8 @@ async fn members(
         search,
         ..Default::default()
     };
-    let query = UserQuery { filter, ordering: Vec::new(), offset: window.offset, limit: window.limit, skip_groups: true };
+    let (offset, limit) = (window.offset, window.limit);
+    let query = UserQuery { filter, ordering: Vec::new(), offset, limit, skip_groups: true, after: None };
     let mut page = state.store.list_users(&query).await?;
     q.check_page(window, page.count)?;
     state.directory.attach_groups(&mut page.items, crate::clock::now_micros());

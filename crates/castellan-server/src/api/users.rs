@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use castellan_core::model::{NewUser, User, UserChanges, UserInput, WriteMode};
 use castellan_core::permission::{Action, Permission};
 use castellan_core::{DomainError, FieldError};
-use castellan_store::{UserFilter, UserOrder, UserQuery};
+use castellan_store::{UserCursor, UserFilter, UserOrder, UserQuery};
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -94,17 +94,60 @@ async fn list_users(State(state): State<AppState>, caller: Principal, q: ListQue
     let ordering = q.ordering_of(UserOrder::parse)?;
     let expand = q.boolean("groups")?.unwrap_or(false);
     let window = q.window()?;
-    let query = UserQuery { filter, ordering, offset: window.offset, limit: window.limit, skip_groups: true };
-    let mut page = state.store.list_users(&query).await?;
-    q.check_page(window, page.count)?;
+    let (mut page, links) = if window.by_offset {
+        let query = UserQuery { filter, ordering, offset: window.offset, limit: window.limit, skip_groups: true, after: None };
+        let page = state.store.list_users(&query).await?;
+        let envelope = q.envelope(window, page.count, Vec::<()>::new());
+        (page, (envelope.next, envelope.previous))
+    } else {
+        keyset_page(&state, &q, window, filter, ordering).await?
+    };
     state.directory.attach_groups(&mut page.items, crate::clock::now_micros());
     redact_groups(&state, &caller, &mut page.items);
+    let (next, previous) = links;
     if expand {
-        let items = expand_groups(&state, &page.items, true).await?;
-        return Ok(axum::Json(q.envelope(window, page.count, items)).into_response());
+        let results = expand_groups(&state, &page.items, true).await?;
+        return Ok(axum::Json(Envelope { count: page.count, next, previous, results }).into_response());
     }
-    let items: Vec<UserOut> = page.items.into_iter().map(UserOut::from).collect();
-    Ok(axum::Json(q.envelope(window, page.count, items)).into_response())
+    let results: Vec<UserOut> = page.items.into_iter().map(UserOut::from).collect();
+    Ok(axum::Json(Envelope { count: page.count, next, previous, results }).into_response())
+}
+
+/// One page of users read from a keyset cursor (or from `page`'s offset when there is none), with `next` and
+/// `previous` links that carry cursors: following them costs what the first page costs, however deep.
+async fn keyset_page(
+    state: &AppState,
+    q: &ListQuery,
+    window: crate::links::Window,
+    filter: UserFilter,
+    ordering: Vec<(UserOrder, bool)>,
+) -> ApiResult<(castellan_store::Page<User>, (Option<String>, Option<String>))> {
+    let after: Option<UserCursor> = q.cursor()?;
+    if after.as_ref().is_some_and(|a| a.keys.len() != UserOrder::keys(&ordering).count()) {
+        return Err(ApiError::field("cursor", "This cursor belongs to another ordering."));
+    }
+    let offset = if after.is_some() { 0 } else { window.offset };
+    // One row more than the page, to know whether another page follows in the direction read.
+    let query = UserQuery { filter, ordering, offset, limit: window.limit + 1, skip_groups: true, after };
+    let mut page = state.store.list_users(&query).await?;
+    if query.after.is_none() {
+        q.check_page(window, page.count)?;
+    }
+    let backwards = query.after.as_ref().is_some_and(|a| a.backwards);
+    let more = page.items.len() as i64 > window.limit;
+    if more {
+        // The extra row is the farthest in the direction read: last forwards, first backwards.
+        if backwards {
+            page.items.remove(0);
+        } else {
+            page.items.pop();
+        }
+    }
+    let (has_next, has_previous) = if backwards { (true, more) } else { (more, query.after.is_some() || offset > 0) };
+    let link = |user: Option<&User>, back: bool| user.map(|u| q.cursor_link(&UserCursor::at(u, &query.ordering, back)));
+    let next = if has_next { link(page.items.last(), false) } else { None };
+    let previous = if has_previous { link(page.items.first(), true) } else { None };
+    Ok((page, (next, previous)))
 }
 
 /// Reads a user body like `UserInput::parse`, and also checks what the body alone cannot tell (the password rule,

@@ -4,13 +4,16 @@ use async_trait::async_trait;
 use castellan_core::change::{Change, UserFields, UserRecord};
 use castellan_core::model::{NewUser, User, UserChanges};
 use castellan_core::validate::username_key;
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::{Sql, SqliteStore, TRIGRAM, backend, fts_phrase, log_write};
 use crate::time_util::{from_micros, now_micros, to_micros};
-use crate::{LoginRecord, Page, Result, Revision, StoreError, UserFilter, UserOrder, UserQuery, UserStore, WriteCtx};
+use crate::{
+    LoginRecord, Page, Result, Revision, SortValue, StoreError, UserCursor, UserFilter, UserOrder, UserQuery, UserStore, WriteCtx,
+};
 
 const USER_COLUMNS: &str = "pk, username, email, first_name, last_name, description, is_staff, is_active, is_superuser, \
      date_joined, last_login, org, phone_number, avatar_type IS NOT NULL AS has_avatar, password_hash IS NOT NULL AS has_password";
@@ -212,6 +215,9 @@ fn push_filter(sql: &mut Sql, f: &UserFilter) {
 /// and only the page's rows are read (counting through the rows themselves cost twice the index lookup). `None`
 /// when the query is not such a search.
 fn search_page(c: &Connection, query: &UserQuery) -> Result<Option<Page<User>>> {
+    if query.after.is_some() {
+        return Ok(None);
+    }
     let descending = match query.ordering.as_slice() {
         [] | [(UserOrder::Id, false)] => false,
         [(UserOrder::Id, true)] => true,
@@ -250,8 +256,66 @@ fn uses_text_index(f: &UserFilter) -> bool {
 /// Filter, ordering and window of a page query.
 fn push_page(sql: &mut Sql, query: &UserQuery) {
     push_filter(sql, &query.filter);
-    push_order(sql, &query.ordering);
-    sql.push(" LIMIT ").bind(query.limit).push(" OFFSET ").bind(query.offset);
+    let backwards = query.after.as_ref().is_some_and(|after| after.backwards);
+    if let Some(after) = &query.after {
+        push_after(sql, &query.ordering, after);
+    }
+    push_order(sql, &query.ordering, backwards);
+    let offset = if query.after.is_some() { 0 } else { query.offset };
+    sql.push(" LIMIT ").bind(query.limit).push(" OFFSET ").bind(offset);
+}
+
+/// The sort columns and whether each descends as read (flipped when reading backwards), the `pk` tiebreak last.
+fn sort_columns(ordering: &[(UserOrder, bool)], backwards: bool) -> Vec<(&'static str, bool)> {
+    let keys = UserOrder::keys(ordering).map(|(order, desc)| (order_column(order), desc));
+    keys.chain([("pk", UserOrder::pk_descends(ordering))]).map(|(column, desc)| (column, desc != backwards)).collect()
+}
+
+/// Keeps the rows after `after` in the order as read: one row-value comparison, which an index on the sort
+/// columns answers by seeking, when every key reads the same way and none can be null; else the equivalent chain
+/// (`a > x OR (a IS x AND (b > y OR ...))`, nulls sorting first).
+fn push_after(sql: &mut Sql, ordering: &[(UserOrder, bool)], after: &UserCursor) {
+    let columns = sort_columns(ordering, after.backwards);
+    let values: Vec<SortValue> = after.keys.iter().cloned().chain([SortValue::Int(after.pk)]).collect();
+    let descending = columns[0].1;
+    // Row values compare nulls as unknown: only for columns that are never null.
+    let nullable = columns.iter().any(|(column, _)| NULLABLE_SORT_COLUMNS.contains(column));
+    if columns.iter().all(|(_, desc)| *desc == descending) && !nullable {
+        let names: Vec<&str> = columns.iter().map(|(column, _)| *column).collect();
+        sql.push(" AND (").push(&names.join(", ")).push(if descending { ") < " } else { ") > " });
+        sql.bind_list(values.into_iter().map(sort_value));
+        return;
+    }
+    sql.push(" AND ");
+    for (i, ((column, desc), value)) in columns.iter().zip(&values).enumerate() {
+        sql.push("(");
+        match (value, desc) {
+            (SortValue::Null, false) => sql.push(column).push(" IS NOT NULL"),
+            (SortValue::Null, true) => sql.push("0"),
+            (v, false) => sql.push(column).push(" > ").bind(sort_value(v.clone())),
+            (v, true) => {
+                sql.push("(").push(column).push(" < ").bind(sort_value(v.clone())).push(" OR ").push(column).push(" IS NULL)")
+            }
+        };
+        if i + 1 < columns.len() {
+            sql.push(" OR (").push(column).push(" IS ").bind(sort_value(value.clone())).push(" AND ");
+        }
+    }
+    for i in 0..columns.len() {
+        sql.push(if i + 1 < columns.len() { "))" } else { ")" });
+    }
+}
+
+/// Sort columns that may hold nulls.
+const NULLABLE_SORT_COLUMNS: [&str; 1] = ["last_login"];
+
+/// A cursor's value as a bound parameter.
+fn sort_value(value: SortValue) -> SqlValue {
+    match value {
+        SortValue::Int(n) => SqlValue::Integer(n),
+        SortValue::Text(s) => SqlValue::Text(s),
+        SortValue::Null => SqlValue::Null,
+    }
 }
 
 /// How many users match: from the maintained counters when only the organisation is filtered, else counted.
@@ -310,17 +374,12 @@ fn order_column(o: UserOrder) -> &'static str {
     }
 }
 
-fn push_order(sql: &mut Sql, ordering: &[(UserOrder, bool)]) {
-    sql.push(" ORDER BY ");
-    let mut pk_desc = false;
-    for (o, desc) in ordering {
-        if *o == UserOrder::Id {
-            pk_desc = *desc;
-            break;
-        }
-        sql.push(order_column(*o)).push(if *desc { " DESC, " } else { " ASC, " });
-    }
-    sql.push(if pk_desc { "pk DESC" } else { "pk ASC" });
+fn push_order(sql: &mut Sql, ordering: &[(UserOrder, bool)], backwards: bool) {
+    let terms: Vec<String> = sort_columns(ordering, backwards)
+        .into_iter()
+        .map(|(column, desc)| format!("{column} {}", if desc { "DESC" } else { "ASC" }))
+        .collect();
+    sql.push(" ORDER BY ").push(&terms.join(", "));
 }
 
 #[async_trait]
@@ -414,6 +473,10 @@ impl UserStore for SqliteStore {
                 push_page(&mut sql, &query);
                 (count, sql.rows(c, user_from_row)?)
             };
+            if query.after.as_ref().is_some_and(|after| after.backwards) {
+                // Read backwards from the cursor; answered in the query's order.
+                items.reverse();
+            }
             if !query.skip_groups {
                 attach_groups(c, &mut items)?;
             }

@@ -4,7 +4,7 @@ use castellan_core::model::{NewUser, User, UserChanges};
 use time::{Duration, OffsetDateTime};
 
 use super::{ctx, make_org, make_user, names};
-use crate::{Page, Store, UserFilter, UserOrder, UserQuery};
+use crate::{Page, Store, UserCursor, UserFilter, UserOrder, UserQuery};
 
 /// Six users over two organisations, created in this order (so keys ascend in this order).
 struct People {
@@ -168,6 +168,7 @@ pub async fn list_users_search(store: &dyn Store) {
         offset,
         limit,
         skip_groups: false,
+        after: None,
     };
     let mut keys = [p.alice.pk, p.bob.pk, p.dave.pk, p.mallory.pk];
     keys.sort_unstable();
@@ -250,7 +251,8 @@ pub async fn list_users_ordering(store: &dyn Store) {
 pub async fn list_users_paging(store: &dyn Store) {
     people(store).await;
     let page = |offset: i64, limit: i64, filter: UserFilter| {
-        let query = UserQuery { filter, ordering: vec![(UserOrder::Username, false)], offset, limit, skip_groups: false };
+        let ordering = vec![(UserOrder::Username, false)];
+        let query = UserQuery { filter, ordering, offset, limit, skip_groups: false, after: None };
         async move { store.list_users(&query).await.unwrap() }
     };
     let p = page(0, 2, UserFilter::default()).await;
@@ -354,4 +356,51 @@ pub async fn list_users_counts_follow_writes(store: &dyn Store) {
     assert_eq!(count(vec![p.acme]).await, 3);
     assert_eq!(count(vec![p.globex]).await, 1);
     assert_eq!(count(vec![9999]).await, 0);
+}
+
+/// Keyset pages (a cursor at a row, read forwards or backwards) walk every ordering exactly as offset pages do:
+/// mixed directions, ties broken by pk, and users who never logged in (null keys) included.
+pub async fn list_users_keyset_pages(store: &dyn Store) {
+    use UserOrder::*;
+    let p = people(store).await;
+    let base = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+    for (user, minutes) in [(&p.alice, 5), (&p.bob, 1), (&p.dave, 1)] {
+        store.set_last_login(user.pk, base + Duration::minutes(minutes)).await.unwrap();
+    }
+    let orderings: [&[(UserOrder, bool)]; 8] = [
+        &[],
+        &[(Id, true)],
+        &[(Username, false)],
+        &[(Email, true)],
+        &[(LastLogin, false)],
+        &[(LastLogin, true)],
+        &[(LastName, false), (FirstName, true)],
+        &[(LastLogin, true), (Username, false), (Id, true)],
+    ];
+    for ordering in orderings {
+        let query =
+            |after: Option<UserCursor>, limit: i64| UserQuery { ordering: ordering.to_vec(), limit, after, ..Default::default() };
+        let all = store.list_users(&query(None, 100)).await.unwrap().items;
+        let pks = |users: &[User]| users.iter().map(|u| u.pk).collect::<Vec<_>>();
+        let mut forwards = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store.list_users(&query(cursor, 2)).await.unwrap();
+            assert_eq!(page.count, all.len() as i64, "{ordering:?}: the count is the filter's total");
+            let Some(last) = page.items.last() else { break };
+            cursor = Some(UserCursor::at(last, ordering, false));
+            forwards.extend(pks(&page.items));
+        }
+        assert_eq!(forwards, pks(&all), "{ordering:?} forwards");
+        let mut backwards = Vec::new();
+        let mut cursor = Some(UserCursor::at(all.last().unwrap(), ordering, true));
+        backwards.push(all.last().unwrap().pk);
+        loop {
+            let page = store.list_users(&query(cursor, 2)).await.unwrap();
+            let Some(first) = page.items.first() else { break };
+            cursor = Some(UserCursor::at(first, ordering, true));
+            backwards.splice(0..0, pks(&page.items));
+        }
+        assert_eq!(backwards, pks(&all), "{ordering:?} backwards");
+    }
 }
