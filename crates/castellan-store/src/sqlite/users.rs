@@ -286,6 +286,11 @@ fn push_after(sql: &mut Sql, ordering: &[(UserOrder, bool)], after: &UserCursor)
         sql.bind_list(values.into_iter().map(sort_value));
         return;
     }
+    let (first, first_desc) = columns[0];
+    if !NULLABLE_SORT_COLUMNS.contains(&first) {
+        // A range on the first key lets its index seek; the chain below only sorts out its ties.
+        sql.push(" AND ").push(first).push(if first_desc { " <= " } else { " >= " }).bind(sort_value(values[0].clone()));
+    }
     sql.push(" AND ");
     for (i, ((column, desc), value)) in columns.iter().zip(&values).enumerate() {
         sql.push("(");
@@ -293,9 +298,10 @@ fn push_after(sql: &mut Sql, ordering: &[(UserOrder, bool)], after: &UserCursor)
             (SortValue::Null, false) => sql.push(column).push(" IS NOT NULL"),
             (SortValue::Null, true) => sql.push("0"),
             (v, false) => sql.push(column).push(" > ").bind(sort_value(v.clone())),
-            (v, true) => {
+            (v, true) if NULLABLE_SORT_COLUMNS.contains(column) => {
                 sql.push("(").push(column).push(" < ").bind(sort_value(v.clone())).push(" OR ").push(column).push(" IS NULL)")
             }
+            (v, true) => sql.push(column).push(" < ").bind(sort_value(v.clone())),
         };
         if i + 1 < columns.len() {
             sql.push(" OR (").push(column).push(" IS ").bind(sort_value(value.clone())).push(" AND ");
