@@ -18,6 +18,8 @@ pub struct ServerConfig {
     /// `CASTELLAN_TRUSTED_PROXIES`: peers whose `X-Forwarded-For`/`Forwarded` is believed (for throttling, audit
     /// addresses and forward-auth); from anyone else those headers are ignored.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Most users a dry run previews; a write affecting more answers 400 naming `dry_run`.
+    pub preview_max_users: usize,
     /// `/readyz` fails while the index is more than this many revisions behind the store.
     pub ready_max_lag: u64,
     /// Header and body timeouts and the cap on open connections.
@@ -33,6 +35,7 @@ impl Default for ServerConfig {
             body_limit: 1024 * 1024,
             login_wait_budget: Duration::from_secs(2),
             trusted_proxies: Vec::new(),
+            preview_max_users: 100_000,
             ready_max_lag: 1_000,
             connections: crate::serve::ConnectionLimits::default(),
         }

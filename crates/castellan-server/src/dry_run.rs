@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use castellan_core::change::Change;
 use castellan_core::engine::{Impact, ImpactEntry, PreviewTooLarge};
-use castellan_store::{PREVIEW_MAX_USERS, PreviewSlot};
+use castellan_store::PreviewSlot;
 use serde_json::{Value, json};
 use utoipa::openapi::OpenApi;
 
@@ -61,8 +61,9 @@ pub fn refuse_in_dry_run() -> ApiResult<()> {
 async fn preview(state: &AppState, change: Change) -> ApiResult<Impact> {
     let revision = state.store.revision().await?;
     state.follower.follow_to(revision).await?;
-    let overlay = state.engine.overlay(&change).map_err(|PreviewTooLarge(n)| {
-        ApiError::field("dry_run", format!("This write affects {n} users; a preview covers at most {PREVIEW_MAX_USERS}."))
+    let most = state.config.preview_max_users;
+    let overlay = state.engine.overlay(&change, most).map_err(|PreviewTooLarge(n)| {
+        ApiError::field("dry_run", format!("This write affects {n} users; a preview covers at most {most}."))
     })?;
     let impact = tokio::task::spawn_blocking(move || overlay.impact(crate::clock::now_micros()))
         .await

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use castellan_core::change::Change;
 use castellan_core::engine::{Effective, Index, Overlay, PreviewTooLarge};
 use castellan_core::permission::ModulePermissions;
-use castellan_store::{ChangeEntry, PREVIEW_MAX_USERS, Revision, Store, StoreError, stored_facts_for};
+use castellan_store::{ChangeEntry, Revision, Store, StoreError, stored_facts_for};
 use parking_lot::{RwLock, RwLockReadGuard};
 
 /// An index and the revision it reflects.
@@ -47,10 +47,10 @@ impl EngineView {
         module_permissions(self.snapshot().index.effective_when_active(user, now))
     }
 
-    /// The two sides of a dry run of `change` (read from the index under its lock; the impact is computed from them
-    /// without it).
-    pub fn overlay(&self, change: &Change) -> Result<Overlay, PreviewTooLarge> {
-        self.snapshot().index.overlay(change, PREVIEW_MAX_USERS)
+    /// The two sides of a dry run of `change` affecting at most `max_users` (read from the index under its lock;
+    /// the impact is computed from them without it).
+    pub fn overlay(&self, change: &Change, max_users: usize) -> Result<Overlay, PreviewTooLarge> {
+        self.snapshot().index.overlay(change, max_users)
     }
 
     /// Whether `user` holds `module.action` globally now.

@@ -78,7 +78,7 @@ pub fn raise_descriptor_limit() {
     }
 }
 
-/// Connections closed at once because `max_connections` were open (for `/metrics` and the log).
+/// Connections closed at once because `max_connections` were open (exported by `/metrics`).
 pub static CONNECTIONS_REFUSED: AtomicU64 = AtomicU64::new(0);
 
 /// Serves `app` on `listener` within `limits` until `shutdown` completes; then stops accepting, lets requests in

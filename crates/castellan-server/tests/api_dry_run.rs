@@ -212,3 +212,22 @@ async fn dry_run_names_at_most_a_hundred_users_per_entry() {
     assert_eq!(listed, users[..100].to_vec(), "the first hundred, ascending");
     assert_eq!(body["impact"]["users_affected"], 120);
 }
+
+/// The preview cap is a setting: a write affecting more users than it previews answers 400 naming `dry_run`, and
+/// changes nothing.
+#[tokio::test]
+async fn a_preview_affecting_more_users_than_the_cap_is_refused() {
+    let config = castellan_server::ServerConfig { preview_max_users: 1, ..castellan_server::ServerConfig::default() };
+    let server = TestServer::start_with(config).await;
+    let admin = server.admin().await;
+    let (a, b) = (quick_user(&admin, "cap-a").await, quick_user(&admin, "cap-b").await);
+    let group = created(&admin.post("/api/v1/groups/", json!({"name": "Capped", "permissions": {"users": ["read"]}})).await);
+    let before = server.revision().await;
+    let r = admin.patch(&format!("/api/v1/groups/{group}/assign-users/?dry_run=true"), json!({"users": [a, b]})).await;
+    r.error(400, "ValidationError");
+    assert_eq!(r.fields(), ["dry_run"], "{}", r.body);
+    assert!(r.body["errors"][0]["message"].as_str().unwrap().contains("at most 1"), "{}", r.body);
+    assert_eq!(server.revision().await, before);
+    let r = admin.patch(&format!("/api/v1/groups/{group}/assign-users/?dry_run=true"), json!({"users": [a]})).await;
+    assert_eq!(ok(&r)["impact"]["users_affected"], 1);
+}

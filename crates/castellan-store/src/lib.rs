@@ -65,9 +65,6 @@ pub struct WriteCtx {
     pub request_id: Option<String>,
 }
 
-/// Most users a dry run previews.
-pub const PREVIEW_MAX_USERS: usize = 100_000;
-
 /// Where a dry run's write leaves the change it would have made.
 pub type PreviewSlot = std::sync::Arc<std::sync::Mutex<Option<Change>>>;
 

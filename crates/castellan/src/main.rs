@@ -87,6 +87,9 @@ struct Limits {
     /// Longest time to receive a request's body, in seconds.
     #[arg(long, env = "CASTELLAN_BODY_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     body_timeout: u64,
+    /// Most users a dry run previews; a write affecting more answers 400.
+    #[arg(long, env = "CASTELLAN_PREVIEW_MAX_USERS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    preview_max_users: u64,
     /// `/readyz` fails while the in-memory index is more than this many revisions behind the store.
     #[arg(long, env = "CASTELLAN_READY_MAX_LAG", default_value_t = 1_000)]
     ready_max_lag: u64,
@@ -105,6 +108,7 @@ impl Limits {
             body_limit: usize::try_from(self.body_limit).unwrap_or(usize::MAX),
             trusted_proxies: self.trusted_proxies,
             ready_max_lag: self.ready_max_lag,
+            preview_max_users: usize::try_from(self.preview_max_users).unwrap_or(usize::MAX),
             connections: ConnectionLimits {
                 header_timeout: std::time::Duration::from_secs(self.header_timeout),
                 body_timeout: std::time::Duration::from_secs(self.body_timeout),

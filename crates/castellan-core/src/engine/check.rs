@@ -479,16 +479,22 @@ impl Index {
     /// the writer could not. Unknown groups confer nothing.
     pub fn conferred_by(&self, groups: &[i64], now: i64) -> ModulePermissions {
         let mut out = ModulePermissions::new();
+        self.conferring_subjects(groups, now, |subject| self.add_global(subject, now, &mut out));
+        out
+    }
+
+    /// Calls `visit` with every subject whose grants membership of `groups` confers at `now`: each group and its
+    /// ancestors, and the roles they hold.
+    fn conferring_subjects(&self, groups: &[i64], now: i64, mut visit: impl FnMut(Subj)) {
         let chains = groups.iter().filter_map(|pk| self.group_ids.get(pk)).map(|&g| &self.group_chains[g as usize]);
         for &g in chains.flatten() {
-            self.add_global(Subj::Group(g), now, &mut out);
+            visit(Subj::Group(g));
             for &(role, expires_at) in &self.group_roles[g as usize] {
                 if alive(expires_at, now) {
-                    self.add_global(Subj::Role(role), now, &mut out);
+                    visit(Subj::Role(role));
                 }
             }
         }
-        out
     }
 
     /// The unexpired global grants of one user, group or role itself (nothing it inherits), inactive modules
@@ -521,15 +527,7 @@ impl Index {
     /// their roles'), as `(module, action, (model, key))`: the object half of [`conferred_by`](Self::conferred_by).
     pub fn objects_conferred_by(&self, groups: &[i64], now: i64) -> Vec<ObjectGrantOf> {
         let mut out = Vec::new();
-        let chains = groups.iter().filter_map(|pk| self.group_ids.get(pk)).map(|&g| &self.group_chains[g as usize]);
-        for &g in chains.flatten() {
-            self.add_object_grants(Subj::Group(g), now, &mut out);
-            for &(role, expires_at) in &self.group_roles[g as usize] {
-                if alive(expires_at, now) {
-                    self.add_object_grants(Subj::Role(role), now, &mut out);
-                }
-            }
-        }
+        self.conferring_subjects(groups, now, |subject| self.add_object_grants(subject, now, &mut out));
         out.sort_unstable();
         out.dedup();
         out
