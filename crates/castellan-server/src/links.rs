@@ -238,10 +238,16 @@ impl ListQuery {
 
     /// The DRF envelope for one page.
     pub fn envelope<T: Serialize>(&self, window: Window, count: i64, results: Vec<T>) -> Envelope<T> {
+        let (next, previous) = self.offset_links(window, count);
+        Envelope { count, next, previous, results }
+    }
+
+    /// The `next` and `previous` links of the page `window` of `count` rows, by page number or offset.
+    pub fn offset_links(&self, window: Window, count: i64) -> (Option<String>, Option<String>) {
         let after = window.offset.saturating_add(window.limit);
         let next = (after < count).then(|| self.link(window, after));
         let previous = (window.offset > 0).then(|| self.link(window, (window.offset - window.limit).max(0)));
-        Envelope { count, next, previous, results }
+        (next, previous)
     }
 }
 

@@ -97,8 +97,8 @@ async fn list_users(State(state): State<AppState>, caller: Principal, q: ListQue
     let (mut page, links) = if window.by_offset {
         let query = UserQuery { filter, ordering, offset: window.offset, limit: window.limit, skip_groups: true, after: None };
         let page = state.store.list_users(&query).await?;
-        let envelope = q.envelope(window, page.count, Vec::<()>::new());
-        (page, (envelope.next, envelope.previous))
+        let links = q.offset_links(window, page.count);
+        (page, links)
     } else {
         keyset_page(&state, &q, window, filter, ordering).await?
     };
