@@ -404,3 +404,41 @@ pub async fn list_users_keyset_pages(store: &dyn Store) {
         assert_eq!(backwards, pks(&all), "{ordering:?} backwards");
     }
 }
+
+/// Pages far into a list (found by their keys first, then read) hold the same rows in the same order as the
+/// whole list does at that place, for any ordering and filter.
+pub async fn deep_offsets_page_like_the_whole_list(store: &dyn Store) {
+    use UserOrder::*;
+    let org = make_org(store, "deep").await.pk;
+    for i in 0..1_060 {
+        // Usernames and emails in an order unlike the keys', and ties on first name.
+        let mut user = super::new_user(org, &format!("d{:04}", (i * 389) % 1_060));
+        user.first_name = ["Ann", "Bo", "Cy"][i % 3].to_string();
+        user.email = format!("{:04}@deep.test", (i * 7) % 1_060);
+        user.is_active = i % 5 != 0;
+        make_user(store, user).await;
+    }
+    let orderings: [&[(UserOrder, bool)]; 4] =
+        [&[], &[(Email, true)], &[(FirstName, false), (Username, true)], &[(LastLogin, true), (Id, true)]];
+    for ordering in orderings {
+        for filter in [UserFilter::default(), UserFilter { is_active: Some(true), ..Default::default() }] {
+            let query = |offset: i64, limit: i64| UserQuery {
+                filter: filter.clone(),
+                ordering: ordering.to_vec(),
+                offset,
+                limit,
+                ..Default::default()
+            };
+            // The whole list in one page read the usual way: the truth deep pages are held to.
+            let whole = store.list_users(&query(0, 2_000)).await.unwrap();
+            let all: Vec<i64> = whole.items.iter().map(|u| u.pk).collect();
+            assert_eq!(all.len() as i64, whole.count, "{ordering:?}");
+            for offset in [1_000, 1_010, 1_055] {
+                let page = store.list_users(&query(offset, 7)).await.unwrap();
+                let expected: Vec<i64> = all.iter().skip(offset as usize).take(7).copied().collect();
+                assert_eq!(page.items.iter().map(|u| u.pk).collect::<Vec<_>>(), expected, "{ordering:?} at {offset}");
+                assert!(page.items.iter().all(|u| !u.username.is_empty()), "whole rows are read");
+            }
+        }
+    }
+}
