@@ -37,11 +37,18 @@ pub struct UserOut<G = i64> {
     pub date_joined: String,
     /// RFC 3339 with microseconds, or null.
     pub last_login: Option<String>,
-    /// Direct groups: keys, or embedded groups where asked for.
+    /// Direct groups the caller sees (at most 1,000): keys, or embedded groups where asked for.
     pub groups: Vec<G>,
+    /// Number of direct groups the caller sees (`GET users/{pk}/groups/` pages them).
+    pub groups_count: usize,
+    /// Number of direct groups the caller may not see.
+    pub groups_hidden: usize,
     /// Owning organisation.
     pub org: i64,
 }
+
+/// Most entries an embedded `users`/`groups` array holds (API.md §10 "Lists at scale").
+pub const EMBEDDED_MAX: usize = 1000;
 
 impl UserOut {
     /// The same user with `groups` replaced by embedded groups.
@@ -58,7 +65,9 @@ impl UserOut {
             is_superuser: self.is_superuser,
             date_joined: self.date_joined,
             last_login: self.last_login,
-            groups,
+            groups: groups.into_iter().take(EMBEDDED_MAX).collect(),
+            groups_count: self.groups_count,
+            groups_hidden: self.groups_hidden,
             org: self.org,
         }
     }
@@ -78,7 +87,9 @@ impl From<User> for UserOut {
             is_superuser: u.is_superuser,
             date_joined: timestamp(u.date_joined),
             last_login: u.last_login.map(timestamp),
-            groups: u.groups,
+            groups_count: u.groups.len(),
+            groups_hidden: u.groups_hidden,
+            groups: u.groups.into_iter().take(EMBEDDED_MAX).collect(),
             org: u.org,
         }
     }

@@ -82,7 +82,9 @@ pub fn groups_seen(state: &AppState, caller: &Principal) -> Option<Vec<i64>> {
 pub fn redact_groups(state: &AppState, caller: &Principal, users: &mut [User]) {
     let Some(viewer) = caller.viewer() else { return };
     for u in users {
-        u.groups = state.directory.seen_groups(viewer, &u.groups, now_micros());
+        let seen = state.directory.seen_groups(viewer, &u.groups, now_micros());
+        u.groups_hidden = u.groups.len() - seen.len();
+        u.groups = seen;
     }
 }
 

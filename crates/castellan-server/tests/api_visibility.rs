@@ -128,8 +128,14 @@ async fn embedded_groups_show_only_visible_groups() {
 
     let r = c.get("/api/v1/users/").await;
     assert_eq!(result(&r, t.both)["groups"], json!([t.eu]), "US sales is not shown: {}", r.body);
+    let counts = |u: &Value| (u["groups_count"].clone(), u["groups_hidden"].clone());
+    assert_eq!(counts(result(&r, t.both)), (json!(1), json!(1)), "the hidden group is counted beside the visible one");
     assert_eq!(result(&r, t.eu_user)["groups"], json!([t.eu]));
-    assert_eq!(c.get(&format!("/api/v1/users/{}/", t.both)).await.body["groups"], json!([t.eu]));
+    assert_eq!(counts(result(&r, t.eu_user)), (json!(1), json!(0)));
+    let detail = c.get(&format!("/api/v1/users/{}/", t.both)).await;
+    assert_eq!((&detail.body["groups"], counts(&detail.body)), (&json!([t.eu]), (json!(1), json!(1))));
+    let seen_by_admin = admin.get(&format!("/api/v1/users/{}/", t.both)).await;
+    assert_eq!(counts(&seen_by_admin.body), (json!(2), json!(0)));
     let r = c.get(&format!("/api/v1/groups/{}/users/", t.eu)).await;
     assert_eq!(result(&r, t.both)["groups"], json!([t.eu]));
     let r = c.get(&format!("/api/v1/users/{}/groups/", t.both)).await;

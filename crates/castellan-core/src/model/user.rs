@@ -39,6 +39,8 @@ pub struct User {
     pub org: i64,
     /// Groups the user is a direct member of, ascending.
     pub groups: Vec<i64>,
+    /// Direct groups left out of `groups` because the viewer may not see them (0 as stored).
+    pub groups_hidden: usize,
     /// Profile: E.164 phone number.
     pub phone_number: Option<String>,
     /// Profile: whether an avatar image is stored.

@@ -21,7 +21,7 @@ use crate::dominance::require_role;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, PathPk, write_ctx};
 use crate::links::{Envelope, ListQuery};
-use crate::repr::{GroupOut, UserOut, timestamp};
+use crate::repr::{EMBEDDED_MAX, GroupOut, UserOut, timestamp};
 use crate::state::AppState;
 use crate::visibility::{redact_groups, require_visible_users, visible_group, visible_role, visible_subset};
 
@@ -73,9 +73,6 @@ pub struct RoleOut {
     /// When it last changed.
     pub modified_date: String,
 }
-
-/// Most entries an embedded `users`/`groups` array holds (API.md §10 "Lists at scale").
-const EMBEDDED_MAX: usize = 1000;
 
 impl RoleOut {
     /// The role as `caller` may see it: only the holders the caller sees are named, the others counted.

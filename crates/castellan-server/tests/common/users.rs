@@ -31,6 +31,8 @@ pub fn user_keys() -> BTreeSet<String> {
         "last_login",
         "is_superuser",
         "groups",
+        "groups_count",
+        "groups_hidden",
         "description",
         "org",
     ]

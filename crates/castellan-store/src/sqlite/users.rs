@@ -34,6 +34,7 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
         last_login: r.get::<_, Option<i64>>(10)?.map(from_micros),
         org: r.get(11)?,
         groups: Vec::new(),
+        groups_hidden: 0,
         phone_number: r.get(12)?,
         has_avatar: r.get(13)?,
         has_password: r.get(14)?,
