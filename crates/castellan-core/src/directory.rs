@@ -188,6 +188,17 @@ impl Directory {
         set
     }
 
+    /// The unexpired direct members of `group`, ascending: what a membership write answers, without a set sized by
+    /// the largest user key.
+    pub fn direct_members(&self, group: i64, now: i64) -> Vec<i64> {
+        let listed = self.members.get(&group).map(Vec::as_slice).unwrap_or_default();
+        let mut out: Vec<i64> =
+            listed.iter().filter(|(_, expires_at)| expires_at.is_none_or(|e| e > now)).map(|&(user, _)| user).collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// The groups `viewer` sees (seed 004): the viewer's unexpired groups and every group below them, ascending.
     pub fn visible_groups(&self, viewer: i64, now: i64) -> Vec<i64> {
         let mut out: Vec<i64> = self.active_groups_of(viewer, now).into_iter().flat_map(|g| self.subtree(g)).collect();
@@ -263,6 +274,9 @@ mod tests {
         assert_eq!(d.members(&[1], true, 50).page(0, 10), vec![10, 11]);
         assert_eq!(d.members(&[1], false, 0).count(), 0);
         assert_eq!(d.members(&[2], true, 0).page(0, 10), vec![10, 11]);
+        assert_eq!(d.direct_members(3, 0), vec![10, 11], "ascending, whatever the order of the memberships");
+        assert_eq!((d.direct_members(4, 0), d.direct_members(4, 50)), (vec![12], vec![]), "expired members are gone");
+        assert!(d.direct_members(1, 0).is_empty() && d.direct_members(99, 0).is_empty());
         assert_eq!(d.active_groups_of(12, 0), vec![4]);
         assert!(d.active_groups_of(12, 50).is_empty());
         assert_eq!(d.visible_groups(10, 0), vec![2, 3], "a group and everything below it, once");

@@ -114,6 +114,20 @@ impl DirectoryView {
         }
         members
     }
+
+    /// The unexpired direct members of `group` that `viewer` sees (`None`: everyone), ascending, and how many
+    /// others there are.
+    pub fn direct_members(&self, group: i64, viewer: Option<i64>, now: i64) -> (Vec<i64>, usize) {
+        let directory = self.directory.read();
+        let mut members = directory.direct_members(group, now);
+        let all = members.len();
+        if let Some(viewer) = viewer {
+            let visible = visible_in(&directory, viewer, now);
+            members.retain(|pk| visible.contains(*pk));
+        }
+        let hidden = all - members.len();
+        (members, hidden)
+    }
 }
 
 /// The users `viewer` sees in `directory`: members of the viewer's groups and of every group below them, and the

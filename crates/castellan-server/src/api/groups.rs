@@ -395,14 +395,10 @@ fn member_body(
 /// to that revision first): answering costs the same whatever the group's size.
 async fn members_out(state: &AppState, caller: &Principal, group: &Group, revision: i64) -> ApiResult<GroupMembersOut> {
     state.follower.follow_to(revision).await?;
-    let now = crate::clock::now_micros();
-    let members = state.directory.members(group.pk, false, caller.viewer(), now);
-    let all = match caller.viewer() {
-        Some(_) => state.directory.members(group.pk, false, None, now).count(),
-        None => members.count(),
-    };
-    let (users_count, users_hidden) = (members.count() as i64, (all - members.count()) as i64);
-    Ok(GroupMembersOut { group: GroupOut::from(group), users: members.page(0, MEMBERS_MAX), users_count, users_hidden })
+    let (mut users, hidden) = state.directory.direct_members(group.pk, caller.viewer(), crate::clock::now_micros());
+    let users_count = users.len() as i64;
+    users.truncate(MEMBERS_MAX);
+    Ok(GroupMembersOut { group: GroupOut::from(group), users, users_count, users_hidden: hidden as i64 })
 }
 
 /// Add users to a group (`expires_at` optional); the caller must hold what the group confers.
