@@ -42,6 +42,11 @@ impl Default for ServerConfig {
     }
 }
 
+/// Whether `ip` is one of the trusted `proxies`, whose forwarding headers are believed.
+pub fn is_trusted_proxy(proxies: &[ipnet::IpNet], ip: &std::net::IpAddr) -> bool {
+    proxies.iter().any(|net| net.contains(ip))
+}
+
 /// Reads one trusted proxy: a network in CIDR notation (`10.0.0.0/8`) or a single address.
 pub fn parse_trusted_proxy(text: &str) -> Result<ipnet::IpNet, String> {
     let text = text.trim();

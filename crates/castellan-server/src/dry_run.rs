@@ -5,7 +5,6 @@
 
 use axum::Json;
 use axum::extract::Request;
-use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use castellan_core::change::Change;
@@ -28,7 +27,7 @@ pub async fn dry_run(state: &AppState, req: Request, next: Next) -> Response {
         Ok(wanted) => wanted,
         Err(e) => return e.into_response(),
     };
-    if !wanted || is_read(req.method()) {
+    if !wanted || crate::extract::is_read(req.method()) {
         return next.run(req).await;
     }
     let slot = PreviewSlot::default();
@@ -42,11 +41,6 @@ pub async fn dry_run(state: &AppState, req: Request, next: Next) -> Response {
         None if response.status().is_success() => Json(body(&Impact::default())).into_response(),
         None => response,
     }
-}
-
-/// Whether requests of `method` only read.
-pub fn is_read(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 /// Refuses work that has effects outside the store while a dry run is served (they could not be rolled back).

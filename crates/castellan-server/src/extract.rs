@@ -11,6 +11,12 @@ use crate::error::ApiError;
 /// A JSON request body as a value, read field by field by the handler so every bad field is reported.
 pub struct JsonBody(pub Value);
 
+/// Whether requests of `method` only read (no dry run, no CSRF proof, nothing to follow).
+pub fn is_read(method: &axum::http::Method) -> bool {
+    use axum::http::Method;
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
 /// Whether the request declares a JSON body.
 pub fn is_json(req_headers: &axum::http::HeaderMap) -> bool {
     req_headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next()).is_some_and(|ct| {

@@ -23,7 +23,7 @@ pub fn origin(state: &AppState, headers: &HeaderMap, extensions: &axum::http::Ex
         return url.origin().ascii_serialization();
     }
     let from_proxy = crate::auth::principal::peer(extensions)
-        .is_some_and(|peer| state.config.trusted_proxies.iter().any(|net| net.contains(&peer)));
+        .is_some_and(|peer| crate::config::is_trusted_proxy(&state.config.trusted_proxies, &peer));
     // A proxy may have appended to a client's own value: its own is the last one.
     let forwarded = |name: &str| {
         let value = headers.get(name).filter(|_| from_proxy)?.to_str().ok()?;

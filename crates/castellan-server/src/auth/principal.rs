@@ -165,7 +165,7 @@ fn presented(headers: &HeaderMap) -> Option<Presented> {
 /// far end of the chain are never reached while a nearer one is untrusted, so they cannot be spoofed.
 pub fn client_ip(parts: &Parts, trusted: &[ipnet::IpNet]) -> IpAddr {
     let peer = peer(&parts.extensions).unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let is_trusted = |ip: &IpAddr| crate::config::is_trusted_proxy(trusted, ip);
     if !is_trusted(&peer) {
         return peer;
     }
@@ -304,8 +304,7 @@ async fn authenticate_parts(
         if session.map(|pk| pk.to_string()).as_deref() != Some(sid) {
             return Ok(AuthOutcome::Failed("Invalid or expired credentials."));
         }
-        let unsafe_method = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if unsafe_method && !csrf_passes(state, headers, extensions, csrf.as_deref().unwrap_or_default()) {
+        if !crate::extract::is_read(method) && !csrf_passes(state, headers, extensions, csrf.as_deref().unwrap_or_default()) {
             return Ok(AuthOutcome::CsrfFailed);
         }
     }
