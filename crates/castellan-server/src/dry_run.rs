@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use castellan_core::change::Change;
 use castellan_core::engine::{Impact, ImpactEntry, PreviewTooLarge};
 use castellan_store::PreviewSlot;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 use utoipa::openapi::OpenApi;
 
 use crate::error::{ApiError, ApiResult};
@@ -66,11 +67,11 @@ async fn preview(state: &AppState, change: Change) -> ApiResult<Impact> {
     Ok(impact)
 }
 
-/// Documents `dry_run` on every write operation.
+/// Documents `dry_run` on every write operation: the parameter, and its answer beside the write's own 200.
 pub fn document(api: &mut OpenApi) {
     use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
-    use utoipa::openapi::schema::{ObjectBuilder, Type};
-    use utoipa::openapi::{RefOr, Required};
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    use utoipa::openapi::{Content, Ref, RefOr, Required, ResponseBuilder};
     let parameter = ParameterBuilder::new()
         .name("dry_run")
         .parameter_in(ParameterIn::Query)
@@ -81,12 +82,38 @@ pub fn document(api: &mut OpenApi) {
         ))
         .schema(Some(ObjectBuilder::new().schema_type(Type::Boolean)))
         .build();
+    let answer = RefOr::Ref(Ref::from_schema_name("DryRunAnswer"));
     for item in api.paths.paths.values_mut() {
         for op in [&mut item.put, &mut item.post, &mut item.patch, &mut item.delete].into_iter().flatten() {
             op.parameters.get_or_insert_with(Vec::new).push(RefOr::T(parameter.clone()));
+            let json = match op.responses.responses.get("200") {
+                Some(RefOr::T(ok)) => match ok.content.get(JSON) {
+                    Some(RefOr::T(content)) => content.schema.clone(),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let schema: RefOr<Schema> = match json {
+                Some(own) => OneOfBuilder::new().item(own).item(answer.clone()).into(),
+                None => answer.clone(),
+            };
+            let ok = ResponseBuilder::new()
+                .description("The write's answer; with `dry_run=true`, its impact instead.")
+                .content(JSON, Content::new(Some(schema)));
+            op.responses.responses.insert("200".into(), RefOr::T(ok.build()));
         }
     }
+    let components = api.components.get_or_insert_with(Default::default);
+    for (name, schema) in [
+        ("DryRunAnswer", <DryRunAnswer as utoipa::PartialSchema>::schema()),
+        ("ImpactOut", <ImpactOut as utoipa::PartialSchema>::schema()),
+        ("ImpactEntryOut", <ImpactEntryOut as utoipa::PartialSchema>::schema()),
+    ] {
+        components.schemas.insert(name.into(), schema);
+    }
 }
+
+const JSON: &str = "application/json";
 
 /// The `dry_run` query parameter, as the other boolean parameters read it.
 fn requested(query: Option<&str>) -> Result<bool, ApiError> {
@@ -101,24 +128,57 @@ fn requested(query: Option<&str>) -> Result<bool, ApiError> {
     }
 }
 
-fn body(impact: &Impact) -> Value {
-    json!({
-        "applied": false,
-        "impact": {
-            "gained": impact.gained.iter().map(entry).collect::<Vec<_>>(),
-            "lost": impact.lost.iter().map(entry).collect::<Vec<_>>(),
-            "users_affected": impact.users_affected,
-        }
-    })
+/// The answer to `?dry_run=true`: nothing was applied, and what the write would change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRunAnswer {
+    /// Always false: a dry run changes nothing.
+    pub applied: bool,
+    /// What the write would change.
+    pub impact: ImpactOut,
 }
 
-fn entry(e: &ImpactEntry) -> Value {
-    json!({
-        "permission": e.permission,
-        "object_pk": e.object.as_ref().map(|o| o.1.as_str()),
-        "users_count": e.users.len(),
-        "users": &e.users[..e.users.len().min(USERS_LISTED)],
-    })
+/// Permissions gained and lost by the users a write affects.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImpactOut {
+    /// Permissions users would gain.
+    pub gained: Vec<ImpactEntryOut>,
+    /// Permissions users would lose.
+    pub lost: Vec<ImpactEntryOut>,
+    /// Distinct users gaining or losing anything.
+    pub users_affected: usize,
+}
+
+/// One permission gained or lost, and by whom.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImpactEntryOut {
+    /// `module.action`.
+    pub permission: String,
+    /// The object it applies to, or null for a module-wide permission.
+    pub object_pk: Option<String>,
+    /// How many users gain or lose it.
+    pub users_count: usize,
+    /// The first 100 of those users' keys.
+    pub users: Vec<i64>,
+}
+
+fn body(impact: &Impact) -> DryRunAnswer {
+    DryRunAnswer {
+        applied: false,
+        impact: ImpactOut {
+            gained: impact.gained.iter().map(entry).collect(),
+            lost: impact.lost.iter().map(entry).collect(),
+            users_affected: impact.users_affected,
+        },
+    }
+}
+
+fn entry(e: &ImpactEntry) -> ImpactEntryOut {
+    ImpactEntryOut {
+        permission: e.permission.clone(),
+        object_pk: e.object.as_ref().map(|o| o.1.clone()),
+        users_count: e.users.len(),
+        users: e.users[..e.users.len().min(USERS_LISTED)].to_vec(),
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use castellan_core::{DomainError, FieldError};
 use castellan_store::StoreError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 tokio::task_local! {
     /// The id of the request being served, set by the request-id middleware.
@@ -14,6 +15,35 @@ tokio::task_local! {
 /// The current request's id (or a fresh one outside a request).
 pub fn request_id() -> String {
     REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| uuid::Uuid::new_v4().to_string())
+}
+
+/// The one body of every error answer (API.md §1): `detail` for DRF and authentik clients, `message` and `errors`
+/// for seed 002's.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What kind of failure: `ValidationError`, `AuthenticationRequired`, `PermissionDenied`, `NotFound`, ...
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// What went wrong, in a sentence.
+    pub detail: String,
+    /// The same as `detail`.
+    pub message: String,
+    /// The request's id, also logged.
+    pub id: String,
+    /// Every bad field of a `ValidationError`; empty otherwise.
+    pub errors: Vec<FieldErrorOut>,
+    /// `permission_denied` or `csrf_failed` on a 403.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+}
+
+/// One bad field of a `ValidationError`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldErrorOut {
+    /// The field's name (`userprofile.phone_number` for a nested one, `non_field_errors` for the whole body).
+    pub field: String,
+    /// Why it was refused.
+    pub message: String,
 }
 
 /// Every way a request can fail, mapped to the contract's status and `type`.
@@ -111,15 +141,19 @@ impl IntoResponse for ApiError {
         if status.is_client_error() {
             refusals::record(status.as_u16(), kind, &detail, &id);
         }
-        let errors: Vec<_> = match &self {
-            Self::Validation(errors) => errors.iter().map(|e| json!({"field": e.field, "message": e.message})).collect(),
+        let errors = match &self {
+            Self::Validation(errors) => {
+                errors.iter().map(|e| FieldErrorOut { field: e.field.clone(), message: e.message.clone() }).collect()
+            }
             _ => Vec::new(),
         };
-        let mut body = json!({"type": kind, "detail": detail, "message": detail, "id": id, "errors": errors});
-        if status == StatusCode::FORBIDDEN {
-            // seed 003's clients read a machine code beside the detail.
-            body["code"] = json!(if matches!(self, Self::Csrf) { "csrf_failed" } else { "permission_denied" });
-        }
+        // seed 003's clients read a machine code beside the detail.
+        let code = (status == StatusCode::FORBIDDEN).then_some(if matches!(self, Self::Csrf) {
+            "csrf_failed"
+        } else {
+            "permission_denied"
+        });
+        let body = ErrorBody { kind, message: detail.clone(), detail, id, errors, code };
         let mut response = (status, axum::Json(body)).into_response();
         if let Self::Throttled(seconds) = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));

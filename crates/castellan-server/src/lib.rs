@@ -15,6 +15,7 @@ pub mod follow;
 pub mod hashing;
 pub mod links;
 pub mod middleware;
+pub mod openapi;
 pub mod passwords;
 pub mod repr;
 pub mod serve;
@@ -26,36 +27,18 @@ use std::future::Future;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use utoipa::OpenApi;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 pub use config::ServerConfig;
+pub use openapi::openapi;
 pub use state::AppState;
 
 use crate::error::ApiError;
 
-#[derive(OpenApi)]
-#[openapi(info(title = "Castellan", description = "Users, groups, roles and permissions."))]
-struct ApiDoc;
-
-/// The whole OpenAPI 3.1 document, generated from the routes.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, api) = api::router().split_for_parts();
-    document(api)
-}
-
-/// The routes' description inside the document's frame, with the parameters middleware adds.
-fn document(routes: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
-    let mut doc = ApiDoc::openapi();
-    doc.merge(routes);
-    dry_run::document(&mut doc);
-    doc
-}
-
 /// The application: every route, with authentication, limits, request ids, metrics and trailing-slash tolerance.
 pub fn app(state: AppState) -> Router {
     let (api_routes, api) = api::router().split_for_parts();
-    let doc = document(api);
+    let doc = openapi::document(api);
     let docs =
         SwaggerUi::new("/api/docs").url("/api/v1/schema/", doc).config(Config::from("/api/v1/schema/").validator_url("none"));
     let routed = Router::new()

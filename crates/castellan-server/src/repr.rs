@@ -38,6 +38,7 @@ pub struct UserOut<G = i64> {
     /// RFC 3339 with microseconds, or null.
     pub last_login: Option<String>,
     /// Direct groups the caller sees (at most 1,000): keys, or embedded groups where asked for.
+    #[schema(inline)]
     pub groups: Vec<G>,
     /// Number of direct groups the caller sees (`GET users/{pk}/groups/` pages them).
     pub groups_count: usize,

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use castellan_core::change::Change;
 use castellan_core::validate;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -29,25 +29,41 @@ fn checked_key(key: &str) -> ApiResult<()> {
     validate::data_key(key).map_err(|m| ApiError::field("key", m))
 }
 
+/// One key of the caller's data and its value.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct DataEntry {
+    /// The key.
+    pub key: String,
+    /// Any JSON value.
+    pub value: Value,
+}
+
+/// Every key and value of the caller.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AllData {
+    /// Each key's value.
+    pub data: Map<String, Value>,
+}
+
 /// Every key and value of the caller.
 #[utoipa::path(get, path = "/api/v1/active_user/data/", tag = "active_user",
-    responses((status = 200, description = "`{\"data\": {key: value}}`"), (status = 401)))]
-async fn all_data(State(state): State<AppState>, caller: Principal) -> ApiResult<axum::Json<Value>> {
+    responses((status = 200, body = AllData), (status = 401)))]
+async fn all_data(State(state): State<AppState>, caller: Principal) -> ApiResult<axum::Json<AllData>> {
     let data: Map<String, Value> = state.store.data_all(caller.user.pk).await?.into_iter().collect();
-    Ok(axum::Json(json!({"data": data})))
+    Ok(axum::Json(AllData { data }))
 }
 
 /// One value.
 #[utoipa::path(get, path = "/api/v1/active_user/data/{key}/", tag = "active_user", params(("key" = String, Path)),
-    responses((status = 200, description = "`{\"key\", \"value\"}`"), (status = 401), (status = 404)))]
+    responses((status = 200, body = DataEntry), (status = 401), (status = 404)))]
 async fn get_value(
     State(state): State<AppState>,
     caller: Principal,
     PathText(key): PathText<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<DataEntry>> {
     checked_key(&key).map_err(|_| ApiError::NotFound)?;
     let value = state.store.data_get(caller.user.pk, &key).await?.ok_or(ApiError::NotFound)?;
-    Ok(axum::Json(json!({"key": key, "value": value})))
+    Ok(axum::Json(DataEntry { key, value }))
 }
 
 async fn store_value(state: AppState, ip: std::net::IpAddr, caller: Principal, key: String, value: Value) -> ApiResult<Response> {
@@ -59,13 +75,13 @@ async fn store_value(state: AppState, ip: std::net::IpAddr, caller: Principal, k
     let event = Change::UserDataWritten { user: caller.user.pk, key: key.clone(), created };
     state.store.audit(&write_ctx(Some(&caller), ip), event).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok(with_revision(state.store.revision().await?, (status, axum::Json(json!({"key": key, "value": value})))))
+    Ok(with_revision(state.store.revision().await?, (status, axum::Json(DataEntry { key, value }))))
 }
 
 /// Set a value (201 when the key is new, 200 when replaced).
 #[utoipa::path(put, path = "/api/v1/active_user/data/{key}/", tag = "active_user", params(("key" = String, Path)),
-    request_body(content = Object, description = "Any JSON value"),
-    responses((status = 200), (status = 201), (status = 400), (status = 401), (status = 413)))]
+    request_body(content = Value, description = "Any JSON value"),
+    responses((status = 200, body = DataEntry), (status = 201, body = DataEntry), (status = 400), (status = 401), (status = 413)))]
 async fn put_value(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -78,8 +94,8 @@ async fn put_value(
 
 /// Set a value (seed 004 uses POST; same as PUT).
 #[utoipa::path(post, path = "/api/v1/active_user/data/{key}/", tag = "active_user", params(("key" = String, Path)),
-    request_body(content = Object, description = "Any JSON value"),
-    responses((status = 200), (status = 201), (status = 400), (status = 401), (status = 413)))]
+    request_body(content = Value, description = "Any JSON value"),
+    responses((status = 200, body = DataEntry), (status = 201, body = DataEntry), (status = 400), (status = 401), (status = 413)))]
 async fn post_value(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
