@@ -1,5 +1,7 @@
 //! Reads request fields out of a JSON object, collecting every type and rule error at once.
 
+use std::cell::Cell;
+
 use serde_json::{Map, Value};
 
 use crate::error::{DomainError, Errors};
@@ -7,24 +9,36 @@ use crate::error::{DomainError, Errors};
 const REQUIRED: &str = "This field is required.";
 const NOT_NULL: &str = "This field may not be null.";
 
-/// A JSON object being read field by field.
+/// A JSON object being read field by field. A field the reader never asks about is refused when it finishes, so a
+/// body's every field is either applied or refused, never ignored in silence.
 pub struct Fields<'a> {
     obj: &'a Map<String, Value>,
     errors: Errors,
+    /// Which of the object's fields (by position, the first 64) were asked about: no body has more fields than that.
+    asked: Cell<u64>,
 }
 
 impl<'a> Fields<'a> {
     /// Starts reading `value`, which must be a JSON object.
     pub fn new(value: &'a Value) -> Result<Self, DomainError> {
         match value {
-            Value::Object(obj) => Ok(Self { obj, errors: Errors::new() }),
+            Value::Object(obj) => Ok(Self { obj, errors: Errors::new(), asked: Cell::new(0) }),
             _ => Err(DomainError::field("non_field_errors", "Invalid data. Expected a dictionary.")),
         }
     }
 
     /// Whether the field is present (even as null).
     pub fn has(&self, name: &str) -> bool {
-        self.obj.contains_key(name)
+        self.raw(name).is_some()
+    }
+
+    /// The field's value as sent, for a reader that checks it itself.
+    pub fn raw(&self, name: &str) -> Option<&'a Value> {
+        let (position, (_, value)) = self.obj.iter().enumerate().find(|(_, (key, _))| *key == name)?;
+        if position < 64 {
+            self.asked.set(self.asked.get() | 1 << position);
+        }
+        Some(value)
     }
 
     /// Records an error about a field.
@@ -38,7 +52,7 @@ impl<'a> Fields<'a> {
     }
 
     fn present(&mut self, name: &str, required: bool) -> Option<&'a Value> {
-        match self.obj.get(name) {
+        match self.raw(name) {
             None => {
                 if required {
                     self.errors.add(name, REQUIRED);
@@ -148,7 +162,7 @@ impl<'a> Fields<'a> {
 
     /// An object key: a non-empty string of at most 255 characters, or an integer (null counts as absent).
     pub fn object_key(&mut self, name: &str) -> Option<String> {
-        match self.obj.get(name) {
+        match self.raw(name) {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 255 => Some(s.clone()),
             Some(Value::Number(n)) => Some(n.to_string()),
@@ -179,8 +193,14 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// `Ok(())` when every field read so far was valid.
-    pub fn finish(self) -> Result<(), DomainError> {
+    /// `Ok(())` when every field read so far was valid and no other field was sent.
+    pub fn finish(mut self) -> Result<(), DomainError> {
+        let asked = self.asked.get();
+        for (position, name) in self.obj.keys().enumerate() {
+            if position >= 64 || asked & (1 << position) == 0 {
+                self.errors.add(name, "Unknown field.");
+            }
+        }
         self.errors.finish()
     }
 }
@@ -242,5 +262,23 @@ mod tests {
         f.pk_list("ids", true, 5);
         f.pk("pk", true);
         assert!(f.finish().is_err());
+    }
+
+    #[test]
+    fn refuses_fields_nobody_asked_about() {
+        let v = json!({"name": "a", "extra": 1, "nested": {"x": 1, "y": 2}});
+        let mut f = Fields::new(&v).unwrap();
+        f.string("name", true, 10);
+        let nested = f.object("nested").unwrap();
+        let mut n = Fields::new(nested).unwrap();
+        n.pk("x", true);
+        f.absorb("nested", n);
+        let DomainError::Validation(errors) = f.finish().unwrap_err() else { panic!() };
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["nested.y", "extra"]);
+        let asked_only = json!({"name": "a"});
+        let f = Fields::new(&asked_only).unwrap();
+        assert!(f.has("name"));
+        assert!(f.finish().is_ok(), "asking whether a field is there accepts it");
     }
 }

@@ -166,10 +166,12 @@ async fn checks_cover_objects_through_parents_and_orgs() {
     assert!(allowed_on(&admin, a, "catalogs.read", None, json!("9"), rev).await);
     // To anyone but a superuser, an object of another organisation is unknown (§11): 404, in single and bulk checks.
     let (_, asker) = member(&server, &admin, "asker", &[]).await;
-    let about_77 = json!({"permission": "catalogs.read", "model": "catalogs", "object_pk": "77", "at_least_revision": rev});
-    check(&asker, about_77.clone()).await.error(404, "NotFound");
+    let about_77 = json!({"permission": "catalogs.read", "model": "catalogs", "object_pk": "77"});
+    let mut single = about_77.clone();
+    single["at_least_revision"] = json!(rev);
+    check(&asker, single).await.error(404, "NotFound");
     asker
-        .post("/api/v1/check/bulk/", json!({"checks": [{"permission": "catalogs.read"}, about_77]}))
+        .post("/api/v1/check/bulk/", json!({"checks": [{"permission": "catalogs.read"}, about_77], "at_least_revision": rev}))
         .await
         .error(404, "NotFound");
     let own = json!({"permission": "catalogs.read", "model": "catalogs", "object_pk": "9"});

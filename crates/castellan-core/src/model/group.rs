@@ -44,12 +44,12 @@ impl GroupInput {
         }
         let description = f.string("description", false, DESCRIPTION_MAX);
         let org = f.pk("org", false);
-        let parent = match body.get("parent") {
+        let parent = match f.raw("parent") {
             None => None,
             Some(Value::Null) => Some(None),
             Some(_) => f.pk("parent", false).map(Some),
         };
-        let permissions = match body.get("permissions") {
+        let permissions = match f.raw("permissions") {
             None => None,
             Some(value) => match ModulePermissions::parse(value, "permissions") {
                 Ok(p) => Some(p),
@@ -124,7 +124,7 @@ pub fn parse_policy(body: &Value) -> Result<PasswordPolicy, DomainError> {
     let require_upper = f.bool("require_upper");
     let require_digit = f.bool("require_digit");
     let require_special = f.bool("require_special");
-    let history_count = match body.get("history_count") {
+    let history_count = match f.raw("history_count") {
         Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n <= 24) => n.as_u64(),
         Some(_) => {
             f.error("history_count", "Must be a whole number between 0 and 24.");

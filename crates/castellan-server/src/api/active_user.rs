@@ -147,7 +147,7 @@ fn profile_changes(body: ProfileBody, replace: bool) -> ApiResult<UserChanges> {
         if let Some(Some(phone)) = &changes.phone_number {
             p.check("phone_number", validate::phone_number(phone));
         }
-        match profile.get("avatar") {
+        match p.raw("avatar") {
             None => {}
             Some(Value::Null) => changes.avatar = Some(None),
             Some(_) => p.error("avatar", "Upload the avatar as a file in multipart/form-data."),

@@ -116,8 +116,8 @@ fn require_own_object(
 /// Brings the index to `at_least_revision` when asked (400 beyond the newest revision, 503 when it does not get
 /// there in time). Without it the index already holds every write this server answered, since writes are followed
 /// before their responses; writes of other replicas arrive within a tick.
-pub(crate) async fn catch_up(state: &AppState, body: &Value) -> ApiResult<()> {
-    let Some(raw) = body.get("at_least_revision") else { return Ok(()) };
+pub(crate) async fn catch_up(state: &AppState, at_least_revision: Option<&Value>) -> ApiResult<()> {
+    let Some(raw) = at_least_revision else { return Ok(()) };
     let Some(wanted) = raw.as_i64().filter(|r| *r >= 0) else {
         return Err(ApiError::field("at_least_revision", "A valid integer is required."));
     };
@@ -199,12 +199,13 @@ async fn check(State(state): State<AppState>, caller: Principal, JsonBody(body):
     let mut f = Fields::new(&body)?;
     let query = parse_query(&mut f);
     let explain = f.bool("explain").unwrap_or(false);
+    let at_least_revision = f.raw("at_least_revision");
     f.finish()?;
     let Some(q) = query else { return Err(ApiError::field("permission", "This field is required.")) };
     if explain {
         caller.require(Permission { module: "permissions", action: Action::Read })?;
     }
-    catch_up(&state, &body).await?;
+    catch_up(&state, at_least_revision).await?;
     let user = subject(&state, &caller, q.user).await?;
     let snapshot = state.engine.snapshot();
     require_own_object(&snapshot.index, &caller, q.object.as_ref())?;
@@ -263,7 +264,10 @@ async fn bulk_check(
     JsonBody(body): JsonBody,
 ) -> ApiResult<axum::Json<BulkOut>> {
     let started = std::time::Instant::now();
-    let Some(items) = body.get("checks").and_then(Value::as_array) else {
+    let top = Fields::new(&body)?;
+    let (checks, at_least_revision) = (top.raw("checks"), top.raw("at_least_revision"));
+    top.finish()?;
+    let Some(items) = checks.and_then(Value::as_array) else {
         return Err(ApiError::field("checks", "Expected a list of checks."));
     };
     if items.len() > BULK_MAX {
@@ -298,7 +302,7 @@ async fn bulk_check(
     let mut users: Vec<Option<i64>> = queries.iter().map(|q| q.user).collect();
     users.sort_unstable();
     users.dedup();
-    catch_up(&state, &body).await?;
+    catch_up(&state, at_least_revision).await?;
     for user in users {
         subject(&state, &caller, user).await?;
     }
@@ -447,9 +451,10 @@ async fn lookup_objects(
     if !f.has("model") {
         f.error("model", "This field is required.");
     }
+    let at_least_revision = f.raw("at_least_revision");
     f.finish()?;
     let Some(query) = query else { return Err(ApiError::field("permission", "This field is required.")) };
-    catch_up(&state, &body).await?;
+    catch_up(&state, at_least_revision).await?;
     let user = subject(&state, &caller, query.user).await?;
     let snapshot = state.engine.snapshot();
     let model = body.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
@@ -480,11 +485,12 @@ async fn lookup_users(
 ) -> ApiResult<axum::Json<crate::links::Envelope<crate::repr::UserOut>>> {
     let mut f = Fields::new(&body)?;
     let query = parse_query(&mut f);
+    let at_least_revision = f.raw("at_least_revision");
     f.finish()?;
     let Some(query) = query else { return Err(ApiError::field("permission", "This field is required.")) };
     require_check(&caller)?;
     let window = q.window()?;
-    catch_up(&state, &body).await?;
+    catch_up(&state, at_least_revision).await?;
     let now = now_micros();
     let object = query.object.as_ref().map(|(m, k)| (m.as_str(), k.as_str()));
     let mut users = state.engine.snapshot().index.lookup_users(&query.module, &query.action, object, now);

@@ -171,7 +171,7 @@ async fn create_token(
         f.error("name", "This field may not be blank.");
     }
     let expires_at = f.future_time("expires_at", OffsetDateTime::now_utc());
-    let permissions = body.get("permissions").filter(|v| !v.is_null());
+    let permissions = f.raw("permissions").filter(|v| !v.is_null());
     f.finish()?;
     let permissions = match permissions {
         Some(value) => Some(scopes(&state, &caller, value).await?),

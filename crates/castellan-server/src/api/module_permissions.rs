@@ -4,6 +4,7 @@
 use axum::extract::{Path, State};
 use axum::response::Response;
 use castellan_core::engine::SubjectFact;
+use castellan_core::fields::Fields;
 use castellan_core::permission::ModulePermissions;
 use castellan_store::{GroupChanges, Module};
 use serde::Serialize;
@@ -119,7 +120,13 @@ async fn one(state: &AppState, caller: &Principal, subject: SubjectFact, module_
 
 /// Reads `{"permissions": [...]}`: unique values among the module's actions.
 fn read_actions(body: &Value, module: &Module) -> ApiResult<Vec<String>> {
-    let Some(value) = body.get("permissions") else { return Err(ApiError::field("permissions", "This field is required.")) };
+    let mut f = Fields::new(body)?;
+    let permissions = f.raw("permissions");
+    if permissions.is_none() {
+        f.error("permissions", "This field is required.");
+    }
+    f.finish()?;
+    let Some(value) = permissions else { return Err(ApiError::field("permissions", "This field is required.")) };
     let Some(items) = value.as_array() else { return Err(ApiError::field("permissions", "Expected a list of actions.")) };
     let allowed = module_actions(module);
     let mut actions: Vec<String> = Vec::with_capacity(items.len());

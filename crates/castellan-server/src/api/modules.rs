@@ -77,8 +77,8 @@ fn read_module(body: &serde_json::Value, module: &mut Module, creating: bool, re
     if let Some(a) = f.bool("is_active") {
         module.is_active = a;
     }
-    if body.get("actions").is_some() || (replace && !creating) {
-        let listed = match body.get("actions") {
+    if f.raw("actions").is_some() || (replace && !creating) {
+        let listed = match f.raw("actions") {
             Some(serde_json::Value::Array(items)) => {
                 items.iter().map(|i| i.as_str().unwrap_or("").to_string()).collect::<Vec<_>>()
             }

@@ -180,7 +180,7 @@ struct Assignment {
 /// Reads `{"permissions": [...], "model", "object_pk", "expires_at"}`: known permissions, all of `model` when given.
 async fn read_assignment(state: &AppState, body: &Value, with_expiry: bool) -> ApiResult<Assignment> {
     let mut f = Fields::new(body)?;
-    let listed: Vec<String> = match body.get("permissions") {
+    let listed: Vec<String> = match f.raw("permissions") {
         Some(Value::Array(items)) if !items.is_empty() && items.len() <= PERMISSIONS_MAX => {
             items.iter().map(|i| i.as_str().unwrap_or("").to_string()).collect()
         }
