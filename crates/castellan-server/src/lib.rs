@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bodies;
 pub mod bootstrap;
 pub mod clock;
 pub mod config;

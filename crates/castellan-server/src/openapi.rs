@@ -3,6 +3,7 @@
 
 use utoipa::OpenApi as _;
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::Schema;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr, Response};
 
@@ -28,9 +29,26 @@ pub fn document(routes: OpenApi) -> OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(routes);
     crate::dry_run::document(&mut doc);
+    document_patches(&mut doc);
     document_security(&mut doc);
     document_errors(&mut doc);
     doc
+}
+
+/// A PATCH takes any subset of its resource's fields: its body is the resource's body with nothing required.
+fn document_patches(doc: &mut OpenApi) {
+    let Some(components) = &doc.components else { return };
+    for item in doc.paths.paths.values_mut() {
+        let Some(RefOr::T(body)) = item.patch.as_mut().and_then(|op| op.request_body.as_mut()) else { continue };
+        let Some(RefOr::T(content)) = body.content.get_mut(JSON) else { continue };
+        let Some(RefOr::Ref(reference)) = &content.schema else { continue };
+        let name = reference.ref_location.rsplit('/').next().unwrap_or_default();
+        if let Some(RefOr::T(Schema::Object(body))) = components.schemas.get(name) {
+            let mut subset = body.clone();
+            subset.required.clear();
+            content.schema = Some(RefOr::T(Schema::Object(subset)));
+        }
+    }
 }
 
 /// Bearer tokens (sessions and API tokens) and the session cookie; every operation needs one but login.
@@ -155,5 +173,23 @@ mod tests {
             }
         }
         assert!(checked > 300, "{checked} error answers");
+    }
+
+    #[test]
+    fn every_json_body_but_user_data_has_a_typed_schema() {
+        let mut doc = openapi();
+        let mut typed = 0;
+        for (path, item) in doc.paths.paths.iter_mut() {
+            for op in operations(item) {
+                let Some(RefOr::T(body)) = &op.request_body else { continue };
+                let Some(RefOr::T(content)) = body.content.get(JSON) else { continue };
+                match &content.schema {
+                    Some(RefOr::Ref(_)) => typed += 1,
+                    Some(RefOr::T(Schema::Object(o))) if !o.properties.is_empty() => typed += 1,
+                    _ => assert!(path.contains("/data/"), "{path} documents no body fields"),
+                }
+            }
+        }
+        assert!(typed >= 40, "{typed} typed bodies");
     }
 }

@@ -111,3 +111,55 @@ async fn unknown_fields_are_named_beside_the_other_bad_ones() {
     fields.sort();
     assert_eq!(fields, ["description", "name", "nmae"], "{}", r.body);
 }
+
+/// A body with every property `schema` documents: null for a value, the same built again for a nested object or
+/// the items of a list of objects.
+fn every_documented_field(doc: &Value, schema: &Value) -> Value {
+    let resolve = |s: &Value| match s["$ref"].as_str() {
+        Some(r) => doc.pointer(&r.replace("#/", "/")).cloned().unwrap_or(Value::Null),
+        None => s.clone(),
+    };
+    let schema = resolve(schema);
+    let mut body = serde_json::Map::new();
+    for (name, property) in schema["properties"].as_object().into_iter().flatten() {
+        let property = resolve(property);
+        let value = if property["properties"].is_object() {
+            every_documented_field(doc, &property)
+        } else if property["items"]["$ref"].is_string() {
+            json!([every_documented_field(doc, &property["items"])])
+        } else {
+            Value::Null
+        };
+        body.insert(name.clone(), value);
+    }
+    Value::Object(body)
+}
+
+#[tokio::test]
+async fn no_documented_field_is_refused_as_unknown() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    assert_eq!(admin.post("/api/v1/modules/", json!({"id": "brands", "description": "Brands"})).await.status, 201);
+    assert_eq!(admin.post("/api/v1/groups/", json!({"name": "Staff"})).await.body["pk"], 1);
+    assert_eq!(admin.post("/api/v1/roles/", json!({"name": "Editors"})).await.body["pk"], 1);
+    let doc = admin.get("/api/v1/schema/").await.body;
+    let mut sent = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Some(schema) = op.pointer("/requestBody/content/application~1json/schema") else { continue };
+            let body = every_documented_field(&doc, schema);
+            if body.as_object().is_none_or(|b| b.is_empty()) {
+                continue;
+            }
+            let path =
+                path.replace("{pk}", "1").replace("{group_pk}", "1").replace("{module_id}", "brands").replace("{id}", "brands");
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let r = admin.send(method.clone(), &path, Some(body.clone())).await;
+            let unknown: Vec<_> =
+                r.body["errors"].as_array().into_iter().flatten().filter(|e| e["message"] == "Unknown field.").collect();
+            assert!(unknown.is_empty(), "{method} {path} refuses documented fields: {unknown:?} (body {body})");
+            sent += 1;
+        }
+    }
+    assert!(sent >= 40, "{sent} bodies sent");
+}

@@ -184,7 +184,7 @@ async fn update_profile(
 
 /// Replace the caller's profile (`username` required; JSON or multipart form data).
 #[utoipa::path(put, path = "/api/v1/active_user/", tag = "active_user",
-    request_body(content = Object, description = "`username, email, first_name, last_name, userprofile {avatar, phone_number}`"),
+    request_body = crate::bodies::ProfileBody,
     responses((status = 200, body = ActiveUserOut), (status = 400), (status = 401), (status = 409), (status = 413), (status = 415)))]
 async fn replace_active_user(
     State(state): State<AppState>,
@@ -198,7 +198,7 @@ async fn replace_active_user(
 
 /// Update some fields of the caller's profile (JSON or multipart form data).
 #[utoipa::path(patch, path = "/api/v1/active_user/", tag = "active_user",
-    request_body(content = Object, description = "Any of `username, email, first_name, last_name, userprofile {avatar, phone_number}`"),
+    request_body = crate::bodies::ProfileBody,
     responses((status = 200, body = ActiveUserOut), (status = 400), (status = 401), (status = 409), (status = 413), (status = 415)))]
 async fn patch_active_user(
     State(state): State<AppState>,
@@ -212,7 +212,7 @@ async fn patch_active_user(
 
 /// Change the caller's password; other sessions end, this one stays.
 #[utoipa::path(put, path = "/api/v1/active_user/change_password/", tag = "active_user",
-    request_body(content = Object, description = "`{\"old_password\", \"new_password\"}`"),
+    request_body = crate::bodies::PasswordChangeBody,
     responses((status = 200, description = "`{\"detail\": \"Password changed.\"}`"), (status = 400), (status = 401)))]
 async fn change_password(
     State(state): State<AppState>,

@@ -48,7 +48,7 @@ const BAD_LOGIN: &str = "Unable to log in with provided credentials.";
 
 /// Log in with username and password.
 #[utoipa::path(post, path = "/api/v1/auth/login/", tag = "auth",
-    request_body(content = Object, description = "`{\"username\", \"password\"}`"),
+    request_body = crate::bodies::LoginBody,
     responses((status = 200, body = LoginOut), (status = 400), (status = 401), (status = 429)))]
 async fn login(
     State(state): State<AppState>,

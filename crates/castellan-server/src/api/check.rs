@@ -192,7 +192,7 @@ pub struct CheckOut {
 
 /// Check one permission for a user (default: the caller), globally or on an object.
 #[utoipa::path(post, path = "/api/v1/check/", tag = "check",
-    request_body(content = Object, description = "`{\"user\", \"permission\": \"module.action\", \"object_pk\", \"model\", \"at_least_revision\", \"explain\"}`"),
+    request_body = crate::bodies::CheckBody,
     responses((status = 200, body = CheckOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 503)))]
 async fn check(State(state): State<AppState>, caller: Principal, JsonBody(body): JsonBody) -> ApiResult<axum::Json<CheckOut>> {
     let started = std::time::Instant::now();
@@ -256,7 +256,7 @@ pub struct BulkOut {
 
 /// Check up to 10,000 permissions in one request; answers keep the order of the checks.
 #[utoipa::path(post, path = "/api/v1/check/bulk/", tag = "check",
-    request_body(content = Object, description = "`{\"checks\": [{\"user\", \"permission\", \"object_pk\", \"model\"}...], \"at_least_revision\"}`"),
+    request_body = crate::bodies::BulkCheckBody,
     responses((status = 200, body = BulkOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 503)))]
 async fn bulk_check(
     State(state): State<AppState>,
@@ -438,7 +438,7 @@ pub struct LookupObjectsOut {
 
 /// Which objects of `model` a user (default: the caller) holds `permission` on.
 #[utoipa::path(post, path = "/api/v1/lookup/objects/", tag = "check",
-    request_body(content = Object, description = "`{\"user\", \"permission\", \"model\", \"at_least_revision\"}`"),
+    request_body = crate::bodies::LookupObjectsBody,
     responses((status = 200, body = LookupObjectsOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 503)))]
 async fn lookup_objects(
     State(state): State<AppState>,
@@ -475,7 +475,7 @@ async fn lookup_objects(
 
 /// Which users hold `permission` (on the object, when given), paged; only users the caller sees are listed.
 #[utoipa::path(post, path = "/api/v1/lookup/users/", tag = "check",
-    request_body(content = Object, description = "`{\"permission\", \"object_pk\", \"model\", \"at_least_revision\"}`"),
+    request_body = crate::bodies::LookupUsersBody,
     responses((status = 200, body = crate::links::Envelope<crate::repr::UserOut>), (status = 400), (status = 401), (status = 403), (status = 503)))]
 async fn lookup_users(
     State(state): State<AppState>,

@@ -154,7 +154,7 @@ async fn list_tokens(
 
 /// Create an API token; its secret is shown in this answer only.
 #[utoipa::path(post, path = "/api/v1/active_user/tokens/", tag = "active_user",
-    request_body(content = Object, description = "`{\"name\", \"expires_at\" (optional, RFC 3339, in the future), \"permissions\" (optional: [\"module.action\"...], scopes the owner holds)}`"),
+    request_body = crate::bodies::TokenBody,
     responses((status = 201, body = TokenOut), (status = 400), (status = 401), (status = 403)))]
 async fn create_token(
     State(state): State<AppState>,

@@ -168,7 +168,7 @@ async fn check_known_actions(state: &AppState, permissions: &castellan_core::per
 
 /// Create a group (`name` is enough, seed 000).
 #[utoipa::path(post, path = "/api/v1/groups/", tag = "groups",
-    request_body(content = Object, description = "`{\"name\", \"description\", \"org\", \"parent\", \"permissions\": {module: [action...] | \"read\" | \"write\"}, \"roles\": [pk...]}` (`roles` needs roles.update and holding what each role confers)"),
+    request_body = crate::bodies::GroupBody,
     responses((status = 201, body = GroupOut), (status = 400), (status = 401), (status = 403), (status = 409)))]
 async fn create_group(
     State(state): State<AppState>,
@@ -276,7 +276,7 @@ async fn apply_roles_change(
 }
 
 /// Replace a group (`name` required).
-#[utoipa::path(put, path = "/api/v1/groups/{pk}/", tag = "groups", params(("pk" = i64, Path)), request_body(content = Object),
+#[utoipa::path(put, path = "/api/v1/groups/{pk}/", tag = "groups", params(("pk" = i64, Path)), request_body = crate::bodies::GroupBody,
     responses((status = 200, body = GroupOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 async fn replace_group(
     State(state): State<AppState>,
@@ -289,7 +289,7 @@ async fn replace_group(
 }
 
 /// Update some fields of a group; moving it (`parent`) re-links its whole subtree.
-#[utoipa::path(patch, path = "/api/v1/groups/{pk}/", tag = "groups", params(("pk" = i64, Path)), request_body(content = Object),
+#[utoipa::path(patch, path = "/api/v1/groups/{pk}/", tag = "groups", params(("pk" = i64, Path)), request_body = crate::bodies::GroupBody,
     responses((status = 200, body = GroupOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 async fn patch_group(
     State(state): State<AppState>,
@@ -403,7 +403,7 @@ async fn members_out(state: &AppState, caller: &Principal, group: &Group, revisi
 
 /// Add users to a group (`expires_at` optional); the caller must hold what the group confers.
 #[utoipa::path(patch, path = "/api/v1/groups/{pk}/assign-users/", tag = "groups", params(("pk" = i64, Path)),
-    request_body(content = Object, description = "`{\"users\": [pk...], \"expires_at\": RFC 3339 (optional)}`"),
+    request_body = crate::bodies::AddUsersBody,
     responses((status = 200, body = GroupMembersOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
 async fn assign_users(
     State(state): State<AppState>,
@@ -421,7 +421,7 @@ async fn assign_users(
 
 /// Remove users from a group; the caller must hold what the group confers.
 #[utoipa::path(patch, path = "/api/v1/groups/{pk}/remove-users/", tag = "groups", params(("pk" = i64, Path)),
-    request_body(content = Object, description = "`{\"users\": [pk...]}`"),
+    request_body = crate::bodies::RemoveUsersBody,
     responses((status = 200, body = GroupMembersOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
 async fn remove_users(
     State(state): State<AppState>,

@@ -89,7 +89,7 @@ async fn user_groups(
 
 /// Add the user to the group (`expires_at` optional in the body) → the group.
 #[utoipa::path(put, path = "/api/v1/users/{pk}/groups/{group_pk}/", tag = "groups", params(("pk" = i64, Path), ("group_pk" = i64, Path)),
-    request_body(content = Object, description = "Optional `{\"expires_at\": RFC 3339}`"),
+    request_body = crate::bodies::MembershipBody,
     responses((status = 200, body = GroupOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
 async fn join(
     State(state): State<AppState>,

@@ -193,7 +193,7 @@ async fn role_item(
 
 /// Replace a role's permissions on one module (`[]` revokes them).
 #[utoipa::path(put, path = "/api/v1/roles/{pk}/permissions/{module_id}/", tag = "permissions", params(("pk" = i64, Path), ("module_id" = String, Path)),
-    request_body(content = Object, description = "`{\"permissions\": [action...]}`"),
+    request_body = crate::bodies::ActionsBody,
     responses((status = 200, body = Item), (status = 400), (status = 401), (status = 403), (status = 404)))]
 async fn put_role_item(
     State(state): State<AppState>,
@@ -225,7 +225,7 @@ async fn group_item(
 
 /// Replace a group's permissions on one module (`[]` revokes them).
 #[utoipa::path(put, path = "/api/v1/groups/{pk}/permissions/{module_id}/", tag = "permissions", params(("pk" = i64, Path), ("module_id" = String, Path)),
-    request_body(content = Object, description = "`{\"permissions\": [action...]}`"),
+    request_body = crate::bodies::ActionsBody,
     responses((status = 200, body = Item), (status = 400), (status = 401), (status = 403), (status = 404)))]
 async fn put_group_item(
     State(state): State<AppState>,
@@ -257,7 +257,7 @@ async fn user_item(
 
 /// Replace a user's direct permissions on one module (`[]` revokes them).
 #[utoipa::path(put, path = "/api/v1/users/{pk}/permissions/{module_id}/", tag = "permissions", params(("pk" = i64, Path), ("module_id" = String, Path)),
-    request_body(content = Object, description = "`{\"permissions\": [action...]}`"),
+    request_body = crate::bodies::ActionsBody,
     responses((status = 200, body = Item), (status = 400), (status = 401), (status = 403), (status = 404)))]
 async fn put_user_item(
     State(state): State<AppState>,

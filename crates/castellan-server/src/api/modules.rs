@@ -114,7 +114,7 @@ async fn list_modules(State(state): State<AppState>, q: ListQuery) -> ApiResult<
 
 /// Register a module (superusers only).
 #[utoipa::path(post, path = "/api/v1/modules/", tag = "modules",
-    request_body(content = Object, description = "`{\"id\", \"description\", \"is_active\", \"actions\": [custom action...]}`"),
+    request_body = crate::bodies::ModuleBody,
     responses((status = 201, body = ModuleOut), (status = 400), (status = 401), (status = 403), (status = 409)))]
 async fn create_module(
     State(state): State<AppState>,
@@ -159,7 +159,7 @@ async fn update(
 }
 
 /// Replace a module's description, activity and custom actions (superusers only).
-#[utoipa::path(put, path = "/api/v1/modules/{id}/", tag = "modules", params(("id" = String, Path)), request_body(content = Object),
+#[utoipa::path(put, path = "/api/v1/modules/{id}/", tag = "modules", params(("id" = String, Path)), request_body = crate::bodies::ModuleChangeBody,
     responses((status = 200, body = ModuleOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 async fn replace_module(
     State(state): State<AppState>,
@@ -172,7 +172,7 @@ async fn replace_module(
 }
 
 /// Update some fields of a module (superusers only).
-#[utoipa::path(patch, path = "/api/v1/modules/{id}/", tag = "modules", params(("id" = String, Path)), request_body(content = Object),
+#[utoipa::path(patch, path = "/api/v1/modules/{id}/", tag = "modules", params(("id" = String, Path)), request_body = crate::bodies::ModuleChangeBody,
     responses((status = 200, body = ModuleOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 async fn patch_module(
     State(state): State<AppState>,

@@ -43,7 +43,7 @@ pub struct ObjectOut {
 
 /// Register an object, optionally under a parent object.
 #[utoipa::path(post, path = "/api/v1/objects/", tag = "objects",
-    request_body(content = Object, description = "`{\"model\", \"object_pk\", \"parent_model\", \"parent_pk\", \"org\"}`: the org defaults to the caller's; a parent must be of the same org, and the caller must hold on it every permission granted on it or above it"),
+    request_body = crate::bodies::ObjectBody,
     responses((status = 201, body = ObjectOut), (status = 400), (status = 401), (status = 403), (status = 409)))]
 async fn create_object(
     State(state): State<AppState>,

@@ -113,7 +113,7 @@ async fn list_orgs(State(state): State<AppState>, caller: Principal, q: ListQuer
 }
 
 /// Create an organisation (superusers only).
-#[utoipa::path(post, path = "/api/v1/orgs/", tag = "orgs", request_body(content = Object, description = "`{\"name\", \"slug\" (optional), \"description\"}`"),
+#[utoipa::path(post, path = "/api/v1/orgs/", tag = "orgs", request_body = crate::bodies::OrgBody,
     responses((status = 201, body = OrgOut), (status = 400), (status = 401), (status = 403), (status = 409)))]
 async fn create_org(
     State(state): State<AppState>,
@@ -146,7 +146,7 @@ async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: 
 }
 
 /// Replace an organisation (`name` required).
-#[utoipa::path(put, path = "/api/v1/orgs/{pk}/", tag = "orgs", params(("pk" = i64, Path)), request_body(content = Object),
+#[utoipa::path(put, path = "/api/v1/orgs/{pk}/", tag = "orgs", params(("pk" = i64, Path)), request_body = crate::bodies::OrgBody,
     responses((status = 200, body = OrgOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 async fn replace_org(
     State(state): State<AppState>,
@@ -159,7 +159,7 @@ async fn replace_org(
 }
 
 /// Update some fields of an organisation.
-#[utoipa::path(patch, path = "/api/v1/orgs/{pk}/", tag = "orgs", params(("pk" = i64, Path)), request_body(content = Object),
+#[utoipa::path(patch, path = "/api/v1/orgs/{pk}/", tag = "orgs", params(("pk" = i64, Path)), request_body = crate::bodies::OrgBody,
     responses((status = 200, body = OrgOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 async fn patch_org(
     State(state): State<AppState>,
@@ -196,7 +196,7 @@ async fn get_policy(State(state): State<AppState>, caller: Principal, PathPk(pk)
 
 /// Replace the organisation's password policy.
 #[utoipa::path(put, path = "/api/v1/orgs/{pk}/password_policy/", tag = "orgs", params(("pk" = i64, Path)),
-    request_body(content = Object, description = "`{\"min_length\", \"require_upper\", \"require_digit\", \"require_special\", \"history_count\" (default 2)}`"),
+    request_body = crate::bodies::PasswordPolicyBody,
     responses((status = 200, body = PolicyOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
 async fn put_policy(
     State(state): State<AppState>,

@@ -299,7 +299,7 @@ async fn unassign(
 
 /// Assign permissions to a user, globally or on one object → the assignments in force there.
 #[utoipa::path(post, path = "/api/v1/rbac/permissions/assigned_by_users/{pk}/assign/", tag = "rbac", params(("pk" = i64, Path)),
-    request_body(content = Object, description = "`{\"permissions\": [\"module.action\"...], \"model\", \"object_pk\", \"expires_at\"}`"),
+    request_body = crate::bodies::AssignBody,
     responses((status = 200, body = Vec<AssignmentOut>), (status = 400), (status = 401), (status = 403), (status = 404)))]
 async fn assign_user(
     State(state): State<AppState>,
@@ -313,7 +313,7 @@ async fn assign_user(
 
 /// Unassign permissions from a user, globally or on one object.
 #[utoipa::path(patch, path = "/api/v1/rbac/permissions/assigned_by_users/{pk}/unassign/", tag = "rbac", params(("pk" = i64, Path)),
-    request_body(content = Object, description = "`{\"permissions\": [...], \"model\", \"object_pk\"}`"),
+    request_body = crate::bodies::UnassignBody,
     responses((status = 204), (status = 400), (status = 401), (status = 403), (status = 404)))]
 async fn unassign_user(
     State(state): State<AppState>,
@@ -327,7 +327,7 @@ async fn unassign_user(
 
 /// Assign permissions to a role, globally or on one object → the assignments in force there.
 #[utoipa::path(post, path = "/api/v1/rbac/permissions/assigned_by_roles/{pk}/assign/", tag = "rbac", params(("pk" = i64, Path)),
-    request_body(content = Object, description = "`{\"permissions\": [\"module.action\"...], \"model\", \"object_pk\", \"expires_at\"}`"),
+    request_body = crate::bodies::AssignBody,
     responses((status = 200, body = Vec<AssignmentOut>), (status = 400), (status = 401), (status = 403), (status = 404)))]
 async fn assign_role(
     State(state): State<AppState>,
@@ -341,7 +341,7 @@ async fn assign_role(
 
 /// Unassign permissions from a role, globally or on one object.
 #[utoipa::path(patch, path = "/api/v1/rbac/permissions/assigned_by_roles/{pk}/unassign/", tag = "rbac", params(("pk" = i64, Path)),
-    request_body(content = Object, description = "`{\"permissions\": [...], \"model\", \"object_pk\"}`"),
+    request_body = crate::bodies::UnassignBody,
     responses((status = 204), (status = 400), (status = 401), (status = 403), (status = 404)))]
 async fn unassign_role(
     State(state): State<AppState>,
@@ -355,7 +355,7 @@ async fn unassign_role(
 
 /// Assign permissions to a group, globally or on one object → the assignments in force there.
 #[utoipa::path(post, path = "/api/v1/rbac/permissions/assigned_by_groups/{pk}/assign/", tag = "rbac", params(("pk" = i64, Path)),
-    request_body(content = Object, description = "`{\"permissions\": [\"module.action\"...], \"model\", \"object_pk\", \"expires_at\"}`"),
+    request_body = crate::bodies::AssignBody,
     responses((status = 200, body = Vec<AssignmentOut>), (status = 400), (status = 401), (status = 403), (status = 404)))]
 async fn assign_group(
     State(state): State<AppState>,
@@ -369,7 +369,7 @@ async fn assign_group(
 
 /// Unassign permissions from a group, globally or on one object.
 #[utoipa::path(patch, path = "/api/v1/rbac/permissions/assigned_by_groups/{pk}/unassign/", tag = "rbac", params(("pk" = i64, Path)),
-    request_body(content = Object, description = "`{\"permissions\": [...], \"model\", \"object_pk\"}`"),
+    request_body = crate::bodies::UnassignBody,
     responses((status = 204), (status = 400), (status = 401), (status = 403), (status = 404)))]
 async fn unassign_group(
     State(state): State<AppState>,

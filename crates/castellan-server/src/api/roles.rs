@@ -168,7 +168,7 @@ fn read_role(body: &serde_json::Value, required: bool) -> ApiResult<(Option<Stri
 }
 
 /// Create a role.
-#[utoipa::path(post, path = "/api/v1/roles/", tag = "roles", request_body(content = Object, description = "`{\"name\", \"description\", \"org\"}`"),
+#[utoipa::path(post, path = "/api/v1/roles/", tag = "roles", request_body = crate::bodies::RoleBody,
     responses((status = 201, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 409)))]
 async fn create_role(
     State(state): State<AppState>,
@@ -213,7 +213,7 @@ async fn update(
 }
 
 /// Replace a role (`name` required).
-#[utoipa::path(put, path = "/api/v1/roles/{pk}/", tag = "roles", params(("pk" = i64, Path)), request_body(content = Object),
+#[utoipa::path(put, path = "/api/v1/roles/{pk}/", tag = "roles", params(("pk" = i64, Path)), request_body = crate::bodies::RoleBody,
     responses((status = 200, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 async fn replace_role(
     State(state): State<AppState>,
@@ -226,7 +226,7 @@ async fn replace_role(
 }
 
 /// Update some fields of a role.
-#[utoipa::path(patch, path = "/api/v1/roles/{pk}/", tag = "roles", params(("pk" = i64, Path)), request_body(content = Object),
+#[utoipa::path(patch, path = "/api/v1/roles/{pk}/", tag = "roles", params(("pk" = i64, Path)), request_body = crate::bodies::RoleBody,
     responses((status = 200, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 async fn patch_role(
     State(state): State<AppState>,
@@ -307,7 +307,7 @@ async fn change(
 }
 
 /// Assign the role to users (`expires_at` optional).
-#[utoipa::path(patch, path = "/api/v1/roles/{pk}/assign-users/", tag = "roles", params(("pk" = i64, Path)), request_body(content = Object, description = "`{\"users\": [pk...], \"expires_at\"}`"),
+#[utoipa::path(patch, path = "/api/v1/roles/{pk}/assign-users/", tag = "roles", params(("pk" = i64, Path)), request_body = crate::bodies::AddUsersBody,
     responses((status = 200, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
 async fn assign_users(
     State(state): State<AppState>,
@@ -320,7 +320,7 @@ async fn assign_users(
 }
 
 /// Remove the role from users.
-#[utoipa::path(patch, path = "/api/v1/roles/{pk}/remove-users/", tag = "roles", params(("pk" = i64, Path)), request_body(content = Object, description = "`{\"users\": [pk...]}`"),
+#[utoipa::path(patch, path = "/api/v1/roles/{pk}/remove-users/", tag = "roles", params(("pk" = i64, Path)), request_body = crate::bodies::RemoveUsersBody,
     responses((status = 200, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
 async fn remove_users(
     State(state): State<AppState>,
@@ -333,7 +333,7 @@ async fn remove_users(
 }
 
 /// Assign the role to groups (`expires_at` optional).
-#[utoipa::path(patch, path = "/api/v1/roles/{pk}/assign-groups/", tag = "roles", params(("pk" = i64, Path)), request_body(content = Object, description = "`{\"groups\": [pk...], \"expires_at\"}`"),
+#[utoipa::path(patch, path = "/api/v1/roles/{pk}/assign-groups/", tag = "roles", params(("pk" = i64, Path)), request_body = crate::bodies::AddGroupsBody,
     responses((status = 200, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
 async fn assign_groups(
     State(state): State<AppState>,
@@ -346,7 +346,7 @@ async fn assign_groups(
 }
 
 /// Remove the role from groups.
-#[utoipa::path(patch, path = "/api/v1/roles/{pk}/remove-groups/", tag = "roles", params(("pk" = i64, Path)), request_body(content = Object, description = "`{\"groups\": [pk...]}`"),
+#[utoipa::path(patch, path = "/api/v1/roles/{pk}/remove-groups/", tag = "roles", params(("pk" = i64, Path)), request_body = crate::bodies::RemoveGroupsBody,
     responses((status = 200, body = RoleOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
 async fn remove_groups(
     State(state): State<AppState>,

@@ -200,7 +200,7 @@ async fn parse_user(
 
 /// Create a user.
 #[utoipa::path(post, path = "/api/v1/users/", tag = "users",
-    request_body(content = Object, description = "`username, password, email, groups` required; `first_name, last_name, description, is_active, is_staff, is_superuser, org` optional"),
+    request_body = crate::bodies::UserBody,
     responses((status = 201, body = UserOut), (status = 400), (status = 401), (status = 403), (status = 409)))]
 async fn create_user(
     State(state): State<AppState>,
@@ -252,7 +252,7 @@ async fn get_user(State(state): State<AppState>, caller: Principal, PathPk(pk): 
 
 /// Replace a user (`username, email, groups` required; `password` optional and write-only).
 #[utoipa::path(put, path = "/api/v1/users/{pk}/", tag = "users", params(("pk" = i64, Path)),
-    request_body(content = Object, description = "The fields of POST; `password` optional"),
+    request_body = crate::bodies::UserBody,
     responses((status = 200, body = UserOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 async fn replace_user(
     State(state): State<AppState>,
@@ -268,7 +268,7 @@ async fn replace_user(
 
 /// Update some fields of a user.
 #[utoipa::path(patch, path = "/api/v1/users/{pk}/", tag = "users", params(("pk" = i64, Path)),
-    request_body(content = Object, description = "Any fields of POST"),
+    request_body = crate::bodies::UserBody,
     responses((status = 200, body = UserOut), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 async fn patch_user(
     State(state): State<AppState>,
