@@ -163,7 +163,7 @@ pub struct SeenBy {
 }
 
 /// A sortable user column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UserOrder {
     /// Primary key.
     Id,

@@ -12,6 +12,7 @@ mod permissions;
 mod users;
 
 mod db;
+mod fences;
 mod migrate;
 mod sql;
 
@@ -35,6 +36,8 @@ pub struct SqliteStore {
     db: Arc<Db>,
     /// The change-log rows this store committed last, which its followers read instead of the log.
     tail: Arc<CommittedTail>,
+    /// Known positions in the user list's orderings, for deep pages.
+    fences: Arc<fences::Fences>,
 }
 
 /// The newest committed revision: the largest one logged (0 before any write).
@@ -62,7 +65,7 @@ impl SqliteStore {
         let db = tokio::task::spawn_blocking(move || Db::open(&path))
             .await
             .map_err(|e| StoreError::Backend(format!("cannot open the database: {e}")))??;
-        Ok(Self { db: Arc::new(db), tail: Arc::default() })
+        Ok(Self { db: Arc::new(db), tail: Arc::default(), fences: Arc::default() })
     }
 
     /// Opens a `sqlite:` URL (`sqlite://path`, `sqlite:path`; query parameters such as `mode=rwc` are accepted and
@@ -90,13 +93,19 @@ impl SqliteStore {
         F: FnOnce(&Connection, &Logging) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let logging = Logging { ctx: ctx.clone(), preview: dry_run_slot(), logged: RefCell::default() };
-        let tail = self.tail.clone();
+        let logging =
+            Logging { ctx: ctx.clone(), preview: dry_run_slot(), logged: RefCell::default(), moved: RefCell::default() };
+        let (tail, fences) = (self.tail.clone(), self.fences.clone());
         let write = move |c: &Connection| {
             let out = f(c, &logging)?;
-            Ok((out, logging.logged.into_inner()))
+            Ok((out, logging.logged.into_inner(), logging.moved.into_inner()))
         };
-        let (out, _) = self.db.write_then(write, move |(_, logged)| tail.push(std::mem::take(logged))).await?;
+        let committed = move |(_, logged, moved): &mut (T, Vec<ChangeEntry>, Vec<fences::Moved>)| {
+            let revisions: Vec<Revision> = logged.iter().filter_map(|entry| entry.revision).collect();
+            fences.follow(&revisions, moved);
+            tail.push(std::mem::take(logged));
+        };
+        let (out, _, _) = self.db.write_then(write, committed).await?;
         Ok(out)
     }
 
@@ -151,6 +160,8 @@ struct Logging {
     ctx: WriteCtx,
     preview: Option<PreviewSlot>,
     logged: RefCell<Vec<ChangeEntry>>,
+    /// User rows the write created, changed or deleted (for the fences of the user list's orderings).
+    moved: RefCell<Vec<fences::Moved>>,
 }
 
 /// Appends `change` to the change log; answers the revision it produced (`None` for an audit-only event).

@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use super::fences::{Fence, Moved, Order, Seek, Set};
 use super::{Sql, SqliteStore, TRIGRAM, backend, fts_phrase, log_write};
 use crate::time_util::{from_micros, now_micros, to_micros};
 use crate::{
@@ -322,6 +323,23 @@ const DEEP_OFFSET: i64 = 1_000;
 fn deep_page(c: &Connection, query: &UserQuery) -> Result<Vec<User>> {
     let mut keys = Sql::new("SELECT pk FROM users");
     push_page(&mut keys, query);
+    rows_in_order(c, keys)
+}
+
+/// A deep page of the whole list read from the nearest fence before it: at most a few thousand index entries
+/// stepped over, however deep the page.
+fn page_after_fence(c: &Connection, query: &UserQuery, fence: &Fence) -> Result<Vec<User>> {
+    let keyed = UserOrder::keys(&query.ordering).next().is_some();
+    let cursor = UserCursor { keys: if keyed { vec![fence.value.clone()] } else { Vec::new() }, pk: fence.pk, backwards: false };
+    let mut keys = Sql::new("SELECT pk FROM users WHERE 1 = 1");
+    push_after(&mut keys, &query.ordering, &cursor);
+    push_order(&mut keys, &query.ordering, false);
+    keys.push(" LIMIT ").bind(query.limit).push(" OFFSET ").bind(query.offset - fence.rank - 1);
+    rows_in_order(c, keys)
+}
+
+/// The users whose keys `keys` selects, in that order.
+fn rows_in_order(c: &Connection, keys: Sql) -> Result<Vec<User>> {
     let pks: Vec<i64> = keys.rows(c, |r| r.get(0))?;
     if pks.is_empty() {
         return Ok(Vec::new());
@@ -332,6 +350,48 @@ fn deep_page(c: &Connection, query: &UserQuery) -> Result<Vec<User>> {
     let place: std::collections::HashMap<i64, usize> = pks.iter().enumerate().map(|(i, pk)| (*pk, i)).collect();
     users.sort_by_key(|u| place.get(&u.pk).copied().unwrap_or(usize::MAX));
     Ok(users)
+}
+
+/// The ordering whose fences can answer `query`: a deep page of the whole list, by one key other than the last
+/// login (which changes without a revision).
+fn fenced_order(query: &UserQuery) -> Option<Order> {
+    if query.after.is_some() || query.offset < DEEP_OFFSET || !only_orgs(&query.filter) || !query.filter.orgs.is_empty() {
+        return None;
+    }
+    match query.ordering.as_slice() {
+        [] => Some((UserOrder::Id, false)),
+        [(order, desc)] if *order != UserOrder::LastLogin => Some((*order, *desc)),
+        _ => None,
+    }
+}
+
+/// Whether the fences of `seek` describe the state `c` reads: the same revision and the same number of users.
+fn fences_hold(c: &Connection, seek: &Seek, count: i64) -> Result<bool> {
+    let revision: i64 = c.prepare_cached(super::CURRENT_REVISION)?.query_row([], |r| r.get(0)).map_err(backend)?;
+    Ok(revision == seek.revision && count == seek.total)
+}
+
+impl SqliteStore {
+    /// Builds the fences of `order` on the writer thread, in the background, unless they exist or are being built.
+    fn build_fences(&self, order: Order) {
+        if !self.fences.claim(order) {
+            return;
+        }
+        let (db, fences) = (self.db.clone(), self.fences.clone());
+        tokio::spawn(async move {
+            let installer = fences.clone();
+            let build = move |c: &Connection| Set::build(c, order).map(Some);
+            let install = move |set: &mut Option<Set>| {
+                if let Some(set) = set.take() {
+                    installer.install(order, set);
+                }
+            };
+            if let Err(e) = db.write_then(build, install).await {
+                tracing::warn!(error = %e, "building the fences of a user ordering failed");
+                fences.release(order);
+            }
+        });
+    }
 }
 
 /// Sort columns that may hold nulls.
@@ -390,7 +450,7 @@ fn only_orgs(f: &UserFilter) -> bool {
         && search.as_deref().is_none_or(|s| s.trim().is_empty())
 }
 
-fn order_column(o: UserOrder) -> &'static str {
+pub(super) fn order_column(o: UserOrder) -> &'static str {
     match o {
         UserOrder::Id => "pk",
         UserOrder::Username => "username_lower",
@@ -442,6 +502,7 @@ impl UserStore for SqliteStore {
                 )?;
             set_groups(c, pk, &new.groups)?;
             let user = fetch_user(c, pk)?;
+            ctx.moved.borrow_mut().push(Moved { before: None, after: Some(user.clone()) });
             let revision = log_write(c, ctx, Change::UserCreated { pk, after: user_record(&user) })?;
             Ok((user, revision))
         })
@@ -481,6 +542,11 @@ impl UserStore for SqliteStore {
 
     async fn list_users(&self, query: &UserQuery) -> Result<Page<User>> {
         let query = query.clone();
+        let order = fenced_order(&query);
+        let seek = order.and_then(|order| self.fences.seek(order, query.offset));
+        if let (Some(order), None) = (order, &seek) {
+            self.build_fences(order);
+        }
         self.read(move |c| {
             let (count, mut items) = if let Some(page) = search_page(c, &query)? {
                 (page.count, page.items)
@@ -496,7 +562,12 @@ impl UserStore for SqliteStore {
                 };
                 (count, rows.into_iter().map(|(user, _)| user).collect())
             } else if query.after.is_none() && query.offset >= DEEP_OFFSET {
-                (count_matching(c, &query.filter)?, deep_page(c, &query)?)
+                let count = count_matching(c, &query.filter)?;
+                let items = match &seek {
+                    Some(seek) if fences_hold(c, seek, count)? => page_after_fence(c, &query, &seek.fence)?,
+                    _ => deep_page(c, &query)?,
+                };
+                (count, items)
             } else {
                 let count = count_matching(c, &query.filter)?;
                 let mut sql = Sql::new(&format!("SELECT {USER_COLUMNS} FROM users"));
@@ -562,6 +633,7 @@ impl UserStore for SqliteStore {
             }
             let after = fetch_user(c, pk)?;
             let revision = log_write(c, ctx, updated(pk, &before, &after, &changes))?;
+            ctx.moved.borrow_mut().push(Moved { before: Some(before), after: Some(after.clone()) });
             Ok((after, revision))
         })
         .await
@@ -571,7 +643,9 @@ impl UserStore for SqliteStore {
         self.write(ctx, move |c, ctx| {
             let before = fetch_user(c, pk)?;
             c.prepare_cached("DELETE FROM users WHERE pk = ?")?.execute(params![pk])?;
-            log_write(c, ctx, Change::UserDeleted { pk, before: user_record(&before) })
+            let revision = log_write(c, ctx, Change::UserDeleted { pk, before: user_record(&before) })?;
+            ctx.moved.borrow_mut().push(Moved { before: Some(before), after: None });
+            Ok(revision)
         })
         .await
     }

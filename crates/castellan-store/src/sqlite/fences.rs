@@ -1,0 +1,267 @@
+//! Fences: every [`SPACING`]-th user of a single-key user ordering with its exact position, kept in step with the
+//! writes this store commits, so that an explicit deep page (`page=N` of the whole list) seeks from the nearest
+//! fence and steps over fewer than [`SPACING`] rows instead of all the rows before it.
+//!
+//! A set of fences is built on the writer thread (so that no write slips between the scan and the first write it
+//! follows), on the first deep page of its ordering; that page is answered the slow way meanwhile. A set holds the
+//! revision it reflects: each committed write that changes the revision moves it on (with the users it created,
+//! renamed or deleted); a revision it did not see (written by another process) drops it, and a page is only
+//! answered from fences of the revision the page reads.
+
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+
+use castellan_core::model::User;
+use parking_lot::Mutex;
+use rusqlite::Connection;
+
+use super::{CURRENT_REVISION, backend};
+use crate::{Result, Revision, SortValue, UserCursor, UserOrder};
+
+/// Rows between two fences when a set is built.
+pub(super) const SPACING: i64 = 1_000;
+
+/// A set is dropped (and built again on demand) once a page would step over more rows than this from its nearest
+/// fence: deletions of fenced rows thin a set out.
+const SPARSEST: i64 = 4 * SPACING;
+
+/// One ordering: the key and whether it descends (the `pk` tiebreak always ascends).
+pub(super) type Order = (UserOrder, bool);
+
+/// A user at a known position.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Fence {
+    /// The user's value of the sort key, as the store compares it.
+    pub value: SortValue,
+    /// The user's pk.
+    pub pk: i64,
+    /// How many users come before it in the ordering.
+    pub rank: i64,
+}
+
+/// Where a deep page starts reading: after `fence`, skipping `offset - fence.rank - 1` more rows, valid while the
+/// store is at `revision` with `total` users.
+pub(super) struct Seek {
+    /// The nearest fence before the page.
+    pub fence: Fence,
+    /// The revision the fences reflect.
+    pub revision: Revision,
+    /// The number of users they count.
+    pub total: i64,
+}
+
+/// The fences of one ordering.
+#[derive(Debug)]
+pub(super) struct Set {
+    revision: Revision,
+    total: i64,
+    fences: Vec<Fence>,
+}
+
+/// A user row changed by a write: its state before and after (`None` when created or deleted).
+pub(super) struct Moved {
+    /// Before the write.
+    pub before: Option<User>,
+    /// After the write.
+    pub after: Option<User>,
+}
+
+/// Every ordering's fences, and which are being built.
+#[derive(Default)]
+pub(super) struct Fences {
+    sets: Mutex<HashMap<Order, Set>>,
+    building: Mutex<HashSet<Order>>,
+}
+
+impl Fences {
+    /// Where a page at `offset` of `order` starts reading, when this ordering has fences.
+    pub fn seek(&self, order: Order, offset: i64) -> Option<Seek> {
+        let mut sets = self.sets.lock();
+        let set = sets.get(&order)?;
+        let before = set.fences.partition_point(|f| f.rank < offset);
+        let fence = set.fences.get(before.checked_sub(1)?)?.clone();
+        if offset - fence.rank > SPARSEST {
+            sets.remove(&order);
+            return None;
+        }
+        Some(Seek { fence, revision: set.revision, total: set.total })
+    }
+
+    /// Claims the building of `order`'s fences: false while it is built already or held.
+    pub fn claim(&self, order: Order) -> bool {
+        !self.sets.lock().contains_key(&order) && self.building.lock().insert(order)
+    }
+
+    /// Installs a built set (on the writer thread, after the commit of the group it was built in).
+    pub fn install(&self, order: Order, set: Set) {
+        self.sets.lock().insert(order, set);
+        self.building.lock().remove(&order);
+    }
+
+    /// Gives up the claim on `order` (its build failed).
+    pub fn release(&self, order: Order) {
+        self.building.lock().remove(&order);
+    }
+
+    /// Follows one committed write (on the writer thread, in commit order): the revisions it logged and the user
+    /// rows it changed.
+    pub fn follow(&self, revisions: &[Revision], moved: &[Moved]) {
+        let (Some(first), Some(last)) = (revisions.first(), revisions.last()) else { return };
+        self.sets.lock().retain(|order, set| {
+            if *first != set.revision + 1 {
+                return false;
+            }
+            for m in moved {
+                set.apply(*order, m);
+            }
+            set.revision = *last;
+            true
+        });
+    }
+}
+
+impl Set {
+    /// Scans `order` on `c` (the writer's connection, inside its transaction) and keeps every [`SPACING`]-th row.
+    pub fn build(c: &Connection, order: Order) -> Result<Self> {
+        let (key, desc) = order;
+        let column = super::users::order_column(key);
+        let sql = format!("SELECT {column}, pk FROM users ORDER BY {column} {}, pk", if desc { "DESC" } else { "ASC" });
+        let mut statement = c.prepare(&sql).map_err(backend)?;
+        let mut rows = statement.query([]).map_err(backend)?;
+        let (mut total, mut fences) = (0, Vec::new());
+        while let Some(row) = rows.next().map_err(backend)? {
+            if total % SPACING == SPACING - 1 {
+                let value = match row.get_ref(0).map_err(backend)? {
+                    rusqlite::types::ValueRef::Integer(n) => SortValue::Int(n),
+                    rusqlite::types::ValueRef::Text(t) => SortValue::Text(String::from_utf8_lossy(t).into_owned()),
+                    _ => SortValue::Null,
+                };
+                fences.push(Fence { value, pk: row.get(1).map_err(backend)?, rank: total });
+            }
+            total += 1;
+        }
+        let revision = c.prepare_cached(CURRENT_REVISION).map_err(backend)?.query_row([], |r| r.get(0)).map_err(backend)?;
+        Ok(Self { revision, total, fences })
+    }
+
+    /// Moves the fences past a changed row: a row leaving a place before a fence lowers its rank, one arriving
+    /// raises it; a fence on the changed row itself is dropped.
+    fn apply(&mut self, order: Order, moved: &Moved) {
+        let place = |u: &User| (value_of(u, order), u.pk);
+        let (before, after) = (moved.before.as_ref().map(place), moved.after.as_ref().map(place));
+        if before == after {
+            return;
+        }
+        if let Some((value, pk)) = &before {
+            self.fences.retain(|f| f.pk != *pk);
+            for f in &mut self.fences {
+                if precedes(value, *pk, f, order.1) {
+                    f.rank -= 1;
+                }
+            }
+            self.total -= 1;
+        }
+        if let Some((value, pk)) = &after {
+            for f in &mut self.fences {
+                if precedes(value, *pk, f, order.1) {
+                    f.rank += 1;
+                }
+            }
+            self.total += 1;
+        }
+    }
+}
+
+/// A user's value of the sort key, as the store compares it (the `pk` itself for the `Id` ordering).
+fn value_of(user: &User, (key, desc): Order) -> SortValue {
+    match key {
+        UserOrder::Id => SortValue::Int(user.pk),
+        _ => UserCursor::at(user, &[(key, desc)], false).keys.into_iter().next().unwrap_or(SortValue::Null),
+    }
+}
+
+/// Whether the row (`value`, `pk`) comes before `fence` in the ordering.
+fn precedes(value: &SortValue, pk: i64, fence: &Fence, desc: bool) -> bool {
+    let by_value = compare(value, &fence.value);
+    let by_value = if desc { by_value.reverse() } else { by_value };
+    by_value.then(pk.cmp(&fence.pk)) == Ordering::Less
+}
+
+/// SQLite's order of two sort values: nulls first, numbers before texts, texts byte by byte (`BINARY`).
+fn compare(a: &SortValue, b: &SortValue) -> Ordering {
+    let class = |v: &SortValue| match v {
+        SortValue::Null => 0,
+        SortValue::Int(_) => 1,
+        SortValue::Text(_) => 2,
+    };
+    match (a, b) {
+        (SortValue::Int(x), SortValue::Int(y)) => x.cmp(y),
+        (SortValue::Text(x), SortValue::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
+        _ => class(a).cmp(&class(b)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(values: &[&str]) -> Set {
+        let fences = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Fence { value: SortValue::Text(v.to_string()), pk: i as i64 + 1, rank: i as i64 * 10 })
+            .collect();
+        Set { revision: 1, total: values.len() as i64 * 10, fences }
+    }
+
+    #[test]
+    fn ranks_follow_rows_arriving_and_leaving_before_them() {
+        let mut s = set(&["b", "d", "f"]);
+        let order = (UserOrder::Username, false);
+        let user = |pk: i64, name: &str| User {
+            pk,
+            username: name.into(),
+            first_name: String::new(),
+            last_name: String::new(),
+            email: String::new(),
+            description: String::new(),
+            is_staff: false,
+            is_active: true,
+            is_superuser: false,
+            date_joined: time::OffsetDateTime::UNIX_EPOCH,
+            last_login: None,
+            org: 1,
+            groups: Vec::new(),
+            groups_hidden: 0,
+            phone_number: None,
+            has_avatar: false,
+            has_password: true,
+        };
+        s.apply(order, &Moved { before: None, after: Some(user(9, "c")) });
+        assert_eq!(s.fences.iter().map(|f| f.rank).collect::<Vec<_>>(), [0, 11, 21]);
+        s.apply(order, &Moved { before: Some(user(9, "c")), after: Some(user(9, "z")) });
+        assert_eq!(s.fences.iter().map(|f| f.rank).collect::<Vec<_>>(), [0, 10, 20]);
+        s.apply(order, &Moved { before: Some(user(2, "d")), after: None });
+        assert_eq!(s.fences.iter().map(|f| (f.pk, f.rank)).collect::<Vec<_>>(), [(1, 0), (3, 19)]);
+        assert_eq!(s.total, 30);
+    }
+
+    #[test]
+    fn descending_orders_compare_the_other_way_and_ties_by_pk() {
+        let fence = Fence { value: SortValue::Text("m".into()), pk: 5, rank: 0 };
+        assert!(precedes(&SortValue::Text("z".into()), 9, &fence, true));
+        assert!(!precedes(&SortValue::Text("a".into()), 1, &fence, true));
+        assert!(precedes(&SortValue::Text("m".into()), 4, &fence, true), "ties ascend by pk");
+        assert!(precedes(&SortValue::Null, 9, &Fence { value: SortValue::Int(1), pk: 1, rank: 0 }, false));
+    }
+
+    #[test]
+    fn a_set_that_missed_a_revision_is_dropped() {
+        let fences = Fences::default();
+        fences.install((UserOrder::Username, false), set(&["a", "b"]));
+        fences.follow(&[2], &[]);
+        assert!(fences.seek((UserOrder::Username, false), 15).is_some());
+        fences.follow(&[4], &[]);
+        assert!(fences.seek((UserOrder::Username, false), 15).is_none());
+    }
+}
