@@ -380,7 +380,12 @@ impl SqliteStore {
         let (db, fences) = (self.db.clone(), self.fences.clone());
         tokio::spawn(async move {
             let installer = fences.clone();
-            let build = move |c: &Connection| Set::build(c, order).map(Some);
+            let build = move |c: &Connection| {
+                let started = std::time::Instant::now();
+                let set = Set::build(c, order)?;
+                tracing::info!(?order, took_ms = started.elapsed().as_millis() as u64, "built the fences of a user ordering");
+                Ok(Some(set))
+            };
             let install = move |set: &mut Option<Set>| {
                 if let Some(set) = set.take() {
                     installer.install(order, set);
