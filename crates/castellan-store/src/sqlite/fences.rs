@@ -1,4 +1,4 @@
-//! Fences: every [`SPACING`]-th user of a single-key user ordering with its exact position, kept in step with the
+//! Fences: every [`SPACING`]-th user of a user ordering with its exact position, kept in step with the
 //! writes this store commits, so that an explicit deep page (`page=N` of the whole list) seeks from the nearest
 //! fence and steps over fewer than [`SPACING`] rows instead of all the rows before it.
 //!
@@ -25,14 +25,18 @@ pub(super) const SPACING: i64 = 1_000;
 /// fence: deletions of fenced rows thin a set out.
 const SPARSEST: i64 = 4 * SPACING;
 
-/// One ordering: the key and whether it descends (the `pk` tiebreak always ascends).
-pub(super) type Order = (UserOrder, bool);
+/// One ordering: its keys, each ascending or descending, as the list query names them (the `pk` tiebreak last).
+pub(super) type Order = Vec<(UserOrder, bool)>;
+
+/// Most orderings with fences at once: each costs a scan of the users to build and a little work on every user
+/// write to keep.
+const MOST_ORDERINGS: usize = 16;
 
 /// A user at a known position.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Fence {
-    /// The user's value of the sort key, as the store compares it.
-    pub value: SortValue,
+    /// The user's values of the sort keys before the `pk` tiebreak, as the store compares them.
+    pub value: Vec<SortValue>,
     /// The user's pk.
     pub pk: i64,
     /// How many users come before it in the ordering.
@@ -75,32 +79,34 @@ pub(super) struct Fences {
 
 impl Fences {
     /// Where a page at `offset` of `order` starts reading, when this ordering has fences.
-    pub fn seek(&self, order: Order, offset: i64) -> Option<Seek> {
+    pub fn seek(&self, order: &Order, offset: i64) -> Option<Seek> {
         let mut sets = self.sets.lock();
-        let set = sets.get(&order)?;
+        let set = sets.get(order)?;
         let before = set.fences.partition_point(|f| f.rank < offset);
         let fence = set.fences.get(before.checked_sub(1)?)?.clone();
         if offset - fence.rank > SPARSEST {
-            sets.remove(&order);
+            sets.remove(order);
             return None;
         }
         Some(Seek { fence, revision: set.revision, total: set.total })
     }
 
-    /// Claims the building of `order`'s fences: false while it is built already or held.
-    pub fn claim(&self, order: Order) -> bool {
-        !self.sets.lock().contains_key(&order) && self.building.lock().insert(order)
+    /// Claims the building of `order`'s fences: false while it is built already or held, or when as many
+    /// orderings as are kept have fences.
+    pub fn claim(&self, order: &Order) -> bool {
+        let sets = self.sets.lock();
+        !sets.contains_key(order) && sets.len() < MOST_ORDERINGS && self.building.lock().insert(order.clone())
     }
 
     /// Installs a built set (on the writer thread, after the commit of the group it was built in).
     pub fn install(&self, order: Order, set: Set) {
-        self.sets.lock().insert(order, set);
         self.building.lock().remove(&order);
+        self.sets.lock().insert(order, set);
     }
 
     /// Gives up the claim on `order` (its build failed).
-    pub fn release(&self, order: Order) {
-        self.building.lock().remove(&order);
+    pub fn release(&self, order: &Order) {
+        self.building.lock().remove(order);
     }
 
     /// Follows one committed write (on the writer thread, in commit order): the revisions it logged and the user
@@ -112,7 +118,7 @@ impl Fences {
                 return false;
             }
             for m in moved {
-                set.apply(*order, m);
+                set.apply(order, m);
             }
             set.revision = *last;
             true
@@ -122,32 +128,28 @@ impl Fences {
 
 impl Set {
     /// Scans `order` on `c` (the writer's connection, inside its transaction) and keeps every [`SPACING`]-th row.
-    pub fn build(c: &Connection, order: Order) -> Result<Self> {
-        let (key, desc) = order;
-        let column = super::users::order_column(key);
-        let sql = format!("SELECT {column}, pk FROM users ORDER BY {column} {}, pk", if desc { "DESC" } else { "ASC" });
-        let mut statement = c.prepare(&sql).map_err(backend)?;
-        let mut rows = statement.query([]).map_err(backend)?;
+    pub fn build(c: &Connection, order: &Order) -> Result<Self> {
+        let keys: Vec<&str> = UserOrder::keys(order).map(|(key, _)| super::users::order_column(key)).collect();
+        let mut sql =
+            super::Sql::new(&format!("SELECT {}pk FROM users", keys.iter().map(|k| format!("{k}, ")).collect::<String>()));
+        super::users::push_order(&mut sql, order, false);
         let (mut total, mut fences) = (0, Vec::new());
-        while let Some(row) = rows.next().map_err(backend)? {
+        sql.each(c, |row| {
             if total % SPACING == SPACING - 1 {
-                let value = match row.get_ref(0).map_err(backend)? {
-                    rusqlite::types::ValueRef::Integer(n) => SortValue::Int(n),
-                    rusqlite::types::ValueRef::Text(t) => SortValue::Text(String::from_utf8_lossy(t).into_owned()),
-                    _ => SortValue::Null,
-                };
-                fences.push(Fence { value, pk: row.get(1).map_err(backend)?, rank: total });
+                let value = (0..keys.len()).map(|i| sort_value(row.get_ref(i)?)).collect::<rusqlite::Result<_>>()?;
+                fences.push(Fence { value, pk: row.get(keys.len())?, rank: total });
             }
             total += 1;
-        }
+            Ok(())
+        })?;
         let revision = c.prepare_cached(CURRENT_REVISION).map_err(backend)?.query_row([], |r| r.get(0)).map_err(backend)?;
         Ok(Self { revision, total, fences })
     }
 
     /// Moves the fences past a changed row: a row leaving a place before a fence lowers its rank, one arriving
     /// raises it; a fence on the changed row itself is dropped.
-    fn apply(&mut self, order: Order, moved: &Moved) {
-        let place = |u: &User| (value_of(u, order), u.pk);
+    fn apply(&mut self, order: &Order, moved: &Moved) {
+        let place = |u: &User| (UserCursor::at(u, order, false).keys, u.pk);
         let (before, after) = (moved.before.as_ref().map(place), moved.after.as_ref().map(place));
         if before == after {
             return;
@@ -155,7 +157,7 @@ impl Set {
         if let Some((value, pk)) = &before {
             self.fences.retain(|f| f.pk != *pk);
             for f in &mut self.fences {
-                if precedes(value, *pk, f, order.1) {
+                if precedes(value, *pk, f, order) {
                     f.rank -= 1;
                 }
             }
@@ -163,7 +165,7 @@ impl Set {
         }
         if let Some((value, pk)) = &after {
             for f in &mut self.fences {
-                if precedes(value, *pk, f, order.1) {
+                if precedes(value, *pk, f, order) {
                     f.rank += 1;
                 }
             }
@@ -172,19 +174,23 @@ impl Set {
     }
 }
 
-/// A user's value of the sort key, as the store compares it (the `pk` itself for the `Id` ordering).
-fn value_of(user: &User, (key, desc): Order) -> SortValue {
-    match key {
-        UserOrder::Id => SortValue::Int(user.pk),
-        _ => UserCursor::at(user, &[(key, desc)], false).keys.into_iter().next().unwrap_or(SortValue::Null),
-    }
+/// A stored sort value as the store compares it.
+fn sort_value(value: rusqlite::types::ValueRef<'_>) -> rusqlite::Result<SortValue> {
+    Ok(match value {
+        rusqlite::types::ValueRef::Integer(n) => SortValue::Int(n),
+        rusqlite::types::ValueRef::Text(t) => SortValue::Text(String::from_utf8_lossy(t).into_owned()),
+        _ => SortValue::Null,
+    })
 }
 
-/// Whether the row (`value`, `pk`) comes before `fence` in the ordering.
-fn precedes(value: &SortValue, pk: i64, fence: &Fence, desc: bool) -> bool {
-    let by_value = compare(value, &fence.value);
-    let by_value = if desc { by_value.reverse() } else { by_value };
-    by_value.then(pk.cmp(&fence.pk)) == Ordering::Less
+/// Whether the row (`value`, `pk`) comes before `fence` in `order`.
+fn precedes(value: &[SortValue], pk: i64, fence: &Fence, order: &Order) -> bool {
+    let by_keys =
+        UserOrder::keys(order).zip(value.iter().zip(&fence.value)).fold(Ordering::Equal, |decided, ((_, desc), (a, b))| {
+            decided.then_with(|| if desc { compare(a, b).reverse() } else { compare(a, b) })
+        });
+    let by_pk = if UserOrder::pk_descends(order) { fence.pk.cmp(&pk) } else { pk.cmp(&fence.pk) };
+    by_keys.then(by_pk) == Ordering::Less
 }
 
 /// SQLite's order of two sort values: nulls first, numbers before texts, texts byte by byte (`BINARY`).
@@ -209,7 +215,7 @@ mod tests {
         let fences = values
             .iter()
             .enumerate()
-            .map(|(i, v)| Fence { value: SortValue::Text(v.to_string()), pk: i as i64 + 1, rank: i as i64 * 10 })
+            .map(|(i, v)| Fence { value: vec![SortValue::Text(v.to_string())], pk: i as i64 + 1, rank: i as i64 * 10 })
             .collect();
         Set { revision: 1, total: values.len() as i64 * 10, fences }
     }
@@ -217,7 +223,7 @@ mod tests {
     #[test]
     fn ranks_follow_rows_arriving_and_leaving_before_them() {
         let mut s = set(&["b", "d", "f"]);
-        let order = (UserOrder::Username, false);
+        let order = vec![(UserOrder::Username, false)];
         let user = |pk: i64, name: &str| User {
             pk,
             username: name.into(),
@@ -237,31 +243,42 @@ mod tests {
             has_avatar: false,
             has_password: true,
         };
-        s.apply(order, &Moved { before: None, after: Some(user(9, "c")) });
+        s.apply(&order, &Moved { before: None, after: Some(user(9, "c")) });
         assert_eq!(s.fences.iter().map(|f| f.rank).collect::<Vec<_>>(), [0, 11, 21]);
-        s.apply(order, &Moved { before: Some(user(9, "c")), after: Some(user(9, "z")) });
+        s.apply(&order, &Moved { before: Some(user(9, "c")), after: Some(user(9, "z")) });
         assert_eq!(s.fences.iter().map(|f| f.rank).collect::<Vec<_>>(), [0, 10, 20]);
-        s.apply(order, &Moved { before: Some(user(2, "d")), after: None });
+        s.apply(&order, &Moved { before: Some(user(2, "d")), after: None });
         assert_eq!(s.fences.iter().map(|f| (f.pk, f.rank)).collect::<Vec<_>>(), [(1, 0), (3, 19)]);
         assert_eq!(s.total, 30);
     }
 
     #[test]
     fn descending_orders_compare_the_other_way_and_ties_by_pk() {
-        let fence = Fence { value: SortValue::Text("m".into()), pk: 5, rank: 0 };
-        assert!(precedes(&SortValue::Text("z".into()), 9, &fence, true));
-        assert!(!precedes(&SortValue::Text("a".into()), 1, &fence, true));
-        assert!(precedes(&SortValue::Text("m".into()), 4, &fence, true), "ties ascend by pk");
-        assert!(precedes(&SortValue::Null, 9, &Fence { value: SortValue::Int(1), pk: 1, rank: 0 }, false));
+        let text = |t: &str| vec![SortValue::Text(t.into())];
+        let fence = Fence { value: text("m"), pk: 5, rank: 0 };
+        let desc = vec![(UserOrder::Email, true)];
+        assert!(precedes(&text("z"), 9, &fence, &desc));
+        assert!(!precedes(&text("a"), 1, &fence, &desc));
+        assert!(precedes(&text("m"), 4, &fence, &desc), "ties ascend by pk");
+        let by_date = vec![(UserOrder::DateJoined, false)];
+        assert!(precedes(&[SortValue::Null], 9, &Fence { value: vec![SortValue::Int(1)], pk: 1, rank: 0 }, &by_date));
+        let two = vec![(UserOrder::LastName, false), (UserOrder::FirstName, true), (UserOrder::Id, true)];
+        let fence = Fence { value: vec![SortValue::Text("b".into()), SortValue::Text("m".into())], pk: 5, rank: 0 };
+        let row = |last: &str, first: &str| vec![SortValue::Text(last.into()), SortValue::Text(first.into())];
+        assert!(precedes(&row("a", "a"), 1, &fence, &two));
+        assert!(precedes(&row("b", "z"), 1, &fence, &two), "the second key descends");
+        assert!(precedes(&row("b", "m"), 6, &fence, &two), "and so does the pk");
+        assert!(!precedes(&row("b", "m"), 4, &fence, &two));
     }
 
     #[test]
     fn a_set_that_missed_a_revision_is_dropped() {
         let fences = Fences::default();
-        fences.install((UserOrder::Username, false), set(&["a", "b"]));
+        let order = vec![(UserOrder::Username, false)];
+        fences.install(order.clone(), set(&["a", "b"]));
         fences.follow(&[2], &[]);
-        assert!(fences.seek((UserOrder::Username, false), 15).is_some());
+        assert!(fences.seek(&order, 15).is_some());
         fences.follow(&[4], &[]);
-        assert!(fences.seek((UserOrder::Username, false), 15).is_none());
+        assert!(fences.seek(&order, 15).is_none());
     }
 }

@@ -329,8 +329,7 @@ fn deep_page(c: &Connection, query: &UserQuery) -> Result<Vec<User>> {
 /// A deep page of the whole list read from the nearest fence before it: at most a few thousand index entries
 /// stepped over, however deep the page.
 fn page_after_fence(c: &Connection, query: &UserQuery, fence: &Fence) -> Result<Vec<User>> {
-    let keyed = UserOrder::keys(&query.ordering).next().is_some();
-    let cursor = UserCursor { keys: if keyed { vec![fence.value.clone()] } else { Vec::new() }, pk: fence.pk, backwards: false };
+    let cursor = UserCursor { keys: fence.value.clone(), pk: fence.pk, backwards: false };
     let mut keys = Sql::new("SELECT pk FROM users WHERE 1 = 1");
     push_after(&mut keys, &query.ordering, &cursor);
     push_order(&mut keys, &query.ordering, false);
@@ -352,17 +351,12 @@ fn rows_in_order(c: &Connection, keys: Sql) -> Result<Vec<User>> {
     Ok(users)
 }
 
-/// The ordering whose fences can answer `query`: a deep page of the whole list, by one key other than the last
-/// login (which changes without a revision).
+/// The ordering whose fences can answer `query`: a deep page of the whole list, by keys other than the last login
+/// (which changes without a revision).
 fn fenced_order(query: &UserQuery) -> Option<Order> {
-    if query.after.is_some() || query.offset < DEEP_OFFSET || !only_orgs(&query.filter) || !query.filter.orgs.is_empty() {
-        return None;
-    }
-    match query.ordering.as_slice() {
-        [] => Some((UserOrder::Id, false)),
-        [(order, desc)] if *order != UserOrder::LastLogin => Some((*order, *desc)),
-        _ => None,
-    }
+    let whole_list = only_orgs(&query.filter) && query.filter.orgs.is_empty();
+    let fenceable = query.ordering.iter().all(|(key, _)| *key != UserOrder::LastLogin);
+    (query.after.is_none() && query.offset >= DEEP_OFFSET && whole_list && fenceable).then(|| query.ordering.clone())
 }
 
 /// Whether the fences of `seek` describe the state `c` reads: the same revision and the same number of users.
@@ -374,26 +368,28 @@ fn fences_hold(c: &Connection, seek: &Seek, count: i64) -> Result<bool> {
 impl SqliteStore {
     /// Builds the fences of `order` on the writer thread, in the background, unless they exist or are being built.
     fn build_fences(&self, order: Order) {
-        if !self.fences.claim(order) {
+        if !self.fences.claim(&order) {
             return;
         }
         let (db, fences) = (self.db.clone(), self.fences.clone());
         tokio::spawn(async move {
             let installer = fences.clone();
+            let built = order.clone();
             let build = move |c: &Connection| {
                 let started = std::time::Instant::now();
-                let set = Set::build(c, order)?;
-                tracing::info!(?order, took_ms = started.elapsed().as_millis() as u64, "built the fences of a user ordering");
+                let set = Set::build(c, &built)?;
+                tracing::info!(order = ?built, took_ms = started.elapsed().as_millis() as u64, "built the fences of a user ordering");
                 Ok(Some(set))
             };
+            let installed = order.clone();
             let install = move |set: &mut Option<Set>| {
                 if let Some(set) = set.take() {
-                    installer.install(order, set);
+                    installer.install(installed, set);
                 }
             };
             if let Err(e) = db.write_then(build, install).await {
                 tracing::warn!(error = %e, "building the fences of a user ordering failed");
-                fences.release(order);
+                fences.release(&order);
             }
         });
     }
@@ -467,7 +463,7 @@ pub(super) fn order_column(o: UserOrder) -> &'static str {
     }
 }
 
-fn push_order(sql: &mut Sql, ordering: &[(UserOrder, bool)], backwards: bool) {
+pub(super) fn push_order(sql: &mut Sql, ordering: &[(UserOrder, bool)], backwards: bool) {
     let terms: Vec<String> = sort_columns(ordering, backwards)
         .into_iter()
         .map(|(column, desc)| format!("{column} {}", if desc { "DESC" } else { "ASC" }))
@@ -548,7 +544,7 @@ impl UserStore for SqliteStore {
     async fn list_users(&self, query: &UserQuery) -> Result<Page<User>> {
         let query = query.clone();
         let order = fenced_order(&query);
-        let seek = order.and_then(|order| self.fences.seek(order, query.offset));
+        let seek = order.as_ref().and_then(|order| self.fences.seek(order, query.offset));
         if let (Some(order), None) = (order, &seek) {
             self.build_fences(order);
         }

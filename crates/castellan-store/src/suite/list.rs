@@ -443,8 +443,8 @@ pub async fn deep_offsets_page_like_the_whole_list(store: &dyn Store) {
     }
 }
 
-/// Deep pages of the whole list stay exact while users are created, renamed and deleted between them, for each
-/// single-key ordering (stores may keep positions of the list to seek from; those must follow every write).
+/// Deep pages of the whole list stay exact while users are created, renamed and deleted between them, for orderings
+/// by one key or several (stores may keep positions of the list to seek from; those must follow every write).
 pub async fn deep_pages_stay_exact_through_writes(store: &dyn Store) {
     use UserOrder::*;
     let org = make_org(store, "fenced").await.pk;
@@ -455,7 +455,7 @@ pub async fn deep_pages_stay_exact_through_writes(store: &dyn Store) {
         user.last_name = format!("L{:03}", i % 500);
         users.push(make_user(store, user).await.pk);
     }
-    let orderings: [&[(UserOrder, bool)]; 8] = [
+    let orderings: [&[(UserOrder, bool)]; 11] = [
         &[],
         &[(Id, true)],
         &[(Username, false)],
@@ -464,6 +464,9 @@ pub async fn deep_pages_stay_exact_through_writes(store: &dyn Store) {
         &[(FirstName, false)],
         &[(LastName, true)],
         &[(DateJoined, true)],
+        &[(LastName, false), (FirstName, true)],
+        &[(FirstName, true), (Id, true)],
+        &[(FirstName, false), (LastName, true), (Username, false)],
     ];
     let query = |ordering: &[(UserOrder, bool)], offset: i64, limit: i64| UserQuery {
         ordering: ordering.to_vec(),
