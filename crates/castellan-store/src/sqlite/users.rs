@@ -120,41 +120,6 @@ fn set_groups(c: &Connection, user: i64, groups: &[i64]) -> Result<()> {
     Ok(())
 }
 
-fn like_prefix(term: &str) -> String {
-    format!("{}%", super::like_escape(term))
-}
-
-/// A case-insensitive `GLOB` prefix pattern: each letter becomes a class of its case variants.
-///
-/// SQLite's `lower()` and `LIKE` fold ASCII only, so `lower(first_name) LIKE 'él%'` would miss "Élodie";
-/// username and email have Rust-lowercased columns, names do not.
-fn glob_prefix_any_case(term: &str) -> String {
-    let mut pattern = String::new();
-    for c in term.chars() {
-        let mut variants = vec![c];
-        let lower: Vec<char> = c.to_lowercase().collect();
-        let upper: Vec<char> = c.to_uppercase().collect();
-        for case in [lower, upper] {
-            if let [v] = case[..]
-                && !variants.contains(&v)
-            {
-                variants.push(v);
-            }
-        }
-        match c {
-            '*' | '?' | '[' | ']' => pattern.extend(['[', c, ']']),
-            _ if variants.len() > 1 => {
-                pattern.push('[');
-                pattern.extend(variants);
-                pattern.push(']');
-            }
-            _ => pattern.push(c),
-        }
-    }
-    pattern.push('*');
-    pattern
-}
-
 fn push_filter(sql: &mut Sql, f: &UserFilter) {
     sql.push(" WHERE 1 = 1");
     sql.and_in("pk", &f.ids);
@@ -198,19 +163,144 @@ fn push_filter(sql: &mut Sql, f: &UserFilter) {
             sql.bind(fts_phrase(term));
             sql.push(")");
         } else {
-            let like = like_prefix(term);
-            let glob = glob_prefix_any_case(term);
-            sql.push(" AND (username_lower LIKE ");
-            sql.bind(like.clone());
-            sql.push(" ESCAPE '\\' OR email_lower LIKE ");
-            sql.bind(like);
-            sql.push(" ESCAPE '\\' OR first_name GLOB ");
-            sql.bind(glob.clone());
-            sql.push(" OR last_name GLOB ");
-            sql.bind(glob);
+            sql.push(" AND ");
+            push_prefixes(sql, &prefix_ranges(term), "");
+        }
+    }
+}
+
+/// The key ranges a short search (1 or 2 characters) matches by prefix, column by column: the folded username,
+/// the lower-cased email, and each case spelling of the first and last names (stored as given).
+fn prefix_ranges(term: &str) -> Vec<(&'static str, Vec<KeyRange>)> {
+    let spellings: Vec<KeyRange> = case_spellings(term).iter().map(|s| KeyRange::prefix(s)).collect();
+    vec![
+        ("username_lower", vec![KeyRange::prefix(&username_key(term))]),
+        ("email_lower", vec![KeyRange::prefix(&term.to_lowercase())]),
+        ("first_name", spellings.clone()),
+        ("last_name", spellings),
+    ]
+}
+
+/// The strings that start with one prefix, as a range of keys: from the prefix up to (not including) the first
+/// string after all of them (none when there is no such string).
+#[derive(Debug, Clone)]
+struct KeyRange {
+    from: String,
+    below: Option<String>,
+}
+
+impl KeyRange {
+    fn prefix(prefix: &str) -> Self {
+        let mut chars: Vec<char> = prefix.chars().collect();
+        let below = loop {
+            let Some(last) = chars.pop() else { break None };
+            if let Some(next) = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32) {
+                chars.push(next);
+                break Some(chars.into_iter().collect());
+            }
+        };
+        Self { from: prefix.to_string(), below }
+    }
+}
+
+/// Every spelling of `term` with each letter in either case (single-character case mappings only).
+fn case_spellings(term: &str) -> Vec<String> {
+    let mut spellings = vec![String::new()];
+    for c in term.chars() {
+        let mut variants = vec![c];
+        for case in [c.to_lowercase().collect::<Vec<_>>(), c.to_uppercase().collect()] {
+            if let [v] = case[..]
+                && !variants.contains(&v)
+            {
+                variants.push(v);
+            }
+        }
+        spellings = spellings.iter().flat_map(|s| variants.iter().map(move |v| format!("{s}{v}"))).collect();
+    }
+    spellings
+}
+
+/// `(column >= from AND column < below) OR ...` over the given columns; `unindexed` (`"+"`) keeps SQLite from
+/// reading them through their indexes.
+fn push_prefixes(sql: &mut Sql, columns: &[(&str, Vec<KeyRange>)], unindexed: &str) {
+    sql.push("(");
+    for (i, (column, ranges)) in columns.iter().enumerate() {
+        for (j, range) in ranges.iter().enumerate() {
+            sql.push(if i + j == 0 { "(" } else { " OR (" });
+            sql.push(unindexed).push(column).push(" >= ").bind(range.from.clone());
+            if let Some(below) = &range.below {
+                sql.push(" AND ").push(unindexed).push(column).push(" < ").bind(below.clone());
+            }
             sql.push(")");
         }
     }
+    sql.push(")");
+}
+
+/// A short search's term, when the filter has one (terms of 3+ characters go through the trigram index).
+fn short_search(f: &UserFilter) -> Option<&str> {
+    f.search.as_deref().map(str::trim).filter(|t| !t.is_empty() && t.chars().count() < TRIGRAM)
+}
+
+/// What looking a row up by its key costs, in rows read in a pass over the table.
+const LOOKUP_COST: i64 = 4;
+
+/// Rows a page of a short search may step over in key order before its matches are looked up by their indexes
+/// instead.
+const SHORT_SEARCH_SCAN: i64 = 20_000;
+
+/// A page of a short search (`us`). The count reads each column's prefix range in its index alone; when only one
+/// column has many matches, it adds to that column's count the others' matches it does not hold (each looked up),
+/// else (the ranges of several columns are large, and the lookups would cost more) it counts the matches in one
+/// pass over the users. The page is read in key order with the ranges as a filter when matches are dense enough
+/// that it ends soon, else from the matching keys the indexes give.
+fn short_search_page(c: &Connection, query: &UserQuery, term: &str) -> Result<(i64, Vec<User>)> {
+    let base = UserFilter { search: None, ..query.filter.clone() };
+    let count_where = |columns: &[(&'static str, Vec<KeyRange>)], not: &[(&'static str, Vec<KeyRange>)], unindexed| {
+        let mut sql = Sql::new("SELECT count(*) FROM users");
+        push_filter(&mut sql, &base);
+        sql.push(" AND ");
+        push_prefixes(&mut sql, columns, unindexed);
+        if !not.is_empty() {
+            sql.push(" AND NOT ");
+            push_prefixes(&mut sql, not, "+");
+        }
+        Ok::<i64, StoreError>(sql.row(c, |r| r.get::<_, i64>(0))?.unwrap_or(0))
+    };
+    let mut columns = prefix_ranges(term);
+    let mut sizes =
+        columns.iter().map(|column| count_where(std::slice::from_ref(column), &[], "")).collect::<Result<Vec<_>>>()?;
+    let largest = (0..columns.len()).max_by_key(|i| sizes[*i]).unwrap_or(0);
+    columns.swap(0, largest);
+    sizes.swap(0, largest);
+    let within = count_matching(c, &base)?;
+    let lookups: i64 = sizes[1..].iter().sum();
+    let count = if lookups.saturating_mul(LOOKUP_COST) > within {
+        count_where(&columns, &[], "+")?
+    } else {
+        let mut count = sizes[0];
+        for i in (1..columns.len()).filter(|i| sizes[*i] > 0) {
+            count += count_where(&columns[i..=i], &columns[..i], "")?;
+        }
+        count
+    };
+    if count == 0 {
+        return Ok((0, Vec::new()));
+    }
+    let reach = if query.after.is_some() { query.limit } else { query.offset + query.limit };
+    let mut sql = Sql::new(&format!("SELECT {USER_COLUMNS} FROM users"));
+    push_filter(&mut sql, &base);
+    sql.push(" AND ");
+    if reach.saturating_mul(within) / count <= SHORT_SEARCH_SCAN {
+        push_prefixes(&mut sql, &columns, "+");
+    } else {
+        let mut keys = Sql::new("SELECT pk FROM users WHERE ");
+        push_prefixes(&mut keys, &columns, "");
+        let pks: Vec<i64> = keys.rows(c, |r| r.get(0))?;
+        sql.in_json("pk", pks);
+    }
+    push_window(&mut sql, query);
+    Ok((count, sql.rows(c, user_from_row)?))
 }
 
 /// A page of a search that filters nothing else, in key order: the matching keys come from the trigram index alone
@@ -258,6 +348,11 @@ fn uses_text_index(f: &UserFilter) -> bool {
 /// Filter, ordering and window of a page query.
 fn push_page(sql: &mut Sql, query: &UserQuery) {
     push_filter(sql, &query.filter);
+    push_window(sql, query);
+}
+
+/// The window of a page query after its filter: from its cursor, in its order, its limit and offset.
+fn push_window(sql: &mut Sql, query: &UserQuery) {
     let backwards = query.after.as_ref().is_some_and(|after| after.backwards);
     if let Some(after) = &query.after {
         push_after(sql, &query.ordering, after);
@@ -551,6 +646,8 @@ impl UserStore for SqliteStore {
         self.read(move |c| {
             let (count, mut items) = if let Some(page) = search_page(c, &query)? {
                 (page.count, page.items)
+            } else if let Some(term) = short_search(&query.filter) {
+                short_search_page(c, &query, term)?
             } else if uses_text_index(&query.filter) {
                 // The text search is the expensive part: run it once for the page and the total together.
                 let mut sql = Sql::new(&format!("SELECT {USER_COLUMNS}, count(*) OVER () AS total FROM users"));

@@ -507,3 +507,55 @@ pub async fn deep_pages_stay_exact_through_writes(store: &dyn Store) {
         }
     }
 }
+
+/// Short searches (1 or 2 characters) match prefixes of the username, email, first and last name in any case: the
+/// count holds each match once however many of its fields match, and pages hold the matches in order, whether
+/// the matches are many (read in key order) or few among many users (looked up by their keys).
+pub async fn short_searches_count_each_match_once(store: &dyn Store) {
+    use UserOrder::*;
+    let org = make_org(store, "short").await.pk;
+    for i in 0..2_100 {
+        let (name, first) = match i % 7 {
+            0 => (format!("sa{i:04}"), "Sam"),
+            1 => (format!("x{i:04}"), "sally"),
+            2 => (format!("SA{i:04}x"), "Bo"),
+            _ => (format!("u{i:04}"), "Cy"),
+        };
+        let mut user = super::new_user(org, &name);
+        user.first_name = first.into();
+        user.last_name = if i == 1_234 { "Qz".into() } else { "L".into() };
+        user.email = if i % 5 == 0 { format!("sa{i}@short.test") } else { format!("m{i}@short.test") };
+        make_user(store, user).await;
+    }
+    // One column with many matches and two with few, overlapping it and each other.
+    for i in 0..210 {
+        let mut user = super::new_user(org, &if i < 200 { format!("zo{i:03}") } else { format!("k{i:03}") });
+        user.email = if i % 10 == 0 { format!("zo{i}@short.test") } else { format!("k{i}@short.test") };
+        user.last_name = if i >= 200 || i % 40 == 0 { "Zorro".into() } else { "L".into() };
+        make_user(store, user).await;
+    }
+    let everyone = store.list_users(&UserQuery { limit: 5_000, ..Default::default() }).await.unwrap().items;
+    let terms =
+        [("sa", vec![]), ("Sa", vec![(Username, true)]), ("q", vec![(Id, true)]), ("s", vec![(Email, false)]), ("ZO", vec![])];
+    for (term, ordering) in terms {
+        let starts = |field: &str| field.to_lowercase().starts_with(&term.to_lowercase());
+        let mut expected: Vec<&User> = everyone
+            .iter()
+            .filter(|u| starts(&u.username) || starts(&u.email) || starts(&u.first_name) || starts(&u.last_name))
+            .collect();
+        let sorted =
+            store.list_users(&UserQuery { ordering: ordering.clone(), limit: 5_000, ..Default::default() }).await.unwrap().items;
+        let place: std::collections::HashMap<i64, usize> = sorted.iter().enumerate().map(|(i, u)| (u.pk, i)).collect();
+        expected.sort_by_key(|u| place[&u.pk]);
+        let expected: Vec<i64> = expected.iter().map(|u| u.pk).collect();
+        let filter = UserFilter { search: Some(term.into()), ..Default::default() };
+        let mut got = Vec::new();
+        for offset in (0..expected.len() as i64 + 40).step_by(40) {
+            let query = UserQuery { filter: filter.clone(), ordering: ordering.clone(), offset, limit: 40, ..Default::default() };
+            let page = store.list_users(&query).await.unwrap();
+            assert_eq!(page.count, expected.len() as i64, "{term}");
+            got.extend(page.items.iter().map(|u| u.pk));
+        }
+        assert_eq!(got, expected, "{term} {ordering:?}");
+    }
+}

@@ -43,6 +43,7 @@ pub use list::{
     deep_offsets_page_like_the_whole_list, deep_pages_stay_exact_through_writes, get_users_ascending_skips_unknown,
     list_users_counts_follow_writes, list_users_filters, list_users_keyset_pages, list_users_ordering, list_users_paging,
     list_users_search, list_users_search_follows_updates, list_users_search_unicode_and_syntax,
+    short_searches_count_each_match_once,
 };
 pub use orgs::{
     objects_create_find_delete, org_create_and_lookup, org_duplicate_slug_conflicts, org_list_update_delete,
@@ -116,6 +117,7 @@ macro_rules! store_suite {
             list_users_keyset_pages,
             deep_offsets_page_like_the_whole_list,
             deep_pages_stay_exact_through_writes,
+            short_searches_count_each_match_once,
             expirations_are_recorded_once,
             sessions_create_find_list_delete,
             sessions_do_not_advance_revision,
