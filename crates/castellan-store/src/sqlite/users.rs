@@ -245,8 +245,8 @@ fn short_search(f: &UserFilter) -> Option<&str> {
 /// What looking a row up by its key costs, in rows read in a pass over the table.
 const LOOKUP_COST: i64 = 4;
 
-/// Rows a page of a short search may step over in key order before its matches are looked up by their indexes
-/// instead.
+/// Rows a page of a short search steps over in key order, at least, before its matches are looked up by their
+/// indexes instead.
 const SHORT_SEARCH_SCAN: i64 = 20_000;
 
 /// A page of a short search (`us`). The count reads each column's prefix range in its index alone; when only one
@@ -291,7 +291,8 @@ fn short_search_page(c: &Connection, query: &UserQuery, term: &str) -> Result<(i
     let mut sql = Sql::new(&format!("SELECT {USER_COLUMNS} FROM users"));
     push_filter(&mut sql, &base);
     sql.push(" AND ");
-    if reach.saturating_mul(within) / count <= SHORT_SEARCH_SCAN {
+    // Reading in key order steps over about `reach × within / count` rows; looking the matches up reads each once.
+    if reach.saturating_mul(within) / count <= SHORT_SEARCH_SCAN.max(count.saturating_mul(LOOKUP_COST)) {
         push_prefixes(&mut sql, &columns, "+");
     } else {
         let mut keys = Sql::new("SELECT pk FROM users WHERE ");
