@@ -91,6 +91,14 @@ async fn every_json_body_refuses_a_field_it_does_not_read() {
         let expected = if in_item { "checks[0].bogus" } else { "bogus" };
         assert!(r.fields().iter().any(|f| f == expected), "{path} {body} → {}", r.body);
     }
+    // Fields a lookup reads for other requests but could not apply are refused too.
+    let r = admin.post("/api/v1/lookup/users/", json!({"permission": "brands.read", "user": 1})).await;
+    r.error(400, "ValidationError");
+    assert_eq!(r.fields(), ["user"]);
+    let r =
+        admin.post("/api/v1/lookup/objects/", json!({"permission": "brands.read", "model": "brands", "object_pk": "b1"})).await;
+    r.error(400, "ValidationError");
+    assert_eq!(r.fields(), ["object_pk"]);
     let r = server.anon().post("/api/v1/auth/login/", with_bogus(json!({"username": "admin", "password": ADMIN_PASSWORD}))).await;
     r.error(400, "ValidationError");
     assert_eq!(r.fields(), ["bogus"]);

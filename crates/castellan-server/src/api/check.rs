@@ -451,6 +451,9 @@ async fn lookup_objects(
     if !f.has("model") {
         f.error("model", "This field is required.");
     }
+    if f.has("object_pk") {
+        f.error("object_pk", "A lookup of objects lists objects: it takes no object_pk.");
+    }
     let at_least_revision = f.raw("at_least_revision");
     f.finish()?;
     let Some(query) = query else { return Err(ApiError::field("permission", "This field is required.")) };
@@ -485,6 +488,9 @@ async fn lookup_users(
 ) -> ApiResult<axum::Json<crate::links::Envelope<crate::repr::UserOut>>> {
     let mut f = Fields::new(&body)?;
     let query = parse_query(&mut f);
+    if f.has("user") {
+        f.error("user", "A lookup of users lists users: it takes no user.");
+    }
     let at_least_revision = f.raw("at_least_revision");
     f.finish()?;
     let Some(query) = query else { return Err(ApiError::field("permission", "This field is required.")) };

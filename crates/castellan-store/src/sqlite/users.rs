@@ -245,45 +245,54 @@ fn short_search(f: &UserFilter) -> Option<&str> {
 /// What looking a row up by its key costs, in rows read in a pass over the table.
 const LOOKUP_COST: i64 = 4;
 
+/// How far a short search's count reads each column's range before taking it for a large one.
+const SIZE_PROBE: i64 = 30_000;
+
 /// Rows a page of a short search steps over in key order, at least, before its matches are looked up by their
 /// indexes instead.
 const SHORT_SEARCH_SCAN: i64 = 20_000;
 
-/// A page of a short search (`us`). The count reads each column's prefix range in its index alone; when only one
-/// column has many matches, it adds to that column's count the others' matches it does not hold (each looked up),
-/// else (the ranges of several columns are large, and the lookups would cost more) it counts the matches in one
-/// pass over the users. The page is read in key order with the ranges as a filter when matches are dense enough
-/// that it ends soon, else from the matching keys the indexes give.
+/// A page of a short search (`us`). The count first probes each column's prefix range in its index (up to
+/// [`SIZE_PROBE`] rows). When at most one column has that many matches, it counts that column's range whole and adds
+/// the others' matches it does not hold (each looked up); when several have, the lookups would cost more than one
+/// pass over the users, which counts them instead. The page is read in key order with the ranges as a filter when
+/// that ends sooner than looking the matches up, else from the keys the indexes give.
 fn short_search_page(c: &Connection, query: &UserQuery, term: &str) -> Result<(i64, Vec<User>)> {
     let base = UserFilter { search: None, ..query.filter.clone() };
-    let count_where = |columns: &[(&'static str, Vec<KeyRange>)], not: &[(&'static str, Vec<KeyRange>)], unindexed| {
-        let mut sql = Sql::new("SELECT count(*) FROM users");
+    let count_where = |columns: &[(&'static str, Vec<KeyRange>)], not: &[(&'static str, Vec<KeyRange>)], most: Option<i64>| {
+        let mut sql = Sql::new("SELECT count(*) FROM (SELECT 1 FROM users");
         push_filter(&mut sql, &base);
         sql.push(" AND ");
-        push_prefixes(&mut sql, columns, unindexed);
+        push_prefixes(&mut sql, columns, "");
         if !not.is_empty() {
             sql.push(" AND NOT ");
             push_prefixes(&mut sql, not, "+");
         }
+        sql.push(" LIMIT ").bind(most.unwrap_or(-1)).push(")");
         Ok::<i64, StoreError>(sql.row(c, |r| r.get::<_, i64>(0))?.unwrap_or(0))
     };
     let mut columns = prefix_ranges(term);
-    let mut sizes =
-        columns.iter().map(|column| count_where(std::slice::from_ref(column), &[], "")).collect::<Result<Vec<_>>>()?;
-    let largest = (0..columns.len()).max_by_key(|i| sizes[*i]).unwrap_or(0);
-    columns.swap(0, largest);
-    sizes.swap(0, largest);
-    let within = count_matching(c, &base)?;
-    let lookups: i64 = sizes[1..].iter().sum();
-    let count = if lookups.saturating_mul(LOOKUP_COST) > within {
-        count_where(&columns, &[], "+")?
+    let mut sizes = columns
+        .iter()
+        .map(|column| count_where(std::slice::from_ref(column), &[], Some(SIZE_PROBE)))
+        .collect::<Result<Vec<_>>>()?;
+    let count = if sizes.iter().filter(|size| **size >= SIZE_PROBE).count() > 1 {
+        let mut sql = Sql::new("SELECT count(*) FROM users");
+        push_filter(&mut sql, &base);
+        sql.push(" AND ");
+        push_prefixes(&mut sql, &columns, "+");
+        sql.row(c, |r| r.get::<_, i64>(0))?.unwrap_or(0)
     } else {
-        let mut count = sizes[0];
+        let largest = (0..columns.len()).max_by_key(|i| sizes[*i]).unwrap_or(0);
+        columns.swap(0, largest);
+        sizes.swap(0, largest);
+        let mut count = if sizes[0] >= SIZE_PROBE { count_where(&columns[..1], &[], None)? } else { sizes[0] };
         for i in (1..columns.len()).filter(|i| sizes[*i] > 0) {
-            count += count_where(&columns[i..=i], &columns[..i], "")?;
+            count += count_where(&columns[i..=i], &columns[..i], None)?;
         }
         count
     };
+    let within = count_matching(c, &base)?;
     if count == 0 {
         return Ok((0, Vec::new()));
     }
