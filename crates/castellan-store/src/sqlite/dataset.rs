@@ -145,7 +145,9 @@ impl SqliteStore {
     /// Writes the dataset in bulk; the revision counter is left alone (this is a fixture, not a change).
     pub async fn load_dataset(&self, spec: &DatasetSpec, password_hash: &str) -> Result<DatasetInfo> {
         let (spec, password_hash) = (*spec, password_hash.to_string());
-        self.write_plain(move |c| load_dataset(c, &spec, &password_hash)).await
+        let info = self.write_plain(move |c| load_dataset(c, &spec, &password_hash)).await;
+        self.fences.clear();
+        info
     }
 
     /// Bulk-writes a generated permission model (users, groups with their closure, memberships, modules, objects and
@@ -153,7 +155,9 @@ impl SqliteStore {
     /// revision counter is left alone.
     pub async fn import_facts(&self, facts: &Facts, org: i64, password_hash: &str) -> Result<ImportCounts> {
         let (facts, password_hash) = (facts.clone(), password_hash.to_string());
-        self.write_plain(move |c| import_facts(c, &facts, org, &password_hash)).await
+        let counts = self.write_plain(move |c| import_facts(c, &facts, org, &password_hash)).await;
+        self.fences.clear();
+        counts
     }
 }
 

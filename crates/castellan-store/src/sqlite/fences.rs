@@ -82,6 +82,10 @@ impl Fences {
     pub fn seek(&self, order: &Order, offset: i64) -> Option<Seek> {
         let mut sets = self.sets.lock();
         let set = sets.get(order)?;
+        if offset >= set.total {
+            // A page past the end: nothing to seek (and no reason to think the fences thinned out).
+            return None;
+        }
         let before = set.fences.partition_point(|f| f.rank < offset);
         let fence = set.fences.get(before.checked_sub(1)?)?.clone();
         if offset - fence.rank > SPARSEST {
@@ -107,6 +111,11 @@ impl Fences {
     /// Gives up the claim on `order` (its build failed).
     pub fn release(&self, order: &Order) {
         self.building.lock().remove(order);
+    }
+
+    /// Forgets every set: rows were written without revisions (a bulk load), which no set can follow.
+    pub fn clear(&self) {
+        self.sets.lock().clear();
     }
 
     /// Follows one committed write (on the writer thread, in commit order): the revisions it logged and the user
@@ -279,6 +288,17 @@ mod tests {
         fences.follow(&[2], &[]);
         assert!(fences.seek(&order, 15).is_some());
         fences.follow(&[4], &[]);
+        assert!(fences.seek(&order, 15).is_none());
+    }
+
+    #[test]
+    fn a_page_past_the_end_keeps_the_set() {
+        let fences = Fences::default();
+        let order = vec![(UserOrder::Username, false)];
+        fences.install(order.clone(), set(&["a", "b"]));
+        assert!(fences.seek(&order, 20_000).is_none());
+        assert!(fences.seek(&order, 15).is_some(), "still there");
+        fences.clear();
         assert!(fences.seek(&order, 15).is_none());
     }
 }

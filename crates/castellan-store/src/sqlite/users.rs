@@ -654,6 +654,8 @@ impl UserStore for SqliteStore {
             self.build_fences(order);
         }
         self.read(move |c| {
+            // One snapshot for the count, the fences' revision and the page: a write between them would shift rows.
+            let snapshot = c.unchecked_transaction()?;
             let (count, mut items) = if let Some(page) = search_page(c, &query)? {
                 (page.count, page.items)
             } else if let Some(term) = short_search(&query.filter) {
@@ -689,6 +691,7 @@ impl UserStore for SqliteStore {
             if !query.skip_groups {
                 attach_groups(c, &mut items)?;
             }
+            snapshot.commit()?;
             Ok(Page { count, items })
         })
         .await
