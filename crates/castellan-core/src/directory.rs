@@ -188,15 +188,26 @@ impl Directory {
         set
     }
 
-    /// The unexpired direct members of `group`, ascending: what a membership write answers, without a set sized by
-    /// the largest user key.
-    pub fn direct_members(&self, group: i64, now: i64) -> Vec<i64> {
+    /// The unexpired direct members of `group` that `keep` accepts: the first `most` of them ascending, and how many
+    /// there are. What a membership write answers, without a set sized by the largest user key.
+    pub fn direct_members(&self, group: i64, now: i64, most: usize, keep: impl FnMut(&i64) -> bool) -> (Vec<i64>, usize) {
         let listed = self.members.get(&group).map(Vec::as_slice).unwrap_or_default();
-        let mut out: Vec<i64> =
-            listed.iter().filter(|(_, expires_at)| expires_at.is_none_or(|e| e > now)).map(|&(user, _)| user).collect();
+        // A group's list holds each member once; its order is the order of the writes.
+        let mut out: Vec<i64> = listed
+            .iter()
+            .filter(|(_, expires_at)| expires_at.is_none_or(|e| e > now))
+            .map(|&(user, _)| user)
+            .filter(keep)
+            .collect();
+        let count = out.len();
+        if count > most {
+            // Only the first `most` are answered: picking them costs a pass, where sorting all cost a large group's
+            // writes more than the write itself.
+            out.select_nth_unstable(most);
+            out.truncate(most);
+        }
         out.sort_unstable();
-        out.dedup();
-        out
+        (out, count)
     }
 
     /// The groups `viewer` sees (seed 004): the viewer's unexpired groups and every group below them, ascending.
@@ -274,9 +285,16 @@ mod tests {
         assert_eq!(d.members(&[1], true, 50).page(0, 10), vec![10, 11]);
         assert_eq!(d.members(&[1], false, 0).count(), 0);
         assert_eq!(d.members(&[2], true, 0).page(0, 10), vec![10, 11]);
-        assert_eq!(d.direct_members(3, 0), vec![10, 11], "ascending, whatever the order of the memberships");
-        assert_eq!((d.direct_members(4, 0), d.direct_members(4, 50)), (vec![12], vec![]), "expired members are gone");
-        assert!(d.direct_members(1, 0).is_empty() && d.direct_members(99, 0).is_empty());
+        let all = |_: &i64| true;
+        assert_eq!(d.direct_members(3, 0, 10, all), (vec![10, 11], 2), "ascending, whatever the order of the memberships");
+        assert_eq!(d.direct_members(3, 0, 1, all), (vec![10], 2), "the first ones, and how many there are");
+        assert_eq!(d.direct_members(3, 0, 10, |pk| *pk != 10), (vec![11], 1), "only those kept");
+        assert_eq!(
+            (d.direct_members(4, 0, 10, all), d.direct_members(4, 50, 10, all)),
+            ((vec![12], 1), (vec![], 0)),
+            "expired members are gone"
+        );
+        assert!(d.direct_members(1, 0, 10, all).1 == 0 && d.direct_members(99, 0, 10, all).1 == 0);
         assert_eq!(d.active_groups_of(12, 0), vec![4]);
         assert!(d.active_groups_of(12, 50).is_empty());
         assert_eq!(d.visible_groups(10, 0), vec![2, 3], "a group and everything below it, once");

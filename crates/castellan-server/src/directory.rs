@@ -115,18 +115,18 @@ impl DirectoryView {
         members
     }
 
-    /// The unexpired direct members of `group` that `viewer` sees (`None`: everyone), ascending, and how many
-    /// others there are.
-    pub fn direct_members(&self, group: i64, viewer: Option<i64>, now: i64) -> (Vec<i64>, usize) {
+    /// The first `most` unexpired direct members of `group` that `viewer` sees (`None`: everyone), ascending; how
+    /// many the viewer sees; and how many others there are.
+    pub fn direct_members(&self, group: i64, viewer: Option<i64>, now: i64, most: usize) -> (Vec<i64>, usize, usize) {
         let directory = self.directory.read();
-        let mut members = directory.direct_members(group, now);
-        let all = members.len();
-        if let Some(viewer) = viewer {
-            let visible = visible_in(&directory, viewer, now);
-            members.retain(|pk| visible.contains(*pk));
-        }
-        let hidden = all - members.len();
-        (members, hidden)
+        let visible = viewer.map(|viewer| visible_in(&directory, viewer, now));
+        let mut hidden = 0;
+        let (members, count) = directory.direct_members(group, now, most, |pk| {
+            let seen = visible.as_ref().is_none_or(|visible| visible.contains(*pk));
+            hidden += usize::from(!seen);
+            seen
+        });
+        (members, count, hidden)
     }
 }
 

@@ -395,10 +395,9 @@ fn member_body(
 /// to that revision first): answering costs the same whatever the group's size.
 async fn members_out(state: &AppState, caller: &Principal, group: &Group, revision: i64) -> ApiResult<GroupMembersOut> {
     state.follower.follow_to(revision).await?;
-    let (mut users, hidden) = state.directory.direct_members(group.pk, caller.viewer(), crate::clock::now_micros());
-    let users_count = users.len() as i64;
-    users.truncate(MEMBERS_MAX);
-    Ok(GroupMembersOut { group: GroupOut::from(group), users, users_count, users_hidden: hidden as i64 })
+    let (users, count, hidden) =
+        state.directory.direct_members(group.pk, caller.viewer(), crate::clock::now_micros(), MEMBERS_MAX);
+    Ok(GroupMembersOut { group: GroupOut::from(group), users, users_count: count as i64, users_hidden: hidden as i64 })
 }
 
 /// Add users to a group (`expires_at` optional); the caller must hold what the group confers.
