@@ -315,6 +315,12 @@ async fn phone_numbers_are_e164() {
     r.error(400, "ValidationError");
     assert_eq!(r.fields(), ["userprofile.phone_number"]);
     assert_eq!(snapshot(&server, pk).await, snap);
+    // A part no field reads is refused by name, as in JSON.
+    let form = Form::new().text("first_name", "Bo").text("nickname", "b");
+    let r = multipart(&bob, Method::PATCH, "/api/v1/active_user/", form).await;
+    r.error(400, "ValidationError");
+    assert_eq!(r.fields(), ["nickname"]);
+    assert_eq!(snapshot(&server, pk).await, snap);
     // null clears it.
     let r = bob.patch("/api/v1/active_user/", json!({"userprofile": {"phone_number": null}})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);

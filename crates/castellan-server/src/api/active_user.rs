@@ -104,7 +104,10 @@ async fn read_profile_body(state: &AppState, req: Request) -> ApiResult<ProfileB
             "username" | "email" | "first_name" | "last_name" => {
                 fields.insert(name, Value::String(field.text().await.map_err(multipart_error)?));
             }
-            _ => {}
+            // Passed on unread, so that the body's reader refuses it by name like an unknown JSON field.
+            _ => {
+                fields.insert(name, Value::Null);
+            }
         }
     }
     if !profile.is_empty() {
