@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use utoipa::openapi::OpenApi;
 
 use crate::error::{ApiError, ApiResult};
+use crate::openapi::JSON;
 use crate::state::AppState;
 
 /// Users named per impact entry; `users_count` gives the total.
@@ -112,8 +113,6 @@ pub fn document(api: &mut OpenApi) {
         components.schemas.insert(name.into(), schema);
     }
 }
-
-const JSON: &str = "application/json";
 
 /// The `dry_run` query parameter, as the other boolean parameters read it.
 fn requested(query: Option<&str>) -> Result<bool, ApiError> {

@@ -13,7 +13,8 @@ use crate::error::{ErrorBody, FieldErrorOut};
 #[openapi(info(title = "Castellan", description = "Users, groups, roles and permissions."))]
 struct ApiDoc;
 
-const JSON: &str = "application/json";
+/// The media type of every body the API reads and writes.
+pub(crate) const JSON: &str = "application/json";
 
 /// Routes any client may call without credentials.
 const PUBLIC: &[&str] = &["/api/v1/auth/login/"];

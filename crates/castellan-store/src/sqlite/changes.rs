@@ -7,7 +7,7 @@ use rusqlite::{Row, params};
 use time::OffsetDateTime;
 
 use super::audit::change_from_row;
-use super::{CURRENT_REVISION, SqliteStore, backend, insert_log, log_write};
+use super::{SqliteStore, backend, current_revision, insert_log, log_write};
 use crate::time_util::to_micros;
 use crate::{ChangeEntry, ChangeLog, Result, Revision, StoreError, WriteCtx, dry_run_slot};
 
@@ -43,7 +43,7 @@ fn expiry_from(r: &Row<'_>) -> rusqlite::Result<Option<Change>> {
 #[async_trait]
 impl ChangeLog for SqliteStore {
     async fn revision(&self) -> Result<Revision> {
-        self.read(|c| c.prepare_cached(CURRENT_REVISION)?.query_row([], |r| r.get(0)).map_err(backend)).await
+        self.read(current_revision).await
     }
 
     async fn audit(&self, ctx: &WriteCtx, event: Change) -> Result<()> {

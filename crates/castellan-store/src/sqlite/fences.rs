@@ -15,7 +15,7 @@ use castellan_core::model::User;
 use parking_lot::Mutex;
 use rusqlite::Connection;
 
-use super::{CURRENT_REVISION, backend};
+use super::current_revision;
 use crate::{Result, Revision, SortValue, UserCursor, UserOrder};
 
 /// Rows between two fences when a set is built.
@@ -151,8 +151,7 @@ impl Set {
             total += 1;
             Ok(())
         })?;
-        let revision = c.prepare_cached(CURRENT_REVISION).map_err(backend)?.query_row([], |r| r.get(0)).map_err(backend)?;
-        Ok(Self { revision, total, fences })
+        Ok(Self { revision: current_revision(c)?, total, fences })
     }
 
     /// Moves the fences past a changed row: a row leaving a place before a fence lowers its rank, one arriving

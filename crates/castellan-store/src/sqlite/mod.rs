@@ -43,6 +43,11 @@ pub struct SqliteStore {
 /// The newest committed revision: the largest one logged (0 before any write).
 const CURRENT_REVISION: &str = "SELECT COALESCE(MAX(revision), 0) FROM change_log";
 
+/// The newest committed revision, as `c` reads it.
+fn current_revision(c: &Connection) -> Result<Revision> {
+    c.prepare_cached(CURRENT_REVISION).map_err(backend)?.query_row([], |r| r.get(0)).map_err(backend)
+}
+
 /// Appends a change-log row; the revision is the newest logged plus one when the row `advances` it (only the writer
 /// thread writes, so no other write takes it). The row belongs to the org of its target (API.md §11): the one the
 /// change records (`?11`), else the target's as stored, else (an unregistered object, a module) the actor's.

@@ -259,36 +259,34 @@ const SHORT_SEARCH_SCAN: i64 = 20_000;
 /// that ends sooner than looking the matches up, else from the keys the indexes give.
 fn short_search_page(c: &Connection, query: &UserQuery, term: &str) -> Result<(i64, Vec<User>)> {
     let base = UserFilter { search: None, ..query.filter.clone() };
-    let count_where = |columns: &[(&'static str, Vec<KeyRange>)], not: &[(&'static str, Vec<KeyRange>)], most: Option<i64>| {
-        let mut sql = Sql::new("SELECT count(*) FROM (SELECT 1 FROM users");
-        push_filter(&mut sql, &base);
-        sql.push(" AND ");
-        push_prefixes(&mut sql, columns, "");
-        if !not.is_empty() {
-            sql.push(" AND NOT ");
-            push_prefixes(&mut sql, not, "+");
-        }
-        sql.push(" LIMIT ").bind(most.unwrap_or(-1)).push(")");
-        Ok::<i64, StoreError>(sql.row(c, |r| r.get::<_, i64>(0))?.unwrap_or(0))
-    };
+    // The rows of `columns`' ranges (read through their indexes unless `unindexed`), not in `not`'s, up to `most`.
+    let count_where =
+        |columns: &[(&'static str, Vec<KeyRange>)], unindexed, not: &[(&'static str, Vec<KeyRange>)], most: Option<i64>| {
+            let mut sql = Sql::new("SELECT count(*) FROM (SELECT 1 FROM users");
+            push_filter(&mut sql, &base);
+            sql.push(" AND ");
+            push_prefixes(&mut sql, columns, unindexed);
+            if !not.is_empty() {
+                sql.push(" AND NOT ");
+                push_prefixes(&mut sql, not, "+");
+            }
+            sql.push(" LIMIT ").bind(most.unwrap_or(-1)).push(")");
+            Ok::<i64, StoreError>(sql.row(c, |r| r.get::<_, i64>(0))?.unwrap_or(0))
+        };
     let mut columns = prefix_ranges(term);
     let mut sizes = columns
         .iter()
-        .map(|column| count_where(std::slice::from_ref(column), &[], Some(SIZE_PROBE)))
+        .map(|column| count_where(std::slice::from_ref(column), "", &[], Some(SIZE_PROBE)))
         .collect::<Result<Vec<_>>>()?;
     let count = if sizes.iter().filter(|size| **size >= SIZE_PROBE).count() > 1 {
-        let mut sql = Sql::new("SELECT count(*) FROM users");
-        push_filter(&mut sql, &base);
-        sql.push(" AND ");
-        push_prefixes(&mut sql, &columns, "+");
-        sql.row(c, |r| r.get::<_, i64>(0))?.unwrap_or(0)
+        count_where(&columns, "+", &[], None)?
     } else {
         let largest = (0..columns.len()).max_by_key(|i| sizes[*i]).unwrap_or(0);
         columns.swap(0, largest);
         sizes.swap(0, largest);
-        let mut count = if sizes[0] >= SIZE_PROBE { count_where(&columns[..1], &[], None)? } else { sizes[0] };
+        let mut count = if sizes[0] >= SIZE_PROBE { count_where(&columns[..1], "", &[], None)? } else { sizes[0] };
         for i in (1..columns.len()).filter(|i| sizes[*i] > 0) {
-            count += count_where(&columns[i..=i], &columns[..i], None)?;
+            count += count_where(&columns[i..=i], "", &columns[..i], None)?;
         }
         count
     };
@@ -466,8 +464,7 @@ fn fenced_order(query: &UserQuery) -> Option<Order> {
 
 /// Whether the fences of `seek` describe the state `c` reads: the same revision and the same number of users.
 fn fences_hold(c: &Connection, seek: &Seek, count: i64) -> Result<bool> {
-    let revision: i64 = c.prepare_cached(super::CURRENT_REVISION)?.query_row([], |r| r.get(0)).map_err(backend)?;
-    Ok(revision == seek.revision && count == seek.total)
+    Ok(super::current_revision(c)? == seek.revision && count == seek.total)
 }
 
 impl SqliteStore {
