@@ -332,6 +332,161 @@ pub enum Change {
         /// The key.
         key: String,
     },
+    /// An entry of the permission catalog was created (or published by the server for its own API).
+    CatalogCreated {
+        /// What kind of entry.
+        entry: CatalogEntry,
+        /// Its key.
+        pk: i64,
+        /// Its fields and links.
+        after: Box<CatalogRecord>,
+    },
+    /// An entry of the permission catalog changed (only what changed appears on either side).
+    CatalogUpdated {
+        /// What kind of entry.
+        entry: CatalogEntry,
+        /// Its key.
+        pk: i64,
+        /// Changed fields before.
+        before: Box<CatalogRecord>,
+        /// Changed fields after.
+        after: Box<CatalogRecord>,
+    },
+    /// An entry of the permission catalog was deleted.
+    CatalogDeleted {
+        /// What kind of entry.
+        entry: CatalogEntry,
+        /// Its key.
+        pk: i64,
+        /// Its fields and links.
+        before: Box<CatalogRecord>,
+    },
+    /// Users, BE permissions, FE permissions or FE permission groups were linked to a catalog entry.
+    CatalogLinked {
+        /// What kind of entry.
+        entry: CatalogEntry,
+        /// Its key.
+        pk: i64,
+        /// What was linked.
+        link: CatalogLink,
+        /// The keys newly linked.
+        added: Vec<i64>,
+    },
+    /// Links were taken from a catalog entry.
+    CatalogUnlinked {
+        /// What kind of entry.
+        entry: CatalogEntry,
+        /// Its key.
+        pk: i64,
+        /// What was unlinked.
+        link: CatalogLink,
+        /// The keys no longer linked.
+        removed: Vec<i64>,
+    },
+}
+
+/// The kinds of entry of the permission catalog (API.md §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatalogEntry {
+    /// A BE permission namespace.
+    BeNamespace,
+    /// A BE permission.
+    BePermission,
+    /// An FE permission.
+    FePermission,
+    /// An FE permission group.
+    FeGroup,
+    /// A catalog group.
+    CatalogGroup,
+    /// A channel group.
+    ChannelGroup,
+}
+
+impl CatalogEntry {
+    /// The audit log's `target_type` for the entry: its collection's path segment.
+    pub fn collection(self) -> &'static str {
+        match self {
+            CatalogEntry::BeNamespace => "be_permission_namespace",
+            CatalogEntry::BePermission => "be_permissions",
+            CatalogEntry::FePermission => "fe_permissions",
+            CatalogEntry::FeGroup => "fe_permission_groups",
+            CatalogEntry::CatalogGroup => "catalog_groups",
+            CatalogEntry::ChannelGroup => "channel_groups",
+        }
+    }
+
+    /// Whether entries of this kind are object grants the authorization index holds (catalog and channel groups).
+    pub fn is_object_group(self) -> bool {
+        matches!(self, CatalogEntry::CatalogGroup | CatalogEntry::ChannelGroup)
+    }
+
+    /// The module whose `access` an object group grants on its items.
+    pub fn object_module(self) -> Option<&'static str> {
+        match self {
+            CatalogEntry::CatalogGroup => Some("catalogs"),
+            CatalogEntry::ChannelGroup => Some("channels"),
+            _ => None,
+        }
+    }
+}
+
+/// What a catalog link joins to its entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatalogLink {
+    /// Users holding the entry.
+    Users,
+    /// BE permissions an FE permission gives.
+    BePermissions,
+    /// FE permissions an FE permission group gives.
+    FePermissions,
+    /// FE permission groups holding an FE permission.
+    FeGroups,
+}
+
+/// A catalog entry's recorded fields and links; each kind fills the fields it has.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogRecord {
+    /// Name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A BE permission's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<i64>,
+    /// A BE permission's lower-case method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// A BE permission's path expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Whether a published BE permission's route is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<bool>,
+    /// An FE permission's slug.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slug: Option<String>,
+    /// An FE permission's parent (`Some(None)`: a root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Option<i64>>,
+    /// An FE permission group's description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Option<String>>,
+    /// A catalog or channel group's directory group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<i64>,
+    /// A catalog or channel group's items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<i64>>,
+    /// Linked BE permissions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub be_permissions: Option<Vec<i64>>,
+    /// Linked FE permissions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fe_permissions: Option<Vec<i64>>,
+    /// Linked users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<Vec<i64>>,
 }
 
 /// A user's recorded fields (no secrets).
@@ -532,7 +687,8 @@ impl Change {
             | Change::ModuleCreated { .. }
             | Change::RoleCreated { .. }
             | Change::ObjectRegistered { .. }
-            | Change::TokenCreated { .. } => "create",
+            | Change::TokenCreated { .. }
+            | Change::CatalogCreated { .. } => "create",
             Change::UserDataWritten { created: true, .. } => "create",
             Change::UserUpdated { after, .. } if after.contains_key("password") => "password_change",
             Change::UserUpdated { .. }
@@ -542,7 +698,8 @@ impl Change {
             | Change::PasswordPolicySet { .. }
             | Change::ModuleUpdated { .. }
             | Change::RoleUpdated { .. }
-            | Change::UserDataWritten { created: false, .. } => "update",
+            | Change::UserDataWritten { created: false, .. }
+            | Change::CatalogUpdated { .. } => "update",
             Change::UserDeleted { .. }
             | Change::GroupDeleted { .. }
             | Change::OrgDeleted { .. }
@@ -550,9 +707,16 @@ impl Change {
             | Change::RoleDeleted { .. }
             | Change::ObjectDeleted { .. }
             | Change::TokenDeleted { .. }
-            | Change::UserDataDeleted { .. } => "delete",
-            Change::MembersAssigned { .. } | Change::RoleAssigned { .. } | Change::GrantsAssigned { .. } => "assign",
-            Change::MembersUnassigned { .. } | Change::RoleUnassigned { .. } | Change::GrantsUnassigned { .. } => "unassign",
+            | Change::UserDataDeleted { .. }
+            | Change::CatalogDeleted { .. } => "delete",
+            Change::MembersAssigned { .. }
+            | Change::RoleAssigned { .. }
+            | Change::GrantsAssigned { .. }
+            | Change::CatalogLinked { .. } => "assign",
+            Change::MembersUnassigned { .. }
+            | Change::RoleUnassigned { .. }
+            | Change::GrantsUnassigned { .. }
+            | Change::CatalogUnlinked { .. } => "unassign",
             Change::ModulePermissionsSet { after, .. } => {
                 if after.is_empty() {
                     "unassign"
@@ -631,6 +795,11 @@ impl Change {
             Change::UserDataWritten { user, key, .. } | Change::UserDataDeleted { user, key } => {
                 ("user_data".to_string(), format!("{user}:{key}"))
             }
+            Change::CatalogCreated { entry, pk: p, .. }
+            | Change::CatalogUpdated { entry, pk: p, .. }
+            | Change::CatalogDeleted { entry, pk: p, .. }
+            | Change::CatalogLinked { entry, pk: p, .. }
+            | Change::CatalogUnlinked { entry, pk: p, .. } => pk(entry.collection(), *p),
         }
     }
 
@@ -643,6 +812,10 @@ impl Change {
             Change::ModulePermissionsSet { subject: SubjectFact::Group(_), .. } => true,
             Change::GrantsAssigned { subject: SubjectFact::Group(_), object, .. }
             | Change::GrantsUnassigned { subject: SubjectFact::Group(_), object, .. } => object.is_none(),
+            // An object group's grants may repeat grants given another way: only the store knows what remains.
+            Change::CatalogCreated { entry, .. }
+            | Change::CatalogUpdated { entry, .. }
+            | Change::CatalogDeleted { entry, .. } => entry.is_object_group(),
             _ => false,
         }
     }
@@ -729,7 +902,12 @@ impl Change {
             | Change::LoggedOut { .. }
             | Change::SessionsRevoked { .. }
             | Change::UserDataWritten { .. }
-            | Change::UserDataDeleted { .. } => {}
+            | Change::UserDataDeleted { .. }
+            | Change::CatalogLinked { .. }
+            | Change::CatalogUnlinked { .. } => {}
+            Change::CatalogCreated { .. } | Change::CatalogUpdated { .. } | Change::CatalogDeleted { .. } => {
+                scope.groups.extend(self.object_group_grants().into_iter().map(|(group, _, _)| group));
+            }
         }
         Some(scope)
     }
@@ -740,6 +918,44 @@ impl Change {
             Change::ModuleCreated { id, .. } | Change::ModuleUpdated { id, .. } | Change::ModuleDeleted { id, .. } => Some(id),
             _ => None,
         }
+    }
+
+    /// Whether the change alters the permission catalog, or what the catalog links to (a user or group deleted):
+    /// followers holding the catalog read it again.
+    pub fn touches_catalog(&self) -> bool {
+        matches!(
+            self,
+            Change::CatalogCreated { .. }
+                | Change::CatalogUpdated { .. }
+                | Change::CatalogDeleted { .. }
+                | Change::CatalogLinked { .. }
+                | Change::CatalogUnlinked { .. }
+                | Change::UserDeleted { .. }
+                | Change::GroupDeleted { .. }
+        )
+    }
+
+    /// An object group change as the grants it takes away and gives: (group, module, item) with `false` for taken
+    /// and `true` for given. Empty for any other change.
+    pub fn object_group_grants(&self) -> Vec<(i64, &'static str, (i64, bool))> {
+        let (entry, before, after) = match self {
+            Change::CatalogCreated { entry, after, .. } => (entry, None, Some(after)),
+            Change::CatalogUpdated { entry, before, after, .. } => (entry, Some(before), Some(after)),
+            Change::CatalogDeleted { entry, before, .. } => (entry, Some(before), None),
+            _ => return Vec::new(),
+        };
+        let Some(module) = entry.object_module() else { return Vec::new() };
+        // Object groups record their group and items on both sides of an update.
+        let side =
+            |record: Option<&Box<CatalogRecord>>| record.and_then(|r| Some((r.group?, r.items.clone().unwrap_or_default())));
+        let mut grants = Vec::new();
+        if let Some((group, items)) = side(before) {
+            grants.extend(items.into_iter().map(|item| (group, module, (item, false))));
+        }
+        if let Some((group, items)) = side(after) {
+            grants.extend(items.into_iter().map(|item| (group, module, (item, true))));
+        }
+        grants
     }
 }
 

@@ -1,5 +1,6 @@
 //! Castellan's domain: types, validation rules and the authorization rules. No IO, no async, no SQL.
 
+pub mod catalog;
 pub mod change;
 pub mod directory;
 pub mod engine;
@@ -8,6 +9,7 @@ pub mod fields;
 pub mod model;
 pub mod password;
 pub mod permission;
+pub mod routes;
 pub mod validate;
 
 pub use error::{DomainError, FieldError};

@@ -324,3 +324,99 @@ pub struct LookupUsersBody {
     /// Answer only once the model has reached this revision.
     pub at_least_revision: Option<i64>,
 }
+
+/// A custom BE permission namespace.
+#[derive(ToSchema)]
+pub struct NamespaceBody {
+    /// Unique name, at most 64 characters.
+    pub name: String,
+}
+
+/// A custom BE permission.
+#[derive(ToSchema)]
+pub struct BePermissionBody {
+    /// Namespace pk.
+    pub namespace: i64,
+    /// HTTP method: get, post, put, patch, delete, head or options (any case).
+    pub action: String,
+    /// A regular expression matched from the request path's start, without the leading slash (`api/v1/products/$`).
+    pub path: String,
+    /// Name; `{namespace}-{action}-{path}` when absent.
+    pub name: Option<String>,
+}
+
+/// Users to give or take a catalog entry (BE/FE permission, namespace, FE permission group).
+#[derive(ToSchema)]
+pub struct CatalogUsersBody {
+    /// User keys.
+    pub users: Vec<i64>,
+}
+
+/// An FE permission of an application's UI tree.
+#[derive(ToSchema)]
+pub struct FePermissionBody {
+    /// Display name.
+    pub name: String,
+    /// Slug, unique among its siblings: lower-case letters, digits, `_` and `-`.
+    pub slug: String,
+    /// Parent FE permission (null or absent: a root).
+    pub parent: Option<i64>,
+    /// BE permissions the FE permission gives.
+    pub be_permissions: Option<Vec<i64>>,
+}
+
+/// FE permission groups to give or take an FE permission.
+#[derive(ToSchema)]
+pub struct FeGroupsLinkBody {
+    /// FE permission group keys.
+    pub fe_permission_groups: Vec<i64>,
+}
+
+/// An FE permission group.
+#[derive(ToSchema)]
+pub struct FeGroupBody {
+    /// Name.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Users in the group.
+    pub users: Option<Vec<i64>>,
+    /// FE permissions the group gives.
+    pub fepermissions: Option<Vec<i64>>,
+}
+
+/// FE permissions to add to or remove from an FE permission group.
+#[derive(ToSchema)]
+pub struct FePermissionsLinkBody {
+    /// FE permission keys.
+    pub fepermissions: Vec<i64>,
+}
+
+/// A catalog group.
+#[derive(ToSchema)]
+pub struct CatalogGroupBody {
+    /// The group whose members hold `catalogs.access` on each catalog.
+    pub group: i64,
+    /// Catalog ids.
+    pub catalogs: Vec<i64>,
+}
+
+/// A channel group.
+#[derive(ToSchema)]
+pub struct ChannelGroupBody {
+    /// The group whose members hold `channels.access` on each channel.
+    pub group: i64,
+    /// Channel ids.
+    pub channels: Vec<i64>,
+}
+
+/// `POST check/route/`.
+#[derive(ToSchema)]
+pub struct RouteCheckBody {
+    /// The user (default: the caller).
+    pub user: Option<i64>,
+    /// HTTP method (any case).
+    pub method: String,
+    /// The request path, with or without its leading slash; normalised before matching.
+    pub path: String,
+}

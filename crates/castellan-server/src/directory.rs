@@ -70,6 +70,13 @@ impl DirectoryView {
         }
     }
 
+    /// The groups `user` is directly and currently in, ascending.
+    pub fn groups_of(&self, user: i64, now: i64) -> Vec<i64> {
+        let mut groups = self.directory.read().active_groups_of(user, now);
+        groups.sort_unstable();
+        groups
+    }
+
     /// The users `viewer` sees: members of the viewer's groups and of every group below them, and the viewer.
     pub fn visible_users(&self, viewer: i64, now: i64) -> UserSet {
         visible_in(&self.directory.read(), viewer, now)

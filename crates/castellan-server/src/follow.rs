@@ -9,6 +9,7 @@ use castellan_store::{Revision, Store, StoreError};
 use tokio::sync::{Mutex, watch};
 
 use crate::auth::credentials::CredentialCache;
+use crate::catalog::CatalogView;
 use crate::directory::DirectoryView;
 use crate::engine::EngineView;
 
@@ -22,6 +23,7 @@ pub struct LogFollower {
     store: Arc<dyn Store>,
     engine: Arc<EngineView>,
     directory: Arc<DirectoryView>,
+    catalog: Arc<CatalogView>,
     credentials: Arc<CredentialCache>,
     /// The last change-log row applied, announced to watchers of the log.
     position: watch::Sender<i64>,
@@ -33,9 +35,10 @@ impl LogFollower {
         // Read the log position first: rows after it are applied again, which is harmless.
         let applied = store.last_change_pk().await?;
         let directory = Arc::new(DirectoryView::load(store.as_ref()).await?);
+        let catalog = Arc::new(CatalogView::load(store.as_ref()).await?);
         let engine = EngineView::start(store.clone()).await?;
         let (position, _) = watch::channel(applied);
-        Ok(Self { applied: Mutex::new(applied), store, engine, directory, credentials, position })
+        Ok(Self { applied: Mutex::new(applied), store, engine, directory, catalog, credentials, position })
     }
 
     /// The authorization index.
@@ -46,6 +49,11 @@ impl LogFollower {
     /// The directory.
     pub fn directory(&self) -> &Arc<DirectoryView> {
         &self.directory
+    }
+
+    /// The permission catalog.
+    pub fn catalog(&self) -> &Arc<CatalogView> {
+        &self.catalog
     }
 
     /// Applies every change-log row not applied yet to both views.
@@ -78,6 +86,7 @@ impl LogFollower {
             let Some(last) = entries.last().map(|e| e.pk) else { return Ok(()) };
             // The directory first: a request that finds the index at its revision finds the directory there too.
             self.directory.apply(self.store.as_ref(), &entries).await?;
+            self.catalog.apply(self.store.as_ref(), &entries).await?;
             self.engine.apply(&entries).await?;
             // Also for this server's own writes (whose handlers invalidate at once): another replica's revocation
             // reaches this cache only this way.

@@ -4,6 +4,7 @@ pub mod api;
 pub mod auth;
 pub mod bodies;
 pub mod bootstrap;
+pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod directory;

@@ -67,6 +67,8 @@ pub struct Shared {
     pub directory: Arc<DirectoryView>,
     /// The authorization engine's index.
     pub engine: Arc<EngineView>,
+    /// The BE/FE permission catalog.
+    pub catalog: Arc<crate::catalog::CatalogView>,
     /// Keeps `directory` and `engine` current with the change log.
     pub follower: Arc<LogFollower>,
     /// Renders `/metrics`.
@@ -84,11 +86,13 @@ impl AppState {
     ) -> Result<Self, castellan_store::StoreError> {
         let key = store.server_key(&crate::auth::credentials::random_bytes::<32>()).await?;
         let credentials = Arc::new(CredentialCache::new(key));
+        crate::catalog::publish(store.as_ref()).await?;
         let follower = Arc::new(LogFollower::start(store.clone(), credentials.clone()).await?);
         spawn_expiry_timer(store.clone(), follower.clone());
         Ok(Self(Arc::new(Shared {
             directory: follower.directory().clone(),
             engine: follower.engine().clone(),
+            catalog: follower.catalog().clone(),
             follower,
             hashing: Arc::new(HashPool::new(cores(), config.login_wait_budget)),
             credentials,

@@ -687,10 +687,46 @@ pub trait AuditStore {
     async fn list_changes(&self, query: &ChangeQuery) -> Result<Page<ChangeEntry>>;
 }
 
+/// A route of the server's own API, published into the catalog as a BE permission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedRoute {
+    /// The namespace: the module the route is guarded by.
+    pub namespace: String,
+    /// Lower-case HTTP method.
+    pub action: String,
+    /// The path expression, as BE permissions write it.
+    pub path: String,
+}
+
+/// A node of the server's own admin UI FE tree, shipped into the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShippedFe {
+    /// Slugs from below the root (`is_superuser`, pk 1) down to the node; parents come before their children.
+    pub path: Vec<String>,
+    /// Display name.
+    pub name: String,
+    /// The published BE permissions it gives, as (namespace, action).
+    pub be: Vec<(String, String)>,
+}
+
+/// The permission catalog (API.md §7): BE/FE permissions, FE permission groups, catalog and channel groups.
+#[async_trait]
+pub trait CatalogStore {
+    /// Every catalog row, as of one moment.
+    async fn catalog_rows(&self) -> Result<castellan_core::catalog::CatalogRows>;
+    /// Persists one catalog change (a creation's `pk` is assigned here) with its change-log row; answers the change
+    /// as persisted: only links really added or removed, only fields really changed.
+    async fn write_catalog(&self, ctx: &WriteCtx, change: Change) -> Result<(Change, Revision)>;
+    /// Publishes the server's own routes (marking published routes no longer served as stale) and its admin UI tree,
+    /// idempotently; answers the last revision written, `None` when everything was current.
+    async fn publish_catalog(&self, routes: &[PublishedRoute], tree: &[ShippedFe]) -> Result<Option<Revision>>;
+}
+
 /// Everything the server persists.
 #[async_trait]
 pub trait Store:
     OrgStore
+    + CatalogStore
     + GroupStore
     + ObjectStore
     + PermissionStore

@@ -116,6 +116,9 @@ impl Facts {
                 self.modules.retain(|m| m.id != *id);
                 self.grants.retain(|g| g.module != *id);
             }
+            Change::CatalogCreated { .. } | Change::CatalogUpdated { .. } | Change::CatalogDeleted { .. } => {
+                self.apply_object_groups(change)
+            }
             // Nothing else decides a holding: names and descriptions, organisations, policies, tokens, expiries
             // (checks compare the clock themselves) and audit-only events.
             _ => {}
@@ -143,6 +146,25 @@ impl Facts {
         if let Some(m) = after {
             let restriction = m.restricted.then(|| m.nodes.clone());
             self.memberships.push(MembershipFact { user, group, expires_at: m.expires_at, restriction });
+        }
+    }
+
+    /// A catalog or channel group's grants: one `access` grant per item to its group, taken or given. One taken grant
+    /// removes one copy, so the same grant given another way stays.
+    fn apply_object_groups(&mut self, change: &Change) {
+        for (group, module, (item, given)) in change.object_group_grants() {
+            let grant = GrantFact {
+                subject: SubjectFact::Group(group),
+                module: module.to_string(),
+                action: "access".to_string(),
+                object: Some((module.to_string(), item.to_string())),
+                expires_at: None,
+            };
+            if given {
+                self.grants.push(grant);
+            } else if let Some(i) = self.grants.iter().position(|g| *g == grant) {
+                self.grants.swap_remove(i);
+            }
         }
     }
 

@@ -374,6 +374,11 @@ impl Index {
         self.users.contains_key(&pk)
     }
 
+    /// Whether the user is active and whether a superuser, `None` when the user does not exist.
+    pub fn user_flags(&self, pk: i64) -> Option<(bool, bool)> {
+        self.users.get(&pk).map(|&i| (self.user_entries[i as usize].is_active, self.user_entries[i as usize].is_superuser))
+    }
+
     /// The organisation of the user, `None` when the user does not exist.
     pub fn user_org(&self, pk: i64) -> Option<i64> {
         self.users.get(&pk).map(|&i| self.user_entries[i as usize].org)

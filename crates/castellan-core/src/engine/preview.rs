@@ -102,6 +102,9 @@ impl Index {
                 self.reach_object(&(before.model.clone(), before.object_pk.clone()), &mut reach)
             }
             Change::ModuleUpdated { id, .. } | Change::ModuleDeleted { id, .. } => self.reach_module(id, &mut reach),
+            Change::CatalogCreated { .. } | Change::CatalogUpdated { .. } | Change::CatalogDeleted { .. } => {
+                reach.groups.extend(change.object_group_grants().into_iter().map(|(group, _, _)| group));
+            }
             _ => {}
         }
         self.users_reached(reach)
@@ -383,6 +386,9 @@ fn mentioned_groups(change: &Change) -> Vec<i64> {
         Change::ModulePermissionsSet { subject: SubjectFact::Group(g), .. }
         | Change::GrantsAssigned { subject: SubjectFact::Group(g), .. }
         | Change::GrantsUnassigned { subject: SubjectFact::Group(g), .. } => vec![*g],
+        Change::CatalogCreated { .. } | Change::CatalogUpdated { .. } | Change::CatalogDeleted { .. } => {
+            change.object_group_grants().into_iter().map(|(group, _, _)| group).collect()
+        }
         _ => Vec::new(),
     }
 }
@@ -407,6 +413,11 @@ fn mentioned_objects(change: &Change) -> Vec<ObjectKey> {
         }
         Change::GrantsAssigned { object: Some(o), .. } | Change::GrantsUnassigned { object: Some(o), .. } => vec![o.clone()],
         Change::MembershipRestricted { after: Some(m), .. } => m.nodes.iter().map(|n| node_key(*n)).collect(),
+        Change::CatalogCreated { .. } | Change::CatalogUpdated { .. } | Change::CatalogDeleted { .. } => change
+            .object_group_grants()
+            .into_iter()
+            .map(|(_, module, (item, _))| (module.to_string(), item.to_string()))
+            .collect(),
         _ => Vec::new(),
     }
 }

@@ -37,7 +37,8 @@ pub fn router() -> OpenApiRouter<AppState> {
             .routes(routes!(effective_permissions))
             .routes(routes!(lookup_objects))
             .routes(routes!(lookup_users))
-            .routes(routes!(capabilities)),
+            .routes(routes!(capabilities))
+            .routes(routes!(check_route)),
     )
 }
 
@@ -393,12 +394,21 @@ pub struct CapabilitiesOut {
     pub global: Vec<String>,
     /// `{model: {object_pk: [action...]}}` held on objects.
     pub objects: std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>>,
-    /// Front-end permission slugs (the FE catalog is not served yet: always empty).
+    /// Paths (slugs joined with `.`) of the FE permissions held (every one for superusers).
     pub fe_permissions: Vec<String>,
-    /// Back-end permissions as `{action, path}` (the BE catalog is not served yet: always empty).
-    pub be_permissions: Vec<Value>,
+    /// BE permissions held, as `{action, path}`.
+    pub be_permissions: Vec<BeHeld>,
     /// The revision the answer reflects.
     pub revision: i64,
+}
+
+/// A BE permission as `capabilities` lists it.
+#[derive(Serialize, ToSchema)]
+pub struct BeHeld {
+    /// Lower-case HTTP method.
+    pub action: String,
+    /// Path expression.
+    pub path: String,
 }
 
 /// The caller's capabilities (API.md §8).
@@ -418,7 +428,42 @@ async fn capabilities(State(state): State<AppState>, caller: Principal) -> ApiRe
     for (model, key, action) in eff.objects {
         objects.entry(model).or_default().entry(key).or_default().push(action);
     }
-    Ok(axum::Json(CapabilitiesOut { global, objects, fe_permissions: Vec::new(), be_permissions: Vec::new(), revision }))
+    let catalog = state.catalog.get();
+    let superuser = caller.is_superuser();
+    let fe_permissions = catalog.held_fe(caller.user.pk, superuser).iter().map(|f| catalog.fe_path(f.pk)).collect();
+    let be_permissions = catalog
+        .held_be(caller.user.pk, superuser)
+        .iter()
+        .map(|b| BeHeld { action: b.action.clone(), path: b.path.clone() })
+        .collect();
+    Ok(axum::Json(CapabilitiesOut { global, objects, fe_permissions, be_permissions, revision }))
+}
+
+/// May a user (default: the caller) call `method` on `path`? The path is normalised first (API.md §7, §10).
+#[utoipa::path(post, path = "/api/v1/check/route/", tag = "check",
+    request_body = crate::bodies::RouteCheckBody,
+    responses((status = 200, body = crate::catalog::RouteCheckOut), (status = 400), (status = 401), (status = 403), (status = 404)))]
+async fn check_route(
+    State(state): State<AppState>,
+    caller: Principal,
+    JsonBody(body): JsonBody,
+) -> ApiResult<axum::Json<crate::catalog::RouteCheckOut>> {
+    let mut f = Fields::new(&body)?;
+    let user = f.pk("user", false);
+    let method = f.string("method", true, 16).unwrap_or_default();
+    let path = f.string("path", true, 8192);
+    if !method.is_empty() && !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+        f.error("method", "Expected an HTTP method.");
+    }
+    let normalized = path.as_deref().map(castellan_core::routes::normalize_path);
+    if let Some(Err(why)) = &normalized {
+        f.error("path", why.0);
+    }
+    f.finish()?;
+    let user = subject(&state, &caller, user).await?;
+    let path = normalized.and_then(Result::ok).unwrap_or_default();
+    let decision = crate::catalog::route_decision(&state, &caller, user, &method, &path);
+    Ok(axum::Json(crate::catalog::RouteCheckOut { allowed: decision.allowed, be_permission: decision.be_permission }))
 }
 
 /// Objects a user may act on, paged.

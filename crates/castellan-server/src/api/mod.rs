@@ -3,13 +3,18 @@
 pub mod active_user;
 pub mod audit;
 pub mod auth;
+pub mod be_permissions;
 pub mod check;
 pub mod credentials;
+pub mod fe_groups;
+pub mod fe_permissions;
+pub mod gateway;
 pub mod groups;
 pub mod health;
 pub mod memberships;
 pub mod module_permissions;
 pub mod modules;
+pub mod object_groups;
 pub mod objects;
 pub mod orgs;
 pub mod rbac;
@@ -48,6 +53,7 @@ pub fn guarded(module: &'static str, action: Option<Action>, router: OpenApiRout
     let mut router =
         router.layer(from_fn(move |req: Request, next: Next| require(needed(module, action, req.method().as_str()), req, next)));
     describe(router.get_openapi_mut(), |method| needed(module, action, method).denial_detail());
+    mark(router.get_openapi_mut(), |method| needed(module, action, method).to_string());
     router
 }
 
@@ -68,8 +74,8 @@ async fn require(permission: Permission, req: Request, next: Next) -> Response {
     }
 }
 
-/// Appends the permission sentence to every operation's description.
-fn describe(api: &mut OpenApi, sentence: impl Fn(&str) -> String) {
+/// Calls `f` with each operation of `api` and its method.
+fn each_operation(api: &mut OpenApi, mut f: impl FnMut(&str, &mut utoipa::openapi::path::Operation)) {
     for item in api.paths.paths.values_mut() {
         let ops = [
             ("GET", &mut item.get),
@@ -80,14 +86,30 @@ fn describe(api: &mut OpenApi, sentence: impl Fn(&str) -> String) {
         ];
         for (method, op) in ops {
             if let Some(op) = op {
-                let text = sentence(method);
-                op.description = Some(match op.description.take() {
-                    Some(d) if !d.is_empty() => format!("{d}\n\n{text}"),
-                    _ => text,
-                });
+                f(method, op);
             }
         }
     }
+}
+
+/// Appends the permission sentence to every operation's description.
+fn describe(api: &mut OpenApi, sentence: impl Fn(&str) -> String) {
+    each_operation(api, |method, op| {
+        let text = sentence(method);
+        op.description = Some(match op.description.take() {
+            Some(d) if !d.is_empty() => format!("{d}\n\n{text}"),
+            _ => text,
+        });
+    });
+}
+
+/// Records in each operation the permission it needs, which the server publishes as BE permissions at start.
+fn mark(api: &mut OpenApi, permission: impl Fn(&str) -> String) {
+    each_operation(api, |method, op| {
+        op.extensions
+            .get_or_insert_with(Default::default)
+            .insert(crate::catalog::PERMISSION_EXTENSION.to_string(), permission(method).into());
+    });
 }
 
 /// Every API route with its OpenAPI description.
@@ -108,6 +130,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(roles::router())
         .merge(module_permissions::router())
         .merge(rbac::router())
+        .merge(be_permissions::router())
+        .merge(fe_permissions::router())
+        .merge(fe_groups::router())
+        .merge(object_groups::router())
+        .merge(gateway::router())
         .merge(watch::router())
 }
 

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "lean change log", include_str!("../../migrations/sqlite/0009_lean_change_log.sql")),
     (10, "token scopes", include_str!("../../migrations/sqlite/0010_token_scopes.sql")),
     (11, "group search", include_str!("../../migrations/sqlite/0011_group_search.sql")),
+    (12, "permission catalog", include_str!("../../migrations/sqlite/0012_catalog.sql")),
 ];
 
 /// Applies every migration not yet applied (runs on the writer thread, inside its transaction).

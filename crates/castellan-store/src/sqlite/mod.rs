@@ -1,6 +1,7 @@
 //! The SQLite (WAL) backend: the embedded default.
 
 mod audit;
+mod catalog;
 mod changes;
 mod credentials;
 mod data;

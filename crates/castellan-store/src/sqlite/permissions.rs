@@ -566,6 +566,15 @@ pub(super) fn read_facts(c: &Connection, scope: Option<&Scope>) -> Result<Facts>
         scope,
         |sql, s| push_subjects_or(sql, s, None),
     )?;
+    // Catalog and channel groups are `access` grants of their items to their group (API.md §7).
+    let object_groups: Vec<(i64, String, i64)> = scoped_rows(
+        c,
+        "SELECT g.grp, g.kind, i.item FROM object_groups g JOIN object_group_items i ON i.og = g.pk",
+        scope,
+        |sql, s| {
+            sql.in_json("g.grp", s.groups.iter().copied());
+        },
+    )?;
     let objects: Vec<ObjectRow> = scoped_rows(
         c,
         "SELECT o.model, o.object_pk, p.model, p.object_pk, o.org FROM objects o LEFT JOIN objects p ON p.pk = o.parent",
@@ -630,6 +639,13 @@ pub(super) fn read_facts(c: &Connection, scope: Option<&Scope>) -> Result<Facts>
         action,
         object: (!model.is_empty()).then_some((model, object_pk)),
         expires_at,
+    }));
+    facts.grants.extend(object_groups.into_iter().map(|(group, kind, item)| GrantFact {
+        subject: SubjectFact::Group(group),
+        module: kind.clone(),
+        action: "access".into(),
+        object: Some((kind, item.to_string())),
+        expires_at: None,
     }));
     facts.objects =
         objects.into_iter().map(|(model, key, pm, pk, org)| ObjectFact { key: (model, key), parent: pm.zip(pk), org }).collect();

@@ -1,0 +1,438 @@
+//! The Omnitron permission catalog (API.md §7) in memory: BE permission namespaces and BE permissions (method + path),
+//! the FE permission tree, FE permission groups, and catalog/channel groups, with who holds what. Route checks and
+//! forward-auth are answered from here, with no database call.
+//!
+//! A user holds a BE permission when it is assigned to the user, when its namespace is, or when an FE permission
+//! linking it is held; an FE permission is held when it is assigned to the user or to an FE permission group the
+//! user is in. Superusers hold everything.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::routes::{Route, RouteSet};
+
+/// A BE permission namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Namespace {
+    /// Primary key.
+    pub pk: i64,
+    /// Unique name (the module id for the server's own routes).
+    pub name: String,
+    /// Published by the server for its own routes.
+    pub builtin: bool,
+    /// µs since the epoch.
+    pub created: i64,
+    /// µs since the epoch.
+    pub modified: i64,
+}
+
+/// A BE permission: a method and a path expression within a namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BePermission {
+    /// Primary key.
+    pub pk: i64,
+    /// `{namespace}-{action}-{path}` unless given.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: i64,
+    /// Lower-case HTTP method.
+    pub action: String,
+    /// A regular expression matched from the path's start, without the leading slash.
+    pub path: String,
+    /// Published by the server for one of its own routes.
+    pub builtin: bool,
+    /// A published route the server no longer serves.
+    pub stale: bool,
+    /// µs since the epoch.
+    pub created: i64,
+    /// µs since the epoch.
+    pub modified: i64,
+}
+
+/// A node of the FE permission tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FePermission {
+    /// Primary key.
+    pub pk: i64,
+    /// Display name.
+    pub name: String,
+    /// Slug, unique among its siblings.
+    pub slug: String,
+    /// Parent node; `None` for a root.
+    pub parent: Option<i64>,
+    /// Shipped by the server for its own admin UI.
+    pub builtin: bool,
+    /// µs since the epoch.
+    pub created: i64,
+    /// µs since the epoch.
+    pub modified: i64,
+}
+
+/// A group of FE permissions handed to users together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeGroup {
+    /// Primary key.
+    pub pk: i64,
+    /// Name.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// µs since the epoch.
+    pub created: i64,
+    /// µs since the epoch.
+    pub modified: i64,
+}
+
+/// Whether an object group lists catalogs or channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectGroupKind {
+    /// A catalog group: `catalogs.access` on each catalog.
+    Catalogs,
+    /// A channel group: `channels.access` on each channel.
+    Channels,
+}
+
+impl ObjectGroupKind {
+    /// The module (and object model) the group's items belong to.
+    pub fn module(self) -> &'static str {
+        match self {
+            ObjectGroupKind::Catalogs => "catalogs",
+            ObjectGroupKind::Channels => "channels",
+        }
+    }
+
+    /// Reads `catalogs` or `channels`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "catalogs" => Some(ObjectGroupKind::Catalogs),
+            "channels" => Some(ObjectGroupKind::Channels),
+            _ => None,
+        }
+    }
+}
+
+/// A catalog or channel group: the members of `group` hold `access` on each listed item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectGroup {
+    /// Primary key.
+    pub pk: i64,
+    /// Catalogs or channels.
+    pub kind: ObjectGroupKind,
+    /// The directory group whose members hold the access.
+    pub group: i64,
+    /// Catalog or channel ids, ascending.
+    pub items: Vec<i64>,
+    /// µs since the epoch.
+    pub created: i64,
+    /// µs since the epoch.
+    pub modified: i64,
+}
+
+/// Every catalog row as the store holds it: records, then links as (left, right) pairs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CatalogRows {
+    /// Namespaces.
+    pub namespaces: Vec<Namespace>,
+    /// BE permissions.
+    pub be: Vec<BePermission>,
+    /// FE permissions.
+    pub fe: Vec<FePermission>,
+    /// FE permission groups.
+    pub fe_groups: Vec<FeGroup>,
+    /// Catalog and channel groups.
+    pub object_groups: Vec<ObjectGroup>,
+    /// (namespace, user).
+    pub namespace_users: Vec<(i64, i64)>,
+    /// (BE permission, user).
+    pub be_users: Vec<(i64, i64)>,
+    /// (FE permission, user).
+    pub fe_users: Vec<(i64, i64)>,
+    /// (FE permission, BE permission).
+    pub fe_be: Vec<(i64, i64)>,
+    /// (FE permission group, user).
+    pub fe_group_users: Vec<(i64, i64)>,
+    /// (FE permission group, FE permission).
+    pub fe_group_fe: Vec<(i64, i64)>,
+}
+
+/// A many-to-many link table, readable from both sides, each side ascending.
+#[derive(Debug, Clone, Default)]
+pub struct Links {
+    right_of: HashMap<i64, BTreeSet<i64>>,
+    left_of: HashMap<i64, BTreeSet<i64>>,
+}
+
+static EMPTY: BTreeSet<i64> = BTreeSet::new();
+
+impl Links {
+    fn from_pairs(pairs: &[(i64, i64)]) -> Links {
+        let mut links = Links::default();
+        for &(left, right) in pairs {
+            links.right_of.entry(left).or_default().insert(right);
+            links.left_of.entry(right).or_default().insert(left);
+        }
+        links
+    }
+
+    /// The right-hand keys linked to `left` (a namespace's users, an FE permission's BE permissions...).
+    pub fn of(&self, left: i64) -> &BTreeSet<i64> {
+        self.right_of.get(&left).unwrap_or(&EMPTY)
+    }
+
+    /// The left-hand keys linked to `right` (a user's namespaces, a BE permission's FE permissions...).
+    pub fn by(&self, right: i64) -> &BTreeSet<i64> {
+        self.left_of.get(&right).unwrap_or(&EMPTY)
+    }
+
+    /// Whether `left` and `right` are linked.
+    pub fn contains(&self, left: i64, right: i64) -> bool {
+        self.of(left).contains(&right)
+    }
+}
+
+/// The catalog in memory, with its compiled routes.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    /// Namespaces by pk.
+    pub namespaces: BTreeMap<i64, Namespace>,
+    /// BE permissions by pk.
+    pub be: BTreeMap<i64, BePermission>,
+    /// FE permissions by pk.
+    pub fe: BTreeMap<i64, FePermission>,
+    /// FE permission groups by pk.
+    pub fe_groups: BTreeMap<i64, FeGroup>,
+    /// Catalog and channel groups by pk.
+    pub object_groups: BTreeMap<i64, ObjectGroup>,
+    /// Namespace → users.
+    pub namespace_users: Links,
+    /// BE permission → users.
+    pub be_users: Links,
+    /// FE permission → users.
+    pub fe_users: Links,
+    /// FE permission → BE permissions.
+    pub fe_be: Links,
+    /// FE permission group → users.
+    pub fe_group_users: Links,
+    /// FE permission group → FE permissions.
+    pub fe_group_fe: Links,
+    routes: Arc<RouteSet>,
+}
+
+/// A route decision: allowed or not, and the BE permission that allowed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteDecision {
+    /// Whether the user may call the route.
+    pub allowed: bool,
+    /// The lowest-keyed BE permission the user holds that matches, if any.
+    pub be_permission: Option<i64>,
+}
+
+/// How deep the FE tree may be; a deeper chain (only possible in rows written around the API) is cut.
+const FE_DEPTH_MAX: usize = 64;
+
+impl Catalog {
+    /// Builds the catalog from the store's rows, reusing `previous`'s compiled routes when no BE permission's method
+    /// or path changed (compiling thousands of expressions is the expensive part).
+    pub fn build(rows: CatalogRows, previous: Option<&Catalog>) -> Catalog {
+        let routes: Vec<Route> =
+            rows.be.iter().map(|b| Route { pk: b.pk, method: b.action.clone(), path: b.path.clone() }).collect();
+        let same_routes = previous.is_some_and(|p| {
+            p.be.len() == rows.be.len()
+                && rows.be.iter().all(|b| p.be.get(&b.pk).is_some_and(|old| old.action == b.action && old.path == b.path))
+        });
+        let routes = match previous {
+            Some(p) if same_routes => p.routes.clone(),
+            _ => Arc::new(RouteSet::build(routes)),
+        };
+        Catalog {
+            namespaces: rows.namespaces.into_iter().map(|n| (n.pk, n)).collect(),
+            be: rows.be.into_iter().map(|b| (b.pk, b)).collect(),
+            fe: rows.fe.into_iter().map(|f| (f.pk, f)).collect(),
+            fe_groups: rows.fe_groups.into_iter().map(|g| (g.pk, g)).collect(),
+            object_groups: rows.object_groups.into_iter().map(|g| (g.pk, g)).collect(),
+            namespace_users: Links::from_pairs(&rows.namespace_users),
+            be_users: Links::from_pairs(&rows.be_users),
+            fe_users: Links::from_pairs(&rows.fe_users),
+            fe_be: Links::from_pairs(&rows.fe_be),
+            fe_group_users: Links::from_pairs(&rows.fe_group_users),
+            fe_group_fe: Links::from_pairs(&rows.fe_group_fe),
+            routes,
+        }
+    }
+
+    /// The compiled routes.
+    pub fn routes(&self) -> &RouteSet {
+        &self.routes
+    }
+
+    /// Whether `user` holds FE permission `fe`, directly or through an FE permission group.
+    pub fn holds_fe(&self, user: i64, fe: i64) -> bool {
+        self.fe_users.contains(fe, user) || self.fe_group_fe.by(fe).iter().any(|g| self.fe_group_users.contains(*g, user))
+    }
+
+    /// Whether `user` holds BE permission `be`: directly, through its namespace, or through an FE permission.
+    pub fn holds_be(&self, user: i64, be: i64) -> bool {
+        self.be_users.contains(be, user)
+            || self.be.get(&be).is_some_and(|b| self.namespace_users.contains(b.namespace, user))
+            || self.fe_be.by(be).iter().any(|fe| self.holds_fe(user, *fe))
+    }
+
+    /// Whether `user` holds every BE permission of namespace `ns` (assigned the namespace, or each of them).
+    pub fn holds_namespace(&self, user: i64, ns: i64) -> bool {
+        self.namespace_users.contains(ns, user)
+            || self.be.values().filter(|b| b.namespace == ns).all(|b| self.holds_be(user, b.pk))
+    }
+
+    /// May `user` (a superuser when `superuser`) call `method` on the normalised `path`?
+    pub fn route(&self, user: i64, superuser: bool, method: &str, path: &str) -> RouteDecision {
+        // Every match is visited so that the answer names the lowest key, whatever the trie's order.
+        let mut lowest: Option<i64> = None;
+        self.routes.any_match(method, path, |pk| {
+            if lowest.is_none_or(|l| pk < l) && (superuser || self.holds_be(user, pk)) {
+                lowest = Some(pk);
+            }
+            false
+        });
+        RouteDecision { allowed: superuser || lowest.is_some(), be_permission: lowest }
+    }
+
+    /// The BE permissions `user` holds, ascending.
+    pub fn held_be(&self, user: i64, superuser: bool) -> Vec<&BePermission> {
+        self.be.values().filter(|b| superuser || self.holds_be(user, b.pk)).collect()
+    }
+
+    /// The FE permissions `user` holds, ascending.
+    pub fn held_fe(&self, user: i64, superuser: bool) -> Vec<&FePermission> {
+        self.fe.values().filter(|f| superuser || self.holds_fe(user, f.pk)).collect()
+    }
+
+    /// The ancestors of FE permission `pk` from the root down, then `pk` itself.
+    pub fn fe_chain(&self, pk: i64) -> Vec<&FePermission> {
+        let mut chain = Vec::new();
+        let mut next = self.fe.get(&pk);
+        while let Some(node) = next {
+            if chain.len() == FE_DEPTH_MAX {
+                break;
+            }
+            chain.push(node);
+            next = node.parent.and_then(|p| self.fe.get(&p));
+        }
+        chain.reverse();
+        chain
+    }
+
+    /// Depth of an FE permission (a root is 0).
+    pub fn fe_depth(&self, pk: i64) -> usize {
+        self.fe_chain(pk).len().saturating_sub(1)
+    }
+
+    /// An FE permission's path: the slugs from its root down to it, joined with `.`, leaving out the shipped root
+    /// (`is_superuser`, whose own path is empty, as in seed 000).
+    pub fn fe_path(&self, pk: i64) -> String {
+        let chain = self.fe_chain(pk);
+        let below_shipped_root = chain.first().is_some_and(|root| root.builtin);
+        chain.iter().skip(usize::from(below_shipped_root)).map(|f| f.slug.as_str()).collect::<Vec<_>>().join(".")
+    }
+
+    /// The path of an FE permission's parent (`None` for a root).
+    pub fn fe_namespace_path(&self, pk: i64) -> Option<String> {
+        self.fe.get(&pk)?.parent.map(|p| self.fe_path(p))
+    }
+
+    /// Whether `ancestor` is `pk` or above it.
+    pub fn fe_is_within(&self, pk: i64, ancestor: i64) -> bool {
+        self.fe_chain(pk).iter().any(|f| f.pk == ancestor)
+    }
+
+    /// The children of an FE permission (roots for `None`), ascending.
+    pub fn fe_children(&self, parent: Option<i64>) -> impl Iterator<Item = &FePermission> {
+        self.fe.values().filter(move |f| f.parent == parent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn be(pk: i64, namespace: i64, action: &str, path: &str) -> BePermission {
+        BePermission {
+            pk,
+            name: format!("{namespace}-{action}-{path}"),
+            namespace,
+            action: action.into(),
+            path: path.into(),
+            builtin: false,
+            stale: false,
+            created: 0,
+            modified: 0,
+        }
+    }
+
+    fn fe(pk: i64, slug: &str, parent: Option<i64>) -> FePermission {
+        FePermission { pk, name: slug.into(), slug: slug.into(), parent, builtin: pk == 1, created: 0, modified: 0 }
+    }
+
+    fn catalog(links: impl FnOnce(&mut CatalogRows)) -> Catalog {
+        let mut rows = CatalogRows {
+            namespaces: vec![Namespace { pk: 1, name: "products".into(), builtin: false, created: 0, modified: 0 }],
+            be: vec![be(1, 1, "get", "api/v1/products/$"), be(2, 1, "post", "api/v1/products/$")],
+            fe: vec![fe(1, "is_superuser", None), fe(2, "products", Some(1)), fe(3, "add", Some(2))],
+            fe_groups: vec![FeGroup { pk: 1, name: "g".into(), description: None, created: 0, modified: 0 }],
+            ..CatalogRows::default()
+        };
+        links(&mut rows);
+        Catalog::build(rows, None)
+    }
+
+    #[test]
+    fn a_route_is_held_through_each_kind_of_assignment_and_only_then() {
+        let none = catalog(|_| {});
+        assert!(!none.route(7, false, "GET", "api/v1/products/").allowed);
+        let ways: [fn(&mut CatalogRows); 4] = [
+            |r| r.be_users.push((1, 7)),
+            |r| r.namespace_users.push((1, 7)),
+            |r| {
+                r.fe_be.push((2, 1));
+                r.fe_users.push((2, 7));
+            },
+            |r| {
+                r.fe_be.push((2, 1));
+                r.fe_group_fe.push((1, 2));
+                r.fe_group_users.push((1, 7));
+            },
+        ];
+        for way in ways {
+            let c = catalog(way);
+            assert_eq!(c.route(7, false, "get", "api/v1/products/"), RouteDecision { allowed: true, be_permission: Some(1) });
+            assert!(!c.route(8, false, "get", "api/v1/products/").allowed, "another user gains nothing");
+        }
+        let direct = catalog(|r| r.be_users.push((1, 7)));
+        assert!(!direct.route(7, false, "post", "api/v1/products/").allowed);
+        assert!(direct.route(8, true, "delete", "anything/").allowed, "superusers pass");
+    }
+
+    #[test]
+    fn fe_paths_follow_the_tree() {
+        let c = catalog(|_| {});
+        assert_eq!((c.fe_depth(1), c.fe_path(1), c.fe_namespace_path(1)), (0, String::new(), None));
+        assert_eq!((c.fe_depth(3), c.fe_path(3), c.fe_namespace_path(3)), (2, "products.add".into(), Some("products".into())));
+        assert!(c.fe_is_within(3, 1));
+        assert!(!c.fe_is_within(1, 3));
+    }
+
+    #[test]
+    fn routes_are_reused_when_no_path_changed() {
+        let first = catalog(|_| {});
+        let mut rows = CatalogRows { be: first.be.values().cloned().collect(), ..CatalogRows::default() };
+        rows.be_users.push((1, 9));
+        let second = Catalog::build(rows.clone(), Some(&first));
+        assert!(Arc::ptr_eq(&first.routes, &second.routes));
+        rows.be[0].path = "api/v2/products/$".into();
+        let third = Catalog::build(rows, Some(&second));
+        assert!(!Arc::ptr_eq(&second.routes, &third.routes));
+        assert!(third.route(9, false, "get", "api/v2/products/").allowed);
+    }
+}

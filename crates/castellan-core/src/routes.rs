@@ -1,0 +1,295 @@
+//! Routes as gateways see them (API.md §7, §10): the one normalisation of a request path, and the compiled set of BE
+//! permission paths that a normalised path is matched against.
+//!
+//! BE permission paths are regular expressions written without the leading slash and matched from the path's start,
+//! as Django's `re_path` does (`api/v1/products/$`). The set indexes each expression by its literal prefix, segment
+//! by segment, so matching a path runs only the expressions whose prefix the path starts with: the cost per request
+//! follows the path's depth, not the number of permissions.
+
+use std::collections::HashMap;
+
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+
+/// Largest compiled size of one BE permission path (bytes of the compiled program).
+const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
+/// Why a path was refused rather than matched: it would mean different things to different servers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PathRefused(pub &'static str);
+
+/// The path a gateway decision is about: the query and fragment dropped, percent-escapes decoded once, `//` and `.`
+/// segments removed, `..` resolved, and no leading slash. Refused, because an upstream may read them differently:
+/// an encoded `/`, `\`, NUL or dot segment (`%2e%2e`), a `%` left after decoding (double encoding), control
+/// characters, a `..` above the root, and segments ending in a dot (some servers drop trailing dots, so `admin.`
+/// could reach `admin`).
+pub fn normalize_path(raw: &str) -> Result<String, PathRefused> {
+    let path = raw.split(['?', '#']).next().unwrap_or("");
+    let lower = path.to_ascii_lowercase();
+    if ["%2f", "%5c", "%00"].iter().any(|encoded| lower.contains(encoded)) {
+        return Err(PathRefused("The path encodes a slash, a backslash or NUL."));
+    }
+    let mut segments: Vec<String> = Vec::new();
+    let mut trailing_slash = path.ends_with('/');
+    for raw_segment in path.split('/') {
+        let segment = percent_decode(raw_segment)?;
+        if segment.contains('%') {
+            return Err(PathRefused("The path is encoded more than once."));
+        }
+        if segment.chars().any(|c| c.is_control() || c == '\\') {
+            return Err(PathRefused("The path holds a control character or a backslash."));
+        }
+        // Servers disagree on whether `%2e%2e` climbs: refuse rather than guess.
+        if (segment == "." || segment == "..") && segment != raw_segment {
+            return Err(PathRefused("The path encodes a dot segment."));
+        }
+        match segment.as_str() {
+            "" => {}
+            "." => trailing_slash = true,
+            ".." => {
+                if segments.pop().is_none() {
+                    return Err(PathRefused("The path climbs above its root."));
+                }
+                trailing_slash = true;
+            }
+            s if s.ends_with('.') => return Err(PathRefused("A path segment ends in a dot.")),
+            _ => {
+                segments.push(segment);
+                trailing_slash = false;
+            }
+        }
+    }
+    trailing_slash |= path.ends_with('/');
+    let mut out = segments.join("/");
+    if trailing_slash && !out.is_empty() {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+fn percent_decode(path: &str) -> Result<String, PathRefused> {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(PathRefused("The path has a broken %-escape."))?;
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| PathRefused("The path is not UTF-8 once decoded."))
+}
+
+/// Compiles one BE permission path as it is matched: anchored at the path's start. An error names what is wrong.
+pub fn compile_path(pattern: &str) -> Result<Regex, String> {
+    RegexBuilder::new(&anchored(pattern)).size_limit(PATTERN_SIZE_LIMIT).build().map_err(|e| match e {
+        regex::Error::CompiledTooBig(_) => "The regular expression is too large.".to_string(),
+        other => format!("Not a valid regular expression: {}", first_line(&other.to_string())),
+    })
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or(text).trim().to_string()
+}
+
+fn anchored(pattern: &str) -> String {
+    format!("^(?:{pattern})")
+}
+
+/// The literal text every match of `pattern` starts with, cut back to its last `/`: the segments the set indexes
+/// the pattern under. Conservative: any alternation, escape or group ends the prefix, and a quantified last
+/// character is dropped.
+pub fn literal_prefix(pattern: &str) -> &str {
+    let pattern = pattern.strip_prefix('^').unwrap_or(pattern);
+    if pattern.contains('|') {
+        return "";
+    }
+    let mut end = pattern.len();
+    for (i, c) in pattern.char_indices() {
+        if ".^$*+?()[]{}\\".contains(c) {
+            end = if "?*{".contains(c) { pattern[..i].char_indices().last().map_or(0, |(j, _)| j) } else { i };
+            break;
+        }
+    }
+    let literal = &pattern[..end];
+    literal.rfind('/').map_or("", |slash| &literal[..=slash])
+}
+
+/// One BE permission as the route set holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The BE permission's primary key.
+    pub pk: i64,
+    /// Lower-case HTTP method.
+    pub method: String,
+    /// The path expression.
+    pub path: String,
+}
+
+/// Patterns whose literal prefix ends at one trie node, compiled together.
+#[derive(Debug, Default)]
+struct Node {
+    children: HashMap<String, Node>,
+    members: Vec<usize>,
+    set: Option<RegexSet>,
+}
+
+/// Every BE permission path, compiled into one structure that finds the permissions matching a method and path.
+#[derive(Debug, Default)]
+pub struct RouteSet {
+    routes: Vec<Route>,
+    root: Node,
+}
+
+impl RouteSet {
+    /// Compiles `routes`; a route whose expression does not compile is left out (its permission matches nothing),
+    /// which only happens to rows written around the API's validation.
+    pub fn build(routes: Vec<Route>) -> RouteSet {
+        let mut root = Node::default();
+        let routes: Vec<Route> = routes.into_iter().filter(|r| compile_path(&r.path).is_ok()).collect();
+        for (i, route) in routes.iter().enumerate() {
+            let mut node = &mut root;
+            for segment in literal_prefix(&route.path).split_terminator('/') {
+                node = node.children.entry(segment.to_string()).or_default();
+            }
+            node.members.push(i);
+        }
+        compile(&mut root, &routes);
+        RouteSet { routes, root }
+    }
+
+    /// How many routes the set holds.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Whether the set holds no route.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Calls `found` with the pk of each BE permission matching `method` (any case) and the normalised `path`, until
+    /// it answers `true`; answers whether it did.
+    pub fn any_match(&self, method: &str, path: &str, mut found: impl FnMut(i64) -> bool) -> bool {
+        let mut node = &self.root;
+        let mut rest = path;
+        loop {
+            if let Some(set) = node.set.as_ref().filter(|set| set.is_match(path)) {
+                for i in set.matches(path).iter() {
+                    let route = &self.routes[node.members[i]];
+                    if route.method.eq_ignore_ascii_case(method) && found(route.pk) {
+                        return true;
+                    }
+                }
+            }
+            let Some((segment, tail)) = rest.split_once('/') else { return false };
+            let Some(child) = node.children.get(segment) else { return false };
+            node = child;
+            rest = tail;
+        }
+    }
+
+    /// The pks of every BE permission matching `method` and `path`, ascending.
+    pub fn matches(&self, method: &str, path: &str) -> Vec<i64> {
+        let mut pks = Vec::new();
+        self.any_match(method, path, |pk| {
+            pks.push(pk);
+            false
+        });
+        pks.sort_unstable();
+        pks
+    }
+}
+
+fn compile(node: &mut Node, routes: &[Route]) {
+    if !node.members.is_empty() {
+        let patterns = node.members.iter().map(|&i| anchored(&routes[i].path));
+        node.set = RegexSetBuilder::new(patterns).size_limit(PATTERN_SIZE_LIMIT * 16).build().ok();
+    }
+    for child in node.children.values_mut() {
+        compile(child, routes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(pk: i64, method: &str, path: &str) -> Route {
+        Route { pk, method: method.into(), path: path.into() }
+    }
+
+    #[test]
+    fn paths_normalise_in_one_way() {
+        let ok = |raw: &str| normalize_path(raw).unwrap();
+        assert_eq!(ok("/api/v1/products/"), "api/v1/products/");
+        assert_eq!(ok("api/v1/products/"), "api/v1/products/");
+        assert_eq!(ok("//api///v1/products/?x=1#f"), "api/v1/products/");
+        assert_eq!(ok("/api/./v1/products"), "api/v1/products");
+        assert_eq!(ok("/api/v1/%70roducts/"), "api/v1/products/");
+        assert_eq!(ok("/api/v1/../admin"), "api/admin");
+        assert_eq!(ok("/api/v1/x/.."), "api/v1/");
+        assert_eq!(ok("/"), "");
+        for refused in [
+            "/api/v1%2Fadmin",
+            "/api/v1%2fadmin",
+            "/api\\v1",
+            "/api/v1/%252e%252e/admin",
+            "/api/v1/%2e%2e/admin",
+            "/api/v1/%2E/admin",
+            "/api/v1/.%2e/admin",
+            "/../etc",
+            "/api/v1/admin./",
+            "/api/v1/...",
+            "/api/%00",
+            "/api/%zz",
+            "/api/%ff",
+            "/api/\tv1",
+        ] {
+            assert!(normalize_path(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn literal_prefixes_stop_before_anything_that_may_vary() {
+        assert_eq!(literal_prefix("api/v1/products/$"), "api/v1/products/");
+        assert_eq!(literal_prefix("^api/v1/products/(?P<pk>[^/.]+)/$"), "api/v1/products/");
+        assert_eq!(literal_prefix("api/v1/products/?$"), "api/v1/");
+        assert_eq!(literal_prefix("api/v1/product.*"), "api/v1/");
+        assert_eq!(literal_prefix("api/v1/a|b/"), "");
+        assert_eq!(literal_prefix(".*"), "");
+        assert_eq!(literal_prefix("api/v1/x{2}/"), "api/v1/");
+    }
+
+    #[test]
+    fn a_set_finds_the_matching_permissions_and_only_them() {
+        let set = RouteSet::build(vec![
+            route(1, "get", "api/v1/products/$"),
+            route(2, "post", "api/v1/products/$"),
+            route(3, "get", "api/v1/products/(?P<pk>[^/.]+)/$"),
+            route(4, "get", ".*"),
+            route(5, "get", "api/v1/(users|groups)/$"),
+            route(6, "get", "api/v1/broken(/$"),
+        ]);
+        assert_eq!(set.len(), 5);
+        assert_eq!(set.matches("GET", "api/v1/products/"), vec![1, 4]);
+        assert_eq!(set.matches("post", "api/v1/products/"), vec![2]);
+        assert_eq!(set.matches("get", "api/v1/products/42/"), vec![3, 4]);
+        assert_eq!(set.matches("get", "api/v1/products/42/x/"), vec![4]);
+        assert_eq!(set.matches("get", "api/v1/groups/"), vec![4, 5]);
+        assert_eq!(set.matches("delete", "api/v1/products/"), Vec::<i64>::new());
+        // Matched from the start: a prefix elsewhere in the path is not a match.
+        assert_eq!(set.matches("post", "x/api/v1/products/"), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn an_invalid_expression_is_named() {
+        assert!(compile_path("api/v1/(").unwrap_err().starts_with("Not a valid regular expression"));
+        assert!(compile_path("api/v1/products/$").is_ok());
+    }
+}
