@@ -131,36 +131,83 @@ pub struct Route {
     pub path: String,
 }
 
-/// Patterns whose literal prefix ends at one trie node, compiled together.
+/// Nodes with more routes than this run one set of their tails first, to skip the tails that cannot match.
+const SET_ABOVE: usize = 16;
+
+/// Routes whose literal prefix ends at one trie node: each route's method and the index of its tail (the expression
+/// after the prefix, matched against the rest of the path).
 #[derive(Debug, Default)]
 struct Node {
     children: HashMap<String, Node>,
-    members: Vec<usize>,
+    members: Vec<(usize, usize)>,
+    /// For a crowded node, every member's tail in one set (member `i` is pattern `i`).
     set: Option<RegexSet>,
 }
 
 /// Every BE permission path, compiled into one structure that finds the permissions matching a method and path.
+///
+/// A trie over the literal prefixes, segment by segment, leads to the routes a path can match; there only the tails
+/// are run. Tails are compiled once however many routes share them (`$`, `(?P<pk>[^/.]+)/$`...): Omnitron-shaped
+/// catalogs have thousands of routes and a handful of distinct tails, so the compiled programs stay few and warm.
 #[derive(Debug, Default)]
 pub struct RouteSet {
     routes: Vec<Route>,
+    tails: Vec<Regex>,
     root: Node,
+}
+
+/// The part of `pattern` after its literal prefix, when matching it against the rest of a path is the same as
+/// matching the whole: not when it holds a `^` outside a class (it could match at the start of the rest, never
+/// after the prefix).
+fn tail_of(pattern: &str) -> Option<(&str, &str)> {
+    let stripped = pattern.strip_prefix('^').unwrap_or(pattern);
+    let prefix = literal_prefix(pattern);
+    let tail = &stripped[prefix.len()..];
+    (!anchors_inside(tail)).then_some((prefix, tail))
+}
+
+/// Whether `pattern` holds a `^` that is not escaped and not inside a character class.
+fn anchors_inside(pattern: &str) -> bool {
+    let (mut class, mut escaped) = (0usize, false);
+    for c in pattern.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '[' => class += 1,
+            ']' => class = class.saturating_sub(1),
+            '^' if class == 0 => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 impl RouteSet {
     /// Compiles `routes`; a route whose expression does not compile is left out (its permission matches nothing),
     /// which only happens to rows written around the API's validation.
     pub fn build(routes: Vec<Route>) -> RouteSet {
-        let mut root = Node::default();
-        let routes: Vec<Route> = routes.into_iter().filter(|r| compile_path(&r.path).is_ok()).collect();
-        for (i, route) in routes.iter().enumerate() {
-            let mut node = &mut root;
-            for segment in literal_prefix(&route.path).split_terminator('/') {
+        let mut set = RouteSet::default();
+        let mut interned: HashMap<String, usize> = HashMap::new();
+        for route in routes {
+            let (prefix, tail) = tail_of(&route.path).unwrap_or(("", &route.path));
+            let tail_id = match interned.get(tail) {
+                Some(&id) => id,
+                None => {
+                    let Ok(regex) = compile_path(tail) else { continue };
+                    set.tails.push(regex);
+                    interned.insert(tail.to_string(), set.tails.len() - 1);
+                    set.tails.len() - 1
+                }
+            };
+            let mut node = &mut set.root;
+            for segment in prefix.split_terminator('/') {
                 node = node.children.entry(segment.to_string()).or_default();
             }
-            node.members.push(i);
+            node.members.push((set.routes.len(), tail_id));
+            set.routes.push(route);
         }
-        compile(&mut root, &routes);
-        RouteSet { routes, root }
+        compile_crowded(&mut set.root, &set.tails);
+        set
     }
 
     /// How many routes the set holds.
@@ -174,23 +221,26 @@ impl RouteSet {
     }
 
     /// Calls `found` with the pk of each BE permission matching `method` (any case) and the normalised `path`, until
-    /// it answers `true`; answers whether it did.
+    /// it answers `true`; answers whether it did. Allocates nothing on nodes of at most [`SET_ABOVE`] routes.
     pub fn any_match(&self, method: &str, path: &str, mut found: impl FnMut(i64) -> bool) -> bool {
         let mut node = &self.root;
         let mut rest = path;
         loop {
-            if let Some(set) = node.set.as_ref().filter(|set| set.is_match(path)) {
-                for i in set.matches(path).iter() {
-                    let route = &self.routes[node.members[i]];
-                    if route.method.eq_ignore_ascii_case(method) && found(route.pk) {
-                        return true;
-                    }
-                }
+            let mut visit = |(route, tail): (usize, usize)| {
+                let route = &self.routes[route];
+                route.method.eq_ignore_ascii_case(method) && self.tails[tail].is_match(rest) && found(route.pk)
+            };
+            let hit = match &node.set {
+                Some(set) => set.matches(rest).iter().any(|i| visit(node.members[i])),
+                None => node.members.iter().any(|&member| visit(member)),
+            };
+            if hit {
+                return true;
             }
-            let Some((segment, tail)) = rest.split_once('/') else { return false };
+            let Some((segment, after)) = rest.split_once('/') else { return false };
             let Some(child) = node.children.get(segment) else { return false };
             node = child;
-            rest = tail;
+            rest = after;
         }
     }
 
@@ -206,13 +256,13 @@ impl RouteSet {
     }
 }
 
-fn compile(node: &mut Node, routes: &[Route]) {
-    if !node.members.is_empty() {
-        let patterns = node.members.iter().map(|&i| anchored(&routes[i].path));
+fn compile_crowded(node: &mut Node, tails: &[Regex]) {
+    if node.members.len() > SET_ABOVE {
+        let patterns = node.members.iter().map(|&(_, tail)| tails[tail].as_str());
         node.set = RegexSetBuilder::new(patterns).size_limit(PATTERN_SIZE_LIMIT * 16).build().ok();
     }
     for child in node.children.values_mut() {
-        compile(child, routes);
+        compile_crowded(child, tails);
     }
 }
 
@@ -277,6 +327,9 @@ mod tests {
             route(6, "get", "api/v1/broken(/$"),
         ]);
         assert_eq!(set.len(), 5);
+        // A `^` after the prefix never matches there; run as a whole, it still does not.
+        let caret = RouteSet::build(vec![route(1, "get", "api/^x"), route(2, "get", "^api/x")]);
+        assert_eq!(caret.matches("get", "api/x"), vec![2]);
         assert_eq!(set.matches("GET", "api/v1/products/"), vec![1, 4]);
         assert_eq!(set.matches("post", "api/v1/products/"), vec![2]);
         assert_eq!(set.matches("get", "api/v1/products/42/"), vec![3, 4]);
@@ -285,6 +338,18 @@ mod tests {
         assert_eq!(set.matches("delete", "api/v1/products/"), Vec::<i64>::new());
         // Matched from the start: a prefix elsewhere in the path is not a match.
         assert_eq!(set.matches("post", "x/api/v1/products/"), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn crowded_nodes_and_shared_tails_match_as_single_routes_do() {
+        let mut routes: Vec<Route> = (0..40).map(|i| route(i, "get", &format!("api/v1/x{i}/?$"))).collect();
+        routes.extend((0..40).map(|i| route(100 + i, "get", &format!("api/v1/items/{i}/(?P<pk>[^/.]+)/$"))));
+        let set = RouteSet::build(routes);
+        assert_eq!(set.matches("get", "api/v1/x7"), vec![7]);
+        assert_eq!(set.matches("get", "api/v1/x7/"), vec![7]);
+        assert_eq!(set.matches("get", "api/v1/items/3/abc/"), vec![103]);
+        assert_eq!(set.matches("get", "api/v1/items/3/a.c/"), Vec::<i64>::new());
+        assert_eq!(set.tails.len(), 41, "one tail shared by the 40 item routes");
     }
 
     #[test]
