@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::change::{CatalogEntry, CatalogLink, CatalogRecord, Change};
+use crate::engine::{Impact, ImpactEntry};
 use crate::routes::{Route, RouteSet};
 
 /// A BE permission namespace.
@@ -131,6 +133,9 @@ pub struct ObjectGroup {
     pub modified: i64,
 }
 
+/// One link: (left, right).
+type Pair = (i64, i64);
+
 /// Every catalog row as the store holds it: records, then links as (left, right) pairs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CatalogRows {
@@ -190,6 +195,11 @@ impl Links {
     /// Whether `left` and `right` are linked.
     pub fn contains(&self, left: i64, right: i64) -> bool {
         self.of(left).contains(&right)
+    }
+
+    /// Every link as (left, right).
+    fn pairs(&self) -> Vec<(i64, i64)> {
+        self.right_of.iter().flat_map(|(&l, rights)| rights.iter().map(move |&r| (l, r))).collect()
     }
 }
 
@@ -353,6 +363,274 @@ impl Catalog {
     }
 }
 
+/// What a catalog change would make users gain and lose: BE permissions (`be_permission` on `be_permissions/{pk}`) and
+/// FE permissions (`fe_permission` on `fe_permissions/{pk}`). Catalog and channel groups are object grants: the
+/// authorization index previews those.
+impl Catalog {
+    /// The rows the catalog was built from.
+    pub fn rows(&self) -> CatalogRows {
+        CatalogRows {
+            namespaces: self.namespaces.values().cloned().collect(),
+            be: self.be.values().cloned().collect(),
+            fe: self.fe.values().cloned().collect(),
+            fe_groups: self.fe_groups.values().cloned().collect(),
+            object_groups: self.object_groups.values().cloned().collect(),
+            namespace_users: self.namespace_users.pairs(),
+            be_users: self.be_users.pairs(),
+            fe_users: self.fe_users.pairs(),
+            fe_be: self.fe_be.pairs(),
+            fe_group_users: self.fe_group_users.pairs(),
+            fe_group_fe: self.fe_group_fe.pairs(),
+        }
+    }
+
+    /// The impact of `change` on who holds which BE and FE permission, over at most `most` users (`Err` with the
+    /// number of users otherwise).
+    pub fn impact(&self, change: &Change, most: usize) -> Result<Impact, usize> {
+        let Some((entry, pk)) = change.catalog_target() else { return Ok(Impact::default()) };
+        let mut rows = self.rows();
+        rows.apply(change);
+        let after = Catalog::build(rows, Some(self));
+        let mut users = self.touched_users(entry, pk);
+        users.extend(after.touched_users(entry, pk));
+        if users.len() > most {
+            return Err(users.len());
+        }
+        let mut be = self.touched_be(entry, pk);
+        be.extend(after.touched_be(entry, pk));
+        let mut fe = self.touched_fe(entry, pk);
+        fe.extend(after.touched_fe(entry, pk));
+        let mut gained: BTreeMap<(&str, i64), Vec<i64>> = BTreeMap::new();
+        let mut lost: BTreeMap<(&str, i64), Vec<i64>> = BTreeMap::new();
+        let mut affected = BTreeSet::new();
+        for &user in &users {
+            let mut compare = |kind: &'static str, key: i64, was: bool, is: bool| {
+                if was != is {
+                    (if is { &mut gained } else { &mut lost }).entry((kind, key)).or_default().push(user);
+                    affected.insert(user);
+                }
+            };
+            for &b in &be {
+                compare(
+                    "be_permission",
+                    b,
+                    self.be.contains_key(&b) && self.holds_be(user, b),
+                    after.be.contains_key(&b) && after.holds_be(user, b),
+                );
+            }
+            for &f in &fe {
+                compare(
+                    "fe_permission",
+                    f,
+                    self.fe.contains_key(&f) && self.holds_fe(user, f),
+                    after.fe.contains_key(&f) && after.holds_fe(user, f),
+                );
+            }
+        }
+        let entries = |side: BTreeMap<(&str, i64), Vec<i64>>| {
+            side.into_iter()
+                .map(|((kind, key), users)| ImpactEntry {
+                    permission: kind.to_string(),
+                    object: Some((format!("{kind}s"), key.to_string())),
+                    users,
+                })
+                .collect()
+        };
+        Ok(Impact { gained: entries(gained), lost: entries(lost), users_affected: affected.len() })
+    }
+
+    /// Users whose holdings an entry decides: its holders, and the holders of what gives it.
+    fn touched_users(&self, entry: CatalogEntry, pk: i64) -> BTreeSet<i64> {
+        let mut users = BTreeSet::new();
+        for b in self.touched_be(entry, pk) {
+            users.extend(self.be_users.of(b));
+            if let Some(ns) = self.be.get(&b).map(|b| b.namespace) {
+                users.extend(self.namespace_users.of(ns));
+            }
+            for f in self.fe_be.by(b) {
+                users.extend(self.fe_holders(*f));
+            }
+        }
+        for f in self.touched_fe(entry, pk) {
+            users.extend(self.fe_holders(f));
+        }
+        match entry {
+            CatalogEntry::BeNamespace => users.extend(self.namespace_users.of(pk)),
+            CatalogEntry::FeGroup => users.extend(self.fe_group_users.of(pk)),
+            _ => {}
+        }
+        users
+    }
+
+    fn fe_holders(&self, fe: i64) -> impl Iterator<Item = i64> + '_ {
+        let through_groups = self.fe_group_fe.by(fe).iter().flat_map(|g| self.fe_group_users.of(*g).iter());
+        self.fe_users.of(fe).iter().chain(through_groups).copied()
+    }
+
+    /// BE permissions an entry decides the holding of.
+    fn touched_be(&self, entry: CatalogEntry, pk: i64) -> BTreeSet<i64> {
+        match entry {
+            CatalogEntry::BeNamespace => self.be.values().filter(|b| b.namespace == pk).map(|b| b.pk).collect(),
+            CatalogEntry::BePermission => BTreeSet::from([pk]),
+            CatalogEntry::FePermission | CatalogEntry::FeGroup => {
+                self.touched_fe(entry, pk).iter().flat_map(|f| self.fe_be.of(*f).iter().copied()).collect()
+            }
+            CatalogEntry::CatalogGroup | CatalogEntry::ChannelGroup => BTreeSet::new(),
+        }
+    }
+
+    /// FE permissions an entry decides the holding of (an FE permission with the nodes below it, which go when it is
+    /// deleted).
+    fn touched_fe(&self, entry: CatalogEntry, pk: i64) -> BTreeSet<i64> {
+        match entry {
+            CatalogEntry::FePermission => self.fe.keys().copied().filter(|f| self.fe_is_within(*f, pk)).chain([pk]).collect(),
+            CatalogEntry::FeGroup => self.fe_group_fe.of(pk).clone(),
+            _ => BTreeSet::new(),
+        }
+    }
+}
+
+impl CatalogRows {
+    /// Applies a catalog change as the store persists it (the record's fields and the link lists it names).
+    pub fn apply(&mut self, change: &Change) {
+        match change {
+            Change::CatalogLinked { entry, pk, link, added } => {
+                for &id in added {
+                    if let Some((pairs, pair)) = self.links(*entry, *link, *pk, id)
+                        && !pairs.contains(&pair)
+                    {
+                        pairs.push(pair);
+                    }
+                }
+            }
+            Change::CatalogUnlinked { entry, pk, link, removed } => {
+                for &id in removed {
+                    if let Some((pairs, pair)) = self.links(*entry, *link, *pk, id) {
+                        pairs.retain(|p| *p != pair);
+                    }
+                }
+            }
+            Change::CatalogCreated { entry, pk, after } => {
+                self.create(*entry, *pk);
+                self.update(*entry, *pk, after);
+            }
+            Change::CatalogUpdated { entry, pk, after, .. } => self.update(*entry, *pk, after),
+            Change::CatalogDeleted { entry, pk, .. } => self.delete(*entry, *pk),
+            _ => {}
+        }
+    }
+
+    /// The pair list of (`entry`, `link`) and the pair linking `pk` to `id` in it.
+    fn links(&mut self, entry: CatalogEntry, link: CatalogLink, pk: i64, id: i64) -> Option<(&mut Vec<Pair>, Pair)> {
+        Some(match (entry, link) {
+            (CatalogEntry::BeNamespace, CatalogLink::Users) => (&mut self.namespace_users, (pk, id)),
+            (CatalogEntry::BePermission, CatalogLink::Users) => (&mut self.be_users, (pk, id)),
+            (CatalogEntry::FePermission, CatalogLink::Users) => (&mut self.fe_users, (pk, id)),
+            (CatalogEntry::FePermission, CatalogLink::BePermissions) => (&mut self.fe_be, (pk, id)),
+            (CatalogEntry::FePermission, CatalogLink::FeGroups) => (&mut self.fe_group_fe, (id, pk)),
+            (CatalogEntry::FeGroup, CatalogLink::Users) => (&mut self.fe_group_users, (pk, id)),
+            (CatalogEntry::FeGroup, CatalogLink::FePermissions) => (&mut self.fe_group_fe, (pk, id)),
+            _ => return None,
+        })
+    }
+
+    fn create(&mut self, entry: CatalogEntry, pk: i64) {
+        match entry {
+            CatalogEntry::BeNamespace => {
+                self.namespaces.push(Namespace { pk, name: String::new(), builtin: false, created: 0, modified: 0 })
+            }
+            CatalogEntry::BePermission => self.be.push(BePermission {
+                pk,
+                name: String::new(),
+                namespace: 0,
+                action: String::new(),
+                path: String::new(),
+                builtin: false,
+                stale: false,
+                created: 0,
+                modified: 0,
+            }),
+            CatalogEntry::FePermission => self.fe.push(FePermission {
+                pk,
+                name: String::new(),
+                slug: String::new(),
+                parent: None,
+                builtin: false,
+                created: 0,
+                modified: 0,
+            }),
+            CatalogEntry::FeGroup => {
+                self.fe_groups.push(FeGroup { pk, name: String::new(), description: None, created: 0, modified: 0 })
+            }
+            CatalogEntry::CatalogGroup | CatalogEntry::ChannelGroup => {}
+        }
+    }
+
+    fn update(&mut self, entry: CatalogEntry, pk: i64, r: &CatalogRecord) {
+        match entry {
+            CatalogEntry::BePermission => {
+                if let Some(b) = self.be.iter_mut().find(|b| b.pk == pk) {
+                    b.namespace = r.namespace.unwrap_or(b.namespace);
+                    b.action = r.action.clone().unwrap_or_else(|| b.action.clone());
+                    b.path = r.path.clone().unwrap_or_else(|| b.path.clone());
+                }
+            }
+            CatalogEntry::FePermission => {
+                if let Some(f) = self.fe.iter_mut().find(|f| f.pk == pk) {
+                    f.parent = r.parent.unwrap_or(f.parent);
+                }
+            }
+            _ => {}
+        }
+        let lists = [
+            (CatalogLink::Users, &r.users),
+            (CatalogLink::BePermissions, &r.be_permissions),
+            (CatalogLink::FePermissions, &r.fe_permissions),
+        ];
+        for (link, ids) in lists {
+            let Some(ids) = ids else { continue };
+            if let Some((pairs, _)) = self.links(entry, link, pk, 0) {
+                pairs.retain(|p| p.0 != pk);
+            }
+            for &id in ids {
+                if let Some((pairs, pair)) = self.links(entry, link, pk, id) {
+                    pairs.push(pair);
+                }
+            }
+        }
+    }
+
+    fn delete(&mut self, entry: CatalogEntry, pk: i64) {
+        match entry {
+            CatalogEntry::BeNamespace => {
+                self.namespaces.retain(|n| n.pk != pk);
+                self.namespace_users.retain(|p| p.0 != pk);
+                let gone: Vec<i64> = self.be.iter().filter(|b| b.namespace == pk).map(|b| b.pk).collect();
+                gone.into_iter().for_each(|b| self.delete(CatalogEntry::BePermission, b));
+            }
+            CatalogEntry::BePermission => {
+                self.be.retain(|b| b.pk != pk);
+                self.be_users.retain(|p| p.0 != pk);
+                self.fe_be.retain(|p| p.1 != pk);
+            }
+            CatalogEntry::FePermission => {
+                let children: Vec<i64> = self.fe.iter().filter(|f| f.parent == Some(pk)).map(|f| f.pk).collect();
+                children.into_iter().for_each(|f| self.delete(CatalogEntry::FePermission, f));
+                self.fe.retain(|f| f.pk != pk);
+                self.fe_users.retain(|p| p.0 != pk);
+                self.fe_be.retain(|p| p.0 != pk);
+                self.fe_group_fe.retain(|p| p.1 != pk);
+            }
+            CatalogEntry::FeGroup => {
+                self.fe_groups.retain(|g| g.pk != pk);
+                self.fe_group_users.retain(|p| p.0 != pk);
+                self.fe_group_fe.retain(|p| p.0 != pk);
+            }
+            CatalogEntry::CatalogGroup | CatalogEntry::ChannelGroup => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,6 +699,34 @@ mod tests {
         assert_eq!((c.fe_depth(3), c.fe_path(3), c.fe_namespace_path(3)), (2, "products.add".into(), Some("products".into())));
         assert!(c.fe_is_within(3, 1));
         assert!(!c.fe_is_within(1, 3));
+    }
+
+    #[test]
+    fn a_preview_names_what_each_user_would_gain_and_lose() {
+        let c = catalog(|r| {
+            r.fe_be.push((2, 1));
+            r.fe_group_fe.push((1, 2));
+            r.fe_group_users.push((1, 7));
+        });
+        let add = Change::CatalogLinked { entry: CatalogEntry::BePermission, pk: 2, link: CatalogLink::Users, added: vec![8] };
+        let impact = c.impact(&add, 10).unwrap();
+        assert_eq!(impact.users_affected, 1);
+        assert_eq!(
+            impact.gained,
+            vec![ImpactEntry {
+                permission: "be_permission".into(),
+                object: Some(("be_permissions".into(), "2".into())),
+                users: vec![8]
+            }]
+        );
+        // Deleting the FE group takes the FE permission and the BE permission it gives from user 7.
+        let delete = Change::CatalogDeleted { entry: CatalogEntry::FeGroup, pk: 1, before: Box::default() };
+        let impact = c.impact(&delete, 10).unwrap();
+        let lost: Vec<(&str, &str)> =
+            impact.lost.iter().map(|e| (e.permission.as_str(), e.object.as_ref().unwrap().1.as_str())).collect();
+        assert_eq!(lost, vec![("be_permission", "1"), ("fe_permission", "2")]);
+        assert!(impact.lost.iter().all(|e| e.users == vec![7]));
+        assert_eq!(c.impact(&delete, 0), Err(1), "over the cap");
     }
 
     #[test]

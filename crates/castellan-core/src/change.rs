@@ -920,6 +920,19 @@ impl Change {
         }
     }
 
+    /// The catalog entry a catalog change is about (object groups excluded: they are previewed as grants).
+    pub fn catalog_target(&self) -> Option<(CatalogEntry, i64)> {
+        let (entry, pk) = match self {
+            Change::CatalogCreated { entry, pk, .. }
+            | Change::CatalogUpdated { entry, pk, .. }
+            | Change::CatalogDeleted { entry, pk, .. }
+            | Change::CatalogLinked { entry, pk, .. }
+            | Change::CatalogUnlinked { entry, pk, .. } => (*entry, *pk),
+            _ => return None,
+        };
+        (!entry.is_object_group()).then_some((entry, pk))
+    }
+
     /// Whether the change alters the permission catalog, or what the catalog links to (a user or group deleted):
     /// followers holding the catalog read it again.
     pub fn touches_catalog(&self) -> bool {

@@ -6,6 +6,7 @@
 //! by segment, so matching a path runs only the expressions whose prefix the path starts with: the cost per request
 //! follows the path's depth, not the number of permissions.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
@@ -29,7 +30,7 @@ pub fn normalize_path(raw: &str) -> Result<String, PathRefused> {
     if ["%2f", "%5c", "%00"].iter().any(|encoded| lower.contains(encoded)) {
         return Err(PathRefused("The path encodes a slash, a backslash or NUL."));
     }
-    let mut segments: Vec<String> = Vec::new();
+    let mut segments: Vec<Cow<'_, str>> = Vec::new();
     let mut trailing_slash = path.ends_with('/');
     for raw_segment in path.split('/') {
         let segment = percent_decode(raw_segment)?;
@@ -43,7 +44,7 @@ pub fn normalize_path(raw: &str) -> Result<String, PathRefused> {
         if (segment == "." || segment == "..") && segment != raw_segment {
             return Err(PathRefused("The path encodes a dot segment."));
         }
-        match segment.as_str() {
+        match segment.as_ref() {
             "" => {}
             "." => trailing_slash = true,
             ".." => {
@@ -67,7 +68,11 @@ pub fn normalize_path(raw: &str) -> Result<String, PathRefused> {
     Ok(out)
 }
 
-fn percent_decode(path: &str) -> Result<String, PathRefused> {
+/// `path` with its %-escapes decoded; borrowed when it has none (most paths), so a decision allocates little.
+fn percent_decode(path: &str) -> Result<Cow<'_, str>, PathRefused> {
+    if !path.contains('%') {
+        return Ok(Cow::Borrowed(path));
+    }
     let bytes = path.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -82,7 +87,7 @@ fn percent_decode(path: &str) -> Result<String, PathRefused> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| PathRefused("The path is not UTF-8 once decoded."))
+    String::from_utf8(out).map(Cow::Owned).map_err(|_| PathRefused("The path is not UTF-8 once decoded."))
 }
 
 /// Compiles one BE permission path as it is matched: anchored at the path's start. An error names what is wrong.

@@ -58,9 +58,14 @@ async fn preview(state: &AppState, change: Change) -> ApiResult<Impact> {
     let revision = state.store.revision().await?;
     state.follower.follow_to(revision).await?;
     let most = state.config.preview_max_users;
-    let overlay = state.engine.overlay(&change, most).map_err(|PreviewTooLarge(n)| {
-        ApiError::field("dry_run", format!("This write affects {n} users; a preview covers at most {most}."))
-    })?;
+    let too_large =
+        |n: usize| ApiError::field("dry_run", format!("This write affects {n} users; a preview covers at most {most}."));
+    if change.catalog_target().is_some() {
+        let impact = state.catalog.get().impact(&change, most).map_err(too_large)?;
+        state.telemetry.preview(impact.users_affected);
+        return Ok(impact);
+    }
+    let overlay = state.engine.overlay(&change, most).map_err(|PreviewTooLarge(n)| too_large(n))?;
     let impact = tokio::task::spawn_blocking(move || overlay.impact(crate::clock::now_micros()))
         .await
         .map_err(|e| ApiError::Internal(format!("computing a dry run's impact: {e}")))?;

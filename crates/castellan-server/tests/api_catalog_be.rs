@@ -329,3 +329,31 @@ async fn forward_auth_answers_for_the_forwarded_user() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn a_dry_run_names_the_routes_and_screens_users_would_gain_or_lose() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let (ns, be) = products(&admin).await;
+    let (user, client) = common::permissions::member(&server, &admin, "clerk", &[]).await;
+    let before = server.revision().await;
+    let r =
+        admin.patch(&format!("/api/v1/be_permission_namespace/{ns}/assign-users/?dry_run=true"), json!({"users": [user]})).await;
+    let gained = &ok(&r)["impact"]["gained"];
+    assert_eq!(gained[0]["permission"], "be_permission", "{}", r.body);
+    assert_eq!(gained[0]["object_pk"], be.to_string());
+    assert_eq!(gained[0]["users"], json!([user]));
+    assert_eq!(r.body["impact"]["users_affected"], 1);
+    assert_eq!(server.revision().await, before, "a dry run writes nothing");
+    assert_eq!(route(&client, None, "GET", "/api/v1/products/").await["allowed"], false);
+    // Deleting an FE permission previews what its holders lose with it.
+    let fe = admin.post("/api/v1/fe_permissions/", json!({"name": "P", "slug": "p", "be_permissions": [be]})).await.body["pk"]
+        .as_i64()
+        .unwrap();
+    admin.patch(&format!("/api/v1/fe_permissions/{fe}/assign-users/"), json!({"users": [user]})).await;
+    let r = admin.delete(&format!("/api/v1/fe_permissions/{fe}/?dry_run=true")).await;
+    let lost: Vec<&str> =
+        ok(&r)["impact"]["lost"].as_array().unwrap().iter().map(|e| e["permission"].as_str().unwrap()).collect();
+    assert_eq!(lost, ["be_permission", "fe_permission"], "{}", r.body);
+    assert_eq!(route(&client, None, "GET", "/api/v1/products/").await["allowed"], true, "still held: nothing was deleted");
+}
