@@ -317,6 +317,11 @@ async fn forward_auth_answers_for_the_forwarded_user() {
     for same in ["//api//v1/products/", "/api/./v1/products/", "/api/v1/%70roducts/", "/api/v1/x/../products/"] {
         assert_eq!(forward(&server, Some(&token), "get", same).await.status(), StatusCode::OK, "{same}");
     }
+    // A token narrowed to scopes that leave out the namespace does not pass.
+    let r = client.post("/api/v1/active_user/tokens/", json!({"name": "narrow", "permissions": []})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let narrow = r.body["token"].as_str().unwrap().to_string();
+    assert_eq!(forward(&server, Some(&narrow), "GET", "/api/v1/products/").await.status(), StatusCode::FORBIDDEN);
     // Deactivating the user ends it at once.
     admin.patch(&format!("/api/v1/users/{user}/"), json!({"is_active": false})).await;
     assert_ne!(forward(&server, Some(&token), "GET", "/api/v1/products/").await.status(), StatusCode::OK);

@@ -7,6 +7,7 @@
 //! Every function listed in `store_suite!` must be re-exported here; a new test is added in both places.
 
 mod audit;
+mod catalog;
 mod changes;
 mod credentials;
 mod data;
@@ -23,6 +24,7 @@ use castellan_core::model::{NewUser, Org, User, UserChanges};
 use crate::{ChangeEntry, Result, Revision, Store, StoreError, WriteCtx};
 
 pub use audit::{audit_filters_and_org, audit_ordering_and_paging, audit_since_until_bounds};
+pub use catalog::{catalog_writes_log_what_they_change, object_groups_are_grants_of_their_group, publishing_is_idempotent};
 pub use changes::{
     audit_does_not_advance_revision, changes_pages_oldest_first, concurrent_writes_get_distinct_revisions, migrate_is_idempotent,
     server_key_keeps_first_candidate, writes_advance_revision_and_log_once,
@@ -137,6 +139,9 @@ macro_rules! store_suite {
             org_list_update_delete,
             password_policy_default_and_set,
             objects_create_find_delete,
+            catalog_writes_log_what_they_change,
+            object_groups_are_grants_of_their_group,
+            publishing_is_idempotent,
         );
     };
     (@tests $fresh:expr; $($name:ident),* $(,)?) => {
