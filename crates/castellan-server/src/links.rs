@@ -236,6 +236,13 @@ impl ListQuery {
         Ok((count, items.into_iter().skip(window.offset as usize).take(window.limit as usize).collect()))
     }
 
+    /// The page the query asks for of `items` (every matching row, in order), each shown by `out`, in the envelope.
+    pub fn paged<T, U: Serialize>(&self, items: Vec<T>, out: impl FnMut(T) -> U) -> Result<Envelope<U>, ApiError> {
+        let window = self.window()?;
+        let (count, page) = self.page_of(window, items)?;
+        Ok(self.envelope(window, count, page.into_iter().map(out).collect()))
+    }
+
     /// The DRF envelope for one page.
     pub fn envelope<T: Serialize>(&self, window: Window, count: i64, results: Vec<T>) -> Envelope<T> {
         let (next, previous) = self.offset_links(window, count);

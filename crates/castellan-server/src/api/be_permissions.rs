@@ -147,11 +147,9 @@ async fn list_namespaces(
 ) -> ApiResult<axum::Json<Envelope<NamespaceOut>>> {
     let catalog = state.catalog.get();
     let search = q.search()?.map(|s| s.to_lowercase());
-    let window = q.window()?;
     let matching: Vec<&Namespace> =
         catalog.namespaces.values().filter(|n| search.as_ref().is_none_or(|s| n.name.to_lowercase().contains(s))).collect();
-    let (count, page) = q.page_of(window, matching)?;
-    Ok(axum::Json(q.envelope(window, count, page.into_iter().map(|n| namespace_out(&state, &caller, &catalog, n)).collect())))
+    Ok(axum::Json(q.paged(matching, |n| namespace_out(&state, &caller, &catalog, n))?))
 }
 
 /// One namespace.
@@ -265,7 +263,6 @@ async fn list_be(
     let namespaces = q.ints(&["namespace"])?;
     let actions: Vec<String> = q.strings(&["action"]).iter().map(|a| a.to_lowercase()).collect();
     let search = q.search()?.map(|s| s.to_lowercase());
-    let window = q.window()?;
     let matching: Vec<&BePermission> = catalog
         .be
         .values()
@@ -273,8 +270,7 @@ async fn list_be(
         .filter(|b| actions.is_empty() || actions.contains(&b.action))
         .filter(|b| search.as_ref().is_none_or(|s| b.name.to_lowercase().contains(s) || b.path.to_lowercase().contains(s)))
         .collect();
-    let (count, page) = q.page_of(window, matching)?;
-    Ok(axum::Json(q.envelope(window, count, page.into_iter().map(|b| be_out(&state, &caller, &catalog, b)).collect())))
+    Ok(axum::Json(q.paged(matching, |b| be_out(&state, &caller, &catalog, b))?))
 }
 
 /// One BE permission.

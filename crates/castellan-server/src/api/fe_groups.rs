@@ -114,11 +114,9 @@ async fn list_groups(
 ) -> ApiResult<axum::Json<Envelope<FeGroupOut>>> {
     let catalog = state.catalog.get();
     let search = q.search()?.map(|s| s.to_lowercase());
-    let window = q.window()?;
     let matching: Vec<&FeGroup> =
         catalog.fe_groups.values().filter(|g| search.as_ref().is_none_or(|s| g.name.to_lowercase().contains(s))).collect();
-    let (count, page) = q.page_of(window, matching)?;
-    Ok(axum::Json(q.envelope(window, count, page.into_iter().map(|g| group_out(&state, &caller, &catalog, g)).collect())))
+    Ok(axum::Json(q.paged(matching, |g| group_out(&state, &caller, &catalog, g))?))
 }
 
 /// One FE permission group.

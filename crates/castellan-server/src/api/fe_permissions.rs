@@ -156,7 +156,6 @@ async fn list_fe(
     let catalog = state.catalog.get();
     let parents = q.ints(&["parent"])?;
     let search = q.search()?.map(|s| s.to_lowercase());
-    let window = q.window()?;
     let matches = |f: &FePermission| {
         search.as_ref().is_none_or(|s| {
             f.name.to_lowercase().contains(s) || f.slug.contains(s.as_str()) || catalog.fe_path(f.pk).contains(s.as_str())
@@ -168,8 +167,7 @@ async fn list_fe(
         .filter(|f| parents.is_empty() || f.parent.is_some_and(|p| parents.contains(&p)))
         .filter(|f| matches(f))
         .collect();
-    let (count, page) = q.page_of(window, matching)?;
-    Ok(axum::Json(q.envelope(window, count, page.into_iter().map(|f| fe_out(&state, &caller, &catalog, f)).collect())))
+    Ok(axum::Json(q.paged(matching, |f| fe_out(&state, &caller, &catalog, f))?))
 }
 
 /// The whole tree, nested and unpaginated, with `granted` for the caller.

@@ -123,15 +123,13 @@ fn list<T: Serialize>(
 ) -> ApiResult<Envelope<T>> {
     let catalog = state.catalog.get();
     let groups = q.ints(&["group"])?;
-    let window = q.window()?;
     let matching: Vec<&ObjectGroup> = catalog
         .object_groups
         .values()
         .filter(|g| g.kind == kind && (groups.is_empty() || groups.contains(&g.group)))
         .filter(|g| state.directory.sees_group(caller.viewer(), g.group, now_micros()))
         .collect();
-    let (count, page) = q.page_of(window, matching)?;
-    Ok(q.envelope(window, count, page.into_iter().map(out).collect()))
+    q.paged(matching, out)
 }
 
 /// Reads `{"group", "<items>"}` (`full`: both required) against the current object group, if any. Checks, in the
