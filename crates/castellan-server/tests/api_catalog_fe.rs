@@ -35,6 +35,9 @@ async fn the_admin_ui_tree_is_shipped_below_is_superuser() {
     let screen = roots[0]["children"].as_array().unwrap().iter().find(|n| n["slug"] == "users").unwrap();
     let add = screen["children"].as_array().unwrap().iter().find(|n| n["slug"] == "add").unwrap();
     assert_eq!((add["path"].as_str(), add["depth"].as_u64()), (Some("users.add"), Some(2)));
+    let caps = admin.get("/api/v1/active_user/capabilities/").await;
+    let fe: Vec<&str> = ok(&caps)["fe_permissions"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(fe.contains(&"is_superuser") && fe.contains(&"users.add"), "{fe:?}");
     // The shipped tree is the server's: applications cannot rewrite it.
     admin.patch("/api/v1/fe_permissions/1/", json!({"name": "x"})).await.error(409, "Conflict");
     admin.delete("/api/v1/fe_permissions/1/").await.error(409, "Conflict");

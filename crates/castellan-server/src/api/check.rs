@@ -430,7 +430,11 @@ async fn capabilities(State(state): State<AppState>, caller: Principal) -> ApiRe
     }
     let catalog = state.catalog.get();
     let superuser = caller.is_superuser();
-    let fe_permissions = catalog.held_fe(caller.user.pk, superuser).iter().map(|f| catalog.fe_path(f.pk)).collect();
+    // The root's path is empty (seed 000): it is listed by its slug, `is_superuser`.
+    let path_of = |f: &&castellan_core::catalog::FePermission| {
+        Some(catalog.fe_path(f.pk)).filter(|p| !p.is_empty()).unwrap_or_else(|| f.slug.clone())
+    };
+    let fe_permissions = catalog.held_fe(caller.user.pk, superuser).iter().map(path_of).collect();
     let be_permissions = catalog
         .held_be(caller.user.pk, superuser)
         .iter()
