@@ -362,3 +362,28 @@ async fn a_dry_run_names_the_routes_and_screens_users_would_gain_or_lose() {
     assert_eq!(lost, ["be_permission", "fe_permission"], "{}", r.body);
     assert_eq!(route(&client, None, "GET", "/api/v1/products/").await["allowed"], true, "still held: nothing was deleted");
 }
+
+#[tokio::test]
+async fn catalog_writes_reach_watchers_and_the_audit_log() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let (_, be) = products(&admin).await;
+    let user = common::permissions::quick_user(&admin, "watched", json!({})).await;
+    let token = admin.token.clone().unwrap();
+    let mut live = admin.http.get(format!("{}/api/v1/watch/", server.base)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+    ok(&admin.patch(&format!("/api/v1/be_permissions/{be}/assign-users/"), json!({"users": [user]})).await);
+    let needle = format!("\"target_pk\":\"{be}\"");
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !(text.contains(&needle) && text.contains("\"action\":\"assign\"")) {
+        let chunk = tokio::time::timeout_at(deadline, live.chunk()).await.expect("event in time").unwrap().expect("stream open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("\"target_type\":\"be_permissions\""), "{text}");
+    let r = admin.get(&format!("/api/v1/audit/?target_type=be_permissions&target_pk={be}")).await;
+    let actions: Vec<&str> = ok(&r)["results"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"create") && actions.contains(&"assign"), "{actions:?}");
+    let assigned = ok(&r)["results"].as_array().unwrap().iter().find(|e| e["action"] == "assign").unwrap().clone();
+    assert_eq!(assigned["changes"]["added"], json!([user]), "{assigned}");
+}

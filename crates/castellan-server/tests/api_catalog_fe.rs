@@ -166,6 +166,13 @@ async fn catalog_groups_are_object_grants_through_groups() {
     let parent = group_pk(&admin, "buyers", None, json!({})).await;
     let child = group_pk(&admin, "junior buyers", Some(parent), json!({})).await;
     let (buyer, _) = member(&server, &admin, "buyer", &[child]).await;
+    // The very first catalog group (which registers module `catalogs`) previews what it gives, and writes nothing.
+    let before = server.revision().await;
+    let r = admin.post("/api/v1/catalog_groups/?dry_run=true", json!({"group": parent, "catalogs": [9]})).await;
+    assert_eq!(ok(&r)["impact"]["gained"][0]["permission"], "catalogs.access", "{}", r.body);
+    assert_eq!(r.body["impact"]["gained"][0]["users"], json!([buyer]));
+    assert_eq!(server.revision().await, before);
+    assert!(!admin.get("/api/v1/modules/").await.body.to_string().contains("\"catalogs\""), "the registration was rolled back");
     let r = admin.post("/api/v1/catalog_groups/", json!({"group": parent, "catalogs": [9, 3]})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let cg = r.body["pk"].as_i64().unwrap();

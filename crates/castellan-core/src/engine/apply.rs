@@ -153,6 +153,10 @@ impl Facts {
     /// removes one copy, so the same grant given another way stays.
     fn apply_object_groups(&mut self, change: &Change) {
         for (group, module, (item, given)) in change.object_group_grants() {
+            // The first group of a kind registers its module in the same write.
+            if given && !self.modules.iter().any(|m| m.id == module) {
+                self.modules.push(ModuleFact { id: module.to_string(), is_active: true, custom_actions: Vec::new() });
+            }
             let grant = GrantFact {
                 subject: SubjectFact::Group(group),
                 module: module.to_string(),

@@ -198,6 +198,10 @@ fn ensure_module(c: &Connection, logging: &Logging, module: &str) -> Result<()> 
         "INSERT INTO modules (id, description, is_active, custom_actions, builtin, created_date, modified_date) VALUES (?, ?, 1, '[]', 0, ?, ?)",
     )?
     .execute(params![module, format!("Registered for {module} groups"), now, now])?;
+    // A dry run previews the group, not this registration (which it rolls back with the rest).
+    if logging.preview.is_some() {
+        return Ok(());
+    }
     let after = castellan_core::change::ModuleRecord {
         description: format!("Registered for {module} groups"),
         is_active: true,
