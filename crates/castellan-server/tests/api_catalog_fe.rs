@@ -274,3 +274,63 @@ async fn catalog_groups_refuse_bad_input_other_orgs_and_escalation() {
     client.get(&format!("/api/v1/catalog_groups/{cg}/")).await.error(404, "NotFound");
     assert_eq!(client.get("/api/v1/catalog_groups/").await.body["count"], 0);
 }
+
+/// Every catalog endpoint, as an attacker meets it: 401 without credentials, 403 without the module permission
+/// (before any lookup), 404 for an unknown key, 400 for a body it cannot read; nothing changes either way.
+#[tokio::test]
+async fn every_catalog_endpoint_refuses_in_the_contracts_order() {
+    use reqwest::Method;
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let (_, plain) = member(&server, &admin, "plain", &[]).await;
+    let anon = server.anon();
+    let before = server.revision().await;
+    let unknown: &[(Method, &str, Value)] = &[
+        (Method::GET, "/api/v1/be_permission_namespace/99999/", Value::Null),
+        (Method::DELETE, "/api/v1/be_permission_namespace/99999/", Value::Null),
+        (Method::PATCH, "/api/v1/be_permission_namespace/99999/assign-users/", json!({"users": [1]})),
+        (Method::PATCH, "/api/v1/be_permission_namespace/99999/remove-users/", json!({"users": [1]})),
+        (Method::GET, "/api/v1/be_permissions/99999/", Value::Null),
+        (Method::DELETE, "/api/v1/be_permissions/99999/", Value::Null),
+        (Method::PATCH, "/api/v1/be_permissions/99999/assign-users/", json!({"users": [1]})),
+        (Method::PATCH, "/api/v1/be_permission/99999/remove-users/", json!({"users": [1]})),
+        (Method::GET, "/api/v1/fe_permissions/99999/", Value::Null),
+        (Method::PUT, "/api/v1/fe_permissions/99999/", json!({"name": "x", "slug": "x"})),
+        (Method::PATCH, "/api/v1/fe_permissions/99999/", json!({"name": "x"})),
+        (Method::DELETE, "/api/v1/fe_permissions/99999/", Value::Null),
+        (Method::PATCH, "/api/v1/fe_permission/99999/assign-users/", json!({"users": [1]})),
+        (Method::PATCH, "/api/v1/fe_permissions/99999/assign-groups/", json!({"fe_permission_groups": []})),
+        (Method::PATCH, "/api/v1/fe_permission/99999/remove-groups/", json!({"fe_permission_groups": []})),
+        (Method::GET, "/api/v1/fe_permission_groups/99999/", Value::Null),
+        (Method::PUT, "/api/v1/fe_permission_groups/99999/", json!({"name": "x"})),
+        (Method::DELETE, "/api/v1/fe_permission_groups/99999/", Value::Null),
+        (Method::PATCH, "/api/v1/fe_permission_groups/99999/assign-users/", json!({"users": [1]})),
+        (Method::PATCH, "/api/v1/fe_permission_groups/99999/remove-permissions/", json!({"fepermissions": []})),
+        (Method::GET, "/api/v1/catalog_groups/99999/", Value::Null),
+        (Method::PATCH, "/api/v1/catalog_groups/99999/", json!({"catalogs": []})),
+        (Method::DELETE, "/api/v1/catalog_groups/99999/", Value::Null),
+        (Method::GET, "/api/v1/channel_groups/99999/", Value::Null),
+        (Method::PUT, "/api/v1/channel_groups/99999/", json!({"group": 1, "channels": []})),
+        (Method::DELETE, "/api/v1/channel_groups/99999/", Value::Null),
+    ];
+    for (method, path, body) in unknown {
+        let body = (!body.is_null()).then(|| body.clone());
+        anon.send(method.clone(), path, body.clone()).await.error(401, "AuthenticationRequired");
+        plain.send(method.clone(), path, body.clone()).await.error(403, "PermissionDenied");
+        admin.send(method.clone(), path, body).await.error(404, "NotFound");
+    }
+    let unreadable: &[(&str, Value, &str)] = &[
+        ("/api/v1/be_permission_namespace/", json!({"name": 5}), "name"),
+        ("/api/v1/be_permissions/", json!({"namespace": "x", "action": "get", "path": "x/$"}), "namespace"),
+        ("/api/v1/fe_permissions/", json!({"name": "x", "slug": "x", "parent": "root"}), "parent"),
+        ("/api/v1/fe_permission_groups/", json!({"name": "x", "users": [0]}), "users"),
+        ("/api/v1/channel_groups/", json!({"group": 1, "channels": {}}), "channels"),
+        ("/api/v1/check/route/", json!({"method": "get", "path": 5}), "path"),
+    ];
+    for (path, body, field) in unreadable {
+        bad_field(&admin.post(path, body.clone()).await, field);
+    }
+    let r = admin.send(reqwest::Method::POST, "/api/v1/be_permissions/", None).await;
+    assert_eq!(r.status.as_u16() / 100, 4, "{}", r.body);
+    assert_eq!(server.revision().await, before, "no refusal changed anything");
+}
