@@ -197,6 +197,16 @@ impl Links {
         self.of(left).contains(&right)
     }
 
+    fn insert(&mut self, left: i64, right: i64) {
+        self.right_of.entry(left).or_default().insert(right);
+        self.left_of.entry(right).or_default().insert(left);
+    }
+
+    fn remove(&mut self, left: i64, right: i64) {
+        self.right_of.get_mut(&left).map(|r| r.remove(&right));
+        self.left_of.get_mut(&right).map(|l| l.remove(&left));
+    }
+
     /// Every link as (left, right).
     fn pairs(&self) -> Vec<(i64, i64)> {
         self.right_of.iter().flat_map(|(&l, rights)| rights.iter().map(move |&r| (l, r))).collect()
@@ -204,7 +214,7 @@ impl Links {
 }
 
 /// The catalog in memory, with its compiled routes.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Catalog {
     /// Namespaces by pk.
     pub namespaces: BTreeMap<i64, Namespace>,
@@ -276,6 +286,42 @@ impl Catalog {
     /// The compiled routes.
     pub fn routes(&self) -> &RouteSet {
         &self.routes
+    }
+
+    /// Follows a logged link change in place, at `at` (µs since the epoch): links are the catalog's frequent
+    /// writes, and their cost stays that of the keys they name. `false` for any other change (the caller reads the
+    /// catalog again).
+    pub fn follow_link(&mut self, change: &Change, at: i64) -> bool {
+        let (entry, pk, link, ids, add) = match change {
+            Change::CatalogLinked { entry, pk, link, added } => (*entry, *pk, *link, added, true),
+            Change::CatalogUnlinked { entry, pk, link, removed } => (*entry, *pk, *link, removed, false),
+            _ => return false,
+        };
+        let links = match (entry, link) {
+            (CatalogEntry::BeNamespace, CatalogLink::Users) => &mut self.namespace_users,
+            (CatalogEntry::BePermission, CatalogLink::Users) => &mut self.be_users,
+            (CatalogEntry::FePermission, CatalogLink::Users) => &mut self.fe_users,
+            (CatalogEntry::FePermission, CatalogLink::BePermissions) => &mut self.fe_be,
+            (CatalogEntry::FeGroup, CatalogLink::Users) => &mut self.fe_group_users,
+            (CatalogEntry::FeGroup, CatalogLink::FePermissions) | (CatalogEntry::FePermission, CatalogLink::FeGroups) => {
+                &mut self.fe_group_fe
+            }
+            _ => return false,
+        };
+        // FE permission groups are the left side of their table, whichever side names the change.
+        let reversed = (entry, link) == (CatalogEntry::FePermission, CatalogLink::FeGroups);
+        for &id in ids {
+            let (left, right) = if reversed { (id, pk) } else { (pk, id) };
+            if add { links.insert(left, right) } else { links.remove(left, right) }
+        }
+        match entry {
+            CatalogEntry::BeNamespace => self.namespaces.get_mut(&pk).map(|n| n.modified = at),
+            CatalogEntry::BePermission => self.be.get_mut(&pk).map(|b| b.modified = at),
+            CatalogEntry::FePermission => self.fe.get_mut(&pk).map(|f| f.modified = at),
+            CatalogEntry::FeGroup => self.fe_groups.get_mut(&pk).map(|g| g.modified = at),
+            CatalogEntry::CatalogGroup | CatalogEntry::ChannelGroup => None,
+        };
+        true
     }
 
     /// Whether `user` holds FE permission `fe`, directly or through an FE permission group.
@@ -727,6 +773,30 @@ mod tests {
         assert_eq!(lost, vec![("be_permission", "1"), ("fe_permission", "2")]);
         assert!(impact.lost.iter().all(|e| e.users == vec![7]));
         assert_eq!(c.impact(&delete, 0), Err(1), "over the cap");
+    }
+
+    #[test]
+    fn links_are_followed_in_place_as_a_rebuild_would_read_them() {
+        let mut c = catalog(|_| {});
+        let changes = [
+            Change::CatalogLinked { entry: CatalogEntry::BePermission, pk: 1, link: CatalogLink::Users, added: vec![7, 8] },
+            Change::CatalogLinked { entry: CatalogEntry::FePermission, pk: 2, link: CatalogLink::FeGroups, added: vec![1] },
+            Change::CatalogLinked { entry: CatalogEntry::FeGroup, pk: 1, link: CatalogLink::Users, added: vec![9] },
+            Change::CatalogLinked { entry: CatalogEntry::FePermission, pk: 2, link: CatalogLink::BePermissions, added: vec![2] },
+            Change::CatalogUnlinked { entry: CatalogEntry::BePermission, pk: 1, link: CatalogLink::Users, removed: vec![8] },
+        ];
+        let mut rows = c.rows();
+        for change in &changes {
+            assert!(c.follow_link(change, 5));
+            rows.apply(change);
+        }
+        let rebuilt = Catalog::build(rows, None);
+        for (user, be) in [(7, 1), (8, 1), (9, 2), (9, 1), (7, 2)] {
+            assert_eq!(c.holds_be(user, be), rebuilt.holds_be(user, be), "user {user}, be {be}");
+        }
+        assert!(c.holds_be(9, 2) && c.holds_be(7, 1) && !c.holds_be(8, 1));
+        assert_eq!(c.be[&1].modified, 5);
+        assert!(!c.follow_link(&Change::CatalogDeleted { entry: CatalogEntry::FeGroup, pk: 1, before: Box::default() }, 5));
     }
 
     #[test]

@@ -45,12 +45,27 @@ impl CatalogView {
         f(&self.current.read())
     }
 
-    /// Reads the catalog again when any of `entries` touches it (or cannot be understood); the compiled routes are
-    /// kept when no BE permission's method or path changed.
+    /// Follows `entries`: link changes (the frequent catalog writes) in place; anything else that touches the catalog,
+    /// or a row this build cannot read, by reading the catalog again (the compiled routes are kept when no BE
+    /// permission's method or path changed).
     pub async fn apply(&self, store: &dyn Store, entries: &[ChangeEntry]) -> Result<(), StoreError> {
-        let touched = entries.iter().any(|e| e.change.as_ref().is_none_or(|c| c.touches_catalog()));
-        if !touched {
+        let touching: Vec<&ChangeEntry> =
+            entries.iter().filter(|e| e.change.as_ref().is_none_or(|c| c.touches_catalog())).collect();
+        if touching.is_empty() {
             return Ok(());
+        }
+        let links_only =
+            touching.iter().all(|e| matches!(e.change, Some(Change::CatalogLinked { .. } | Change::CatalogUnlinked { .. })));
+        if links_only {
+            let followed = {
+                let mut current = self.current.write();
+                // In place unless a request still holds this version; then on a copy.
+                let catalog = Arc::make_mut(&mut current);
+                touching.iter().all(|e| e.change.as_ref().is_some_and(|c| catalog.follow_link(c, crate::clock::micros_of(e.at))))
+            };
+            if followed {
+                return Ok(());
+            }
         }
         let rows = store.catalog_rows().await?;
         let previous = self.get();
