@@ -435,7 +435,7 @@ impl Catalog {
     pub fn impact(&self, change: &Change, most: usize) -> Result<Impact, usize> {
         let Some((entry, pk)) = change.catalog_target() else { return Ok(Impact::default()) };
         let mut rows = self.rows();
-        rows.apply(change);
+        rows.apply(change, 0);
         let after = Catalog::build(rows, Some(self));
         let mut users = self.touched_users(entry, pk);
         users.extend(after.touched_users(entry, pk));
@@ -537,8 +537,9 @@ impl Catalog {
 }
 
 impl CatalogRows {
-    /// Applies a catalog change as the store persists it (the record's fields and the link lists it names).
-    pub fn apply(&mut self, change: &Change) {
+    /// Applies a logged change as the store persisted it, at `at` (µs since the epoch, the dates it sets): catalog
+    /// changes, and the deletions of users and groups whose links and object groups go with them.
+    pub fn apply(&mut self, change: &Change, at: i64) {
         match change {
             Change::CatalogLinked { entry, pk, link, added } => {
                 for &id in added {
@@ -548,6 +549,7 @@ impl CatalogRows {
                         pairs.push(pair);
                     }
                 }
+                self.touch(*entry, *pk, at);
             }
             Change::CatalogUnlinked { entry, pk, link, removed } => {
                 for &id in removed {
@@ -555,14 +557,38 @@ impl CatalogRows {
                         pairs.retain(|p| *p != pair);
                     }
                 }
+                self.touch(*entry, *pk, at);
             }
             Change::CatalogCreated { entry, pk, after } => {
-                self.create(*entry, *pk);
-                self.update(*entry, *pk, after);
+                self.create(*entry, *pk, at);
+                self.update(*entry, *pk, after, at);
             }
-            Change::CatalogUpdated { entry, pk, after, .. } => self.update(*entry, *pk, after),
+            Change::CatalogUpdated { entry, pk, after, .. } => self.update(*entry, *pk, after, at),
             Change::CatalogDeleted { entry, pk, .. } => self.delete(*entry, *pk),
+            Change::UserDeleted { pk, .. } => {
+                for pairs in [&mut self.namespace_users, &mut self.be_users, &mut self.fe_users, &mut self.fe_group_users] {
+                    pairs.retain(|p| p.1 != *pk);
+                }
+            }
+            Change::GroupDeleted { pk, deleted, .. } => {
+                self.object_groups.retain(|g| g.group != *pk && !deleted.contains(&g.group));
+            }
             _ => {}
+        }
+    }
+
+    fn touch(&mut self, entry: CatalogEntry, pk: i64, at: i64) {
+        let modified = match entry {
+            CatalogEntry::BeNamespace => self.namespaces.iter_mut().find(|n| n.pk == pk).map(|n| &mut n.modified),
+            CatalogEntry::BePermission => self.be.iter_mut().find(|b| b.pk == pk).map(|b| &mut b.modified),
+            CatalogEntry::FePermission => self.fe.iter_mut().find(|f| f.pk == pk).map(|f| &mut f.modified),
+            CatalogEntry::FeGroup => self.fe_groups.iter_mut().find(|g| g.pk == pk).map(|g| &mut g.modified),
+            CatalogEntry::CatalogGroup | CatalogEntry::ChannelGroup => {
+                self.object_groups.iter_mut().find(|g| g.pk == pk).map(|g| &mut g.modified)
+            }
+        };
+        if let Some(modified) = modified {
+            *modified = at;
         }
     }
 
@@ -580,10 +606,11 @@ impl CatalogRows {
         })
     }
 
-    fn create(&mut self, entry: CatalogEntry, pk: i64) {
+    fn create(&mut self, entry: CatalogEntry, pk: i64, at: i64) {
+        let (created, modified) = (at, at);
         match entry {
             CatalogEntry::BeNamespace => {
-                self.namespaces.push(Namespace { pk, name: String::new(), builtin: false, created: 0, modified: 0 })
+                self.namespaces.push(Namespace { pk, name: String::new(), builtin: false, created, modified })
             }
             CatalogEntry::BePermission => self.be.push(BePermission {
                 pk,
@@ -593,8 +620,8 @@ impl CatalogRows {
                 path: String::new(),
                 builtin: false,
                 stale: false,
-                created: 0,
-                modified: 0,
+                created,
+                modified,
             }),
             CatalogEntry::FePermission => self.fe.push(FePermission {
                 pk,
@@ -602,32 +629,68 @@ impl CatalogRows {
                 slug: String::new(),
                 parent: None,
                 builtin: false,
-                created: 0,
-                modified: 0,
+                created,
+                modified,
             }),
             CatalogEntry::FeGroup => {
-                self.fe_groups.push(FeGroup { pk, name: String::new(), description: None, created: 0, modified: 0 })
+                self.fe_groups.push(FeGroup { pk, name: String::new(), description: None, created, modified })
             }
-            CatalogEntry::CatalogGroup | CatalogEntry::ChannelGroup => {}
+            CatalogEntry::CatalogGroup | CatalogEntry::ChannelGroup => {
+                let kind =
+                    if entry == CatalogEntry::CatalogGroup { ObjectGroupKind::Catalogs } else { ObjectGroupKind::Channels };
+                self.object_groups.push(ObjectGroup { pk, kind, group: 0, items: Vec::new(), created, modified })
+            }
         }
     }
 
-    fn update(&mut self, entry: CatalogEntry, pk: i64, r: &CatalogRecord) {
+    /// Sets every field `r` names on the entry, and the link lists it names.
+    fn update(&mut self, entry: CatalogEntry, pk: i64, r: &CatalogRecord, at: i64) {
+        fn set<T: Clone>(field: &mut T, value: &Option<T>) {
+            if let Some(v) = value {
+                *field = v.clone();
+            }
+        }
         match entry {
+            CatalogEntry::BeNamespace => {
+                if let Some(n) = self.namespaces.iter_mut().find(|n| n.pk == pk) {
+                    set(&mut n.name, &r.name);
+                    set(&mut n.builtin, &r.builtin);
+                }
+            }
             CatalogEntry::BePermission => {
                 if let Some(b) = self.be.iter_mut().find(|b| b.pk == pk) {
-                    b.namespace = r.namespace.unwrap_or(b.namespace);
-                    b.action = r.action.clone().unwrap_or_else(|| b.action.clone());
-                    b.path = r.path.clone().unwrap_or_else(|| b.path.clone());
+                    set(&mut b.name, &r.name);
+                    set(&mut b.namespace, &r.namespace);
+                    set(&mut b.action, &r.action);
+                    set(&mut b.path, &r.path);
+                    set(&mut b.stale, &r.stale);
+                    set(&mut b.builtin, &r.builtin);
                 }
             }
             CatalogEntry::FePermission => {
                 if let Some(f) = self.fe.iter_mut().find(|f| f.pk == pk) {
-                    f.parent = r.parent.unwrap_or(f.parent);
+                    set(&mut f.name, &r.name);
+                    set(&mut f.slug, &r.slug);
+                    set(&mut f.parent, &r.parent);
+                    set(&mut f.builtin, &r.builtin);
                 }
             }
-            _ => {}
+            CatalogEntry::FeGroup => {
+                if let Some(g) = self.fe_groups.iter_mut().find(|g| g.pk == pk) {
+                    set(&mut g.name, &r.name);
+                    set(&mut g.description, &r.description);
+                }
+            }
+            CatalogEntry::CatalogGroup | CatalogEntry::ChannelGroup => {
+                if let Some(g) = self.object_groups.iter_mut().find(|g| g.pk == pk) {
+                    set(&mut g.group, &r.group);
+                    set(&mut g.items, &r.items);
+                    g.items.sort_unstable();
+                    g.items.dedup();
+                }
+            }
         }
+        self.touch(entry, pk, at);
         let lists = [
             (CatalogLink::Users, &r.users),
             (CatalogLink::BePermissions, &r.be_permissions),
@@ -672,7 +735,7 @@ impl CatalogRows {
                 self.fe_group_users.retain(|p| p.0 != pk);
                 self.fe_group_fe.retain(|p| p.0 != pk);
             }
-            CatalogEntry::CatalogGroup | CatalogEntry::ChannelGroup => {}
+            CatalogEntry::CatalogGroup | CatalogEntry::ChannelGroup => self.object_groups.retain(|g| g.pk != pk),
         }
     }
 }
@@ -788,7 +851,7 @@ mod tests {
         let mut rows = c.rows();
         for change in &changes {
             assert!(c.follow_link(change, 5));
-            rows.apply(change);
+            rows.apply(change, 5);
         }
         let rebuilt = Catalog::build(rows, None);
         for (user, be) in [(7, 1), (8, 1), (9, 2), (9, 1), (7, 2)] {

@@ -466,12 +466,15 @@ pub struct CatalogRecord {
     /// An FE permission's slug.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slug: Option<String>,
-    /// An FE permission's parent (`Some(None)`: a root).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// An FE permission's parent (`Some(None)`: a root, written as `null`).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub parent: Option<Option<i64>>,
-    /// An FE permission group's description.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// An FE permission group's description (`Some(None)`: none, written as `null`).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub description: Option<Option<String>>,
+    /// Published by the server (namespaces and BE permissions of its routes, its admin UI's FE tree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<bool>,
     /// A catalog or channel group's directory group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<i64>,
@@ -642,6 +645,12 @@ pub struct TokenRecord {
     /// Its scopes as `"module.action"` names; absent when it carries all of its owner's holdings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<String>>,
+}
+
+/// Reads a field that is present, `null` included, as `Some`: an absent one stays `None` (`serde(default)`), so a
+/// value set to null is not read back as a value left alone.
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A change as one change-log row holds it: the change and the version of its encoding.
@@ -1109,6 +1118,19 @@ mod tests {
         assert_eq!(value["object"], "catalogs:42");
         assert_eq!(change.target(), ("catalogs".to_string(), "42".to_string()));
         assert_eq!(change.action(), "unassign");
+    }
+
+    #[test]
+    fn a_catalog_field_set_to_null_reads_back_as_set() {
+        let moved = CatalogRecord { parent: Some(None), description: Some(None), ..CatalogRecord::default() };
+        let change = Change::CatalogUpdated {
+            entry: CatalogEntry::FePermission,
+            pk: 4,
+            before: Box::new(CatalogRecord { parent: Some(Some(3)), ..CatalogRecord::default() }),
+            after: Box::new(moved),
+        };
+        assert_eq!(change.to_value()["after"], serde_json::json!({"parent": null, "description": null}));
+        assert_eq!(Change::from_value(&change.to_value()), Some(change));
     }
 
     #[test]

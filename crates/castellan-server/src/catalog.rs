@@ -45,28 +45,42 @@ impl CatalogView {
         f(&self.current.read())
     }
 
-    /// Follows `entries`: link changes (the frequent catalog writes) in place; anything else that touches the catalog,
-    /// or a row this build cannot read, by reading the catalog again (the compiled routes are kept when no BE
-    /// permission's method or path changed).
+    /// Follows `entries` from their typed changes, with no database read: link changes (the frequent catalog
+    /// writes) in place; other catalog changes, and deletions of users and groups, on a copy of the rows, rebuilt
+    /// (the compiled routes are kept when no BE permission's method or path changed). Only a row this build cannot
+    /// read makes it read the catalog again.
     pub async fn apply(&self, store: &dyn Store, entries: &[ChangeEntry]) -> Result<(), StoreError> {
-        let touching: Vec<&ChangeEntry> =
-            entries.iter().filter(|e| e.change.as_ref().is_none_or(|c| c.touches_catalog())).collect();
+        let touching: Vec<(&Change, i64)> = match entries
+            .iter()
+            .filter(|e| e.change.as_ref().is_none_or(|c| c.touches_catalog()))
+            .map(|e| e.change.as_ref().map(|c| (c, crate::clock::micros_of(e.at))))
+            .collect::<Option<Vec<_>>>()
+        {
+            Some(touching) => touching,
+            None => return self.reload(store).await,
+        };
         if touching.is_empty() {
             return Ok(());
         }
-        let links_only =
-            touching.iter().all(|e| matches!(e.change, Some(Change::CatalogLinked { .. } | Change::CatalogUnlinked { .. })));
-        if links_only {
-            let followed = {
-                let mut current = self.current.write();
-                // In place unless a request still holds this version; then on a copy.
-                let catalog = Arc::make_mut(&mut current);
-                touching.iter().all(|e| e.change.as_ref().is_some_and(|c| catalog.follow_link(c, crate::clock::micros_of(e.at))))
-            };
-            if followed {
+        if touching.iter().all(|(c, _)| matches!(c, Change::CatalogLinked { .. } | Change::CatalogUnlinked { .. })) {
+            let mut current = self.current.write();
+            // In place unless a request still holds this version; then on a copy.
+            let catalog = Arc::make_mut(&mut current);
+            if touching.iter().all(|(change, at)| catalog.follow_link(change, *at)) {
                 return Ok(());
             }
         }
+        let previous = self.get();
+        let mut rows = previous.rows();
+        for (change, at) in &touching {
+            rows.apply(change, *at);
+        }
+        let catalog = Catalog::build(rows, Some(&previous));
+        *self.current.write() = Arc::new(catalog);
+        Ok(())
+    }
+
+    async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
         let rows = store.catalog_rows().await?;
         let previous = self.get();
         let catalog = Catalog::build(rows, Some(&previous));

@@ -111,31 +111,40 @@ fn record(c: &Connection, entry: CatalogEntry, pk: i64) -> Result<Box<CatalogRec
     let links = |link| linked(c, entry, link, pk).map(Some);
     Ok(Box::new(match entry {
         CatalogEntry::BeNamespace => {
-            let name: String = c.prepare_cached("SELECT name FROM be_namespaces WHERE pk = ?")?.query_row([pk], |r| r.get(0))?;
-            CatalogRecord { name: Some(name), users: links(CatalogLink::Users)?, ..CatalogRecord::default() }
+            let (name, builtin): (String, bool) = c
+                .prepare_cached("SELECT name, builtin FROM be_namespaces WHERE pk = ?")?
+                .query_row([pk], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            CatalogRecord {
+                name: Some(name),
+                builtin: Some(builtin),
+                users: links(CatalogLink::Users)?,
+                ..CatalogRecord::default()
+            }
         }
         CatalogEntry::BePermission => {
-            let (name, namespace, action, path, stale): (String, i64, String, String, bool) = c
-                .prepare_cached("SELECT name, namespace, action, path, stale FROM be_permissions WHERE pk = ?")?
-                .query_row([pk], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+            let (name, namespace, action, path, stale, builtin): (String, i64, String, String, bool, bool) = c
+                .prepare_cached("SELECT name, namespace, action, path, stale, builtin FROM be_permissions WHERE pk = ?")?
+                .query_row([pk], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?;
             CatalogRecord {
                 name: Some(name),
                 namespace: Some(namespace),
                 action: Some(action),
                 path: Some(path),
                 stale: Some(stale),
+                builtin: Some(builtin),
                 users: links(CatalogLink::Users)?,
                 ..CatalogRecord::default()
             }
         }
         CatalogEntry::FePermission => {
-            let (name, slug, parent): (String, String, Option<i64>) = c
-                .prepare_cached("SELECT name, slug, parent FROM fe_permissions WHERE pk = ?")?
-                .query_row([pk], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let (name, slug, parent, builtin): (String, String, Option<i64>, bool) = c
+                .prepare_cached("SELECT name, slug, parent, builtin FROM fe_permissions WHERE pk = ?")?
+                .query_row([pk], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
             CatalogRecord {
                 name: Some(name),
                 slug: Some(slug),
                 parent: Some(parent),
+                builtin: Some(builtin),
                 be_permissions: links(CatalogLink::BePermissions)?,
                 users: links(CatalogLink::Users)?,
                 ..CatalogRecord::default()

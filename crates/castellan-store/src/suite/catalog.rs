@@ -134,3 +134,153 @@ pub async fn publishing_is_idempotent(store: &dyn Store) {
     assert_eq!(stale, ["api/v1/users/[^/]+/$"]);
     assert_eq!(rows.fe_be.iter().filter(|(fe, _)| *fe == users.pk).count(), 2, "a stale route stays linked, marked");
 }
+
+/// The rows with their dates zeroed and every list in one order: what a follower and the store must agree on.
+fn comparable(mut rows: castellan_core::catalog::CatalogRows) -> castellan_core::catalog::CatalogRows {
+    rows.namespaces.iter_mut().for_each(|n| (n.created, n.modified) = (0, 0));
+    rows.be.iter_mut().for_each(|b| (b.created, b.modified) = (0, 0));
+    rows.fe.iter_mut().for_each(|f| (f.created, f.modified) = (0, 0));
+    rows.fe_groups.iter_mut().for_each(|g| (g.created, g.modified) = (0, 0));
+    rows.object_groups.iter_mut().for_each(|g| (g.created, g.modified) = (0, 0));
+    rows.namespaces.sort_by_key(|n| n.pk);
+    rows.be.sort_by_key(|b| b.pk);
+    rows.fe.sort_by_key(|f| f.pk);
+    rows.fe_groups.sort_by_key(|g| g.pk);
+    rows.object_groups.sort_by_key(|g| g.pk);
+    for pairs in [
+        &mut rows.namespace_users,
+        &mut rows.be_users,
+        &mut rows.fe_users,
+        &mut rows.fe_be,
+        &mut rows.fe_group_users,
+        &mut rows.fe_group_fe,
+    ] {
+        pairs.sort_unstable();
+    }
+    rows
+}
+
+/// Followers keep the catalog from the log alone: the logged changes applied to the rows before them give the rows
+/// the store holds after them, through creations, links, moves, cascades, publication and user and group deletions.
+pub async fn the_log_replays_to_the_stored_catalog(store: &dyn Store) {
+    let org = make_org(store, "replay").await;
+    let (ann, bob) = (make_user(store, new_user(org.pk, "ann")).await, make_user(store, new_user(org.pk, "bob")).await);
+    let group = make_group(store, org.pk, "buyers", None).await;
+    let route = |path: &str| PublishedRoute { namespace: "users".into(), action: "get".into(), path: path.into() };
+    let tree = vec![ShippedFe { path: vec!["users".into()], name: "Users".into(), be: vec![("users".into(), "get".into())] }];
+    store.publish_catalog(&[route("api/v1/users/$"), route("api/v1/users/[^/]+/$")], &tree).await.unwrap();
+    let start = store.catalog_rows().await.unwrap();
+    let from = store.last_change_pk().await.unwrap();
+
+    let write = |change: Change| async move { store.write_catalog(&ctx(), change).await.unwrap().0 };
+    let created = |change: Change| match change {
+        Change::CatalogCreated { pk, .. } => pk,
+        other => panic!("{other:?}"),
+    };
+    let ns = created(
+        write(Change::CatalogCreated {
+            entry: CatalogEntry::BeNamespace,
+            pk: 0,
+            after: record(CatalogRecord { name: Some("shop".into()), users: Some(vec![ann.pk]), ..CatalogRecord::default() }),
+        })
+        .await,
+    );
+    let be_record = |path: &str| CatalogRecord {
+        name: Some(path.into()),
+        namespace: Some(ns),
+        action: Some("get".into()),
+        path: Some(path.into()),
+        ..CatalogRecord::default()
+    };
+    let be = created(
+        write(Change::CatalogCreated { entry: CatalogEntry::BePermission, pk: 0, after: record(be_record("a/$")) }).await,
+    );
+    let be2 = created(
+        write(Change::CatalogCreated { entry: CatalogEntry::BePermission, pk: 0, after: record(be_record("b/$")) }).await,
+    );
+    let fe_record = |slug: &str, parent: Option<i64>| CatalogRecord {
+        name: Some(slug.into()),
+        slug: Some(slug.into()),
+        parent: Some(parent),
+        be_permissions: Some(vec![be, be2]),
+        users: Some(vec![bob.pk]),
+        ..CatalogRecord::default()
+    };
+    let shop = created(
+        write(Change::CatalogCreated { entry: CatalogEntry::FePermission, pk: 0, after: record(fe_record("shop", None)) }).await,
+    );
+    let orders = created(
+        write(Change::CatalogCreated {
+            entry: CatalogEntry::FePermission,
+            pk: 0,
+            after: record(fe_record("orders", Some(shop))),
+        })
+        .await,
+    );
+    let fe_group = created(
+        write(Change::CatalogCreated {
+            entry: CatalogEntry::FeGroup,
+            pk: 0,
+            after: record(CatalogRecord {
+                name: Some("team".into()),
+                description: Some(Some("d".into())),
+                users: Some(vec![ann.pk, bob.pk]),
+                fe_permissions: Some(vec![orders]),
+                ..CatalogRecord::default()
+            }),
+        })
+        .await,
+    );
+    write(Change::CatalogLinked {
+        entry: CatalogEntry::FePermission,
+        pk: shop,
+        link: CatalogLink::FeGroups,
+        added: vec![fe_group],
+    })
+    .await;
+    write(Change::CatalogUnlinked {
+        entry: CatalogEntry::FeGroup,
+        pk: fe_group,
+        link: CatalogLink::Users,
+        removed: vec![bob.pk],
+    })
+    .await;
+    write(Change::CatalogUpdated {
+        entry: CatalogEntry::FePermission,
+        pk: orders,
+        before: Box::default(),
+        after: record(CatalogRecord {
+            slug: Some("all-orders".into()),
+            parent: Some(None),
+            be_permissions: Some(vec![be2]),
+            ..CatalogRecord::default()
+        }),
+    })
+    .await;
+    let og = created(
+        write(Change::CatalogCreated {
+            entry: CatalogEntry::ChannelGroup,
+            pk: 0,
+            after: record(CatalogRecord { group: Some(group.pk), items: Some(vec![3, 1]), ..CatalogRecord::default() }),
+        })
+        .await,
+    );
+    write(Change::CatalogUpdated {
+        entry: CatalogEntry::ChannelGroup,
+        pk: og,
+        before: Box::default(),
+        after: record(CatalogRecord { group: Some(group.pk), items: Some(vec![2]), ..CatalogRecord::default() }),
+    })
+    .await;
+    write(Change::CatalogDeleted { entry: CatalogEntry::FePermission, pk: shop, before: Box::default() }).await;
+    write(Change::CatalogDeleted { entry: CatalogEntry::BePermission, pk: be, before: Box::default() }).await;
+    store.publish_catalog(&[route("api/v1/users/$")], &tree).await.unwrap();
+    store.delete_user(&ctx(), ann.pk).await.unwrap();
+    store.delete_group(&ctx(), group.pk, true).await.unwrap();
+
+    let mut replayed = start;
+    for entry in store.changes(from, 1000).await.unwrap() {
+        replayed.apply(&entry.change.expect("a typed change"), 0);
+    }
+    assert_eq!(comparable(replayed), comparable(store.catalog_rows().await.unwrap()));
+}

@@ -24,7 +24,10 @@ use castellan_core::model::{NewUser, Org, User, UserChanges};
 use crate::{ChangeEntry, Result, Revision, Store, StoreError, WriteCtx};
 
 pub use audit::{audit_filters_and_org, audit_ordering_and_paging, audit_since_until_bounds};
-pub use catalog::{catalog_writes_log_what_they_change, object_groups_are_grants_of_their_group, publishing_is_idempotent};
+pub use catalog::{
+    catalog_writes_log_what_they_change, object_groups_are_grants_of_their_group, publishing_is_idempotent,
+    the_log_replays_to_the_stored_catalog,
+};
 pub use changes::{
     audit_does_not_advance_revision, changes_pages_oldest_first, concurrent_writes_get_distinct_revisions, migrate_is_idempotent,
     server_key_keeps_first_candidate, writes_advance_revision_and_log_once,
@@ -142,6 +145,7 @@ macro_rules! store_suite {
             catalog_writes_log_what_they_change,
             object_groups_are_grants_of_their_group,
             publishing_is_idempotent,
+            the_log_replays_to_the_stored_catalog,
         );
     };
     (@tests $fresh:expr; $($name:ident),* $(,)?) => {
