@@ -283,6 +283,18 @@ impl Catalog {
         }
     }
 
+    /// Whether the catalog holds entry `pk` of kind `entry`.
+    pub fn has(&self, entry: CatalogEntry, pk: i64) -> bool {
+        match entry {
+            CatalogEntry::BeNamespace => self.namespaces.contains_key(&pk),
+            CatalogEntry::BePermission => self.be.contains_key(&pk),
+            CatalogEntry::FePermission => self.fe.contains_key(&pk),
+            CatalogEntry::FeGroup => self.fe_groups.contains_key(&pk),
+            CatalogEntry::CatalogGroup => self.object_groups.get(&pk).is_some_and(|g| g.kind == ObjectGroupKind::Catalogs),
+            CatalogEntry::ChannelGroup => self.object_groups.get(&pk).is_some_and(|g| g.kind == ObjectGroupKind::Channels),
+        }
+    }
+
     /// The compiled routes.
     pub fn routes(&self) -> &RouteSet {
         &self.routes

@@ -263,6 +263,27 @@ pub fn users_body(state: &AppState, caller: &Principal, body: &serde_json::Value
     Ok(users)
 }
 
+/// The one shape of every catalog `assign-users` / `remove-users`: 404 for an unknown entry, the users read (each
+/// visible), `confers` (the caller must hold what the entry gives), the write. Answers the catalog after it and the
+/// revision; the endpoint shapes its own answer.
+pub async fn link_users(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    caller: &Principal,
+    (entry, pk): (CatalogEntry, i64),
+    body: &serde_json::Value,
+    add: bool,
+    confers: impl FnOnce(&Catalog) -> ApiResult<()>,
+) -> ApiResult<(Arc<Catalog>, castellan_store::Revision)> {
+    if !state.catalog.with(|c| c.has(entry, pk)) {
+        return Err(ApiError::NotFound);
+    }
+    let users = users_body(state, caller, body)?;
+    confers(&state.catalog.get())?;
+    let (_, catalog, revision) = write(state, caller, ip, link_change(entry, pk, CatalogLink::Users, users, add)).await?;
+    Ok((catalog, revision))
+}
+
 /// The change linking (`add`) or unlinking `ids` to a catalog entry.
 pub fn link_change(entry: CatalogEntry, pk: i64, link: CatalogLink, ids: Vec<i64>, add: bool) -> Change {
     if add {

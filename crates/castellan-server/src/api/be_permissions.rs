@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use castellan_core::catalog::{BePermission, Catalog, Namespace};
-use castellan_core::change::{CatalogEntry, CatalogLink, CatalogRecord, Change};
+use castellan_core::change::{CatalogEntry, CatalogRecord, Change};
 use castellan_core::fields::Fields;
 use castellan_core::routes::compile_path;
 use serde::Serialize;
@@ -15,9 +15,7 @@ use utoipa_axum::routes;
 
 use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
-use crate::catalog::{
-    created_pk, link_change, require_be, require_namespace, require_superuser, stamp, users_body, users_seen, write,
-};
+use crate::catalog::{created_pk, link_users, require_be, require_namespace, require_superuser, stamp, users_seen, write};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, PathPk};
 use crate::links::{Envelope, ListQuery};
@@ -214,11 +212,8 @@ async fn namespace_users(
     body: serde_json::Value,
     add: bool,
 ) -> ApiResult<Response> {
-    namespace_of(&state.catalog.get(), pk)?;
-    let users = users_body(&state, &caller, &body)?;
-    require_namespace(&state.catalog.get(), &caller, pk)?;
-    let (_, catalog, revision) =
-        write(&state, &caller, ip, link_change(CatalogEntry::BeNamespace, pk, CatalogLink::Users, users, add)).await?;
+    let target = (CatalogEntry::BeNamespace, pk);
+    let (catalog, revision) = link_users(&state, ip, &caller, target, &body, add, |c| require_namespace(c, &caller, pk)).await?;
     Ok(with_revision(revision, axum::Json(namespace_out(&state, &caller, &catalog, namespace_of(&catalog, pk)?))))
 }
 
@@ -348,11 +343,8 @@ async fn be_users(
     body: serde_json::Value,
     add: bool,
 ) -> ApiResult<Response> {
-    be_of(&state.catalog.get(), pk)?;
-    let users = users_body(&state, &caller, &body)?;
-    require_be(&state.catalog.get(), &caller, &[pk])?;
-    let (_, catalog, revision) =
-        write(&state, &caller, ip, link_change(CatalogEntry::BePermission, pk, CatalogLink::Users, users, add)).await?;
+    let target = (CatalogEntry::BePermission, pk);
+    let (catalog, revision) = link_users(&state, ip, &caller, target, &body, add, |c| require_be(c, &caller, &[pk])).await?;
     Ok(with_revision(revision, axum::Json(be_out(&state, &caller, &catalog, be_of(&catalog, pk)?))))
 }
 

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
-use crate::catalog::{created_pk, keys, link_change, require_fe, stamp, users_body, users_seen, write};
+use crate::catalog::{created_pk, keys, link_change, link_users, require_fe, stamp, users_seen, write};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, PathPk};
 use crate::links::{Envelope, ListQuery};
@@ -261,12 +261,9 @@ async fn group_users(
     body: serde_json::Value,
     add: bool,
 ) -> ApiResult<Response> {
-    let current = state.catalog.get();
-    group_of(&current, pk)?;
-    let users = users_body(&state, &caller, &body)?;
-    require_fe(&current, &caller, &permissions_of(&current, pk))?;
-    let (_, catalog, revision) =
-        write(&state, &caller, ip, link_change(CatalogEntry::FeGroup, pk, CatalogLink::Users, users, add)).await?;
+    let target = (CatalogEntry::FeGroup, pk);
+    let confers = |c: &Catalog| require_fe(c, &caller, &permissions_of(c, pk));
+    let (catalog, revision) = link_users(&state, ip, &caller, target, &body, add, confers).await?;
     let (users, users_count, users_hidden) = users_seen(&state, &caller, catalog.fe_group_users.of(pk));
     Ok(with_revision(revision, axum::Json(FeGroupUsersOut { pk, users, users_count, users_hidden })))
 }

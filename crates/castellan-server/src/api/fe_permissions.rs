@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::{guarded, with_revision};
 use crate::auth::principal::{ClientIp, Principal};
-use crate::catalog::{created_pk, keys, link_change, require_fe, require_superuser, stamp, users_body, users_seen, write};
+use crate::catalog::{created_pk, keys, link_change, link_users, require_fe, require_superuser, stamp, users_seen, write};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, PathPk};
 use crate::links::{Envelope, ListQuery};
@@ -323,11 +323,8 @@ async fn fe_users(
     body: serde_json::Value,
     add: bool,
 ) -> ApiResult<Response> {
-    fe_of(&state.catalog.get(), pk)?;
-    let users = users_body(&state, &caller, &body)?;
-    require_fe(&state.catalog.get(), &caller, &[pk])?;
-    let (_, catalog, revision) =
-        write(&state, &caller, ip, link_change(CatalogEntry::FePermission, pk, CatalogLink::Users, users, add)).await?;
+    let target = (CatalogEntry::FePermission, pk);
+    let (catalog, revision) = link_users(&state, ip, &caller, target, &body, add, |c| require_fe(c, &caller, &[pk])).await?;
     let (users, users_count, users_hidden) = users_seen(&state, &caller, catalog.fe_users.of(pk));
     Ok(with_revision(revision, axum::Json(FeUsersOut { pk, users, users_count, users_hidden })))
 }
