@@ -136,6 +136,46 @@ pub struct ObjectGroup {
 /// One link: (left, right).
 type Pair = (i64, i64);
 
+/// The six link tables of the catalog, each (left, right).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkTable {
+    /// (namespace, user).
+    NamespaceUsers,
+    /// (BE permission, user).
+    BeUsers,
+    /// (FE permission, user).
+    FeUsers,
+    /// (FE permission, BE permission).
+    FeBe,
+    /// (FE permission group, user).
+    FeGroupUsers,
+    /// (FE permission group, FE permission).
+    FeGroupFe,
+}
+
+impl LinkTable {
+    /// The table holding `link`s of an `entry`, and whether the entry is its right side (an FE permission's
+    /// groups: groups are the left side of their table, whichever side names the link). `None` for a link the
+    /// entry does not have.
+    pub fn of(entry: CatalogEntry, link: CatalogLink) -> Option<(LinkTable, bool)> {
+        Some(match (entry, link) {
+            (CatalogEntry::BeNamespace, CatalogLink::Users) => (LinkTable::NamespaceUsers, false),
+            (CatalogEntry::BePermission, CatalogLink::Users) => (LinkTable::BeUsers, false),
+            (CatalogEntry::FePermission, CatalogLink::Users) => (LinkTable::FeUsers, false),
+            (CatalogEntry::FePermission, CatalogLink::BePermissions) => (LinkTable::FeBe, false),
+            (CatalogEntry::FePermission, CatalogLink::FeGroups) => (LinkTable::FeGroupFe, true),
+            (CatalogEntry::FeGroup, CatalogLink::Users) => (LinkTable::FeGroupUsers, false),
+            (CatalogEntry::FeGroup, CatalogLink::FePermissions) => (LinkTable::FeGroupFe, false),
+            _ => return None,
+        })
+    }
+
+    /// The pair linking entry `pk` to `id` in this table, with the entry on the side `of` said.
+    pub fn pair(entry_on_right: bool, pk: i64, id: i64) -> Pair {
+        if entry_on_right { (id, pk) } else { (pk, id) }
+    }
+}
+
 /// Every catalog row as the store holds it: records, then links as (left, right) pairs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CatalogRows {
@@ -283,6 +323,17 @@ impl Catalog {
         }
     }
 
+    fn links_mut(&mut self, table: LinkTable) -> &mut Links {
+        match table {
+            LinkTable::NamespaceUsers => &mut self.namespace_users,
+            LinkTable::BeUsers => &mut self.be_users,
+            LinkTable::FeUsers => &mut self.fe_users,
+            LinkTable::FeBe => &mut self.fe_be,
+            LinkTable::FeGroupUsers => &mut self.fe_group_users,
+            LinkTable::FeGroupFe => &mut self.fe_group_fe,
+        }
+    }
+
     /// Whether the catalog holds entry `pk` of kind `entry`.
     pub fn has(&self, entry: CatalogEntry, pk: i64) -> bool {
         match entry {
@@ -309,21 +360,10 @@ impl Catalog {
             Change::CatalogUnlinked { entry, pk, link, removed } => (*entry, *pk, *link, removed, false),
             _ => return false,
         };
-        let links = match (entry, link) {
-            (CatalogEntry::BeNamespace, CatalogLink::Users) => &mut self.namespace_users,
-            (CatalogEntry::BePermission, CatalogLink::Users) => &mut self.be_users,
-            (CatalogEntry::FePermission, CatalogLink::Users) => &mut self.fe_users,
-            (CatalogEntry::FePermission, CatalogLink::BePermissions) => &mut self.fe_be,
-            (CatalogEntry::FeGroup, CatalogLink::Users) => &mut self.fe_group_users,
-            (CatalogEntry::FeGroup, CatalogLink::FePermissions) | (CatalogEntry::FePermission, CatalogLink::FeGroups) => {
-                &mut self.fe_group_fe
-            }
-            _ => return false,
-        };
-        // FE permission groups are the left side of their table, whichever side names the change.
-        let reversed = (entry, link) == (CatalogEntry::FePermission, CatalogLink::FeGroups);
+        let Some((table, reversed)) = LinkTable::of(entry, link) else { return false };
+        let links = self.links_mut(table);
         for &id in ids {
-            let (left, right) = if reversed { (id, pk) } else { (pk, id) };
+            let (left, right) = LinkTable::pair(reversed, pk, id);
             if add { links.insert(left, right) } else { links.remove(left, right) }
         }
         match entry {
@@ -606,16 +646,16 @@ impl CatalogRows {
 
     /// The pair list of (`entry`, `link`) and the pair linking `pk` to `id` in it.
     fn links(&mut self, entry: CatalogEntry, link: CatalogLink, pk: i64, id: i64) -> Option<(&mut Vec<Pair>, Pair)> {
-        Some(match (entry, link) {
-            (CatalogEntry::BeNamespace, CatalogLink::Users) => (&mut self.namespace_users, (pk, id)),
-            (CatalogEntry::BePermission, CatalogLink::Users) => (&mut self.be_users, (pk, id)),
-            (CatalogEntry::FePermission, CatalogLink::Users) => (&mut self.fe_users, (pk, id)),
-            (CatalogEntry::FePermission, CatalogLink::BePermissions) => (&mut self.fe_be, (pk, id)),
-            (CatalogEntry::FePermission, CatalogLink::FeGroups) => (&mut self.fe_group_fe, (id, pk)),
-            (CatalogEntry::FeGroup, CatalogLink::Users) => (&mut self.fe_group_users, (pk, id)),
-            (CatalogEntry::FeGroup, CatalogLink::FePermissions) => (&mut self.fe_group_fe, (pk, id)),
-            _ => return None,
-        })
+        let (table, reversed) = LinkTable::of(entry, link)?;
+        let pairs = match table {
+            LinkTable::NamespaceUsers => &mut self.namespace_users,
+            LinkTable::BeUsers => &mut self.be_users,
+            LinkTable::FeUsers => &mut self.fe_users,
+            LinkTable::FeBe => &mut self.fe_be,
+            LinkTable::FeGroupUsers => &mut self.fe_group_users,
+            LinkTable::FeGroupFe => &mut self.fe_group_fe,
+        };
+        Some((pairs, LinkTable::pair(reversed, pk, id)))
     }
 
     fn create(&mut self, entry: CatalogEntry, pk: i64, at: i64) {

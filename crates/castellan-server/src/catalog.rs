@@ -70,22 +70,23 @@ impl CatalogView {
                 return Ok(());
             }
         }
-        let previous = self.get();
-        let mut rows = previous.rows();
+        let mut rows = self.get().rows();
         for (change, at) in &touching {
             rows.apply(change, *at);
         }
-        let catalog = Catalog::build(rows, Some(&previous));
-        *self.current.write() = Arc::new(catalog);
+        self.install(rows);
         Ok(())
     }
 
     async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
-        let rows = store.catalog_rows().await?;
-        let previous = self.get();
-        let catalog = Catalog::build(rows, Some(&previous));
-        *self.current.write() = Arc::new(catalog);
+        self.install(store.catalog_rows().await?);
         Ok(())
+    }
+
+    /// Builds the catalog of `rows` (keeping the compiled routes when they are the same) and makes it current.
+    fn install(&self, rows: castellan_core::catalog::CatalogRows) {
+        let catalog = Catalog::build(rows, Some(&self.get()));
+        *self.current.write() = Arc::new(catalog);
     }
 }
 

@@ -150,9 +150,9 @@ fn read_group(
     if let Some(users) = &mut users {
         require_visible_users(state, caller, users, Some("users"))?;
         // A replaced list keeps the members the caller cannot see: it could not have named them.
-        if let Some(group) = current {
-            let (seen, _, _) = users_seen(state, caller, catalog.fe_group_users.of(group));
-            users.extend(catalog.fe_group_users.of(group).iter().filter(|pk| !seen.contains(pk)));
+        if let (Some(group), Some(viewer)) = (current, caller.viewer()) {
+            let visible = state.directory.visible_users(viewer, crate::clock::now_micros());
+            users.extend(catalog.fe_group_users.of(group).iter().filter(|pk| !visible.contains(**pk)));
         }
     }
     let before = current.map(|g| permissions_of(catalog, g)).unwrap_or_default();

@@ -2,7 +2,9 @@
 //! the server's own routes and admin UI tree.
 
 use async_trait::async_trait;
-use castellan_core::catalog::{BePermission, CatalogRows, FeGroup, FePermission, Namespace, ObjectGroup, ObjectGroupKind};
+use castellan_core::catalog::{
+    BePermission, CatalogRows, FeGroup, FePermission, LinkTable, Namespace, ObjectGroup, ObjectGroupKind,
+};
 use castellan_core::change::{CatalogEntry, CatalogLink, CatalogRecord, Change};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -23,16 +25,17 @@ fn table(entry: CatalogEntry) -> &'static str {
 
 /// The link table joining `link` to `entry`: its name, the entry's column, the linked column.
 fn link_table(entry: CatalogEntry, link: CatalogLink) -> Result<(&'static str, &'static str, &'static str)> {
-    Ok(match (entry, link) {
-        (CatalogEntry::BeNamespace, CatalogLink::Users) => ("be_namespace_users", "namespace", "user"),
-        (CatalogEntry::BePermission, CatalogLink::Users) => ("be_permission_users", "be", "user"),
-        (CatalogEntry::FePermission, CatalogLink::Users) => ("fe_permission_users", "fe", "user"),
-        (CatalogEntry::FePermission, CatalogLink::BePermissions) => ("fe_permission_be", "fe", "be"),
-        (CatalogEntry::FePermission, CatalogLink::FeGroups) => ("fe_group_permissions", "fe", "grp"),
-        (CatalogEntry::FeGroup, CatalogLink::Users) => ("fe_group_users", "grp", "user"),
-        (CatalogEntry::FeGroup, CatalogLink::FePermissions) => ("fe_group_permissions", "grp", "fe"),
-        _ => return Err(StoreError::Backend(format!("{entry:?} has no {link:?} links"))),
-    })
+    let (table, entry_on_right) =
+        LinkTable::of(entry, link).ok_or_else(|| StoreError::Backend(format!("{entry:?} has no {link:?} links")))?;
+    let (name, left, right) = match table {
+        LinkTable::NamespaceUsers => ("be_namespace_users", "namespace", "user"),
+        LinkTable::BeUsers => ("be_permission_users", "be", "user"),
+        LinkTable::FeUsers => ("fe_permission_users", "fe", "user"),
+        LinkTable::FeBe => ("fe_permission_be", "fe", "be"),
+        LinkTable::FeGroupUsers => ("fe_group_users", "grp", "user"),
+        LinkTable::FeGroupFe => ("fe_group_permissions", "grp", "fe"),
+    };
+    Ok(if entry_on_right { (name, right, left) } else { (name, left, right) })
 }
 
 fn object_kind(entry: CatalogEntry) -> Option<&'static str> {
