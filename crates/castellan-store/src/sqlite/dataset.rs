@@ -147,6 +147,7 @@ impl SqliteStore {
         let (spec, password_hash) = (*spec, password_hash.to_string());
         let info = self.write_plain(move |c| load_dataset(c, &spec, &password_hash)).await;
         self.fences.clear();
+        self.orders.clear();
         info
     }
 
@@ -157,6 +158,7 @@ impl SqliteStore {
         let (facts, password_hash) = (facts.clone(), password_hash.to_string());
         let counts = self.write_plain(move |c| import_facts(c, &facts, org, &password_hash)).await;
         self.fences.clear();
+        self.orders.clear();
         counts
     }
 }

@@ -15,6 +15,7 @@ mod users;
 mod db;
 mod fences;
 mod migrate;
+mod orders;
 mod sql;
 
 use std::cell::RefCell;
@@ -39,6 +40,8 @@ pub struct SqliteStore {
     tail: Arc<CommittedTail>,
     /// Known positions in the user list's orderings, for deep pages.
     fences: Arc<fences::Fences>,
+    /// Every user's sort keys in memory, for lists by any ordering.
+    orders: Arc<orders::Orders>,
 }
 
 /// The newest committed revision: the largest one logged (0 before any write).
@@ -71,7 +74,7 @@ impl SqliteStore {
         let db = tokio::task::spawn_blocking(move || Db::open(&path))
             .await
             .map_err(|e| StoreError::Backend(format!("cannot open the database: {e}")))??;
-        Ok(Self { db: Arc::new(db), tail: Arc::default(), fences: Arc::default() })
+        Ok(Self { db: Arc::new(db), tail: Arc::default(), fences: Arc::default(), orders: Arc::default() })
     }
 
     /// Opens a `sqlite:` URL (`sqlite://path`, `sqlite:path`; query parameters such as `mode=rwc` are accepted and
@@ -101,7 +104,7 @@ impl SqliteStore {
     {
         let logging =
             Logging { ctx: ctx.clone(), preview: dry_run_slot(), logged: RefCell::default(), moved: RefCell::default() };
-        let (tail, fences) = (self.tail.clone(), self.fences.clone());
+        let (tail, fences, orders) = (self.tail.clone(), self.fences.clone(), self.orders.clone());
         let write = move |c: &Connection| {
             let out = f(c, &logging)?;
             Ok((out, logging.logged.into_inner(), logging.moved.into_inner()))
@@ -109,6 +112,7 @@ impl SqliteStore {
         let committed = move |(_, logged, moved): &mut (T, Vec<ChangeEntry>, Vec<fences::Moved>)| {
             let revisions: Vec<Revision> = logged.iter().filter_map(|entry| entry.revision).collect();
             fences.follow(&revisions, moved);
+            orders.follow(&revisions, moved);
             tail.push(std::mem::take(logged));
         };
         let (out, _, _) = self.db.write_then(write, committed).await?;

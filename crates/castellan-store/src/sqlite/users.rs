@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::fences::{Fence, Moved, Order, Seek, Set};
+use super::orders::{Orders, Row as OrderRow};
 use super::{Sql, SqliteStore, TRIGRAM, backend, fts_phrase, log_write};
 use crate::time_util::{from_micros, now_micros, to_micros};
 use crate::{
@@ -204,7 +205,7 @@ impl KeyRange {
 }
 
 /// Every spelling of `term` with each letter in either case (single-character case mappings only).
-fn case_spellings(term: &str) -> Vec<String> {
+pub(super) fn case_spellings(term: &str) -> Vec<String> {
     let mut spellings = vec![String::new()];
     for c in term.chars() {
         let mut variants = vec![c];
@@ -442,7 +443,11 @@ fn page_after_fence(c: &Connection, query: &UserQuery, fence: &Fence) -> Result<
 
 /// The users whose keys `keys` selects, in that order.
 fn rows_in_order(c: &Connection, keys: Sql) -> Result<Vec<User>> {
-    let pks: Vec<i64> = keys.rows(c, |r| r.get(0))?;
+    users_in_order(c, keys.rows(c, |r| r.get(0))?)
+}
+
+/// The users of keys `pks`, in that order.
+fn users_in_order(c: &Connection, pks: Vec<i64>) -> Result<Vec<User>> {
     if pks.is_empty() {
         return Ok(Vec::new());
     }
@@ -468,6 +473,32 @@ fn fences_hold(c: &Connection, seek: &Seek, count: i64) -> Result<bool> {
 }
 
 impl SqliteStore {
+    /// The users' orders, loading them in the background (from a read snapshot) on first use.
+    pub(super) fn load_orders(&self) -> std::sync::Arc<Orders> {
+        if self.orders.claim() {
+            let (db, orders) = (self.db.clone(), self.orders.clone());
+            tokio::spawn(async move {
+                let loader = orders.clone();
+                let load = move |c: &Connection| {
+                    let started = std::time::Instant::now();
+                    let snapshot = c.unchecked_transaction()?;
+                    let revision = super::current_revision(c)?;
+                    let rows = OrderRow::load(c)?;
+                    snapshot.commit()?;
+                    let users = rows.len();
+                    loader.install(rows, revision);
+                    tracing::info!(users, took_ms = started.elapsed().as_millis() as u64, "loaded the users' orders");
+                    Ok(())
+                };
+                if let Err(e) = db.read(load).await {
+                    tracing::warn!(error = %e, "loading the users' orders failed");
+                    orders.release();
+                }
+            });
+        }
+        self.orders.clone()
+    }
+
     /// Builds the fences of `order` on the writer thread, in the background, unless they exist or are being built.
     fn build_fences(&self, order: Order) {
         if !self.fences.claim(&order) {
@@ -650,10 +681,18 @@ impl UserStore for SqliteStore {
         if let (Some(order), None) = (order, &seek) {
             self.build_fences(order);
         }
+        let orders = Orders::could_answer(&query).then(|| self.load_orders());
         self.read(move |c| {
-            // One snapshot for the count, the fences' revision and the page: a write between them would shift rows.
+            // One snapshot for the count, the orders' or fences' revision and the page: a write between them would
+            // shift rows.
             let snapshot = c.unchecked_transaction()?;
-            let (count, mut items) = if let Some(page) = search_page(c, &query)? {
+            let in_memory = match &orders {
+                Some(orders) => orders.page(&query, super::current_revision(c)?),
+                None => None,
+            };
+            let (count, mut items) = if let Some((count, pks)) = in_memory {
+                (count, users_in_order(c, pks)?)
+            } else if let Some(page) = search_page(c, &query)? {
                 (page.count, page.items)
             } else if let Some(term) = short_search(&query.filter) {
                 short_search_page(c, &query, term)?

@@ -1,0 +1,979 @@
+//! Orders: every user's sort keys in memory, and each sortable column as a sequence of users in its order, kept in
+//! step with the writes this store commits. Any page of any ordering of the whole list, also filtered by
+//! organisation, flags or a short prefix search, is then found by position or by one pass over dense arrays, never
+//! by reading the rows before it or sorting the list: ties of an ordering's first key are the only rows sorted, and
+//! only those of the groups of ties the page touches.
+//!
+//! The orders are loaded once, on the first list that can use them, from a read snapshot on a blocking thread, while
+//! the writes committed meanwhile are kept aside and applied once the load is done. They hold the revision they
+//! reflect: a revision they did not see (written by another process) drops them, and a page is only answered from
+//! orders of the revision the page reads.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use castellan_core::model::User;
+use castellan_core::validate::username_key;
+use parking_lot::Mutex;
+use rusqlite::Connection;
+
+use super::fences::Moved;
+use crate::time_util::to_micros;
+use crate::{Result, Revision, SortValue, UserCursor, UserFilter, UserOrder, UserQuery};
+
+/// Users per chunk of a sequence when built; a chunk splits at twice this.
+const CHUNK: usize = 1_024;
+
+/// Largest user key the orders index by position; a store with larger keys lists through SQL.
+const MOST_PK: i64 = 1 << 27;
+
+/// Shortest search the orders answer from their prefix ranges; longer ones go through the trigram index.
+const SEARCH_BELOW: usize = super::TRIGRAM;
+
+/// The columns kept in order: each as a sequence of users by (value, pk) ascending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Base {
+    Username = 0,
+    Email = 1,
+    FirstName = 2,
+    LastName = 3,
+    DateJoined = 4,
+}
+
+const BASES: [Base; 5] = [Base::Username, Base::Email, Base::FirstName, Base::LastName, Base::DateJoined];
+
+impl Base {
+    /// The kept column an ordering key sorts by; `None` for the pk (the index order itself) and for the last
+    /// login, which changes without a revision and is listed through SQL.
+    fn of(order: UserOrder) -> Option<Option<Self>> {
+        Some(match order {
+            UserOrder::Id => None,
+            UserOrder::Username => Some(Self::Username),
+            UserOrder::Email => Some(Self::Email),
+            UserOrder::FirstName => Some(Self::FirstName),
+            UserOrder::LastName => Some(Self::LastName),
+            UserOrder::DateJoined => Some(Self::DateJoined),
+            UserOrder::LastLogin => return None,
+        })
+    }
+}
+
+/// One user's keys as the store compares them (usernames folded, emails lower-cased, times in microseconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Row {
+    pub pk: i64,
+    pub texts: [String; 4],
+    pub date_joined: i64,
+    pub org: i64,
+    pub flags: u8,
+}
+
+const PRESENT: u8 = 1;
+const ACTIVE: u8 = 2;
+const STAFF: u8 = 4;
+const SUPERUSER: u8 = 8;
+
+impl Row {
+    /// The keys of `user`.
+    fn of(user: &User) -> Self {
+        let flags = PRESENT
+            | if user.is_active { ACTIVE } else { 0 }
+            | if user.is_staff { STAFF } else { 0 }
+            | if user.is_superuser { SUPERUSER } else { 0 };
+        Self {
+            pk: user.pk,
+            texts: [username_key(&user.username), user.email.to_lowercase(), user.first_name.clone(), user.last_name.clone()],
+            date_joined: to_micros(user.date_joined),
+            org: user.org,
+            flags,
+        }
+    }
+
+    /// Reads every user's keys from `c` as the list queries compare them.
+    pub fn load(c: &Connection) -> Result<Vec<Self>> {
+        let mut stmt = c.prepare(
+            "SELECT pk, username_lower, email_lower, first_name, last_name, date_joined, org, is_active, is_staff, is_superuser FROM users",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let flag = |i: usize, bit: u8| r.get::<_, bool>(i).map(|on| if on { bit } else { 0 });
+            Ok(Self {
+                pk: r.get(0)?,
+                texts: [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?],
+                date_joined: r.get(5)?,
+                org: r.get(6)?,
+                flags: PRESENT | flag(7, ACTIVE)? | flag(8, STAFF)? | flag(9, SUPERUSER)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// A sorted sequence of user keys in chunks, with the rank of each chunk's first entry, so that the n-th entry is
+/// found by a binary search and an insertion moves at most one chunk.
+#[derive(Debug, Default)]
+struct Sequence {
+    chunks: Vec<Vec<u32>>,
+    starts: Vec<usize>,
+}
+
+impl Sequence {
+    fn from_sorted(all: &[u32]) -> Self {
+        let chunks: Vec<Vec<u32>> = all.chunks(CHUNK).map(<[u32]>::to_vec).collect();
+        let mut s = Self { chunks, starts: Vec::new() };
+        s.restart(0);
+        s
+    }
+
+    fn len(&self) -> usize {
+        match (self.starts.last(), self.chunks.last()) {
+            (Some(start), Some(chunk)) => start + chunk.len(),
+            _ => 0,
+        }
+    }
+
+    /// Recomputes the starts of the chunks from `from` on.
+    fn restart(&mut self, from: usize) {
+        self.starts.truncate(from);
+        let mut at = match from.checked_sub(1) {
+            Some(prev) => self.starts[prev] + self.chunks[prev].len(),
+            None => 0,
+        };
+        for chunk in &self.chunks[from..] {
+            self.starts.push(at);
+            at += chunk.len();
+        }
+    }
+
+    /// The entry at `rank`.
+    fn get(&self, rank: usize) -> u32 {
+        let i = self.starts.partition_point(|s| *s <= rank) - 1;
+        self.chunks[i][rank - self.starts[i]]
+    }
+
+    /// How many leading entries are `before` (which must hold for a prefix of the sequence and no further).
+    fn rank_where(&self, before: impl Fn(u32) -> bool) -> usize {
+        let i = self.chunks.partition_point(|c| c.last().is_some_and(|e| before(*e)));
+        match self.chunks.get(i) {
+            Some(chunk) => self.starts[i] + chunk.partition_point(|e| before(*e)),
+            None => self.len(),
+        }
+    }
+
+    /// Where `rank` falls: its chunk and the place in it (the end of the last chunk for the length).
+    fn place(&self, rank: usize) -> (usize, usize) {
+        let i = self.starts.partition_point(|s| *s <= rank).saturating_sub(1);
+        (i, rank - self.starts.get(i).copied().unwrap_or(0))
+    }
+
+    fn insert(&mut self, key: u32, before: impl Fn(u32) -> bool) {
+        let rank = self.rank_where(before);
+        if self.chunks.is_empty() {
+            self.chunks.push(Vec::new());
+        }
+        let (i, at) = self.place(rank);
+        self.chunks[i].insert(at, key);
+        if self.chunks[i].len() >= 2 * CHUNK {
+            let tail = self.chunks[i].split_off(CHUNK);
+            self.chunks.insert(i + 1, tail);
+        }
+        self.restart(i);
+    }
+
+    fn remove(&mut self, key: u32, before: impl Fn(u32) -> bool) {
+        let rank = self.rank_where(before);
+        if rank >= self.len() {
+            return;
+        }
+        let (i, at) = self.place(rank);
+        if self.chunks[i][at] != key {
+            return;
+        }
+        self.chunks[i].remove(at);
+        if self.chunks[i].is_empty() {
+            self.chunks.remove(i);
+        }
+        self.restart(i.min(self.chunks.len()));
+    }
+
+    /// The entries from `rank` on.
+    fn forward(&self, rank: usize) -> impl Iterator<Item = u32> + '_ {
+        let (i, at) = self.place(rank);
+        let first = self.chunks.get(i).map(|c| &c[at.min(c.len())..]).unwrap_or_default();
+        first.iter().chain(self.chunks.iter().skip(i + 1).flatten()).copied()
+    }
+
+    /// The entries before `end`, last first.
+    fn backward(&self, end: usize) -> impl Iterator<Item = u32> + '_ {
+        let (i, at) = self.place(end);
+        let first = self.chunks.get(i).map(|c| &c[..at.min(c.len())]).unwrap_or_default();
+        first.iter().rev().chain(self.chunks[..i.min(self.chunks.len())].iter().rev().flat_map(|c| c.iter().rev())).copied()
+    }
+}
+
+/// A text column: each user's value as an interned id (equal values, equal ids) and the values themselves.
+#[derive(Debug, Default)]
+struct Texts {
+    ids: Vec<u32>,
+    values: Vec<Arc<str>>,
+    lookup: HashMap<Arc<str>, u32>,
+}
+
+impl Texts {
+    fn set(&mut self, pk: usize, value: &str) {
+        let id = match self.lookup.get(value) {
+            Some(id) => *id,
+            None => {
+                let id = self.values.len() as u32;
+                let value: Arc<str> = value.into();
+                self.values.push(value.clone());
+                self.lookup.insert(value, id);
+                id
+            }
+        };
+        self.ids[pk] = id;
+    }
+
+    fn of(&self, pk: u32) -> &[u8] {
+        self.values[self.ids[pk as usize] as usize].as_bytes()
+    }
+}
+
+/// Every user's keys, and each kept column in order, at one revision.
+#[derive(Debug, Default)]
+struct Index {
+    revision: Revision,
+    users: usize,
+    flags: Vec<u8>,
+    orgs: Vec<i64>,
+    joined: Vec<i64>,
+    texts: [Texts; 4],
+    sequences: [Sequence; 5],
+}
+
+/// What a list asks of the users, as the orders test it.
+struct Wanted<'a> {
+    orgs: &'a [i64],
+    flags_on: u8,
+    flags_off: u8,
+    search: Option<Vec<u64>>,
+}
+
+impl Wanted<'_> {
+    fn keeps(&self, index: &Index, pk: u32) -> bool {
+        let i = pk as usize;
+        let flags = index.flags[i];
+        flags & self.flags_on == self.flags_on
+            && flags & self.flags_off == 0
+            && (self.orgs.is_empty() || self.orgs.contains(&index.orgs[i]))
+            && self.search.as_ref().is_none_or(|bits| bits[i / 64] & (1 << (i % 64)) != 0)
+    }
+
+    fn filters(&self) -> bool {
+        self.flags_on != PRESENT || self.flags_off != 0 || !self.orgs.is_empty() || self.search.is_some()
+    }
+}
+
+/// How a page walks an ordering: the first key's column and direction, the keys after it (each with its
+/// direction), and the direction of the pk tiebreak.
+struct Walk<'a> {
+    first: Option<(Base, bool)>,
+    rest: Vec<(Base, bool)>,
+    pk_desc: bool,
+    wanted: Wanted<'a>,
+}
+
+impl Index {
+    fn build(rows: Vec<Row>, revision: Revision) -> Option<Self> {
+        let top = rows.iter().map(|r| r.pk).max().unwrap_or(0);
+        if !(0..MOST_PK).contains(&top) || rows.iter().any(|r| r.pk < 1) {
+            return None;
+        }
+        let mut index = Self { revision, ..Default::default() };
+        index.grow(top as usize);
+        let mut keys: Vec<u32> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            index.store(row);
+            keys.push(row.pk as u32);
+        }
+        index.users = rows.len();
+        drop(rows);
+        for base in BASES {
+            let mut sorted = keys.clone();
+            sorted.sort_unstable_by(|a, b| index.compare(base, *a, *b));
+            index.sequences[base as usize] = Sequence::from_sorted(&sorted);
+        }
+        Some(index)
+    }
+
+    fn grow(&mut self, top: usize) {
+        if self.flags.len() <= top {
+            let len = top + 1;
+            self.flags.resize(len, 0);
+            self.orgs.resize(len, 0);
+            self.joined.resize(len, 0);
+            for texts in &mut self.texts {
+                texts.ids.resize(len, 0);
+            }
+        }
+    }
+
+    fn store(&mut self, row: &Row) {
+        let i = row.pk as usize;
+        self.flags[i] = row.flags;
+        self.orgs[i] = row.org;
+        self.joined[i] = row.date_joined;
+        for (texts, value) in self.texts.iter_mut().zip(&row.texts) {
+            texts.set(i, value);
+        }
+    }
+
+    /// Two users in `base`'s order: by value, then by pk.
+    fn compare(&self, base: Base, a: u32, b: u32) -> Ordering {
+        self.compare_values(base, a, b).then(a.cmp(&b))
+    }
+
+    fn compare_values(&self, base: Base, a: u32, b: u32) -> Ordering {
+        match base {
+            Base::DateJoined => self.joined[a as usize].cmp(&self.joined[b as usize]),
+            text => {
+                let texts = &self.texts[text as usize];
+                if texts.ids[a as usize] == texts.ids[b as usize] { Ordering::Equal } else { texts.of(a).cmp(texts.of(b)) }
+            }
+        }
+    }
+
+    /// A user's value of `base` against a cursor's.
+    fn compare_to(&self, base: Base, a: u32, value: &SortValue) -> Ordering {
+        match (base, value) {
+            (Base::DateJoined, SortValue::Int(v)) => self.joined[a as usize].cmp(v),
+            (Base::DateJoined, _) => Ordering::Greater,
+            (text, SortValue::Text(v)) => self.texts[text as usize].of(a).cmp(v.as_bytes()),
+            (_, SortValue::Int(_) | SortValue::Null) => Ordering::Greater,
+        }
+    }
+
+    /// Applies one changed row: out of every sequence with its old keys, back in with its new ones.
+    fn apply(&mut self, before: Option<&Row>, after: Option<&Row>) -> bool {
+        if let Some(row) = before {
+            let Ok(pk) = u32::try_from(row.pk) else { return false };
+            if self.flags.get(pk as usize).is_none_or(|f| f & PRESENT == 0) {
+                return false;
+            }
+            for base in BASES {
+                let mut seq = std::mem::take(&mut self.sequences[base as usize]);
+                seq.remove(pk, |e| self.compare(base, e, pk) == Ordering::Less);
+                self.sequences[base as usize] = seq;
+            }
+            self.flags[pk as usize] = 0;
+            self.users -= 1;
+        }
+        if let Some(row) = after {
+            if !(1..MOST_PK).contains(&row.pk) {
+                return false;
+            }
+            let pk = row.pk as u32;
+            self.grow(pk as usize);
+            if self.flags[pk as usize] & PRESENT != 0 {
+                return false;
+            }
+            self.store(row);
+            for base in BASES {
+                let mut seq = std::mem::take(&mut self.sequences[base as usize]);
+                seq.insert(pk, |e| self.compare(base, e, pk) == Ordering::Less);
+                self.sequences[base as usize] = seq;
+            }
+            self.users += 1;
+        }
+        true
+    }
+
+    /// The users a short search matches, as a bitset over keys: prefixes of the folded username, the lower-cased
+    /// email, and the names with each letter in either case (the ranges of each spelling in the name's order).
+    fn search(&self, term: &str) -> Vec<u64> {
+        let mut bits = vec![0u64; self.flags.len().div_ceil(64)];
+        let mut mark = |base: Base, prefix: &str| {
+            let seq = &self.sequences[base as usize];
+            let texts = &self.texts[base as usize];
+            let from = seq.rank_where(|e| texts.of(e) < prefix.as_bytes());
+            for pk in seq.forward(from) {
+                if !texts.of(pk).starts_with(prefix.as_bytes()) {
+                    break;
+                }
+                bits[pk as usize / 64] |= 1 << (pk % 64);
+            }
+        };
+        mark(Base::Username, &username_key(term));
+        mark(Base::Email, &term.to_lowercase());
+        for spelling in super::users::case_spellings(term) {
+            mark(Base::FirstName, &spelling);
+            mark(Base::LastName, &spelling);
+        }
+        bits
+    }
+
+    /// How many users `wanted` keeps.
+    fn count(&self, wanted: &Wanted<'_>) -> usize {
+        if !wanted.filters() {
+            return self.users;
+        }
+        (0..self.flags.len() as u32).filter(|pk| wanted.keeps(self, *pk)).count()
+    }
+
+    /// Two users in the order of the keys after the first, then the pk tiebreak.
+    fn compare_rest(&self, walk: &Walk<'_>, a: u32, b: u32) -> Ordering {
+        let by_keys = walk.rest.iter().fold(Ordering::Equal, |decided, (base, desc)| {
+            decided.then_with(|| {
+                let o = self.compare_values(*base, a, b);
+                if *desc { o.reverse() } else { o }
+            })
+        });
+        by_keys.then_with(|| if walk.pk_desc { b.cmp(&a) } else { a.cmp(&b) })
+    }
+
+    /// Up to `limit` users of `walk`'s order kept by its filter, starting at `skip` of them (in the reverse order
+    /// when `backwards`), from the group of ties at rank `from` of the first key's sequence (walked down from
+    /// `from` when the walk runs against the sequence), dropping those `after` does not place after the cursor.
+    fn collect(
+        &self,
+        walk: &Walk<'_>,
+        from: usize,
+        against: bool,
+        backwards: bool,
+        mut skip: usize,
+        limit: usize,
+        after: Option<&dyn Fn(u32) -> bool>,
+    ) -> Vec<u32> {
+        let mut out = Vec::with_capacity(limit.min(1_000));
+        let Some((base, _)) = walk.first else { return out };
+        let seq = &self.sequences[base as usize];
+        let plain = walk.rest.is_empty() && walk.pk_desc == (against != backwards) && after.is_none();
+        let mut run: Vec<u32> = Vec::new();
+        let flush = |run: &mut Vec<u32>, out: &mut Vec<u32>, skip: &mut usize| {
+            if run.len() > 1 {
+                run.sort_unstable_by(|a, b| {
+                    let o = self.compare_rest(walk, *a, *b);
+                    if backwards { o.reverse() } else { o }
+                });
+            }
+            for pk in run.drain(..) {
+                if after.is_some_and(|after| !after(pk)) || !walk.wanted.keeps(self, pk) {
+                    continue;
+                }
+                if *skip > 0 {
+                    *skip -= 1;
+                } else if out.len() < limit {
+                    out.push(pk);
+                }
+            }
+        };
+        let entries: Box<dyn Iterator<Item = u32>> =
+            if against { Box::new(seq.backward(from)) } else { Box::new(seq.forward(from)) };
+        for pk in entries {
+            if out.len() >= limit {
+                break;
+            }
+            if plain {
+                // The sequence's own order is the walk's: no group of ties needs sorting.
+                if !walk.wanted.keeps(self, pk) {
+                    continue;
+                }
+                if skip > 0 {
+                    skip -= 1;
+                } else {
+                    out.push(pk);
+                }
+                continue;
+            }
+            if let Some(last) = run.last()
+                && self.compare_values(base, *last, pk) != Ordering::Equal
+            {
+                // A whole group wholly skipped by the filter count need not be sorted.
+                if after.is_none() && skip > 0 {
+                    let kept = run.iter().filter(|pk| walk.wanted.keeps(self, **pk)).count();
+                    if kept <= skip {
+                        skip -= kept;
+                        run.clear();
+                    }
+                }
+                flush(&mut run, &mut out, &mut skip);
+            }
+            run.push(pk);
+        }
+        if out.len() < limit {
+            flush(&mut run, &mut out, &mut skip);
+        }
+        out
+    }
+
+    /// The rank in `base`'s sequence where the group of ties of the entry at `rank` starts.
+    fn group_start(&self, base: Base, rank: usize) -> usize {
+        let seq = &self.sequences[base as usize];
+        let at = seq.get(rank);
+        seq.rank_where(|e| self.compare_values(base, e, at) == Ordering::Less)
+    }
+
+    /// The rank in `base`'s sequence where the group of ties of the entry at `rank` ends.
+    fn group_end(&self, base: Base, rank: usize) -> usize {
+        let seq = &self.sequences[base as usize];
+        let at = seq.get(rank);
+        seq.rank_where(|e| self.compare_values(base, e, at) != Ordering::Greater)
+    }
+
+    /// One page of users in pk order.
+    fn by_pk(&self, walk: &Walk<'_>, backwards: bool, start: Option<i64>, skip: usize, limit: usize) -> Vec<u32> {
+        let descending = walk.pk_desc != backwards;
+        let top = self.flags.len() as i64 - 1;
+        let keys: Box<dyn Iterator<Item = i64>> = match (descending, start) {
+            (false, from) => Box::new(from.map_or(1, |pk| pk + 1).max(1)..=top),
+            (true, from) => Box::new((1..=from.map_or(top, |pk| pk - 1).min(top)).rev()),
+        };
+        keys.map(|pk| pk as u32)
+            .filter(|pk| self.flags[*pk as usize] & PRESENT != 0 && walk.wanted.keeps(self, *pk))
+            .skip(skip)
+            .take(limit)
+            .collect()
+    }
+
+    /// The page `query` asks for, when its ordering and filter are ones the orders answer.
+    fn page(&self, query: &UserQuery, walk: &Walk<'_>) -> Option<(i64, Vec<i64>)> {
+        let count = self.count(&walk.wanted);
+        let limit = usize::try_from(query.limit).ok()?;
+        let Some((base, desc)) = walk.first else {
+            let (start, backwards, skip) = match &query.after {
+                Some(after) => (Some(after.pk), after.backwards, 0),
+                None => (None, false, usize::try_from(query.offset).ok()?),
+            };
+            let page = self.by_pk(walk, backwards, start, skip, limit);
+            return Some((count as i64, page.into_iter().map(i64::from).collect()));
+        };
+        let seq = &self.sequences[base as usize];
+        let page = match &query.after {
+            Some(cursor) => {
+                let value = cursor.keys.first()?;
+                let backwards = cursor.backwards;
+                // The cursor's group of ties of the first key, and the walk from it in the direction read.
+                let start = seq.rank_where(|e| self.compare_to(base, e, value) == Ordering::Less);
+                let end = seq.rank_where(|e| self.compare_to(base, e, value) != Ordering::Greater);
+                let against = desc != backwards;
+                let from = if against { end } else { start };
+                let after = |pk: u32| self.follows_cursor(walk, pk, cursor);
+                self.collect(walk, from, against, backwards, 0, limit, Some(&after))
+            }
+            None => {
+                let offset = usize::try_from(query.offset).ok()?;
+                if walk.wanted.filters() || offset >= seq.len() {
+                    let from = if desc { seq.len() } else { 0 };
+                    self.collect(walk, from, desc, false, offset, limit, None)
+                } else if desc {
+                    let group_end = self.group_end(base, seq.len() - 1 - offset);
+                    self.collect(walk, group_end, true, false, offset - (seq.len() - group_end), limit, None)
+                } else {
+                    let group_start = self.group_start(base, offset);
+                    self.collect(walk, group_start, false, false, offset - group_start, limit, None)
+                }
+            }
+        };
+        Some((count as i64, page.into_iter().map(i64::from).collect()))
+    }
+
+    /// Whether user `pk` comes after `cursor` in the direction the cursor reads.
+    fn follows_cursor(&self, walk: &Walk<'_>, pk: u32, cursor: &UserCursor) -> bool {
+        let keys = walk.first.iter().chain(&walk.rest);
+        let by_keys = keys.zip(&cursor.keys).fold(Ordering::Equal, |decided, ((base, desc), value)| {
+            decided.then_with(|| {
+                let o = self.compare_to(*base, pk, value);
+                if *desc { o.reverse() } else { o }
+            })
+        });
+        let by_pk = if walk.pk_desc { cursor.pk.cmp(&i64::from(pk)) } else { i64::from(pk).cmp(&cursor.pk) };
+        let o = by_keys.then(by_pk);
+        if cursor.backwards { o == Ordering::Less } else { o == Ordering::Greater }
+    }
+}
+
+/// The orders' state: not loaded, loading (with the writes committed meanwhile), loaded, or unusable here.
+enum State {
+    Idle,
+    Loading(Vec<Followed>),
+    Ready(Box<Index>),
+    Unusable,
+}
+
+/// One committed write, as the orders follow it: its first and last revisions and the rows it changed.
+struct Followed {
+    first: Revision,
+    last: Revision,
+    rows: Vec<(Option<Row>, Option<Row>)>,
+}
+
+/// The users' orders of one store.
+pub(super) struct Orders {
+    state: Mutex<State>,
+}
+
+impl Default for Orders {
+    fn default() -> Self {
+        Self { state: Mutex::new(State::Idle) }
+    }
+}
+
+impl Orders {
+    /// Claims the loading of the orders: true once, when they are neither loaded nor loading.
+    pub fn claim(&self) -> bool {
+        let mut state = self.state.lock();
+        if matches!(*state, State::Idle) {
+            *state = State::Loading(Vec::new());
+            return true;
+        }
+        false
+    }
+
+    /// Installs the orders built from `rows` read at `revision`, after applying the writes committed since.
+    pub fn install(&self, rows: Vec<Row>, revision: Revision) {
+        let built = Index::build(rows, revision);
+        let mut state = self.state.lock();
+        let State::Loading(followed) = std::mem::replace(&mut *state, State::Idle) else { return };
+        let Some(mut index) = built else {
+            *state = State::Unusable;
+            return;
+        };
+        for write in followed.into_iter().filter(|w| w.last > revision) {
+            if !index.follow(&write) {
+                return;
+            }
+        }
+        *state = State::Ready(Box::new(index));
+    }
+
+    /// Gives up a load that failed (another list will try again).
+    pub fn release(&self) {
+        let mut state = self.state.lock();
+        if matches!(*state, State::Loading(_)) {
+            *state = State::Idle;
+        }
+    }
+
+    /// Forgets the orders: rows were written without revisions (a bulk load), which they cannot follow.
+    pub fn clear(&self) {
+        let mut state = self.state.lock();
+        if !matches!(*state, State::Unusable) {
+            *state = State::Idle;
+        }
+    }
+
+    /// Follows one committed write (on the writer thread, in commit order): the revisions it logged and the user
+    /// rows it changed.
+    pub fn follow(&self, revisions: &[Revision], moved: &[Moved]) {
+        let (Some(first), Some(last)) = (revisions.first(), revisions.last()) else { return };
+        let mut state = self.state.lock();
+        let rows = || moved.iter().map(|m| (m.before.as_ref().map(Row::of), m.after.as_ref().map(Row::of))).collect();
+        match &mut *state {
+            State::Loading(followed) => followed.push(Followed { first: *first, last: *last, rows: rows() }),
+            State::Ready(index) => {
+                if !index.follow(&Followed { first: *first, last: *last, rows: rows() }) {
+                    *state = State::Idle;
+                }
+            }
+            State::Idle | State::Unusable => {}
+        }
+    }
+
+    /// Whether the orders are loaded (for tests that compare them with SQL).
+    #[cfg(test)]
+    pub fn ready(&self) -> bool {
+        matches!(*self.state.lock(), State::Ready(_))
+    }
+
+    /// Never loads the orders: every list goes through SQL (for tests that compare the two).
+    #[cfg(test)]
+    pub fn disable(&self) {
+        *self.state.lock() = State::Unusable;
+    }
+
+    /// The count and the keys of the page `query` asks for, when the orders are loaded at `revision` and can answer
+    /// its ordering and filter; `None` sends the query to SQL.
+    pub fn page(&self, query: &UserQuery, revision: Revision) -> Option<(i64, Vec<i64>)> {
+        let shape = Shape::of(query)?;
+        let state = self.state.lock();
+        let State::Ready(index) = &*state else { return None };
+        if index.revision != revision {
+            return None;
+        }
+        let search = shape.search.map(|term| index.search(term));
+        let wanted = Wanted { orgs: &query.filter.orgs, flags_on: shape.flags_on, flags_off: shape.flags_off, search };
+        let walk = Walk { first: shape.first, rest: shape.rest, pk_desc: shape.pk_desc, wanted };
+        index.page(query, &walk)
+    }
+
+    /// Whether the orders could answer `query` once loaded.
+    pub fn could_answer(query: &UserQuery) -> bool {
+        Shape::of(query).is_some()
+    }
+}
+
+impl Index {
+    /// Applies one write, when it follows the revision the orders hold; false when they missed one.
+    fn follow(&mut self, write: &Followed) -> bool {
+        if write.first != self.revision + 1 {
+            return false;
+        }
+        for (before, after) in &write.rows {
+            if before == after {
+                continue;
+            }
+            if !self.apply(before.as_ref(), after.as_ref()) {
+                return false;
+            }
+        }
+        self.revision = write.last;
+        true
+    }
+}
+
+/// A list query as the orders read it.
+struct Shape<'a> {
+    first: Option<(Base, bool)>,
+    rest: Vec<(Base, bool)>,
+    pk_desc: bool,
+    flags_on: u8,
+    flags_off: u8,
+    search: Option<&'a str>,
+}
+
+impl<'a> Shape<'a> {
+    fn of(query: &'a UserQuery) -> Option<Self> {
+        let UserFilter {
+            ids,
+            usernames,
+            emails,
+            first_names,
+            last_names,
+            groups,
+            seen_by,
+            is_active,
+            is_staff,
+            is_superuser,
+            groups_recursive: _,
+            orgs: _,
+            search,
+        } = &query.filter;
+        let narrowed = !ids.is_empty()
+            || !usernames.is_empty()
+            || !emails.is_empty()
+            || !first_names.is_empty()
+            || !last_names.is_empty()
+            || !groups.is_empty()
+            || seen_by.is_some();
+        let search = search.as_deref().map(str::trim).filter(|t| !t.is_empty());
+        if narrowed || search.is_some_and(|t| t.chars().count() >= SEARCH_BELOW) {
+            return None;
+        }
+        let mut keys = Vec::new();
+        for (order, desc) in UserOrder::keys(&query.ordering) {
+            keys.push((Base::of(order)??, desc));
+        }
+        let (mut flags_on, mut flags_off) = (PRESENT, 0);
+        for (wanted, bit) in [(is_active, ACTIVE), (is_staff, STAFF), (is_superuser, SUPERUSER)] {
+            match wanted {
+                Some(true) => flags_on |= bit,
+                Some(false) => flags_off |= bit,
+                None => {}
+            }
+        }
+        let first = keys.first().copied();
+        let rest = keys.into_iter().skip(1).collect();
+        Some(Self { first, rest, pk_desc: UserOrder::pk_descends(&query.ordering), flags_on, flags_off, search })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::SqliteStore;
+    use crate::{ChangeLog, OrgStore, Store, UserStore, WriteCtx};
+    use castellan_core::model::{NewUser, UserChanges};
+
+    /// A small deterministic generator (the same users on every run).
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) % n
+        }
+
+        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[self.below(from.len() as u64) as usize]
+        }
+    }
+
+    const FIRST: [&str; 7] = ["ann", "Ann", "anna", "Bob", "éva", "Éva", ""];
+    const LAST: [&str; 5] = ["Smith", "smith", "Jones", "Ünal", ""];
+
+    /// A store with 400 users over two organisations (many ties in the names, mixed case), some renamed, moved,
+    /// deactivated or deleted after the orders were loaded; and a second store on the same file that lists
+    /// through SQL only.
+    async fn stores(dir: &std::path::Path) -> (SqliteStore, SqliteStore, Vec<i64>) {
+        let path = dir.join("castellan.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.migrate().await.unwrap();
+        let ctx = WriteCtx::default();
+        let mut orgs = Vec::new();
+        for slug in ["acme", "globex"] {
+            orgs.push(store.create_org(&ctx, slug, slug, "").await.unwrap().0.pk);
+        }
+        let mut rng = Lcg(7);
+        let mut pks = Vec::new();
+        for i in 0..300 {
+            let new = NewUser {
+                username: if i % 3 == 0 { format!("User{i}") } else { format!("us{i}") },
+                password_hash: None,
+                email: format!("{}{i}@Example.test", rng.pick(&["a", "B", "us", "z"])),
+                first_name: rng.pick(&FIRST).into(),
+                last_name: rng.pick(&LAST).into(),
+                description: String::new(),
+                is_active: rng.below(4) != 0,
+                is_staff: rng.below(3) == 0,
+                is_superuser: rng.below(9) == 0,
+                org: orgs[rng.below(2) as usize],
+                groups: Vec::new(),
+            };
+            pks.push(store.create_user(&ctx, new).await.unwrap().0.pk);
+        }
+        store.load_orders();
+        for _ in 0..500 {
+            if store.orders.ready() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(store.orders.ready(), "the orders loaded");
+        for i in 300..400 {
+            let new = NewUser {
+                username: format!("late{i}"),
+                password_hash: None,
+                email: format!("late{i}@example.test"),
+                first_name: rng.pick(&FIRST).into(),
+                last_name: rng.pick(&LAST).into(),
+                description: String::new(),
+                is_active: true,
+                is_staff: false,
+                is_superuser: false,
+                org: orgs[0],
+                groups: Vec::new(),
+            };
+            pks.push(store.create_user(&ctx, new).await.unwrap().0.pk);
+        }
+        for _ in 0..120 {
+            let pk = pks[rng.below(pks.len() as u64) as usize];
+            let changes = match rng.below(4) {
+                0 => UserChanges { last_name: Some(rng.pick(&LAST).into()), ..Default::default() },
+                1 => UserChanges { username: Some(format!("Renamed{}", rng.below(1_000_000))), ..Default::default() },
+                2 => UserChanges {
+                    is_active: Some(rng.below(2) == 0),
+                    first_name: Some(rng.pick(&FIRST).into()),
+                    ..Default::default()
+                },
+                _ => UserChanges {
+                    email: Some(format!("{}{}@x.test", rng.pick(&["A", "us", "b"]), rng.below(1_000))),
+                    ..Default::default()
+                },
+            };
+            store.update_user(&ctx, pk, changes).await.unwrap();
+        }
+        for _ in 0..30 {
+            let i = rng.below(pks.len() as u64) as usize;
+            store.delete_user(&ctx, pks.remove(i)).await.unwrap();
+        }
+        assert!(store.orders.ready(), "the orders followed every write");
+        let sql = SqliteStore::open(&path).await.unwrap();
+        sql.orders.disable();
+        (store, sql, orgs)
+    }
+
+    /// Every ordering (one to three keys, each way), filter (organisation, flags, short searches) and window of the
+    /// orders answers what SQL answers, also by cursor both ways.
+    #[tokio::test]
+    async fn pages_from_the_orders_equal_the_pages_sql_reads() {
+        use UserOrder::*;
+        let dir = tempfile::tempdir().unwrap();
+        let (store, sql, orgs) = stores(dir.path()).await;
+        let revision = store.revision().await.unwrap();
+        let orderings: Vec<Vec<(UserOrder, bool)>> = vec![
+            vec![],
+            vec![(Id, true)],
+            vec![(Username, false)],
+            vec![(Username, true)],
+            vec![(Email, true)],
+            vec![(FirstName, false)],
+            vec![(FirstName, true)],
+            vec![(LastName, true), (Id, true)],
+            vec![(DateJoined, true)],
+            vec![(LastName, false), (FirstName, true)],
+            vec![(LastName, true), (FirstName, false), (Email, true)],
+            vec![(FirstName, false), (LastName, false), (Id, true)],
+        ];
+        let filters = vec![
+            UserFilter::default(),
+            UserFilter { orgs: vec![orgs[1]], ..Default::default() },
+            UserFilter { is_active: Some(true), is_staff: Some(false), ..Default::default() },
+            UserFilter { search: Some("us".into()), ..Default::default() },
+            UserFilter { search: Some("A".into()), orgs: vec![orgs[0]], ..Default::default() },
+            UserFilter { search: Some("é".into()), ..Default::default() },
+            UserFilter { search: Some("ü".into()), is_active: Some(true), ..Default::default() },
+            UserFilter { search: Some("sM".into()), ..Default::default() },
+            UserFilter { search: Some("zq".into()), ..Default::default() },
+        ];
+        let mut compared = 0;
+        for ordering in &orderings {
+            for filter in &filters {
+                for (offset, limit) in [(0, 10), (7, 25), (150, 40), (365, 10), (1_000, 5)] {
+                    let query =
+                        UserQuery { filter: filter.clone(), ordering: ordering.clone(), offset, limit, ..Default::default() };
+                    let (count, pks) = store.orders.page(&query, revision).expect("the orders answer");
+                    let expected = sql.list_users(&query).await.unwrap();
+                    let keys: Vec<i64> = expected.items.iter().map(|u| u.pk).collect();
+                    assert_eq!((count, &pks), (expected.count, &keys), "{query:?}");
+                    compared += 1;
+                    for (at, backwards) in [(expected.items.last(), false), (expected.items.first(), true)] {
+                        let Some(user) = at else { continue };
+                        let after = Some(UserCursor::at(user, ordering, backwards));
+                        let query = UserQuery { after, offset: 0, ..query.clone() };
+                        let (_, pks) = store.orders.page(&query, revision).expect("the orders answer");
+                        let expected = sql.list_users(&query).await.unwrap();
+                        let mut keys: Vec<i64> = expected.items.iter().map(|u| u.pk).collect();
+                        if backwards {
+                            keys.reverse();
+                        }
+                        assert_eq!(pks, keys, "{query:?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(compared, orderings.len() * filters.len() * 5);
+        let through_sql =
+            UserQuery { filter: UserFilter { search: Some("smith".into()), ..Default::default() }, ..Default::default() };
+        assert!(store.orders.page(&through_sql, revision).is_none(), "long searches use the trigram index");
+        assert!(store.orders.page(&UserQuery::default(), revision - 1).is_none(), "only at the revision read");
+    }
+
+    #[test]
+    fn a_sequence_keeps_its_order_and_ranks_through_splits_and_removals() {
+        let mut s = Sequence::from_sorted(&(0..3_000).map(|k| k * 2).collect::<Vec<u32>>());
+        for k in (1..6_000).step_by(2) {
+            s.insert(k, |e| e < k);
+        }
+        assert_eq!(s.len(), 6_000);
+        assert!((0..6_000).all(|r| s.get(r) == r as u32));
+        for k in (0..6_000).step_by(3) {
+            s.remove(k, |e| e < k);
+        }
+        let left: Vec<u32> = (0..6_000).filter(|k| k % 3 != 0).collect();
+        assert_eq!(s.forward(0).collect::<Vec<_>>(), left);
+        assert_eq!(s.backward(s.len()).collect::<Vec<_>>(), left.iter().rev().copied().collect::<Vec<_>>());
+        assert_eq!(s.forward(100).next(), Some(left[100]));
+        assert_eq!(s.backward(100).next(), Some(left[99]));
+        assert_eq!(s.rank_where(|e| e < 3_001), left.partition_point(|e| *e < 3_001));
+    }
+}
