@@ -146,7 +146,6 @@ impl SqliteStore {
     pub async fn load_dataset(&self, spec: &DatasetSpec, password_hash: &str) -> Result<DatasetInfo> {
         let (spec, password_hash) = (*spec, password_hash.to_string());
         let info = self.write_plain(move |c| load_dataset(c, &spec, &password_hash)).await;
-        self.fences.clear();
         self.orders.clear();
         info
     }
@@ -157,7 +156,6 @@ impl SqliteStore {
     pub async fn import_facts(&self, facts: &Facts, org: i64, password_hash: &str) -> Result<ImportCounts> {
         let (facts, password_hash) = (facts.clone(), password_hash.to_string());
         let counts = self.write_plain(move |c| import_facts(c, &facts, org, &password_hash)).await;
-        self.fences.clear();
         self.orders.clear();
         counts
     }

@@ -13,7 +13,6 @@ mod permissions;
 mod users;
 
 mod db;
-mod fences;
 mod migrate;
 mod orders;
 mod sql;
@@ -39,7 +38,6 @@ pub struct SqliteStore {
     /// The change-log rows this store committed last, which its followers read instead of the log.
     tail: Arc<CommittedTail>,
     /// Known positions in the user list's orderings, for deep pages.
-    fences: Arc<fences::Fences>,
     /// Every user's sort keys in memory, for lists by any ordering.
     orders: Arc<orders::Orders>,
 }
@@ -74,7 +72,7 @@ impl SqliteStore {
         let db = tokio::task::spawn_blocking(move || Db::open(&path))
             .await
             .map_err(|e| StoreError::Backend(format!("cannot open the database: {e}")))??;
-        Ok(Self { db: Arc::new(db), tail: Arc::default(), fences: Arc::default(), orders: Arc::default() })
+        Ok(Self { db: Arc::new(db), tail: Arc::default(), orders: Arc::default() })
     }
 
     /// Opens a `sqlite:` URL (`sqlite://path`, `sqlite:path`; query parameters such as `mode=rwc` are accepted and
@@ -104,14 +102,13 @@ impl SqliteStore {
     {
         let logging =
             Logging { ctx: ctx.clone(), preview: dry_run_slot(), logged: RefCell::default(), moved: RefCell::default() };
-        let (tail, fences, orders) = (self.tail.clone(), self.fences.clone(), self.orders.clone());
+        let (tail, orders) = (self.tail.clone(), self.orders.clone());
         let write = move |c: &Connection| {
             let out = f(c, &logging)?;
             Ok((out, logging.logged.into_inner(), logging.moved.into_inner()))
         };
-        let committed = move |(_, logged, moved): &mut (T, Vec<ChangeEntry>, Vec<fences::Moved>)| {
+        let committed = move |(_, logged, moved): &mut (T, Vec<ChangeEntry>, Vec<orders::Moved>)| {
             let revisions: Vec<Revision> = logged.iter().filter_map(|entry| entry.revision).collect();
-            fences.follow(&revisions, moved);
             orders.follow(&revisions, moved);
             tail.push(std::mem::take(logged));
         };
@@ -170,8 +167,8 @@ struct Logging {
     ctx: WriteCtx,
     preview: Option<PreviewSlot>,
     logged: RefCell<Vec<ChangeEntry>>,
-    /// User rows the write created, changed or deleted (for the fences of the user list's orderings).
-    moved: RefCell<Vec<fences::Moved>>,
+    /// User rows the write created, changed or deleted (for the users' orders).
+    moved: RefCell<Vec<orders::Moved>>,
 }
 
 /// Appends `change` to the change log; answers the revision it produced (`None` for an audit-only event).

@@ -18,7 +18,6 @@ use castellan_core::validate::username_key;
 use parking_lot::Mutex;
 use rusqlite::Connection;
 
-use super::fences::Moved;
 use crate::time_util::to_micros;
 use crate::{Result, Revision, SortValue, UserCursor, UserFilter, UserOrder, UserQuery};
 
@@ -57,6 +56,14 @@ impl Base {
             UserOrder::LastLogin => return None,
         })
     }
+}
+
+/// A user row changed by a write: its state before and after (`None` when created or deleted).
+pub(super) struct Moved {
+    /// Before the write.
+    pub before: Option<User>,
+    /// After the write.
+    pub after: Option<User>,
 }
 
 /// One user's keys as the store compares them (usernames folded, emails lower-cased, times in microseconds).
@@ -592,10 +599,10 @@ impl Index {
     }
 }
 
-/// The orders' state: not loaded, loading (with the writes committed meanwhile), loaded, or unusable here.
+/// The orders' state: not loaded, loading, loaded, or unusable here.
 enum State {
     Idle,
-    Loading(Vec<Followed>),
+    Loading,
     Ready(Box<Index>),
     Unusable,
 }
@@ -607,14 +614,16 @@ struct Followed {
     rows: Vec<(Option<Row>, Option<Row>)>,
 }
 
-/// The users' orders of one store.
+/// The users' orders of one store. The writer never waits for a page being read: it leaves each committed write
+/// in the inbox and applies the inbox only when the orders are free; a page applies it before it reads.
 pub(super) struct Orders {
     state: Mutex<State>,
+    inbox: Mutex<Vec<Followed>>,
 }
 
 impl Default for Orders {
     fn default() -> Self {
-        Self { state: Mutex::new(State::Idle) }
+        Self { state: Mutex::new(State::Idle), inbox: Mutex::new(Vec::new()) }
     }
 }
 
@@ -623,7 +632,7 @@ impl Orders {
     pub fn claim(&self) -> bool {
         let mut state = self.state.lock();
         if matches!(*state, State::Idle) {
-            *state = State::Loading(Vec::new());
+            *state = State::Loading;
             return true;
         }
         false
@@ -633,23 +642,37 @@ impl Orders {
     pub fn install(&self, rows: Vec<Row>, revision: Revision) {
         let built = Index::build(rows, revision);
         let mut state = self.state.lock();
-        let State::Loading(followed) = std::mem::replace(&mut *state, State::Idle) else { return };
-        let Some(mut index) = built else {
-            *state = State::Unusable;
+        if !matches!(*state, State::Loading) {
             return;
+        }
+        *state = match built {
+            Some(index) => State::Ready(Box::new(index)),
+            None => State::Unusable,
         };
-        for write in followed.into_iter().filter(|w| w.last > revision) {
-            if !index.follow(&write) {
-                return;
+        self.apply_inbox(&mut state);
+    }
+
+    /// Applies the writes in the inbox to loaded orders (dropping them on a revision they missed), keeps them while
+    /// the orders load, and forgets them otherwise.
+    fn apply_inbox(&self, state: &mut State) {
+        let followed = match state {
+            State::Loading => return,
+            _ => std::mem::take(&mut *self.inbox.lock()),
+        };
+        if let State::Ready(index) = state {
+            for write in &followed {
+                if write.last > index.revision && !index.follow(write) {
+                    *state = State::Idle;
+                    return;
+                }
             }
         }
-        *state = State::Ready(Box::new(index));
     }
 
     /// Gives up a load that failed (another list will try again).
     pub fn release(&self) {
         let mut state = self.state.lock();
-        if matches!(*state, State::Loading(_)) {
+        if matches!(*state, State::Loading) {
             *state = State::Idle;
         }
     }
@@ -659,6 +682,7 @@ impl Orders {
         let mut state = self.state.lock();
         if !matches!(*state, State::Unusable) {
             *state = State::Idle;
+            self.inbox.lock().clear();
         }
     }
 
@@ -666,23 +690,19 @@ impl Orders {
     /// rows it changed.
     pub fn follow(&self, revisions: &[Revision], moved: &[Moved]) {
         let (Some(first), Some(last)) = (revisions.first(), revisions.last()) else { return };
-        let mut state = self.state.lock();
-        let rows = || moved.iter().map(|m| (m.before.as_ref().map(Row::of), m.after.as_ref().map(Row::of))).collect();
-        match &mut *state {
-            State::Loading(followed) => followed.push(Followed { first: *first, last: *last, rows: rows() }),
-            State::Ready(index) => {
-                if !index.follow(&Followed { first: *first, last: *last, rows: rows() }) {
-                    *state = State::Idle;
-                }
-            }
-            State::Idle | State::Unusable => {}
+        let rows = moved.iter().map(|m| (m.before.as_ref().map(Row::of), m.after.as_ref().map(Row::of))).collect();
+        self.inbox.lock().push(Followed { first: *first, last: *last, rows });
+        if let Some(mut state) = self.state.try_lock() {
+            self.apply_inbox(&mut state);
         }
     }
 
     /// Whether the orders are loaded (for tests that compare them with SQL).
     #[cfg(test)]
     pub fn ready(&self) -> bool {
-        matches!(*self.state.lock(), State::Ready(_))
+        let mut state = self.state.lock();
+        self.apply_inbox(&mut state);
+        matches!(*state, State::Ready(_))
     }
 
     /// Never loads the orders: every list goes through SQL (for tests that compare the two).
@@ -695,7 +715,8 @@ impl Orders {
     /// its ordering and filter; `None` sends the query to SQL.
     pub fn page(&self, query: &UserQuery, revision: Revision) -> Option<(i64, Vec<i64>)> {
         let shape = Shape::of(query)?;
-        let state = self.state.lock();
+        let mut state = self.state.lock();
+        self.apply_inbox(&mut state);
         let State::Ready(index) = &*state else { return None };
         if index.revision != revision {
             return None;
@@ -793,6 +814,48 @@ mod tests {
     use crate::sqlite::SqliteStore;
     use crate::{ChangeLog, OrgStore, Store, UserStore, WriteCtx};
     use castellan_core::model::{NewUser, UserChanges};
+
+    fn user(pk: i64, name: &str) -> User {
+        User {
+            pk,
+            username: name.into(),
+            first_name: String::new(),
+            last_name: String::new(),
+            email: format!("{name}@x.test"),
+            description: String::new(),
+            is_staff: false,
+            is_active: true,
+            is_superuser: false,
+            date_joined: time::OffsetDateTime::UNIX_EPOCH,
+            last_login: None,
+            org: 1,
+            groups: Vec::new(),
+            groups_hidden: 0,
+            phone_number: None,
+            has_avatar: false,
+            has_password: true,
+        }
+    }
+
+    /// Writes committed while the orders load are applied once they are installed (those the snapshot held are
+    /// not applied twice); a revision the orders did not see drops them.
+    #[test]
+    fn writes_during_the_load_are_applied_and_a_missed_revision_drops_the_orders() {
+        let orders = Orders::default();
+        assert!(orders.claim());
+        assert!(!orders.claim(), "claimed once");
+        let by_name = UserQuery { ordering: vec![(UserOrder::Username, false)], limit: 10, ..Default::default() };
+        orders.follow(&[5], &[Moved { before: None, after: Some(user(2, "bo")) }]);
+        orders.follow(&[6], &[Moved { before: None, after: Some(user(3, "al")) }]);
+        orders.follow(&[7], &[Moved { before: Some(user(1, "cy")), after: Some(user(1, "ax")) }]);
+        let rows = [user(1, "cy"), user(2, "bo")].iter().map(Row::of).collect();
+        orders.install(rows, 5);
+        assert_eq!(orders.page(&by_name, 7), Some((3, vec![3, 1, 2])));
+        assert_eq!(orders.page(&by_name, 6), None, "only at the revision read");
+        orders.follow(&[9], &[]);
+        assert_eq!(orders.page(&by_name, 9), None, "revision 8 was missed");
+        assert!(orders.claim(), "and they load again");
+    }
 
     /// A small deterministic generator (the same users on every run).
     struct Lcg(u64);

@@ -82,16 +82,6 @@ impl Sql {
         Ok(rows.collect::<rusqlite::Result<Vec<T>>>()?)
     }
 
-    /// Runs `f` on every row in turn, holding none of them (a scan too large to collect).
-    pub(super) fn each(&self, conn: &Connection, mut f: impl FnMut(&Row<'_>) -> rusqlite::Result<()>) -> Result<()> {
-        let mut stmt = conn.prepare(&self.text)?;
-        let mut rows = stmt.query(params_from_iter(self.params.iter()))?;
-        while let Some(row) = rows.next()? {
-            f(row)?;
-        }
-        Ok(())
-    }
-
     /// The first row mapped by `f`, `None` when there is none.
     pub(super) fn row<T>(&self, conn: &Connection, f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>) -> Result<Option<T>> {
         let mut stmt = conn.prepare_cached(&self.text)?;

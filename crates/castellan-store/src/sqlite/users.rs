@@ -9,8 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::fences::{Fence, Moved, Order, Seek, Set};
-use super::orders::{Orders, Row as OrderRow};
+use super::orders::{Moved, Orders, Row as OrderRow};
 use super::{Sql, SqliteStore, TRIGRAM, backend, fts_phrase, log_write};
 use crate::time_util::{from_micros, now_micros, to_micros};
 use crate::{
@@ -430,17 +429,6 @@ fn deep_page(c: &Connection, query: &UserQuery) -> Result<Vec<User>> {
     rows_in_order(c, keys)
 }
 
-/// A deep page of the whole list read from the nearest fence before it: at most a few thousand index entries
-/// stepped over, however deep the page.
-fn page_after_fence(c: &Connection, query: &UserQuery, fence: &Fence) -> Result<Vec<User>> {
-    let cursor = UserCursor { keys: fence.value.clone(), pk: fence.pk, backwards: false };
-    let mut keys = Sql::new("SELECT pk FROM users WHERE 1 = 1");
-    push_after(&mut keys, &query.ordering, &cursor);
-    push_order(&mut keys, &query.ordering, false);
-    keys.push(" LIMIT ").bind(query.limit).push(" OFFSET ").bind(query.offset - fence.rank - 1);
-    rows_in_order(c, keys)
-}
-
 /// The users whose keys `keys` selects, in that order.
 fn rows_in_order(c: &Connection, keys: Sql) -> Result<Vec<User>> {
     users_in_order(c, keys.rows(c, |r| r.get(0))?)
@@ -457,19 +445,6 @@ fn users_in_order(c: &Connection, pks: Vec<i64>) -> Result<Vec<User>> {
     let place: std::collections::HashMap<i64, usize> = pks.iter().enumerate().map(|(i, pk)| (*pk, i)).collect();
     users.sort_by_key(|u| place.get(&u.pk).copied().unwrap_or(usize::MAX));
     Ok(users)
-}
-
-/// The ordering whose fences can answer `query`: a deep page of the whole list, by keys other than the last login
-/// (which changes without a revision).
-fn fenced_order(query: &UserQuery) -> Option<Order> {
-    let whole_list = only_orgs(&query.filter) && query.filter.orgs.is_empty();
-    let fenceable = query.ordering.iter().all(|(key, _)| *key != UserOrder::LastLogin);
-    (query.after.is_none() && query.offset >= DEEP_OFFSET && whole_list && fenceable).then(|| query.ordering.clone())
-}
-
-/// Whether the fences of `seek` describe the state `c` reads: the same revision and the same number of users.
-fn fences_hold(c: &Connection, seek: &Seek, count: i64) -> Result<bool> {
-    Ok(super::current_revision(c)? == seek.revision && count == seek.total)
 }
 
 impl SqliteStore {
@@ -497,34 +472,6 @@ impl SqliteStore {
             });
         }
         self.orders.clone()
-    }
-
-    /// Builds the fences of `order` on the writer thread, in the background, unless they exist or are being built.
-    fn build_fences(&self, order: Order) {
-        if !self.fences.claim(&order) {
-            return;
-        }
-        let (db, fences) = (self.db.clone(), self.fences.clone());
-        tokio::spawn(async move {
-            let installer = fences.clone();
-            let built = order.clone();
-            let build = move |c: &Connection| {
-                let started = std::time::Instant::now();
-                let set = Set::build(c, &built)?;
-                tracing::info!(order = ?built, took_ms = started.elapsed().as_millis() as u64, "built the fences of a user ordering");
-                Ok(Some(set))
-            };
-            let installed = order.clone();
-            let install = move |set: &mut Option<Set>| {
-                if let Some(set) = set.take() {
-                    installer.install(installed, set);
-                }
-            };
-            if let Err(e) = db.write_then(build, install).await {
-                tracing::warn!(error = %e, "building the fences of a user ordering failed");
-                fences.release(&order);
-            }
-        });
     }
 }
 
@@ -676,15 +623,9 @@ impl UserStore for SqliteStore {
 
     async fn list_users(&self, query: &UserQuery) -> Result<Page<User>> {
         let query = query.clone();
-        let order = fenced_order(&query);
-        let seek = order.as_ref().and_then(|order| self.fences.seek(order, query.offset));
-        if let (Some(order), None) = (order, &seek) {
-            self.build_fences(order);
-        }
         let orders = Orders::could_answer(&query).then(|| self.load_orders());
         self.read(move |c| {
-            // One snapshot for the count, the orders' or fences' revision and the page: a write between them would
-            // shift rows.
+            // One snapshot for the count, the orders' revision and the page: a write between them would shift rows.
             let snapshot = c.unchecked_transaction()?;
             let in_memory = match &orders {
                 Some(orders) => orders.page(&query, super::current_revision(c)?),
@@ -709,11 +650,7 @@ impl UserStore for SqliteStore {
                 (count, rows.into_iter().map(|(user, _)| user).collect())
             } else if query.after.is_none() && query.offset >= DEEP_OFFSET {
                 let count = count_matching(c, &query.filter)?;
-                let items = match &seek {
-                    Some(seek) if fences_hold(c, seek, count)? => page_after_fence(c, &query, &seek.fence)?,
-                    _ => deep_page(c, &query)?,
-                };
-                (count, items)
+                (count, deep_page(c, &query)?)
             } else {
                 let count = count_matching(c, &query.filter)?;
                 let mut sql = Sql::new(&format!("SELECT {USER_COLUMNS} FROM users"));

@@ -447,7 +447,7 @@ pub async fn deep_offsets_page_like_the_whole_list(store: &dyn Store) {
 /// by one key or several (stores may keep positions of the list to seek from; those must follow every write).
 pub async fn deep_pages_stay_exact_through_writes(store: &dyn Store) {
     use UserOrder::*;
-    let org = make_org(store, "fenced").await.pk;
+    let org = make_org(store, "deep").await.pk;
     let mut users = Vec::new();
     for i in 0..2_300 {
         let mut user = super::new_user(org, &format!("f{:05}", (i * 7_919) % 2_300));
