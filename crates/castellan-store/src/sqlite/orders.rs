@@ -281,6 +281,16 @@ impl Wanted<'_> {
     }
 }
 
+/// Where a page's walk starts: at rank `from` of the first key's sequence (the edge of a group of ties), running
+/// against the sequence or along it, reading the order backwards (before a cursor) or not, skipping `skip` users
+/// the filter keeps.
+struct Start {
+    from: usize,
+    against: bool,
+    backwards: bool,
+    skip: usize,
+}
+
 /// How a page walks an ordering: the first key's column and direction, the keys after it (each with its
 /// direction), and the direction of the pk tiebreak.
 struct Walk<'a> {
@@ -441,16 +451,8 @@ impl Index {
     /// Up to `limit` users of `walk`'s order kept by its filter, starting at `skip` of them (in the reverse order
     /// when `backwards`), from the group of ties at rank `from` of the first key's sequence (walked down from
     /// `from` when the walk runs against the sequence), dropping those `after` does not place after the cursor.
-    fn collect(
-        &self,
-        walk: &Walk<'_>,
-        from: usize,
-        against: bool,
-        backwards: bool,
-        mut skip: usize,
-        limit: usize,
-        after: Option<&dyn Fn(u32) -> bool>,
-    ) -> Vec<u32> {
+    fn collect(&self, walk: &Walk<'_>, start: Start, limit: usize, after: Option<&dyn Fn(u32) -> bool>) -> Vec<u32> {
+        let Start { from, against, backwards, mut skip } = start;
         let mut out = Vec::with_capacity(limit.min(1_000));
         let Some((base, _)) = walk.first else { return out };
         let seq = &self.sequences[base as usize];
@@ -565,20 +567,22 @@ impl Index {
                 let against = desc != backwards;
                 let from = if against { end } else { start };
                 let after = |pk: u32| self.follows_cursor(walk, pk, cursor);
-                self.collect(walk, from, against, backwards, 0, limit, Some(&after))
+                self.collect(walk, Start { from, against, backwards, skip: 0 }, limit, Some(&after))
             }
             None => {
                 let offset = usize::try_from(query.offset).ok()?;
-                if walk.wanted.filters() || offset >= seq.len() {
-                    let from = if desc { seq.len() } else { 0 };
-                    self.collect(walk, from, desc, false, offset, limit, None)
+                let start = if walk.wanted.filters() {
+                    Start { from: if desc { seq.len() } else { 0 }, against: desc, backwards: false, skip: offset }
+                } else if offset >= seq.len() {
+                    return Some((count as i64, Vec::new()));
                 } else if desc {
-                    let group_end = self.group_end(base, seq.len() - 1 - offset);
-                    self.collect(walk, group_end, true, false, offset - (seq.len() - group_end), limit, None)
+                    let end = self.group_end(base, seq.len() - 1 - offset);
+                    Start { from: end, against: true, backwards: false, skip: offset - (seq.len() - end) }
                 } else {
-                    let group_start = self.group_start(base, offset);
-                    self.collect(walk, group_start, false, false, offset - group_start, limit, None)
-                }
+                    let start = self.group_start(base, offset);
+                    Start { from: start, against: false, backwards: false, skip: offset - start }
+                };
+                self.collect(walk, start, limit, None)
             }
         };
         Some((count as i64, page.into_iter().map(i64::from).collect()))
