@@ -111,11 +111,11 @@ impl DirectoryView {
         self.directory.read().visible_groups(viewer, now)
     }
 
-    /// Unexpired members of `group` (and, when `recursive`, of every group below it), seen by `viewer` (all when
-    /// `None`).
-    pub fn members(&self, group: i64, recursive: bool, viewer: Option<i64>, now: i64) -> UserSet {
+    /// Unexpired members of any of `groups` (and, when `recursive`, of every group below them), seen by `viewer`
+    /// (all when `None`).
+    pub fn members(&self, groups: &[i64], recursive: bool, viewer: Option<i64>, now: i64) -> UserSet {
         let directory = self.directory.read();
-        let mut members = directory.members(&[group], recursive, now);
+        let mut members = directory.members(groups, recursive, now);
         if let Some(viewer) = viewer {
             members.intersect(&visible_in(&directory, viewer, now));
         }

@@ -3,6 +3,9 @@
 //! Anything else answers 404, exactly as if it did not exist. The in-memory directory decides; the store only
 //! applies the decision as a list filter.
 
+use std::sync::Arc;
+
+use castellan_core::directory::UserSet;
 use castellan_core::model::User;
 use castellan_store::{Group, SeenBy};
 
@@ -71,6 +74,17 @@ pub fn visible_subset(state: &AppState, caller: &Principal, pks: &[i64]) -> Vec<
 pub fn users_seen(state: &AppState, caller: &Principal) -> Option<SeenBy> {
     let viewer = caller.viewer()?;
     Some(SeenBy { viewer, groups: state.directory.visible_groups(viewer, now_micros()) })
+}
+
+/// The users a list filtered by `groups` (members of any, of their descendants too when `recursive`) and by what
+/// the caller sees selects, as the model's set; `None` when neither filters.
+pub fn users_within(state: &AppState, caller: &Principal, groups: &[i64], recursive: bool) -> Option<Arc<UserSet>> {
+    let now = now_micros();
+    match (groups, caller.viewer()) {
+        ([], None) => None,
+        ([], Some(viewer)) => Some(Arc::new(state.directory.visible_users(viewer, now))),
+        (groups, viewer) => Some(Arc::new(state.directory.members(groups, recursive, viewer, now))),
+    }
 }
 
 /// The list filter to the groups the caller sees (`None`: no restriction).

@@ -140,6 +140,9 @@ pub struct UserFilter {
     pub groups_recursive: bool,
     /// Only the users a viewer sees, as the model says (API.md §11).
     pub seen_by: Option<SeenBy>,
+    /// The users `groups` and `seen_by` select, as the model's set: a store that tests sets may use it in their
+    /// place (the two must agree).
+    pub within: Option<std::sync::Arc<castellan_core::directory::UserSet>>,
     /// By active flag.
     pub is_active: Option<bool>,
     /// By staff flag.

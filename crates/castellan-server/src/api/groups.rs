@@ -24,7 +24,8 @@ use crate::links::{Envelope, ListQuery};
 use crate::repr::{GroupOut, UserOut, module_actions};
 use crate::state::AppState;
 use crate::visibility::{
-    groups_seen, redact_groups, require_visible_group, require_visible_users, users_seen, visible_group, visible_role,
+    groups_seen, redact_groups, require_visible_group, require_visible_users, users_seen, users_within, visible_group,
+    visible_role,
 };
 
 /// Most users one assign/remove request may name, and most members embedded in a group.
@@ -351,7 +352,7 @@ async fn members(
     if recursive && search.is_none() {
         // Counted and paged in memory: recursive membership at scale never runs recursive SQL.
         state.follower.follow().await?;
-        let members = state.directory.members(pk, true, caller.viewer(), crate::clock::now_micros());
+        let members = state.directory.members(&[pk], true, caller.viewer(), crate::clock::now_micros());
         let count = members.count() as i64;
         q.check_page(window, count)?;
         let pks = members.page(window.offset as usize, window.limit as usize);
@@ -359,10 +360,12 @@ async fn members(
         redact_groups(&state, &caller, &mut users);
         return Ok(axum::Json(q.envelope(window, count, users.iter().map(UserOut::from).collect())));
     }
+    state.follower.follow().await?;
     let filter = UserFilter {
         groups: vec![pk],
         groups_recursive: recursive,
         seen_by: users_seen(&state, &caller),
+        within: users_within(&state, &caller, &[pk], recursive),
         search,
         ..Default::default()
     };

@@ -20,7 +20,7 @@ use crate::links::{Envelope, ListQuery};
 use crate::passwords::{check_new_password, hash_password};
 use crate::repr::{UserOut, expand_groups};
 use crate::state::AppState;
-use crate::visibility::{redact_groups, users_seen, visible_group, visible_subset, visible_user};
+use crate::visibility::{redact_groups, users_seen, users_within, visible_group, visible_subset, visible_user};
 
 /// Routes of module `users`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -66,6 +66,7 @@ fn filter_from(state: &AppState, q: &ListQuery, caller: &Principal) -> ApiResult
         search: q.search()?,
         groups_recursive: q.boolean("recursive")?.unwrap_or(false),
         seen_by: users_seen(state, caller),
+        within: None,
     })
 }
 
@@ -90,6 +91,11 @@ async fn list_users(State(state): State<AppState>, caller: Principal, q: ListQue
         if filter.groups.is_empty() {
             filter.groups.push(0);
         }
+    }
+    if !filter.groups.is_empty() || caller.viewer().is_some() {
+        // The model's set, brought to the store's newest revision first.
+        state.follower.follow().await?;
+        filter.within = users_within(&state, &caller, &filter.groups, filter.groups_recursive);
     }
     let ordering = q.ordering_of(UserOrder::parse)?;
     let expand = q.boolean("groups")?.unwrap_or(false);

@@ -517,6 +517,8 @@ fn only_orgs(f: &UserFilter) -> bool {
         is_superuser,
         orgs: _,
         search,
+        // The model's set of what `groups` and `seen_by` select: they say whether it restricts.
+        within: _,
     } = f;
     ids.is_empty()
         && usernames.is_empty()
