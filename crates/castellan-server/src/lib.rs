@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod passwords;
 pub mod repr;
 pub mod serve;
+pub mod shaped;
 pub mod state;
 pub mod telemetry;
 pub mod visibility;

@@ -24,6 +24,8 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
+use crate::shaped::Shaped;
+
 /// How long and how many: the bounds every connection is served within.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -145,7 +147,7 @@ fn connection(
         parts.extensions.insert(ConnectInfo(peer));
         Request::from_parts(parts, Body::new(Deadline::new(body, body_timeout)))
     });
-    builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)).into_owned()
+    builder.serve_connection(TokioIo::new(Shaped::new(stream)), TowerToHyperService::new(service)).into_owned()
 }
 
 /// The error a body gives when it did not arrive within the body timeout.

@@ -142,3 +142,35 @@ async fn oversized_targets_and_headers_get_the_error_shape() {
     r.error(431, "RequestHeaderFieldsTooLarge");
     assert_eq!(http.get(format!("{}/healthz", server.base)).send().await.unwrap().status(), 200);
 }
+
+/// Requests hyper cannot parse (a malformed request line, a header with a space in its name, more headers than it
+/// reads) are answered by hyper itself before any handler runs: they still get the error shape, and the connection
+/// serving them does not disturb the next.
+#[tokio::test]
+async fn requests_hyper_cannot_parse_are_answered_in_the_error_shape() {
+    let server = bounded(64).await;
+    let many: String = (0..120).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let malformed = [
+        ("GET /healthz HTTP/1.1 extra\r\nHost: x\r\n\r\n".to_string(), "400", "ValidationError"),
+        ("GET /healthz HTTP/1.1\r\nBad Header: x\r\n\r\n".to_string(), "400", "ValidationError"),
+        ("\u{1}\u{2}\u{3} garbage\r\n\r\n".to_string(), "400", "ValidationError"),
+        (format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many}\r\n"), "431", "RequestHeaderFieldsTooLarge"),
+    ];
+    for (request, status, kind) in malformed {
+        let mut stream = connect(&server).await;
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let (answered, _) = read_until_closed(&mut stream).await;
+        assert!(answered.starts_with(&format!("HTTP/1.1 {status}")), "{request:?}: {answered}");
+        let (head, body) = answered.split_once("\r\n\r\n").expect("a head and a body");
+        assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{head}");
+        assert!(head.to_ascii_lowercase().contains(&format!("content-length: {}", body.len())), "{head}");
+        let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(body["type"], kind, "{request:?}");
+        assert_eq!(body["detail"], body["message"]);
+        assert!(body["id"].as_str().is_some_and(|id| id.len() == 36), "{body}");
+    }
+    let mut fine = connect(&server).await;
+    fine.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let (answered, _) = read_until_closed(&mut fine).await;
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+}

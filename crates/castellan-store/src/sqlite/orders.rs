@@ -12,11 +12,12 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
 use castellan_core::directory::UserSet;
 use castellan_core::model::User;
 use castellan_core::validate::username_key;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock, RwLockUpgradableReadGuard};
 use rusqlite::Connection;
 
 use crate::time_util::to_micros;
@@ -32,6 +33,10 @@ const MOST_PK: i64 = 1 << 27;
 /// key's order instead (a pass over that sequence, testing which users are in the group), so that a key every
 /// user shares (a bulk import's join time) costs a pass, not a sort of the whole list.
 const SORT_MOST: usize = 4_096;
+
+/// Most orderings kept whole (each of several keys, or of a key its pk tiebreak runs against): each costs four
+/// bytes a user and a little work on every user write.
+const MOST_COMPOSITES: usize = 16;
 
 /// Shortest search the orders answer from their prefix ranges; longer ones go through the trigram index.
 const SEARCH_BELOW: usize = super::TRIGRAM;
@@ -265,6 +270,26 @@ struct Index {
     sequences: [Sequence; 6],
     /// Largest group of ties sorted in place; a larger one is read through the next key's sequence.
     sort_most: usize,
+    /// Orderings kept whole, built on first use.
+    composites: Vec<Composite>,
+}
+
+/// An ordering kept whole: its keys, the direction of its pk tiebreak, and every user in that order.
+#[derive(Debug)]
+struct Composite {
+    keys: Vec<(Base, bool)>,
+    pk_desc: bool,
+    seq: Sequence,
+}
+
+/// Whether an ordering is walked through a kept whole ordering rather than its first key's sequence: several keys,
+/// or one whose ties the pk breaks the other way.
+fn needs_composite(keys: &[(Base, bool)], pk_desc: bool) -> bool {
+    match keys {
+        [(Base::Id, _)] => false,
+        [(_, desc)] => *desc != pk_desc,
+        _ => true,
+    }
 }
 
 /// What a list asks of the users, as the orders test it.
@@ -395,6 +420,11 @@ impl Index {
                 seq.remove(pk, |e| self.compare(base, e, pk) == Ordering::Less);
                 self.sequences[base as usize] = seq;
             }
+            let mut composites = std::mem::take(&mut self.composites);
+            for c in &mut composites {
+                c.seq.remove(pk, |e| self.compare_by(&c.keys, c.pk_desc, e, pk) == Ordering::Less);
+            }
+            self.composites = composites;
             self.flags[pk as usize] = 0;
             self.users -= 1;
         }
@@ -413,6 +443,11 @@ impl Index {
                 seq.insert(pk, |e| self.compare(base, e, pk) == Ordering::Less);
                 self.sequences[base as usize] = seq;
             }
+            let mut composites = std::mem::take(&mut self.composites);
+            for c in &mut composites {
+                c.seq.insert(pk, |e| self.compare_by(&c.keys, c.pk_desc, e, pk) == Ordering::Less);
+            }
+            self.composites = composites;
             self.users += 1;
         }
         true
@@ -631,14 +666,38 @@ impl Index {
         let count = self.count(&walk.wanted) as i64;
         let limit = usize::try_from(query.limit).ok()?;
         let mut out = Vec::with_capacity(limit.min(1_000));
-        if let Some(start) = self.start(query, walk) {
+        if let Some(whole) = self.composite(&walk.keys, walk.pk_desc) {
+            self.page_of(&whole.seq, query, walk, limit, &mut out)?;
+        } else if let Some(start) = self.start(query, walk) {
             self.walk(walk, &walk.keys, &[], start, limit, &mut out);
         }
         Some((count, out.into_iter().map(i64::from).collect()))
     }
 
-    /// Whether user `pk` comes after `cursor` in the direction the cursor reads.
-    fn follows_cursor(&self, walk: &Walk<'_>, pk: u32, cursor: &UserCursor) -> bool {
+    /// The ordering kept whole for `keys` and `pk_desc`, when it is.
+    fn composite(&self, keys: &[(Base, bool)], pk_desc: bool) -> Option<&Composite> {
+        self.composites.iter().find(|c| c.keys == keys && c.pk_desc == pk_desc)
+    }
+
+    /// A page read from an ordering kept whole: from its position (an offset of the whole list, or a cursor's
+    /// place found by a binary search), or past the first users the filter keeps.
+    fn page_of(&self, seq: &Sequence, query: &UserQuery, walk: &Walk<'_>, limit: usize, out: &mut Vec<u32>) -> Option<()> {
+        let (entries, skip): (Box<dyn Iterator<Item = u32>>, usize) = match walk.cursor {
+            Some(cursor) if cursor.backwards => {
+                (Box::new(seq.backward(seq.rank_where(|e| self.cursor_order(walk, e, cursor) == Ordering::Less))), 0)
+            }
+            Some(cursor) => {
+                (Box::new(seq.forward(seq.rank_where(|e| self.cursor_order(walk, e, cursor) != Ordering::Greater))), 0)
+            }
+            None if !walk.wanted.filters() => (Box::new(seq.forward(usize::try_from(query.offset).ok()?)), 0),
+            None => (Box::new(seq.forward(0)), usize::try_from(query.offset).ok()?),
+        };
+        out.extend(entries.filter(|pk| walk.wanted.keeps(self, *pk)).skip(skip).take(limit));
+        Some(())
+    }
+
+    /// Where user `pk` stands against `cursor` in the walk's order (before it, or after it).
+    fn cursor_order(&self, walk: &Walk<'_>, pk: u32, cursor: &UserCursor) -> Ordering {
         let keys = walk.keys.iter().filter(|(base, _)| *base != Base::Id);
         let by_keys = keys.zip(&cursor.keys).fold(Ordering::Equal, |decided, ((base, desc), value)| {
             decided.then_with(|| {
@@ -647,8 +706,20 @@ impl Index {
             })
         });
         let by_pk = if walk.pk_desc { cursor.pk.cmp(&i64::from(pk)) } else { i64::from(pk).cmp(&cursor.pk) };
-        let o = by_keys.then(by_pk);
+        by_keys.then(by_pk)
+    }
+
+    /// Whether user `pk` comes after `cursor` in the direction the cursor reads.
+    fn follows_cursor(&self, walk: &Walk<'_>, pk: u32, cursor: &UserCursor) -> bool {
+        let o = self.cursor_order(walk, pk, cursor);
         if cursor.backwards { o == Ordering::Less } else { o == Ordering::Greater }
+    }
+
+    /// Every user in the order of `keys` and `pk_desc`, sorted once.
+    fn whole(&self, keys: &[(Base, bool)], pk_desc: bool) -> Sequence {
+        let mut all: Vec<u32> = self.sequences[Base::Id as usize].forward(0).collect();
+        all.sort_unstable_by(|a, b| self.compare_by(keys, pk_desc, *a, *b));
+        Sequence::from_sorted(&all)
     }
 }
 
@@ -660,6 +731,9 @@ enum State {
     Unusable,
 }
 
+/// An ordering to keep whole: its keys and the direction of its pk tiebreak.
+type Wanting = (Vec<(Base, bool)>, bool);
+
 /// One committed write, as the orders follow it: its first and last revisions and the rows it changed.
 struct Followed {
     first: Revision,
@@ -670,20 +744,29 @@ struct Followed {
 /// The users' orders of one store. The writer never waits for a page being read: it leaves each committed write
 /// in the inbox and applies the inbox only when the orders are free; a page applies it before it reads.
 pub(super) struct Orders {
-    state: Mutex<State>,
+    state: RwLock<State>,
     inbox: Mutex<Vec<Followed>>,
+    /// Orderings a page asked to keep whole, to be built in the background.
+    requested: Mutex<Vec<Wanting>>,
+    /// Whether a builder of those is running.
+    building: AtomicBool,
 }
 
 impl Default for Orders {
     fn default() -> Self {
-        Self { state: Mutex::new(State::Idle), inbox: Mutex::new(Vec::new()) }
+        Self {
+            state: RwLock::new(State::Idle),
+            inbox: Mutex::new(Vec::new()),
+            requested: Mutex::new(Vec::new()),
+            building: AtomicBool::new(false),
+        }
     }
 }
 
 impl Orders {
     /// Claims the loading of the orders: true once, when they are neither loaded nor loading.
     pub fn claim(&self) -> bool {
-        let mut state = self.state.lock();
+        let mut state = self.state.write();
         if matches!(*state, State::Idle) {
             *state = State::Loading;
             return true;
@@ -694,7 +777,7 @@ impl Orders {
     /// Installs the orders built from `rows` read at `revision`, after applying the writes committed since.
     pub fn install(&self, rows: Vec<Row>, revision: Revision) {
         let built = Index::build(rows, revision);
-        let mut state = self.state.lock();
+        let mut state = self.state.write();
         if !matches!(*state, State::Loading) {
             return;
         }
@@ -724,7 +807,7 @@ impl Orders {
 
     /// Gives up a load that failed (another list will try again).
     pub fn release(&self) {
-        let mut state = self.state.lock();
+        let mut state = self.state.write();
         if matches!(*state, State::Loading) {
             *state = State::Idle;
         }
@@ -732,7 +815,7 @@ impl Orders {
 
     /// Forgets the orders: rows were written without revisions (a bulk load), which they cannot follow.
     pub fn clear(&self) {
-        let mut state = self.state.lock();
+        let mut state = self.state.write();
         if !matches!(*state, State::Unusable) {
             *state = State::Idle;
             self.inbox.lock().clear();
@@ -745,7 +828,7 @@ impl Orders {
         let (Some(first), Some(last)) = (revisions.first(), revisions.last()) else { return };
         let rows = moved.iter().map(|m| (m.before.as_ref().map(Row::of), m.after.as_ref().map(Row::of))).collect();
         self.inbox.lock().push(Followed { first: *first, last: *last, rows });
-        if let Some(mut state) = self.state.try_lock() {
+        if let Some(mut state) = self.state.try_write() {
             self.apply_inbox(&mut state);
         }
     }
@@ -753,7 +836,7 @@ impl Orders {
     /// Whether the orders are loaded (for tests that compare them with SQL).
     #[cfg(test)]
     pub fn ready(&self) -> bool {
-        let mut state = self.state.lock();
+        let mut state = self.state.write();
         self.apply_inbox(&mut state);
         matches!(*state, State::Ready(_))
     }
@@ -761,26 +844,49 @@ impl Orders {
     /// Sorts no group of ties larger than `most` (for tests that read large groups through the next key's order).
     #[cfg(test)]
     pub fn sort_at_most(&self, most: usize) {
-        if let State::Ready(index) = &mut *self.state.lock() {
+        if let State::Ready(index) = &mut *self.state.write() {
             index.sort_most = most;
+        }
+    }
+
+    /// How many orderings are kept whole.
+    #[cfg(test)]
+    pub fn kept_whole(&self) -> usize {
+        match &*self.state.read() {
+            State::Ready(index) => index.composites.len(),
+            _ => 0,
         }
     }
 
     /// Never loads the orders: every list goes through SQL (for tests that compare the two).
     #[cfg(test)]
     pub fn disable(&self) {
-        *self.state.lock() = State::Unusable;
+        *self.state.write() = State::Unusable;
     }
 
     /// The count and the keys of the page `query` asks for, when the orders are loaded at `revision` and can answer
     /// its ordering and filter; `None` sends the query to SQL.
     pub fn page(&self, query: &UserQuery, revision: Revision) -> Option<(i64, Vec<i64>)> {
         let shape = Shape::of(query)?;
-        let mut state = self.state.lock();
-        self.apply_inbox(&mut state);
+        if let Some(mut state) = self.state.try_write() {
+            self.apply_inbox(&mut state);
+        }
+        // Pages read side by side; while an ordering is being kept whole, the writes wait in the inbox and a page
+        // at a newer revision goes to SQL.
+        let state = self.state.read();
         let State::Ready(index) = &*state else { return None };
         if index.revision != revision {
             return None;
+        }
+        if needs_composite(&shape.keys, shape.pk_desc)
+            && index.composite(&shape.keys, shape.pk_desc).is_none()
+            && index.composites.len() < MOST_COMPOSITES
+        {
+            let mut requested = self.requested.lock();
+            let order = (shape.keys.clone(), shape.pk_desc);
+            if !requested.contains(&order) {
+                requested.push(order);
+            }
         }
         let search = shape.search.map(|term| index.search(term));
         let wanted = Wanted {
@@ -792,6 +898,41 @@ impl Orders {
         };
         let walk = Walk { keys: shape.keys, pk_desc: shape.pk_desc, wanted, cursor: query.after.as_ref() };
         index.page(query, &walk)
+    }
+
+    /// Claims the building of the orderings pages asked to keep whole: true when there are some and no builder
+    /// runs. The claimant calls [`Orders::build_requested`].
+    pub fn claim_build(&self) -> bool {
+        !self.requested.lock().is_empty() && !self.building.swap(true, AtomicOrdering::AcqRel)
+    }
+
+    /// Keeps whole the orderings pages asked for (on a blocking thread): each is sorted while pages go on reading,
+    /// then installed with the writes committed meanwhile.
+    pub fn build_requested(&self) {
+        loop {
+            let Some((keys, pk_desc)) = self.requested.lock().first().cloned() else {
+                self.building.store(false, AtomicOrdering::Release);
+                return;
+            };
+            let state = self.state.upgradable_read();
+            let started = std::time::Instant::now();
+            let whole = match &*state {
+                State::Ready(index) if index.composite(&keys, pk_desc).is_none() && index.composites.len() < MOST_COMPOSITES => {
+                    Some(index.whole(&keys, pk_desc))
+                }
+                _ => None,
+            };
+            if whole.is_some() {
+                let took_ms = started.elapsed().as_millis() as u64;
+                tracing::info!(keys = ?keys, pk_desc, took_ms, "kept a user ordering whole");
+            }
+            let mut state = RwLockUpgradableReadGuard::upgrade(state);
+            if let (Some(seq), State::Ready(index)) = (whole, &mut *state) {
+                index.composites.push(Composite { keys: keys.clone(), pk_desc, seq });
+            }
+            self.apply_inbox(&mut state);
+            self.requested.lock().retain(|order| *order != (keys.clone(), pk_desc));
+        }
     }
 
     /// Whether the orders could answer `query` once loaded.
@@ -1025,6 +1166,42 @@ mod tests {
         (store, sql, orgs)
     }
 
+    /// Deletes, renames and creates users among those there are.
+    async fn churn_users(store: &SqliteStore, sql: &SqliteStore, org: i64) {
+        let ctx = WriteCtx::default();
+        let all = sql.list_users(&UserQuery { limit: 1_000, ..Default::default() }).await.unwrap().items;
+        for (i, user) in all.iter().enumerate().step_by(5).take(60) {
+            match i % 3 {
+                0 => store.delete_user(&ctx, user.pk).await.map(drop).unwrap(),
+                1 => {
+                    let changes = UserChanges {
+                        last_name: Some(LAST[i % LAST.len()].into()),
+                        first_name: Some(FIRST[i % FIRST.len()].into()),
+                        email: Some(format!("moved{i}@x.test")),
+                        ..Default::default()
+                    };
+                    store.update_user(&ctx, user.pk, changes).await.map(drop).unwrap();
+                }
+                _ => {
+                    let new = NewUser {
+                        username: format!("New{i}"),
+                        password_hash: None,
+                        email: format!("new{i}@example.test"),
+                        first_name: FIRST[(i + 1) % FIRST.len()].into(),
+                        last_name: LAST[(i + 2) % LAST.len()].into(),
+                        description: String::new(),
+                        is_active: i % 2 == 0,
+                        is_staff: false,
+                        is_superuser: false,
+                        org,
+                        groups: Vec::new(),
+                    };
+                    store.create_user(&ctx, new).await.map(drop).unwrap();
+                }
+            }
+        }
+    }
+
     /// Every ordering (one to three keys, each way), filter (organisation, flags, short searches) and window of the
     /// orders answers what SQL answers, also by cursor both ways.
     #[tokio::test]
@@ -1032,7 +1209,7 @@ mod tests {
         use UserOrder::*;
         let dir = tempfile::tempdir().unwrap();
         let (store, sql, orgs) = stores(dir.path()).await;
-        let revision = store.revision().await.unwrap();
+        let mut revision = store.revision().await.unwrap();
         let orderings: Vec<Vec<(UserOrder, bool)>> = vec![
             vec![],
             vec![(Id, true)],
@@ -1059,8 +1236,21 @@ mod tests {
             UserFilter { search: Some("zq".into()), ..Default::default() },
         ];
         let mut compared = 0;
-        for sort_most in [SORT_MOST, 1] {
+        // Groups of ties sorted, then read through the next key's order; then orderings kept whole, before and
+        // after users are created, renamed and deleted around them.
+        for (sort_most, whole, churn) in
+            [(SORT_MOST, false, false), (1, false, false), (SORT_MOST, true, false), (SORT_MOST, true, true)]
+        {
             store.orders.sort_at_most(sort_most);
+            if whole {
+                store.orders.build_requested();
+                assert_eq!(store.orders.kept_whole(), 7, "the orderings of several keys or a reversed tiebreak");
+            }
+            if churn {
+                churn_users(&store, &sql, orgs[0]).await;
+                revision = store.revision().await.unwrap();
+                assert!(store.orders.ready(), "the orders followed every write");
+            }
             for ordering in &orderings {
                 for filter in &filters {
                     for (offset, limit) in [(0, 10), (7, 25), (150, 40), (365, 10), (1_000, 5)] {
@@ -1087,7 +1277,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(compared, 2 * orderings.len() * filters.len() * 5);
+        assert_eq!(compared, 4 * orderings.len() * filters.len() * 5);
         // The model's set in place of groups and visibility: the same users as SQL's list of their keys.
         let some: Vec<i64> = (1..=400).filter(|pk| pk % 3 != 0).collect();
         let mut set = UserSet::default();

@@ -626,50 +626,57 @@ impl UserStore for SqliteStore {
     async fn list_users(&self, query: &UserQuery) -> Result<Page<User>> {
         let query = query.clone();
         let orders = Orders::could_answer(&query).then(|| self.load_orders());
-        self.read(move |c| {
-            // One snapshot for the count, the orders' revision and the page: a write between them would shift rows.
-            let snapshot = c.unchecked_transaction()?;
-            let in_memory = match &orders {
-                Some(orders) => orders.page(&query, super::current_revision(c)?),
-                None => None,
-            };
-            let (count, mut items) = if let Some((count, pks)) = in_memory {
-                (count, users_in_order(c, pks)?)
-            } else if let Some(page) = search_page(c, &query)? {
-                (page.count, page.items)
-            } else if let Some(term) = short_search(&query.filter) {
-                short_search_page(c, &query, term)?
-            } else if uses_text_index(&query.filter) {
-                // The text search is the expensive part: run it once for the page and the total together.
-                let mut sql = Sql::new(&format!("SELECT {USER_COLUMNS}, count(*) OVER () AS total FROM users"));
-                push_page(&mut sql, &query);
-                let rows: Vec<(User, i64)> = sql.rows(c, |r| Ok((user_from_row(r)?, r.get("total")?)))?;
-                let count = match rows.first() {
-                    Some((_, total)) => *total,
-                    None if query.offset == 0 => 0,
-                    None => count_matching(c, &query.filter)?,
+        let builds = orders.clone();
+        let page = self
+            .read(move |c| {
+                // One snapshot for the count, the orders' revision and the page: a write between them would shift rows.
+                let snapshot = c.unchecked_transaction()?;
+                let in_memory = match &orders {
+                    Some(orders) => orders.page(&query, super::current_revision(c)?),
+                    None => None,
                 };
-                (count, rows.into_iter().map(|(user, _)| user).collect())
-            } else if query.after.is_none() && query.offset >= DEEP_OFFSET {
-                let count = count_matching(c, &query.filter)?;
-                (count, deep_page(c, &query)?)
-            } else {
-                let count = count_matching(c, &query.filter)?;
-                let mut sql = Sql::new(&format!("SELECT {USER_COLUMNS} FROM users"));
-                push_page(&mut sql, &query);
-                (count, sql.rows(c, user_from_row)?)
-            };
-            if query.after.as_ref().is_some_and(|after| after.backwards) {
-                // Read backwards from the cursor; answered in the query's order.
-                items.reverse();
-            }
-            if !query.skip_groups {
-                attach_groups(c, &mut items)?;
-            }
-            snapshot.commit()?;
-            Ok(Page { count, items })
-        })
-        .await
+                let (count, mut items) = if let Some((count, pks)) = in_memory {
+                    (count, users_in_order(c, pks)?)
+                } else if let Some(page) = search_page(c, &query)? {
+                    (page.count, page.items)
+                } else if let Some(term) = short_search(&query.filter) {
+                    short_search_page(c, &query, term)?
+                } else if uses_text_index(&query.filter) {
+                    // The text search is the expensive part: run it once for the page and the total together.
+                    let mut sql = Sql::new(&format!("SELECT {USER_COLUMNS}, count(*) OVER () AS total FROM users"));
+                    push_page(&mut sql, &query);
+                    let rows: Vec<(User, i64)> = sql.rows(c, |r| Ok((user_from_row(r)?, r.get("total")?)))?;
+                    let count = match rows.first() {
+                        Some((_, total)) => *total,
+                        None if query.offset == 0 => 0,
+                        None => count_matching(c, &query.filter)?,
+                    };
+                    (count, rows.into_iter().map(|(user, _)| user).collect())
+                } else if query.after.is_none() && query.offset >= DEEP_OFFSET {
+                    let count = count_matching(c, &query.filter)?;
+                    (count, deep_page(c, &query)?)
+                } else {
+                    let count = count_matching(c, &query.filter)?;
+                    let mut sql = Sql::new(&format!("SELECT {USER_COLUMNS} FROM users"));
+                    push_page(&mut sql, &query);
+                    (count, sql.rows(c, user_from_row)?)
+                };
+                if query.after.as_ref().is_some_and(|after| after.backwards) {
+                    // Read backwards from the cursor; answered in the query's order.
+                    items.reverse();
+                }
+                if !query.skip_groups {
+                    attach_groups(c, &mut items)?;
+                }
+                snapshot.commit()?;
+                Ok(Page { count, items })
+            })
+            .await;
+        if let Some(orders) = builds.filter(|orders| orders.claim_build()) {
+            // An ordering this page walked the slow way is kept whole from now on, sorted while pages go on.
+            tokio::task::spawn_blocking(move || orders.build_requested());
+        }
+        page
     }
 
     async fn count_users(&self) -> Result<i64> {
