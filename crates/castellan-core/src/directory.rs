@@ -42,6 +42,15 @@ impl UserSet {
         }
     }
 
+    /// Every key, ascending.
+    pub fn keys(&self) -> impl Iterator<Item = i64> + '_ {
+        self.words
+            .iter()
+            .enumerate()
+            .filter(|(_, word)| **word != 0)
+            .flat_map(|(i, &word)| (0..64).filter(move |b| word & (1 << b) != 0).map(move |b| (i * 64 + b) as i64))
+    }
+
     /// Number of keys.
     pub fn count(&self) -> usize {
         self.words.iter().map(|w| w.count_ones() as usize).sum()

@@ -34,6 +34,10 @@ const MOST_PK: i64 = 1 << 27;
 /// user shares (a bulk import's join time) costs a pass, not a sort of the whole list.
 const SORT_MOST: usize = 4_096;
 
+/// Filtered lists of at most this many users are sorted whole rather than found by walking an ordering: a walk
+/// passes every user before the page, however few of them the filter keeps.
+const SORT_KEPT_MOST: usize = 4_096;
+
 /// Most orderings kept whole (each of several keys, or of a key its pk tiebreak runs against): each costs four
 /// bytes a user and a little work on every user write.
 const MOST_COMPOSITES: usize = 16;
@@ -215,6 +219,14 @@ impl Sequence {
         self.restart(i.min(self.chunks.len()));
     }
 
+    /// The entries of ranks `from..to`, as the slices of the chunks holding them.
+    fn slices(&self, from: usize, to: usize) -> impl Iterator<Item = &[u32]> + '_ {
+        let (first, _) = self.place(from);
+        self.chunks.iter().zip(&self.starts).skip(first).map_while(move |(chunk, start)| {
+            (*start < to).then(|| &chunk[from.saturating_sub(*start).min(chunk.len())..(to - start).min(chunk.len())])
+        })
+    }
+
     /// The entries from `rank` on.
     fn forward(&self, rank: usize) -> impl Iterator<Item = u32> + '_ {
         let (i, at) = self.place(rank);
@@ -270,6 +282,8 @@ struct Index {
     sequences: [Sequence; 6],
     /// Largest group of ties sorted in place; a larger one is read through the next key's sequence.
     sort_most: usize,
+    /// Largest filtered list sorted whole.
+    sort_kept_most: usize,
     /// Orderings kept whole, built on first use.
     composites: Vec<Composite>,
 }
@@ -292,6 +306,14 @@ fn needs_composite(keys: &[(Base, bool)], pk_desc: bool) -> bool {
     }
 }
 
+/// The keys marked in a bitset, ascending.
+fn marked(bits: &[u64]) -> impl Iterator<Item = u32> + '_ {
+    bits.iter()
+        .enumerate()
+        .filter(|(_, word)| **word != 0)
+        .flat_map(|(i, word)| (0..64).filter(move |b| word & (1 << b) != 0).map(move |b| (i * 64 + b) as u32))
+}
+
 /// What a list asks of the users, as the orders test it.
 struct Wanted<'a> {
     orgs: &'a [i64],
@@ -304,7 +326,7 @@ struct Wanted<'a> {
 impl Wanted<'_> {
     fn keeps(&self, index: &Index, pk: u32) -> bool {
         let i = pk as usize;
-        let flags = index.flags[i];
+        let Some(&flags) = index.flags.get(i) else { return false };
         flags & self.flags_on == self.flags_on
             && flags & self.flags_off == 0
             && (self.orgs.is_empty() || self.orgs.contains(&index.orgs[i]))
@@ -342,7 +364,7 @@ impl Index {
         if !(0..MOST_PK).contains(&top) || rows.iter().any(|r| r.pk < 1) {
             return None;
         }
-        let mut index = Self { revision, sort_most: SORT_MOST, ..Default::default() };
+        let mut index = Self { revision, sort_most: SORT_MOST, sort_kept_most: SORT_KEPT_MOST, ..Default::default() };
         index.grow(top as usize);
         let mut keys: Vec<u32> = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -461,8 +483,10 @@ impl Index {
             let (seq, texts, prefix) = (&self.sequences[base as usize], &self.texts[base as usize], prefix.as_bytes());
             let from = seq.rank_where(|e| texts.of(e) < prefix);
             let to = seq.rank_where(|e| texts.of(e) < prefix || texts.of(e).starts_with(prefix));
-            for pk in seq.forward(from).take(to - from) {
-                bits[pk as usize / 64] |= 1 << (pk % 64);
+            for slice in seq.slices(from, to) {
+                for pk in slice {
+                    bits[*pk as usize / 64] |= 1 << (pk % 64);
+                }
             }
         };
         mark(Base::Username, &username_key(term));
@@ -477,21 +501,17 @@ impl Index {
     /// How many users `wanted` keeps.
     fn count(&self, wanted: &Wanted<'_>) -> usize {
         let by_flags = wanted.orgs.is_empty() && wanted.within.is_none();
+        let by_search = by_flags && wanted.flags_on == PRESENT && wanted.flags_off == 0;
         match &wanted.search {
             _ if !wanted.filters() => self.users,
+            // Only present users are marked.
+            Some(bits) if by_search => bits.iter().map(|word| word.count_ones() as usize).sum(),
             None if by_flags => {
                 let (on, off) = (wanted.flags_on, wanted.flags_on | wanted.flags_off);
                 self.flags.iter().filter(|f| *f & off == on).count()
             }
-            // Only the marked users can be kept: their words are visited, not every key.
-            Some(bits) => bits
-                .iter()
-                .enumerate()
-                .filter(|(_, word)| **word != 0)
-                .flat_map(|(i, word)| (0..64).filter(move |b| word & (1 << b) != 0).map(move |b| (i * 64 + b) as u32))
-                .filter(|pk| wanted.keeps(self, *pk))
-                .count(),
-            None => (0..self.flags.len() as u32).filter(|pk| wanted.keeps(self, *pk)).count(),
+            // Only the marked users, or those of the model's set, can be kept: they are visited, not every key.
+            Some(_) | None => self.candidates(wanted).filter(|pk| wanted.keeps(self, *pk)).count(),
         }
     }
 
@@ -666,12 +686,52 @@ impl Index {
         let count = self.count(&walk.wanted) as i64;
         let limit = usize::try_from(query.limit).ok()?;
         let mut out = Vec::with_capacity(limit.min(1_000));
-        if let Some(whole) = self.composite(&walk.keys, walk.pk_desc) {
+        if walk.wanted.filters() && count as usize <= self.sort_kept_most {
+            self.page_sorted(self.kept(&walk.wanted), query, walk, limit, &mut out)?;
+        } else if let Some(whole) = self.composite(&walk.keys, walk.pk_desc) {
             self.page_of(&whole.seq, query, walk, limit, &mut out)?;
         } else if let Some(start) = self.start(query, walk) {
             self.walk(walk, &walk.keys, &[], start, limit, &mut out);
         }
         Some((count, out.into_iter().map(i64::from).collect()))
+    }
+
+    /// Every user the filter keeps, ascending: found through the search's or the model's set when there is one.
+    fn kept(&self, wanted: &Wanted<'_>) -> Vec<u32> {
+        self.candidates(wanted).filter(|pk| wanted.keeps(self, *pk)).collect()
+    }
+
+    /// The users a filter can keep, ascending: those the search marked, or those of the model's set, or all.
+    fn candidates<'a>(&'a self, wanted: &'a Wanted<'_>) -> Box<dyn Iterator<Item = u32> + 'a> {
+        match (&wanted.search, wanted.within) {
+            (Some(bits), _) => Box::new(marked(bits)),
+            (None, Some(set)) => Box::new(set.keys().filter_map(|pk| u32::try_from(pk).ok())),
+            (None, None) => Box::new(1..self.flags.len() as u32),
+        }
+    }
+
+    /// A page of the users `kept`, sorted here in the walk's order.
+    fn page_sorted(
+        &self,
+        mut kept: Vec<u32>,
+        query: &UserQuery,
+        walk: &Walk<'_>,
+        limit: usize,
+        out: &mut Vec<u32>,
+    ) -> Option<()> {
+        kept.sort_unstable_by(|a, b| self.compare_by(&walk.keys, walk.pk_desc, *a, *b));
+        match walk.cursor {
+            Some(cursor) if cursor.backwards => {
+                let end = kept.partition_point(|e| self.cursor_order(walk, *e, cursor) == Ordering::Less);
+                out.extend(kept[..end].iter().rev().take(limit));
+            }
+            Some(cursor) => {
+                let start = kept.partition_point(|e| self.cursor_order(walk, *e, cursor) != Ordering::Greater);
+                out.extend(kept[start..].iter().take(limit));
+            }
+            None => out.extend(kept.iter().skip(usize::try_from(query.offset).ok()?).take(limit)),
+        }
+        Some(())
     }
 
     /// The ordering kept whole for `keys` and `pk_desc`, when it is.
@@ -841,11 +901,13 @@ impl Orders {
         matches!(*state, State::Ready(_))
     }
 
-    /// Sorts no group of ties larger than `most` (for tests that read large groups through the next key's order).
+    /// Sorts no group of ties larger than `most`, no filtered list larger than `kept_most` (for tests that read
+    /// large groups through the next key's order, and filtered lists by walking).
     #[cfg(test)]
-    pub fn sort_at_most(&self, most: usize) {
+    pub fn sort_at_most(&self, most: usize, kept_most: usize) {
         if let State::Ready(index) = &mut *self.state.write() {
             index.sort_most = most;
+            index.sort_kept_most = kept_most;
         }
     }
 
@@ -1236,12 +1298,18 @@ mod tests {
             UserFilter { search: Some("zq".into()), ..Default::default() },
         ];
         let mut compared = 0;
-        // Groups of ties sorted, then read through the next key's order; then orderings kept whole, before and
-        // after users are created, renamed and deleted around them.
-        for (sort_most, whole, churn) in
-            [(SORT_MOST, false, false), (1, false, false), (SORT_MOST, true, false), (SORT_MOST, true, true)]
-        {
-            store.orders.sort_at_most(sort_most);
+        // Small filtered lists sorted whole, then walked; groups of ties sorted, then read through the next key's
+        // order; then orderings kept whole, before and after users are created, renamed and deleted around them.
+        let modes = [
+            (SORT_MOST, SORT_KEPT_MOST, false, false),
+            (SORT_MOST, 0, false, false),
+            (1, 0, false, false),
+            (SORT_MOST, 0, true, false),
+            (SORT_MOST, SORT_KEPT_MOST, true, true),
+            (SORT_MOST, 0, true, false),
+        ];
+        for (sort_most, kept_most, whole, churn) in modes {
+            store.orders.sort_at_most(sort_most, kept_most);
             if whole {
                 store.orders.build_requested();
                 assert_eq!(store.orders.kept_whole(), 7, "the orderings of several keys or a reversed tiebreak");
@@ -1277,7 +1345,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(compared, 4 * orderings.len() * filters.len() * 5);
+        assert_eq!(compared, modes.len() * orderings.len() * filters.len() * 5);
         // The model's set in place of groups and visibility: the same users as SQL's list of their keys.
         let some: Vec<i64> = (1..=400).filter(|pk| pk % 3 != 0).collect();
         let mut set = UserSet::default();
@@ -1318,6 +1386,9 @@ mod tests {
         assert_eq!(s.forward(0).collect::<Vec<_>>(), left);
         assert_eq!(s.backward(s.len()).collect::<Vec<_>>(), left.iter().rev().copied().collect::<Vec<_>>());
         assert_eq!(s.forward(100).next(), Some(left[100]));
+        for (from, to) in [(0, 0), (100, 2_500), (1_023, 1_025), (3_000, left.len()), (0, left.len())] {
+            assert_eq!(s.slices(from, to).flatten().copied().collect::<Vec<_>>(), left[from..to], "{from}..{to}");
+        }
         assert_eq!(s.backward(100).next(), Some(left[99]));
         assert_eq!(s.rank_where(|e| e < 3_001), left.partition_point(|e| *e < 3_001));
     }
