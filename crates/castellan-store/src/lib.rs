@@ -155,6 +155,51 @@ pub struct UserFilter {
     pub search: Option<String>,
 }
 
+/// What a user filter narrows a list by, beside organisations: each kind of filter a store answers its own way.
+#[derive(Debug, Clone, Copy)]
+pub struct Narrowing<'a> {
+    /// By keys, usernames, emails or names.
+    pub by_fields: bool,
+    /// By groups or by what a viewer sees (both also given as the model's set, `within`, when the caller has it).
+    pub by_groups: bool,
+    /// By the active, staff or superuser flags.
+    pub by_flags: bool,
+    /// By a search term (trimmed, not empty).
+    pub search: Option<&'a str>,
+}
+
+impl UserFilter {
+    /// What the filter narrows the list by (every field is named here, so a new one is placed on purpose).
+    pub fn narrowing(&self) -> Narrowing<'_> {
+        let UserFilter {
+            ids,
+            usernames,
+            emails,
+            first_names,
+            last_names,
+            groups,
+            groups_recursive: _,
+            seen_by,
+            within: _,
+            is_active,
+            is_staff,
+            is_superuser,
+            orgs: _,
+            search,
+        } = self;
+        Narrowing {
+            by_fields: !ids.is_empty()
+                || !usernames.is_empty()
+                || !emails.is_empty()
+                || !first_names.is_empty()
+                || !last_names.is_empty(),
+            by_groups: !groups.is_empty() || seen_by.is_some(),
+            by_flags: is_active.is_some() || is_staff.is_some() || is_superuser.is_some(),
+            search: search.as_deref().map(str::trim).filter(|t| !t.is_empty()),
+        }
+    }
+}
+
 /// What a viewer sees of the users, decided by the model (seed 004: the viewer's groups and every group below them)
 /// and applied by the store as a filter: the viewer and the unexpired members of `groups`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

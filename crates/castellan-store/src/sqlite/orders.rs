@@ -21,7 +21,7 @@ use parking_lot::{Mutex, RwLock, RwLockUpgradableReadGuard};
 use rusqlite::Connection;
 
 use crate::time_util::to_micros;
-use crate::{Result, Revision, SortValue, UserCursor, UserFilter, UserOrder, UserQuery};
+use crate::{Result, Revision, SortValue, UserCursor, UserOrder, UserQuery};
 
 /// Users per chunk of a sequence when built; a chunk splits at twice this.
 const CHUNK: usize = 1_024;
@@ -321,10 +321,22 @@ struct Wanted<'a> {
     flags_on: u8,
     flags_off: u8,
     search: Option<Vec<u64>>,
+    /// Every user the filter keeps, as a bitset over keys ([`Index::settle`]); `None` when nothing is filtered.
+    kept: Option<Vec<u64>>,
 }
 
 impl Wanted<'_> {
+    /// Whether the filter keeps user `pk` (one bit read, once settled).
     fn keeps(&self, index: &Index, pk: u32) -> bool {
+        let i = pk as usize;
+        match &self.kept {
+            Some(bits) => bits.get(i / 64).is_some_and(|word| word & (1 << (i % 64)) != 0),
+            None => index.flags.get(i).is_some_and(|flags| flags & PRESENT != 0),
+        }
+    }
+
+    /// Whether the filter keeps user `pk`, from each of its parts.
+    fn tests(&self, index: &Index, pk: u32) -> bool {
         let i = pk as usize;
         let Some(&flags) = index.flags.get(i) else { return false };
         flags & self.flags_on == self.flags_on
@@ -430,6 +442,26 @@ impl Index {
         }
     }
 
+    /// Puts user `pk` into every sequence, or takes it out, by the keys stored for it.
+    fn reseat(&mut self, pk: u32, insert: bool) {
+        for base in BASES {
+            let mut seq = std::mem::take(&mut self.sequences[base as usize]);
+            let before = |e: u32| self.compare(base, e, pk) == Ordering::Less;
+            if insert {
+                seq.insert(pk, before)
+            } else {
+                seq.remove(pk, before)
+            }
+            self.sequences[base as usize] = seq;
+        }
+        let mut composites = std::mem::take(&mut self.composites);
+        for c in &mut composites {
+            let before = |e: u32| self.compare_by(&c.keys, c.pk_desc, e, pk) == Ordering::Less;
+            if insert { c.seq.insert(pk, before) } else { c.seq.remove(pk, before) }
+        }
+        self.composites = composites;
+    }
+
     /// Applies one changed row: out of every sequence with its old keys, back in with its new ones.
     fn apply(&mut self, before: Option<&Row>, after: Option<&Row>) -> bool {
         if let Some(row) = before {
@@ -437,16 +469,7 @@ impl Index {
             if self.flags.get(pk as usize).is_none_or(|f| f & PRESENT == 0) {
                 return false;
             }
-            for base in BASES {
-                let mut seq = std::mem::take(&mut self.sequences[base as usize]);
-                seq.remove(pk, |e| self.compare(base, e, pk) == Ordering::Less);
-                self.sequences[base as usize] = seq;
-            }
-            let mut composites = std::mem::take(&mut self.composites);
-            for c in &mut composites {
-                c.seq.remove(pk, |e| self.compare_by(&c.keys, c.pk_desc, e, pk) == Ordering::Less);
-            }
-            self.composites = composites;
+            self.reseat(pk, false);
             self.flags[pk as usize] = 0;
             self.users -= 1;
         }
@@ -460,16 +483,7 @@ impl Index {
                 return false;
             }
             self.store(row);
-            for base in BASES {
-                let mut seq = std::mem::take(&mut self.sequences[base as usize]);
-                seq.insert(pk, |e| self.compare(base, e, pk) == Ordering::Less);
-                self.sequences[base as usize] = seq;
-            }
-            let mut composites = std::mem::take(&mut self.composites);
-            for c in &mut composites {
-                c.seq.insert(pk, |e| self.compare_by(&c.keys, c.pk_desc, e, pk) == Ordering::Less);
-            }
-            self.composites = composites;
+            self.reseat(pk, true);
             self.users += 1;
         }
         true
@@ -498,20 +512,39 @@ impl Index {
         bits
     }
 
-    /// How many users `wanted` keeps.
-    fn count(&self, wanted: &Wanted<'_>) -> usize {
+    /// Settles which users `wanted` keeps, once for the page: a walk then reads one bit a user, and the count is a
+    /// popcount. Only the users the search marked, or those of the model's set, are visited when there are some.
+    fn settle(&self, wanted: &mut Wanted<'_>) {
+        if !wanted.filters() {
+            return;
+        }
         let by_flags = wanted.orgs.is_empty() && wanted.within.is_none();
-        let by_search = by_flags && wanted.flags_on == PRESENT && wanted.flags_off == 0;
+        let mut bits = vec![0u64; self.flags.len().div_ceil(64)];
         match &wanted.search {
-            _ if !wanted.filters() => self.users,
             // Only present users are marked.
-            Some(bits) if by_search => bits.iter().map(|word| word.count_ones() as usize).sum(),
+            Some(marks) if by_flags && wanted.flags_on == PRESENT && wanted.flags_off == 0 => bits.clone_from(marks),
             None if by_flags => {
                 let (on, off) = (wanted.flags_on, wanted.flags_on | wanted.flags_off);
-                self.flags.iter().filter(|f| *f & off == on).count()
+                for (i, flags) in self.flags.iter().enumerate() {
+                    if flags & off == on {
+                        bits[i / 64] |= 1 << (i % 64);
+                    }
+                }
             }
-            // Only the marked users, or those of the model's set, can be kept: they are visited, not every key.
-            Some(_) | None => self.candidates(wanted).filter(|pk| wanted.keeps(self, *pk)).count(),
+            Some(_) | None => {
+                for pk in self.candidates(wanted).filter(|pk| wanted.tests(self, *pk)) {
+                    bits[pk as usize / 64] |= 1 << (pk % 64);
+                }
+            }
+        }
+        wanted.kept = Some(bits);
+    }
+
+    /// How many users a settled filter keeps.
+    fn count(&self, wanted: &Wanted<'_>) -> usize {
+        match &wanted.kept {
+            Some(bits) => bits.iter().map(|word| word.count_ones() as usize).sum(),
+            None => self.users,
         }
     }
 
@@ -561,14 +594,7 @@ impl Index {
                 continue;
             }
             if plain {
-                if !self.keeps(walk, pk) {
-                    continue;
-                }
-                if skip > 0 {
-                    skip -= 1;
-                } else {
-                    out.push(pk);
-                }
+                self.offer(walk, pk, &mut skip, out);
                 continue;
             }
             if run.last().is_some_and(|last| self.compare_values(base, *last, pk) != Ordering::Equal) {
@@ -625,16 +651,21 @@ impl Index {
             if out.len() >= limit {
                 break;
             }
-            if !self.keeps(walk, pk) {
-                continue;
-            }
-            if skip > 0 {
-                skip -= 1;
-            } else {
-                out.push(pk);
-            }
+            self.offer(walk, pk, &mut skip, out);
         }
         skip
+    }
+
+    /// Offers user `pk` to the page: passed over unless kept, skipped while `skip` lasts, else taken.
+    fn offer(&self, walk: &Walk<'_>, pk: u32, skip: &mut usize, out: &mut Vec<u32>) {
+        if !self.keeps(walk, pk) {
+            return;
+        }
+        if *skip > 0 {
+            *skip -= 1;
+        } else {
+            out.push(pk);
+        }
     }
 
     /// The rank in `base`'s sequence where the group of ties of the entry at `rank` starts.
@@ -696,9 +727,12 @@ impl Index {
         Some((count, out.into_iter().map(i64::from).collect()))
     }
 
-    /// Every user the filter keeps, ascending: found through the search's or the model's set when there is one.
+    /// Every user the filter keeps, ascending.
     fn kept(&self, wanted: &Wanted<'_>) -> Vec<u32> {
-        self.candidates(wanted).filter(|pk| wanted.keeps(self, *pk)).collect()
+        match &wanted.kept {
+            Some(bits) => marked(bits).collect(),
+            None => self.sequences[Base::Id as usize].forward(0).collect(),
+        }
     }
 
     /// The users a filter can keep, ascending: those the search marked, or those of the model's set, or all.
@@ -951,13 +985,15 @@ impl Orders {
             }
         }
         let search = shape.search.map(|term| index.search(term));
-        let wanted = Wanted {
+        let mut wanted = Wanted {
             orgs: &query.filter.orgs,
             within: query.filter.within.as_deref(),
             flags_on: shape.flags_on,
             flags_off: shape.flags_off,
             search,
+            kept: None,
         };
+        index.settle(&mut wanted);
         let walk = Walk { keys: shape.keys, pk_desc: shape.pk_desc, wanted, cursor: query.after.as_ref() };
         index.page(query, &walk)
     }
@@ -1033,31 +1069,11 @@ struct Shape<'a> {
 
 impl<'a> Shape<'a> {
     fn of(query: &'a UserQuery) -> Option<Self> {
-        let UserFilter {
-            ids,
-            usernames,
-            emails,
-            first_names,
-            last_names,
-            groups,
-            seen_by,
-            is_active,
-            is_staff,
-            is_superuser,
-            groups_recursive: _,
-            orgs: _,
-            search,
-            within,
-        } = &query.filter;
+        let filter = &query.filter;
+        let narrowing = filter.narrowing();
         // Groups and what a viewer sees are tested on the model's set of the users they select.
-        let by_set = (!groups.is_empty() || seen_by.is_some()) && within.is_none();
-        let narrowed = !ids.is_empty()
-            || !usernames.is_empty()
-            || !emails.is_empty()
-            || !first_names.is_empty()
-            || !last_names.is_empty()
-            || by_set;
-        let search = search.as_deref().map(str::trim).filter(|t| !t.is_empty());
+        let narrowed = narrowing.by_fields || (narrowing.by_groups && filter.within.is_none());
+        let search = narrowing.search;
         if narrowed || search.is_some_and(|t| t.chars().count() >= SEARCH_BELOW) {
             return None;
         }
@@ -1070,7 +1086,7 @@ impl<'a> Shape<'a> {
             keys.push((Base::Id, pk_desc));
         }
         let (mut flags_on, mut flags_off) = (PRESENT, 0);
-        for (wanted, bit) in [(is_active, ACTIVE), (is_staff, STAFF), (is_superuser, SUPERUSER)] {
+        for (wanted, bit) in [(filter.is_active, ACTIVE), (filter.is_staff, STAFF), (filter.is_superuser, SUPERUSER)] {
             match wanted {
                 Some(true) => flags_on |= bit,
                 Some(false) => flags_off |= bit,
@@ -1085,7 +1101,7 @@ impl<'a> Shape<'a> {
 mod tests {
     use super::*;
     use crate::sqlite::SqliteStore;
-    use crate::{ChangeLog, OrgStore, Store, UserStore, WriteCtx};
+    use crate::{ChangeLog, OrgStore, Store, UserFilter, UserStore, WriteCtx};
     use castellan_core::model::{NewUser, UserChanges};
 
     fn user(pk: i64, name: &str) -> User {

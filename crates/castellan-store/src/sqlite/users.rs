@@ -503,34 +503,8 @@ fn count_matching(c: &Connection, filter: &UserFilter) -> Result<i64> {
 
 /// Whether the filter restricts nothing but the organisation.
 fn only_orgs(f: &UserFilter) -> bool {
-    let UserFilter {
-        ids,
-        usernames,
-        emails,
-        first_names,
-        last_names,
-        groups,
-        groups_recursive: _,
-        seen_by,
-        is_active,
-        is_staff,
-        is_superuser,
-        orgs: _,
-        search,
-        // The model's set of what `groups` and `seen_by` select: they say whether it restricts.
-        within: _,
-    } = f;
-    ids.is_empty()
-        && usernames.is_empty()
-        && emails.is_empty()
-        && first_names.is_empty()
-        && last_names.is_empty()
-        && groups.is_empty()
-        && seen_by.is_none()
-        && is_active.is_none()
-        && is_staff.is_none()
-        && is_superuser.is_none()
-        && search.as_deref().is_none_or(|s| s.trim().is_empty())
+    let n = f.narrowing();
+    !n.by_fields && !n.by_groups && !n.by_flags && n.search.is_none()
 }
 
 pub(super) fn order_column(o: UserOrder) -> &'static str {
