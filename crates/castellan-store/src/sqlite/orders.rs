@@ -314,6 +314,66 @@ fn marked(bits: &[u64]) -> impl Iterator<Item = u32> + '_ {
         .flat_map(|(i, word)| (0..64).filter(move |b| word & (1 << b) != 0).map(move |b| (i * 64 + b) as u32))
 }
 
+/// A page in pk order read straight from the bitset of the users kept: whole words are skipped by their popcount,
+/// so a deep page of a filtered list costs a pass over the words, not over the users.
+fn page_by_bits(bits: &[u64], query: &UserQuery, walk: &Walk<'_>, limit: usize, out: &mut Vec<u32>) -> Option<()> {
+    let Some(top) = (bits.len() * 64).checked_sub(1) else { return Some(()) };
+    let (descending, from, mut skip) = match walk.cursor {
+        Some(cursor) => {
+            let descending = walk.pk_desc != cursor.backwards;
+            let from = if descending { cursor.pk - 1 } else { cursor.pk + 1 };
+            let Ok(from) = usize::try_from(from) else { return Some(()) };
+            (descending, from, 0)
+        }
+        None => (walk.pk_desc, if walk.pk_desc { top } else { 0 }, usize::try_from(query.offset).ok()?),
+    };
+    if from > top {
+        if !descending {
+            return Some(());
+        }
+        return page_by_bits_from(bits, top, true, &mut skip, limit, out);
+    }
+    page_by_bits_from(bits, from, descending, &mut skip, limit, out)
+}
+
+/// Reads kept users from key `from` (included) up or down, skipping `skip` of them, until `out` holds `limit`.
+fn page_by_bits_from(
+    bits: &[u64],
+    from: usize,
+    descending: bool,
+    skip: &mut usize,
+    limit: usize,
+    out: &mut Vec<u32>,
+) -> Option<()> {
+    let mut i = from / 64;
+    let at = from % 64;
+    let mut word = if descending { bits[i] & (u64::MAX >> (63 - at)) } else { bits[i] & (u64::MAX << at) };
+    loop {
+        let ones = word.count_ones() as usize;
+        if ones <= *skip {
+            *skip -= ones;
+        } else {
+            while word != 0 {
+                let b = if descending { 63 - word.leading_zeros() } else { word.trailing_zeros() };
+                word &= !(1 << b);
+                if *skip > 0 {
+                    *skip -= 1;
+                } else {
+                    out.push((i * 64) as u32 + b);
+                    if out.len() >= limit {
+                        return Some(());
+                    }
+                }
+            }
+        }
+        let next = if descending { i.checked_sub(1) } else { Some(i + 1) };
+        match next.and_then(|n| bits.get(n).map(|w| (n, *w))) {
+            Some((n, w)) => (i, word) = (n, w),
+            None => return Some(()),
+        }
+    }
+}
+
 /// What a list asks of the users, as the orders test it.
 struct Wanted<'a> {
     orgs: &'a [i64],
@@ -717,7 +777,9 @@ impl Index {
         let count = self.count(&walk.wanted) as i64;
         let limit = usize::try_from(query.limit).ok()?;
         let mut out = Vec::with_capacity(limit.min(1_000));
-        if walk.wanted.filters() && count as usize <= self.sort_kept_most {
+        if let (Some(bits), [(Base::Id, _)]) = (&walk.wanted.kept, walk.keys.as_slice()) {
+            page_by_bits(bits, query, walk, limit, &mut out)?;
+        } else if walk.wanted.filters() && count as usize <= self.sort_kept_most {
             self.page_sorted(self.kept(&walk.wanted), query, walk, limit, &mut out)?;
         } else if let Some(whole) = self.composite(&walk.keys, walk.pk_desc) {
             self.page_of(&whole.seq, query, walk, limit, &mut out)?;
