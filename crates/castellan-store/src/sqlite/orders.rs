@@ -579,10 +579,13 @@ impl Index {
             return;
         }
         let by_flags = wanted.orgs.is_empty() && wanted.within.is_none();
+        if by_flags && wanted.flags_on == PRESENT && wanted.flags_off == 0 && wanted.search.is_some() {
+            // Only present users are marked: the search's marks are the users kept.
+            wanted.kept = wanted.search.take();
+            return;
+        }
         let mut bits = vec![0u64; self.flags.len().div_ceil(64)];
         match &wanted.search {
-            // Only present users are marked.
-            Some(marks) if by_flags && wanted.flags_on == PRESENT && wanted.flags_off == 0 => bits.clone_from(marks),
             None if by_flags => {
                 let (on, off) = (wanted.flags_on, wanted.flags_on | wanted.flags_off);
                 for (i, flags) in self.flags.iter().enumerate() {
@@ -759,7 +762,7 @@ impl Index {
             return Some(Start { from, against, backwards, skip: 0 });
         }
         let offset = usize::try_from(query.offset).ok()?;
-        Some(if walk.wanted.filters() {
+        Some(if walk.wanted.kept.is_some() {
             Start { from: if desc { seq.len() } else { 0 }, against: desc, backwards: false, skip: offset }
         } else if offset >= seq.len() {
             return None;
@@ -779,7 +782,7 @@ impl Index {
         let mut out = Vec::with_capacity(limit.min(1_000));
         if let (Some(bits), [(Base::Id, _)]) = (&walk.wanted.kept, walk.keys.as_slice()) {
             page_by_bits(bits, query, walk, limit, &mut out)?;
-        } else if walk.wanted.filters() && count as usize <= self.sort_kept_most {
+        } else if walk.wanted.kept.is_some() && count as usize <= self.sort_kept_most {
             self.page_sorted(self.kept(&walk.wanted), query, walk, limit, &mut out)?;
         } else if let Some(whole) = self.composite(&walk.keys, walk.pk_desc) {
             self.page_of(&whole.seq, query, walk, limit, &mut out)?;
@@ -845,7 +848,7 @@ impl Index {
             Some(cursor) => {
                 (Box::new(seq.forward(seq.rank_where(|e| self.cursor_order(walk, e, cursor) != Ordering::Greater))), 0)
             }
-            None if !walk.wanted.filters() => (Box::new(seq.forward(usize::try_from(query.offset).ok()?)), 0),
+            None if walk.wanted.kept.is_none() => (Box::new(seq.forward(usize::try_from(query.offset).ok()?)), 0),
             None => (Box::new(seq.forward(0)), usize::try_from(query.offset).ok()?),
         };
         out.extend(entries.filter(|pk| walk.wanted.keeps(self, *pk)).skip(skip).take(limit));
