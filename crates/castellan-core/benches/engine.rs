@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use castellan_core::change::{Change, GroupRecord};
 use castellan_core::engine::synthetic::{Rng, Spec, generate};
 use castellan_core::engine::{Facts, Index, MembershipFact, Scope};
 
@@ -42,6 +43,7 @@ fn main() {
     let mut index = Index::build(&facts);
     let built = started.elapsed();
     let patches = Patches::sample(&facts, &mut Rng(7));
+    let moves = subtree_moves(&facts);
     drop(facts);
     println!(
         "dataset: {} users, {} groups x5 levels, {} memberships, {} modules, {} objects, {} object grants; generated in {:.1} s, index built in {:.1} s, RSS {:.0} MiB (before build {:.0} MiB)",
@@ -72,6 +74,7 @@ fn main() {
         percentile(&samples, 0.5) as f64 / 1e6,
         percentile(&samples, 0.99) as f64 / 1e6
     );
+    measure_dry_runs(&index, &moves);
     patches.measure(&mut index);
     drop(index);
 
@@ -107,6 +110,52 @@ fn measure_checks(index: &Index, spec: Spec, groups: &str, rng: &mut Rng) {
             percentile(&samples, 0.5) as f64 / 1000.0,
             percentile(&samples, 0.99) as f64 / 1000.0,
             allowed as f64 / 2000.0
+        );
+    }
+}
+
+/// Moves of second-level groups (subtrees of 1,111 groups) under another root, as typed changes.
+fn subtree_moves(facts: &Facts) -> Vec<Change> {
+    let roots: Vec<i64> = facts.groups.iter().filter(|g| g.2.is_none()).map(|g| g.0).collect();
+    let record = |org: i64, parent: Option<i64>| GroupRecord {
+        name: "g".into(),
+        description: String::new(),
+        org,
+        parent,
+        permissions: Default::default(),
+    };
+    facts
+        .groups
+        .iter()
+        .filter(|g| g.2.is_some_and(|p| roots.contains(&p)))
+        .take(5)
+        .map(|&(pk, org, parent)| {
+            let to = roots.iter().copied().find(|r| Some(*r) != parent);
+            Change::GroupUpdated { pk, before: record(org, parent), after: record(org, to) }
+        })
+        .collect()
+}
+
+/// The dry run of each move, phase by phase: the affected users, the deciding facts read out of the index, the two
+/// small indexes, and their diff.
+fn measure_dry_runs(index: &Index, moves: &[Change]) {
+    for change in moves {
+        let t = Instant::now();
+        let users: Vec<i64> = index.affected_users(change).into_iter().collect();
+        let affected = t.elapsed();
+        let t = Instant::now();
+        let overlay = index.overlay(change, usize::MAX).expect("no cap");
+        let read = t.elapsed();
+        let t = Instant::now();
+        let impact = overlay.impact(0);
+        let diffed = t.elapsed();
+        println!(
+            "dry run of a subtree move ({} users, {} affected): affected users {:.0} ms, overlay {:.0} ms, impact {:.0} ms",
+            users.len(),
+            impact.users_affected,
+            affected.as_secs_f64() * 1e3,
+            read.as_secs_f64() * 1e3,
+            diffed.as_secs_f64() * 1e3
         );
     }
 }

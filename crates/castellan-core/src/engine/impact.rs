@@ -1,7 +1,6 @@
 //! Impact of a write before it is made: what each affected user holds on the index before the write and on the index
 //! after it, diffed and aggregated per permission (API.md §8 and §11, `?dry_run=true`).
 
-use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use super::check::alive;
@@ -33,26 +32,71 @@ pub struct Impact {
     pub users_affected: usize,
 }
 
-/// What one user holds per (module, object), normalised so `full` holds every action of its module and any action
-/// holds `access` (which every action implies). Names are borrowed from the index.
-type Holdings<'a> = HashMap<(&'a str, Option<&'a ObjectKey>), Held<'a>>;
+/// One user's holdings: action masks by (module, object) in the [`Common`] numbering, ascending, normalised so
+/// `full` holds every action of its module and any action holds `access` (which every action implies).
+type Holdings = Vec<((u16, Option<u32>), u64)>;
 
-/// Actions held in one module, as a mask over that module's actions in one index.
-#[derive(Clone, Copy)]
-struct Held<'a> {
-    mask: u64,
-    actions: &'a [String],
+/// Both indexes' modules, actions and objects in one numbering: the before index's ids, then what only the after
+/// index knows. Users' holdings on the two sides then compare as integers; names are read only for what changed.
+struct Common<'a> {
+    /// Per module: its id and actions (the before index's list, then actions only the after index has).
+    modules: Vec<(&'a str, Vec<&'a str>)>,
+    /// Per module of the after index: its common id and, per action bit, the common bit.
+    after_modules: Vec<(u16, Vec<u32>)>,
+    /// Per object of the after index: its common id.
+    after_objects: Vec<u32>,
+    /// Every object's key, by common id.
+    objects: Vec<&'a ObjectKey>,
 }
 
-impl Held<'_> {
-    /// The same actions as a mask over `actions` (the module's actions in the other index: almost always the same
-    /// list, unless the change alters the module).
-    fn over(&self, actions: &[String]) -> u64 {
-        if std::ptr::eq(self.actions, actions) || self.actions == actions {
-            return self.mask;
-        }
-        let held = |name: &String| self.actions.iter().position(|a| a == name).is_some_and(|b| self.mask & (1 << b) != 0);
-        actions.iter().enumerate().filter(|(_, name)| held(name)).fold(0, |mask, (b, _)| mask | 1 << b)
+impl<'a> Common<'a> {
+    fn new(before: &'a Index, after: &'a Index) -> Self {
+        let mut modules: Vec<(&str, Vec<&str>)> =
+            before.module_entries.iter().map(|me| (me.id.as_str(), me.actions.iter().map(String::as_str).collect())).collect();
+        let after_modules = after
+            .module_entries
+            .iter()
+            .map(|me| {
+                let m = match before.modules.get(&me.id) {
+                    Some(&m) => m,
+                    None => {
+                        modules.push((me.id.as_str(), Vec::new()));
+                        (modules.len() - 1) as u16
+                    }
+                };
+                let actions = &mut modules[m as usize].1;
+                let bits = me
+                    .actions
+                    .iter()
+                    .map(|a| match actions.iter().position(|known| *known == a.as_str()) {
+                        Some(bit) => bit as u32,
+                        None => {
+                            actions.push(a.as_str());
+                            (actions.len() - 1) as u32
+                        }
+                    })
+                    .collect();
+                (m, bits)
+            })
+            .collect();
+        let mut objects: Vec<&ObjectKey> = before.object_keys.iter().collect();
+        let after_objects = after
+            .object_keys
+            .iter()
+            .map(|key| {
+                before.object(&key.0, &key.1).unwrap_or_else(|| {
+                    objects.push(key);
+                    (objects.len() - 1) as u32
+                })
+            })
+            .collect();
+        Self { modules, after_modules, after_objects, objects }
+    }
+
+    /// `mask` of the after index's module `m` in common bits (an action past the mask's width cannot be held).
+    fn after_mask(&self, m: u16, mask: u64) -> u64 {
+        let bits = &self.after_modules[m as usize].1;
+        bits.iter().enumerate().filter(|&(b, &to)| mask & (1 << b) != 0 && to < u64::BITS).fold(0, |out, (_, &to)| out | 1 << to)
     }
 }
 
@@ -61,7 +105,9 @@ impl Held<'_> {
 /// (where registered) so that what their new ancestors pass down shows too.
 pub fn impact(before: &Index, after: &Index, users: &[i64], probes: &[ObjectKey], now: i64) -> Impact {
     let (modules_before, modules_after) = (before.modules_by_subject(), after.modules_by_subject());
-    let sides = Sides { before, after, modules_before: &modules_before, modules_after: &modules_after, probes, now };
+    let common = Common::new(before, after);
+    let sides =
+        Sides { before, after, modules_before: &modules_before, modules_after: &modules_after, common: &common, probes, now };
     // Users are independent: halves of the list are diffed on their own threads, and the halves' user lists, each
     // ascending, are concatenated in order.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
@@ -74,7 +120,7 @@ pub fn impact(before: &Index, after: &Index, users: &[i64], probes: &[ObjectKey]
     for part in parts {
         total.merge(part);
     }
-    Impact { gained: entries(total.gained), lost: entries(total.lost), users_affected: total.affected }
+    Impact { gained: common.entries(total.gained), lost: common.entries(total.lost), users_affected: total.affected }
 }
 
 /// Fewest users worth a thread of their own.
@@ -86,15 +132,19 @@ struct Sides<'a> {
     after: &'a Index,
     modules_before: &'a HashMap<Subj, Vec<u16>>,
     modules_after: &'a HashMap<Subj, Vec<u16>>,
+    common: &'a Common<'a>,
     probes: &'a [ObjectKey],
     now: i64,
 }
 
-/// Gains and losses of some users, by (permission, object), with how many users changed at all.
+/// Users, in ascending order, by (module, object, action bit) in the [`Common`] numbering.
+type Changed = HashMap<(u16, Option<u32>, u32), Vec<i64>>;
+
+/// Gains and losses of some users, with how many users changed at all.
 #[derive(Default)]
 struct Diff {
-    gained: BTreeMap<(String, Option<ObjectKey>), Vec<i64>>,
-    lost: BTreeMap<(String, Option<ObjectKey>), Vec<i64>>,
+    gained: Changed,
+    lost: Changed,
     affected: usize,
 }
 
@@ -114,9 +164,12 @@ impl Sides<'_> {
     fn diff(&self, users: &[i64]) -> Diff {
         let mut out = Diff::default();
         let (mut passed_before, mut passed_after) = (Passed::default(), Passed::default());
+        let (mut masks, mut was, mut is) = (Masks::default(), Holdings::new(), Holdings::new());
         for &user in users {
-            let was = self.before.holdings(user, self.probes, self.modules_before, self.now, &mut passed_before);
-            let is = self.after.holdings(user, self.probes, self.modules_after, self.now, &mut passed_after);
+            self.before.masks(user, self.probes, self.modules_before, self.now, &mut passed_before, &mut masks);
+            self.common.holdings(self.before, &masks, false, &mut was);
+            self.after.masks(user, self.probes, self.modules_after, self.now, &mut passed_after, &mut masks);
+            self.common.holdings(self.after, &masks, true, &mut is);
             let mut changed = collect(&is, &was, user, true, &mut out.gained);
             changed |= collect(&was, &is, user, false, &mut out.lost);
             out.affected += usize::from(changed);
@@ -125,25 +178,23 @@ impl Sides<'_> {
     }
 }
 
+/// The mask held on `key` in `side` (0 when none).
+fn mask_in(side: &Holdings, key: (u16, Option<u32>)) -> u64 {
+    side.binary_search_by_key(&key, |&(k, _)| k).map_or(0, |i| side[i].1)
+}
+
 /// Records what `from` holds and `minus` does not under `user`; whether anything was recorded. An entry implied by
 /// another recorded one of the same module and object is left out: `access` beside any other action and, when
 /// `full_implies` (gains: a gained `full` brings everything else), anything beside `full`.
-fn collect(
-    from: &Holdings<'_>,
-    minus: &Holdings<'_>,
-    user: i64,
-    full_implies: bool,
-    out: &mut BTreeMap<(String, Option<ObjectKey>), Vec<i64>>,
-) -> bool {
+fn collect(from: &Holdings, minus: &Holdings, user: i64, full_implies: bool, out: &mut Changed) -> bool {
     let (full, access) = (1u64 << standard_bit(Action::Full), 1u64 << standard_bit(Action::Access));
     let mut changed = false;
-    for (&(module, object), held) in from {
-        let mask_in = |side: &Holdings<'_>, object| side.get(&(module, object)).map_or(0, |h: &Held<'_>| h.over(held.actions));
-        let mut new = held.mask & !mask_in(minus, object);
+    for &((module, object), mask) in from {
+        let mut new = mask & !mask_in(minus, (module, object));
         if object.is_some() {
             // On an object, an action held globally on either side is no change of the object's (or one implied by
             // the global change listed beside it).
-            new &= !(mask_in(from, None) | mask_in(minus, None));
+            new &= !(mask_in(from, (module, None)) | mask_in(minus, (module, None)));
         }
         if new == 0 {
             continue;
@@ -156,15 +207,54 @@ fn collect(
         } else {
             new & !access
         };
-        for (_, action) in held.actions.iter().enumerate().filter(|(b, _)| keep & (1 << b) != 0) {
-            out.entry((format!("{module}.{action}"), object.cloned())).or_default().push(user);
+        for bit in (0..u64::BITS).filter(|b| keep & (1 << b) != 0) {
+            out.entry((module, object, bit)).or_default().push(user);
         }
     }
     changed
 }
 
-fn entries(map: BTreeMap<(String, Option<ObjectKey>), Vec<i64>>) -> Vec<ImpactEntry> {
-    map.into_iter().map(|((permission, object), users)| ImpactEntry { permission, object, users }).collect()
+impl Common<'_> {
+    /// `masks` of `side` (the after index when `after`) as [`Holdings`] in `out`, over active modules only: `full`
+    /// stands for every action of its module, and any action implies `access`.
+    fn holdings(&self, side: &Index, masks: &Masks, after: bool, out: &mut Holdings) {
+        out.clear();
+        for (&(m, object), &mask) in masks {
+            let me = &side.module_entries[m as usize];
+            if !me.is_active || mask == 0 {
+                continue;
+            }
+            let all = u64::MAX >> (u64::BITS as usize - me.actions.len().clamp(1, u64::BITS as usize));
+            let full = 1u64 << standard_bit(Action::Full);
+            let mask = if mask & full != 0 { u64::MAX } else { mask | 1 << standard_bit(Action::Access) } & all;
+            let key = match after {
+                false => ((m, object), mask),
+                true => {
+                    let object = object.map(|o| self.after_objects[o as usize]);
+                    ((self.after_modules[m as usize].0, object), self.after_mask(m, mask))
+                }
+            };
+            out.push(key);
+        }
+        out.sort_unstable_by_key(|&(key, _)| key);
+    }
+
+    /// Changed users as impact entries, by permission then object.
+    fn entries(&self, changed: Changed) -> Vec<ImpactEntry> {
+        let mut out: Vec<ImpactEntry> = changed
+            .into_iter()
+            .map(|((m, object, bit), users)| {
+                let (module, actions) = &self.modules[m as usize];
+                ImpactEntry {
+                    permission: format!("{module}.{}", actions[bit as usize]),
+                    object: object.map(|o| self.objects[o as usize].clone()),
+                    users,
+                }
+            })
+            .collect();
+        out.sort_unstable_by(|a, b| (&a.permission, &a.object).cmp(&(&b.permission, &b.object)));
+        out
+    }
 }
 
 /// Action masks by (module, object), in one index's dense ids.
@@ -184,39 +274,39 @@ impl Index {
         out
     }
 
-    /// What `user` holds at `now`, as [`Holdings`]: grants as granted, node-restricted ones where their nodes
-    /// meet them, and every action on each probed object.
-    fn holdings(
+    /// What `user` holds at `now`, as action masks in `masks` (this index's ids): grants as granted,
+    /// node-restricted ones where their nodes meet them, and every action on each probed object.
+    fn masks(
         &self,
         user: i64,
         probes: &[ObjectKey],
         modules: &HashMap<Subj, Vec<u16>>,
         now: i64,
         passed: &mut Passed,
-    ) -> Holdings<'_> {
-        let Some(entry) = self.users.get(&user).map(|&u| &self.user_entries[u as usize]) else { return Holdings::default() };
+        masks: &mut Masks,
+    ) {
+        masks.clear();
+        let Some(entry) = self.users.get(&user).map(|&u| &self.user_entries[u as usize]) else { return };
         if !entry.is_active {
-            return Holdings::default();
+            return;
         }
-        let mut masks = Masks::default();
         if entry.is_superuser {
             for m in 0..self.module_entries.len() as u16 {
                 masks.insert((m, None), u64::MAX);
             }
-        } else {
-            self.granted(entry, modules, now, &mut masks, passed);
-            for probe in probes {
-                let Some(o) = self.object(&probe.0, &probe.1) else { continue };
-                for (m, me) in self.module_entries.iter().enumerate() {
-                    for (bit, action) in me.actions.iter().enumerate() {
-                        if self.check(user, &me.id, action, Some((&probe.0, &probe.1)), now).allowed {
-                            *masks.entry((m as u16, Some(o))).or_default() |= 1 << bit;
-                        }
+            return;
+        }
+        self.granted(entry, modules, now, masks, passed);
+        for probe in probes {
+            let Some(o) = self.object(&probe.0, &probe.1) else { continue };
+            for (m, me) in self.module_entries.iter().enumerate() {
+                for (bit, action) in me.actions.iter().enumerate() {
+                    if self.check(user, &me.id, action, Some((&probe.0, &probe.1)), now).allowed {
+                        *masks.entry((m as u16, Some(o))).or_default() |= 1 << bit;
                     }
                 }
             }
         }
-        self.named(&masks)
     }
 
     /// Adds every unexpired grant reaching `entry`, as granted.
@@ -264,23 +354,5 @@ impl Index {
                 }
             }
         }
-    }
-
-    /// Masks as names, over active modules only: `full` stands for every action of its module, and any action
-    /// implies `access`.
-    fn named(&self, masks: &Masks) -> Holdings<'_> {
-        let mut out = Holdings::default();
-        for (&(m, object), &mask) in masks {
-            let me = &self.module_entries[m as usize];
-            if !me.is_active || mask == 0 {
-                continue;
-            }
-            let all = u64::MAX >> (u64::BITS as usize - me.actions.len().clamp(1, u64::BITS as usize));
-            let full = 1u64 << standard_bit(Action::Full);
-            let mask = if mask & full != 0 { u64::MAX } else { mask | 1 << standard_bit(Action::Access) } & all;
-            let key = (me.id.as_str(), object.map(|o| &self.object_keys[o as usize]));
-            out.insert(key, Held { mask, actions: &me.actions });
-        }
-        out
     }
 }
