@@ -161,6 +161,19 @@ impl Directory {
         }
     }
 
+    /// Whether `group` is `ancestor` or lies below it (a walk up `group`'s parents; a cycle ends it).
+    pub fn is_within(&self, group: i64, ancestor: i64) -> bool {
+        let mut at = Some(group);
+        for _ in 0..=self.parent.len() {
+            match at {
+                Some(g) if g == ancestor => return true,
+                Some(g) => at = self.parent.get(&g).copied().flatten(),
+                None => return false,
+            }
+        }
+        false
+    }
+
     /// The group and all groups below it.
     pub fn subtree(&self, group: i64) -> Vec<i64> {
         let mut out = vec![group];
@@ -285,6 +298,15 @@ mod tests {
             &[(1, None), (2, Some(1)), (3, Some(2)), (4, Some(1))],
             &[(10, 2, None), (11, 3, None), (12, 4, Some(50)), (10, 3, None)],
         )
+    }
+
+    #[test]
+    fn a_group_is_within_itself_and_its_ancestors_only() {
+        let d = sample();
+        assert!(d.is_within(3, 3) && d.is_within(3, 2) && d.is_within(3, 1));
+        assert!(!d.is_within(2, 3), "not within a descendant");
+        assert!(!d.is_within(4, 2), "not within a sibling's subtree");
+        assert!(!d.is_within(99, 1), "an unknown group is within nothing");
     }
 
     #[test]

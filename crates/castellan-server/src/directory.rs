@@ -101,6 +101,11 @@ impl DirectoryView {
         }
     }
 
+    /// Whether `group` is `ancestor` or lies below it.
+    pub fn is_within(&self, group: i64, ancestor: i64) -> bool {
+        self.directory.read().is_within(group, ancestor)
+    }
+
     /// The group and every group below it.
     pub fn subtree(&self, group: i64) -> Vec<i64> {
         self.directory.read().subtree(group)

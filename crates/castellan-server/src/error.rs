@@ -190,6 +190,7 @@ impl From<StoreError> for ApiError {
                 Self::field("users", "Users must belong to the group's organisation.")
             }
             StoreError::Conflict { constraint } => Self::Conflict(conflict_message(&constraint)),
+            StoreError::Stale(what) => Self::Conflict(format!("{what} kept changing while this write was made; try again.")),
             StoreError::LimitExceeded(m) => Self::PayloadTooLarge(m),
             StoreError::Backend(m) => Self::Internal(m),
             // Never answered: the dry-run middleware answers with the impact of the change the store left instead.

@@ -25,6 +25,7 @@ pub mod shaped;
 pub mod state;
 pub mod telemetry;
 pub mod visibility;
+pub mod write;
 
 use std::future::Future;
 

@@ -75,6 +75,8 @@ pub struct Shared {
     pub metrics: Option<PrometheusHandle>,
     /// Check, login and dry-run figures for `/metrics`.
     pub telemetry: crate::telemetry::Telemetry,
+    /// Serialises this process's planned writes per target.
+    pub targets: crate::write::Targets,
 }
 
 impl AppState {
@@ -101,6 +103,7 @@ impl AppState {
             store,
             metrics,
             telemetry: crate::telemetry::Telemetry::new(),
+            targets: crate::write::Targets::default(),
         })))
     }
 }

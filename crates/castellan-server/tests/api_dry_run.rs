@@ -231,3 +231,28 @@ async fn a_preview_affecting_more_users_than_the_cap_is_refused() {
     let r = admin.patch(&format!("/api/v1/groups/{group}/assign-users/?dry_run=true"), json!({"users": [a]})).await;
     assert_eq!(ok(&r)["impact"]["users_affected"], 1);
 }
+
+/// A planned write (a group's move, its permissions) is previewed from its plan alone: nothing reaches the database's
+/// writer, so a preview answers even while another connection holds SQLite's write lock.
+#[tokio::test]
+async fn a_planned_write_previews_without_the_databases_writer() {
+    use reqwest::Method;
+    let w = world().await;
+    let lock = rusqlite::Connection::open(w.server.db_path()).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let patience = std::time::Duration::from_secs(3);
+    let (eu, sales) = (format!("/api/v1/groups/{}/", w.eu), format!("/api/v1/groups/{}/", w.sales));
+    let moved = preview(&w, Method::PATCH, &eu, Some(json!({"parent": null})));
+    let r = tokio::time::timeout(patience, moved).await.expect("a preview waited for the database's writer");
+    assert_eq!(entries(&r, "lost"), vec![global("catalogs.read", &[w.anna])]);
+    let body = json!({"permissions": ["full"]});
+    let eu_catalogs = format!("{eu}permissions/catalogs/");
+    let granted = preview(&w, Method::PUT, &eu_catalogs, Some(body));
+    let r = tokio::time::timeout(patience, granted).await.expect("a preview waited for the database's writer");
+    assert_eq!(entries(&r, "gained"), vec![global("catalogs.full", &[w.anna])]);
+    // A cycle is refused by the plan, as the write would refuse it.
+    let cycle = preview(&w, Method::PATCH, &sales, Some(json!({"parent": w.eu})));
+    let r = tokio::time::timeout(patience, cycle).await.expect("a refusal waited for the database's writer");
+    r.error(400, "ValidationError");
+    lock.execute_batch("ROLLBACK").unwrap();
+}

@@ -43,6 +43,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Backend(String),
+    /// A planned change's `before` no longer holds: what it names changed since it was read (plan it again).
+    #[error("stale: {0} changed since the write was planned")]
+    Stale(String),
     /// A dry run reached its write, left its change and rolled the write back.
     #[error("dry run: the write was previewed and rolled back")]
     DryRun,
@@ -345,6 +348,19 @@ pub enum Credential {
     Token(ApiToken),
 }
 
+impl Group {
+    /// The group's fields as the change log records them.
+    pub fn record(&self) -> castellan_core::change::GroupRecord {
+        castellan_core::change::GroupRecord {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            org: self.org,
+            parent: self.parent,
+            permissions: self.permissions.to_map(),
+        }
+    }
+}
+
 /// A group.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Group {
@@ -381,19 +397,6 @@ pub struct NewGroup {
     pub parent: Option<i64>,
     /// Conferred permissions.
     pub permissions: ModulePermissions,
-}
-
-/// Changes to a group; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct GroupChanges {
-    /// New name.
-    pub name: Option<String>,
-    /// New description.
-    pub description: Option<String>,
-    /// New parent (`Some(None)` makes it a root); a cycle is `Conflict{cycle}`.
-    pub parent: Option<Option<i64>>,
-    /// New permissions.
-    pub permissions: Option<ModulePermissions>,
 }
 
 /// Which groups a list returns.
@@ -493,8 +496,6 @@ pub trait GroupStore {
     async fn get_group(&self, pk: i64) -> Result<Group>;
     /// A page of groups.
     async fn list_groups(&self, query: &GroupQuery) -> Result<Page<Group>>;
-    /// Changes a group; moving it updates the closure of its subtree only.
-    async fn update_group(&self, ctx: &WriteCtx, pk: i64, changes: GroupChanges) -> Result<(Group, Revision)>;
     /// Deletes a group; with children that is `Conflict{children}` unless `cascade`, which deletes the subtree.
     async fn delete_group(&self, ctx: &WriteCtx, pk: i64, cascade: bool) -> Result<Revision>;
     /// Adds users to a group (existing memberships get the new expiry); users of another org are `Conflict{members}`.
@@ -660,6 +661,11 @@ pub trait UserDataStore {
 pub trait ChangeLog {
     /// The newest committed revision.
     async fn revision(&self) -> Result<Revision>;
+    /// Persists changes planned from the model, in order, in one transaction with their change-log rows, and answers
+    /// the last one's revision. Each applies only if its `before` still holds ([`StoreError::Stale`] otherwise, and
+    /// nothing is written); the store's own rules (unique names, no cycles) still hold. Applies
+    /// [`Change::GroupUpdated`]; other writes go through their own calls.
+    async fn apply(&self, ctx: &WriteCtx, changes: Vec<Change>) -> Result<Revision>;
     /// Appends an audit-only event.
     async fn audit(&self, ctx: &WriteCtx, event: Change) -> Result<()>;
     /// Writes one `expire` change (at a new revision) for each membership, grant or role assignment whose expiry

@@ -4,11 +4,12 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use castellan_core::change::Change;
 use castellan_core::engine::SubjectFact;
 use castellan_core::fields::Fields;
 use castellan_core::model::{GroupInput, WriteMode};
 use castellan_core::permission::{Action, Permission};
-use castellan_store::{Group, GroupChanges, GroupFilter, GroupOrder, GroupQuery, NewGroup, UserFilter, UserQuery};
+use castellan_store::{Group, GroupFilter, GroupOrder, GroupQuery, NewGroup, StoreError, UserFilter, UserQuery};
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -27,6 +28,7 @@ use crate::visibility::{
     groups_seen, redact_groups, require_visible_group, require_visible_users, users_seen, users_within, visible_group,
     visible_role,
 };
+use crate::write::Target;
 
 /// Most users one assign/remove request may name, and most members embedded in a group.
 pub const MEMBERS_MAX: usize = 1000;
@@ -206,17 +208,53 @@ async fn get_group(State(state): State<AppState>, caller: Principal, PathPk(pk):
 
 async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: i64, input: GroupInput) -> ApiResult<Response> {
     let current = visible_group(state, caller, pk).await?;
+    let roles = roles_change(state, caller, current.org, &current.roles, input.roles.as_deref()).await?;
+    let ctx = write_ctx(Some(caller), ip);
+    let revision = crate::write::planned(state, &ctx, Target::Group(pk), || plan_update(state, caller, pk, &input)).await?;
+    let group = state.store.get_group(pk).await?;
+    let (group, revision) = apply_roles_change(state, &ctx, group, revision, roles).await?;
+    Ok(with_revision(revision, axum::Json(GroupOut::from(&group))))
+}
+
+/// Plans an update of group `pk` from the group as stored now: the caller's rights over what changes (API.md
+/// §11), then the rules the store also keeps, checked here so that a dry run refuses what the write would: a new
+/// parent in the group's org and outside its subtree (on the model), and a name free among the new siblings.
+async fn plan_update(state: &AppState, caller: &Principal, pk: i64, input: &GroupInput) -> ApiResult<Vec<Change>> {
+    let current = visible_group(state, caller, pk).await?;
     if input.org.is_some_and(|o| o != current.org) {
         return Err(ApiError::field("org", "A group's organisation cannot be changed."));
     }
-    check_group_write(state, caller, &input, Some(&current)).await?;
-    let roles = roles_change(state, caller, current.org, &current.roles, input.roles.as_deref()).await?;
-    let changes =
-        GroupChanges { name: input.name, description: input.description, parent: input.parent, permissions: input.permissions };
-    let ctx = write_ctx(Some(caller), ip);
-    let (group, revision) = state.store.update_group(&ctx, pk, changes).await?;
-    let (group, revision) = apply_roles_change(state, &ctx, group, revision, roles).await?;
-    Ok(with_revision(revision, axum::Json(GroupOut::from(&group))))
+    check_group_write(state, caller, input, Some(&current)).await?;
+    let before = current.record();
+    let mut after = before.clone();
+    after.name = input.name.clone().unwrap_or(after.name);
+    after.description = input.description.clone().unwrap_or(after.description);
+    after.parent = input.parent.unwrap_or(after.parent);
+    if let Some(permissions) = &input.permissions {
+        after.permissions = permissions.to_map();
+    }
+    if let Some(parent) = after.parent.filter(|_| after.parent != before.parent) {
+        if state.store.get_group(parent).await.map_or(true, |p| p.org != before.org) {
+            return Err(StoreError::Conflict { constraint: "parent".into() }.into());
+        }
+        state.follower.follow().await?;
+        if state.directory.is_within(parent, pk) {
+            return Err(StoreError::Conflict { constraint: "cycle".into() }.into());
+        }
+    }
+    if after.name != before.name || after.parent != before.parent {
+        let siblings = GroupFilter {
+            names: vec![after.name.clone()],
+            orgs: vec![before.org],
+            parent: Some(after.parent),
+            ..Default::default()
+        };
+        let query = GroupQuery { filter: siblings, limit: 2, ..Default::default() };
+        if state.store.list_groups(&query).await?.items.iter().any(|g| g.pk != pk) {
+            return Err(StoreError::Conflict { constraint: "name".into() }.into());
+        }
+    }
+    Ok(vec![Change::GroupUpdated { pk, before, after }])
 }
 
 /// The roles a group write adds and removes.

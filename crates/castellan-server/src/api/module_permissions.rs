@@ -3,10 +3,11 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
+use castellan_core::change::{Change, GroupRecord};
 use castellan_core::engine::SubjectFact;
 use castellan_core::fields::Fields;
 use castellan_core::permission::ModulePermissions;
-use castellan_store::{GroupChanges, Module};
+use castellan_store::Module;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -21,6 +22,7 @@ use crate::extract::{JsonBody, PathPk, path_key, write_ctx};
 use crate::repr::module_actions;
 use crate::state::AppState;
 use crate::visibility::{visible_group, visible_role, visible_user};
+use crate::write::Target;
 
 /// Routes of module `permissions`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -151,26 +153,48 @@ async fn put(
     module_id: &str,
     body: &Value,
 ) -> ApiResult<Response> {
-    let mut held = held_by(state, caller, subject).await?;
+    // An unseen subject is unknown (404) whatever the body says.
+    held_by(state, caller, subject).await?;
     let module = state.store.get_module(module_id).await?;
     let actions = read_actions(body, &module)?;
-    let mut touched = ModulePermissions::new();
-    touched.set(module_id, &actions);
-    let mut old = ModulePermissions::new();
-    old.set(module_id, &held.actions(module_id));
-    require_covers(caller, &touched)?;
-    require_covers(caller, &old)?;
     let ctx = write_ctx(Some(caller), ip);
     let revision = match subject {
         SubjectFact::Group(pk) => {
-            held.set(module_id, &actions);
-            state.store.update_group(&ctx, pk, GroupChanges { permissions: Some(held), ..Default::default() }).await?.1
+            let plan = || async {
+                let mut held = checked_held(state, caller, subject, module_id, &actions).await?;
+                let before = state.store.get_group(pk).await?.record();
+                held.set(module_id, &actions);
+                Ok(vec![Change::GroupUpdated { pk, after: GroupRecord { permissions: held.to_map(), ..before.clone() }, before }])
+            };
+            crate::write::planned(state, &ctx, Target::Group(pk), plan).await?
         }
-        _ => state.store.set_module_grants(&ctx, subject, module_id, &actions).await?,
+        _ => {
+            checked_held(state, caller, subject, module_id, &actions).await?;
+            state.store.set_module_grants(&ctx, subject, module_id, &actions).await?
+        }
     };
     let mut ordered = ModulePermissions::new();
     ordered.set(module_id, &actions);
     Ok(with_revision(revision, axum::Json(item(module_id, Some(&module), ordered.actions(module_id)))))
+}
+
+/// What `subject` holds now, once the caller is known to hold both what it held in `module_id` and `actions`
+/// (API.md §11: no one grants or takes away what they do not hold).
+async fn checked_held(
+    state: &AppState,
+    caller: &Principal,
+    subject: SubjectFact,
+    module_id: &str,
+    actions: &[String],
+) -> ApiResult<ModulePermissions> {
+    let held = held_by(state, caller, subject).await?;
+    let mut touched = ModulePermissions::new();
+    touched.set(module_id, actions);
+    let mut old = ModulePermissions::new();
+    old.set(module_id, &held.actions(module_id));
+    require_covers(caller, &touched)?;
+    require_covers(caller, &old)?;
+    Ok(held)
 }
 
 /// A role's permissions, per module (not paginated).

@@ -46,6 +46,30 @@ impl ChangeLog for SqliteStore {
         self.read(current_revision).await
     }
 
+    async fn apply(&self, ctx: &WriteCtx, changes: Vec<Change>) -> Result<Revision> {
+        if changes.is_empty() {
+            return Err(StoreError::Backend("a write planned no change".into()));
+        }
+        self.write(ctx, move |c, logging| {
+            let mut revision = 0;
+            for change in changes {
+                match &change {
+                    Change::GroupUpdated { pk, before, after } => super::groups::update_group(c, *pk, before, after)?,
+                    other => {
+                        return Err(StoreError::Backend(format!(
+                            "{} {} is written through its own store call, not as a planned change",
+                            other.action(),
+                            other.target().0
+                        )));
+                    }
+                }
+                revision = log_write(c, logging, change)?;
+            }
+            Ok(revision)
+        })
+        .await
+    }
+
     async fn audit(&self, ctx: &WriteCtx, event: Change) -> Result<()> {
         if dry_run_slot().is_some() {
             return Err(StoreError::NotPreviewable);

@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use super::{Sql, SqliteStore, TRIGRAM, backend, fts_phrase, like_escape, log_write, map_err};
 use crate::time_util::{from_micros, now_micros, to_micros};
 use crate::{
-    DirectorySnapshot, Group, GroupBrief, GroupChanges, GroupFilter, GroupOrder, GroupQuery, GroupStore, Membership, NewGroup,
-    Page, Result, Revision, StoreError, WriteCtx,
+    DirectorySnapshot, Group, GroupBrief, GroupFilter, GroupOrder, GroupQuery, GroupStore, Membership, NewGroup, Page, Result,
+    Revision, StoreError, WriteCtx,
 };
 
 const GROUP_COLUMNS: &str = "pk, name, description, org, parent, permissions, created_date, modified_date";
@@ -47,14 +47,34 @@ fn permissions_text(p: &ModulePermissions) -> String {
     json!(p.to_map()).to_string()
 }
 
-fn group_record(g: &Group) -> GroupRecord {
-    GroupRecord {
-        name: g.name.clone(),
-        description: g.description.clone(),
-        org: g.org,
-        parent: g.parent,
-        permissions: g.permissions.to_map(),
+/// Applies a planned update of group `pk` if the group still reads as `before`: renamed, described, given other
+/// permissions or moved (which re-links its subtree only). A move must stay in the group's org and out of its own
+/// subtree (`Conflict{parent}`, `Conflict{cycle}`), and names stay unique among siblings (`Conflict{name}`).
+pub(super) fn update_group(c: &Connection, pk: i64, before: &GroupRecord, after: &GroupRecord) -> Result<()> {
+    if fetch_group(c, pk)?.record() != *before {
+        return Err(StoreError::Stale(format!("group {pk}")));
     }
+    if after.org != before.org {
+        return Err(StoreError::Conflict { constraint: "org".into() });
+    }
+    if let Some(parent) = after.parent.filter(|_| after.parent != before.parent) {
+        check_parent(c, before.org, parent)?;
+        let inside: Option<i64> = c
+            .prepare_cached("SELECT 1 FROM group_closure WHERE ancestor = ? AND descendant = ?")?
+            .query_row([pk, parent], |r| r.get(0))
+            .optional()
+            .map_err(backend)?;
+        if inside.is_some() {
+            return Err(StoreError::Conflict { constraint: "cycle".into() });
+        }
+    }
+    c.prepare_cached("UPDATE groups SET modified_date = ?, name = ?, description = ?, parent = ?, permissions = ? WHERE pk = ?")?
+        .execute(params![now_micros(), after.name, after.description, after.parent, json!(after.permissions).to_string(), pk])
+        .map_err(|e| name_conflict(e.into()))?;
+    if after.parent != before.parent {
+        move_subtree(c, pk, after.parent)?;
+    }
+    Ok(())
 }
 
 fn fetch_group(c: &Connection, pk: i64) -> Result<Group> {
@@ -251,7 +271,7 @@ impl GroupStore for SqliteStore {
                 .execute([group.pk])
                 .map_err(backend)?;
             move_subtree(c, group.pk, group.parent)?;
-            let revision = log_write(c, ctx, Change::GroupCreated { pk: group.pk, after: group_record(&group) })?;
+            let revision = log_write(c, ctx, Change::GroupCreated { pk: group.pk, after: group.record() })?;
             Ok((group, revision))
         })
         .await
@@ -287,47 +307,6 @@ impl GroupStore for SqliteStore {
         .await
     }
 
-    async fn update_group(&self, ctx: &WriteCtx, pk: i64, c: GroupChanges) -> Result<(Group, Revision)> {
-        self.write(ctx, move |conn, ctx| {
-            let before = fetch_group(conn, pk)?;
-            if let Some(Some(parent)) = c.parent {
-                check_parent(conn, before.org, parent)?;
-                let inside: Option<i64> = conn
-                    .prepare_cached("SELECT 1 FROM group_closure WHERE ancestor = ? AND descendant = ?")?
-                    .query_row([pk, parent], |r| r.get(0))
-                    .optional()
-                    .map_err(backend)?;
-                if inside.is_some() {
-                    return Err(StoreError::Conflict { constraint: "cycle".into() });
-                }
-            }
-            let mut sql = Sql::new("UPDATE groups SET modified_date = ");
-            sql.bind(now_micros());
-            if let Some(v) = &c.name {
-                sql.push(", name = ").bind(v.clone());
-            }
-            if let Some(v) = &c.description {
-                sql.push(", description = ").bind(v.clone());
-            }
-            if let Some(v) = c.parent {
-                sql.push(", parent = ").bind(v);
-            }
-            if let Some(p) = &c.permissions {
-                sql.push(", permissions = ").bind(permissions_text(p));
-            }
-            sql.push(" WHERE pk = ").bind(pk);
-            sql.execute(conn).map_err(name_conflict)?;
-            if let Some(parent) = c.parent.filter(|p| *p != before.parent) {
-                move_subtree(conn, pk, parent)?;
-            }
-            let after = fetch_group(conn, pk)?;
-            let change = Change::GroupUpdated { pk, before: group_record(&before), after: group_record(&after) };
-            let revision = log_write(conn, ctx, change)?;
-            Ok((after, revision))
-        })
-        .await
-    }
-
     async fn delete_group(&self, ctx: &WriteCtx, pk: i64, cascade: bool) -> Result<Revision> {
         self.write(ctx, move |c, ctx| {
             let before = fetch_group(c, pk)?;
@@ -345,7 +324,7 @@ impl GroupStore for SqliteStore {
                     delete.execute([*g])?;
                 }
             }
-            log_write(c, ctx, Change::GroupDeleted { pk, before: group_record(&before), deleted: subtree })
+            log_write(c, ctx, Change::GroupDeleted { pk, before: before.record(), deleted: subtree })
         })
         .await
     }

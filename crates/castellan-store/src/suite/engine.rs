@@ -5,8 +5,8 @@ use castellan_core::engine::{Index, SubjectFact, impact};
 use castellan_core::model::UserChanges;
 use serde_json::json;
 
-use super::{ctx, make_org, make_user, new_user};
-use crate::{Group, GroupChanges, Module, NewGroup, PreviewSlot, Store, StoreError};
+use super::{ctx, make_org, make_user, new_user, update_group};
+use crate::{Group, Module, NewGroup, PreviewSlot, Store, StoreError};
 
 /// An index kept current from the log as a server keeps it: each row's typed change followed from the index alone, or
 /// patched with the store's facts when the change needs them.
@@ -100,10 +100,10 @@ pub async fn index_follows_the_change_log(store: &dyn Store) {
     let groups = UserChanges { groups: Some(vec![other.pk]), ..Default::default() };
     store.update_user(&ctx(), bob, groups).await.unwrap();
     f.follow_and_compare(store, &users, "replacing a user's groups").await;
-    store.update_group(&ctx(), mid.pk, GroupChanges { parent: Some(Some(other.pk)), ..Default::default() }).await.unwrap();
+    update_group(store, &ctx(), mid.pk, |g| g.parent = Some(other.pk)).await.unwrap();
     f.follow_and_compare(store, &users, "moving a subtree").await;
     let permissions = castellan_core::permission::ModulePermissions::parse(&json!({"users": ["delete"]}), "p").unwrap();
-    store.update_group(&ctx(), other.pk, GroupChanges { permissions: Some(permissions), ..Default::default() }).await.unwrap();
+    update_group(store, &ctx(), other.pk, |g| g.permissions = permissions.to_map()).await.unwrap();
     f.follow_and_compare(store, &users, "changing a group's permissions").await;
 
     let (role, _) = store.create_role(&ctx(), "auditor", "", org).await.unwrap();
@@ -199,11 +199,11 @@ pub async fn dry_runs_preview_what_the_write_does(store: &dyn Store) {
     dry_then_real!(store, &users, "adding members", |c| store.add_members(c, leaf.pk, &[alice, bob], None));
     let groups = UserChanges { groups: Some(vec![other.pk]), ..Default::default() };
     dry_then_real!(store, &users, "replacing a user's groups", |c| store.update_user(c, bob, groups.clone()));
-    let moved = GroupChanges { parent: Some(Some(other.pk)), ..Default::default() };
-    dry_then_real!(store, &users, "moving a subtree", |c| store.update_group(c, mid.pk, moved.clone()));
+    dry_then_real!(store, &users, "moving a subtree", |c| update_group(store, c, mid.pk, |g| g.parent = Some(other.pk)));
     let permissions = castellan_core::permission::ModulePermissions::parse(&json!({"users": ["delete"]}), "p").unwrap();
-    let changes = GroupChanges { permissions: Some(permissions), ..Default::default() };
-    dry_then_real!(store, &users, "changing a group's permissions", |c| store.update_group(c, other.pk, changes.clone()));
+    let permissions = permissions.to_map();
+    dry_then_real!(store, &users, "changing a group's permissions", |c| update_group(store, c, other.pk, |g| g.permissions =
+        permissions.clone()));
 
     let (role, _) = store.create_role(&ctx(), "auditor", "", org).await.unwrap();
     let read = [("audit".to_string(), "update".to_string()), ("catalogs".to_string(), "update".to_string())];

@@ -2,16 +2,19 @@
 
 use std::collections::BTreeSet;
 
-use castellan_core::change::Change;
+use castellan_core::change::{Change, GroupRecord};
 use castellan_core::directory::Directory;
 use castellan_core::engine::{Facts, Index, Scope, SubjectFact};
 use castellan_core::permission::{Action, ModulePermissions};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
-use super::{assert_conflict, assert_not_found, ctx, expect_no_change, expect_one_change, make_org, make_user, mark, new_user};
+use super::{
+    assert_conflict, assert_not_found, ctx, expect_no_change, expect_one_change, make_org, make_user, mark, new_user,
+    update_group,
+};
 use crate::time_util::now_micros;
-use crate::{Group, GroupChanges, GroupFilter, GroupQuery, NewGroup, SeenBy, Store, UserFilter, UserQuery};
+use crate::{Group, GroupFilter, GroupQuery, NewGroup, SeenBy, Store, UserFilter, UserQuery};
 
 /// Module permissions from their wire form (`{"users": ["read"], "groups": "write"}`).
 fn perms(value: Value) -> ModulePermissions {
@@ -45,8 +48,7 @@ async fn member(store: &dyn Store, org: i64, username: &str, groups: &[i64]) -> 
 
 /// Moves `group` under `parent` (`None`: to the roots).
 async fn move_group(store: &dyn Store, group: i64, parent: Option<i64>) {
-    let changes = GroupChanges { parent: Some(parent), ..Default::default() };
-    store.update_group(&ctx(), group, changes).await.unwrap();
+    update_group(store, &ctx(), group, |g| g.parent = parent).await.unwrap();
 }
 
 /// The keys of the users matching `filter`, ascending; the count must equal the rows.
@@ -154,12 +156,16 @@ pub async fn groups_create_with_parents_and_sibling_names(store: &dyn Store) {
     assert_conflict(store.create_group(&ctx(), new_group(globex, "Inside", Some(sales.pk))).await, "parent");
     assert_conflict(store.create_group(&ctx(), new_group(acme, "Orphan", Some(sales.pk + 1000))).await, "parent");
     // Renaming onto a sibling's name, or moving next to a sibling with the same name, is `Conflict{name}`.
-    let rename = GroupChanges { name: Some("US".into()), ..Default::default() };
-    assert_conflict(store.update_group(&ctx(), eu.pk, rename).await, "name");
-    let onto = GroupChanges { parent: Some(Some(sales.pk)), ..Default::default() };
-    assert_conflict(store.update_group(&ctx(), us_eu.pk, onto).await, "name");
-    let away = GroupChanges { parent: Some(Some(globex_sales.pk)), ..Default::default() };
-    assert_conflict(store.update_group(&ctx(), eu.pk, away).await, "parent");
+    assert_conflict(update_group(store, &ctx(), eu.pk, |g| g.name = "US".into()).await, "name");
+    assert_conflict(update_group(store, &ctx(), us_eu.pk, |g| g.parent = Some(sales.pk)).await, "name");
+    assert_conflict(update_group(store, &ctx(), eu.pk, |g| g.parent = Some(globex_sales.pk)).await, "parent");
+    assert_conflict(update_group(store, &ctx(), sales.pk, |g| g.parent = Some(us_eu.pk)).await, "cycle");
+    assert_conflict(update_group(store, &ctx(), eu.pk, |g| g.org = globex).await, "org");
+    // A planned change whose `before` no longer holds is refused as stale, and writes nothing.
+    let mut read = eu.record();
+    read.description = "read before someone else described it".into();
+    let stale = Change::GroupUpdated { pk: eu.pk, before: read.clone(), after: GroupRecord { name: "EU2".into(), ..read } };
+    assert!(matches!(store.apply(&ctx(), vec![stale]).await, Err(crate::StoreError::Stale(_))));
     expect_no_change(store, before).await;
     assert_eq!(store.get_group(eu.pk).await.unwrap(), eu);
     assert_eq!(store.get_group(us_eu.pk).await.unwrap(), us_eu);
@@ -206,8 +212,7 @@ pub async fn group_move_updates_closure(store: &dyn Store) {
 
     // B (with C) moves under D.
     let before = mark(store).await;
-    let changes = GroupChanges { parent: Some(Some(d.pk)), ..Default::default() };
-    let (moved, revision) = store.update_group(&ctx(), b.pk, changes).await.unwrap();
+    let (moved, revision) = update_group(store, &ctx(), b.pk, |g| g.parent = Some(d.pk)).await.unwrap();
     let row = expect_one_change(store, before, revision).await;
     assert_eq!((row.action.as_str(), row.target_type.as_str()), ("update", "groups"));
     assert_eq!(row.target_pk, b.pk.to_string());
@@ -248,14 +253,14 @@ pub async fn group_move_updates_closure(store: &dyn Store) {
     assert_eq!(both, set(&[uc, ua, ud]));
 
     // Renaming, describing and setting permissions without a parent change leave the closure alone.
-    let changes = GroupChanges {
-        name: Some("B2".into()),
-        description: Some("renamed".into()),
-        permissions: Some(perms(json!({"users": ["read"]}))),
-        ..Default::default()
-    };
     let before = mark(store).await;
-    let (renamed, revision) = store.update_group(&ctx(), b.pk, changes).await.unwrap();
+    let (renamed, revision) = update_group(store, &ctx(), b.pk, |g| {
+        g.name = "B2".into();
+        g.description = "renamed".into();
+        g.permissions = perms(json!({"users": ["read"]})).to_map();
+    })
+    .await
+    .unwrap();
     let row = expect_one_change(store, before, revision).await;
     assert_eq!(row.changes["before"]["name"], "B");
     assert_eq!(row.changes["after"]["name"], "B2");
@@ -278,14 +283,17 @@ pub async fn group_cycles_are_refused(store: &dyn Store) {
 
     let before = mark(store).await;
     for parent in [a.pk, b.pk, c.pk] {
-        let changes = GroupChanges { parent: Some(Some(parent)), name: Some("renamed".into()), ..Default::default() };
-        assert_conflict(store.update_group(&ctx(), a.pk, changes).await, "cycle");
+        let ctx = ctx();
+        let moved = update_group(store, &ctx, a.pk, |g| {
+            g.parent = Some(parent);
+            g.name = "renamed".into();
+        });
+        assert_conflict(moved.await, "cycle");
     }
-    let changes = GroupChanges { parent: Some(Some(b.pk)), ..Default::default() };
-    assert_conflict(store.update_group(&ctx(), b.pk, changes).await, "cycle");
-    let changes = GroupChanges { parent: Some(Some(c.pk)), ..Default::default() };
-    assert_conflict(store.update_group(&ctx(), b.pk, changes).await, "cycle");
-    assert_not_found(store.update_group(&ctx(), 9999, GroupChanges::default()).await);
+    assert_conflict(update_group(store, &ctx(), b.pk, |g| g.parent = Some(b.pk)).await, "cycle");
+    assert_conflict(update_group(store, &ctx(), b.pk, |g| g.parent = Some(c.pk)).await, "cycle");
+    let missing = Change::GroupUpdated { pk: 9999, before: a.record(), after: a.record() };
+    assert_not_found(store.apply(&ctx(), vec![missing]).await);
     expect_no_change(store, before).await;
 
     assert_eq!(store.get_group(a.pk).await.unwrap(), a, "a refused move changes nothing");
@@ -564,8 +572,8 @@ pub async fn conferred_by_includes_ancestors(store: &dyn Store) {
 
     // Changing an ancestor's permissions changes what the leaf confers.
     let before = mark(store).await;
-    let changes = GroupChanges { permissions: Some(perms(json!({"modules": ["read"]}))), ..Default::default() };
-    let (updated, revision) = store.update_group(&ctx(), root.pk, changes).await.unwrap();
+    let modules = perms(json!({"modules": ["read"]})).to_map();
+    let (updated, revision) = update_group(store, &ctx(), root.pk, |g| g.permissions = modules).await.unwrap();
     let row = expect_one_change(store, before, revision).await;
     assert_eq!(row.changes["before"]["permissions"], json!({"orgs": ["read"]}));
     assert_eq!(row.changes["after"]["permissions"], json!({"modules": ["read"]}));
@@ -769,8 +777,7 @@ pub async fn group_search_matches_names_and_descriptions(store: &dyn Store) {
     assert_eq!(group_keys(store, search("\"NEAR\" AND")).await, vec![odd.pk]);
     assert!(group_keys(store, search("sales NEAR ops")).await.is_empty());
     store.delete_group(&ctx(), gone.pk, false).await.unwrap();
-    let renamed = GroupChanges { name: Some("Field team".into()), ..Default::default() };
-    store.update_group(&ctx(), ops.pk, renamed).await.unwrap();
+    update_group(store, &ctx(), ops.pk, |g| g.name = "Field team".into()).await.unwrap();
     assert_eq!(group_keys(store, search("sales")).await, vec![sales.pk]);
     assert!(group_keys(store, search("Operations")).await.is_empty());
     assert_eq!(group_keys(store, search("field")).await, vec![ops.pk]);

@@ -168,6 +168,21 @@ fn ctx() -> WriteCtx {
     }
 }
 
+/// Plans an update of group `pk` as a handler does (its fields as stored now, `edit`ed) and applies it; answers the
+/// group as stored after it, with the revision.
+async fn update_group(
+    store: &dyn Store,
+    ctx: &WriteCtx,
+    pk: i64,
+    edit: impl FnOnce(&mut castellan_core::change::GroupRecord),
+) -> Result<(crate::Group, Revision)> {
+    let before = store.get_group(pk).await?.record();
+    let mut after = before.clone();
+    edit(&mut after);
+    let revision = store.apply(ctx, vec![castellan_core::change::Change::GroupUpdated { pk, before, after }]).await?;
+    Ok((store.get_group(pk).await?, revision))
+}
+
 /// A token to store, carrying all of its owner's holdings.
 fn new_token(
     name: &str,

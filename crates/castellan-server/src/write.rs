@@ -1,0 +1,80 @@
+//! Writes planned from the model: a handler reads what it changes, validates it against the in-memory model and
+//! plans typed changes; here they are previewed (a dry run: nothing reaches the store) or applied by the store,
+//! which refuses a plan whose `before` no longer holds, and the write is then planned again from what is current.
+
+use std::future::Future;
+
+use castellan_core::change::Change;
+use castellan_store::{Revision, StoreError, WriteCtx};
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Plans a write made stale by a concurrent one are made at most this many times before answering 409.
+const ATTEMPTS: usize = 4;
+
+/// Locks serialising, within this process, the writes planned against the same target (a group, ...), striped by
+/// the target's key: writes to one target then never make each other stale, and wait their turn instead of
+/// retrying. Writes from another process, or from a store call that is not planned, are caught by the store's
+/// check of `before` (and planned again).
+pub struct Targets {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+/// Stripes of [`Targets`]: unrelated targets share one rarely, and memory stays fixed.
+const STRIPES: usize = 256;
+
+impl Default for Targets {
+    fn default() -> Self {
+        Self { stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect() }
+    }
+}
+
+impl Targets {
+    /// The lock of `target`.
+    fn of(&self, target: Target) -> &tokio::sync::Mutex<()> {
+        let (kind, pk) = match target {
+            Target::Group(pk) => (0u64, pk),
+        };
+        let hash = (pk as u64 ^ kind << 60).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        &self.stripes[(hash >> 32) as usize % STRIPES]
+    }
+}
+
+/// What a planned write changes, for [`Targets`].
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// A group's own row.
+    Group(i64),
+}
+
+/// Applies the changes `plan` makes to `target`, after the writes to it this process started before (see
+/// [`Targets`]), planning again while what it read changes underneath (each plan runs against the model brought to
+/// the store's newest revision after a stale one). In a dry run the first plan's first change
+/// is handed to the preview instead and nothing is written.
+pub async fn planned<F, Fut>(state: &AppState, ctx: &WriteCtx, target: Target, mut plan: F) -> ApiResult<Revision>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ApiResult<Vec<Change>>>,
+{
+    let _turn = match castellan_store::dry_run_slot() {
+        Some(_) => None,
+        None => Some(state.targets.of(target).lock().await),
+    };
+    let mut attempt = 1;
+    loop {
+        let changes = plan().await?;
+        if let Some(slot) = castellan_store::dry_run_slot() {
+            let first = changes.into_iter().next();
+            *slot.lock().map_err(|_| ApiError::Internal("a dry run's slot is poisoned".into()))? = first;
+            return Err(StoreError::DryRun.into());
+        }
+        match state.store.apply(ctx, changes).await {
+            Err(StoreError::Stale(_)) if attempt < ATTEMPTS => {
+                attempt += 1;
+                state.follower.follow().await?;
+            }
+            applied => return Ok(applied?),
+        }
+    }
+}
