@@ -662,6 +662,44 @@ struct Versioned<C> {
 }
 
 impl Change {
+    /// Users joining `group`, or re-dated, with expiry `expires_at`, from their memberships as read (`None`: not a
+    /// member): a restriction stays as it was. A user read twice joins once.
+    pub fn members_assigned(group: i64, read: Vec<(i64, Option<MembershipRecord>)>, expires_at: Option<i64>) -> Change {
+        let mut members: Vec<MemberChange> = Vec::with_capacity(read.len());
+        for (user, before) in read {
+            if members.iter().any(|m| m.user == user) {
+                continue;
+            }
+            let after = match &before {
+                Some(m) => MembershipRecord { expires_at, ..m.clone() },
+                None => MembershipRecord { expires_at, restricted: false, nodes: Vec::new() },
+            };
+            members.push(MemberChange { user, before, after: Some(after) });
+        }
+        Change::MembersAssigned { group, members }
+    }
+
+    /// Users leaving `group`, from their memberships as read; those who are not members are left out.
+    pub fn members_unassigned(group: i64, read: Vec<(i64, Option<MembershipRecord>)>) -> Change {
+        let mut members: Vec<MemberChange> = Vec::with_capacity(read.len());
+        for (user, before) in read {
+            if before.is_some() && !members.iter().any(|m| m.user == user) {
+                members.push(MemberChange { user, before, after: None });
+            }
+        }
+        Change::MembersUnassigned { group, members }
+    }
+
+    /// `user`'s membership of `group` (as read) restricted to `nodes` (ascending, once each), or lifted (`None`).
+    pub fn membership_restricted(group: i64, user: i64, before: MembershipRecord, nodes: Option<Vec<i64>>) -> Change {
+        let restricted = nodes.is_some();
+        let mut nodes = nodes.unwrap_or_default();
+        nodes.sort_unstable();
+        nodes.dedup();
+        let after = MembershipRecord { expires_at: before.expires_at, restricted, nodes };
+        Change::MembershipRestricted { group, user, before: Some(before), after: Some(after) }
+    }
+
     /// The change as JSON with its version and kind, as the change log stores it and the audit log shows it.
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(Versioned { v: CHANGE_VERSION, change: self }).unwrap_or_else(|_| serde_json::json!({}))

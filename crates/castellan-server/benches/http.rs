@@ -287,7 +287,7 @@ async fn directory_figures(users: u64, rounds: usize) {
         let user = info.users.0 + i;
         let group = leaf_last - (i % (leaf_last - leaf_first));
         let start = Instant::now();
-        server.store.add_members(&ctx, group, &[user], None).await.expect("membership");
+        castellan_store::planned::add_members(server.store.as_ref(), &ctx, group, &[user], None).await.expect("membership");
         ours += start.elapsed();
         theirs += raw_inserts(&raw, i, i + 1).await;
     }

@@ -31,13 +31,17 @@ impl Default for Targets {
 }
 
 impl Targets {
-    /// The lock of `target`.
-    fn of(&self, target: Target) -> &tokio::sync::Mutex<()> {
-        let (kind, pk) = match target {
-            Target::Group(pk) => (0u64, pk),
-        };
-        let hash = (pk as u64 ^ kind << 60).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        &self.stripes[(hash >> 32) as usize % STRIPES]
+    /// Waits for the turn of every target of `targets`, taking their stripes in ascending order (so two writes
+    /// sharing stripes never wait on each other in a circle).
+    async fn turn(&self, targets: &[Target]) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = targets.iter().map(|t| t.stripe()).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut held = Vec::with_capacity(stripes.len());
+        for stripe in stripes {
+            held.push(self.stripes[stripe].lock().await);
+        }
+        held
     }
 }
 
@@ -46,20 +50,33 @@ impl Targets {
 pub enum Target {
     /// A group's own row.
     Group(i64),
+    /// One membership, as (user, group).
+    Membership(i64, i64),
 }
 
-/// Applies the changes `plan` makes to `target`, after the writes to it this process started before (see
+impl Target {
+    /// The stripe of [`Targets`] this target waits on.
+    fn stripe(self) -> usize {
+        let key = match self {
+            Target::Group(pk) => pk as u64,
+            Target::Membership(user, group) => (user as u64).rotate_left(32) ^ group as u64 ^ 1 << 63,
+        };
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % STRIPES
+    }
+}
+
+/// Applies the changes `plan` makes to `targets`, after the writes to them this process started before (see
 /// [`Targets`]), planning again while what it read changes underneath (each plan runs against the model brought to
 /// the store's newest revision after a stale one). In a dry run the first plan's first change
 /// is handed to the preview instead and nothing is written.
-pub async fn planned<F, Fut>(state: &AppState, ctx: &WriteCtx, target: Target, mut plan: F) -> ApiResult<Revision>
+pub async fn planned<F, Fut>(state: &AppState, ctx: &WriteCtx, targets: &[Target], mut plan: F) -> ApiResult<Revision>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = ApiResult<Vec<Change>>>,
 {
     let _turn = match castellan_store::dry_run_slot() {
         Some(_) => None,
-        None => Some(state.targets.of(target).lock().await),
+        None => Some(state.targets.turn(targets).await),
     };
     let mut attempt = 1;
     loop {

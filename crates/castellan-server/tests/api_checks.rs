@@ -552,7 +552,7 @@ async fn endpoints_are_gated_by_the_index_right_after_each_write() {
 /// following the change log, without any request to this server.
 #[tokio::test]
 async fn writes_of_another_replica_reach_the_index() {
-    use castellan_store::{GroupStore, WriteCtx};
+    use castellan_store::WriteCtx;
     let server = TestServer::start().await;
     let admin = server.admin().await;
     let readers = group_pk(&admin, "Readers", None, json!({"users": ["read"]})).await;
@@ -560,7 +560,7 @@ async fn writes_of_another_replica_reach_the_index() {
     assert_eq!(client.get("/api/v1/users/").await.status, StatusCode::FORBIDDEN);
 
     let other = castellan_store::SqliteStore::open(&server.db_path()).await.unwrap();
-    let (_, revision) = other.add_members(&WriteCtx::default(), readers, &[u], None).await.unwrap();
+    let (_, revision) = castellan_store::planned::add_members(&other, &WriteCtx::default(), readers, &[u], None).await.unwrap();
     // Read-your-writes across replicas: asking for the other replica's revision waits for it.
     let r = check(&client, json!({"permission": "users.read", "at_least_revision": revision})).await;
     assert_eq!(r.body["allowed"], true, "{}", r.body);
@@ -568,7 +568,7 @@ async fn writes_of_another_replica_reach_the_index() {
     assert_eq!(client.get("/api/v1/users/").await.status, StatusCode::OK);
 
     // Without asking, the follower's tick brings it within a few seconds.
-    other.remove_members(&WriteCtx::default(), readers, &[u]).await.unwrap();
+    castellan_store::planned::remove_members(&other, &WriteCtx::default(), readers, &[u]).await.unwrap();
     let started = std::time::Instant::now();
     while client.get("/api/v1/users/").await.status == StatusCode::OK {
         assert!(started.elapsed() < std::time::Duration::from_secs(5), "the removal never arrived");

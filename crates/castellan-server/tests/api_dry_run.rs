@@ -232,7 +232,7 @@ async fn a_preview_affecting_more_users_than_the_cap_is_refused() {
     assert_eq!(ok(&r)["impact"]["users_affected"], 1);
 }
 
-/// A planned write (a group's move, its permissions) is previewed from its plan alone: nothing reaches the database's
+/// A planned write (a group's move, its permissions, memberships) is previewed from its plan alone: nothing reaches the database's
 /// writer, so a preview answers even while another connection holds SQLite's write lock.
 #[tokio::test]
 async fn a_planned_write_previews_without_the_databases_writer() {
@@ -250,6 +250,13 @@ async fn a_planned_write_previews_without_the_databases_writer() {
     let granted = preview(&w, Method::PUT, &eu_catalogs, Some(body));
     let r = tokio::time::timeout(patience, granted).await.expect("a preview waited for the database's writer");
     assert_eq!(entries(&r, "gained"), vec![global("catalogs.full", &[w.anna])]);
+    let (bob_in_eu, eu_remove) = (format!("/api/v1/users/{}/groups/{}/", w.bob, w.eu), format!("{eu}remove-users/"));
+    let joined = preview(&w, Method::PUT, &bob_in_eu, Some(json!({})));
+    let r = tokio::time::timeout(patience, joined).await.expect("a preview waited for the database's writer");
+    assert_eq!(entries(&r, "gained"), vec![global("catalogs.read", &[w.bob])]);
+    let left = preview(&w, Method::PATCH, &eu_remove, Some(json!({"users": [w.anna]})));
+    let r = tokio::time::timeout(patience, left).await.expect("a preview waited for the database's writer");
+    assert_eq!(entries(&r, "lost"), vec![global("catalogs.read", &[w.anna])]);
     // A cycle is refused by the plan, as the write would refuse it.
     let cycle = preview(&w, Method::PATCH, &sales, Some(json!({"parent": w.eu})));
     let r = tokio::time::timeout(patience, cycle).await.expect("a refusal waited for the database's writer");

@@ -12,6 +12,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 pub mod permissions;
+pub mod planned;
 pub mod sqlite;
 #[cfg(feature = "testsuite")]
 pub mod suite;
@@ -498,21 +499,14 @@ pub trait GroupStore {
     async fn list_groups(&self, query: &GroupQuery) -> Result<Page<Group>>;
     /// Deletes a group; with children that is `Conflict{children}` unless `cascade`, which deletes the subtree.
     async fn delete_group(&self, ctx: &WriteCtx, pk: i64, cascade: bool) -> Result<Revision>;
-    /// Adds users to a group (existing memberships get the new expiry); users of another org are `Conflict{members}`.
-    /// Answers the group as the write found it.
-    async fn add_members(
-        &self,
-        ctx: &WriteCtx,
-        group: i64,
-        users: &[i64],
-        expires_at: Option<OffsetDateTime>,
-    ) -> Result<(Group, Revision)>;
-    /// Removes users from a group (absent ones are ignored); answers the group as the write found it.
-    async fn remove_members(&self, ctx: &WriteCtx, group: i64, users: &[i64]) -> Result<(Group, Revision)>;
     /// One membership, expired or not.
     async fn membership(&self, user: i64, group: i64) -> Result<Option<Membership>>;
-    /// Replaces a membership's node restriction: `Some(nodes)` restricts (even to none), `None` lifts it.
-    async fn set_restriction(&self, ctx: &WriteCtx, user: i64, group: i64, nodes: Option<Vec<i64>>) -> Result<Revision>;
+    /// Each of `users` with its membership of `group` as it is now, expired or not (`None`: not a member).
+    async fn memberships(
+        &self,
+        group: i64,
+        users: &[i64],
+    ) -> Result<Vec<(i64, Option<castellan_core::change::MembershipRecord>)>>;
     /// Every group as (pk, parent) and every membership as (user, group, expires_at in µs since the epoch).
     async fn directory_snapshot(&self) -> Result<DirectorySnapshot>;
     /// A user's memberships as (group, expires_at µs).
@@ -664,7 +658,8 @@ pub trait ChangeLog {
     /// Persists changes planned from the model, in order, in one transaction with their change-log rows, and answers
     /// the last one's revision. Each applies only if its `before` still holds ([`StoreError::Stale`] otherwise, and
     /// nothing is written); the store's own rules (unique names, no cycles) still hold. Applies
-    /// [`Change::GroupUpdated`]; other writes go through their own calls.
+    /// [`Change::GroupUpdated`], [`Change::MembersAssigned`], [`Change::MembersUnassigned`] and
+    /// [`Change::MembershipRestricted`]; other writes go through their own calls.
     async fn apply(&self, ctx: &WriteCtx, changes: Vec<Change>) -> Result<Revision>;
     /// Appends an audit-only event.
     async fn audit(&self, ctx: &WriteCtx, event: Change) -> Result<()>;

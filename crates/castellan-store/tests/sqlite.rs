@@ -56,12 +56,12 @@ async fn the_log_a_store_hands_its_followers_is_the_log_on_disk() {
     let (g, _) = store.create_group(&ctx, group).await.unwrap();
     assert!(store.create_org(&ctx, "Acme", "acme", "").await.is_err(), "a refused write");
     let slot = PreviewSlot::default();
-    let dry = castellan_store::dry_run(slot, store.add_members(&ctx, g.pk, &[ann.pk], None)).await;
+    let dry = castellan_store::dry_run(slot, castellan_store::planned::add_members(&store, &ctx, g.pk, &[ann.pk], None)).await;
     assert!(dry.is_err(), "a dry run");
     // Another process writes in between.
     let other = SqliteStore::open(&path).await.unwrap();
     other.create_user(&ctx, user("bob")).await.unwrap();
-    store.add_members(&ctx, g.pk, &[ann.pk], None).await.unwrap();
+    castellan_store::planned::add_members(&store, &ctx, g.pk, &[ann.pk], None).await.unwrap();
     store.audit(&ctx, Change::LoggedOut { user: ann.pk }).await.unwrap();
     let on_disk = SqliteStore::open(&path).await.unwrap();
     let disk = on_disk.changes(start, 1000).await.unwrap();

@@ -210,7 +210,7 @@ async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: 
     let current = visible_group(state, caller, pk).await?;
     let roles = roles_change(state, caller, current.org, &current.roles, input.roles.as_deref()).await?;
     let ctx = write_ctx(Some(caller), ip);
-    let revision = crate::write::planned(state, &ctx, Target::Group(pk), || plan_update(state, caller, pk, &input)).await?;
+    let revision = crate::write::planned(state, &ctx, &[Target::Group(pk)], || plan_update(state, caller, pk, &input)).await?;
     let group = state.store.get_group(pk).await?;
     let (group, revision) = apply_roles_change(state, &ctx, group, revision, roles).await?;
     Ok(with_revision(revision, axum::Json(GroupOut::from(&group))))
@@ -455,8 +455,24 @@ async fn assign_users(
     require_visible_group(&state, &caller, pk)?;
     let (users, expires_at) = member_body(&state, &caller, &body, true)?;
     require_confer(&state, &caller, &[pk])?;
-    let (group, revision) = state.store.add_members(&write_ctx(Some(&caller), ip), pk, &users, expires_at).await?;
+    let targets: Vec<Target> = users.iter().map(|&user| Target::Membership(user, pk)).collect();
+    let expires_at = expires_at.map(crate::clock::micros_of);
+    let plan = || plan_assign(&state, pk, &users, expires_at);
+    let revision = crate::write::planned(&state, &write_ctx(Some(&caller), ip), &targets, plan).await?;
+    let group = state.store.get_group(pk).await?;
     Ok(with_revision(revision, axum::Json(members_out(&state, &caller, &group, revision).await?)))
+}
+
+/// Plans `users` joining group `group` (members are re-dated to `expires_at`): each must belong to the group's
+/// org, as the model knows them (400 on `users` otherwise, as the store would refuse it).
+pub(crate) async fn plan_assign(state: &AppState, group: i64, users: &[i64], expires_at: Option<i64>) -> ApiResult<Vec<Change>> {
+    let org = state.store.get_group(group).await?.org;
+    let read = state.store.memberships(group, users).await?;
+    let snapshot = state.engine.snapshot();
+    if read.iter().any(|(user, m)| m.is_none() && snapshot.index.user_org(*user) != Some(org)) {
+        return Err(StoreError::Conflict { constraint: "members".into() }.into());
+    }
+    Ok(vec![Change::members_assigned(group, read, expires_at)])
 }
 
 /// Remove users from a group; the caller must hold what the group confers.
@@ -473,6 +489,9 @@ async fn remove_users(
     require_visible_group(&state, &caller, pk)?;
     let (users, _) = member_body(&state, &caller, &body, false)?;
     require_confer(&state, &caller, &[pk])?;
-    let (group, revision) = state.store.remove_members(&write_ctx(Some(&caller), ip), pk, &users).await?;
+    let targets: Vec<Target> = users.iter().map(|&user| Target::Membership(user, pk)).collect();
+    let plan = || async { Ok(vec![Change::members_unassigned(pk, state.store.memberships(pk, &users).await?)]) };
+    let revision = crate::write::planned(&state, &write_ctx(Some(&caller), ip), &targets, plan).await?;
+    let group = state.store.get_group(pk).await?;
     Ok(with_revision(revision, axum::Json(members_out(&state, &caller, &group, revision).await?)))
 }

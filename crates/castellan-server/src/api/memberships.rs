@@ -3,6 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use castellan_core::change::{Change, MembershipRecord};
 use castellan_core::fields::Fields;
 use castellan_store::{GroupFilter, Membership};
 use serde::Serialize;
@@ -19,6 +20,7 @@ use crate::links::{Envelope, ListQuery};
 use crate::repr::GroupOut;
 use crate::state::AppState;
 use crate::visibility::{groups_seen, require_visible_group, require_visible_users, visible_group, visible_user};
+use crate::write::{Target, planned};
 
 /// Routes of module `groups`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -106,8 +108,11 @@ async fn join(
     let expires_at = f.future_time("expires_at", time::OffsetDateTime::now_utc());
     f.finish()?;
     require_confer(&state, &caller, &[group])?;
-    let (target, revision) = state.store.add_members(&write_ctx(Some(&caller), ip), group, &[user], expires_at).await?;
-    Ok(with_revision(revision, axum::Json(GroupOut::from(&target))))
+    let expires_at = expires_at.map(crate::clock::micros_of);
+    let users = [user];
+    let plan = || super::groups::plan_assign(&state, group, &users, expires_at);
+    let revision = planned(&state, &write_ctx(Some(&caller), ip), &[Target::Membership(user, group)], plan).await?;
+    Ok(with_revision(revision, axum::Json(GroupOut::from(&state.store.get_group(group).await?))))
 }
 
 /// Remove the user from the group.
@@ -122,7 +127,8 @@ async fn leave(
     let [user, group] = keys(&[raw.0, raw.1])?[..] else { return Err(ApiError::NotFound) };
     membership_of(&state, &caller, user, group).await?;
     require_confer(&state, &caller, &[group])?;
-    let (_, revision) = state.store.remove_members(&write_ctx(Some(&caller), ip), group, &[user]).await?;
+    let plan = || async { Ok(vec![Change::members_unassigned(group, state.store.memberships(group, &[user]).await?)]) };
+    let revision = planned(&state, &write_ctx(Some(&caller), ip), &[Target::Membership(user, group)], plan).await?;
     Ok(with_revision(revision, StatusCode::NO_CONTENT))
 }
 
@@ -151,8 +157,26 @@ async fn lift_restriction(
     let [user, group] = keys(&[raw.0, raw.1])?[..] else { return Err(ApiError::NotFound) };
     membership_of(&state, &caller, user, group).await?;
     require_confer(&state, &caller, &[group])?;
-    let revision = state.store.set_restriction(&write_ctx(Some(&caller), ip), user, group, None).await?;
+    let revision = restrict(&state, &caller, ip, user, group, |_| Ok(None)).await?;
     Ok(with_revision(revision, StatusCode::NO_CONTENT))
+}
+
+/// Sets the node restriction of `user`'s membership of `group` to what `nodes` makes of the membership as read
+/// (`None` lifts it; an error refuses the write).
+async fn restrict(
+    state: &AppState,
+    caller: &Principal,
+    ip: std::net::IpAddr,
+    user: i64,
+    group: i64,
+    nodes: impl Fn(&MembershipRecord) -> ApiResult<Option<Vec<i64>>>,
+) -> ApiResult<castellan_store::Revision> {
+    let plan = || async {
+        let read = state.store.memberships(group, &[user]).await?.pop().and_then(|(_, m)| m).ok_or(ApiError::NotFound)?;
+        let nodes = nodes(&read)?;
+        Ok(vec![Change::membership_restricted(group, user, read, nodes)])
+    };
+    planned(state, &write_ctx(Some(caller), ip), &[Target::Membership(user, group)], plan).await
 }
 
 /// Ensures the node is a registered object of module `nodes` (404 otherwise).
@@ -175,16 +199,15 @@ async fn add_node(
     Path(raw): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     let [user, group, node] = keys(&[raw.0, raw.1, raw.2])?[..] else { return Err(ApiError::NotFound) };
-    let m = membership_of(&state, &caller, user, group).await?;
+    membership_of(&state, &caller, user, group).await?;
     existing_node(&state, &caller, node).await?;
-    if m.restricted {
-        require_confer(&state, &caller, &[group])?;
-    }
-    let mut nodes = m.nodes.clone();
-    if !nodes.contains(&node) {
-        nodes.push(node);
-    }
-    let revision = state.store.set_restriction(&write_ctx(Some(&caller), ip), user, group, Some(nodes)).await?;
+    let widened = |m: &MembershipRecord| {
+        if m.restricted {
+            require_confer(&state, &caller, &[group])?;
+        }
+        Ok(Some(m.nodes.iter().copied().chain([node]).collect()))
+    };
+    let revision = restrict(&state, &caller, ip, user, group, widened).await?;
     let m = state.store.membership(user, group).await?.ok_or(ApiError::NotFound)?;
     Ok(with_revision(revision, axum::Json(nodes_out(&state, &caller, &m))))
 }
@@ -200,13 +223,13 @@ async fn remove_node(
     Path(raw): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     let [user, group, node] = keys(&[raw.0, raw.1, raw.2])?[..] else { return Err(ApiError::NotFound) };
-    let m = membership_of(&state, &caller, user, group).await?;
+    membership_of(&state, &caller, user, group).await?;
     existing_node(&state, &caller, node).await?;
-    if !m.nodes.contains(&node) {
-        return Err(ApiError::NotFound);
-    }
-    let nodes = m.nodes.iter().copied().filter(|n| *n != node).collect();
-    let revision = state.store.set_restriction(&write_ctx(Some(&caller), ip), user, group, Some(nodes)).await?;
+    let narrowed = |m: &MembershipRecord| match m.nodes.contains(&node) {
+        true => Ok(Some(m.nodes.iter().copied().filter(|n| *n != node).collect())),
+        false => Err(ApiError::NotFound),
+    };
+    let revision = restrict(&state, &caller, ip, user, group, narrowed).await?;
     let m = state.store.membership(user, group).await?.ok_or(ApiError::NotFound)?;
     Ok(with_revision(revision, axum::Json(nodes_out(&state, &caller, &m))))
 }

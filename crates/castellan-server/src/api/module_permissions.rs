@@ -166,7 +166,7 @@ async fn put(
                 held.set(module_id, &actions);
                 Ok(vec![Change::GroupUpdated { pk, after: GroupRecord { permissions: held.to_map(), ..before.clone() }, before }])
             };
-            crate::write::planned(state, &ctx, Target::Group(pk), plan).await?
+            crate::write::planned(state, &ctx, &[Target::Group(pk)], plan).await?
         }
         _ => {
             checked_held(state, caller, subject, module_id, &actions).await?;

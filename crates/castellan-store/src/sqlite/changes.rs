@@ -55,6 +55,12 @@ impl ChangeLog for SqliteStore {
             for change in changes {
                 match &change {
                     Change::GroupUpdated { pk, before, after } => super::groups::update_group(c, *pk, before, after)?,
+                    Change::MembersAssigned { group, members } | Change::MembersUnassigned { group, members } => {
+                        super::groups::set_members(c, *group, members)?
+                    }
+                    Change::MembershipRestricted { group, user, before, after } => {
+                        super::groups::set_membership(c, *user, *group, before.as_ref(), after.as_ref())?
+                    }
                     other => {
                         return Err(StoreError::Backend(format!(
                             "{} {} is written through its own store call, not as a planned change",

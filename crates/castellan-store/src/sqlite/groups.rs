@@ -8,7 +8,6 @@ use castellan_core::change::{Change, GroupRecord, MemberChange, MembershipRecord
 use castellan_core::permission::ModulePermissions;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
 use super::{Sql, SqliteStore, TRIGRAM, backend, fts_phrase, like_escape, log_write, map_err};
 use crate::time_util::{from_micros, now_micros, to_micros};
@@ -197,29 +196,53 @@ fn membership_record(m: Option<Membership>) -> Option<MembershipRecord> {
 const MEMBERS_OF_ORG: &str = "SELECT (SELECT count(*) FROM users
           WHERE org = ?1 AND pk IN (SELECT value FROM json_each(?2))) = json_array_length(?2)";
 
-/// Each user of the JSON array `?2` with its membership of group `?1` before it is added: (user, whether a member,
-/// expiry, restricted, restricting nodes as a JSON array).
-const MEMBERS_BEFORE: &str = "SELECT j.value, m.user IS NOT NULL, m.expires_at, COALESCE(m.restricted, 0),
-          (SELECT json_group_array(node) FROM (SELECT node FROM membership_nodes n
-            WHERE n.user = m.user AND n.grp = m.grp ORDER BY node))
-   FROM json_each(?2) j LEFT JOIN memberships m ON m.user = j.value AND m.grp = ?1";
-
-/// One row of [`MEMBERS_BEFORE`] as the change of giving that member expiry `expires_at`.
-fn member_added(r: &Row<'_>, expires_at: Option<i64>) -> rusqlite::Result<MemberChange> {
-    let nodes: Vec<i64> = serde_json::from_str(r.get_ref(4)?.as_str()?).unwrap_or_default();
-    let restricted: bool = r.get(3)?;
-    let before = r.get::<_, bool>(1)?.then(|| r.get(2)).transpose()?.map(|expires_at| MembershipRecord {
-        expires_at,
-        restricted,
-        nodes: nodes.clone(),
-    });
-    Ok(MemberChange { user: r.get(0)?, before, after: Some(MembershipRecord { expires_at, restricted, nodes }) })
+/// Applies planned membership changes of `group`: every member must still hold the membership it was read with,
+/// and those who join must belong to the group's org (`Conflict{members}`).
+pub(super) fn set_members(c: &Connection, group: i64, members: &[MemberChange]) -> Result<()> {
+    let org: i64 = c.prepare_cached("SELECT org FROM groups WHERE pk = ?")?.query_row([group], |r| r.get(0))?;
+    let joining: Vec<i64> = members.iter().filter(|m| m.before.is_none() && m.after.is_some()).map(|m| m.user).collect();
+    if !joining.is_empty() {
+        let same_org: bool =
+            c.prepare_cached(MEMBERS_OF_ORG)?.query_row(params![org, Value::from(joining).to_string()], |r| r.get(0))?;
+        if !same_org {
+            return Err(StoreError::Conflict { constraint: "members".into() });
+        }
+    }
+    for m in members {
+        set_membership(c, m.user, group, m.before.as_ref(), m.after.as_ref())?;
+    }
+    Ok(())
 }
 
-/// Adds (or re-dates) the memberships of the users of the JSON array `?2` in group `?1` with expiry `?3`.
-const UPSERT_MEMBERS: &str = "INSERT INTO memberships (user, grp, expires_at)
-     SELECT j.value, ?1, ?3 FROM json_each(?2) j WHERE true
-     ON CONFLICT (user, grp) DO UPDATE SET expires_at = excluded.expires_at";
+/// Sets `user`'s membership of `group` to `after` (`None`: removed) if it still reads as `before`.
+pub(super) fn set_membership(
+    c: &Connection,
+    user: i64,
+    group: i64,
+    before: Option<&MembershipRecord>,
+    after: Option<&MembershipRecord>,
+) -> Result<()> {
+    if membership_record(fetch_membership(c, user, group)?).as_ref() != before {
+        return Err(StoreError::Stale(format!("the membership of user {user} in group {group}")));
+    }
+    let Some(after) = after else {
+        c.prepare_cached("DELETE FROM memberships WHERE user = ? AND grp = ?")?.execute([user, group])?;
+        return Ok(());
+    };
+    c.prepare_cached(
+        "INSERT INTO memberships (user, grp, expires_at, restricted) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (user, grp) DO UPDATE SET expires_at = excluded.expires_at, restricted = excluded.restricted",
+    )?
+    .execute(params![user, group, after.expires_at, after.restricted])?;
+    if before.is_none_or(|b| b.nodes != after.nodes) {
+        c.prepare_cached("DELETE FROM membership_nodes WHERE user = ? AND grp = ?")?.execute([user, group])?;
+        let mut insert = c.prepare_cached("INSERT OR IGNORE INTO membership_nodes (user, grp, node) VALUES (?, ?, ?)")?;
+        for node in &after.nodes {
+            insert.execute([user, group, *node])?;
+        }
+    }
+    Ok(())
+}
 
 #[async_trait]
 impl GroupStore for SqliteStore {
@@ -329,78 +352,14 @@ impl GroupStore for SqliteStore {
         .await
     }
 
-    async fn add_members(
-        &self,
-        ctx: &WriteCtx,
-        group: i64,
-        users: &[i64],
-        expires_at: Option<OffsetDateTime>,
-    ) -> Result<(Group, Revision)> {
-        // A user named twice is one member (not a user of another org).
-        let mut distinct: Vec<i64> = Vec::with_capacity(users.len());
-        for user in users {
-            if !distinct.contains(user) {
-                distinct.push(*user);
-            }
-        }
-        let users = Value::from(distinct).to_string();
-        let expires_at = expires_at.map(to_micros);
-        self.write(ctx, move |c, ctx| {
-            let record = fetch_group(c, group)?;
-            let same_org: bool = c.prepare_cached(MEMBERS_OF_ORG)?.query_row(params![record.org, users], |r| r.get(0))?;
-            if !same_org {
-                return Err(StoreError::Conflict { constraint: "members".into() });
-            }
-            let members = c
-                .prepare_cached(MEMBERS_BEFORE)?
-                .query_map(params![group, users], |r| member_added(r, expires_at))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            c.prepare_cached(UPSERT_MEMBERS)?.execute(params![group, users, expires_at])?;
-            Ok((record, log_write(c, ctx, Change::MembersAssigned { group, members })?))
-        })
-        .await
-    }
-
-    async fn remove_members(&self, ctx: &WriteCtx, group: i64, users: &[i64]) -> Result<(Group, Revision)> {
-        let users = users.to_vec();
-        self.write(ctx, move |c, ctx| {
-            let record = fetch_group(c, group)?;
-            let mut members = Vec::with_capacity(users.len());
-            for &user in &users {
-                let Some(before) = fetch_membership(c, user, group)? else { continue };
-                c.prepare_cached("DELETE FROM memberships WHERE user = ? AND grp = ?")?.execute([user, group])?;
-                members.push(MemberChange { user, before: membership_record(Some(before)), after: None });
-            }
-            Ok((record, log_write(c, ctx, Change::MembersUnassigned { group, members })?))
-        })
-        .await
-    }
-
     async fn membership(&self, user: i64, group: i64) -> Result<Option<Membership>> {
         self.read(move |c| fetch_membership(c, user, group)).await
     }
 
-    async fn set_restriction(&self, ctx: &WriteCtx, user: i64, group: i64, nodes: Option<Vec<i64>>) -> Result<Revision> {
-        self.write(ctx, move |c, ctx| {
-            let before = fetch_membership(c, user, group)?;
-            if before.is_none() {
-                return Err(StoreError::NotFound);
-            }
-            c.prepare_cached("DELETE FROM membership_nodes WHERE user = ? AND grp = ?")?
-                .execute([user, group])
-                .map_err(backend)?;
-            {
-                let mut insert = c.prepare_cached("INSERT OR IGNORE INTO membership_nodes (user, grp, node) VALUES (?, ?, ?)")?;
-                for node in nodes.iter().flatten() {
-                    insert.execute([user, group, *node])?;
-                }
-            }
-            c.prepare_cached("UPDATE memberships SET restricted = ? WHERE user = ? AND grp = ?")?
-                .execute(params![nodes.is_some(), user, group])
-                .map_err(backend)?;
-            let after = fetch_membership(c, user, group)?;
-            let (before, after) = (membership_record(before), membership_record(after));
-            log_write(c, ctx, Change::MembershipRestricted { group, user, before, after })
+    async fn memberships(&self, group: i64, users: &[i64]) -> Result<Vec<(i64, Option<MembershipRecord>)>> {
+        let users = users.to_vec();
+        self.read(move |c| {
+            users.into_iter().map(|user| Ok((user, membership_record(fetch_membership(c, user, group)?)))).collect()
         })
         .await
     }

@@ -52,7 +52,7 @@ async fn fixture(store: &dyn Store) -> Fixture {
     store.audit(&as_user(&alice), login(&alice)).await.unwrap();
 
     let group_b = store.create_group(&as_user(&bob), group(org_b, "Editors")).await.unwrap().0.pk;
-    store.add_members(&as_user(&bob), group_b, &[bob.pk], None).await.unwrap();
+    crate::planned::add_members(store, &as_user(&bob), group_b, &[bob.pk], None).await.unwrap();
     store.audit(&as_user(&bob), login(&bob)).await.unwrap();
     store.create_object(&as_user(&bob), "catalogs", "42", None, org_b).await.unwrap();
     let logout = Change::LoggedOut { user: bob.pk };

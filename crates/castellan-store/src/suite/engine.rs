@@ -95,7 +95,7 @@ pub async fn index_follows_the_change_log(store: &dyn Store) {
     let users = [alice, bob];
     f.follow_and_compare(store, &users, "creating groups and users").await;
 
-    store.add_members(&ctx(), leaf.pk, &[alice, bob], None).await.unwrap();
+    crate::planned::add_members(store, &ctx(), leaf.pk, &[alice, bob], None).await.unwrap();
     f.follow_and_compare(store, &users, "adding members").await;
     let groups = UserChanges { groups: Some(vec![other.pk]), ..Default::default() };
     store.update_user(&ctx(), bob, groups).await.unwrap();
@@ -131,7 +131,7 @@ pub async fn index_follows_the_change_log(store: &dyn Store) {
     store.assign_grants(&ctx(), SubjectFact::User(bob), &update, Some(("catalogs", "10")), None).await.unwrap();
     assert!(store.engine_facts().await.unwrap().0.grants.iter().any(|g| g.object.is_some()), "an object grant to delete");
     f.follow_and_compare(store, &users, "registering objects and granting on them").await;
-    store.set_restriction(&ctx(), alice, leaf.pk, Some(vec![node.pk])).await.unwrap();
+    crate::planned::set_restriction(store, &ctx(), alice, leaf.pk, Some(vec![node.pk])).await.unwrap();
     f.follow_and_compare(store, &users, "restricting a membership").await;
     store.delete_object(&ctx(), "catalogs", "10").await.unwrap();
     f.follow_and_compare(store, &users, "deleting a parent object").await;
@@ -140,7 +140,7 @@ pub async fn index_follows_the_change_log(store: &dyn Store) {
     f.follow_and_compare(store, &users, "unassigning a role").await;
     store.delete_role(&ctx(), role.pk).await.unwrap();
     f.follow_and_compare(store, &users, "deleting a role").await;
-    store.remove_members(&ctx(), leaf.pk, &[alice]).await.unwrap();
+    crate::planned::remove_members(store, &ctx(), leaf.pk, &[alice]).await.unwrap();
     f.follow_and_compare(store, &users, "removing a member").await;
     store.update_user(&ctx(), alice, UserChanges { is_active: Some(false), ..Default::default() }).await.unwrap();
     f.follow_and_compare(store, &users, "deactivating a user").await;
@@ -194,9 +194,9 @@ pub async fn dry_runs_preview_what_the_write_does(store: &dyn Store) {
     let bob = make_user(store, new_user(org, "bob")).await.pk;
     let carol = make_user(store, new_user(org, "carol")).await.pk;
     let users = [alice, bob, carol];
-    store.add_members(&ctx(), leaf.pk, &[carol], None).await.unwrap();
+    crate::planned::add_members(store, &ctx(), leaf.pk, &[carol], None).await.unwrap();
 
-    dry_then_real!(store, &users, "adding members", |c| store.add_members(c, leaf.pk, &[alice, bob], None));
+    dry_then_real!(store, &users, "adding members", |c| crate::planned::add_members(store, c, leaf.pk, &[alice, bob], None));
     let groups = UserChanges { groups: Some(vec![other.pk]), ..Default::default() };
     dry_then_real!(store, &users, "replacing a user's groups", |c| store.update_user(c, bob, groups.clone()));
     dry_then_real!(store, &users, "moving a subtree", |c| update_group(store, c, mid.pk, |g| g.parent = Some(other.pk)));
@@ -238,12 +238,18 @@ pub async fn dry_runs_preview_what_the_write_does(store: &dyn Store) {
         Some(catalog.pk),
         org
     ));
-    dry_then_real!(store, &users, "restricting a membership", |c| store.set_restriction(c, carol, leaf.pk, Some(vec![node.pk])));
+    dry_then_real!(store, &users, "restricting a membership", |c| crate::planned::set_restriction(
+        store,
+        c,
+        carol,
+        leaf.pk,
+        Some(vec![node.pk])
+    ));
     catalogs.is_active = false;
     dry_then_real!(store, &users, "deactivating a module", |c| store.update_module(c, &catalogs));
     dry_then_real!(store, &users, "unassigning a role", |c| store.unassign_role(c, role.pk, &[SubjectFact::Group(leaf.pk)]));
     dry_then_real!(store, &users, "deleting a role", |c| store.delete_role(c, role.pk));
-    dry_then_real!(store, &users, "removing a member", |c| store.remove_members(c, leaf.pk, &[alice]));
+    dry_then_real!(store, &users, "removing a member", |c| crate::planned::remove_members(store, c, leaf.pk, &[alice]));
     let inactive = UserChanges { is_active: Some(false), ..Default::default() };
     dry_then_real!(store, &users, "deactivating a user", |c| store.update_user(c, alice, inactive.clone()));
     dry_then_real!(store, &users, "deleting a tree of groups", |c| store.delete_group(c, other.pk, true));

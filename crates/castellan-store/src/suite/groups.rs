@@ -41,7 +41,7 @@ async fn make_group_with(store: &dyn Store, org: i64, name: &str, parent: Option
 async fn member(store: &dyn Store, org: i64, username: &str, groups: &[i64]) -> i64 {
     let user = make_user(store, new_user(org, username)).await;
     for g in groups {
-        store.add_members(&ctx(), *g, &[user.pk], None).await.unwrap();
+        crate::planned::add_members(store, &ctx(), *g, &[user.pk], None).await.unwrap();
     }
     user.pk
 }
@@ -315,7 +315,7 @@ pub async fn group_delete_children_and_cascade(store: &dyn Store) {
     let ua = member(store, org, "ua", &[a.pk]).await;
     let ub = member(store, org, "ub", &[b.pk, other.pk]).await;
     let uc = member(store, org, "uc", &[c.pk]).await;
-    store.set_restriction(&ctx(), ub, b.pk, Some(vec![7])).await.unwrap();
+    crate::planned::set_restriction(store, &ctx(), ub, b.pk, Some(vec![7])).await.unwrap();
 
     let before = mark(store).await;
     assert_conflict(store.delete_group(&ctx(), a.pk, false).await, "children");
@@ -341,7 +341,7 @@ pub async fn group_delete_children_and_cascade(store: &dyn Store) {
     // The subtree goes with cascade.
     let c2 = make_group(store, org, "C", Some(b.pk)).await;
     assert_ne!(c2.pk, c.pk, "keys are never reused");
-    store.add_members(&ctx(), c2.pk, &[uc], None).await.unwrap();
+    crate::planned::add_members(store, &ctx(), c2.pk, &[uc], None).await.unwrap();
     let before = mark(store).await;
     let revision = store.delete_group(&ctx(), a.pk, true).await.unwrap();
     let row = expect_one_change(store, before, revision).await;
@@ -374,7 +374,7 @@ pub async fn memberships_add_remove_and_expiry(store: &dyn Store) {
     let foreign = make_user(store, new_user(globex, "foreign")).await.pk;
 
     let before = mark(store).await;
-    let (group, revision) = store.add_members(&ctx(), g.pk, &[u1, u2], None).await.unwrap();
+    let (group, revision) = crate::planned::add_members(store, &ctx(), g.pk, &[u1, u2], None).await.unwrap();
     assert_eq!(group, store.get_group(g.pk).await.unwrap(), "the write answers its group");
     let row = expect_one_change(store, before, revision).await;
     assert_eq!((row.action.as_str(), row.target_type.as_str()), ("assign", "groups"));
@@ -400,7 +400,7 @@ pub async fn memberships_add_remove_and_expiry(store: &dyn Store) {
     // A future expiry counts until it passes.
     let later = OffsetDateTime::now_utc() + Duration::hours(1);
     let before = mark(store).await;
-    let (_, revision) = store.add_members(&ctx(), g.pk, &[u3], Some(later)).await.unwrap();
+    let (_, revision) = crate::planned::add_members(store, &ctx(), g.pk, &[u3], Some(later)).await.unwrap();
     expect_one_change(store, before, revision).await;
     let m = store.membership(u3, g.pk).await.unwrap().unwrap();
     assert!((m.expires_at.expect("an expiry") - later).abs() < Duration::milliseconds(1));
@@ -410,7 +410,7 @@ pub async fn memberships_add_remove_and_expiry(store: &dyn Store) {
     // Re-adding an existing member replaces the expiry: a past one makes the membership stop counting at once.
     let earlier = OffsetDateTime::now_utc() - Duration::minutes(1);
     let before = mark(store).await;
-    let (_, revision) = store.add_members(&ctx(), g.pk, &[u2], Some(earlier)).await.unwrap();
+    let (_, revision) = crate::planned::add_members(store, &ctx(), g.pk, &[u2], Some(earlier)).await.unwrap();
     let row = expect_one_change(store, before, revision).await;
     assert!(row.changes["members"][0]["before"].is_object(), "the old membership is logged: {}", row.changes);
     assert!(store.membership(u2, g.pk).await.unwrap().is_some(), "an expired membership still exists");
@@ -423,35 +423,41 @@ pub async fn memberships_add_remove_and_expiry(store: &dyn Store) {
 
     // An expiry passes by the clock alone.
     let soon = OffsetDateTime::now_utc() + Duration::milliseconds(400);
-    store.add_members(&ctx(), g.pk, &[u3], Some(soon)).await.unwrap();
+    crate::planned::add_members(store, &ctx(), g.pk, &[u3], Some(soon)).await.unwrap();
     assert!(holds(store, u3, "users", Action::Read).await);
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     assert!(!holds(store, u3, "users", Action::Read).await, "the expiry has passed");
     assert_eq!(members_of(store, g.pk, false).await, set(&[u1]));
 
     // Re-adding without an expiry makes it permanent again.
-    store.add_members(&ctx(), g.pk, &[u2, u3], None).await.unwrap();
+    crate::planned::add_members(store, &ctx(), g.pk, &[u2, u3], None).await.unwrap();
     assert_eq!(store.membership(u2, g.pk).await.unwrap().unwrap().expires_at, None);
     assert_eq!(members_of(store, g.pk, false).await, set(&[u1, u2, u3]));
 
     // Users of another org, unknown users and unknown groups are refused and change nothing.
     let before = mark(store).await;
-    assert_conflict(store.add_members(&ctx(), g.pk, &[u1, foreign], None).await, "members");
-    assert_conflict(store.add_members(&ctx(), g.pk, &[u1 + 1000], None).await, "members");
-    assert_not_found(store.add_members(&ctx(), 9999, &[u1], None).await);
-    assert_not_found(store.remove_members(&ctx(), 9999, &[u1]).await);
+    assert_conflict(crate::planned::add_members(store, &ctx(), g.pk, &[u1, foreign], None).await, "members");
+    assert_conflict(crate::planned::add_members(store, &ctx(), g.pk, &[u1 + 1000], None).await, "members");
+    assert_not_found(crate::planned::add_members(store, &ctx(), 9999, &[u1], None).await);
+    assert_not_found(crate::planned::remove_members(store, &ctx(), 9999, &[u1]).await);
+    // Plans whose memberships no longer read as planned are stale: u2 and u3 are members, `foreign` never was one.
+    let joined_meanwhile = Change::members_assigned(g.pk, vec![(u3, None), (u2, None)], None);
+    assert!(matches!(store.apply(&ctx(), vec![joined_meanwhile]).await, Err(crate::StoreError::Stale(_))));
+    let left_meanwhile =
+        Change::members_unassigned(g.pk, vec![(foreign, store.memberships(g.pk, &[u1]).await.unwrap()[0].1.clone())]);
+    assert!(matches!(store.apply(&ctx(), vec![left_meanwhile]).await, Err(crate::StoreError::Stale(_))));
     expect_no_change(store, before).await;
     assert!(store.get_user(foreign).await.unwrap().groups.is_empty());
 
     // Naming a member twice is not an org conflict.
     let before = mark(store).await;
-    let (_, revision) = store.add_members(&ctx(), g.pk, &[u1, u1], None).await.unwrap();
+    let (_, revision) = crate::planned::add_members(store, &ctx(), g.pk, &[u1, u1], None).await.unwrap();
     expect_one_change(store, before, revision).await;
     assert_eq!(members_of(store, g.pk, false).await, set(&[u1, u2, u3]));
 
     // Removing: absent users are ignored; the removed lose the group and what it confers.
     let before = mark(store).await;
-    let (group, revision) = store.remove_members(&ctx(), g.pk, &[u1, foreign, u1 + 1000]).await.unwrap();
+    let (group, revision) = crate::planned::remove_members(store, &ctx(), g.pk, &[u1, foreign, u1 + 1000]).await.unwrap();
     assert_eq!(group, store.get_group(g.pk).await.unwrap(), "the write answers its group");
     let row = expect_one_change(store, before, revision).await;
     assert_eq!((row.action.as_str(), row.target_type.as_str()), ("unassign", "groups"));
@@ -477,7 +483,7 @@ pub async fn restrictions_exclude_permissions(store: &dyn Store) {
     assert!(holds(store, u, "groups", Action::Read).await);
 
     let before = mark(store).await;
-    let revision = store.set_restriction(&ctx(), u, g.pk, Some(Vec::new())).await.unwrap();
+    let revision = crate::planned::set_restriction(store, &ctx(), u, g.pk, Some(Vec::new())).await.unwrap();
     let row = expect_one_change(store, before, revision).await;
     assert_eq!(row.target_type, "groups");
     assert_eq!(row.target_pk, g.pk.to_string());
@@ -496,7 +502,7 @@ pub async fn restrictions_exclude_permissions(store: &dyn Store) {
 
     // Nodes are kept ascending and without repeats.
     let before = mark(store).await;
-    let revision = store.set_restriction(&ctx(), u, g.pk, Some(vec![9, 7, 9])).await.unwrap();
+    let revision = crate::planned::set_restriction(store, &ctx(), u, g.pk, Some(vec![9, 7, 9])).await.unwrap();
     let row = expect_one_change(store, before, revision).await;
     assert_eq!(row.changes["before"]["nodes"], json!([]));
     assert_eq!(row.changes["after"]["nodes"], json!([7, 9]));
@@ -505,14 +511,14 @@ pub async fn restrictions_exclude_permissions(store: &dyn Store) {
     assert!(effective(store, u).await.is_empty());
 
     // An unrestricted path to the same ancestor wins for what it confers.
-    store.add_members(&ctx(), parent.pk, &[u], None).await.unwrap();
+    crate::planned::add_members(store, &ctx(), parent.pk, &[u], None).await.unwrap();
     assert!(holds(store, u, "groups", Action::Read).await);
     assert!(!holds(store, u, "users", Action::Read).await);
-    store.remove_members(&ctx(), parent.pk, &[u]).await.unwrap();
+    crate::planned::remove_members(store, &ctx(), parent.pk, &[u]).await.unwrap();
 
     // Lifting.
     let before = mark(store).await;
-    let revision = store.set_restriction(&ctx(), u, g.pk, None).await.unwrap();
+    let revision = crate::planned::set_restriction(store, &ctx(), u, g.pk, None).await.unwrap();
     let row = expect_one_change(store, before, revision).await;
     assert_eq!(row.changes["before"]["restricted"], true);
     assert_eq!(row.changes["after"]["restricted"], false);
@@ -522,23 +528,23 @@ pub async fn restrictions_exclude_permissions(store: &dyn Store) {
     assert!(holds(store, u, "groups", Action::Read).await);
 
     // Re-adding a restricted member keeps the restriction (only the expiry changes).
-    store.set_restriction(&ctx(), u, g.pk, Some(vec![3])).await.unwrap();
-    store.add_members(&ctx(), g.pk, &[u], None).await.unwrap();
+    crate::planned::set_restriction(store, &ctx(), u, g.pk, Some(vec![3])).await.unwrap();
+    crate::planned::add_members(store, &ctx(), g.pk, &[u], None).await.unwrap();
     let m = store.membership(u, g.pk).await.unwrap().unwrap();
     assert_eq!((m.restricted, m.nodes.clone()), (true, vec![3]));
 
     // Removing the member removes its restriction; joining again starts unrestricted.
-    store.remove_members(&ctx(), g.pk, &[u]).await.unwrap();
-    store.add_members(&ctx(), g.pk, &[u], None).await.unwrap();
+    crate::planned::remove_members(store, &ctx(), g.pk, &[u]).await.unwrap();
+    crate::planned::add_members(store, &ctx(), g.pk, &[u], None).await.unwrap();
     let m = store.membership(u, g.pk).await.unwrap().unwrap();
     assert_eq!((m.restricted, m.nodes.clone()), (false, Vec::new()));
 
     // No membership, nothing to restrict.
     let other = make_group(store, org, "Other", None).await;
     let before = mark(store).await;
-    assert_not_found(store.set_restriction(&ctx(), u, other.pk, Some(vec![1])).await);
-    assert_not_found(store.set_restriction(&ctx(), u, other.pk, None).await);
-    assert_not_found(store.set_restriction(&ctx(), u + 1000, g.pk, Some(Vec::new())).await);
+    assert_not_found(crate::planned::set_restriction(store, &ctx(), u, other.pk, Some(vec![1])).await);
+    assert_not_found(crate::planned::set_restriction(store, &ctx(), u, other.pk, None).await);
+    assert_not_found(crate::planned::set_restriction(store, &ctx(), u + 1000, g.pk, Some(Vec::new())).await);
     expect_no_change(store, before).await;
     assert_eq!(store.membership(u, other.pk).await.unwrap(), None);
 }
@@ -653,7 +659,9 @@ pub async fn visible_to_filters_groups_and_users(store: &dyn Store) {
     assert_eq!(user_keys(store, f).await, set(&[u_north]));
 
     // An expired membership gives no visibility.
-    store.add_members(&ctx(), ops, &[u_eu], Some(OffsetDateTime::now_utc() - Duration::seconds(1))).await.unwrap();
+    crate::planned::add_members(store, &ctx(), ops, &[u_eu], Some(OffsetDateTime::now_utc() - Duration::seconds(1)))
+        .await
+        .unwrap();
     assert_eq!(group_keys(store, groups_seen_by(store, u_eu).await).await, [eu, north]);
     assert_eq!(user_keys(store, users_seen_by(store, u_eu).await).await, set(&[u_eu, u_north, u_both]));
     assert_eq!(user_keys(store, users_seen_by(store, u_ops).await).await, set(&[u_ops]), "an expired member is not seen either");
@@ -674,7 +682,7 @@ pub async fn expirations_are_recorded_once(store: &dyn Store) {
     let g = make_group(store, org, "G", None).await;
     let u = make_user(store, new_user(org, "u")).await.pk;
     let soon = OffsetDateTime::now_utc() + Duration::milliseconds(50);
-    store.add_members(&ctx(), g.pk, &[u], Some(soon)).await.unwrap();
+    crate::planned::add_members(store, &ctx(), g.pk, &[u], Some(soon)).await.unwrap();
     let before_expiry = store.revision().await.unwrap();
     assert_eq!(store.record_expirations(OffsetDateTime::now_utc() - Duration::seconds(1)).await.unwrap(), 0);
     assert_eq!(store.revision().await.unwrap(), before_expiry, "nothing expired yet");
@@ -709,7 +717,7 @@ pub async fn index_holds_the_facts_of_any_scope(store: &dyn Store) {
     let (node, _) = store.create_object(&ctx(), "nodes", "7", None, org).await.unwrap();
     store.create_object(&ctx(), "catalogs", "1", None, org).await.unwrap();
     store.assign_grants(&ctx(), SubjectFact::User(alice), &read, Some(("catalogs", "1")), None).await.unwrap();
-    store.set_restriction(&ctx(), bob, root.pk, Some(vec![node.pk])).await.unwrap();
+    crate::planned::set_restriction(store, &ctx(), bob, root.pk, Some(vec![node.pk])).await.unwrap();
 
     let (all, _) = store.engine_facts().await.unwrap();
     let index = Index::build(&all);
