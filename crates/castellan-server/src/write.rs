@@ -74,13 +74,32 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = ApiResult<Vec<Change>>>,
 {
+    let (revision, ()) = planned_with(state, ctx, targets, || {
+        let changes = plan();
+        async { Ok((changes.await?, ())) }
+    })
+    .await?;
+    Ok(revision)
+}
+
+/// [`planned`], for a plan that also reads what the answer needs (`T`, from the plan that was applied).
+pub async fn planned_with<F, Fut, T>(
+    state: &AppState,
+    ctx: &WriteCtx,
+    targets: &[Target],
+    mut plan: F,
+) -> ApiResult<(Revision, T)>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ApiResult<(Vec<Change>, T)>>,
+{
     let _turn = match castellan_store::dry_run_slot() {
         Some(_) => None,
         None => Some(state.targets.turn(targets).await),
     };
     let mut attempt = 1;
     loop {
-        let changes = plan().await?;
+        let (changes, read) = plan().await?;
         if let Some(slot) = castellan_store::dry_run_slot() {
             let first = changes.into_iter().next();
             *slot.lock().map_err(|_| ApiError::Internal("a dry run's slot is poisoned".into()))? = first;
@@ -91,7 +110,7 @@ where
                 attempt += 1;
                 state.follower.follow().await?;
             }
-            applied => return Ok(applied?),
+            applied => return Ok((applied?, read)),
         }
     }
 }

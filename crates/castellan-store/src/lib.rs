@@ -501,12 +501,13 @@ pub trait GroupStore {
     async fn delete_group(&self, ctx: &WriteCtx, pk: i64, cascade: bool) -> Result<Revision>;
     /// One membership, expired or not.
     async fn membership(&self, user: i64, group: i64) -> Result<Option<Membership>>;
-    /// Each of `users` with its membership of `group` as it is now, expired or not (`None`: not a member).
+    /// Group `group` with each of `users` and its membership of the group as it is now, expired or not (`None`: not
+    /// a member): what a membership write is planned from, in one read.
     async fn memberships(
         &self,
         group: i64,
         users: &[i64],
-    ) -> Result<Vec<(i64, Option<castellan_core::change::MembershipRecord>)>>;
+    ) -> Result<(Group, Vec<(i64, Option<castellan_core::change::MembershipRecord>)>)>;
     /// Every group as (pk, parent) and every membership as (user, group, expires_at in µs since the epoch).
     async fn directory_snapshot(&self) -> Result<DirectorySnapshot>;
     /// A user's memberships as (group, expires_at µs).

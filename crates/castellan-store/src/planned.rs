@@ -15,14 +15,14 @@ pub async fn add_members(
     users: &[i64],
     expires_at: Option<OffsetDateTime>,
 ) -> Result<(Group, Revision)> {
-    let read = store.memberships(group, users).await?;
+    let (_, read) = store.memberships(group, users).await?;
     let revision = store.apply(ctx, vec![Change::members_assigned(group, read, expires_at.map(to_micros))]).await?;
     Ok((store.get_group(group).await?, revision))
 }
 
 /// Removes `users` from `group` (those who are not members are ignored); answers the group after the write.
 pub async fn remove_members(store: &dyn Store, ctx: &WriteCtx, group: i64, users: &[i64]) -> Result<(Group, Revision)> {
-    let read = store.memberships(group, users).await?;
+    let (_, read) = store.memberships(group, users).await?;
     let revision = store.apply(ctx, vec![Change::members_unassigned(group, read)]).await?;
     Ok((store.get_group(group).await?, revision))
 }
@@ -35,6 +35,6 @@ pub async fn set_restriction(
     group: i64,
     nodes: Option<Vec<i64>>,
 ) -> Result<Revision> {
-    let read = store.memberships(group, &[user]).await?.pop().and_then(|(_, m)| m).ok_or(StoreError::NotFound)?;
+    let read = store.memberships(group, &[user]).await?.1.pop().and_then(|(_, m)| m).ok_or(StoreError::NotFound)?;
     store.apply(ctx, vec![Change::membership_restricted(group, user, read, nodes)]).await
 }

@@ -458,21 +458,25 @@ async fn assign_users(
     let targets: Vec<Target> = users.iter().map(|&user| Target::Membership(user, pk)).collect();
     let expires_at = expires_at.map(crate::clock::micros_of);
     let plan = || plan_assign(&state, pk, &users, expires_at);
-    let revision = crate::write::planned(&state, &write_ctx(Some(&caller), ip), &targets, plan).await?;
-    let group = state.store.get_group(pk).await?;
+    let (revision, group) = crate::write::planned_with(&state, &write_ctx(Some(&caller), ip), &targets, plan).await?;
     Ok(with_revision(revision, axum::Json(members_out(&state, &caller, &group, revision).await?)))
 }
 
 /// Plans `users` joining group `group` (members are re-dated to `expires_at`): each must belong to the group's
-/// org, as the model knows them (400 on `users` otherwise, as the store would refuse it).
-pub(crate) async fn plan_assign(state: &AppState, group: i64, users: &[i64], expires_at: Option<i64>) -> ApiResult<Vec<Change>> {
-    let org = state.store.get_group(group).await?.org;
-    let read = state.store.memberships(group, users).await?;
+/// org, as the model knows them (400 on `users` otherwise, as the store would refuse it). Answers the group too
+/// (a membership write leaves its fields as they are).
+pub(crate) async fn plan_assign(
+    state: &AppState,
+    group: i64,
+    users: &[i64],
+    expires_at: Option<i64>,
+) -> ApiResult<(Vec<Change>, Group)> {
+    let (read_group, read) = state.store.memberships(group, users).await?;
     let snapshot = state.engine.snapshot();
-    if read.iter().any(|(user, m)| m.is_none() && snapshot.index.user_org(*user) != Some(org)) {
+    if read.iter().any(|(user, m)| m.is_none() && snapshot.index.user_org(*user) != Some(read_group.org)) {
         return Err(StoreError::Conflict { constraint: "members".into() }.into());
     }
-    Ok(vec![Change::members_assigned(group, read, expires_at)])
+    Ok((vec![Change::members_assigned(group, read, expires_at)], read_group))
 }
 
 /// Remove users from a group; the caller must hold what the group confers.
@@ -490,8 +494,10 @@ async fn remove_users(
     let (users, _) = member_body(&state, &caller, &body, false)?;
     require_confer(&state, &caller, &[pk])?;
     let targets: Vec<Target> = users.iter().map(|&user| Target::Membership(user, pk)).collect();
-    let plan = || async { Ok(vec![Change::members_unassigned(pk, state.store.memberships(pk, &users).await?)]) };
-    let revision = crate::write::planned(&state, &write_ctx(Some(&caller), ip), &targets, plan).await?;
-    let group = state.store.get_group(pk).await?;
+    let plan = || async {
+        let (group, read) = state.store.memberships(pk, &users).await?;
+        Ok((vec![Change::members_unassigned(pk, read)], group))
+    };
+    let (revision, group) = crate::write::planned_with(&state, &write_ctx(Some(&caller), ip), &targets, plan).await?;
     Ok(with_revision(revision, axum::Json(members_out(&state, &caller, &group, revision).await?)))
 }

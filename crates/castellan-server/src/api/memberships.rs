@@ -20,7 +20,7 @@ use crate::links::{Envelope, ListQuery};
 use crate::repr::GroupOut;
 use crate::state::AppState;
 use crate::visibility::{groups_seen, require_visible_group, require_visible_users, visible_group, visible_user};
-use crate::write::{Target, planned};
+use crate::write::{Target, planned, planned_with};
 
 /// Routes of module `groups`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -111,8 +111,9 @@ async fn join(
     let expires_at = expires_at.map(crate::clock::micros_of);
     let users = [user];
     let plan = || super::groups::plan_assign(&state, group, &users, expires_at);
-    let revision = planned(&state, &write_ctx(Some(&caller), ip), &[Target::Membership(user, group)], plan).await?;
-    Ok(with_revision(revision, axum::Json(GroupOut::from(&state.store.get_group(group).await?))))
+    let targets = [Target::Membership(user, group)];
+    let (revision, joined) = planned_with(&state, &write_ctx(Some(&caller), ip), &targets, plan).await?;
+    Ok(with_revision(revision, axum::Json(GroupOut::from(&joined))))
 }
 
 /// Remove the user from the group.
@@ -127,7 +128,7 @@ async fn leave(
     let [user, group] = keys(&[raw.0, raw.1])?[..] else { return Err(ApiError::NotFound) };
     membership_of(&state, &caller, user, group).await?;
     require_confer(&state, &caller, &[group])?;
-    let plan = || async { Ok(vec![Change::members_unassigned(group, state.store.memberships(group, &[user]).await?)]) };
+    let plan = || async { Ok(vec![Change::members_unassigned(group, state.store.memberships(group, &[user]).await?.1)]) };
     let revision = planned(&state, &write_ctx(Some(&caller), ip), &[Target::Membership(user, group)], plan).await?;
     Ok(with_revision(revision, StatusCode::NO_CONTENT))
 }
@@ -172,7 +173,7 @@ async fn restrict(
     nodes: impl Fn(&MembershipRecord) -> ApiResult<Option<Vec<i64>>>,
 ) -> ApiResult<castellan_store::Revision> {
     let plan = || async {
-        let read = state.store.memberships(group, &[user]).await?.pop().and_then(|(_, m)| m).ok_or(ApiError::NotFound)?;
+        let read = state.store.memberships(group, &[user]).await?.1.pop().and_then(|(_, m)| m).ok_or(ApiError::NotFound)?;
         let nodes = nodes(&read)?;
         Ok(vec![Change::membership_restricted(group, user, read, nodes)])
     };

@@ -356,10 +356,11 @@ impl GroupStore for SqliteStore {
         self.read(move |c| fetch_membership(c, user, group)).await
     }
 
-    async fn memberships(&self, group: i64, users: &[i64]) -> Result<Vec<(i64, Option<MembershipRecord>)>> {
+    async fn memberships(&self, group: i64, users: &[i64]) -> Result<(Group, Vec<(i64, Option<MembershipRecord>)>)> {
         let users = users.to_vec();
         self.read(move |c| {
-            users.into_iter().map(|user| Ok((user, membership_record(fetch_membership(c, user, group)?)))).collect()
+            let read = users.into_iter().map(|user| Ok((user, membership_record(fetch_membership(c, user, group)?))));
+            Ok((fetch_group(c, group)?, read.collect::<Result<_>>()?))
         })
         .await
     }

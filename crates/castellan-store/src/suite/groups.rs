@@ -444,7 +444,7 @@ pub async fn memberships_add_remove_and_expiry(store: &dyn Store) {
     let joined_meanwhile = Change::members_assigned(g.pk, vec![(u3, None), (u2, None)], None);
     assert!(matches!(store.apply(&ctx(), vec![joined_meanwhile]).await, Err(crate::StoreError::Stale(_))));
     let left_meanwhile =
-        Change::members_unassigned(g.pk, vec![(foreign, store.memberships(g.pk, &[u1]).await.unwrap()[0].1.clone())]);
+        Change::members_unassigned(g.pk, vec![(foreign, store.memberships(g.pk, &[u1]).await.unwrap().1[0].1.clone())]);
     assert!(matches!(store.apply(&ctx(), vec![left_meanwhile]).await, Err(crate::StoreError::Stale(_))));
     expect_no_change(store, before).await;
     assert!(store.get_user(foreign).await.unwrap().groups.is_empty());
