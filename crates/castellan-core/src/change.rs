@@ -679,6 +679,31 @@ impl Change {
         Change::MembersAssigned { group, members }
     }
 
+    /// Role `pk` (its record as read) assigned to `subjects`, expiring at `expires_at`.
+    pub fn role_assigned(pk: i64, before: RoleRecord, subjects: Vec<SubjectFact>, expires_at: Option<i64>) -> Change {
+        let mut after = before.clone();
+        for subject in &subjects {
+            match *subject {
+                SubjectFact::User(u) => after.users.push(u),
+                SubjectFact::Group(g) => after.groups.push(g),
+                SubjectFact::Role(_) => {}
+            }
+        }
+        for holders in [&mut after.users, &mut after.groups] {
+            holders.sort_unstable();
+            holders.dedup();
+        }
+        Change::RoleAssigned { pk, subjects, before, after, expires_at }
+    }
+
+    /// Role `pk` (its record as read) taken from `subjects`.
+    pub fn role_unassigned(pk: i64, before: RoleRecord, subjects: Vec<SubjectFact>) -> Change {
+        let mut after = before.clone();
+        after.users.retain(|u| !subjects.contains(&SubjectFact::User(*u)));
+        after.groups.retain(|g| !subjects.contains(&SubjectFact::Group(*g)));
+        Change::RoleUnassigned { pk, subjects, before, after }
+    }
+
     /// Users leaving `group`, from their memberships as read; those who are not members are left out.
     pub fn members_unassigned(group: i64, read: Vec<(i64, Option<MembershipRecord>)>) -> Change {
         let mut members: Vec<MemberChange> = Vec::with_capacity(read.len());

@@ -52,6 +52,10 @@ pub enum Target {
     Group(i64),
     /// One membership, as (user, group).
     Membership(i64, i64),
+    /// A role's own row and its holders.
+    Role(i64),
+    /// The global grants of a user, group or role.
+    Grants(castellan_core::engine::SubjectFact),
 }
 
 impl Target {
@@ -60,6 +64,12 @@ impl Target {
         let key = match self {
             Target::Group(pk) => pk as u64,
             Target::Membership(user, group) => (user as u64).rotate_left(32) ^ group as u64 ^ 1 << 63,
+            Target::Role(pk) => pk as u64 ^ 1 << 62,
+            Target::Grants(subject) => match subject {
+                castellan_core::engine::SubjectFact::User(pk) => pk as u64 ^ 1 << 61,
+                castellan_core::engine::SubjectFact::Group(pk) => pk as u64 ^ 1 << 60,
+                castellan_core::engine::SubjectFact::Role(pk) => pk as u64 ^ 1 << 59,
+            },
         };
         (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % STRIPES
     }

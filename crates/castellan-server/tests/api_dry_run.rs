@@ -232,7 +232,7 @@ async fn a_preview_affecting_more_users_than_the_cap_is_refused() {
     assert_eq!(ok(&r)["impact"]["users_affected"], 1);
 }
 
-/// A planned write (a group's move, its permissions, memberships) is previewed from its plan alone: nothing reaches the database's
+/// A planned write (a group's move, its permissions, memberships, roles, grants) is previewed from its plan alone: nothing reaches the database's
 /// writer, so a preview answers even while another connection holds SQLite's write lock.
 #[tokio::test]
 async fn a_planned_write_previews_without_the_databases_writer() {
@@ -257,6 +257,14 @@ async fn a_planned_write_previews_without_the_databases_writer() {
     let left = preview(&w, Method::PATCH, &eu_remove, Some(json!({"users": [w.anna]})));
     let r = tokio::time::timeout(patience, left).await.expect("a preview waited for the database's writer");
     assert_eq!(entries(&r, "lost"), vec![global("catalogs.read", &[w.anna])]);
+    let role_to_bob = format!("/api/v1/roles/{}/assign-users/", w.viewer);
+    let held = preview(&w, Method::PATCH, &role_to_bob, Some(json!({"users": [w.bob]})));
+    let r = tokio::time::timeout(patience, held).await.expect("a preview waited for the database's writer");
+    assert_eq!(entries(&r, "gained"), vec![global("catalogs.read", &[w.bob])]);
+    let grant_to_bob = format!("/api/v1/rbac/permissions/assigned_by_users/{}/assign/", w.bob);
+    let granted = preview(&w, Method::POST, &grant_to_bob, Some(json!({"permissions": ["catalogs.update"]})));
+    let r = tokio::time::timeout(patience, granted).await.expect("a preview waited for the database's writer");
+    assert_eq!(entries(&r, "gained"), vec![global("catalogs.update", &[w.bob])]);
     // A cycle is refused by the plan, as the write would refuse it.
     let cycle = preview(&w, Method::PATCH, &sales, Some(json!({"parent": w.eu})));
     let r = tokio::time::timeout(patience, cycle).await.expect("a refusal waited for the database's writer");

@@ -43,6 +43,19 @@ pub struct Role {
     pub modified_date: OffsetDateTime,
 }
 
+impl Role {
+    /// The role's fields and holders as the change log records them.
+    pub fn record(&self) -> castellan_core::change::RoleRecord {
+        castellan_core::change::RoleRecord {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            org: self.org,
+            users: self.users.clone(),
+            groups: self.groups.clone(),
+        }
+    }
+}
+
 /// Modules, roles and grants.
 #[async_trait]
 pub trait PermissionStore {
@@ -72,40 +85,13 @@ pub trait PermissionStore {
     ) -> Result<(Role, Revision)>;
     /// Deletes a role, its assignments and grants.
     async fn delete_role(&self, ctx: &WriteCtx, pk: i64) -> Result<Revision>;
-    /// Assigns a role to users or groups of its org (`Conflict{members}` otherwise).
-    async fn assign_role(
-        &self,
-        ctx: &WriteCtx,
-        role: i64,
-        subjects: &[SubjectFact],
-        expires_at: Option<OffsetDateTime>,
-    ) -> Result<Revision>;
-    /// Removes assignments (absent ones are ignored).
-    async fn unassign_role(&self, ctx: &WriteCtx, role: i64, subjects: &[SubjectFact]) -> Result<Revision>;
     /// A user's or role's global module grants as (module, actions).
     async fn module_grants(&self, subject: SubjectFact) -> Result<Vec<(String, Vec<String>)>>;
-    /// Replaces a user's or role's global grants on one module (`[]` revokes them all).
-    async fn set_module_grants(&self, ctx: &WriteCtx, subject: SubjectFact, module: &str, actions: &[String])
-    -> Result<Revision>;
+    /// The actions `subject` holds globally in `module` as stored (expired or not), ascending: what a
+    /// [`castellan_core::change::Change::ModulePermissionsSet`] is planned from.
+    async fn module_actions(&self, subject: SubjectFact, module: &str) -> Result<Vec<String>>;
     /// The grants in force for a subject at one scope (`None`: global), as (module, action).
     async fn grants_at(&self, subject: SubjectFact, object: Option<(&str, &str)>) -> Result<Vec<(String, String)>>;
-    /// Adds grants of (module, action) to a subject at one scope, with an optional expiry.
-    async fn assign_grants(
-        &self,
-        ctx: &WriteCtx,
-        subject: SubjectFact,
-        grants: &[(String, String)],
-        object: Option<(&str, &str)>,
-        expires_at: Option<OffsetDateTime>,
-    ) -> Result<Revision>;
-    /// Removes grants of (module, action) from a subject at one scope (absent ones are ignored).
-    async fn unassign_grants(
-        &self,
-        ctx: &WriteCtx,
-        subject: SubjectFact,
-        grants: &[(String, String)],
-        object: Option<(&str, &str)>,
-    ) -> Result<Revision>;
     /// Subjects of one kind (`user`, `group` or `role`) holding unexpired grants at one scope, by key, each with its
     /// (module, action) pairs there. Callers filter by visibility, then page.
     async fn holders_at(&self, kind: &str, object: Option<(&str, &str)>) -> Result<Vec<(i64, Vec<(String, String)>)>>;

@@ -2,6 +2,7 @@
 //! it changes, plans the typed change as a handler does, and hands it to [`crate::ChangeLog::apply`].
 
 use castellan_core::change::Change;
+use castellan_core::engine::SubjectFact;
 use time::OffsetDateTime;
 
 use crate::time_util::to_micros;
@@ -37,4 +38,69 @@ pub async fn set_restriction(
 ) -> Result<Revision> {
     let read = store.memberships(group, &[user]).await?.1.pop().and_then(|(_, m)| m).ok_or(StoreError::NotFound)?;
     store.apply(ctx, vec![Change::membership_restricted(group, user, read, nodes)]).await
+}
+
+/// Assigns role `role` to users or groups of its org (`Conflict{members}` otherwise), expiring at `expires_at`.
+pub async fn assign_role(
+    store: &dyn Store,
+    ctx: &WriteCtx,
+    role: i64,
+    subjects: &[SubjectFact],
+    expires_at: Option<OffsetDateTime>,
+) -> Result<Revision> {
+    let before = store.get_role(role).await?.record();
+    store.apply(ctx, vec![Change::role_assigned(role, before, subjects.to_vec(), expires_at.map(to_micros))]).await
+}
+
+/// Takes role `role` from `subjects` (those not holding it are ignored).
+pub async fn unassign_role(store: &dyn Store, ctx: &WriteCtx, role: i64, subjects: &[SubjectFact]) -> Result<Revision> {
+    let before = store.get_role(role).await?.record();
+    store.apply(ctx, vec![Change::role_unassigned(role, before, subjects.to_vec())]).await
+}
+
+/// Replaces the actions `subject` holds globally in `module` (`[]` revokes them all).
+pub async fn set_module_grants(
+    store: &dyn Store,
+    ctx: &WriteCtx,
+    subject: SubjectFact,
+    module: &str,
+    actions: &[String],
+) -> Result<Revision> {
+    let before = store.module_actions(subject, module).await?;
+    let change = Change::ModulePermissionsSet { subject, module: module.to_string(), before, after: actions.to_vec() };
+    store.apply(ctx, vec![change]).await
+}
+
+/// Grants (module, action) pairs to `subject`, globally or on `object`, expiring at `expires_at`.
+pub async fn assign_grants(
+    store: &dyn Store,
+    ctx: &WriteCtx,
+    subject: SubjectFact,
+    grants: &[(String, String)],
+    object: Option<(&str, &str)>,
+    expires_at: Option<OffsetDateTime>,
+) -> Result<Revision> {
+    let change = Change::GrantsAssigned {
+        subject,
+        object: object.map(|(m, k)| (m.to_string(), k.to_string())),
+        after: grants.iter().map(|(m, a)| format!("{m}.{a}")).collect(),
+        expires_at: expires_at.map(to_micros),
+    };
+    store.apply(ctx, vec![change]).await
+}
+
+/// Takes (module, action) pairs from `subject`, globally or on `object` (absent ones are ignored).
+pub async fn unassign_grants(
+    store: &dyn Store,
+    ctx: &WriteCtx,
+    subject: SubjectFact,
+    grants: &[(String, String)],
+    object: Option<(&str, &str)>,
+) -> Result<Revision> {
+    let change = Change::GrantsUnassigned {
+        subject,
+        object: object.map(|(m, k)| (m.to_string(), k.to_string())),
+        before: grants.iter().map(|(m, a)| format!("{m}.{a}")).collect(),
+    };
+    store.apply(ctx, vec![change]).await
 }

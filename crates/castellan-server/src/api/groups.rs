@@ -304,12 +304,17 @@ async fn apply_roles_change(
     if change.added.is_empty() && change.removed.is_empty() {
         return Ok((group, revision));
     }
-    let holder = [SubjectFact::Group(group.pk)];
-    for role in change.added {
-        revision = state.store.assign_role(ctx, role, &holder, None).await?;
-    }
-    for role in change.removed {
-        revision = state.store.unassign_role(ctx, role, &holder).await?;
+    let holder = vec![SubjectFact::Group(group.pk)];
+    let roles = change.added.iter().map(|r| (*r, true)).chain(change.removed.iter().map(|r| (*r, false)));
+    for (role, assign) in roles {
+        let plan = || async {
+            let before = state.store.get_role(role).await?.record();
+            Ok(vec![match assign {
+                true => Change::role_assigned(role, before, holder.clone(), None),
+                false => Change::role_unassigned(role, before, holder.clone()),
+            }])
+        };
+        revision = crate::write::planned(state, ctx, &[Target::Role(role)], plan).await?;
     }
     Ok((state.store.get_group(group.pk).await?, revision))
 }

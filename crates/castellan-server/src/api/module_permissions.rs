@@ -169,8 +169,12 @@ async fn put(
             crate::write::planned(state, &ctx, &[Target::Group(pk)], plan).await?
         }
         _ => {
-            checked_held(state, caller, subject, module_id, &actions).await?;
-            state.store.set_module_grants(&ctx, subject, module_id, &actions).await?
+            let plan = || async {
+                checked_held(state, caller, subject, module_id, &actions).await?;
+                let before = state.store.module_actions(subject, module_id).await?;
+                Ok(vec![Change::ModulePermissionsSet { subject, module: module_id.to_string(), before, after: actions.clone() }])
+            };
+            crate::write::planned(state, &ctx, &[Target::Grants(subject)], plan).await?
         }
     };
     let mut ordered = ModulePermissions::new();

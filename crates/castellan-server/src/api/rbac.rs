@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use castellan_core::change::Change;
 use castellan_core::engine::SubjectFact;
 use castellan_core::fields::Fields;
 use castellan_core::permission::valid_module_id;
@@ -23,6 +24,7 @@ use crate::links::{Envelope, ListQuery};
 use crate::repr::module_actions;
 use crate::state::AppState;
 use crate::visibility::{visible_group, visible_role, visible_user};
+use crate::write::planned;
 
 /// Most permissions one assign/unassign request may name.
 const PERMISSIONS_MAX: usize = 100;
@@ -267,8 +269,13 @@ async fn assign(
     let a = read_assignment(state, body, true).await?;
     check_grantable(state, caller, org, &a).await?;
     let object = a.object.as_ref().map(|(m, k)| (m.as_str(), k.as_str()));
-    let revision =
-        state.store.assign_grants(&write_ctx(Some(caller), ip), kind.subject(pk), &a.grants, object, a.expires_at).await?;
+    let change = Change::GrantsAssigned {
+        subject: kind.subject(pk),
+        object: a.object.clone(),
+        after: codenames(&a.grants),
+        expires_at: a.expires_at.map(crate::clock::micros_of),
+    };
+    let revision = planned(state, &write_ctx(Some(caller), ip), &[], || async { Ok(vec![change.clone()]) }).await?;
     let in_force = state.store.grants_at(kind.subject(pk), object).await?;
     let out: Vec<AssignmentOut> = in_force
         .into_iter()
@@ -292,9 +299,14 @@ async fn unassign(
     let (_, org) = visible_subject(state, caller, kind, pk).await?;
     let a = read_assignment(state, body, false).await?;
     check_grantable(state, caller, org, &a).await?;
-    let object = a.object.as_ref().map(|(m, k)| (m.as_str(), k.as_str()));
-    let revision = state.store.unassign_grants(&write_ctx(Some(caller), ip), kind.subject(pk), &a.grants, object).await?;
+    let change = Change::GrantsUnassigned { subject: kind.subject(pk), object: a.object.clone(), before: codenames(&a.grants) };
+    let revision = planned(state, &write_ctx(Some(caller), ip), &[], || async { Ok(vec![change.clone()]) }).await?;
     Ok(with_revision(revision, StatusCode::NO_CONTENT))
+}
+
+/// (module, action) pairs as `module.action` codenames.
+fn codenames(grants: &[(String, String)]) -> Vec<String> {
+    grants.iter().map(|(module, action)| format!("{module}.{action}")).collect()
 }
 
 /// Assign permissions to a user, globally or on one object → the assignments in force there.

@@ -3,11 +3,12 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use castellan_core::change::Change;
 use castellan_core::engine::SubjectFact;
 use castellan_core::fields::Fields;
 use castellan_core::model::group::GROUP_NAME_MAX;
 use castellan_core::validate::DESCRIPTION_MAX;
-use castellan_store::{GroupFilter, GroupQuery, Role};
+use castellan_store::{GroupFilter, GroupQuery, Role, StoreError};
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -24,6 +25,7 @@ use crate::links::{Envelope, ListQuery};
 use crate::repr::{EMBEDDED_MAX, GroupOut, UserOut, timestamp};
 use crate::state::AppState;
 use crate::visibility::{redact_groups, require_visible_users, visible_group, visible_role, visible_subset};
+use crate::write::{Target, planned};
 
 /// Most users or groups one assign/remove request may name.
 const SUBJECTS_MAX: usize = 1000;
@@ -280,6 +282,7 @@ async fn change(
     let pks = f.pk_list(field, true, SUBJECTS_MAX).unwrap_or_default();
     let expires_at = if assign { f.future_time("expires_at", OffsetDateTime::now_utc()) } else { None };
     f.finish()?;
+    let mut group_orgs = Vec::new();
     let subjects: Vec<SubjectFact> = match kind {
         Kind::Users => {
             require_visible_users(state, caller, &pks, None)?;
@@ -287,21 +290,35 @@ async fn change(
         }
         Kind::Groups => {
             for &group in &pks {
-                visible_group(state, caller, group).await?;
+                group_orgs.push(visible_group(state, caller, group).await?.org);
             }
             pks.into_iter().map(SubjectFact::Group).collect()
         }
     };
     require_role(state, caller, pk)?;
     let ctx = write_ctx(Some(caller), ip);
-    let revision = if assign {
-        state.store.assign_role(&ctx, pk, &subjects, expires_at).await.map_err(|e| match ApiError::from(e) {
-            ApiError::Validation(_) => ApiError::field(field, "Subjects must belong to the role's organisation."),
-            other => other,
-        })?
-    } else {
-        state.store.unassign_role(&ctx, pk, &subjects).await?
+    let expires_at = expires_at.map(crate::clock::micros_of);
+    let plan = || async {
+        let before = state.store.get_role(pk).await?.record();
+        let snapshot = state.engine.snapshot();
+        let user_orgs = subjects.iter().filter_map(|s| match s {
+            SubjectFact::User(u) => Some(snapshot.index.user_org(*u)),
+            _ => None,
+        });
+        if assign && user_orgs.chain(group_orgs.iter().map(|o| Some(*o))).any(|org| org != Some(before.org)) {
+            return Err(StoreError::Conflict { constraint: "members".into() }.into());
+        }
+        drop(snapshot);
+        let change = match assign {
+            true => Change::role_assigned(pk, before, subjects.clone(), expires_at),
+            false => Change::role_unassigned(pk, before, subjects.clone()),
+        };
+        Ok(vec![change])
     };
+    let revision = planned(state, &ctx, &[Target::Role(pk)], plan).await.map_err(|e| match e {
+        ApiError::Validation(_) => ApiError::field(field, "Subjects must belong to the role's organisation."),
+        other => other,
+    })?;
     let role = state.store.get_role(pk).await?;
     Ok(with_revision(revision, axum::Json(RoleOut::seen_by(state, caller, &role))))
 }

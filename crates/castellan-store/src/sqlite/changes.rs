@@ -58,6 +58,21 @@ impl ChangeLog for SqliteStore {
                     Change::MembersAssigned { group, members } | Change::MembersUnassigned { group, members } => {
                         super::groups::set_members(c, *group, members)?
                     }
+                    Change::GrantsAssigned { subject, object, after, expires_at } => {
+                        super::permissions::assign_grants(c, *subject, object.as_ref(), after, *expires_at)?
+                    }
+                    Change::GrantsUnassigned { subject, object, before } => {
+                        super::permissions::unassign_grants(c, *subject, object.as_ref(), before)?
+                    }
+                    Change::ModulePermissionsSet { subject, module, before, after } => {
+                        super::permissions::set_module_grants(c, *subject, module, before, after)?
+                    }
+                    Change::RoleAssigned { pk, subjects, before, expires_at, .. } => {
+                        super::permissions::set_role_holders(c, *pk, before, subjects, true, *expires_at)?
+                    }
+                    Change::RoleUnassigned { pk, subjects, before, .. } => {
+                        super::permissions::set_role_holders(c, *pk, before, subjects, false, None)?
+                    }
                     Change::MembershipRestricted { group, user, before, after } => {
                         super::groups::set_membership(c, *user, *group, before.as_ref(), after.as_ref())?
                     }

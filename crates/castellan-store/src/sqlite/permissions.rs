@@ -8,10 +8,9 @@ use castellan_core::engine::{
 use castellan_core::permission::ModulePermissions;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
 use super::{CURRENT_REVISION, Sql, SqliteStore, like_escape, log_write, map_err};
-use crate::time_util::{from_micros, now_micros, to_micros};
+use crate::time_util::{from_micros, now_micros};
 use crate::{Module, Page, PermissionStore, Result, Revision, Role, StoreError, WriteCtx};
 
 fn module_from(r: &Row<'_>) -> rusqlite::Result<Module> {
@@ -83,6 +82,115 @@ fn role_record(r: &Role) -> RoleRecord {
         users: r.users.clone(),
         groups: r.groups.clone(),
     }
+}
+
+/// Applies planned grants of `codenames` (`module.action`) to `subject`, globally or on `object`, each upserted with
+/// its expiry: a blind write, whatever was held before.
+pub(super) fn assign_grants(
+    c: &Connection,
+    subject: SubjectFact,
+    object: Option<&ObjectKey>,
+    codenames: &[String],
+    expires_at: Option<i64>,
+) -> Result<()> {
+    let (kind, pk) = subject_key(subject);
+    let (model, key) = object.map_or(("", ""), |(m, k)| (m.as_str(), k.as_str()));
+    let mut upsert = c.prepare_cached(
+        "INSERT INTO grants (subject_type, subject_pk, module, action, object_model, object_pk, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (subject_type, subject_pk, module, action, object_model, object_pk) DO UPDATE SET expires_at = excluded.expires_at",
+    )?;
+    for (module, action) in codenames.iter().filter_map(|p| p.split_once('.')) {
+        upsert.execute(params![kind, pk, module, action, model, key, expires_at])?;
+    }
+    Ok(())
+}
+
+/// Applies planned removals of `codenames` from `subject`, globally or on `object` (absent ones are no change).
+pub(super) fn unassign_grants(
+    c: &Connection,
+    subject: SubjectFact,
+    object: Option<&ObjectKey>,
+    codenames: &[String],
+) -> Result<()> {
+    let (kind, pk) = subject_key(subject);
+    let (model, key) = object.map_or(("", ""), |(m, k)| (m.as_str(), k.as_str()));
+    let mut delete = c.prepare_cached(
+        "DELETE FROM grants WHERE subject_type = ? AND subject_pk = ? AND module = ? AND action = ? AND object_model = ? AND object_pk = ?",
+    )?;
+    for (module, action) in codenames.iter().filter_map(|p| p.split_once('.')) {
+        delete.execute(params![kind, pk, module, action, model, key])?;
+    }
+    Ok(())
+}
+
+/// The actions subject (`kind`, `pk`) holds globally in `module` as stored (expired or not), ascending.
+fn module_actions(c: &Connection, kind: &str, pk: i64, module: &str) -> Result<Vec<String>> {
+    let actions = c
+        .prepare_cached(
+            "SELECT action FROM grants WHERE subject_type = ? AND subject_pk = ? AND module = ? AND object_model = '' ORDER BY action",
+        )?
+        .query_map(params![kind, pk, module], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(actions)
+}
+
+/// Replaces the actions `subject` holds globally in `module` with `after`, if they still read as `before`.
+pub(super) fn set_module_grants(
+    c: &Connection,
+    subject: SubjectFact,
+    module: &str,
+    before: &[String],
+    after: &[String],
+) -> Result<()> {
+    let (kind, pk) = subject_key(subject);
+    if module_actions(c, kind, pk, module)? != before {
+        return Err(StoreError::Stale(format!("the {module} permissions of {kind} {pk}")));
+    }
+    c.prepare_cached("DELETE FROM grants WHERE subject_type = ? AND subject_pk = ? AND module = ? AND object_model = ''")?
+        .execute(params![kind, pk, module])?;
+    let mut insert = c.prepare_cached("INSERT INTO grants (subject_type, subject_pk, module, action) VALUES (?, ?, ?, ?)")?;
+    for action in after {
+        insert.execute(params![kind, pk, module, action])?;
+    }
+    Ok(())
+}
+
+/// Applies a planned assignment of role `pk` to `subjects` (expiring at `expires_at`), or its removal (`assign`
+/// false), if the role still reads as `before`; subjects must be users or groups of the role's org
+/// (`Conflict{members}`).
+pub(super) fn set_role_holders(
+    c: &Connection,
+    pk: i64,
+    before: &RoleRecord,
+    subjects: &[SubjectFact],
+    assign: bool,
+    expires_at: Option<i64>,
+) -> Result<()> {
+    if fetch_role(c, pk)?.record() != *before {
+        return Err(StoreError::Stale(format!("role {pk}")));
+    }
+    for &subject in subjects {
+        let (kind, subject_pk) = subject_key(subject);
+        if !assign {
+            c.prepare_cached("DELETE FROM role_assignments WHERE role = ? AND subject_type = ? AND subject_pk = ?")?
+                .execute(params![pk, kind, subject_pk])?;
+            continue;
+        }
+        let table = if kind == "user" { "users" } else { "groups" };
+        let org: Option<i64> = c
+            .prepare_cached(&format!("SELECT org FROM {table} WHERE pk = ?"))?
+            .query_row(params![subject_pk], |r| r.get(0))
+            .optional()?;
+        if kind == "role" || org != Some(before.org) {
+            return Err(StoreError::Conflict { constraint: "members".into() });
+        }
+        c.prepare_cached(
+            "INSERT INTO role_assignments (role, subject_type, subject_pk, expires_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (role, subject_type, subject_pk) DO UPDATE SET expires_at = excluded.expires_at",
+        )?
+        .execute(params![pk, kind, subject_pk, expires_at])?;
+    }
+    Ok(())
 }
 
 fn role_conflict(e: StoreError) -> StoreError {
@@ -250,56 +358,6 @@ impl PermissionStore for SqliteStore {
         .await
     }
 
-    async fn assign_role(
-        &self,
-        ctx: &WriteCtx,
-        role: i64,
-        subjects: &[SubjectFact],
-        expires_at: Option<OffsetDateTime>,
-    ) -> Result<Revision> {
-        let subjects = subjects.to_vec();
-        let expires_at = expires_at.map(to_micros);
-        self.write(ctx, move |c, ctx| {
-            let before = fetch_role(c, role)?;
-            for &subject in &subjects {
-                let (kind, pk) = subject_key(subject);
-                let table = if kind == "user" { "users" } else { "groups" };
-                let org: Option<i64> = c
-                    .prepare_cached(&format!("SELECT org FROM {table} WHERE pk = ?"))?
-                    .query_row(params![pk], |r| r.get(0))
-                    .optional()?;
-                if kind == "role" || org != Some(before.org) {
-                    return Err(StoreError::Conflict { constraint: "members".into() });
-                }
-                c.prepare_cached(
-                    "INSERT INTO role_assignments (role, subject_type, subject_pk, expires_at) VALUES (?, ?, ?, ?)
-                     ON CONFLICT (role, subject_type, subject_pk) DO UPDATE SET expires_at = excluded.expires_at",
-                )?
-                .execute(params![role, kind, pk, expires_at])?;
-            }
-            let after = fetch_role(c, role)?;
-            let (before, after) = (role_record(&before), role_record(&after));
-            log_write(c, ctx, Change::RoleAssigned { pk: role, subjects, before, after, expires_at })
-        })
-        .await
-    }
-
-    async fn unassign_role(&self, ctx: &WriteCtx, role: i64, subjects: &[SubjectFact]) -> Result<Revision> {
-        let subjects = subjects.to_vec();
-        self.write(ctx, move |c, ctx| {
-            let before = fetch_role(c, role)?;
-            for &subject in &subjects {
-                let (kind, pk) = subject_key(subject);
-                c.prepare_cached("DELETE FROM role_assignments WHERE role = ? AND subject_type = ? AND subject_pk = ?")?
-                    .execute(params![role, kind, pk])?;
-            }
-            let after = fetch_role(c, role)?;
-            let (before, after) = (role_record(&before), role_record(&after));
-            log_write(c, ctx, Change::RoleUnassigned { pk: role, subjects, before, after })
-        })
-        .await
-    }
-
     async fn module_grants(&self, subject: SubjectFact) -> Result<Vec<(String, Vec<String>)>> {
         let (kind, pk) = subject_key(subject);
         self.read(move |c| {
@@ -317,31 +375,10 @@ impl PermissionStore for SqliteStore {
         .await
     }
 
-    async fn set_module_grants(
-        &self,
-        ctx: &WriteCtx,
-        subject: SubjectFact,
-        module: &str,
-        actions: &[String],
-    ) -> Result<Revision> {
+    async fn module_actions(&self, subject: SubjectFact, module: &str) -> Result<Vec<String>> {
         let (kind, pk) = subject_key(subject);
-        let (module, actions) = (module.to_string(), actions.to_vec());
-        self.write(ctx, move |c, ctx| {
-            let before = c
-                .prepare_cached(
-                    "SELECT action FROM grants WHERE subject_type = ? AND subject_pk = ? AND module = ? AND object_model = '' ORDER BY action",
-                )?
-                .query_map(params![kind, pk, module], |r| r.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            c.prepare_cached("DELETE FROM grants WHERE subject_type = ? AND subject_pk = ? AND module = ? AND object_model = ''")?
-                .execute(params![kind, pk, module])?;
-            for action in &actions {
-                c.prepare_cached("INSERT INTO grants (subject_type, subject_pk, module, action) VALUES (?, ?, ?, ?)")?
-                    .execute(params![kind, pk, module, action])?;
-            }
-            log_write(c, ctx, Change::ModulePermissionsSet { subject, module, before, after: actions })
-        })
-        .await
+        let module = module.to_string();
+        self.read(move |c| module_actions(c, kind, pk, &module)).await
     }
 
     async fn grants_at(&self, subject: SubjectFact, object: Option<(&str, &str)>) -> Result<Vec<(String, String)>> {
@@ -357,61 +394,6 @@ impl PermissionStore for SqliteStore {
                 .query_map(params![kind, pk, model, key, now_micros()], |r| <(String, String)>::try_from(r))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(grants)
-        })
-        .await
-    }
-
-    async fn assign_grants(
-        &self,
-        ctx: &WriteCtx,
-        subject: SubjectFact,
-        grants: &[(String, String)],
-        object: Option<(&str, &str)>,
-        expires_at: Option<OffsetDateTime>,
-    ) -> Result<Revision> {
-        let (kind, pk) = subject_key(subject);
-        let grants = grants.to_vec();
-        let object = object.map(|(m, k)| (m.to_string(), k.to_string()));
-        let expires_at = expires_at.map(to_micros);
-        self.write(ctx, move |c, ctx| {
-            let object = object.as_ref().map(|(m, k)| (m.as_str(), k.as_str()));
-            let (model, key) = object.unwrap_or(("", ""));
-            for (module, action) in &grants {
-                c.prepare_cached(
-                    "INSERT INTO grants (subject_type, subject_pk, module, action, object_model, object_pk, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-                     ON CONFLICT (subject_type, subject_pk, module, action, object_model, object_pk) DO UPDATE SET expires_at = excluded.expires_at",
-                )?
-                .execute(params![kind, pk, module, action, model, key, expires_at])?;
-            }
-            let codenames: Vec<String> = grants.iter().map(|(m, a)| format!("{m}.{a}")).collect();
-            let object = object.map(|(m, k)| (m.to_string(), k.to_string()));
-            log_write(c, ctx, Change::GrantsAssigned { subject, object, after: codenames, expires_at })
-        })
-        .await
-    }
-
-    async fn unassign_grants(
-        &self,
-        ctx: &WriteCtx,
-        subject: SubjectFact,
-        grants: &[(String, String)],
-        object: Option<(&str, &str)>,
-    ) -> Result<Revision> {
-        let (kind, pk) = subject_key(subject);
-        let grants = grants.to_vec();
-        let object = object.map(|(m, k)| (m.to_string(), k.to_string()));
-        self.write(ctx, move |c, ctx| {
-            let object = object.as_ref().map(|(m, k)| (m.as_str(), k.as_str()));
-            let (model, key) = object.unwrap_or(("", ""));
-            for (module, action) in &grants {
-                c.prepare_cached(
-                    "DELETE FROM grants WHERE subject_type = ? AND subject_pk = ? AND module = ? AND action = ? AND object_model = ? AND object_pk = ?",
-                )?
-                .execute(params![kind, pk, module, action, model, key])?;
-            }
-            let codenames: Vec<String> = grants.iter().map(|(m, a)| format!("{m}.{a}")).collect();
-            let object = object.map(|(m, k)| (m.to_string(), k.to_string()));
-            log_write(c, ctx, Change::GrantsUnassigned { subject, object, before: codenames })
         })
         .await
     }

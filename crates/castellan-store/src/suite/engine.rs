@@ -1,6 +1,7 @@
 //! Following the change log with an authorization index: after every kind of write, patching the index with the
 //! scope each logged row names answers like an index rebuilt from all facts.
 
+use castellan_core::change::Change;
 use castellan_core::engine::{Index, SubjectFact, impact};
 use castellan_core::model::UserChanges;
 use serde_json::json;
@@ -107,18 +108,30 @@ pub async fn index_follows_the_change_log(store: &dyn Store) {
     f.follow_and_compare(store, &users, "changing a group's permissions").await;
 
     let (role, _) = store.create_role(&ctx(), "auditor", "", org).await.unwrap();
-    store.assign_role(&ctx(), role.pk, &[SubjectFact::User(bob), SubjectFact::Group(leaf.pk)], None).await.unwrap();
+    crate::planned::assign_role(store, &ctx(), role.pk, &[SubjectFact::User(bob), SubjectFact::Group(leaf.pk)], None)
+        .await
+        .unwrap();
     let read = [("audit".to_string(), "read".to_string()), ("catalogs".to_string(), "update".to_string())];
-    store.assign_grants(&ctx(), SubjectFact::Role(role.pk), &read, None, None).await.unwrap();
+    crate::planned::assign_grants(store, &ctx(), SubjectFact::Role(role.pk), &read, None, None).await.unwrap();
     f.follow_and_compare(store, &users, "assigning a role and granting to it").await;
-    store.set_module_grants(&ctx(), SubjectFact::User(alice), "groups", &["delete".to_string()]).await.unwrap();
+    crate::planned::set_module_grants(store, &ctx(), SubjectFact::User(alice), "groups", &["delete".to_string()]).await.unwrap();
     f.follow_and_compare(store, &users, "per-module grants of a user").await;
+    // Plans read before the writes above are stale, and write nothing.
+    let revision = store.revision().await.unwrap();
+    let (user, read) = (SubjectFact::User(alice), vec!["read".to_string()]);
+    let module = Change::ModulePermissionsSet { subject: user, module: "groups".into(), before: vec![], after: read };
+    assert!(matches!(store.apply(&ctx(), vec![module]).await, Err(StoreError::Stale(_))));
+    let unheld =
+        castellan_core::change::RoleRecord { users: vec![], groups: vec![], ..store.get_role(role.pk).await.unwrap().record() };
+    let role_again = Change::role_assigned(role.pk, unheld, vec![SubjectFact::User(alice)], None);
+    assert!(matches!(store.apply(&ctx(), vec![role_again]).await, Err(StoreError::Stale(_))));
+    assert_eq!(store.revision().await.unwrap(), revision);
     // Other's own permissions confer users.delete; a grant of the same action comes and goes beside them.
     let delete = [("users".to_string(), "delete".to_string())];
-    store.assign_grants(&ctx(), SubjectFact::Group(other.pk), &delete, None, None).await.unwrap();
-    store.unassign_grants(&ctx(), SubjectFact::Group(other.pk), &delete, None).await.unwrap();
+    crate::planned::assign_grants(store, &ctx(), SubjectFact::Group(other.pk), &delete, None, None).await.unwrap();
+    crate::planned::unassign_grants(store, &ctx(), SubjectFact::Group(other.pk), &delete, None).await.unwrap();
     f.follow_and_compare(store, &users, "granting and revoking what a group's own permissions confer").await;
-    store.set_module_grants(&ctx(), SubjectFact::Group(other.pk), "users", &[]).await.unwrap();
+    crate::planned::set_module_grants(store, &ctx(), SubjectFact::Group(other.pk), "users", &[]).await.unwrap();
     f.follow_and_compare(store, &users, "emptying a group's granted module permissions").await;
     let own = f.index.conferred_by(&[other.pk], 0);
     assert!(own.allows("users", castellan_core::permission::Action::Delete), "the group's own permissions stay");
@@ -128,7 +141,7 @@ pub async fn index_follows_the_change_log(store: &dyn Store) {
     store.create_object(&ctx(), "catalogs", "11", Some(catalog.pk), org).await.unwrap();
     // A built-in module's permission on the object, so that the grant counts (no module is created: that rebuilds).
     let update = [("users".to_string(), "update".to_string())];
-    store.assign_grants(&ctx(), SubjectFact::User(bob), &update, Some(("catalogs", "10")), None).await.unwrap();
+    crate::planned::assign_grants(store, &ctx(), SubjectFact::User(bob), &update, Some(("catalogs", "10")), None).await.unwrap();
     assert!(store.engine_facts().await.unwrap().0.grants.iter().any(|g| g.object.is_some()), "an object grant to delete");
     f.follow_and_compare(store, &users, "registering objects and granting on them").await;
     crate::planned::set_restriction(store, &ctx(), alice, leaf.pk, Some(vec![node.pk])).await.unwrap();
@@ -136,7 +149,7 @@ pub async fn index_follows_the_change_log(store: &dyn Store) {
     store.delete_object(&ctx(), "catalogs", "10").await.unwrap();
     f.follow_and_compare(store, &users, "deleting a parent object").await;
 
-    store.unassign_role(&ctx(), role.pk, &[SubjectFact::Group(leaf.pk)]).await.unwrap();
+    crate::planned::unassign_role(store, &ctx(), role.pk, &[SubjectFact::Group(leaf.pk)]).await.unwrap();
     f.follow_and_compare(store, &users, "unassigning a role").await;
     store.delete_role(&ctx(), role.pk).await.unwrap();
     f.follow_and_compare(store, &users, "deleting a role").await;
@@ -207,10 +220,11 @@ pub async fn dry_runs_preview_what_the_write_does(store: &dyn Store) {
 
     let (role, _) = store.create_role(&ctx(), "auditor", "", org).await.unwrap();
     let read = [("audit".to_string(), "update".to_string()), ("catalogs".to_string(), "update".to_string())];
-    store.assign_grants(&ctx(), SubjectFact::Role(role.pk), &read, None, None).await.unwrap();
+    crate::planned::assign_grants(store, &ctx(), SubjectFact::Role(role.pk), &read, None, None).await.unwrap();
     let holders = [SubjectFact::User(alice), SubjectFact::Group(leaf.pk)];
-    dry_then_real!(store, &users, "assigning a role", |c| store.assign_role(c, role.pk, &holders, None));
-    dry_then_real!(store, &users, "per-module grants", |c| store.set_module_grants(
+    dry_then_real!(store, &users, "assigning a role", |c| crate::planned::assign_role(store, c, role.pk, &holders, None));
+    dry_then_real!(store, &users, "per-module grants", |c| crate::planned::set_module_grants(
+        store,
         c,
         SubjectFact::User(alice),
         "groups",
@@ -224,7 +238,8 @@ pub async fn dry_runs_preview_what_the_write_does(store: &dyn Store) {
     let (catalog, _) = store.create_object(&ctx(), "catalogs", "10", None, org).await.unwrap();
     store.create_object(&ctx(), "catalogs", "11", Some(catalog.pk), org).await.unwrap();
     let on_catalog = Some(("catalogs", "10"));
-    dry_then_real!(store, &users, "granting on an object", |c| store.assign_grants(
+    dry_then_real!(store, &users, "granting on an object", |c| crate::planned::assign_grants(
+        store,
         c,
         SubjectFact::User(bob),
         &read[1..],
@@ -247,12 +262,17 @@ pub async fn dry_runs_preview_what_the_write_does(store: &dyn Store) {
     ));
     catalogs.is_active = false;
     dry_then_real!(store, &users, "deactivating a module", |c| store.update_module(c, &catalogs));
-    dry_then_real!(store, &users, "unassigning a role", |c| store.unassign_role(c, role.pk, &[SubjectFact::Group(leaf.pk)]));
+    dry_then_real!(store, &users, "unassigning a role", |c| crate::planned::unassign_role(
+        store,
+        c,
+        role.pk,
+        &[SubjectFact::Group(leaf.pk)]
+    ));
     dry_then_real!(store, &users, "deleting a role", |c| store.delete_role(c, role.pk));
     dry_then_real!(store, &users, "removing a member", |c| crate::planned::remove_members(store, c, leaf.pk, &[alice]));
     let inactive = UserChanges { is_active: Some(false), ..Default::default() };
     dry_then_real!(store, &users, "deactivating a user", |c| store.update_user(c, alice, inactive.clone()));
     dry_then_real!(store, &users, "deleting a tree of groups", |c| store.delete_group(c, other.pk, true));
-    store.set_module_grants(&ctx(), SubjectFact::User(bob), "groups", &["read".to_string()]).await.unwrap();
+    crate::planned::set_module_grants(store, &ctx(), SubjectFact::User(bob), "groups", &["read".to_string()]).await.unwrap();
     dry_then_real!(store, &users, "deleting a user", |c| store.delete_user(c, bob));
 }

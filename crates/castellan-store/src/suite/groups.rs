@@ -711,12 +711,14 @@ pub async fn index_holds_the_facts_of_any_scope(store: &dyn Store) {
     let alice = member(store, org, "alice", &[leaf.pk]).await;
     let bob = member(store, org, "bob", &[root.pk]).await;
     let (role, _) = store.create_role(&ctx(), "auditor", "", org).await.unwrap();
-    store.assign_role(&ctx(), role.pk, &[SubjectFact::User(bob), SubjectFact::Group(leaf.pk)], None).await.unwrap();
+    crate::planned::assign_role(store, &ctx(), role.pk, &[SubjectFact::User(bob), SubjectFact::Group(leaf.pk)], None)
+        .await
+        .unwrap();
     let read = [("audit".to_string(), "read".to_string())];
-    store.assign_grants(&ctx(), SubjectFact::Role(role.pk), &read, None, None).await.unwrap();
+    crate::planned::assign_grants(store, &ctx(), SubjectFact::Role(role.pk), &read, None, None).await.unwrap();
     let (node, _) = store.create_object(&ctx(), "nodes", "7", None, org).await.unwrap();
     store.create_object(&ctx(), "catalogs", "1", None, org).await.unwrap();
-    store.assign_grants(&ctx(), SubjectFact::User(alice), &read, Some(("catalogs", "1")), None).await.unwrap();
+    crate::planned::assign_grants(store, &ctx(), SubjectFact::User(alice), &read, Some(("catalogs", "1")), None).await.unwrap();
     crate::planned::set_restriction(store, &ctx(), bob, root.pk, Some(vec![node.pk])).await.unwrap();
 
     let (all, _) = store.engine_facts().await.unwrap();
