@@ -190,6 +190,13 @@ impl Directory {
         out
     }
 
+    /// The group and all groups below it, each after every group below it: the order they can be deleted in.
+    pub fn subtree_bottom_up(&self, group: i64) -> Vec<i64> {
+        let mut subtree = self.subtree(group);
+        subtree.reverse();
+        subtree
+    }
+
     /// Users with an unexpired membership of any of `groups` (or, when `recursive`, of any group below them).
     pub fn members(&self, groups: &[i64], recursive: bool, now: i64) -> UserSet {
         let mut set = UserSet::default();
@@ -307,6 +314,10 @@ mod tests {
         assert!(!d.is_within(2, 3), "not within a descendant");
         assert!(!d.is_within(4, 2), "not within a sibling's subtree");
         assert!(!d.is_within(99, 1), "an unknown group is within nothing");
+        let order = d.subtree_bottom_up(1);
+        let at = |g: i64| order.iter().position(|x| *x == g).unwrap();
+        assert_eq!(order.len(), 4);
+        assert!(at(3) < at(2) && at(2) < at(1) && at(4) < at(1), "below before above: {order:?}");
     }
 
     #[test]

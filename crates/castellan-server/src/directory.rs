@@ -106,6 +106,11 @@ impl DirectoryView {
         self.directory.read().is_within(group, ancestor)
     }
 
+    /// The group and every group below it, each after every group below it.
+    pub fn subtree_bottom_up(&self, group: i64) -> Vec<i64> {
+        self.directory.read().subtree_bottom_up(group)
+    }
+
     /// The group and every group below it.
     pub fn subtree(&self, group: i64) -> Vec<i64> {
         self.directory.read().subtree(group)

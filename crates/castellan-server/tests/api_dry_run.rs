@@ -232,7 +232,7 @@ async fn a_preview_affecting_more_users_than_the_cap_is_refused() {
     assert_eq!(ok(&r)["impact"]["users_affected"], 1);
 }
 
-/// A planned write (a group's move, its permissions, memberships, roles, grants) is previewed from its plan alone: nothing reaches the database's
+/// A planned write (a group's move, deletion or permissions, memberships, roles, grants) is previewed from its plan alone: nothing reaches the database's
 /// writer, so a preview answers even while another connection holds SQLite's write lock.
 #[tokio::test]
 async fn a_planned_write_previews_without_the_databases_writer() {
@@ -265,6 +265,13 @@ async fn a_planned_write_previews_without_the_databases_writer() {
     let granted = preview(&w, Method::POST, &grant_to_bob, Some(json!({"permissions": ["catalogs.update"]})));
     let r = tokio::time::timeout(patience, granted).await.expect("a preview waited for the database's writer");
     assert_eq!(entries(&r, "gained"), vec![global("catalogs.update", &[w.bob])]);
+    let cascade = format!("{sales}?cascade=true");
+    let deleted = preview(&w, Method::DELETE, &cascade, None);
+    let r = tokio::time::timeout(patience, deleted).await.expect("a preview waited for the database's writer");
+    assert_eq!(entries(&r, "lost"), vec![global("catalogs.read", &[w.anna])], "EU goes with Sales");
+    let refused = preview(&w, Method::DELETE, &sales, None);
+    let r = tokio::time::timeout(patience, refused).await.expect("a refusal waited for the database's writer");
+    r.error(409, "Conflict");
     // A cycle is refused by the plan, as the write would refuse it.
     let cycle = preview(&w, Method::PATCH, &sales, Some(json!({"parent": w.eu})));
     let r = tokio::time::timeout(patience, cycle).await.expect("a refusal waited for the database's writer");

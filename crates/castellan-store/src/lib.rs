@@ -497,8 +497,6 @@ pub trait GroupStore {
     async fn get_group(&self, pk: i64) -> Result<Group>;
     /// A page of groups.
     async fn list_groups(&self, query: &GroupQuery) -> Result<Page<Group>>;
-    /// Deletes a group; with children that is `Conflict{children}` unless `cascade`, which deletes the subtree.
-    async fn delete_group(&self, ctx: &WriteCtx, pk: i64, cascade: bool) -> Result<Revision>;
     /// One membership, expired or not.
     async fn membership(&self, user: i64, group: i64) -> Result<Option<Membership>>;
     /// Group `group` with each of `users` and its membership of the group as it is now, expired or not (`None`: not
@@ -659,7 +657,7 @@ pub trait ChangeLog {
     /// Persists changes planned from the model, in order, in one transaction with their change-log rows, and answers
     /// the last one's revision. Each applies only if its `before` still holds ([`StoreError::Stale`] otherwise, and
     /// nothing is written); the store's own rules (unique names, no cycles) still hold. Applies
-    /// [`Change::GroupUpdated`], [`Change::MembersAssigned`], [`Change::MembersUnassigned`] and
+    /// [`Change::GroupUpdated`], [`Change::GroupDeleted`], [`Change::MembersAssigned`], [`Change::MembersUnassigned`] and
     /// [`Change::MembershipRestricted`]; other writes go through their own calls.
     async fn apply(&self, ctx: &WriteCtx, changes: Vec<Change>) -> Result<Revision>;
     /// Appends an audit-only event.

@@ -8,6 +8,17 @@ use time::OffsetDateTime;
 use crate::time_util::to_micros;
 use crate::{Group, Result, Revision, Store, StoreError, WriteCtx};
 
+/// Deletes `group`; with children that is `Conflict{children}` unless `cascade`, which deletes its subtree.
+pub async fn delete_group(store: &dyn Store, ctx: &WriteCtx, group: i64, cascade: bool) -> Result<Revision> {
+    let before = store.get_group(group).await?.record();
+    let (groups, _) = store.directory_snapshot().await?;
+    let deleted = castellan_core::directory::Directory::build(&groups, &[]).subtree_bottom_up(group);
+    if deleted.len() > 1 && !cascade {
+        return Err(StoreError::Conflict { constraint: "children".into() });
+    }
+    store.apply(ctx, vec![Change::GroupDeleted { pk: group, before, deleted }]).await
+}
+
 /// Adds `users` to `group` (members get the new expiry); answers the group after the write.
 pub async fn add_members(
     store: &dyn Store,

@@ -355,13 +355,21 @@ async fn delete_group(
     PathPk(pk): PathPk,
     q: ListQuery,
 ) -> ApiResult<Response> {
-    let group = visible_group(&state, &caller, pk).await?;
+    visible_group(&state, &caller, pk).await?;
     let cascade = q.boolean("cascade")?.unwrap_or(false);
-    // A cascade revokes what every group of the subtree confers on its members (§11).
-    state.follower.follow().await?;
-    let doomed = if cascade { state.directory.subtree(group.pk) } else { vec![group.pk] };
-    require_confer(&state, &caller, &doomed)?;
-    let revision = state.store.delete_group(&write_ctx(Some(&caller), ip), pk, cascade).await?;
+    let plan = || async {
+        let group = visible_group(&state, &caller, pk).await?;
+        state.follower.follow().await?;
+        let deleted = state.directory.subtree_bottom_up(pk);
+        // A cascade revokes what every group of the subtree confers on its members (§11).
+        let alone = [pk];
+        require_confer(&state, &caller, if cascade { &deleted } else { &alone })?;
+        if deleted.len() > 1 && !cascade {
+            return Err(StoreError::Conflict { constraint: "children".into() }.into());
+        }
+        Ok(vec![Change::GroupDeleted { pk, before: group.record(), deleted }])
+    };
+    let revision = crate::write::planned(&state, &write_ctx(Some(&caller), ip), &[Target::Group(pk)], plan).await?;
     Ok(with_revision(revision, StatusCode::NO_CONTENT))
 }
 

@@ -55,6 +55,7 @@ impl ChangeLog for SqliteStore {
             for change in changes {
                 match &change {
                     Change::GroupUpdated { pk, before, after } => super::groups::update_group(c, *pk, before, after)?,
+                    Change::GroupDeleted { pk, before, deleted } => super::groups::delete_group(c, *pk, before, deleted)?,
                     Change::MembersAssigned { group, members } | Change::MembersUnassigned { group, members } => {
                         super::groups::set_members(c, *group, members)?
                     }

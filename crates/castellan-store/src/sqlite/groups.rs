@@ -196,6 +196,29 @@ fn membership_record(m: Option<Membership>) -> Option<MembershipRecord> {
 const MEMBERS_OF_ORG: &str = "SELECT (SELECT count(*) FROM users
           WHERE org = ?1 AND pk IN (SELECT value FROM json_each(?2))) = json_array_length(?2)";
 
+/// Applies a planned deletion of group `pk` with the groups of `deleted` (its subtree, deepest first), if the group
+/// still reads as `before` and its subtree is still exactly `deleted`.
+pub(super) fn delete_group(c: &Connection, pk: i64, before: &GroupRecord, deleted: &[i64]) -> Result<()> {
+    if fetch_group(c, pk)?.record() != *before {
+        return Err(StoreError::Stale(format!("group {pk}")));
+    }
+    let mut subtree = c
+        .prepare_cached("SELECT descendant FROM group_closure WHERE ancestor = ?")?
+        .query_map([pk], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    let mut planned = deleted.to_vec();
+    subtree.sort_unstable();
+    planned.sort_unstable();
+    if subtree != planned {
+        return Err(StoreError::Stale(format!("the subtree of group {pk}")));
+    }
+    let mut delete = c.prepare_cached("DELETE FROM groups WHERE pk = ?")?;
+    for g in deleted {
+        delete.execute([*g])?;
+    }
+    Ok(())
+}
+
 /// Applies planned membership changes of `group`: every member must still hold the membership it was read with,
 /// and those who join must belong to the group's org (`Conflict{members}`).
 pub(super) fn set_members(c: &Connection, group: i64, members: &[MemberChange]) -> Result<()> {
@@ -326,28 +349,6 @@ impl GroupStore for SqliteStore {
             let mut items: Vec<Group> = rows.into_iter().map(group_from).collect();
             attach_roles(c, &mut items)?;
             Ok(Page { count, items })
-        })
-        .await
-    }
-
-    async fn delete_group(&self, ctx: &WriteCtx, pk: i64, cascade: bool) -> Result<Revision> {
-        self.write(ctx, move |c, ctx| {
-            let before = fetch_group(c, pk)?;
-            let subtree = c
-                .prepare_cached("SELECT descendant FROM group_closure WHERE ancestor = ? ORDER BY depth DESC")?
-                .query_map([pk], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<i64>>>()
-                .map_err(backend)?;
-            if subtree.len() > 1 && !cascade {
-                return Err(StoreError::Conflict { constraint: "children".into() });
-            }
-            {
-                let mut delete = c.prepare_cached("DELETE FROM groups WHERE pk = ?")?;
-                for g in &subtree {
-                    delete.execute([*g])?;
-                }
-            }
-            log_write(c, ctx, Change::GroupDeleted { pk, before: before.record(), deleted: subtree })
         })
         .await
     }

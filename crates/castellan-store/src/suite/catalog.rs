@@ -276,7 +276,7 @@ pub async fn the_log_replays_to_the_stored_catalog(store: &dyn Store) {
     write(Change::CatalogDeleted { entry: CatalogEntry::BePermission, pk: be, before: Box::default() }).await;
     store.publish_catalog(&[route("api/v1/users/$")], &tree).await.unwrap();
     store.delete_user(&ctx(), ann.pk).await.unwrap();
-    store.delete_group(&ctx(), group.pk, true).await.unwrap();
+    crate::planned::delete_group(store, &ctx(), group.pk, true).await.unwrap();
 
     let mut replayed = start;
     for entry in store.changes(from, 1000).await.unwrap() {

@@ -157,9 +157,9 @@ pub async fn index_follows_the_change_log(store: &dyn Store) {
     f.follow_and_compare(store, &users, "removing a member").await;
     store.update_user(&ctx(), alice, UserChanges { is_active: Some(false), ..Default::default() }).await.unwrap();
     f.follow_and_compare(store, &users, "deactivating a user").await;
-    store.delete_group(&ctx(), root.pk, true).await.unwrap();
+    crate::planned::delete_group(store, &ctx(), root.pk, true).await.unwrap();
     f.follow_and_compare(store, &users, "deleting a tree of groups").await;
-    store.delete_group(&ctx(), other.pk, true).await.unwrap();
+    crate::planned::delete_group(store, &ctx(), other.pk, true).await.unwrap();
     store.update_user(&ctx(), bob, UserChanges { first_name: Some("B".into()), ..Default::default() }).await.unwrap();
     f.follow_and_compare(store, &users, "updating a member of a deleted group").await;
     store.delete_user(&ctx(), bob).await.unwrap();
@@ -272,7 +272,7 @@ pub async fn dry_runs_preview_what_the_write_does(store: &dyn Store) {
     dry_then_real!(store, &users, "removing a member", |c| crate::planned::remove_members(store, c, leaf.pk, &[alice]));
     let inactive = UserChanges { is_active: Some(false), ..Default::default() };
     dry_then_real!(store, &users, "deactivating a user", |c| store.update_user(c, alice, inactive.clone()));
-    dry_then_real!(store, &users, "deleting a tree of groups", |c| store.delete_group(c, other.pk, true));
+    dry_then_real!(store, &users, "deleting a tree of groups", |c| crate::planned::delete_group(store, c, other.pk, true));
     crate::planned::set_module_grants(store, &ctx(), SubjectFact::User(bob), "groups", &["read".to_string()]).await.unwrap();
     dry_then_real!(store, &users, "deleting a user", |c| store.delete_user(c, bob));
 }

@@ -318,16 +318,19 @@ pub async fn group_delete_children_and_cascade(store: &dyn Store) {
     crate::planned::set_restriction(store, &ctx(), ub, b.pk, Some(vec![7])).await.unwrap();
 
     let before = mark(store).await;
-    assert_conflict(store.delete_group(&ctx(), a.pk, false).await, "children");
-    assert_conflict(store.delete_group(&ctx(), b.pk, false).await, "children");
-    assert_not_found(store.delete_group(&ctx(), 9999, true).await);
+    assert_conflict(crate::planned::delete_group(store, &ctx(), a.pk, false).await, "children");
+    assert_conflict(crate::planned::delete_group(store, &ctx(), b.pk, false).await, "children");
+    assert_not_found(crate::planned::delete_group(store, &ctx(), 9999, true).await);
+    // A cascade planned before C was created below B is stale: C would outlive its parent.
+    let planned_before_c = Change::GroupDeleted { pk: b.pk, before: b.record(), deleted: vec![b.pk] };
+    assert!(matches!(store.apply(&ctx(), vec![planned_before_c]).await, Err(crate::StoreError::Stale(_))));
     expect_no_change(store, before).await;
     assert_eq!(store.get_group(a.pk).await.unwrap(), a);
     assert_eq!(members_of(store, a.pk, true).await, set(&[ua, ub, uc]));
 
     // A leaf goes without cascade, with its memberships.
     let before = mark(store).await;
-    let revision = store.delete_group(&ctx(), c.pk, false).await.unwrap();
+    let revision = crate::planned::delete_group(store, &ctx(), c.pk, false).await.unwrap();
     let row = expect_one_change(store, before, revision).await;
     assert_eq!((row.action.as_str(), row.target_type.as_str()), ("delete", "groups"));
     assert_eq!(row.target_pk, c.pk.to_string());
@@ -343,7 +346,7 @@ pub async fn group_delete_children_and_cascade(store: &dyn Store) {
     assert_ne!(c2.pk, c.pk, "keys are never reused");
     crate::planned::add_members(store, &ctx(), c2.pk, &[uc], None).await.unwrap();
     let before = mark(store).await;
-    let revision = store.delete_group(&ctx(), a.pk, true).await.unwrap();
+    let revision = crate::planned::delete_group(store, &ctx(), a.pk, true).await.unwrap();
     let row = expect_one_change(store, before, revision).await;
     assert_eq!(row.action, "delete");
     assert_eq!(row.target_pk, a.pk.to_string());
@@ -786,7 +789,7 @@ pub async fn group_search_matches_names_and_descriptions(store: &dyn Store) {
     assert_eq!(group_keys(store, search("ps")).await, vec![ops.pk], "short terms match substrings too");
     assert_eq!(group_keys(store, search("\"NEAR\" AND")).await, vec![odd.pk]);
     assert!(group_keys(store, search("sales NEAR ops")).await.is_empty());
-    store.delete_group(&ctx(), gone.pk, false).await.unwrap();
+    crate::planned::delete_group(store, &ctx(), gone.pk, false).await.unwrap();
     update_group(store, &ctx(), ops.pk, |g| g.name = "Field team".into()).await.unwrap();
     assert_eq!(group_keys(store, search("sales")).await, vec![sales.pk]);
     assert!(group_keys(store, search("Operations")).await.is_empty());

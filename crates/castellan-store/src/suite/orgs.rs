@@ -120,7 +120,7 @@ pub async fn org_list_update_delete(store: &dyn Store) {
     let page = store.list_orgs(None, None, 0, 10).await.unwrap();
     assert_eq!(page.items.iter().map(|o| o.pk).collect::<Vec<_>>(), [globex.pk, initech.pk]);
 
-    store.delete_group(&ctx(), group.pk, false).await.unwrap();
+    crate::planned::delete_group(store, &ctx(), group.pk, false).await.unwrap();
     store.delete_org(&ctx(), globex.pk).await.unwrap();
     assert_eq!(store.list_orgs(None, None, 0, 10).await.unwrap().count, 1);
 }
