@@ -5,12 +5,13 @@
 use std::future::Future;
 
 use castellan_core::change::Change;
+use castellan_core::engine::SubjectFact;
 use castellan_store::{Revision, StoreError, WriteCtx};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// Plans a write made stale by a concurrent one are made at most this many times before answering 409.
+/// How many times a write is planned while concurrent writes keep making its plan stale, before it answers 409.
 const ATTEMPTS: usize = 4;
 
 /// Locks serialising, within this process, the writes planned against the same target (a group, ...), striped by
@@ -55,7 +56,7 @@ pub enum Target {
     /// A role's own row and its holders.
     Role(i64),
     /// The global grants of a user, group or role.
-    Grants(castellan_core::engine::SubjectFact),
+    Grants(SubjectFact),
 }
 
 impl Target {
@@ -66,9 +67,9 @@ impl Target {
             Target::Membership(user, group) => (user as u64).rotate_left(32) ^ group as u64 ^ 1 << 63,
             Target::Role(pk) => pk as u64 ^ 1 << 62,
             Target::Grants(subject) => match subject {
-                castellan_core::engine::SubjectFact::User(pk) => pk as u64 ^ 1 << 61,
-                castellan_core::engine::SubjectFact::Group(pk) => pk as u64 ^ 1 << 60,
-                castellan_core::engine::SubjectFact::Role(pk) => pk as u64 ^ 1 << 59,
+                SubjectFact::User(pk) => pk as u64 ^ 1 << 61,
+                SubjectFact::Group(pk) => pk as u64 ^ 1 << 60,
+                SubjectFact::Role(pk) => pk as u64 ^ 1 << 59,
             },
         };
         (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % STRIPES
@@ -77,8 +78,8 @@ impl Target {
 
 /// Applies the changes `plan` makes to `targets`, after the writes to them this process started before (see
 /// [`Targets`]), planning again while what it read changes underneath (each plan runs against the model brought to
-/// the store's newest revision after a stale one). In a dry run the first plan's first change
-/// is handed to the preview instead and nothing is written.
+/// the store's newest revision after a stale one). In a dry run the first plan's first change is handed to the
+/// preview instead and nothing is written.
 pub async fn planned<F, Fut>(state: &AppState, ctx: &WriteCtx, targets: &[Target], mut plan: F) -> ApiResult<Revision>
 where
     F: FnMut() -> Fut,
