@@ -257,7 +257,8 @@ pub(super) fn set_membership(
          ON CONFLICT (user, grp) DO UPDATE SET expires_at = excluded.expires_at, restricted = excluded.restricted",
     )?
     .execute(params![user, group, after.expires_at, after.restricted])?;
-    if before.is_none_or(|b| b.nodes != after.nodes) {
+    // A membership joining unrestricted has no nodes to clear.
+    if before.map_or(&[][..], |b| &b.nodes[..]) != &after.nodes[..] {
         c.prepare_cached("DELETE FROM membership_nodes WHERE user = ? AND grp = ?")?.execute([user, group])?;
         let mut insert = c.prepare_cached("INSERT OR IGNORE INTO membership_nodes (user, grp, node) VALUES (?, ?, ?)")?;
         for node in &after.nodes {
