@@ -657,8 +657,10 @@ pub trait ChangeLog {
     /// Persists changes planned from the model, in order, in one transaction with their change-log rows, and answers
     /// the last one's revision. Each applies only if its `before` still holds ([`StoreError::Stale`] otherwise, and
     /// nothing is written); the store's own rules (unique names, no cycles) still hold. Applies
-    /// [`Change::GroupUpdated`], [`Change::GroupDeleted`], [`Change::MembersAssigned`], [`Change::MembersUnassigned`] and
-    /// [`Change::MembershipRestricted`]; other writes go through their own calls.
+    /// [`Change::GroupUpdated`], [`Change::GroupDeleted`], [`Change::MembersAssigned`], [`Change::MembersUnassigned`],
+    /// [`Change::MembershipRestricted`], [`Change::RoleAssigned`], [`Change::RoleUnassigned`],
+    /// [`Change::ModulePermissionsSet`], [`Change::GrantsAssigned`] and [`Change::GrantsUnassigned`]; other writes go
+    /// through their own calls.
     async fn apply(&self, ctx: &WriteCtx, changes: Vec<Change>) -> Result<Revision>;
     /// Appends an audit-only event.
     async fn audit(&self, ctx: &WriteCtx, event: Change) -> Result<()>;

@@ -33,8 +33,9 @@ pub struct Impact {
 }
 
 /// One user's holdings: action masks by (module, object) in the [`Common`] numbering, ascending, normalised so
-/// `full` holds every action of its module and any action holds `access` (which every action implies).
-type Holdings = Vec<((u16, Option<u32>), u64)>;
+/// `full` holds every action of its module and any action holds `access` (which every action implies). A module's
+/// common actions are both sides' lists together, so they may pass the 64 of one side.
+type Holdings = Vec<((u16, Option<u32>), u128)>;
 
 /// Both indexes' modules, actions and objects in one numbering: the before index's ids, then what only the after
 /// index knows. Users' holdings on the two sides then compare as integers; names are read only for what changed.
@@ -93,10 +94,10 @@ impl<'a> Common<'a> {
         Self { modules, after_modules, after_objects, objects }
     }
 
-    /// `mask` of the after index's module `m` in common bits (an action past the mask's width cannot be held).
-    fn after_mask(&self, m: u16, mask: u64) -> u64 {
+    /// `mask` of the after index's module `m` in common bits.
+    fn after_mask(&self, m: u16, mask: u64) -> u128 {
         let bits = &self.after_modules[m as usize].1;
-        bits.iter().enumerate().filter(|&(b, &to)| mask & (1 << b) != 0 && to < u64::BITS).fold(0, |out, (_, &to)| out | 1 << to)
+        bits.iter().enumerate().filter(|&(b, _)| mask & (1 << b) != 0).fold(0, |out, (_, &to)| out | 1 << to)
     }
 }
 
@@ -179,7 +180,7 @@ impl Sides<'_> {
 }
 
 /// The mask held on `key` in `side` (0 when none).
-fn mask_in(side: &Holdings, key: (u16, Option<u32>)) -> u64 {
+fn mask_in(side: &Holdings, key: (u16, Option<u32>)) -> u128 {
     side.binary_search_by_key(&key, |&(k, _)| k).map_or(0, |i| side[i].1)
 }
 
@@ -187,7 +188,7 @@ fn mask_in(side: &Holdings, key: (u16, Option<u32>)) -> u64 {
 /// another recorded one of the same module and object is left out: `access` beside any other action and, when
 /// `full_implies` (gains: a gained `full` brings everything else), anything beside `full`.
 fn collect(from: &Holdings, minus: &Holdings, user: i64, full_implies: bool, out: &mut Changed) -> bool {
-    let (full, access) = (1u64 << standard_bit(Action::Full), 1u64 << standard_bit(Action::Access));
+    let (full, access) = (1u128 << standard_bit(Action::Full), 1u128 << standard_bit(Action::Access));
     let mut changed = false;
     for &((module, object), mask) in from {
         let mut new = mask & !mask_in(minus, (module, object));
@@ -207,7 +208,7 @@ fn collect(from: &Holdings, minus: &Holdings, user: i64, full_implies: bool, out
         } else {
             new & !access
         };
-        for bit in (0..u64::BITS).filter(|b| keep & (1 << b) != 0) {
+        for bit in (0..u128::BITS).filter(|b| keep & (1 << b) != 0) {
             out.entry((module, object, bit)).or_default().push(user);
         }
     }
@@ -228,7 +229,7 @@ impl Common<'_> {
             let full = 1u64 << standard_bit(Action::Full);
             let mask = if mask & full != 0 { u64::MAX } else { mask | 1 << standard_bit(Action::Access) } & all;
             let key = match after {
-                false => ((m, object), mask),
+                false => ((m, object), u128::from(mask)),
                 true => {
                     let object = object.map(|o| self.after_objects[o as usize]);
                     ((self.after_modules[m as usize].0, object), self.after_mask(m, mask))

@@ -208,6 +208,8 @@ async fn get_group(State(state): State<AppState>, caller: Principal, PathPk(pk):
 
 async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: i64, input: GroupInput) -> ApiResult<Response> {
     let current = visible_group(state, caller, pk).await?;
+    // The group's own fields are checked before its roles, as they were (a plan checks them again).
+    check_update(state, caller, &input, &current).await?;
     let roles = roles_change(state, caller, current.org, &current.roles, input.roles.as_deref()).await?;
     let ctx = write_ctx(Some(caller), ip);
     let revision = crate::write::planned(state, &ctx, &[Target::Group(pk)], || plan_update(state, caller, pk, &input)).await?;
@@ -221,10 +223,7 @@ async fn update(state: &AppState, ip: std::net::IpAddr, caller: &Principal, pk: 
 /// parent in the group's org and outside its subtree (on the model), and a name free among the new siblings.
 async fn plan_update(state: &AppState, caller: &Principal, pk: i64, input: &GroupInput) -> ApiResult<Vec<Change>> {
     let current = visible_group(state, caller, pk).await?;
-    if input.org.is_some_and(|o| o != current.org) {
-        return Err(ApiError::field("org", "A group's organisation cannot be changed."));
-    }
-    check_group_write(state, caller, input, Some(&current)).await?;
+    check_update(state, caller, input, &current).await?;
     let before = current.record();
     let mut after = before.clone();
     after.name = input.name.clone().unwrap_or(after.name);
@@ -234,7 +233,12 @@ async fn plan_update(state: &AppState, caller: &Principal, pk: i64, input: &Grou
         after.permissions = permissions.to_map();
     }
     if let Some(parent) = after.parent.filter(|_| after.parent != before.parent) {
-        if state.store.get_group(parent).await.map_or(true, |p| p.org != before.org) {
+        let elsewhere = match state.store.get_group(parent).await {
+            Ok(p) => p.org != before.org,
+            Err(StoreError::NotFound) => true,
+            Err(e) => return Err(e.into()),
+        };
+        if elsewhere {
             return Err(StoreError::Conflict { constraint: "parent".into() }.into());
         }
         state.follower.follow().await?;
@@ -255,6 +259,14 @@ async fn plan_update(state: &AppState, caller: &Principal, pk: i64, input: &Grou
         }
     }
     Ok(vec![Change::GroupUpdated { pk, before, after }])
+}
+
+/// Checks an update of `current`: its org stays, and the caller may make the changes (`check_group_write`).
+async fn check_update(state: &AppState, caller: &Principal, input: &GroupInput, current: &Group) -> ApiResult<()> {
+    if input.org.is_some_and(|o| o != current.org) {
+        return Err(ApiError::field("org", "A group's organisation cannot be changed."));
+    }
+    check_group_write(state, caller, input, Some(current)).await
 }
 
 /// The roles a group write adds and removes.
@@ -468,11 +480,21 @@ async fn assign_users(
     require_visible_group(&state, &caller, pk)?;
     let (users, expires_at) = member_body(&state, &caller, &body, true)?;
     require_confer(&state, &caller, &[pk])?;
-    let targets: Vec<Target> = users.iter().map(|&user| Target::Membership(user, pk)).collect();
+    let targets = membership_targets(pk, &users);
     let expires_at = expires_at.map(crate::clock::micros_of);
     let plan = || plan_assign(&state, pk, &users, expires_at);
     let (revision, group) = crate::write::planned_with(&state, &write_ctx(Some(&caller), ip), &targets, plan).await?;
     Ok(with_revision(revision, axum::Json(members_out(&state, &caller, &group, revision).await?)))
+}
+
+/// What a membership write of `users` in `group` waits on: each membership, or for more than a few users the
+/// group (so that one bulk write does not hold most stripes of [`crate::write::Targets`]; a single-user write that
+/// races it is then caught by the store's check and planned again).
+fn membership_targets(group: i64, users: &[i64]) -> Vec<Target> {
+    match users.len() {
+        0..=8 => users.iter().map(|&user| Target::Membership(user, group)).collect(),
+        _ => vec![Target::Group(group)],
+    }
 }
 
 /// Plans `users` joining group `group` (members are re-dated to `expires_at`): each must belong to the group's
@@ -506,7 +528,7 @@ async fn remove_users(
     require_visible_group(&state, &caller, pk)?;
     let (users, _) = member_body(&state, &caller, &body, false)?;
     require_confer(&state, &caller, &[pk])?;
-    let targets: Vec<Target> = users.iter().map(|&user| Target::Membership(user, pk)).collect();
+    let targets = membership_targets(pk, &users);
     let plan = || async {
         let (group, read) = state.store.memberships(pk, &users).await?;
         Ok((vec![Change::members_unassigned(pk, read)], group))

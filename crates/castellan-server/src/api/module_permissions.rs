@@ -160,10 +160,13 @@ async fn put(
     let ctx = write_ctx(Some(caller), ip);
     let revision = match subject {
         SubjectFact::Group(pk) => {
+            // The rights are checked on the very group the change replaces (its `before`).
             let plan = || async {
-                let mut held = checked_held(state, caller, subject, module_id, &actions).await?;
-                let before = state.store.get_group(pk).await?.record();
+                let group = visible_group(state, caller, pk).await?;
+                let mut held = group.permissions.clone();
+                require_covering(caller, module_id, &held.actions(module_id), &actions)?;
                 held.set(module_id, &actions);
+                let before = group.record();
                 Ok(vec![Change::GroupUpdated { pk, after: GroupRecord { permissions: held.to_map(), ..before.clone() }, before }])
             };
             crate::write::planned(state, &ctx, &[Target::Group(pk)], plan).await?
@@ -171,7 +174,9 @@ async fn put(
         _ => {
             let plan = || async {
                 checked_held(state, caller, subject, module_id, &actions).await?;
+                // Whatever the change replaces (its `before`, expired grants too) the caller must hold as well.
                 let before = state.store.module_actions(subject, module_id).await?;
+                require_covering(caller, module_id, &before, &actions)?;
                 Ok(vec![Change::ModulePermissionsSet { subject, module: module_id.to_string(), before, after: actions.clone() }])
             };
             crate::write::planned(state, &ctx, &[Target::Grants(subject)], plan).await?
@@ -182,23 +187,27 @@ async fn put(
     Ok(with_revision(revision, axum::Json(item(module_id, Some(&module), ordered.actions(module_id)))))
 }
 
-/// What `subject` holds now, once the caller is known to hold both what it held in `module_id` and `actions`
-/// (API.md §11: no one grants or takes away what they do not hold).
+/// Checks the caller may replace what `subject` holds now in `module_id` with `actions`.
 async fn checked_held(
     state: &AppState,
     caller: &Principal,
     subject: SubjectFact,
     module_id: &str,
     actions: &[String],
-) -> ApiResult<ModulePermissions> {
+) -> ApiResult<()> {
     let held = held_by(state, caller, subject).await?;
+    require_covering(caller, module_id, &held.actions(module_id), actions)
+}
+
+/// The caller must hold both `old` and `new` actions of `module_id` (API.md §11: no one grants or takes away what
+/// they do not hold).
+fn require_covering(caller: &Principal, module_id: &str, old: &[String], new: &[String]) -> ApiResult<()> {
     let mut touched = ModulePermissions::new();
-    touched.set(module_id, actions);
-    let mut old = ModulePermissions::new();
-    old.set(module_id, &held.actions(module_id));
+    touched.set(module_id, new);
+    let mut replaced = ModulePermissions::new();
+    replaced.set(module_id, old);
     require_covers(caller, &touched)?;
-    require_covers(caller, &old)?;
-    Ok(held)
+    require_covers(caller, &replaced)
 }
 
 /// A role's permissions, per module (not paginated).

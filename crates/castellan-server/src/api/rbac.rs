@@ -24,7 +24,7 @@ use crate::links::{Envelope, ListQuery};
 use crate::repr::module_actions;
 use crate::state::AppState;
 use crate::visibility::{visible_group, visible_role, visible_user};
-use crate::write::planned;
+use crate::write::{Target, planned};
 
 /// Most permissions one assign/unassign request may name.
 const PERMISSIONS_MAX: usize = 100;
@@ -275,7 +275,7 @@ async fn assign(
         after: codenames(&a.grants),
         expires_at: a.expires_at.map(crate::clock::micros_of),
     };
-    let revision = planned(state, &write_ctx(Some(caller), ip), &[], || async { Ok(vec![change.clone()]) }).await?;
+    let revision = planned(state, &write_ctx(Some(caller), ip), &targets(&change), || async { Ok(vec![change.clone()]) }).await?;
     let in_force = state.store.grants_at(kind.subject(pk), object).await?;
     let out: Vec<AssignmentOut> = in_force
         .into_iter()
@@ -300,8 +300,18 @@ async fn unassign(
     let a = read_assignment(state, body, false).await?;
     check_grantable(state, caller, org, &a).await?;
     let change = Change::GrantsUnassigned { subject: kind.subject(pk), object: a.object.clone(), before: codenames(&a.grants) };
-    let revision = planned(state, &write_ctx(Some(caller), ip), &[], || async { Ok(vec![change.clone()]) }).await?;
+    let revision = planned(state, &write_ctx(Some(caller), ip), &targets(&change), || async { Ok(vec![change.clone()]) }).await?;
     Ok(with_revision(revision, StatusCode::NO_CONTENT))
+}
+
+/// Global grants wait their turn with per-module writes of the same subject, whose `before` they would change.
+fn targets(change: &Change) -> Vec<Target> {
+    match change {
+        Change::GrantsAssigned { subject, object: None, .. } | Change::GrantsUnassigned { subject, object: None, .. } => {
+            vec![Target::Grants(*subject)]
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// (module, action) pairs as `module.action` codenames.

@@ -194,3 +194,20 @@ fn impact_compares_actions_by_name_when_a_module_changes_its_actions() {
     let back = impact_of(&after, &before, &[1, 2], &[]);
     assert_eq!(listed(&back.lost), vec![("products.approve", None, vec![1])]);
 }
+
+#[test]
+fn impact_of_a_full_module_swapping_a_custom_action_names_both() {
+    // Catalogs with every one of its 64 actions taken: replacing one custom action makes 65 between both sides.
+    let customs = |last: &str| -> Vec<String> {
+        let standard = crate::permission::Action::ALL.len();
+        (0..super::super::index::MAX_ACTIONS - standard - 1).map(|i| format!("a{i}")).chain([last.to_string()]).collect()
+    };
+    let mut before = base();
+    before.modules[0].custom_actions = customs("old");
+    before.grants.push(grant(SubjectFact::User(1), "catalogs", "full", None));
+    let mut after = before.clone();
+    after.modules[0].custom_actions = customs("new");
+    let got = impact_of(&before, &after, &[1], &[]);
+    assert_eq!(listed(&got.gained), vec![("catalogs.new", None, vec![1])]);
+    assert_eq!(listed(&got.lost), vec![("catalogs.old", None, vec![1])]);
+}
