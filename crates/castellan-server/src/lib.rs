@@ -19,6 +19,7 @@ pub mod links;
 pub mod middleware;
 pub mod openapi;
 pub mod passwords;
+pub mod plans;
 pub mod repr;
 pub mod serve;
 pub mod shaped;

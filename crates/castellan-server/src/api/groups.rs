@@ -480,38 +480,11 @@ async fn assign_users(
     require_visible_group(&state, &caller, pk)?;
     let (users, expires_at) = member_body(&state, &caller, &body, true)?;
     require_confer(&state, &caller, &[pk])?;
-    let targets = membership_targets(pk, &users);
+    let targets = crate::plans::membership_targets(pk, &users);
     let expires_at = expires_at.map(crate::clock::micros_of);
-    let plan = || plan_assign(&state, pk, &users, expires_at);
+    let plan = || crate::plans::plan_assign(&state, pk, &users, expires_at);
     let (revision, group) = crate::write::planned_with(&state, &write_ctx(Some(&caller), ip), &targets, plan).await?;
     Ok(with_revision(revision, axum::Json(members_out(&state, &caller, &group, revision).await?)))
-}
-
-/// What a membership write of `users` in `group` waits on: each membership, or for more than a few users the
-/// group (so that one bulk write does not hold most stripes of [`crate::write::Targets`]; a single-user write that
-/// races it is then caught by the store's check and planned again).
-fn membership_targets(group: i64, users: &[i64]) -> Vec<Target> {
-    match users.len() {
-        0..=8 => users.iter().map(|&user| Target::Membership(user, group)).collect(),
-        _ => vec![Target::Group(group)],
-    }
-}
-
-/// Plans `users` joining group `group` (members are re-dated to `expires_at`): each must belong to the group's
-/// org, as the model knows them (400 on `users` otherwise, as the store would refuse it). Answers the group too
-/// (a membership write leaves its fields as they are).
-pub(crate) async fn plan_assign(
-    state: &AppState,
-    group: i64,
-    users: &[i64],
-    expires_at: Option<i64>,
-) -> ApiResult<(Vec<Change>, Group)> {
-    let (read_group, read) = state.store.memberships(group, users).await?;
-    let snapshot = state.engine.snapshot();
-    if read.iter().any(|(user, m)| m.is_none() && snapshot.index.user_org(*user) != Some(read_group.org)) {
-        return Err(StoreError::Conflict { constraint: "members".into() }.into());
-    }
-    Ok((vec![Change::members_assigned(group, read, expires_at)], read_group))
 }
 
 /// Remove users from a group; the caller must hold what the group confers.
@@ -528,7 +501,7 @@ async fn remove_users(
     require_visible_group(&state, &caller, pk)?;
     let (users, _) = member_body(&state, &caller, &body, false)?;
     require_confer(&state, &caller, &[pk])?;
-    let targets = membership_targets(pk, &users);
+    let targets = crate::plans::membership_targets(pk, &users);
     let plan = || async {
         let (group, read) = state.store.memberships(pk, &users).await?;
         Ok((vec![Change::members_unassigned(pk, read)], group))

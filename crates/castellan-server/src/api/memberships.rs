@@ -110,7 +110,7 @@ async fn join(
     require_confer(&state, &caller, &[group])?;
     let expires_at = expires_at.map(crate::clock::micros_of);
     let users = [user];
-    let plan = || super::groups::plan_assign(&state, group, &users, expires_at);
+    let plan = || crate::plans::plan_assign(&state, group, &users, expires_at);
     let targets = [Target::Membership(user, group)];
     let (revision, joined) = planned_with(&state, &write_ctx(Some(&caller), ip), &targets, plan).await?;
     Ok(with_revision(revision, axum::Json(GroupOut::from(&joined))))
